@@ -1,0 +1,46 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "Kiln",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kiln", targets: ["kiln"]),
+        .library(name: "KilnCore", targets: ["KilnCore"]),
+        .library(name: "KilnAsset", targets: ["KilnAsset"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries: a module map and a shim header, nothing else.
+        .systemLibrary(
+            name: "CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"])]
+        ),
+        .systemLibrary(
+            name: "CAssimp",
+            pkgConfig: "assimp",
+            providers: [.apt(["libassimp-dev"])]
+        ),
+
+        // Math, cameras, RNG, images, parallel loops, plain asset values. No C libraries.
+        .target(name: "KilnCore"),
+        // File formats: PNG (libpng), meshes (Assimp), splat PLY and .splat, atomic writes.
+        .target(name: "KilnAsset", dependencies: ["KilnCore", "CPNG", "CAssimp"]),
+
+        // The command-line tool: the only target that wires everything together.
+        .executableTarget(
+            name: "kiln",
+            dependencies: [
+                "KilnCore", "KilnAsset",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"]),
+        .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,243 @@
+import CAssimp
+import Foundation
+import KilnCore
+
+/// A mesh that could not be exported or imported: what, where and how to fix it.
+public struct MeshIOError: Error, CustomStringConvertible, Equatable {
+    public var path: String
+    public var reason: String
+    public var description: String { "\(path): \(reason)" }
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+}
+
+/// Writes `TriangleMesh` values through Assimp's exporters.
+///
+/// The scene is built by hand in C memory (Assimp's C API has no builders) following the Assimp
+/// 5.2.5 rules in REFERENCE.md §9: identity root transform, at least one material with
+/// `mNumAllocated ≥ mNumProperties`, triangle primitive type, two UV components, and an embedded
+/// texture `*0` for glb. `aiExportScene` deep-copies the scene, so Kiln frees what it allocated.
+public enum MeshExport {
+    /// Writes `mesh` to `url` in `format`. Formats that reference a texture file get a PNG named
+    /// `<stem>_basecolor.png` beside the mesh (OBJ also gets `<stem>.mtl`, glTF `<stem>.bin`).
+    /// Every file appears at once: all are written in a temporary folder and renamed into place.
+    /// - Returns: the files written, the mesh first.
+    @discardableResult
+    public static func write(_ mesh: TriangleMesh, to url: URL, format: MeshFormat? = nil) throws -> [URL] {
+        guard let format = format ?? MeshFormat(pathExtension: url.pathExtension) else {
+            throw MeshIOError(path: url.path, reason: "unknown mesh extension \".\(url.pathExtension)\": use one of \(MeshFormat.allCases.map(\.rawValue).joined(separator: ", ")) or pass --format")
+        }
+        if let failure = mesh.validationFailure() {
+            throw MeshIOError(path: url.path, reason: "cannot export an invalid mesh: it \(failure)")
+        }
+        if mesh.positions.count > Int(UInt32.max) / 2 {
+            throw MeshIOError(path: url.path, reason: "too many vertices for export")
+        }
+        let folder = url.deletingLastPathComponent()
+        try FileIO.checkWritableFolder(folder)
+        let staging = folder.appendingPathComponent(".kiln-export-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        guard mkdir(staging.path, 0o755) == 0 else {
+            throw FileIOError.posix(errno, path: staging.path, doing: "create a temporary folder")
+        }
+        defer { try? FileManager.default.removeItem(at: staging) }
+
+        let stem = url.deletingPathExtension().lastPathComponent
+        var textureFile: String?
+        var texturePNG: [UInt8]?
+        if let texture = mesh.material.baseColorTexture, format.holdsTexture, !mesh.uvs.isEmpty {
+            let png = try PNG.encode(texture, text: KilnMetadata(command: "export").textEntries, source: url.path)
+            texturePNG = png
+            if !format.embedsTexture {
+                let name = "\(stem)_basecolor.png"
+                try FileIO.writeAtomically(png, to: staging.appendingPathComponent(name))
+                textureFile = name
+            }
+        }
+        let target = staging.appendingPathComponent(url.lastPathComponent)
+        try SceneBuilder.withScene(mesh, embeddedPNG: format.embedsTexture ? texturePNG : nil,
+                                   textureFile: textureFile) { scene in
+            let status = aiExportScene(scene, format.assimpExporterID, target.path, 0)
+            guard status == aiReturn_SUCCESS, FileManager.default.fileExists(atPath: target.path) else {
+                throw MeshIOError(path: url.path, reason: "Assimp could not write \(format) (the C export API gives no reason; check free disk space and the folder's permissions)")
+            }
+        }
+        // Move the mesh last so that its sidecars (mtl, bin, png) exist before it appears.
+        let produced = try FileManager.default.contentsOfDirectory(atPath: staging.path)
+            .sorted { ($0 == url.lastPathComponent ? 1 : 0, $0) < ($1 == url.lastPathComponent ? 1 : 0, $1) }
+        var written: [URL] = []
+        for name in produced {
+            let destination = folder.appendingPathComponent(name)
+            guard rename(staging.appendingPathComponent(name).path, destination.path) == 0 else {
+                throw FileIOError.posix(errno, path: destination.path, doing: "move the exported file into place")
+            }
+            written.append(destination)
+        }
+        return [written.last!] + written.dropLast()
+    }
+}
+
+// MARK: - Building an aiScene by hand
+
+/// Owns every C allocation of one hand-built scene and frees them together.
+private final class CArena {
+    private var blocks: [UnsafeMutableRawPointer] = []
+    deinit { blocks.forEach { free($0) } }
+
+    /// Zero-filled memory for `count` values of `T`.
+    func allocate<T>(_ type: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {
+        let raw = calloc(max(count, 1), MemoryLayout<T>.stride)!
+        blocks.append(raw)
+        return raw.bindMemory(to: T.self, capacity: max(count, 1))
+    }
+}
+
+private enum SceneBuilder {
+    static func withScene<R>(_ mesh: TriangleMesh, embeddedPNG: [UInt8]?, textureFile: String?,
+                             _ body: (UnsafePointer<aiScene>) throws -> R) throws -> R {
+        let arena = CArena()
+        let scene = arena.allocate(aiScene.self)
+        let root = arena.allocate(aiNode.self)
+        setString(&root.pointee.mName, "root")
+        root.pointee.mTransformation = identity()  // a zero transform collapses every vertex
+        root.pointee.mNumMeshes = 1
+        root.pointee.mMeshes = arena.allocate(UInt32.self)
+        root.pointee.mMeshes[0] = 0
+        scene.pointee.mRootNode = root
+
+        let aimesh = arena.allocate(aiMesh.self)
+        fill(aimesh, from: mesh, arena: arena)
+        scene.pointee.mNumMeshes = 1
+        scene.pointee.mMeshes = arena.allocate(UnsafeMutablePointer<aiMesh>?.self)
+        scene.pointee.mMeshes[0] = aimesh
+
+        let material = arena.allocate(aiMaterial.self)
+        var texturePath: String?
+        if let embeddedPNG {
+            let texture = arena.allocate(aiTexture.self)
+            texture.pointee.mWidth = UInt32(embeddedPNG.count)  // byte count of compressed data
+            texture.pointee.mHeight = 0
+            withUnsafeMutableBytes(of: &texture.pointee.achFormatHint) { hint in
+                for (i, c) in "png".utf8.enumerated() { hint[i] = c }
+            }
+            let data = arena.allocate(UInt8.self, count: embeddedPNG.count)
+            data.update(from: embeddedPNG, count: embeddedPNG.count)
+            texture.pointee.pcData = UnsafeMutableRawPointer(data).bindMemory(to: aiTexel.self, capacity: 1)
+            scene.pointee.mNumTextures = 1
+            scene.pointee.mTextures = arena.allocate(UnsafeMutablePointer<aiTexture>?.self)
+            scene.pointee.mTextures[0] = texture
+            texturePath = "*0"
+        } else if let textureFile {
+            texturePath = textureFile
+        }
+        fill(material, from: mesh.material, texturePath: texturePath, arena: arena)
+        scene.pointee.mNumMaterials = 1
+        scene.pointee.mMaterials = arena.allocate(UnsafeMutablePointer<aiMaterial>?.self)
+        scene.pointee.mMaterials[0] = material
+        return try body(scene)
+    }
+
+    static func identity() -> aiMatrix4x4 {
+        var m = aiMatrix4x4()
+        m.a1 = 1; m.b2 = 1; m.c3 = 1; m.d4 = 1
+        return m
+    }
+
+    static func setString(_ target: inout aiString, _ value: String) {
+        let bytes = Array(value.utf8.prefix(1023))
+        target.length = UInt32(bytes.count)
+        withUnsafeMutableBytes(of: &target.data) { data in
+            for (i, b) in bytes.enumerated() { data[i] = b }
+            data[bytes.count] = 0
+        }
+    }
+
+    static func fill(_ target: UnsafeMutablePointer<aiMesh>, from mesh: TriangleMesh, arena: CArena) {
+        let v = mesh.positions.count
+        target.pointee.mPrimitiveTypes = UInt32(aiPrimitiveType_TRIANGLE.rawValue)
+        target.pointee.mNumVertices = UInt32(v)
+        setString(&target.pointee.mName, "mesh")
+        let positions = arena.allocate(aiVector3D.self, count: v)
+        for (i, p) in mesh.positions.enumerated() { positions[i] = aiVector3D(x: p.x, y: p.y, z: p.z) }
+        target.pointee.mVertices = positions
+        let normalsSource = mesh.normals.isEmpty ? mesh.computedVertexNormals() : mesh.normals
+        let normals = arena.allocate(aiVector3D.self, count: v)
+        for (i, n) in normalsSource.enumerated() { normals[i] = aiVector3D(x: n.x, y: n.y, z: n.z) }
+        target.pointee.mNormals = normals
+        if !mesh.uvs.isEmpty {
+            let uvs = arena.allocate(aiVector3D.self, count: v)
+            for (i, t) in mesh.uvs.enumerated() { uvs[i] = aiVector3D(x: t.x, y: t.y, z: 0) }
+            target.pointee.mTextureCoords.0 = uvs
+            target.pointee.mNumUVComponents.0 = 2  // else the glTF exporter drops the UVs
+        }
+        if !mesh.colors.isEmpty {
+            let colors = arena.allocate(aiColor4D.self, count: v)
+            for (i, c) in mesh.colors.enumerated() { colors[i] = aiColor4D(r: c.x, g: c.y, b: c.z, a: c.w) }
+            target.pointee.mColors.0 = colors
+        }
+        let f = mesh.triangles.count
+        let faces = arena.allocate(aiFace.self, count: f)
+        let indices = arena.allocate(UInt32.self, count: 3 * f)
+        for (i, t) in mesh.triangles.enumerated() {
+            indices[3 * i] = t.x; indices[3 * i + 1] = t.y; indices[3 * i + 2] = t.z
+            faces[i] = aiFace(mNumIndices: 3, mIndices: indices + 3 * i)
+        }
+        target.pointee.mNumFaces = UInt32(f)
+        target.pointee.mFaces = faces
+        target.pointee.mMaterialIndex = 0
+    }
+
+    // MARK: Material properties
+
+    /// One `aiMaterialProperty`: key, texture semantic and index, type and raw bytes.
+    private static func property(_ key: String, semantic: UInt32 = 0, index: UInt32 = 0,
+                                 type: aiPropertyTypeInfo, bytes: [UInt8], arena: CArena)
+        -> UnsafeMutablePointer<aiMaterialProperty> {
+        let p = arena.allocate(aiMaterialProperty.self)
+        setString(&p.pointee.mKey, key)
+        p.pointee.mSemantic = semantic
+        p.pointee.mIndex = index
+        p.pointee.mType = type
+        p.pointee.mDataLength = UInt32(bytes.count)
+        let data = arena.allocate(CChar.self, count: bytes.count)
+        for (i, b) in bytes.enumerated() { data[i] = CChar(bitPattern: b) }
+        p.pointee.mData = data
+        return p
+    }
+
+    private static func floats(_ values: [Float]) -> [UInt8] {
+        values.withUnsafeBytes { Array($0) }
+    }
+
+    /// A material string property: uint32 length, the UTF-8 bytes and a NUL.
+    private static func string(_ value: String) -> [UInt8] {
+        let utf8 = Array(value.utf8.prefix(1023))
+        return withUnsafeBytes(of: UInt32(utf8.count).littleEndian) { Array($0) } + utf8 + [0]
+    }
+
+    static func fill(_ target: UnsafeMutablePointer<aiMaterial>, from material: TriangleMesh.Material,
+                     texturePath: String?, arena: CArena) {
+        let c = material.baseColorFactor
+        var properties = [
+            property("?mat.name", type: aiPTI_String, bytes: string(material.name), arena: arena),
+            property("$clr.base", type: aiPTI_Float, bytes: floats([c.x, c.y, c.z, c.w]), arena: arena),
+            property("$clr.diffuse", type: aiPTI_Float, bytes: floats([c.x, c.y, c.z, c.w]), arena: arena),
+            property("$mat.opacity", type: aiPTI_Float, bytes: floats([c.w]), arena: arena),
+            property("$mat.metallicFactor", type: aiPTI_Float, bytes: floats([material.metallicFactor]), arena: arena),
+            property("$mat.roughnessFactor", type: aiPTI_Float, bytes: floats([material.roughnessFactor]), arena: arena),
+            property("$mat.twosided", type: aiPTI_Integer, bytes: withUnsafeBytes(of: Int32(0)) { Array($0) }, arena: arena),
+        ]
+        if let texturePath {
+            for semantic in [aiTextureType_DIFFUSE, aiTextureType_BASE_COLOR] {
+                properties.append(property("$tex.file", semantic: UInt32(semantic.rawValue), type: aiPTI_String,
+                                           bytes: string(texturePath), arena: arena))
+            }
+        }
+        let list = arena.allocate(UnsafeMutablePointer<aiMaterialProperty>?.self, count: properties.count)
+        for (i, p) in properties.enumerated() { list[i] = p }
+        target.pointee.mProperties = list
+        target.pointee.mNumProperties = UInt32(properties.count)
+        target.pointee.mNumAllocated = UInt32(properties.count)  // export deep-copies mNumAllocated slots
+    }
+}

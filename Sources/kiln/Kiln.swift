@@ -1,0 +1,29 @@
+import ArgumentParser
+import KilnAsset
+
+@main
+struct Kiln: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kiln",
+        abstract: "Text to 3D and 4D assets on the CPU: render, fit, distil, export and evaluate.",
+        discussion: """
+        Files Kiln reads and writes: PNG images (with prompt/seed/settings metadata), meshes in \
+        any format Assimp reads (export: glb, gltf, obj, ply, stl, fbx, dae), and Gaussian splats \
+        as INRIA 3DGS PLY or antimatter15 .splat.
+        """,
+        version: kilnVersion,
+        subcommands: [Inspect.self, Convert.self, ImportWorker.self]
+    )
+}
+
+/// `kiln _import-worker IN OUT`: the isolated child that runs Assimp on an untrusted file.
+struct ImportWorker: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "_import-worker",
+        abstract: "Internal: import a mesh with Assimp in an isolated process.",
+        shouldDisplay: false
+    )
+    @Argument var input: String
+    @Argument var output: String
+    func run() throws { MeshImport.runWorker(input: input, output: output) }
+}

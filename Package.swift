@@ -39,6 +39,9 @@ let package = Package(
             ]
         ),
 
+        // libFuzzer target for the file readers (tools/fuzz.sh); an ordinary build replays inputs.
+        .executableTarget(name: "kiln-fuzz", dependencies: ["KilnAsset"]),
+
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"]),
         .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"]),
     ],

@@ -44,6 +44,8 @@ let package = Package(
 
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"]),
         .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"]),
+        // Runs the built `kiln` executable as a user would.
+        .testTarget(name: "kilnTests"),
     ],
     swiftLanguageModes: [.v6]
 )

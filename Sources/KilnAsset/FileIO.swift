@@ -21,6 +21,8 @@ public struct FileIOError: Error, CustomStringConvertible, Equatable {
         let text = String(cString: strerror(code))
         let hint: String
         switch code {
+        case ENOENT where action.hasPrefix("open") || action.hasPrefix("read"):
+            hint = " (no such file: check the path)"
         case ENOENT: hint = " (the folder does not exist: create it or choose another path)"
         case EACCES, EPERM: hint = " (permission denied: choose a folder you can write to)"
         case EROFS: hint = " (read-only file system: choose another output folder)"

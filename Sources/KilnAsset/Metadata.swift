@@ -10,12 +10,12 @@ public struct KilnMetadata: Codable, Sendable, Equatable {
     public var command: String?
     public var prompt: String?
     public var seed: UInt64?
-    /// Settings as JSON text (an object), so any Codable settings struct can be recorded.
-    public var settings: String?
+    /// Settings as a JSON value (usually an object), so any Codable settings struct can be recorded.
+    public var settings: JSONValue?
 
     public static let softwareName = "Kiln \(kilnVersion)"
 
-    public init(command: String? = nil, prompt: String? = nil, seed: UInt64? = nil, settings: String? = nil) {
+    public init(command: String? = nil, prompt: String? = nil, seed: UInt64? = nil, settings: JSONValue? = nil) {
         self.software = Self.softwareName
         self.command = command
         self.prompt = prompt
@@ -25,10 +25,7 @@ public struct KilnMetadata: Codable, Sendable, Equatable {
 
     /// Records an `Encodable` settings value as sorted-key JSON.
     public init(command: String? = nil, prompt: String? = nil, seed: UInt64? = nil, settings: some Encodable) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let json = (try? encoder.encode(settings)).map { String(decoding: $0, as: UTF8.self) }
-        self.init(command: command, prompt: prompt, seed: seed, settings: json)
+        self.init(command: command, prompt: prompt, seed: seed, settings: JSONValue(encoding: settings))
     }
 
     /// The PNG text chunks for this record.
@@ -54,3 +51,42 @@ public struct KilnMetadata: Codable, Sendable, Equatable {
 
 /// Kiln's version, recorded in outputs.
 public let kilnVersion = "0.1.0"
+
+/// Any JSON value, for recording settings whose type the reader does not know.
+public indirect enum JSONValue: Codable, Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    /// The JSON form of any `Encodable` value, or nil if it cannot be encoded.
+    public init?(encoding value: some Encodable) {
+        guard let data = try? JSONEncoder().encode(value),
+              let decoded = try? JSONDecoder().decode(JSONValue.self, from: data) else { return nil }
+        self = decoded
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let b = try? container.decode(Bool.self) { self = .bool(b) }
+        else if let n = try? container.decode(Double.self) { self = .number(n) }
+        else if let s = try? container.decode(String.self) { self = .string(s) }
+        else if let a = try? container.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let b): try container.encode(b)
+        case .number(let n): try container.encode(n)
+        case .string(let s): try container.encode(s)
+        case .array(let a): try container.encode(a)
+        case .object(let o): try container.encode(o)
+        }
+    }
+}

@@ -35,24 +35,24 @@ struct Convert: ParsableCommand {
     func run() throws {
         let inURL = URL(fileURLWithPath: input), outURL = URL(fileURLWithPath: output)
         if FileManager.default.fileExists(atPath: outURL.path) && !force {
-            throw ValidationError("\(output) exists: pass --force to replace it or choose another name")
+            throw CLIError("\(output) exists: pass --force to replace it or choose another name")
         }
         if inURL.standardizedFileURL == outURL.standardizedFileURL {
-            throw ValidationError("the input and the output are the same file: choose another output name")
+            throw CLIError("the input and the output are the same file: choose another output name")
         }
         switch try AssetKind.of(inURL) {
         case .png:
-            throw ValidationError("\(input) is a PNG image: convert takes meshes and splat files")
+            throw CLIError("\(input) is a PNG image: convert takes meshes and splat files")
         case .splatPLY, .splatFile:
             let cloud = try GaussianCloudIO.read(inURL)
             guard let target = format.flatMap(SplatFormat.init(rawValue:)) ?? SplatFormat(pathExtension: outURL.pathExtension) else {
-                throw ValidationError("\(output): a splat converts to .ply or .splat; pass --format ply|splat")
+                throw CLIError("\(output): a splat converts to .ply or .splat; pass --format ply|splat")
             }
             try GaussianCloudIO.write(cloud, to: outURL, format: target)
             print("wrote \(output): \(cloud.count) Gaussians (\(target))" + (target == .splat && cloud.shDegree > 0 ? "; SH degree \(cloud.shDegree) reduced to 0, as .splat holds colour only" : ""))
         case .mesh:
             guard let target = format.flatMap(MeshFormat.init(rawValue:)) ?? MeshFormat(pathExtension: outURL.pathExtension) else {
-                throw ValidationError("\(output): unknown mesh extension; use one of \(MeshFormat.allCases.map(\.rawValue).joined(separator: ", ")) or pass --format")
+                throw CLIError("\(output): unknown mesh extension; use one of \(MeshFormat.allCases.map(\.rawValue).joined(separator: ", ")) or pass --format")
             }
             let imported = try MeshImport.read(inURL)
             for warning in imported.info.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }

@@ -69,7 +69,7 @@ struct Demo: ParsableCommand {
         }
         let previews = cameras.map { PointPreview.render(cloud, camera: $0) }
         let sheet = Image.contactSheet(previews, columns: 4, labels: (0..<8).map { "azimuth \($0 * 45)" })
-        let settings = ["splats": "\(splats)", "size": "\(size)", "elevation": "15"]
+        let settings = DemoSettings(splats: splats, tileSize: size, elevationDegrees: 15, views: cameras.count)
         try PNG.write(sheet, to: folder.appendingPathComponent("preview.png"),
                       text: KilnMetadata(command: "demo", prompt: "a snowman with a carrot nose", seed: seed, settings: settings).textEntries)
         let transforms = try NeRFTransforms(cameras: cameras, filePaths: (0..<8).map { "preview_\($0)" })
@@ -101,6 +101,10 @@ struct Demo: ParsableCommand {
     }
 }
 
+struct DemoSettings: Codable {
+    var splats: Int, tileSize: Int, elevationDegrees: Float, views: Int
+}
+
 struct DemoCheck: Codable {
     var file: String
     var vertices: Int, triangles: Int, sourceTriangles: Int
@@ -115,32 +119,6 @@ struct DemoSummary: Codable {
     var splatPLYExact: Bool
     var meshes: [DemoCheck]
     var seconds: Double
-}
-
-/// Writes pretty, sorted JSON atomically.
-func writeJSON(_ value: some Encodable, to url: URL) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    try FileIO.writeAtomically(encoder.encode(value), to: url)
-}
-
-/// Output folders: created when missing; an existing non-empty one needs `--force`.
-enum OutputFolder {
-    static func prepare(_ folder: URL, force: Bool) throws {
-        var isFolder: ObjCBool = false
-        if FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder) {
-            guard isFolder.boolValue else { throw ValidationError("--out \(folder.path) is a file: give a folder") }
-            let contents = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-            if !contents.isEmpty && !force {
-                throw ValidationError("--out \(folder.path) is not empty: choose a new folder or pass --force")
-            }
-        } else {
-            do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-                throw ValidationError("--out \(folder.path) cannot be created: \(error.localizedDescription)")
-            }
-        }
-        try FileIO.checkWritableFolder(folder)
-    }
 }
 
 // MARK: - Demo content

@@ -49,7 +49,8 @@ struct PNGTests {
 
     @Test("UTF-8 iTXt metadata is written and read back")
     func metadata() throws {
-        let settings = ["guidance": "7.5", "steps": "500"]
+        struct Settings: Codable { var guidance = 7.5; var steps = 500; var method = "sds" }
+        let settings = Settings()
         let meta = KilnMetadata(command: "sample", prompt: "a red snowman ☃ — «ünïcödé»", seed: 42, settings: settings)
         let png = try PNG.decode(PNG.encode(Image(width: 2, height: 2, channels: 3), text: meta.textEntries))
         #expect(png.text(for: "prompt") == "a red snowman ☃ — «ünïcödé»")
@@ -57,7 +58,8 @@ struct PNGTests {
         #expect(png.text(for: "Software") == KilnMetadata.softwareName)
         let back = try #require(KilnMetadata(png: png))
         #expect(back == meta)
-        #expect(back.settings == #"{"guidance":"7.5","steps":"500"}"#)
+        #expect(back.settings == .object(["guidance": .number(7.5), "steps": .number(500), "method": .string("sds")]))
+        #expect(png.text(for: "kiln")?.contains(#""settings":{"guidance":7.5,"method":"sds","steps":500}"#) == true)
     }
 
     @Test("The text is an iTXt chunk placed before the image data")

@@ -153,7 +153,7 @@ enum MeshWire {
         append(m.uvs.flatMap { [$0.x, $0.y] })
         append(m.colors.flatMap { [$0.x, $0.y, $0.z, $0.w] })
         append(m.triangles.flatMap { [$0.x, $0.y, $0.z] })
-        if let t = m.material.baseColorTexture { append(t.channels == 4 ? t.pixels : t.rgbaPixels()) }
+        if let t = m.material.baseColorTexture { append(t.withChannels(4).pixels) }
         return out
     }
 
@@ -198,17 +198,5 @@ enum MeshWire {
         guard offset == bytes.count else { throw Malformed(description: "\(bytes.count - offset) trailing bytes") }
         if let failure = mesh.validationFailure() { throw Malformed(description: "mesh \(failure)") }
         return ImportedMesh(mesh: mesh, info: header.info)
-    }
-}
-
-extension Image {
-    /// The pixels expanded to RGBA (gray → RGB, missing alpha = 1).
-    func rgbaPixels() -> [Float] {
-        var out = [Float](repeating: 1, count: width * height * 4)
-        for p in 0..<(width * height) {
-            for c in 0..<3 { out[4 * p + c] = pixels[p * channels + (channels < 3 ? 0 : c)] }
-            if channels == 2 || channels == 4 { out[4 * p + 3] = pixels[p * channels + channels - 1] }
-        }
-        return out
     }
 }

@@ -109,10 +109,15 @@ public enum PNG {
             }
         }
         guard ok == 1, let data = buffer.data else {
-            throw PNGError(source: source, reason: "libpng could not encode: \(String(cString: message))")
+            throw PNGError(source: source, reason: "libpng could not encode: \(cString(message))")
         }
         defer { free(data) }
         return [UInt8](UnsafeBufferPointer(start: data, count: buffer.size))
+    }
+
+    /// The text of a NUL-terminated C buffer.
+    static func cString(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// PNG keywords are 1–79 printable Latin-1 characters without leading, trailing or double spaces.
@@ -160,7 +165,7 @@ public enum PNG {
             kiln_png_decode(buffer.baseAddress, buffer.count, &decoded, &message, message.count)
         }
         guard ok == 1 else {
-            var reason = String(cString: message)
+            var reason = cString(message)
             if reason.hasPrefix("not a PNG") { reason += ": the file is not a PNG image" }
             else { reason = "corrupt or truncated PNG (\(reason)): re-export or replace the file" }
             throw PNGError(source: source, reason: reason)

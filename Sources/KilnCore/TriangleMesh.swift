@@ -81,7 +81,7 @@ public struct TriangleMesh: Sendable, Equatable {
         var acc = [SIMD3<Float>](repeating: .zero, count: positions.count)
         for t in triangles {
             let a = positions[Int(t.x)], b = positions[Int(t.y)], c = positions[Int(t.z)]
-            let n = simd_cross(b - a, c - a)  // length = 2 × area
+            let n = cross(b - a, c - a)  // length = 2 × area
             acc[Int(t.x)] += n; acc[Int(t.y)] += n; acc[Int(t.z)] += n
         }
         return acc.map { n in
@@ -89,8 +89,4 @@ public struct TriangleMesh: Sendable, Equatable {
             return l > 0 ? n / l : SIMD3(0, 1, 0)
         }
     }
-}
-
-@inlinable func simd_cross(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> SIMD3<Float> {
-    SIMD3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
 }

@@ -32,6 +32,7 @@ public enum MeshExport {
         if let failure = mesh.validationFailure() {
             throw MeshIOError(path: url.path, reason: "cannot export an invalid mesh: it \(failure)")
         }
+        let mesh = mesh.removingUnusedVertices()
         if mesh.positions.count > Int(UInt32.max) / 2 {
             throw MeshIOError(path: url.path, reason: "too many vertices for export")
         }

@@ -31,7 +31,7 @@ extension TriangleMesh {
                 if r < UInt32(rings) - 1 { mesh.triangles.append(SIMD3(a, d, c)) }
             }
         }
-        return mesh
+        return mesh.removingUnusedVertices()  // the last vertex of each pole row
     }
 
     /// A closed cone from a base disc (centre `base`, `radius`) to `tip`; flat-shaded base.
@@ -91,7 +91,7 @@ extension TriangleMesh {
             let topRing = upper.map { add($0, w, SIMD2(0.5, 0.5)) }
             for i in 0..<segments { mesh.triangles.append(SIMD3(topCentre, topRing[i], topRing[(i + 1) % segments])) }
         }
-        return mesh
+        return mesh.removingUnusedVertices()  // a cone's apex corners d
     }
 
     /// An axis-aligned box with per-face normals and a full [0, 1]² UV square on each face.

@@ -90,3 +90,25 @@ public struct TriangleMesh: Sendable, Equatable {
         }
     }
 }
+
+extension TriangleMesh {
+    /// The mesh without vertices that no triangle uses (indices remapped, order kept).
+    /// Some readers (trimesh's PLY loader among them) drop unused vertices but keep their
+    /// colour rows, shifting every colour after the gap.
+    public func removingUnusedVertices() -> TriangleMesh {
+        var used = [Bool](repeating: false, count: positions.count)
+        for t in triangles { used[Int(t.x)] = true; used[Int(t.y)] = true; used[Int(t.z)] = true }
+        if !used.contains(false) { return self }
+        var remap = [UInt32](repeating: 0, count: positions.count)
+        var next: UInt32 = 0
+        for i in used.indices where used[i] { remap[i] = next; next += 1 }
+        func keep<T>(_ values: [T]) -> [T] { values.isEmpty ? [] : values.indices.filter { used[$0] }.map { values[$0] } }
+        var out = self
+        out.positions = keep(positions)
+        out.normals = keep(normals)
+        out.uvs = keep(uvs)
+        out.colors = keep(colors)
+        out.triangles = triangles.map { SIMD3(remap[Int($0.x)], remap[Int($0.y)], remap[Int($0.z)]) }
+        return out
+    }
+}

@@ -43,7 +43,7 @@ let package = Package(
         .executableTarget(name: "kiln-fuzz", dependencies: ["KilnAsset"]),
 
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"]),
-        .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"]),
+        .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"], exclude: ["Fixtures"]),
         // Runs the built `kiln` executable as a user would.
         .testTarget(name: "kilnTests"),
     ],

@@ -172,6 +172,12 @@ static int kiln_png_decode(const unsigned char *bytes, size_t size, kiln_png_dec
     png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
     if ((unsigned long long)width * height > KILN_PNG_MAX_PIXELS)
         png_error(png, "image is larger than Kiln's limit of 2^28 pixels");
+    // Deflate expands at most ~1032:1, so a file cannot hold more raw image bytes than about
+    // 1100 × its size: refuse before allocating for a header that promises more.
+    unsigned long long rawRowBytes = ((unsigned long long)width * png_get_channels(png, info)
+                                      * png_get_bit_depth(png, info) + 7) / 8;
+    if ((unsigned long long)height * (rawRowBytes + 1) > 1100ULL * size + 65536ULL)
+        png_error(png, "declares far more pixels than the file's data can hold (truncated or corrupt)");
     out->width = width;
     out->height = height;
     out->bitDepth = png_get_bit_depth(png, info);

@@ -137,3 +137,25 @@ struct PNGTests {
         }
     }
 }
+
+extension PNGTests {
+    @Test("A header promising more pixels than the data can hold is refused before allocating")
+    func inflatedHeader() throws {
+        // 8×8 RGBA, then the IHDR edited to 12000×12000 (under the pixel limit) with a valid CRC.
+        var bytes = try PNG.encode(Image(width: 8, height: 8, channels: 4))
+        bytes.replaceSubrange(16..<24, with: [0, 0, 0x2E, 0xE0, 0, 0, 0x2E, 0xE0])
+        let crc = crc32(Array(bytes[12..<29]))
+        bytes.replaceSubrange(29..<33, with: [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)])
+        let error = try #require(throws: PNGError.self) { try PNG.decode(bytes) }
+        #expect(error.reason.contains("more pixels than"))
+    }
+
+    func crc32(_ data: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        for b in data {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        }
+        return c ^ 0xFFFF_FFFF
+    }
+}

@@ -48,8 +48,7 @@ enum IsolatedProcess {
             .trimmingCharacters(in: .whitespacesAndNewlines).suffix(2000) ?? ""
         switch status {
         case .exited(0):
-            let bytes = try FileIO.read(output)
-            do { return try MeshWire.decode(bytes) } catch {
+            do { return try MeshWire.decode(FileIO.read(output)) } catch {
                 throw MeshIOError(path: url.path, reason: "the import child returned an invalid result (\(error)): please report this")
             }
         case .exited(let code):
@@ -84,8 +83,19 @@ enum IsolatedProcess {
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         let argv = ([path] + args).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        // The child starts with no blocked signals and default handlers, whatever this process's
+        // threads have set, so that an abort() or a CPU-limit signal really ends it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t(), all = sigset_t()
+        sigemptyset(&empty)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
         guard spawned == 0 else {
             throw FileIOError.posix(spawned, path: path, doing: "start the isolated mesh import")
         }

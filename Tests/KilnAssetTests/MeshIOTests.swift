@@ -191,3 +191,65 @@ struct MeshIOTests {
         }
     }
 }
+
+extension MeshIOTests {
+    /// A stand-in for the import child that dies or hangs the way Assimp can on hostile data.
+    func fakeWorker(_ script: String, in folder: URL) throws -> URL {
+        let url = folder.appendingPathComponent("worker.sh")
+        try Data("#!/bin/sh\n\(script)\n".utf8).write(to: url)
+        chmod(url.path, 0o755)
+        return url
+    }
+
+    @Test("An import child that aborts, crashes, hangs or lies becomes a clear error")
+    func isolatedFailures() throws {
+        try withTemporaryFolder { folder in
+            let input = folder.appendingPathComponent("hostile.glb")
+            try Data("glTF".utf8).write(to: input)
+
+            let abort = try #require(throws: MeshIOError.self) {
+                try MeshImport.read(input, worker: fakeWorker("kill -ABRT $$", in: folder))
+            }
+            #expect(abort.reason.contains("aborted") && abort.reason.contains("Kiln stayed up"))
+
+            let segv = try #require(throws: MeshIOError.self) {
+                try MeshImport.read(input, worker: fakeWorker("kill -SEGV $$", in: folder))
+            }
+            #expect(segv.reason.contains("crashed"))
+
+            var limits = MeshImport.Limits()
+            limits.wallSeconds = 0.5
+            let start = Date()
+            let hang = try #require(throws: MeshIOError.self) {
+                try MeshImport.read(input, limits: limits, worker: fakeWorker("exec sleep 30", in: folder))
+            }
+            #expect(hang.reason.contains("longer than"))
+            #expect(Date().timeIntervalSince(start) < 10)
+
+            // The child claims success but writes garbage: the parent validates and refuses it.
+            let liar = try #require(throws: MeshIOError.self) {
+                try MeshImport.read(input, worker: fakeWorker("printf 'KILNMSH1junk' > \"$3\"", in: folder))
+            }
+            #expect(liar.reason.contains("invalid result"))
+
+            let message = try #require(throws: MeshIOError.self) {
+                try MeshImport.read(input, worker: fakeWorker("echo 'it is broken' >&2; exit 2", in: folder))
+            }
+            #expect(message.reason == "it is broken")
+        }
+    }
+
+    @Test("The plain serialisation between child and parent round-trips and rejects bad lengths")
+    func wire() throws {
+        let imported = ImportedMesh(mesh: sampleCube(), info: ImportedMesh.Info(sourceMeshCount: 1, warnings: ["w"]))
+        let bytes = try MeshWire.encode(imported)
+        let back = try MeshWire.decode(bytes)
+        #expect(back.mesh.positions == imported.mesh.positions && back.mesh.triangles == imported.mesh.triangles)
+        #expect(back.mesh.material.baseColorTexture == imported.mesh.material.baseColorTexture)
+        #expect(back.info == imported.info)
+        for cut in [0, 10, 20, bytes.count / 2, bytes.count - 1] {
+            #expect(throws: (any Error).self) { try MeshWire.decode(Array(bytes.prefix(cut))) }
+        }
+        #expect(throws: (any Error).self) { try MeshWire.decode(bytes + [0]) }
+    }
+}

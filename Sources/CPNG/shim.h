@@ -168,6 +168,10 @@ static int kiln_png_decode(const unsigned char *bytes, size_t size, kiln_png_dec
     }
     png_set_read_fn(png, &source, kiln_png_read_from_source);
     png_set_user_limits(png, KILN_PNG_MAX_SIDE, KILN_PNG_MAX_SIDE);
+    // An ancillary chunk's length field is trusted by libpng's allocator: cap what one chunk
+    // (or its decompressed text) may take. Over-long ancillary chunks are skipped with a warning.
+    png_set_chunk_malloc_max(png, (png_alloc_size_t)16 << 20);
+    png_set_benign_errors(png, 1);
     png_read_info(png, info);
     png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
     if ((unsigned long long)width * height > KILN_PNG_MAX_PIXELS)

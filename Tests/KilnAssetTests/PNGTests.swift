@@ -159,3 +159,20 @@ extension PNGTests {
         return c ^ 0xFFFF_FFFF
     }
 }
+
+extension PNGTests {
+    /// Inputs the fuzzer found (tools/fuzz.sh); each once made a reader misbehave.
+    @Test("Fuzzer findings stay fixed")
+    func fuzzFindings() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/fuzz")
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        #expect(names.contains("png-huge-text-chunk.png"))
+        for name in names {
+            let bytes = try FileIO.read(folder.appendingPathComponent(name))
+            // A text chunk whose length field claims 637 MB: refused without allocating it.
+            #expect(throws: PNGError.self, "\(name)") { try PNG.decode(bytes, source: name) }
+            _ = try? SplatPLY.decode(bytes, source: name)
+            _ = try? SplatFile.decode(bytes, source: name)
+        }
+    }
+}

@@ -6,6 +6,7 @@
 #include <png.h>
 #include <setjmp.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 /// Largest image Kiln decodes: a hostile header cannot make it allocate more than this many pixels.
@@ -144,6 +145,22 @@ static int kiln_png_decode(const unsigned char *bytes, size_t size, kiln_png_dec
     if (size < 8 || png_sig_cmp((png_const_bytep)bytes, 0, 8) != 0) {
         strncpy(message, "not a PNG file (bad signature)", messageCapacity);
         return 0;
+    }
+    // libpng allocates a text chunk's buffer from its length field before reading it. The whole
+    // file is in memory, so check every chunk's length against the bytes that follow first.
+    for (size_t at = 8; at < size;) {
+        if (size - at < 12) {
+            snprintf(message, messageCapacity, "truncated PNG: %zu stray bytes after the last chunk", size - at);
+            return 0;
+        }
+        png_uint_32 length = png_get_uint_32(bytes + at);
+        if (length > PNG_UINT_31_MAX || (size_t)length > size - at - 12) {
+            snprintf(message, messageCapacity, "truncated or corrupt PNG: chunk '%.4s' at byte %zu declares %u bytes but %zu remain",
+                     (const char *)(bytes + at + 4), at, (unsigned)length, size - at - 12);
+            return 0;
+        }
+        if (memcmp(bytes + at + 4, "IEND", 4) == 0) break;
+        at += 12 + (size_t)length;
     }
     kiln_png_error_state state;
     state.message[0] = 0;

@@ -167,6 +167,7 @@ public enum PNG {
         guard ok == 1 else {
             var reason = cString(message)
             if reason.hasPrefix("not a PNG") { reason += ": the file is not a PNG image" }
+            else if reason.hasPrefix("truncated") { reason += ": re-export or replace the file" }
             else { reason = "corrupt or truncated PNG (\(reason)): re-export or replace the file" }
             throw PNGError(source: source, reason: reason)
         }

@@ -8,9 +8,11 @@ let package = Package(
         .executable(name: "kiln", targets: ["kiln"]),
         .library(name: "KilnCore", targets: ["KilnCore"]),
         .library(name: "KilnAsset", targets: ["KilnAsset"]),
+        .library(name: "KilnRender", targets: ["KilnRender"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
     ],
     targets: [
         // System libraries: a module map and a shim header, nothing else.
@@ -27,6 +29,8 @@ let package = Package(
 
         // Math, cameras, RNG, images, parallel loops, plain asset values. No C libraries.
         .target(name: "KilnCore"),
+        // Differentiable renderers: Gaussian splats (Splat/), later meshes and fields.
+        .target(name: "KilnRender", dependencies: ["KilnCore", .product(name: "RealModule", package: "swift-numerics")]),
         // File formats: PNG (libpng), meshes (Assimp), splat PLY and .splat, atomic writes.
         .target(name: "KilnAsset", dependencies: ["KilnCore", "CPNG", "CAssimp"]),
 
@@ -44,6 +48,7 @@ let package = Package(
 
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"]),
         .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "KilnRenderTests", dependencies: ["KilnRender", "KilnCore"]),
         // Runs the built `kiln` executable as a user would.
         .testTarget(name: "kilnTests"),
     ],

@@ -46,6 +46,9 @@ let package = Package(
         // libFuzzer target for the file readers (tools/fuzz.sh); an ordinary build replays inputs.
         .executableTarget(name: "kiln-fuzz", dependencies: ["KilnAsset"]),
 
+        // Benchmarks that print tables: `swift run -c release kiln-bench splat`.
+        .executableTarget(name: "kiln-bench", dependencies: ["KilnCore", "KilnRender"]),
+
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"]),
         .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnRenderTests", dependencies: ["KilnRender", "KilnCore"]),

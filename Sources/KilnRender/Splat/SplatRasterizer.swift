@@ -63,12 +63,15 @@ public enum SplatRasterizer {
             forEachTile(tilesX * tilesY, threads: threads) { tile in
                 let list = TileList(projected: visibleProjection, entries: tileEntries, start: Int(tileStart[tile]), end: Int(tileStart[tile + 1]))
                 let x0 = (tile % tilesX) * tileSize, y0 = (tile / tilesX) * tileSize
+                var row = [Int](repeating: 0, count: list.count)
                 for y in y0..<min(y0 + tileSize, h) {
+                    let rowCount = list.entries(coveringRow: Float(y) + 0.5, into: &row)
                     for x in x0..<min(x0 + tileSize, w) {
                         let px = Float(x) + 0.5, py = Float(y) + 0.5
                         var T: Float = 1, r: Float = 0, g: Float = 0, b: Float = 0, z: Float = 0
                         var count = 0
-                        for j in 0..<list.count {
+                        for k in 0..<rowCount {
+                            let j = row[k]
                             guard let alphaJ = list.alpha(j, px: px, py: py) else { continue }
                             let next = T * (1 - alphaJ)
                             if next < Float(SplatRenderSettings.transmittanceMin) { break }
@@ -110,7 +113,9 @@ public enum SplatRasterizer {
                 let list = TileList(projected: frame.projected, entries: frame.tileEntries, start: start, end: Int(frame.tileStart[tile + 1]))
                 let x0 = (tile % tilesX) * tileSize, y0 = (tile / tilesX) * tileSize
                 var gBackground = SIMD3<Float>.zero
+                var row = [Int](repeating: 0, count: list.count)
                 for y in y0..<min(y0 + tileSize, h) {
+                    let rowCount = list.entries(coveringRow: Float(y) + 0.5, into: &row)
                     for x in x0..<min(x0 + tileSize, w) {
                         let o = y * w + x
                         let px = Float(x) + 0.5, py = Float(y) + 0.5
@@ -123,10 +128,12 @@ public enum SplatRasterizer {
                         // Colour behind the current Gaussian, relative to the transmittance after it.
                         var accR: Float = 0, accG: Float = 0, accB: Float = 0, accZ: Float = 0
                         var lastAlpha: Float = 0, lastR: Float = 0, lastG: Float = 0, lastB: Float = 0, lastZ: Float = 0
-                        var j = Int(frame.processed[o]) - 1
-                        while j >= 0 {
-                            defer { j -= 1 }
-                            guard let alphaJ = list.alpha(j, px: px, py: py) else { continue }
+                        let processed = Int(frame.processed[o])
+                        var k = rowCount - 1
+                        while k >= 0 {
+                            let j = row[k]
+                            k -= 1
+                            guard j < processed, let alphaJ = list.alpha(j, px: px, py: py) else { continue }
                             T /= (1 - alphaJ)
                             let weight = alphaJ * T
                             let slot = fields * (start + j)
@@ -283,6 +290,18 @@ struct TileList {
         opacity = ids.map { projected[$0].opacity }
         red = ids.map { projected[$0].red }; green = ids.map { projected[$0].green }; blue = ids.map { projected[$0].blue }
         depth = ids.map { projected[$0].depth }; radius = ids.map { Float(projected[$0].radius) }
+    }
+
+    /// Writes the positions of the entries whose bounding square covers pixel row `py` (front to
+    /// back) into `rows`; returns how many.
+    @inline(__always)
+    func entries(coveringRow py: Float, into rows: inout [Int]) -> Int {
+        var n = 0
+        for j in 0..<count where abs(meanY[j] - py) <= radius[j] {
+            rows[n] = j
+            n += 1
+        }
+        return n
     }
 
     @inline(__always)

@@ -1,0 +1,93 @@
+// Benchmarks: programs that print a table. `swift run -c release kiln-bench splat [--quick]`.
+import Foundation
+import KilnCore
+import KilnRender
+
+/// A deterministic scene: `count` Gaussians in a unit ball, sized so that the image is covered
+/// a few times over (as in a half-trained asset), seen from an orbit camera.
+func benchScene(count: Int, size: Int, seed: UInt64) -> (SplatParameters<Float>, Camera) {
+    var rng = RNG(seed: seed)
+    var p = SplatParameters<Float>(zerosLike: count, shDegree: 0)
+    let scale = log(0.6 / Float(count).squareRoot())  // ~ surface spacing of `count` points on a unit sphere
+    for i in 0..<count {
+        var v = SIMD3(rng.normal(), rng.normal(), rng.normal())
+        v /= max(1e-6, (v * v).sum().squareRoot())
+        let r = pow(rng.nextFloat(), 1.0 / 3.0)
+        for a in 0..<3 { p.means[3 * i + a] = v[a] * r; p.logScales[3 * i + a] = scale + rng.uniform(-0.5...0.5) }
+        for a in 0..<4 { p.rotations[4 * i + a] = rng.normal() }
+        p.opacityLogits[i] = rng.uniform(-2...2)
+        for c in 0..<3 { p.sh[3 * i + c] = rng.uniform(-1...1) }
+    }
+    let camera = Camera.orbit(azimuthDegrees: 30, elevationDegrees: 20, radius: 2.6, width: size, height: size, fovYRadians: 0.8)
+    return (p, camera)
+}
+
+func milliseconds(_ body: () -> Void) -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+}
+
+/// Median of `runs` timings after one warm-up.
+func median(runs: Int, _ body: () -> Void) -> Double {
+    body()
+    let times = (0..<runs).map { _ in milliseconds(body) }.sorted()
+    return times[times.count / 2]
+}
+
+func benchSplat(quick: Bool) {
+    print("Splat rasteriser, median ms (\(ProcessInfo.processInfo.activeProcessorCount) cores available)")
+    print("| size | Gaussians | threads | forward | forward+backward |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    let sizes = quick ? [128] : [128, 256, 512]
+    let counts = quick ? [20_000] : [5_000, 20_000, 100_000]
+    for size in sizes {
+        for count in counts {
+            let (p, camera) = benchScene(count: count, size: size, seed: 1)
+            var rng = RNG(seed: 2)
+            let dColor = (0..<(3 * size * size)).map { _ in rng.uniform(-1...1) }
+            for threads in [1, 2] {
+                let runs = size * size * count > 100_000_000 ? 3 : 7
+                let forward = median(runs: runs) { _ = SplatRasterizer.forward(p, camera: camera, threads: threads) }
+                let both = median(runs: runs) {
+                    let frame = SplatRasterizer.forward(p, camera: camera, threads: threads)
+                    _ = SplatRasterizer.backward(frame, p, gradients: SplatImageGradients(color: dColor))
+                }
+                print(String(format: "| %d² | %d | %d | %.2f | %.2f |", size, count, threads, forward, both))
+            }
+        }
+    }
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+switch arguments.first {
+case "splat": benchSplat(quick: arguments.contains("--quick"))
+case "profile": break
+default:
+    print("usage: kiln-bench splat [--quick]")
+    exit(arguments.first == nil ? 0 : 64)
+}
+
+func profileSplat() {
+    let (p, camera) = benchScene(count: 20_000, size: 128, seed: 1)
+    let cam = SplatCamera<Float>(camera)
+    let settings = SplatRenderSettings()
+    let projectMs = median(runs: 5) {
+        var basis = [Float](repeating: 0, count: 16)
+        var visible = 0
+        for i in 0..<p.count { if SplatProjection.project(i, p, camera: cam, settings: settings, degree: 0, basis: &basis).visible { visible += 1 } }
+        precondition(visible > 0)
+    }
+    let frame = SplatRasterizer.forward(p, camera: camera, threads: 1)
+    let backProjectMs = median(runs: 5) {
+        var basis = [Float](repeating: 0, count: 16)
+        var grad = SplatParameters<Float>(zerosLike: p.count, shDegree: 0)
+        var g = ProjectedGradient<Float>()
+        g.meanX = 1; g.conicA = 1; g.opacity = 1; g.red = 1
+        for i in 0..<p.count where frame.projected[i].visible {
+            SplatProjection.backward(i, p, camera: cam, settings: settings, degree: 0, g: g, grad: &grad, basis: &basis)
+        }
+    }
+    print(String(format: "project (1 thread): %.2f ms; projection backward: %.2f ms; entries %d", projectMs, backProjectMs, frame.radii.filter { $0 > 0 }.count))
+}
+if arguments.first == "profile" { profileSplat() }

@@ -62,7 +62,7 @@ func benchSplat(quick: Bool) {
 let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "splat": benchSplat(quick: arguments.contains("--quick"))
-case "profile": break
+case "profile", "once": break
 default:
     print("usage: kiln-bench splat [--quick]")
     exit(arguments.first == nil ? 0 : 64)
@@ -91,3 +91,11 @@ func profileSplat() {
     print(String(format: "project (1 thread): %.2f ms; projection backward: %.2f ms; entries %d", projectMs, backProjectMs, frame.radii.filter { $0 > 0 }.count))
 }
 if arguments.first == "profile" { profileSplat() }
+if arguments.first == "once" {
+    let (p, camera) = benchScene(count: 20_000, size: 128, seed: 1)
+    let dColor = [Float](repeating: 0.1, count: 3 * 128 * 128)
+    for _ in 0..<3 {
+        let frame = SplatRasterizer.forward(p, camera: camera, threads: 1)
+        _ = SplatRasterizer.backward(frame, p, gradients: SplatImageGradients(color: dColor))
+    }
+}

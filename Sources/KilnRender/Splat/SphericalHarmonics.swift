@@ -35,7 +35,7 @@ public enum SphericalHarmonics {
     /// `Σ_k w_k · ∇Y_k(d)` (the gradient of a weighted basis sum with respect to the unnormalised
     /// direction components, before the normalisation's Jacobian).
     @inlinable
-    public static func basisGradient<R: Real & BinaryFloatingPoint>(degree: Int, x: R, y: R, z: R, weights w: [R]) -> (R, R, R) {
+    public static func basisGradient<R: Real & BinaryFloatingPoint & SIMDScalar>(degree: Int, x: R, y: R, z: R, weights w: SIMD16<R>) -> (R, R, R) {
         var gx: R = 0, gy: R = 0, gz: R = 0
         guard degree >= 1 else { return (0, 0, 0) }
         gy -= R(c1) * w[1]; gz += R(c1) * w[2]; gx -= R(c1) * w[3]

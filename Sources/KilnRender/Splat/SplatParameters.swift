@@ -7,7 +7,7 @@ import RealModule
 /// Layouts (row-major): `means [N, 3]` world; `logScales [N, 3]`; `rotations [N, 4]` as
 /// (w, x, y, z), not necessarily normalised; `opacityLogits [N]`; `sh [N, K, 3]` with
 /// `K = (shDegree + 1)²`, coefficient-major then RGB (as `GaussianCloud`).
-public struct SplatParameters<R: Real & BinaryFloatingPoint & Sendable>: Sendable, Equatable {
+public struct SplatParameters<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>: Sendable, Equatable {
     public var means: [R]
     public var logScales: [R]
     public var rotations: [R]

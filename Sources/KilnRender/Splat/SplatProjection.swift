@@ -3,9 +3,9 @@ import RealModule
 
 /// A pinhole camera in precision `R`: `p = rotation · x + translation` (OpenCV frame: +x right,
 /// +y down, +z forward), pixel = (fx·p.x/p.z + cx, fy·p.y/p.z + cy), pixel centres at +0.5.
-public struct SplatCamera<R: Real & BinaryFloatingPoint & Sendable>: Sendable {
+public struct SplatCamera<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>: @unchecked Sendable {  // plain values
     /// Row-major 3×3 rotation of `cameraFromWorld`.
-    public var rotation: [R]
+    public var rotation: SIMD16<R>
     public var translation: (R, R, R)
     /// Camera centre in world coordinates.
     public var position: (R, R, R)
@@ -14,7 +14,8 @@ public struct SplatCamera<R: Real & BinaryFloatingPoint & Sendable>: Sendable {
 
     public init(_ camera: Camera) {
         let m = camera.cameraFromWorld
-        rotation = (0..<3).flatMap { r in (0..<3).map { c in R(m[row: r, column: c]) } }
+        rotation = SIMD16<R>()
+        for r in 0..<3 { for c in 0..<3 { rotation[3 * r + c] = R(m[row: r, column: c]) } }
         translation = (R(m[row: 0, column: 3]), R(m[row: 1, column: 3]), R(m[row: 2, column: 3]))
         // c = −Rᵀ t, computed in R from the rotation and translation above.
         let t = translation, q = rotation
@@ -25,7 +26,7 @@ public struct SplatCamera<R: Real & BinaryFloatingPoint & Sendable>: Sendable {
 }
 
 /// One Gaussian after projection: what the compositing loop needs.
-public struct ProjectedGaussian<R: Real & BinaryFloatingPoint & Sendable>: Sendable {
+public struct ProjectedGaussian<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>: Sendable {
     public var visible = false
     /// Centre in pixels.
     public var meanX: R = 0, meanY: R = 0
@@ -42,7 +43,7 @@ public struct ProjectedGaussian<R: Real & BinaryFloatingPoint & Sendable>: Senda
 }
 
 /// Gradients of a loss with respect to one projected Gaussian's outputs.
-public struct ProjectedGradient<R: Real & BinaryFloatingPoint & Sendable>: Sendable {
+public struct ProjectedGradient<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>: Sendable {
     public var meanX: R = 0, meanY: R = 0
     public var conicA: R = 0, conicB: R = 0, conicC: R = 0
     public var depth: R = 0
@@ -169,14 +170,14 @@ public enum SplatProjection {
         // Σ2D = J Σc Jᵀ: dL/dΣc = Jᵀ G2 J, dL/dJ = 2 G2 J Σc, with G2 = [[gA0, gB0], [gB0, gC0]].
         // J rows: r0 = (j00, 0, j02), r1 = (0, j11, j12).
         let r0 = (j00, R(0), j02), r1 = (R(0), j11, j12)
-        func outer(_ u: (R, R, R), _ v: (R, R, R)) -> [R] { [u.0 * v.0, u.0 * v.1, u.0 * v.2, u.1 * v.0, u.1 * v.1, u.1 * v.2, u.2 * v.0, u.2 * v.1, u.2 * v.2] }
+        func outer(_ u: (R, R, R), _ v: (R, R, R)) -> SIMD16<R> { nine(u.0 * v.0, u.0 * v.1, u.0 * v.2, u.1 * v.0, u.1 * v.1, u.1 * v.2, u.2 * v.0, u.2 * v.1, u.2 * v.2) }
         let o00 = outer(r0, r0), o01 = outer(r0, r1), o10 = outer(r1, r0), o11 = outer(r1, r1)
-        var gSc = [R](repeating: 0, count: 9)
+        var gSc = SIMD16<R>()
         for k in 0..<9 { gSc[k] = gA0 * o00[k] + gB0 * (o01[k] + o10[k]) + gC0 * o11[k] }
         // G2 J Σc: rows  (gA0 r0 + gB0 r1)·Σc and (gB0 r0 + gC0 r1)·Σc.
         let t0 = (gA0 * r0.0 + gB0 * r1.0, gA0 * r0.1 + gB0 * r1.1, gA0 * r0.2 + gB0 * r1.2)
         let t1 = (gB0 * r0.0 + gC0 * r1.0, gB0 * r0.1 + gC0 * r1.1, gB0 * r0.2 + gC0 * r1.2)
-        func rowTimes(_ t: (R, R, R), _ m: [R]) -> (R, R, R) {
+        func rowTimes(_ t: (R, R, R), _ m: SIMD16<R>) -> (R, R, R) {
             (t.0 * m[0] + t.1 * m[3] + t.2 * m[6], t.0 * m[1] + t.1 * m[4] + t.2 * m[7], t.0 * m[2] + t.1 * m[5] + t.2 * m[8])
         }
         let dJ0 = rowTimes(t0, sc), dJ1 = rowTimes(t1, sc)
@@ -195,47 +196,63 @@ public enum SplatProjection {
         let (dmx, dmy, dmz) = colorBackward(i, p, camera: c, degree: degree, g: (g.red, g.green, g.blue), grad: &grad, basis: &basis)
 
         // Camera-space centre → world mean: p = W m + t → dL/dm = Wᵀ dL/dp.
-        grad.means[3 * i] += w[0] * gx + w[3] * gy + w[6] * gz + dmx
-        grad.means[3 * i + 1] += w[1] * gx + w[4] * gy + w[7] * gz + dmy
-        grad.means[3 * i + 2] += w[2] * gx + w[5] * gy + w[8] * gz + dmz
+        let wx: R = w[0] * gx + w[3] * gy + w[6] * gz
+        let wy: R = w[1] * gx + w[4] * gy + w[7] * gz
+        let wz: R = w[2] * gx + w[5] * gy + w[8] * gz
+        grad.means[3 * i] += wx + dmx
+        grad.means[3 * i + 1] += wy + dmy
+        grad.means[3 * i + 2] += wz + dmz
     }
 
     // MARK: - Pieces
 
     @inlinable static func sigmoid<R: Real>(_ x: R) -> R { 1 / (1 + R.exp(-x)) }
 
+    /// A row-major 3×3 matrix in the first nine lanes of a SIMD16 (a stack value, no allocation:
+    /// heap arrays here cost about half of the projection's time).
+    @inlinable
+    static func nine<R: SIMDScalar & BinaryFloatingPoint>(_ a: R, _ b: R, _ c: R, _ d: R, _ e: R, _ f: R, _ g: R, _ h: R, _ i: R) -> SIMD16<R> {
+        var m = SIMD16<R>()
+        m[0] = a; m[1] = b; m[2] = c; m[3] = d; m[4] = e; m[5] = f; m[6] = g; m[7] = h; m[8] = i
+        return m
+    }
+
     /// Row-major rotation matrix of the normalised quaternion of Gaussian `i`, and the norm.
     @inlinable
-    static func rotationMatrix<R: Real & BinaryFloatingPoint>(_ i: Int, _ p: SplatParameters<R>) -> (m: [R], q: (R, R, R, R), norm: R) {
+    static func rotationMatrix<R: Real & BinaryFloatingPoint & SIMDScalar>(_ i: Int, _ p: SplatParameters<R>) -> (m: SIMD16<R>, q: (R, R, R, R), norm: R) {
         let qw0 = p.rotations[4 * i], qx0 = p.rotations[4 * i + 1], qy0 = p.rotations[4 * i + 2], qz0 = p.rotations[4 * i + 3]
         let norm = (qw0 * qw0 + qx0 * qx0 + qy0 * qy0 + qz0 * qz0).squareRoot()
         let inv: R = norm > 0 ? 1 / norm : 0
         let w = norm > 0 ? qw0 * inv : 1, x = qx0 * inv, y = qy0 * inv, z = qz0 * inv
-        let m: [R] = [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                      2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                      2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]
+        let xx: R = x * x, yy: R = y * y, zz: R = z * z
+        let xy: R = x * y, xz: R = x * z, yz: R = y * z, wx: R = w * x, wy: R = w * y, wz: R = w * z
+        let one: R = 1, two: R = 2
+        let m00: R = one - two * (yy + zz), m01: R = two * (xy - wz), m02: R = two * (xz + wy)
+        let m10: R = two * (xy + wz), m11: R = one - two * (xx + zz), m12: R = two * (yz - wx)
+        let m20: R = two * (xz - wy), m21: R = two * (yz + wx), m22: R = one - two * (xx + yy)
+        let m = nine(m00, m01, m02, m10, m11, m12, m20, m21, m22)
         return (m, (w, x, y, z), norm)
     }
 
     /// Σ = M Mᵀ with M = R S, row-major 3×3.
     @inlinable
-    static func covariance3D<R: Real & BinaryFloatingPoint>(_ i: Int, _ p: SplatParameters<R>) -> [R] {
+    static func covariance3D<R: Real & BinaryFloatingPoint & SIMDScalar>(_ i: Int, _ p: SplatParameters<R>) -> SIMD16<R> {
         let r = rotationMatrix(i, p).m
         let s = (R.exp(p.logScales[3 * i]), R.exp(p.logScales[3 * i + 1]), R.exp(p.logScales[3 * i + 2]))
-        let m = [r[0] * s.0, r[1] * s.1, r[2] * s.2, r[3] * s.0, r[4] * s.1, r[5] * s.2, r[6] * s.0, r[7] * s.1, r[8] * s.2]
-        var sigma = [R](repeating: 0, count: 9)
+        let m = nine(r[0] * s.0, r[1] * s.1, r[2] * s.2, r[3] * s.0, r[4] * s.1, r[5] * s.2, r[6] * s.0, r[7] * s.1, r[8] * s.2)
+        var sigma = SIMD16<R>()
         for a in 0..<3 { for b in 0..<3 { sigma[3 * a + b] = m[3 * a] * m[3 * b] + m[3 * a + 1] * m[3 * b + 1] + m[3 * a + 2] * m[3 * b + 2] } }
         return sigma
     }
 
     /// dL/dΣ (row-major, full-matrix gradient) → log-scales and quaternion.
     @inlinable
-    static func covariance3DBackward<R: Real & BinaryFloatingPoint>(_ i: Int, _ p: SplatParameters<R>, gSigma g: [R], grad: inout SplatParameters<R>) {
+    static func covariance3DBackward<R: Real & BinaryFloatingPoint & SIMDScalar>(_ i: Int, _ p: SplatParameters<R>, gSigma g: SIMD16<R>, grad: inout SplatParameters<R>) {
         let (r, q, norm) = rotationMatrix(i, p)
-        let s = [R.exp(p.logScales[3 * i]), R.exp(p.logScales[3 * i + 1]), R.exp(p.logScales[3 * i + 2])]
-        let m = [r[0] * s[0], r[1] * s[1], r[2] * s[2], r[3] * s[0], r[4] * s[1], r[5] * s[2], r[6] * s[0], r[7] * s[1], r[8] * s[2]]
+        let s = SIMD3<R>(R.exp(p.logScales[3 * i]), R.exp(p.logScales[3 * i + 1]), R.exp(p.logScales[3 * i + 2]))
+        let m = nine(r[0] * s[0], r[1] * s[1], r[2] * s[2], r[3] * s[0], r[4] * s[1], r[5] * s[2], r[6] * s[0], r[7] * s[1], r[8] * s[2])
         // Σ = M Mᵀ → dL/dM = (G + Gᵀ) M.
-        var gm = [R](repeating: 0, count: 9)
+        var gm = SIMD16<R>()
         for a in 0..<3 { for b in 0..<3 {
             var sum: R = 0
             for k in 0..<3 { sum += (g[3 * a + k] + g[3 * k + a]) * m[3 * k + b] }
@@ -246,7 +263,7 @@ public enum SplatProjection {
             let gs = gm[b] * r[b] + gm[3 + b] * r[3 + b] + gm[6 + b] * r[6 + b]
             grad.logScales[3 * i + b] += gs * s[b]
         }
-        var gr = [R](repeating: 0, count: 9)
+        var gr = SIMD16<R>()
         for a in 0..<3 { for b in 0..<3 { gr[3 * a + b] = gm[3 * a + b] * s[b] } }
         let (w, x, y, z) = q
         // ∂R/∂(w, x, y, z) contracted with gr.
@@ -280,8 +297,8 @@ public enum SplatProjection {
 
     /// W Σ Wᵀ (row-major).
     @inlinable
-    static func rotateCovariance<R: Real & BinaryFloatingPoint>(_ s: [R], _ w: [R]) -> [R] {
-        var ws = [R](repeating: 0, count: 9), out = [R](repeating: 0, count: 9)
+    static func rotateCovariance<R: Real & BinaryFloatingPoint & SIMDScalar>(_ s: SIMD16<R>, _ w: SIMD16<R>) -> SIMD16<R> {
+        var ws = SIMD16<R>(), out = SIMD16<R>()
         for a in 0..<3 { for b in 0..<3 { ws[3 * a + b] = w[3 * a] * s[b] + w[3 * a + 1] * s[3 + b] + w[3 * a + 2] * s[6 + b] } }
         for a in 0..<3 { for b in 0..<3 { out[3 * a + b] = ws[3 * a] * w[3 * b] + ws[3 * a + 1] * w[3 * b + 1] + ws[3 * a + 2] * w[3 * b + 2] } }
         return out
@@ -289,8 +306,8 @@ public enum SplatProjection {
 
     /// Wᵀ G W (row-major).
     @inlinable
-    static func rotateCovarianceTransposed<R: Real & BinaryFloatingPoint>(_ g: [R], _ w: [R]) -> [R] {
-        var gw = [R](repeating: 0, count: 9), out = [R](repeating: 0, count: 9)
+    static func rotateCovarianceTransposed<R: Real & BinaryFloatingPoint & SIMDScalar>(_ g: SIMD16<R>, _ w: SIMD16<R>) -> SIMD16<R> {
+        var gw = SIMD16<R>(), out = SIMD16<R>()
         for a in 0..<3 { for b in 0..<3 { gw[3 * a + b] = g[3 * a] * w[b] + g[3 * a + 1] * w[3 + b] + g[3 * a + 2] * w[6 + b] } }
         for a in 0..<3 { for b in 0..<3 { out[3 * a + b] = w[a] * gw[b] + w[3 + a] * gw[3 + b] + w[6 + a] * gw[6 + b] } }
         return out
@@ -298,7 +315,7 @@ public enum SplatProjection {
 
     /// (a, b, c) of J Σc Jᵀ for J = [[j00, 0, j02], [0, j11, j12]].
     @inlinable
-    static func projectCovariance<R: Real & BinaryFloatingPoint>(_ s: [R], j00: R, j02: R, j11: R, j12: R) -> (R, R, R) {
+    static func projectCovariance<R: Real & BinaryFloatingPoint & SIMDScalar>(_ s: SIMD16<R>, j00: R, j02: R, j11: R, j12: R) -> (R, R, R) {
         let a = j00 * j00 * s[0] + 2 * j00 * j02 * s[2] + j02 * j02 * s[8]
         let b = j00 * j11 * s[1] + j00 * j12 * s[2] + j02 * j11 * s[7] + j02 * j12 * s[8]
         let c = j11 * j11 * s[4] + 2 * j11 * j12 * s[5] + j12 * j12 * s[8]
@@ -307,7 +324,7 @@ public enum SplatProjection {
 
     /// The perspective Jacobian with the 3DGS frustum clamp, and the derivatives of its z column.
     @usableFromInline
-    struct Jacobian<R: Real & BinaryFloatingPoint & Sendable> {
+    struct Jacobian<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable> {
         @usableFromInline var values: (R, R, R, R)
         /// (∂j02/∂x, ∂j02/∂z) and (∂j12/∂y, ∂j12/∂z).
         @usableFromInline var derivativeX02: (R, R)
@@ -392,7 +409,7 @@ public enum SplatProjection {
         }
         guard degree >= 1, l > 0 else { return (0, 0, 0) }
         // dL/dd = Σ_j (Σ_ch g_ch sh_j,ch) ∇Y_j(d); then through d = v/|v|: (I − d dᵀ)/|v|.
-        var weights = [R](repeating: 0, count: used)
+        var weights = SIMD16<R>()
         for j in 0..<used { weights[j] = gr * p.sh[base + 3 * j] + gg * p.sh[base + 3 * j + 1] + gb * p.sh[base + 3 * j + 2] }
         let (ux, uy, uz) = SphericalHarmonics.basisGradient(degree: degree, x: dx, y: dy, z: dz, weights: weights)
         let dot = ux * dx + uy * dy + uz * dz

@@ -2,7 +2,7 @@ import KilnCore
 import RealModule
 
 /// Rendered splat images in precision `R`, row-major, row 0 at the top.
-public struct SplatImages<R: Real & BinaryFloatingPoint & Sendable>: Sendable {
+public struct SplatImages<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>: Sendable {
     public var width: Int
     public var height: Int
     /// `[H, W, 3]` colour including the background.
@@ -14,7 +14,7 @@ public struct SplatImages<R: Real & BinaryFloatingPoint & Sendable>: Sendable {
 }
 
 /// Gradients of a loss with respect to rendered images (any may be omitted: zero).
-public struct SplatImageGradients<R: Real & BinaryFloatingPoint & Sendable>: Sendable {
+public struct SplatImageGradients<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>: Sendable {
     public var color: [R]
     public var alpha: [R]?
     public var depth: [R]?
@@ -26,7 +26,7 @@ public struct SplatImageGradients<R: Real & BinaryFloatingPoint & Sendable>: Sen
 }
 
 /// Parameter gradients from a splat render's backward pass.
-public struct SplatGradients<R: Real & BinaryFloatingPoint & Sendable>: Sendable {
+public struct SplatGradients<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>: Sendable {
     public var parameters: SplatParameters<R>
     public var background: SIMD3<Double>
     /// `[N, 2]` gradient with respect to each Gaussian's projected centre, pixels (the

@@ -62,9 +62,9 @@ func benchSplat(quick: Bool) {
 let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "splat": benchSplat(quick: arguments.contains("--quick"))
-case "profile", "once": break
+case "profile", "once", "splat-export": break
 default:
-    print("usage: kiln-bench splat [--quick]")
+    print("usage: kiln-bench splat [--quick] | splat-export DIR | profile")
     exit(arguments.first == nil ? 0 : 64)
 }
 
@@ -97,5 +97,53 @@ if arguments.first == "once" {
     for _ in 0..<3 {
         let frame = SplatRasterizer.forward(p, camera: camera, threads: 1)
         _ = SplatRasterizer.backward(frame, p, gradients: SplatImageGradients(color: dColor))
+    }
+}
+
+/// Writes benchmark scenes with Kiln's images and gradients, for `tools/bench_splat_torch.py`:
+/// `DIR/scene_S_N.json` (camera, shapes, Kiln's timings) and raw little-endian float32 `.bin` files.
+func exportSplatScenes(to folder: String, configs: [(Int, Int)]) throws {
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    for (size, count) in configs {
+        let (p, camera) = benchScene(count: count, size: size, seed: 1)
+        var rng = RNG(seed: 2)
+        let dColor = (0..<(3 * size * size)).map { _ in rng.uniform(-1...1) }
+        let frame = SplatRasterizer.forward(p, camera: camera, threads: 2)
+        let grads = SplatRasterizer.backward(frame, p, gradients: SplatImageGradients(color: dColor))
+        let name = "scene_\(size)_\(count)"
+        func write(_ suffix: String, _ values: [Float]) throws {
+            try values.withUnsafeBytes { Data($0) }.write(to: URL(fileURLWithPath: "\(folder)/\(name)_\(suffix).bin"))
+        }
+        try write("means", p.means); try write("log_scales", p.logScales); try write("rotations", p.rotations)
+        try write("opacity_logits", p.opacityLogits); try write("sh", p.sh); try write("d_color", dColor)
+        try write("kiln_color", frame.images.color); try write("kiln_alpha", frame.images.alpha)
+        try write("kiln_grad_means", grads.parameters.means); try write("kiln_grad_log_scales", grads.parameters.logScales)
+        try write("kiln_grad_rotations", grads.parameters.rotations); try write("kiln_grad_opacity_logits", grads.parameters.opacityLogits)
+        try write("kiln_grad_sh", grads.parameters.sh)
+        var timings: [String: Double] = [:]
+        for threads in [1, 2] {
+            timings["forward_\(threads)"] = median(runs: 7) { _ = SplatRasterizer.forward(p, camera: camera, threads: threads) }
+            timings["forward_backward_\(threads)"] = median(runs: 7) {
+                let f = SplatRasterizer.forward(p, camera: camera, threads: threads)
+                _ = SplatRasterizer.backward(f, p, gradients: SplatImageGradients(color: dColor))
+            }
+        }
+        let m = camera.cameraFromWorld
+        let manifest: [String: Any] = [
+            "size": size, "count": count, "sh_degree": p.shDegree,
+            "camera_from_world": (0..<4).map { r in (0..<4).map { c in Double(m[row: r, column: c]) } },
+            "fx": Double(camera.fx), "fy": Double(camera.fy), "cx": Double(camera.cx), "cy": Double(camera.cy),
+            "near_plane": 0.2, "low_pass": 0.3, "background": [0.0, 0.0, 0.0], "kiln_ms": timings,
+        ]
+        try JSONSerialization.data(withJSONObject: manifest, options: [.prettyPrinted, .sortedKeys])
+            .write(to: URL(fileURLWithPath: "\(folder)/\(name).json"))
+        print("wrote \(name)")
+    }
+}
+if arguments.first == "splat-export" {
+    let folder = arguments.dropFirst().first ?? "out/bench-splat"
+    do { try exportSplatScenes(to: folder, configs: [(128, 5_000), (128, 20_000), (256, 5_000), (256, 20_000), (512, 5_000)]) } catch {
+        print("kiln-bench: \(error)")
+        exit(1)
     }
 }

@@ -1,0 +1,205 @@
+import KilnCore
+import RealModule
+
+/// Learning rates and density-control schedule, 3DGS defaults (graphdeco-inria `arguments`).
+public struct SplatTrainingConfig: Codable, Sendable, Equatable {
+    /// Position learning rate at step 0 and at `positionDecaySteps`, times the scene extent;
+    /// log-linear in between (3DGS `get_expon_lr_func`, no delay).
+    public var positionLRInitial: Float = 0.00016
+    public var positionLRFinal: Float = 0.0000016
+    public var positionDecaySteps: Int = 30_000
+    public var featureLR: Float = 0.0025
+    /// Higher SH coefficients learn 20× slower than the DC term.
+    public var restFeatureLRDivisor: Float = 20
+    public var opacityLR: Float = 0.05
+    public var scalingLR: Float = 0.005
+    public var rotationLR: Float = 0.001
+    public var beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-15
+
+    public var densifyFrom: Int = 500
+    public var densifyUntil: Int = 15_000
+    public var densifyEvery: Int = 100
+    /// View-space (NDC) positional gradient norm above which a Gaussian is cloned or split.
+    public var densifyGradientThreshold: Float = 0.0002
+    /// A Gaussian whose largest scale exceeds this fraction of the extent is split, else cloned.
+    public var percentDense: Float = 0.01
+    public var opacityResetEvery: Int = 3_000
+    public var pruneOpacity: Float = 0.005
+    /// Prune Gaussians larger than this fraction of the extent (world space).
+    public var pruneScaleFraction: Float = 0.1
+    public var maxGaussians: Int = 1_000_000
+
+    public init() {}
+
+    /// DreamGaussian-style settings for short text-to-3D runs (densify every 50 from step 100).
+    public static let short: SplatTrainingConfig = {
+        var c = SplatTrainingConfig()
+        c.positionDecaySteps = 1_000
+        c.densifyFrom = 100
+        c.densifyUntil = 700
+        c.densifyEvery = 50
+        c.opacityResetEvery = 0
+        return c
+    }()
+}
+
+/// Adam over Gaussian parameters with per-group learning rates, plus 3DGS adaptive density
+/// control (clone, split, prune, opacity reset). Deterministic for a seed.
+public struct SplatOptimizer: Sendable {
+    public var config: SplatTrainingConfig
+    /// Scene extent (radius) used to scale the position learning rate and the size thresholds.
+    public var extent: Float
+    public private(set) var step = 0
+    /// Adam moments, same layout as the parameters.
+    var m: SplatParameters<Float>
+    var v: SplatParameters<Float>
+    /// Accumulated view-space gradient norms and how many times each Gaussian was visible.
+    var gradientAccumulator: [Float]
+    var visibleCount: [Int32]
+    public var rng: RNG
+
+    public init(parameters p: SplatParameters<Float>, extent: Float, config: SplatTrainingConfig = SplatTrainingConfig(), seed: UInt64 = 0) {
+        self.config = config
+        self.extent = extent
+        m = SplatParameters(zerosLike: p.count, shDegree: p.shDegree)
+        v = SplatParameters(zerosLike: p.count, shDegree: p.shDegree)
+        gradientAccumulator = [Float](repeating: 0, count: p.count)
+        visibleCount = [Int32](repeating: 0, count: p.count)
+        rng = RNG(seed: seed)
+    }
+
+    /// The position learning rate at the current step.
+    public var positionLearningRate: Float {
+        let t = min(1, Float(step) / Float(max(1, config.positionDecaySteps)))
+        return Float.exp(Float.log(config.positionLRInitial) * (1 - t) + Float.log(config.positionLRFinal) * t) * extent
+    }
+
+    /// Records densification statistics from one view's backward pass.
+    /// - Parameter meanPixels: `[N, 2]` gradient w.r.t. projected centres (pixels).
+    public mutating func record(meanPixels: [Float], radii: [Int32], width: Int, height: Int) {
+        // d/dNDC = d/dpixel · (size / 2), as 3DGS measures the screen-space gradient.
+        let sx = Float(width) / 2, sy = Float(height) / 2
+        for i in 0..<radii.count where radii[i] > 0 {
+            let gx = meanPixels[2 * i] * sx, gy = meanPixels[2 * i + 1] * sy
+            gradientAccumulator[i] += (gx * gx + gy * gy).squareRoot()
+            visibleCount[i] += 1
+        }
+    }
+
+    /// One Adam step on `p` with gradients `g`, then density control when the schedule says so.
+    public mutating func step(_ p: inout SplatParameters<Float>, gradients g: SplatParameters<Float>) {
+        precondition(g.count == p.count, "gradients are for \(g.count) Gaussians, parameters have \(p.count)")
+        step += 1
+        let c = config
+        let k = p.coefficientsPerChannel
+        let b1 = c.beta1, b2 = c.beta2
+        let correction1 = 1 - Float.pow(b1, Float(step)), correction2 = 1 - Float.pow(b2, Float(step))
+        func adam(_ values: inout [Float], _ grads: [Float], _ m: inout [Float], _ v: inout [Float], lr: (Int) -> Float) {
+            for i in values.indices {
+                let gi = grads[i]
+                guard gi.isFinite else { continue }  // a non-finite gradient leaves the parameter alone
+                m[i] = b1 * m[i] + (1 - b1) * gi
+                v[i] = b2 * v[i] + (1 - b2) * gi * gi
+                let mh = m[i] / correction1, vh = v[i] / correction2
+                values[i] -= lr(i) * mh / (vh.squareRoot() + c.epsilon)
+            }
+        }
+        let positionLR = positionLearningRate
+        adam(&p.means, g.means, &m.means, &v.means) { _ in positionLR }
+        adam(&p.logScales, g.logScales, &m.logScales, &v.logScales) { _ in c.scalingLR }
+        adam(&p.rotations, g.rotations, &m.rotations, &v.rotations) { _ in c.rotationLR }
+        adam(&p.opacityLogits, g.opacityLogits, &m.opacityLogits, &v.opacityLogits) { _ in c.opacityLR }
+        let rest = c.featureLR / c.restFeatureLRDivisor
+        adam(&p.sh, g.sh, &m.sh, &v.sh) { i in (i % (3 * k)) < 3 ? c.featureLR : rest }
+
+        if step >= c.densifyFrom, step <= c.densifyUntil, c.densifyEvery > 0, step % c.densifyEvery == 0 {
+            densify(&p)
+        }
+        if c.opacityResetEvery > 0, step % c.opacityResetEvery == 0, step <= c.densifyUntil {
+            resetOpacity(&p)
+        }
+    }
+
+    // MARK: - Density control
+
+    /// Clones small, splits large high-gradient Gaussians; prunes transparent and huge ones.
+    public mutating func densify(_ p: inout SplatParameters<Float>) {
+        let n = p.count
+        let c = config
+        var clone: [Int] = [], split: [Int] = []
+        for i in 0..<n where visibleCount[i] > 0 {
+            let average = gradientAccumulator[i] / Float(visibleCount[i])
+            guard average >= c.densifyGradientThreshold else { continue }
+            let largest = Float.exp(max(p.logScales[3 * i], p.logScales[3 * i + 1], p.logScales[3 * i + 2]))
+            if largest <= c.percentDense * extent { clone.append(i) } else { split.append(i) }
+        }
+        let room = max(0, c.maxGaussians - n)
+        clone = Array(clone.prefix(room))
+        split = Array(split.prefix(max(0, room - clone.count)))
+        var keep = [Bool](repeating: true, count: n)
+        var added: [(source: Int, mean: SIMD3<Float>, logScaleShift: Float)] = []
+        for i in clone { added.append((i, SIMD3(p.means[3 * i], p.means[3 * i + 1], p.means[3 * i + 2]), 0)) }
+        let shrink = Float.log(1.6)  // 3DGS: scale / (0.8 · 2)
+        for i in split {
+            // Two samples from the Gaussian itself replace it.
+            let rotation = SplatProjection.rotationMatrix(i, p).m
+            let s = SIMD3(Float.exp(p.logScales[3 * i]), Float.exp(p.logScales[3 * i + 1]), Float.exp(p.logScales[3 * i + 2]))
+            for _ in 0..<2 {
+                let local = SIMD3(rng.normal(), rng.normal(), rng.normal()) * s
+                var offset = SIMD3<Float>.zero
+                for a in 0..<3 { offset[a] = rotation[3 * a] * local.x + rotation[3 * a + 1] * local.y + rotation[3 * a + 2] * local.z }
+                added.append((i, SIMD3(p.means[3 * i], p.means[3 * i + 1], p.means[3 * i + 2]) + offset, -shrink))
+            }
+            keep[i] = false
+        }
+        // Prune: transparent, or larger than a fraction of the scene.
+        for i in 0..<n where keep[i] {
+            let opacity = 1 / (1 + Float.exp(-p.opacityLogits[i]))
+            let largest = Float.exp(max(p.logScales[3 * i], p.logScales[3 * i + 1], p.logScales[3 * i + 2]))
+            if opacity < c.pruneOpacity || largest > c.pruneScaleFraction * extent { keep[i] = false }
+        }
+        rebuild(&p, keep: keep, added: added)
+    }
+
+    /// Caps every opacity at 0.01 (3DGS's periodic reset), zeroing its Adam moments.
+    public mutating func resetOpacity(_ p: inout SplatParameters<Float>) {
+        let cap = Float.log(0.01 / 0.99)
+        for i in 0..<p.count where p.opacityLogits[i] > cap {
+            p.opacityLogits[i] = cap
+            m.opacityLogits[i] = 0
+            v.opacityLogits[i] = 0
+        }
+    }
+
+    /// Keeps the marked Gaussians (with their Adam state) and appends copies of `added` sources
+    /// with new centres and shifted log-scales (fresh Adam state); resets the statistics.
+    mutating func rebuild(_ p: inout SplatParameters<Float>, keep: [Bool], added: [(source: Int, mean: SIMD3<Float>, logScaleShift: Float)]) {
+        let k3 = 3 * p.coefficientsPerChannel
+        func gather(_ q: SplatParameters<Float>, fresh: Bool) -> SplatParameters<Float> {
+            var out = SplatParameters<Float>(zerosLike: 0, shDegree: q.shDegree)
+            for i in keep.indices where keep[i] {
+                out.means += q.means[(3 * i)..<(3 * i + 3)]; out.logScales += q.logScales[(3 * i)..<(3 * i + 3)]
+                out.rotations += q.rotations[(4 * i)..<(4 * i + 4)]; out.opacityLogits.append(q.opacityLogits[i])
+                out.sh += q.sh[(k3 * i)..<(k3 * i + k3)]
+            }
+            for a in added {
+                let i = a.source
+                if fresh {
+                    out.means += [0, 0, 0]; out.logScales += [0, 0, 0]; out.rotations += [0, 0, 0, 0]
+                    out.opacityLogits.append(0); out.sh += [Float](repeating: 0, count: k3)
+                } else {
+                    out.means += [a.mean.x, a.mean.y, a.mean.z]
+                    out.logScales += q.logScales[(3 * i)..<(3 * i + 3)].map { $0 + a.logScaleShift }
+                    out.rotations += q.rotations[(4 * i)..<(4 * i + 4)]; out.opacityLogits.append(q.opacityLogits[i])
+                    out.sh += q.sh[(k3 * i)..<(k3 * i + k3)]
+                }
+            }
+            return out
+        }
+        p = gather(p, fresh: false)
+        m = gather(m, fresh: true)
+        v = gather(v, fresh: true)
+        gradientAccumulator = [Float](repeating: 0, count: p.count)
+        visibleCount = [Int32](repeating: 0, count: p.count)
+    }
+}

@@ -38,7 +38,7 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnAsset",
+                "KilnCore", "KilnAsset", "KilnRender",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

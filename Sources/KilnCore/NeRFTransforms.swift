@@ -34,6 +34,8 @@ public struct NeRFTransforms: Sendable, Equatable, Codable {
     public var k2: Float?
     public var p1: Float?
     public var p2: Float?
+    /// Scene units per step of 16-bit depth PNGs written beside the images (Kiln's extension).
+    public var depthScale: Float?
     /// `[F]` frames.
     public var frames: [Frame]
 
@@ -65,6 +67,7 @@ public struct NeRFTransforms: Sendable, Equatable, Codable {
         case flX = "fl_x"
         case flY = "fl_y"
         case cx, cy, w, h, k1, k2, p1, p2, frames
+        case depthScale = "depth_scale"
     }
 
     /// A file from explicit fields.
@@ -177,6 +180,7 @@ public struct NeRFTransforms: Sendable, Equatable, Codable {
         k2 = try c.decodeIfPresent(Float.self, forKey: .k2)
         p1 = try c.decodeIfPresent(Float.self, forKey: .p1)
         p2 = try c.decodeIfPresent(Float.self, forKey: .p2)
+        depthScale = try c.decodeIfPresent(Float.self, forKey: .depthScale)
         frames = try c.decode([Frame].self, forKey: .frames)
     }
 

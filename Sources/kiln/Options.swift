@@ -1,0 +1,25 @@
+import ArgumentParser
+
+/// An RGB colour given as a name (white, black, gray, red, green, blue), `#rrggbb`, or `r,g,b`
+/// with components in [0, 1].
+struct ColorArgument: ExpressibleByArgument, Sendable {
+    var rgb: SIMD3<Float>
+
+    init?(argument: String) {
+        let text = argument.trimmingCharacters(in: .whitespaces).lowercased()
+        let names: [String: SIMD3<Float>] = ["white": SIMD3(1, 1, 1), "black": SIMD3(0, 0, 0), "gray": SIMD3(0.5, 0.5, 0.5),
+                                             "grey": SIMD3(0.5, 0.5, 0.5), "red": SIMD3(1, 0, 0), "green": SIMD3(0, 1, 0), "blue": SIMD3(0, 0, 1)]
+        if let named = names[text] { rgb = named; return }
+        if text.hasPrefix("#"), text.count == 7, let v = UInt32(text.dropFirst(), radix: 16) {
+            rgb = SIMD3(Float((v >> 16) & 0xFF), Float((v >> 8) & 0xFF), Float(v & 0xFF)) / 255
+            return
+        }
+        let parts = text.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 3, parts.allSatisfy({ (0...1).contains($0) }) else { return nil }
+        rgb = SIMD3(parts[0], parts[1], parts[2])
+    }
+
+    static var defaultCompletionKind: CompletionKind { .list(["white", "black", "gray"]) }
+}
+
+import Foundation

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import KilnAsset
+import KilnCore
+import KilnRender
+
+struct Render: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Render orbit views of a Gaussian splat file.",
+        discussion: """
+        Writes DIR/view_000.png …, DIR/sheet.png (a labelled contact sheet) and DIR/transforms.json \
+        (NeRF/OpenGL convention, readable by other tools and by `kiln fit`); --depth adds \
+        depth_000.png … as 16-bit PNGs (depth = value × depth_scale, recorded in each PNG's \
+        metadata and in transforms.json). The cameras orbit the asset's robust bounds unless \
+        --radius is given. Meshes join when the mesh rasterizer lands.
+        """
+    )
+
+    @Argument(help: "A splat file: INRIA 3DGS .ply or .splat.", completion: .file())
+    var asset: String
+
+    @Option(help: "Number of views, evenly spaced in azimuth from the +Z side.")
+    var views: Int = 8
+
+    @Option(help: "Image side in pixels.")
+    var size: Int = 256
+
+    @Option(help: "Output folder (new or empty unless --force).")
+    var out: String
+
+    @Option(help: "Camera elevation in degrees.")
+    var elevation: Float = 15
+
+    @Option(help: "Camera distance from the asset's centre (default: fit the bounds).")
+    var radius: Float?
+
+    @Option(help: "Background: a name, #rrggbb or r,g,b.")
+    var background: ColorArgument = ColorArgument(argument: "white")!
+
+    @Flag(help: "Also write 16-bit depth PNGs.")
+    var depth = false
+
+    @Flag(help: "Write into an existing, non-empty folder.")
+    var force = false
+
+    func validate() throws {
+        guard (1...360).contains(views) else { throw ValidationError("--views must be 1…360, got \(views)") }
+        guard (1...4096).contains(size) else { throw ValidationError("--size must be 1…4096, got \(size)") }
+        guard (-89...89).contains(elevation) else { throw ValidationError("--elevation must be within ±89 degrees, got \(elevation)") }
+        if let radius, !(radius > 0 && radius.isFinite) { throw ValidationError("--radius must be a positive number, got \(radius)") }
+    }
+
+    func run() throws {
+        let url = URL(fileURLWithPath: asset)
+        let cloud: GaussianCloud
+        switch try AssetKind.of(url) {
+        case .splatPLY: cloud = try GaussianCloudIO.read(url, format: .ply)
+        case .splatFile: cloud = try GaussianCloudIO.read(url, format: .splat)
+        case .png: throw CLIError("\(asset) is a PNG image: render takes a splat file")
+        case .mesh: throw CLIError("\(asset) is a mesh: mesh rendering arrives with the mesh rasterizer; render a splat file (.ply with 3DGS properties or .splat)")
+        }
+        guard cloud.count > 0 else { throw CLIError("\(asset) holds no Gaussians: nothing to render") }
+        let folder = URL(fileURLWithPath: out)
+        try OutputFolder.prepare(folder, force: force)
+
+        let parameters = SplatParameters<Float>(cloud)
+        let (center, sphere) = OrbitFraming.robustSphere(cloud.means)
+        let cameras = OrbitFraming.cameras(views: views, size: size, center: center, radius: sphere, elevationDegrees: elevation, distance: radius)
+        let settings = SplatRenderSettings(background: background.rgb)
+        var tiles: [Image] = [], names: [String] = []
+        var depthScale: Float?
+        for (i, camera) in cameras.enumerated() {
+            let view = SplatRasterizer.render(parameters, camera: camera, settings: settings)
+            let name = String(format: "view_%03d.png", i)
+            let azimuth = 360 * Float(i) / Float(views)
+            let metadata = KilnMetadata(command: "render", settings: RenderSettingsRecord(asset: url.lastPathComponent, view: i, azimuthDegrees: azimuth,
+                                                                                          elevationDegrees: elevation, size: size, depthScale: nil))
+            try PNG.write(view.color, to: folder.appendingPathComponent(name), text: metadata.textEntries)
+            if depth {
+                // One scale for every view: 16 bits over the farthest possible depth.
+                let scale = depthScale ?? Float((length(camera.position - center) + sphere * 2) / 65535)
+                depthScale = scale
+                let samples = view.depth.pixels.map { UInt16(min(65535, max(0, ($0 / scale).rounded()))) }
+                let record = KilnMetadata(command: "render", settings: RenderSettingsRecord(asset: url.lastPathComponent, view: i, azimuthDegrees: azimuth,
+                                                                                            elevationDegrees: elevation, size: size, depthScale: scale))
+                try PNG.writeGray16(samples, width: size, height: size, to: folder.appendingPathComponent(String(format: "depth_%03d.png", i)),
+                                    text: record.textEntries + [PNGTextEntry("depth_scale", "\(scale)")])
+            }
+            tiles.append(view.color)
+            names.append(name)
+            print(String(format: "  view %d/%d: azimuth %.0f°", i + 1, views, azimuth))
+        }
+        var transforms = try NeRFTransforms(cameras: cameras, filePaths: names)
+        transforms.depthScale = depthScale
+        try FileIO.writeAtomically(transforms.jsonData(), to: folder.appendingPathComponent("transforms.json"))
+        let sheet = Image.contactSheet(tiles, labels: (0..<views).map { "azimuth \(Int((360 * Float($0) / Float(views)).rounded()))" })
+        try PNG.write(sheet, to: folder.appendingPathComponent("sheet.png"),
+                      text: KilnMetadata(command: "render", settings: ["asset": url.lastPathComponent, "views": "\(views)"]).textEntries)
+        print("wrote \(views) views, sheet.png and transforms.json to \(out)")
+    }
+}
+
+struct RenderSettingsRecord: Codable {
+    var asset: String
+    var view: Int
+    var azimuthDegrees: Float
+    var elevationDegrees: Float
+    var size: Int
+    var depthScale: Float?
+}

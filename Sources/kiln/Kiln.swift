@@ -12,7 +12,7 @@ struct Kiln: ParsableCommand {
         as INRIA 3DGS PLY or antimatter15 .splat.
         """,
         version: kilnVersion,
-        subcommands: [Demo.self, Render.self, Inspect.self, Convert.self, ImportWorker.self]
+        subcommands: [Demo.self, Render.self, Fit.self, Inspect.self, Convert.self, ImportWorker.self]
     )
 }
 

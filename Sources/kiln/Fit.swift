@@ -1,0 +1,158 @@
+import ArgumentParser
+import Foundation
+import KilnAsset
+import KilnCore
+import KilnRender
+
+struct Fit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Reconstruct Gaussian splats from posed images (a folder with transforms.json).",
+        discussion: """
+        VIEWS holds transforms.json (NeRF/OpenGL convention, as `kiln render` writes) and the \
+        images it names. --holdout K keeps K evenly spaced views out of training and measures them. \
+        Writes RUNDIR/splats.ply, RUNDIR/metrics.json (held-out and training PSNR/SSIM, steps, \
+        time, Gaussian count) and RUNDIR/progress.png (held-out targets above their renders).
+        """
+    )
+
+    @Argument(help: "Folder with transforms.json and images.", completion: .directory)
+    var views: String
+
+    @Option(help: "Run folder (new or empty unless --force).")
+    var out: String
+
+    @Option(help: "Optimisation steps.")
+    var steps: Int = 2_000
+
+    @Option(help: "Views held out for evaluation.")
+    var holdout: Int = 1
+
+    @Option(help: "Initial random Gaussians.")
+    var initial: Int = 5_000
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Background colour of the images (a name, #rrggbb or r,g,b); default: the median border colour.")
+    var background: ColorArgument?
+
+    @Flag(help: "Write into an existing, non-empty folder.")
+    var force = false
+
+    func validate() throws {
+        guard (1...1_000_000).contains(steps) else { throw ValidationError("--steps must be 1…1000000, got \(steps)") }
+        guard holdout >= 0 else { throw ValidationError("--holdout must be 0 or more, got \(holdout)") }
+        guard (1...1_000_000).contains(initial) else { throw ValidationError("--initial must be 1…1000000, got \(initial)") }
+    }
+
+    func run() throws {
+        let folder = URL(fileURLWithPath: views)
+        let transformsURL = folder.appendingPathComponent("transforms.json")
+        let transforms: NeRFTransforms
+        do { transforms = try NeRFTransforms(jsonData: Data(FileIO.read(transformsURL))) } catch let error as FileIOError {
+            throw CLIError("\(error): VIEWS must be a folder holding transforms.json")
+        } catch {
+            throw CLIError("\(transformsURL.path): not a valid transforms.json (\(error))")
+        }
+        guard !transforms.frames.isEmpty else { throw CLIError("\(transformsURL.path) lists no frames") }
+        guard holdout < transforms.frames.count else {
+            throw CLIError("--holdout \(holdout) leaves no training view: \(transformsURL.path) has \(transforms.frames.count) frames")
+        }
+        var images: [Image] = []
+        for frame in transforms.frames {
+            let url = try Self.resolve(frame.filePath, in: folder)
+            let png = try PNG.read(url)
+            images.append(png.image(channels: 3))
+        }
+        let size = (images[0].width, images[0].height)
+        guard images.allSatisfy({ $0.width == size.0 && $0.height == size.1 }) else {
+            throw CLIError("the images differ in size: every view must be \(size.0)×\(size.1)")
+        }
+        let cameras = try transforms.cameras(imageWidth: size.0, imageHeight: size.1)
+        let heldOut = Set((0..<holdout).map { $0 * cameras.count / max(1, holdout) + cameras.count / max(1, 2 * holdout) })
+        let train = cameras.indices.filter { !heldOut.contains($0) }
+        let bg = background?.rgb ?? Self.borderMedian(images)
+
+        let runFolder = URL(fileURLWithPath: out)
+        try OutputFolder.prepare(runFolder, force: force)
+        var options = SplatFit.Options()
+        options.steps = steps
+        options.initialGaussians = initial
+        options.seed = seed
+        options.background = bg
+        let start = Date()
+        let interactive = isatty(1) != 0
+        let fitted = SplatFit.fit(train.map { SplatFit.View(camera: cameras[$0], image: images[$0]) }, options: options) { step, loss, count in
+            if step % max(1, steps / 20) == 0 || step == steps {
+                let line = String(format: "step %d/%d  L1 %.4f  %d Gaussians  %.1f s", step, steps, loss, count, Date().timeIntervalSince(start))
+                if interactive { FileHandle.standardOutput.write(Data(("\r" + line + (step == steps ? "\n" : "")).utf8)) } else { print(line) }
+            }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let settings = SplatRenderSettings(background: bg)
+        func evaluate(_ i: Int) -> ViewMetrics {
+            let render = SplatRasterizer.render(fitted, camera: cameras[i], settings: settings).color
+            return ViewMetrics(view: i, file: transforms.frames[i].filePath, psnr: ImageMetrics.psnr(render, images[i]), ssim: ImageMetrics.ssim(render, images[i]))
+        }
+        let held = heldOut.sorted().map(evaluate)
+        let trained = train.map(evaluate)
+        func mean(_ v: [Double]) -> Double? { v.isEmpty ? nil : v.reduce(0, +) / Double(v.count) }
+        let metrics = FitMetrics(steps: steps, seconds: seconds, gaussians: fitted.count, seed: seed,
+                                 background: [bg.x, bg.y, bg.z], heldOut: held, heldOutPSNR: mean(held.map(\.psnr)),
+                                 heldOutSSIM: mean(held.map(\.ssim)), trainPSNR: mean(trained.map(\.psnr)), trainSSIM: mean(trained.map(\.ssim)))
+        try GaussianCloudIO.write(fitted.cloud, to: runFolder.appendingPathComponent("splats.ply"))
+        try writeJSON(metrics, to: runFolder.appendingPathComponent("metrics.json"))
+        let shown = held.isEmpty ? Array(train.prefix(4)) : held.map(\.view)
+        let renders = shown.map { SplatRasterizer.render(fitted, camera: cameras[$0], settings: settings).color }
+        let sheet = Image.contactSheet(shown.map { images[$0] } + renders, columns: shown.count,
+                                       labels: shown.map { "target \($0)" } + shown.map { "fit \($0)" })
+        try PNG.write(sheet, to: runFolder.appendingPathComponent("progress.png"),
+                      text: KilnMetadata(command: "fit", seed: seed, settings: metrics).textEntries)
+        print(String(format: "fitted %d Gaussians in %.1f s; held-out PSNR %@ dB, SSIM %@; train PSNR %@ dB",
+                     fitted.count, seconds, metrics.heldOutPSNR.map { String(format: "%.2f", $0) } ?? "–",
+                     metrics.heldOutSSIM.map { String(format: "%.3f", $0) } ?? "–", metrics.trainPSNR.map { String(format: "%.2f", $0) } ?? "–"))
+    }
+
+    /// The image a frame names: as written, or with .png added (NeRF files often omit it).
+    static func resolve(_ path: String, in folder: URL) throws -> URL {
+        let base = path.hasPrefix("/") ? URL(fileURLWithPath: path) : folder.appendingPathComponent(path)
+        for candidate in [base, base.appendingPathExtension("png")] where FileManager.default.fileExists(atPath: candidate.path) {
+            return candidate
+        }
+        throw CLIError("\(base.path): the image named in transforms.json does not exist (Kiln reads PNG views)")
+    }
+
+    /// Median colour of the outermost pixel ring over all images.
+    static func borderMedian(_ images: [Image]) -> SIMD3<Float> {
+        var channels: [[Float]] = [[], [], []]
+        for image in images {
+            for y in 0..<image.height {
+                for x in 0..<image.width where x == 0 || y == 0 || x == image.width - 1 || y == image.height - 1 {
+                    for c in 0..<3 { channels[c].append(image[x, y, c]) }
+                }
+            }
+        }
+        let m = channels.map { v -> Float in let s = v.sorted(); return s.isEmpty ? 1 : s[s.count / 2] }
+        return SIMD3(m[0], m[1], m[2])
+    }
+}
+
+struct ViewMetrics: Codable {
+    var view: Int
+    var file: String
+    var psnr: Double
+    var ssim: Double
+}
+
+struct FitMetrics: Codable {
+    var steps: Int
+    var seconds: Double
+    var gaussians: Int
+    var seed: UInt64
+    var background: [Float]
+    var heldOut: [ViewMetrics]
+    var heldOutPSNR: Double?
+    var heldOutSSIM: Double?
+    var trainPSNR: Double?
+    var trainSSIM: Double?
+}

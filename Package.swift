@@ -49,7 +49,7 @@ let package = Package(
         // Benchmarks that print tables: `swift run -c release kiln-bench splat`.
         .executableTarget(name: "kiln-bench", dependencies: ["KilnCore", "KilnRender"]),
 
-        .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"]),
+        .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnRenderTests", dependencies: ["KilnRender", "KilnCore"]),
         // Runs the built `kiln` executable as a user would.

@@ -1,3 +1,4 @@
+import Foundation
 import KilnCore
 import Testing
 
@@ -28,5 +29,25 @@ struct ImageMetricsTests {
         let s = ImageMetrics.ssim(a, brighter)
         #expect(s < 1 && s > 0.9, "\(s)")
         #expect(abs(ImageMetrics.ssim(a, b) - ImageMetrics.ssim(b, a)) < 1e-12, "symmetric")
+    }
+}
+
+/// Goldens from scikit-image (`tools/make_metric_goldens.py`).
+@Suite("Metrics against scikit-image")
+struct ImageMetricsGoldenTests {
+    struct Case: Decodable { var width: Int; var height: Int; var a: [Float]; var b: [Float]; var ssim: Double; var psnr: Double }
+    struct File: Decodable { var cases: [Case] }
+
+    @Test("SSIM and PSNR equal scikit-image's to 1e-6")
+    func goldens() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/metrics.json")
+        let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
+        #expect(file.cases.count == 3)
+        for c in file.cases {
+            let a = Image(width: c.width, height: c.height, channels: 3, pixels: c.a)
+            let b = Image(width: c.width, height: c.height, channels: 3, pixels: c.b)
+            #expect(abs(ImageMetrics.ssim(a, b) - c.ssim) < 1e-6, "\(c.width)×\(c.height): SSIM \(ImageMetrics.ssim(a, b)) vs \(c.ssim)")
+            #expect(abs(ImageMetrics.psnr(a, b) - c.psnr) < 1e-4, "\(c.width)×\(c.height): PSNR \(ImageMetrics.psnr(a, b)) vs \(c.psnr)")
+        }
     }
 }

@@ -83,3 +83,27 @@ struct SplatOptimizerTests {
         #expect(end < start / 10, "image error \(start) → \(end)")
     }
 }
+
+extension SplatOptimizerTests {
+    @Test("A fit is bit-identical for a seed, whatever the thread count")
+    func fitDeterminism() {
+        let (target64, _) = randomSplatScene(count: 20, shDegree: 0, seed: 31, opacityLogitRange: 1...3)
+        let target: SplatParameters<Float> = target64.converted()
+        let views = (0..<3).map { i -> SplatFit.View in
+            let camera = Camera.orbit(azimuthDegrees: Float(i) * 120, elevationDegrees: 10, radius: 2.5, width: 24, height: 24, fovYRadians: 0.9)
+            return SplatFit.View(camera: camera, image: SplatRasterizer.render(target, camera: camera).color)
+        }
+        var options = SplatFit.Options()
+        options.steps = 60
+        options.initialGaussians = 300
+        options.seed = 9
+        options.threads = 1
+        let one = SplatFit.fit(views, options: options)
+        options.threads = 2
+        let two = SplatFit.fit(views, options: options)
+        #expect(one == two)
+        #expect(one.count != 300, "densification ran")
+        options.seed = 10
+        #expect(SplatFit.fit(views, options: options) != one, "another seed gives another fit")
+    }
+}

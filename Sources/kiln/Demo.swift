@@ -15,8 +15,7 @@ struct Demo: ParsableCommand {
         """
     )
 
-    @Option(help: "Output folder (must be new or empty unless --force).")
-    var out: String
+    @OptionGroup var output: OutputFolderOptions
 
     @Option(help: "Seed for the sampled splats.")
     var seed: UInt64 = 0
@@ -27,8 +26,6 @@ struct Demo: ParsableCommand {
     @Option(help: "Side of each preview tile, pixels.")
     var size: Int = 192
 
-    @Flag(help: "Write into an existing, non-empty folder.")
-    var force = false
 
     func validate() throws {
         guard (1...5_000_000).contains(splats) else { throw ValidationError("--splats must be 1…5000000, got \(splats)") }
@@ -36,8 +33,8 @@ struct Demo: ParsableCommand {
     }
 
     func run() throws {
-        let folder = URL(fileURLWithPath: out)
-        try OutputFolder.prepare(folder, force: force)
+        let folder = output.url
+        try output.prepare()
         let clock = ContinuousClock()
         let start = clock.now
 
@@ -89,7 +86,7 @@ struct Demo: ParsableCommand {
                                   seconds: Double((clock.now - start).components.attoseconds) / 1e18 + Double((clock.now - start).components.seconds))
         try writeJSON(summary, to: folder.appendingPathComponent("summary.json"))
 
-        print("kiln demo → \(out)")
+        print("kiln demo → \(output.out)")
         for c in checks {
             print("  \(c.file.padding(toLength: 14, withPad: " ", startingAt: 0)) \(c.vertices) vertices, \(c.triangles) triangles"
                   + (c.colors ? ", colours" : "") + (c.uvs ? ", UVs" : "") + (c.texture.map { ", texture \($0)" } ?? "")

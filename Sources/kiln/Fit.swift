@@ -18,8 +18,7 @@ struct Fit: ParsableCommand {
     @Argument(help: "Folder with transforms.json and images.", completion: .directory)
     var views: String
 
-    @Option(help: "Run folder (new or empty unless --force).")
-    var out: String
+    @OptionGroup var output: OutputFolderOptions
 
     @Option(help: "Optimisation steps.")
     var steps: Int = 2_000
@@ -36,8 +35,6 @@ struct Fit: ParsableCommand {
     @Option(help: "Background colour of the images (a name, #rrggbb or r,g,b); default: the median border colour.")
     var background: ColorArgument?
 
-    @Flag(help: "Write into an existing, non-empty folder.")
-    var force = false
 
     func validate() throws {
         guard (1...1_000_000).contains(steps) else { throw ValidationError("--steps must be 1…1000000, got \(steps)") }
@@ -73,8 +70,8 @@ struct Fit: ParsableCommand {
         let train = cameras.indices.filter { !heldOut.contains($0) }
         let bg = background?.rgb ?? Self.borderMedian(images)
 
-        let runFolder = URL(fileURLWithPath: out)
-        try OutputFolder.prepare(runFolder, force: force)
+        let runFolder = output.url
+        try output.prepare()
         var options = SplatFit.Options()
         options.steps = steps
         options.initialGaussians = initial

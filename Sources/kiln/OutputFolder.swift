@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import KilnAsset
 
@@ -25,4 +26,18 @@ enum OutputFolder {
         }
         try FileIO.checkWritableFolder(folder)
     }
+}
+
+/// `--out DIR [--force]`, shared by every command that writes a folder.
+struct OutputFolderOptions: ParsableArguments {
+    @Option(help: "Output folder: created if missing; must be empty unless --force.")
+    var out: String
+
+    @Flag(help: "Write into an existing, non-empty output folder.")
+    var force = false
+
+    var url: URL { URL(fileURLWithPath: out) }
+
+    /// Creates or checks the folder (see `OutputFolder.prepare`).
+    func prepare() throws { try OutputFolder.prepare(url, force: force) }
 }

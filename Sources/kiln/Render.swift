@@ -25,8 +25,7 @@ struct Render: ParsableCommand {
     @Option(help: "Image side in pixels.")
     var size: Int = 256
 
-    @Option(help: "Output folder (new or empty unless --force).")
-    var out: String
+    @OptionGroup var output: OutputFolderOptions
 
     @Option(help: "Camera elevation in degrees.")
     var elevation: Float = 15
@@ -40,8 +39,6 @@ struct Render: ParsableCommand {
     @Flag(help: "Also write 16-bit depth PNGs.")
     var depth = false
 
-    @Flag(help: "Write into an existing, non-empty folder.")
-    var force = false
 
     func validate() throws {
         guard (1...360).contains(views) else { throw ValidationError("--views must be 1…360, got \(views)") }
@@ -60,8 +57,8 @@ struct Render: ParsableCommand {
         case .mesh: throw CLIError("\(asset) is a mesh: mesh rendering arrives with the mesh rasterizer; render a splat file (.ply with 3DGS properties or .splat)")
         }
         guard cloud.count > 0 else { throw CLIError("\(asset) holds no Gaussians: nothing to render") }
-        let folder = URL(fileURLWithPath: out)
-        try OutputFolder.prepare(folder, force: force)
+        let folder = output.url
+        try output.prepare()
 
         let parameters = SplatParameters<Float>(cloud)
         let (center, sphere) = OrbitFraming.robustSphere(cloud.means)
@@ -96,7 +93,7 @@ struct Render: ParsableCommand {
         let sheet = Image.contactSheet(tiles, labels: (0..<views).map { "azimuth \(Int((360 * Float($0) / Float(views)).rounded()))" })
         try PNG.write(sheet, to: folder.appendingPathComponent("sheet.png"),
                       text: KilnMetadata(command: "render", settings: ["asset": url.lastPathComponent, "views": "\(views)"]).textEntries)
-        print("wrote \(views) views, sheet.png and transforms.json to \(out)")
+        print("wrote \(views) views, sheet.png and transforms.json to \(output.out)")
     }
 }
 

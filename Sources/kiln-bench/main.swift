@@ -59,15 +59,6 @@ func benchSplat(quick: Bool) {
     }
 }
 
-let arguments = CommandLine.arguments.dropFirst()
-switch arguments.first {
-case "splat": benchSplat(quick: arguments.contains("--quick"))
-case "profile", "once", "splat-export": break
-default:
-    print("usage: kiln-bench splat [--quick] | splat-export DIR | profile")
-    exit(arguments.first == nil ? 0 : 64)
-}
-
 func profileSplat() {
     let (p, camera) = benchScene(count: 20_000, size: 128, seed: 1)
     let cam = SplatCamera<Float>(camera)
@@ -90,8 +81,9 @@ func profileSplat() {
     }
     print(String(format: "project (1 thread): %.2f ms; projection backward: %.2f ms; entries %d", projectMs, backProjectMs, frame.radii.filter { $0 > 0 }.count))
 }
-if arguments.first == "profile" { profileSplat() }
-if arguments.first == "once" {
+/// Three single-threaded forward+backward passes at 128² with 20k Gaussians, for profilers
+/// (`valgrind --tool=callgrind kiln-bench once`).
+func runOnce() {
     let (p, camera) = benchScene(count: 20_000, size: 128, seed: 1)
     let dColor = [Float](repeating: 0.1, count: 3 * 128 * 128)
     for _ in 0..<3 {
@@ -140,10 +132,21 @@ func exportSplatScenes(to folder: String, configs: [(Int, Int)]) throws {
         print("wrote \(name)")
     }
 }
-if arguments.first == "splat-export" {
+
+// MARK: - Entry
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+switch arguments.first {
+case "splat": benchSplat(quick: arguments.contains("--quick"))
+case "splat-export":
     let folder = arguments.dropFirst().first ?? "out/bench-splat"
     do { try exportSplatScenes(to: folder, configs: [(128, 5_000), (128, 20_000), (256, 5_000), (256, 20_000), (512, 5_000)]) } catch {
         print("kiln-bench: \(error)")
         exit(1)
     }
+case "profile": profileSplat()
+case "once": runOnce()
+default:
+    print("usage: kiln-bench splat [--quick] | splat-export DIR | profile | once")
+    exit(arguments.first == nil ? 0 : 64)
 }

@@ -101,7 +101,7 @@ private enum SceneBuilder {
         let scene = arena.allocate(aiScene.self)
         let root = arena.allocate(aiNode.self)
         setString(&root.pointee.mName, "root")
-        root.pointee.mTransformation = identity()  // a zero transform collapses every vertex
+        root.pointee.mTransformation = MeshImport.identityMatrix  // a zero transform collapses every vertex
         root.pointee.mNumMeshes = 1
         root.pointee.mMeshes = arena.allocate(UInt32.self)
         root.pointee.mMeshes[0] = 0
@@ -137,12 +137,6 @@ private enum SceneBuilder {
         scene.pointee.mMaterials = arena.allocate(UnsafeMutablePointer<aiMaterial>?.self)
         scene.pointee.mMaterials[0] = material
         return try body(scene)
-    }
-
-    static func identity() -> aiMatrix4x4 {
-        var m = aiMatrix4x4()
-        m.a1 = 1; m.b2 = 1; m.c3 = 1; m.d4 = 1
-        return m
     }
 
     static func setString(_ target: inout aiString, _ value: String) {

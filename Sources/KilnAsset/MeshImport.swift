@@ -297,9 +297,6 @@ public enum MeshImport {
     /// Columns of the inverse-transpose of the upper 3×3 (the cofactor matrix, up to scale).
     static func normalTransform(_ m: aiMatrix4x4) -> (SIMD3<Float>, SIMD3<Float>, SIMD3<Float>) {
         let r0 = SIMD3(m.a1, m.a2, m.a3), r1 = SIMD3(m.b1, m.b2, m.b3), r2 = SIMD3(m.c1, m.c2, m.c3)
-        func cross(_ a: SIMD3<Float>, _ b: SIMD3<Float>) -> SIMD3<Float> {
-            SIMD3(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x)
-        }
         // cofactor(M) rows are r1×r2, r2×r0, r0×r1; n' = cof(M)·n, so its columns are these.
         let c0 = cross(r1, r2), c1 = cross(r2, r0), c2 = cross(r0, r1)
         let det = (r0 * c0).sum()

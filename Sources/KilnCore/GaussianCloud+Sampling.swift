@@ -14,9 +14,7 @@ extension GaussianCloud {
         precondition(count >= 0, "count must be non-negative")
         precondition(opacity > 0 && opacity < 1, "opacity must be in (0, 1)")
         var cloud = GaussianCloud(shDegree: 0)
-        let areas = mesh.triangles.map { t -> Float in
-            0.5 * length(cross(mesh.positions[Int(t.y)] - mesh.positions[Int(t.x)], mesh.positions[Int(t.z)] - mesh.positions[Int(t.x)]))
-        }
+        let areas = mesh.triangleAreas
         let total = areas.reduce(0, +)
         guard total > 0, count > 0 else { return cloud }
         var cumulative: [Float] = []

@@ -136,13 +136,15 @@ extension TriangleMesh {
         return out
     }
 
-    /// Total surface area.
-    public var surfaceArea: Float {
-        triangles.reduce(0) { sum, t in
-            let n = cross(positions[Int(t.y)] - positions[Int(t.x)], positions[Int(t.z)] - positions[Int(t.x)])
-            return sum + 0.5 * (n * n).sum().squareRoot()
+    /// `[F]` triangle areas.
+    public var triangleAreas: [Float] {
+        triangles.map { t in
+            0.5 * length(cross(positions[Int(t.y)] - positions[Int(t.x)], positions[Int(t.z)] - positions[Int(t.x)]))
         }
     }
+
+    /// Total surface area.
+    public var surfaceArea: Float { triangleAreas.reduce(0, +) }
 
     /// Signed enclosed volume (positive for closed, outward-oriented meshes), by the divergence theorem.
     public var signedVolume: Float {

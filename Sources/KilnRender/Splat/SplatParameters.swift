@@ -84,6 +84,9 @@ public struct SplatRenderSettings: Sendable, Equatable, Codable {
     /// SH degree used for colour (≤ the parameters' degree); nil uses all of it.
     public var activeSHDegree: Int? = nil
 
+    /// The SH degree used for colour with parameters of degree `parameterDegree`.
+    public func colorDegree(parameterDegree: Int) -> Int { min(activeSHDegree ?? parameterDegree, parameterDegree) }
+
     /// Constants of the compositing loop.
     public static let alphaMax: Double = 0.99
     public static let alphaMin: Double = 1.0 / 255.0

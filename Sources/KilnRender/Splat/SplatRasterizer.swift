@@ -38,7 +38,7 @@ public enum SplatRasterizer {
                                threads: Int = Parallel.defaultThreadCount) -> SplatFrame {
         let cam = SplatCamera<Float>(camera)
         let n = p.count
-        let degree = min(settings.activeSHDegree ?? p.shDegree, p.shDegree)
+        let degree = settings.colorDegree(parameterDegree: p.shDegree)
         var projected = [ProjectedGaussian<Float>](repeating: ProjectedGaussian(), count: n)
         projected.withUnsafeMutableBufferPointer { out in
             let out = UnsafeMutableSendableBuffer(out)
@@ -176,7 +176,7 @@ public enum SplatRasterizer {
             fill[Int(e)] += 1
         }
         let cam = SplatCamera<Float>(frame.camera)
-        let degree = min(frame.settings.activeSHDegree ?? p.shDegree, p.shDegree)
+        let degree = frame.settings.colorDegree(parameterDegree: p.shDegree)
         let offsets = entryOffsets, slotsByGaussian = byGaussian, slotGrad = entryGrad
         var grad = SplatParameters<Float>(zerosLike: n, shDegree: p.shDegree)
         var meanPixels = [Float](repeating: 0, count: 2 * n)

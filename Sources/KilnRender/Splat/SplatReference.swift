@@ -44,7 +44,7 @@ public struct SplatGradients<R: Real & BinaryFloatingPoint & SIMDScalar & Sendab
 public enum SplatReference {
     /// Projected Gaussians and their depth order (ties by index).
     public static func project<R>(_ p: SplatParameters<R>, camera: SplatCamera<R>, settings: SplatRenderSettings) -> ([ProjectedGaussian<R>], [Int]) {
-        let degree = min(settings.activeSHDegree ?? p.shDegree, p.shDegree)
+        let degree = settings.colorDegree(parameterDegree: p.shDegree)
         var basis = [R](repeating: 0, count: 16)
         let projected = (0..<p.count).map { SplatProjection.project($0, p, camera: camera, settings: settings, degree: degree, basis: &basis) }
         let order = (0..<p.count).filter { projected[$0].visible }.sorted { (projected[$0].depth, $0) < (projected[$1].depth, $1) }
@@ -143,7 +143,7 @@ public enum SplatReference {
                 }
             }
         }
-        let degree = min(settings.activeSHDegree ?? p.shDegree, p.shDegree)
+        let degree = settings.colorDegree(parameterDegree: p.shDegree)
         var grad = SplatParameters<R>(zerosLike: p.count, shDegree: p.shDegree)
         var basis = [R](repeating: 0, count: 16)
         var meanPixels = [R](repeating: 0, count: 2 * p.count)

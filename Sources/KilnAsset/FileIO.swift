@@ -44,14 +44,8 @@ public enum FileIO {
     /// The bytes of a file, with errors that name the path.
     public static func read(_ url: URL, limit: Int = 1 << 34) throws -> [UInt8] {
         let path = url.path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw FileIOError.posix(errno, path: path, doing: "open for reading") }
+        let (fd, info) = try openForReading(path)
         defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw FileIOError.posix(errno, path: path, doing: "stat") }
-        if (info.st_mode & S_IFMT) == S_IFDIR {
-            throw FileIOError(path: path, reason: "is a folder, not a file")
-        }
         let size = Int(info.st_size)
         if size > limit { throw FileIOError(path: path, reason: "is \(size) bytes, over the \(limit)-byte limit") }
         var bytes = [UInt8](repeating: 0, count: size)
@@ -133,16 +127,29 @@ extension FileIO {
     /// Up to `count` bytes from the start of a file.
     public static func readPrefix(_ url: URL, count: Int) throws -> [UInt8] {
         let path = url.path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 { throw FileIOError.posix(errno, path: path, doing: "open for reading") }
+        let (fd, _) = try openForReading(path)
         defer { close(fd) }
-        var info = stat()
-        if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
-            throw FileIOError(path: path, reason: "is a folder, not a file")
-        }
         var bytes = [UInt8](repeating: 0, count: count)
         let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, count) }
         if n < 0 { throw FileIOError.posix(errno, path: path, doing: "read") }
         return Array(bytes.prefix(n))
+    }
+
+    /// An open descriptor on a regular file (the caller closes it) and its status; folders and
+    /// missing files are errors that name the path.
+    static func openForReading(_ path: String) throws -> (Int32, stat) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw FileIOError.posix(errno, path: path, doing: "open for reading") }
+        var info = stat()
+        if fstat(fd, &info) != 0 {
+            let error = FileIOError.posix(errno, path: path, doing: "stat")
+            close(fd)
+            throw error
+        }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            close(fd)
+            throw FileIOError(path: path, reason: "is a folder, not a file")
+        }
+        return (fd, info)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// An RGB colour given as a name (white, black, gray, red, green, blue), `#rrggbb`, or `r,g,b`
 /// with components in [0, 1].
@@ -21,5 +22,3 @@ struct ColorArgument: ExpressibleByArgument, Sendable {
 
     static var defaultCompletionKind: CompletionKind { .list(["white", "black", "gray"]) }
 }
-
-import Foundation

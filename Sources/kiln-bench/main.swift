@@ -1,4 +1,4 @@
-// Benchmarks: programs that print a table. `swift run -c release kiln-bench splat [--quick]`.
+// Benchmarks: programs that print a table. `swift run -c release kiln-bench splat|mesh [--quick]`.
 import Foundation
 import KilnCore
 import KilnRender
@@ -144,9 +144,10 @@ case "splat-export":
         print("kiln-bench: \(error)")
         exit(1)
     }
+case "mesh": benchMesh(quick: arguments.contains("--quick"))
 case "profile": profileSplat()
 case "once": runOnce()
 default:
-    print("usage: kiln-bench splat [--quick] | splat-export DIR | profile | once")
+    print("usage: kiln-bench splat [--quick] | splat-export DIR | mesh [--quick] | profile | once")
     exit(arguments.first == nil ? 0 : 64)
 }

@@ -1,3 +1,4 @@
+import Foundation
 import KilnCore
 import KilnRender
 
@@ -6,8 +7,9 @@ import KilnRender
 func meshBenchScene(triangles: Int, size: Int) -> (clip: [Float], mesh: TriangleMesh) {
     let segments = Int((Double(triangles) / 2).squareRoot() * 1.414)
     var mesh = TriangleMesh.uvSphere(radius: 1, segments: segments, rings: max(3, triangles / (2 * segments) + 1))
-    mesh.positions = mesh.positions.map { p in
-        p * (1 + 0.08 * sin(7 * p.x) * sin(5 * p.y + 1) * sin(6 * p.z + 2))
+    mesh.positions = mesh.positions.map { (p: SIMD3<Float>) -> SIMD3<Float> in
+        let bump: Float = sin(7 * p.x) * sin(5 * p.y + 1) * sin(6 * p.z + 2)
+        return p * (1 + 0.08 * bump)
     }
     let camera = Camera.orbit(azimuthDegrees: 30, elevationDegrees: 20, radius: 3, width: size, height: size, fovYRadians: 0.8)
     return (camera.clipPositions(mesh.positions, near: 0.1, far: 10), mesh)

@@ -107,39 +107,32 @@ public enum MeshRasterizer {
     @inline(__always)
     static func setup(_ tri: SIMD3<UInt32>, clip: UnsafeBufferPointer<Float>, width: Int, height: Int, cull: Bool) -> Setup {
         var out = Setup()
-        func vertex(_ i: UInt32) -> SIMD4<Double> {
+        @inline(__always) func vertex(_ i: UInt32) -> SIMD4<Double> {
             let k = 4 * Int(i)
             return SIMD4(Double(clip[k]), Double(clip[k + 1]), Double(clip[k + 2]), Double(clip[k + 3]))
         }
-        let v = [vertex(tri.x), vertex(tri.y), vertex(tri.z)]
+        let v0 = vertex(tri.x), v1 = vertex(tri.y), v2 = vertex(tri.z)
         // Trivial rejection: all three vertices outside the same clip plane.
-        func allOutside(_ test: (SIMD4<Double>) -> Bool) -> Bool { test(v[0]) && test(v[1]) && test(v[2]) }
-        if allOutside({ $0.x > $0.w }) || allOutside({ $0.x < -$0.w }) || allOutside({ $0.y > $0.w }) || allOutside({ $0.y < -$0.w })
-            || allOutside({ $0.z > $0.w }) || allOutside({ $0.z < -$0.w }) {
-            return out
-        }
-        let h = v.map { SIMD3($0.x, $0.y, $0.w) }
-        let edges = (0..<3).map { i in crossD(h[(i + 1) % 3], h[(i + 2) % 3]) }
-        let det = (h[0] * edges[0]).sum()
+        let below = pointwiseMax(pointwiseMax(v0 + SIMD4(v0.w, v0.w, v0.w, 0), v1 + SIMD4(v1.w, v1.w, v1.w, 0)), v2 + SIMD4(v2.w, v2.w, v2.w, 0))
+        let above = pointwiseMin(pointwiseMin(v0 - SIMD4(v0.w, v0.w, v0.w, 0), v1 - SIMD4(v1.w, v1.w, v1.w, 0)), v2 - SIMD4(v2.w, v2.w, v2.w, 0))
+        // below < 0: every vertex has that coordinate < −w; above > 0: every vertex has it > w.
+        if below.x < 0 || below.y < 0 || below.z < 0 || above.x > 0 || above.y > 0 || above.z > 0 { return out }
+        let h0 = SIMD3(v0.x, v0.y, v0.w), h1 = SIMD3(v1.x, v1.y, v1.w), h2 = SIMD3(v2.x, v2.y, v2.w)
+        let e0 = crossD(h1, h2), e1 = crossD(h2, h0), e2 = crossD(h0, h1)
+        let det = (h0 * e0).sum()
         guard det.isFinite, det != 0, !(cull && det < 0) else { return out }
         let sign: Double = det > 0 ? 1 : -1
         let sx = 2 / Double(width), ox = 1 / Double(width) - 1
         let sy = -2 / Double(height), oy = 1 - 1 / Double(height)
-        var a = SIMD4<Double>.zero, b = SIMD4<Double>.zero, c = SIMD4<Double>.zero
-        for i in 0..<3 {
-            let e = edges[i] * sign
-            a[i] = e.x * sx
-            b[i] = e.y * sy
-            c[i] = e.x * ox + e.y * oy + e.z
-            // depth = Σ e_i z_i / det, with e here already multiplied by sign(det).
-            a[3] += a[i] * v[i].z / abs(det)
-            b[3] += b[i] * v[i].z / abs(det)
-            c[3] += c[i] * v[i].z / abs(det)
-        }
-        guard let box = pixelBounds(v, width: width, height: height) else { return out }
-        out.a = SIMD4<Float>(a)
-        out.b = SIMD4<Float>(b)
-        out.c = SIMD4<Float>(c)
+        // Rows: edges 0…2 (multiplied by sign(det)); columns: x, y, constant in NDC.
+        let ex = SIMD3(e0.x, e1.x, e2.x) * sign, ey = SIMD3(e0.y, e1.y, e2.y) * sign, ez = SIMD3(e0.z, e1.z, e2.z) * sign
+        let a = ex * sx, b = ey * sy, c = ex * ox + ey * oy + ez
+        // depth = Σ e_i z_i / det, with e already multiplied by sign(det).
+        let zs = SIMD3(v0.z, v1.z, v2.z) / abs(det)
+        guard let box = pixelBounds(v0, v1, v2, width: width, height: height) else { return out }
+        out.a = SIMD4<Float>(SIMD4(a, (a * zs).sum()))
+        out.b = SIMD4<Float>(SIMD4(b, (b * zs).sum()))
+        out.c = SIMD4<Float>(SIMD4(c, (c * zs).sum()))
         (out.x0, out.x1, out.y0, out.y1) = box
         return out
     }
@@ -147,19 +140,22 @@ public enum MeshRasterizer {
     /// Inclusive pixel-centre bounds of the part of the triangle in front of the near plane, or nil
     /// when no pixel centre can be inside. Vertices behind the near plane are clipped away first
     /// (Sutherland–Hodgman against w ≥ ε and z ≥ −w), so the box stays finite.
-    static func pixelBounds(_ v: [SIMD4<Double>], width: Int, height: Int) -> (Int32, Int32, Int32, Int32)? {
-        var polygon = v
-        if v.contains(where: { $0.w <= 1e-9 || $0.z < -$0.w }) {
-            polygon = clip(polygon) { $0.w - 1e-9 }
-            polygon = clip(polygon) { $0.z + $0.w }
-            if polygon.isEmpty { return nil }
-        }
+    static func pixelBounds(_ v0: SIMD4<Double>, _ v1: SIMD4<Double>, _ v2: SIMD4<Double>, width: Int, height: Int) -> (Int32, Int32, Int32, Int32)? {
         var lo = SIMD2<Double>(.infinity, .infinity), hi = -lo
-        for p in polygon {
+        @inline(__always) func include(_ p: SIMD4<Double>) {
             // Pixel coordinates of the vertex, pixel centres at integers: col = (x/w + 1)·W/2 − ½.
             let q = SIMD2((p.x / p.w + 1) * Double(width) / 2 - 0.5, (1 - p.y / p.w) * Double(height) / 2 - 0.5)
             lo = pointwiseMin(lo, q)
             hi = pointwiseMax(hi, q)
+        }
+        @inline(__always) func inFront(_ p: SIMD4<Double>) -> Bool { p.w > 1e-9 && p.z >= -p.w }
+        if inFront(v0) && inFront(v1) && inFront(v2) {
+            include(v0); include(v1); include(v2)
+        } else {
+            var polygon = clip([v0, v1, v2]) { $0.w - 1e-9 }
+            polygon = clip(polygon) { $0.z + $0.w }
+            if polygon.isEmpty { return nil }
+            for p in polygon { include(p) }
         }
         guard lo.x.isFinite, lo.y.isFinite, hi.x.isFinite, hi.y.isFinite else { return nil }
         let x0 = max(0, Int(max(-1, lo.x).rounded(.up))), x1 = min(width - 1, Int(min(Double(width), hi.x).rounded(.down)))

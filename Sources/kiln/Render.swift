@@ -6,17 +6,20 @@ import KilnRender
 
 struct Render: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Render orbit views of a Gaussian splat file.",
+        abstract: "Render orbit views of a Gaussian splat file or a mesh.",
         discussion: """
         Writes DIR/view_000.png …, DIR/sheet.png (a labelled contact sheet) and DIR/transforms.json \
         (NeRF/OpenGL convention, readable by other tools and by `kiln fit`); --depth adds \
         depth_000.png … as 16-bit PNGs (depth = value × depth_scale, recorded in each PNG's \
-        metadata and in transforms.json). The cameras orbit the asset's robust bounds unless \
-        --radius is given. Meshes join when the mesh rasterizer lands.
+        metadata and in transforms.json). Meshes (any format Assimp reads) are shaded with a \
+        camera headlight (Lambert + ambient) using their vertex colours, material colour and base \
+        colour texture, with antialiased silhouettes; --normals adds normal_000.png … (world \
+        normals as (n + 1)/2). The cameras orbit the asset's bounds (robust bounds for splats) \
+        unless --radius is given.
         """
     )
 
-    @Argument(help: "A splat file: INRIA 3DGS .ply or .splat.", completion: .file())
+    @Argument(help: "A splat file (INRIA 3DGS .ply or .splat) or a mesh (glb, gltf, obj, fbx, ply, stl, dae, …).", completion: .file())
     var asset: String
 
     @Option(help: "Number of views, evenly spaced in azimuth from the +Z side.")
@@ -39,6 +42,8 @@ struct Render: ParsableCommand {
     @Flag(help: "Also write 16-bit depth PNGs.")
     var depth = false
 
+    @Flag(help: "Also write world-normal PNGs (meshes only).")
+    var normals = false
 
     func validate() throws {
         guard (1...360).contains(views) else { throw ValidationError("--views must be 1…360, got \(views)") }
@@ -47,43 +52,76 @@ struct Render: ParsableCommand {
         if let radius, !(radius > 0 && radius.isFinite) { throw ValidationError("--radius must be a positive number, got \(radius)") }
     }
 
+    /// One loaded asset, reduced to what rendering needs.
+    enum Subject {
+        case splats(SplatParameters<Float>)
+        case mesh(MeshRenderer)
+    }
+
+    func load(_ url: URL) throws -> (Subject, center: SIMD3<Float>, radius: Float) {
+        let kind = try AssetKind.of(url)
+        switch kind {
+        case .splatPLY, .splatFile:
+            if normals { throw CLIError("--normals needs a mesh: \(asset) is a splat file") }
+            let cloud = try GaussianCloudIO.read(url, format: kind == .splatPLY ? .ply : .splat)
+            guard cloud.count > 0 else { throw CLIError("\(asset) holds no Gaussians: nothing to render") }
+            let (center, sphere) = OrbitFraming.robustSphere(cloud.means)
+            return (.splats(SplatParameters<Float>(cloud)), center, sphere)
+        case .mesh:
+            let imported = try MeshImport.read(url)
+            for warning in imported.info.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
+            let mesh = imported.mesh
+            if let problem = mesh.validationFailure() { throw CLIError("\(asset): the mesh \(problem); repair it in a modelling tool or re-export it") }
+            guard mesh.triangleCount > 0 else { throw CLIError("\(asset) holds no triangles: nothing to render") }
+            let renderer = MeshRenderer(mesh)
+            return (.mesh(renderer), renderer.center, renderer.radius)
+        case .png:
+            throw CLIError("\(asset) is a PNG image: render takes a splat file or a mesh")
+        }
+    }
+
     func run() throws {
         let url = URL(fileURLWithPath: asset)
-        let cloud: GaussianCloud
-        switch try AssetKind.of(url) {
-        case .splatPLY: cloud = try GaussianCloudIO.read(url, format: .ply)
-        case .splatFile: cloud = try GaussianCloudIO.read(url, format: .splat)
-        case .png: throw CLIError("\(asset) is a PNG image: render takes a splat file")
-        case .mesh: throw CLIError("\(asset) is a mesh: mesh rendering arrives with the mesh rasterizer; render a splat file (.ply with 3DGS properties or .splat)")
-        }
-        guard cloud.count > 0 else { throw CLIError("\(asset) holds no Gaussians: nothing to render") }
+        let (subject, center, sphere) = try load(url)
         let folder = output.url
         try output.prepare()
 
-        let parameters = SplatParameters<Float>(cloud)
-        let (center, sphere) = OrbitFraming.robustSphere(cloud.means)
         let cameras = OrbitFraming.cameras(views: views, size: size, center: center, radius: sphere, elevationDegrees: elevation, distance: radius)
-        let settings = SplatRenderSettings(background: background.rgb)
+        let splatSettings = SplatRenderSettings(background: background.rgb)
+        let meshSettings = MeshRenderSettings(background: background.rgb)
         var tiles: [Image] = [], names: [String] = []
         var depthScale: Float?
         for (i, camera) in cameras.enumerated() {
-            let view = SplatRasterizer.render(parameters, camera: camera, settings: settings)
+            let color: Image, depthImage: Image, normalImage: Image?
+            switch subject {
+            case .splats(let parameters):
+                let view = SplatRasterizer.render(parameters, camera: camera, settings: splatSettings)
+                (color, depthImage, normalImage) = (view.color, view.depth, nil)
+            case .mesh(let renderer):
+                let view = renderer.render(camera: camera, settings: meshSettings)
+                (color, depthImage, normalImage) = (view.color, view.depth, view.normal)
+            }
             let name = String(format: "view_%03d.png", i)
             let azimuth = 360 * Float(i) / Float(views)
             let metadata = KilnMetadata(command: "render", settings: RenderSettingsRecord(asset: url.lastPathComponent, view: i, azimuthDegrees: azimuth,
                                                                                           elevationDegrees: elevation, size: size, depthScale: nil))
-            try PNG.write(view.color, to: folder.appendingPathComponent(name), text: metadata.textEntries)
+            try PNG.write(color, to: folder.appendingPathComponent(name), text: metadata.textEntries)
             if depth {
                 // One scale for every view: 16 bits over the farthest possible depth.
                 let scale = depthScale ?? Float((length(camera.position - center) + sphere * 2) / 65535)
                 depthScale = scale
-                let samples = view.depth.pixels.map { UInt16(min(65535, max(0, ($0 / scale).rounded()))) }
+                let samples = depthImage.pixels.map { UInt16(min(65535, max(0, ($0 / scale).rounded()))) }
                 let record = KilnMetadata(command: "render", settings: RenderSettingsRecord(asset: url.lastPathComponent, view: i, azimuthDegrees: azimuth,
                                                                                             elevationDegrees: elevation, size: size, depthScale: scale))
                 try PNG.writeGray16(samples, width: size, height: size, to: folder.appendingPathComponent(String(format: "depth_%03d.png", i)),
                                     text: record.textEntries + [PNGTextEntry("depth_scale", "\(scale)")])
             }
-            tiles.append(view.color)
+            if normals, let normalImage {
+                var encoded = normalImage
+                encoded.pixels = normalImage.pixels.map { ($0 + 1) / 2 }
+                try PNG.write(encoded, to: folder.appendingPathComponent(String(format: "normal_%03d.png", i)), text: metadata.textEntries)
+            }
+            tiles.append(color)
             names.append(name)
             print(String(format: "  view %d/%d: azimuth %.0f°", i + 1, views, azimuth))
         }

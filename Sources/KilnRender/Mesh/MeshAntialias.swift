@@ -52,12 +52,16 @@ public struct MeshTopology: Sendable, Equatable {
 ///
 /// For each horizontally or vertically adjacent pixel pair showing different triangles, the nearer
 /// of the two (by the pixels' depths; an empty pixel is infinitely far) is the occluder T, its
-/// pixel the inside pixel. If the pair's segment leaves T through a silhouette edge — an edge with
-/// no neighbour, or whose neighbour faces the other way in this view — at fraction t from the
-/// inside centre (t = e_in/(e_in − e_out) with e that edge's function), the pixel on the far side of
-/// the pair's midpoint is blended: t ≥ ½ adds (t − ½)·(c_in − c_out) to the outside pixel (T covers
-/// that much of it), t < ½ adds (½ − t)·(c_out − c_in) to the inside pixel. Contributions use the
-/// input colours and add up over a pixel's four pairs. t moves with the edge's vertices, so the
+/// pixel the inside pixel. Kiln follows the pair's segment from T across neighbouring triangles
+/// that face the same way until it leaves the surface through a silhouette edge — an edge with no
+/// neighbour, or whose neighbour faces the other way in this view — at fraction t from the inside
+/// centre (t = e_in/(e_in − e_out) with e that edge's function). nvdiffrast tests T's own edges
+/// only; walking on matters for meshes finer than the pixel grid (marching-cubes output), where the
+/// outline is rarely an edge of the triangle the inside pixel sees. Then the pixel on the far side
+/// of the pair's midpoint is blended: t ≥ ½ adds (t − ½)·(c_in − c_out) to the outside pixel (the
+/// surface covers that much of it), t < ½ adds (½ − t)·(c_out − c_in) to the inside pixel.
+/// Contributions use the input colours and add up over a pixel's four pairs. t moves with the
+/// silhouette edge's vertices, so the
 /// output is differentiable with respect to them.
 public enum MeshAntialias {
     /// Renders `[H, W, C]` colour with silhouette edges blended.
@@ -166,25 +170,43 @@ public enum MeshAntialias {
         let map = PixelToNDC<R>(width: raster.width, height: raster.height)
         let qIn = (map.sx * R(inside % raster.width) + map.ox, map.sy * R(inside / raster.width) + map.oy)
         let qOut = (map.sx * R(outside % raster.width) + map.ox, map.sy * R(outside / raster.width) + map.oy)
-        let tri = triangles[t]
-        var best: (edge: Int, t: R, eIn: R, eOut: R)?
-        for i in 0..<3 {
-            let j = Int(tri[(i + 1) % 3]), k = Int(tri[(i + 2) % 3])
-            // E = V_j × V_k over (x, y, w); e(q) = E·(qx, qy, 1).
-            let ex = clip[4 * j + 1] * clip[4 * k + 3] - clip[4 * j + 3] * clip[4 * k + 1]
-            let ey = clip[4 * j + 3] * clip[4 * k] - clip[4 * j] * clip[4 * k + 3]
-            let ez = clip[4 * j] * clip[4 * k + 1] - clip[4 * j + 1] * clip[4 * k]
-            let eIn = (ex * qIn.0 + ey * qIn.1 + ez) * sign, eOut = (ex * qOut.0 + ey * qOut.1 + ez) * sign
-            guard eOut < 0, eIn >= 0 else { continue }
-            let f = eIn / (eIn - eOut)
-            if best == nil || f < best!.t { best = (i, f, eIn, eOut) }
+        // Walk across the mesh along the segment: leave the current triangle through the first edge
+        // the segment exits by; stop at a silhouette edge, or give up if the outside centre turns
+        // out to lie in a triangle of this surface. On meshes finer than the pixel grid the
+        // silhouette is rarely an edge of the triangle the inside pixel sees, so a single-triangle
+        // test (as in nvdiffrast) would miss most of the outline.
+        var current = t, entryEdge = -1, from: R = 0
+        for _ in 0..<maximumWalk {
+            let tri = triangles[current]
+            var best: (edge: Int, t: R, eIn: R, eOut: R)?
+            for i in 0..<3 where i != entryEdge {
+                let j = Int(tri[(i + 1) % 3]), k = Int(tri[(i + 2) % 3])
+                // E = V_j × V_k over (x, y, w); e(q) = E·(qx, qy, 1), oriented so inside ⇔ e ≥ 0.
+                let ex = clip[4 * j + 1] * clip[4 * k + 3] - clip[4 * j + 3] * clip[4 * k + 1]
+                let ey = clip[4 * j + 3] * clip[4 * k] - clip[4 * j] * clip[4 * k + 3]
+                let ez = clip[4 * j] * clip[4 * k + 1] - clip[4 * j + 1] * clip[4 * k]
+                let eIn = (ex * qIn.0 + ey * qIn.1 + ez) * sign, eOut = (ex * qOut.0 + ey * qOut.1 + ez) * sign
+                guard eOut < 0, eIn > eOut else { continue }  // the segment runs outward through this edge
+                let f = eIn / (eIn - eOut)
+                guard f >= from - 1e-6 else { continue }
+                if best == nil || f < best!.t { best = (i, f, eIn, eOut) }
+            }
+            guard let best else { return nil }  // the outside centre lies in this triangle
+            let n = Int(topology.neighbors[3 * current + best.edge])
+            if n < 0 || facing[n] != facing[t] {
+                return SilhouetteCrossing(inside: inside, outside: outside, triangle: current, edge: best.edge, t: max(0, best.t),
+                                          eIn: best.eIn * sign, eOut: best.eOut * sign, qIn: qIn, qOut: qOut)
+            }
+            // Cross into the neighbour; the shared edge is not an exit from it.
+            entryEdge = (0..<3).first { topology.neighbors[3 * n + $0] == Int32(current) } ?? -1
+            current = n
+            from = best.t
         }
-        guard let best else { return nil }
-        let n = Int(topology.neighbors[3 * t + best.edge])
-        if n >= 0 && facing[n] == facing[t] { return nil }  // an interior edge, not a silhouette
-        return SilhouetteCrossing(inside: inside, outside: outside, triangle: t, edge: best.edge, t: best.t,
-                                  eIn: best.eIn * sign, eOut: best.eOut * sign, qIn: qIn, qOut: qOut)
+        return nil
     }
+
+    /// How many triangles `crossing` walks through before giving up.
+    static let maximumWalk = 16
 }
 
 /// Where a pixel pair's segment leaves its occluding triangle through a silhouette edge.

@@ -236,3 +236,34 @@ struct MeshRasterizerTests {
         for (i, v) in fdAttributes { #expect(abs(ga[i] - v!) < 1e-7) }
     }
 }
+
+@Suite("Mesh depth peeling")
+struct MeshDepthPeelingTests {
+    @Test("layers come out front to back, then empty")
+    func twoQuads() {
+        // Two screen-filling quads at z/w = −0.5 and 0.25, the far one listed first.
+        func quad(_ z: Float) -> [Float] { [-2, -2, z, 1, 2, -2, z, 1, 2, 2, z, 1, -2, 2, z, 1] }
+        let clip = quad(0.25) + quad(-0.5)
+        let tris: [SIMD3<UInt32>] = [SIMD3(0, 1, 2), SIMD3(0, 2, 3), SIMD3(4, 5, 6), SIMD3(4, 6, 7)]
+        let first = MeshRasterizer.rasterize(clipPositions: clip, triangles: tris, width: 5, height: 4)
+        #expect(first.triangleIDs.allSatisfy { $0 >= 2 } && first.depth.allSatisfy { $0 == -0.5 })
+        let second = MeshRasterizer.rasterize(clipPositions: clip, triangles: tris, width: 5, height: 4, behind: first)
+        #expect(second.triangleIDs.allSatisfy { $0 == 0 || $0 == 1 } && second.depth.allSatisfy { $0 == 0.25 })
+        let third = MeshRasterizer.rasterize(clipPositions: clip, triangles: tris, width: 5, height: 4, behind: second)
+        #expect(third.triangleIDs.allSatisfy { $0 == -1 })
+    }
+
+    @Test("peeled layers match the reference on random scenes")
+    func matchesReference() {
+        let scene = MeshScene(triangleCount: 40, seed: 77, width: 21, height: 17, spread: 0.5, size: 0.8, cameraRadius: 2)
+        var fast = MeshRasterizer.rasterize(clipPositions: scene.clipFloat, triangles: scene.triangles, width: 21, height: 17)
+        var reference = MeshReference.rasterize(clipPositions: scene.clip, triangles: scene.triangles, width: 21, height: 17)
+        for layer in 1...3 {
+            fast = MeshRasterizer.rasterize(clipPositions: scene.clipFloat, triangles: scene.triangles, width: 21, height: 17, behind: fast, threads: 2)
+            reference = MeshReference.rasterize(clipPositions: scene.clip, triangles: scene.triangles, width: 21, height: 17, behind: reference)
+            let agree = zip(fast.triangleIDs, reference.triangleIDs).filter { $0 == $1 }.count
+            #expect(agree >= 21 * 17 - 3, "layer \(layer): \(21 * 17 - agree) pixels differ")
+            if layer == 1 { #expect(reference.triangleIDs.contains { $0 >= 0 }, "the scene has overlapping surfaces") }
+        }
+    }
+}

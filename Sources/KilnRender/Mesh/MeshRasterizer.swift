@@ -20,11 +20,14 @@ public enum MeshRasterizer {
     ///   - clipPositions: `[V, 4]` homogeneous positions (x, y, z, w).
     ///   - triangles: `[F]` vertex indices; every index must be < V.
     ///   - width, height: raster size in pixels, ≥ 1.
+    ///   - previous: depth peeling: keep only surfaces behind this earlier layer (same size, same
+    ///     triangles), giving the next layer; pixels empty in `previous` stay empty.
     /// - Returns: a `MeshRaster`: per pixel the nearest covering triangle (lowest index on a tie),
     ///   its perspective-correct barycentrics and z/w.
     /// - Complexity: O(F + covered bounding-box pixels).
     public static func rasterize(clipPositions: [Float], triangles: [SIMD3<UInt32>], width: Int, height: Int,
-                                 options: RasterizeOptions = RasterizeOptions(), threads: Int = Parallel.defaultThreadCount) -> MeshRaster<Float> {
+                                 options: RasterizeOptions = RasterizeOptions(), behind previous: MeshRaster<Float>? = nil,
+                                 threads: Int = Parallel.defaultThreadCount) -> MeshRaster<Float> {
         precondition(width >= 1 && height >= 1, "rasterize needs a positive size, got \(width)×\(height)")
         precondition(clipPositions.count % 4 == 0, "clip positions must be [V, 4], got \(clipPositions.count) values")
         let vertexCount = UInt32(clipPositions.count / 4)
@@ -43,9 +46,22 @@ public enum MeshRasterizer {
 
         var raster = MeshRaster<Float>(width: width, height: height, withDerivatives: options.barycentricDerivatives)
         var zbuffer = [Float](repeating: .infinity, count: width * height)
+        // Fragments must come after (depth, triangle) of the previous layer in the rasterizer's own
+        // order (nearer first, lower index first on a tie); without peeling, after everything.
+        var floorDepth = [Float](repeating: -.infinity, count: width * height)
+        var floorID = [Int32](repeating: -1, count: width * height)
+        if let previous {
+            precondition(previous.width == width && previous.height == height, "depth peeling needs a previous layer of the same size")
+            for p in 0..<(width * height) {
+                floorDepth[p] = previous.triangleIDs[p] >= 0 ? previous.depth[p] : .infinity
+                floorID[p] = previous.triangleIDs[p]
+            }
+        }
         var derivativeValues = [Float](repeating: 0, count: options.barycentricDerivatives ? 4 * width * height : 0)
         setups.withUnsafeBufferPointer { setups in
             let setups = UnsafeSendableBuffer(setups)
+        floorDepth.withUnsafeBufferPointer { floorDepth in floorID.withUnsafeBufferPointer { floorID in
+            let floorDepth = UnsafeSendableBuffer(floorDepth), floorID = UnsafeSendableBuffer(floorID)
         zbuffer.withUnsafeMutableBufferPointer { zb in
         raster.triangleIDs.withUnsafeMutableBufferPointer { idb in
         raster.barycentrics.withUnsafeMutableBufferPointer { bary in
@@ -64,7 +80,8 @@ public enum MeshRasterizer {
                         var e = s.a * Float(s.x0) + (s.b * Float(row) + s.c)
                         let base = row * width
                         for col in Int(s.x0)...Int(s.x1) {
-                            if e[0] >= 0, e[1] >= 0, e[2] >= 0, e[0] + e[1] + e[2] > 0, e[3] >= -1, e[3] <= 1, e[3] < zb[base + col] {
+                            if e[0] >= 0, e[1] >= 0, e[2] >= 0, e[0] + e[1] + e[2] > 0, e[3] >= -1, e[3] <= 1, e[3] < zb[base + col],
+                               e[3] > floorDepth.buffer[base + col] || (e[3] == floorDepth.buffer[base + col] && Int32(t) > floorID.buffer[base + col]) {
                                 zb[base + col] = e[3]
                                 idb[base + col] = Int32(t)
                             }
@@ -84,7 +101,7 @@ public enum MeshRasterizer {
                         let u = e[0] / sum, v = e[1] / sum
                         bary[2 * p] = u
                         bary[2 * p + 1] = v
-                        depth[p] = e[3]
+                        depth[p] = zb[p]  // the stepped value the depth test used, so peeling compares like with like
                         if let derivatives {
                             let sa = s.a[0] + s.a[1] + s.a[2], sb = s.b[0] + s.b[1] + s.b[2]
                             derivatives[4 * p] = (s.a[0] - u * sa) / sum
@@ -95,7 +112,7 @@ public enum MeshRasterizer {
                     }
                 }
             }
-        }}}}}}
+        }}}}}}}}
         if options.barycentricDerivatives { raster.barycentricDerivatives = derivativeValues }
         return raster
     }

@@ -36,9 +36,12 @@ public enum MeshReference {
     static func dot<R: BinaryFloatingPoint>(_ a: (R, R, R), _ b: (R, R, R)) -> R { a.0 * b.0 + a.1 * b.1 + a.2 * b.2 }
 
     /// Rasterizes `[F]` triangles over `[V, 4]` clip-space positions into a `width × height` raster.
-    /// The nearest covering triangle wins; on equal depth, the lower triangle index.
+    /// The nearest covering triangle wins; on equal depth, the lower triangle index. With
+    /// `previous` (depth peeling), only fragments after the previous layer's (depth, triangle) in
+    /// that order count.
     public static func rasterize<R: BinaryFloatingPoint & Sendable>(clipPositions: [R], triangles: [SIMD3<UInt32>], width: Int, height: Int,
-                                                                     options: RasterizeOptions = RasterizeOptions()) -> MeshRaster<R> {
+                                                                     options: RasterizeOptions = RasterizeOptions(),
+                                                                     behind previous: MeshRaster<R>? = nil) -> MeshRaster<R> {
         var raster = MeshRaster<R>(width: width, height: height, withDerivatives: options.barycentricDerivatives)
         let map = PixelToNDC<R>(width: width, height: height)
         let forms = triangles.map { Homogeneous(clipPositions, $0) }
@@ -52,6 +55,10 @@ public enum MeshReference {
                     guard e.allSatisfy({ $0 * f.det >= 0 }), e.contains(where: { $0 != 0 }) else { continue }
                     let depth = (e[0] * f.z[0] + e[1] * f.z[1] + e[2] * f.z[2]) / f.det
                     guard depth >= -1, depth <= 1 else { continue }
+                    if let previous {
+                        let id0 = Int(previous.triangleIDs[row * width + col]), d0 = previous.depth[row * width + col]
+                        guard id0 >= 0, depth > d0 || (depth == d0 && id > id0) else { continue }
+                    }
                     if best == nil || depth < best!.depth { best = (depth, id, e) }
                 }
                 guard let best else { continue }

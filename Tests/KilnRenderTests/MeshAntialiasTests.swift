@@ -107,4 +107,40 @@ struct MeshAntialiasTests {
         #expect(worstRelativeError(gcF.map(Double.init), gc).error < 1e-4)
         #expect(worstRelativeError(gpF.map(Double.init), gp).error < 1e-3)
     }
+
+    @Test("gradients stay exact when the silhouette edge lies triangles away from the inside pixel")
+    func walkedSilhouetteGradients() {
+        // A fine sphere: near the outline its triangles are thinner than a pixel.
+        let mesh = TriangleMesh.uvSphere(radius: 1, segments: 40, rings: 20)
+        let camera = Camera.orbit(azimuthDegrees: 10, elevationDegrees: 15, radius: 4, width: 24, height: 24, fovYRadians: 0.7)
+        let clip = camera.clipPositions(mesh.positions, near: 2, far: 6).map(Double.init)
+        let topology = MeshTopology(triangles: mesh.triangles, positions: mesh.positions)
+        let raster = MeshReference.rasterize(clipPositions: clip, triangles: mesh.triangles, width: 24, height: 24)
+        let facing = MeshAntialias.facing(clip, mesh.triangles)
+        var walked = 0, crossings = 0
+        MeshReference.forEachPair(raster) { a, b in
+            guard let x = MeshAntialias.crossing(a, b, raster: raster, clipPositions: clip, triangles: mesh.triangles, topology: topology, facing: facing) else { return }
+            crossings += 1
+            if x.triangle != Int(raster.triangleIDs[x.inside]) { walked += 1 }
+        }
+        #expect(crossings > 40 && walked > 5, "\(crossings) crossings, \(walked) found by walking")
+
+        let color = randomWeights(24 * 24, seed: 3).map { 0.5 + 0.5 * $0 }
+        let weights = randomWeights(24 * 24, seed: 4)
+        let (_, gp) = MeshReference.antialiasBackward(color, channels: 1, raster: raster, clipPositions: clip, triangles: mesh.triangles,
+                                                      topology: topology, outputGradient: weights)
+        // Visibility (ids) stays fixed for small steps, so the loss only moves through the crossings.
+        let indices = Array(gp.indices.filter { gp[$0] != 0 }.prefix(120))
+        #expect(indices.count > 40)
+        let fd = finiteDifferences(clip, indices: indices, discrete: {
+            MeshRasterizer.rasterize(clipPositions: $0.map { Float($0) }, triangles: mesh.triangles, width: 24, height: 24).triangleIDs
+        }) { x in
+            weighted(MeshReference.antialias(color, channels: 1, raster: raster, clipPositions: x, triangles: mesh.triangles, topology: topology), weights)
+        }
+        var worst = 0.0, checked = 0
+        let scale = gp.map(abs).max()!
+        for (i, v) in fd { guard let v else { continue }; worst = max(worst, abs(gp[i] - v) / max(abs(v), 1e-3 * scale)); checked += 1 }
+        #expect(checked > indices.count / 2)
+        #expect(worst < 1e-5, "worst relative error \(worst)")
+    }
 }

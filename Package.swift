@@ -47,7 +47,7 @@ let package = Package(
         .executableTarget(name: "kiln-fuzz", dependencies: ["KilnAsset"]),
 
         // Benchmarks that print tables: `swift run -c release kiln-bench splat`.
-        .executableTarget(name: "kiln-bench", dependencies: ["KilnCore", "KilnRender"]),
+        .executableTarget(name: "kiln-bench", dependencies: ["KilnCore", "KilnRender", "KilnAsset"]),
 
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"], exclude: ["Fixtures"]),

@@ -145,9 +145,10 @@ case "splat-export":
         exit(1)
     }
 case "mesh": benchMesh(quick: arguments.contains("--quick"))
+case "marching-cubes": benchMarchingCubes(arguments: Array(arguments.dropFirst()))
 case "profile": profileSplat()
 case "once": runOnce()
 default:
-    print("usage: kiln-bench splat [--quick] | splat-export DIR | mesh [--quick] | profile | once")
+    print("usage: kiln-bench splat [--quick] | splat-export DIR | mesh [--quick] | marching-cubes [--quick] [--json PATH] | profile | once")
     exit(arguments.first == nil ? 0 : 64)
 }

@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "KilnCore", targets: ["KilnCore"]),
         .library(name: "KilnAsset", targets: ["KilnAsset"]),
         .library(name: "KilnRender", targets: ["KilnRender"]),
+        .library(name: "KilnNN", targets: ["KilnNN"]),
+        .library(name: "KilnPrior", targets: ["KilnPrior"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -26,9 +28,18 @@ let package = Package(
             pkgConfig: "assimp",
             providers: [.apt(["libassimp-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
 
         // Math, cameras, RNG, images, parallel loops, plain asset values. No C libraries.
         .target(name: "KilnCore"),
+        // Tensors, layers with forward/backward, optimisers, safetensors; matrix products through OpenBLAS.
+        .target(name: "KilnNN", dependencies: ["KilnCore", "COpenBLAS", .product(name: "RealModule", package: "swift-numerics")]),
+        // The diffusers-compatible 2D prior: CLIP tokenizer, noise schedulers, later text encoder and UNet.
+        .target(name: "KilnPrior", dependencies: ["KilnNN", "KilnCore"]),
         // Differentiable renderers: Gaussian splats (Splat/), later meshes and fields.
         .target(name: "KilnRender", dependencies: ["KilnCore", .product(name: "RealModule", package: "swift-numerics")]),
         // File formats: PNG (libpng), meshes (Assimp), splat PLY and .splat, atomic writes.
@@ -47,11 +58,13 @@ let package = Package(
         .executableTarget(name: "kiln-fuzz", dependencies: ["KilnAsset"]),
 
         // Benchmarks that print tables: `swift run -c release kiln-bench splat`.
-        .executableTarget(name: "kiln-bench", dependencies: ["KilnCore", "KilnRender", "KilnAsset"]),
+        .executableTarget(name: "kiln-bench", dependencies: ["KilnCore", "KilnRender", "KilnAsset", "KilnNN"]),
 
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnRenderTests", dependencies: ["KilnRender", "KilnCore"]),
+        .testTarget(name: "KilnNNTests", dependencies: ["KilnNN", "KilnCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "KilnPriorTests", dependencies: ["KilnPrior", "KilnNN", "KilnCore"], exclude: ["Fixtures"]),
         // Runs the built `kiln` executable as a user would.
         .testTarget(name: "kilnTests"),
     ],

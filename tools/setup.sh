@@ -4,7 +4,7 @@
 #   tools/setup.sh --python   also the pinned Python packages for tools/ (checkers, parity scripts)
 set -euo pipefail
 
-PACKAGES=(pkg-config libpng-dev libassimp-dev zlib1g-dev)
+PACKAGES=(pkg-config libpng-dev libassimp-dev zlib1g-dev libopenblas-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

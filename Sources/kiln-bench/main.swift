@@ -146,9 +146,10 @@ case "splat-export":
     }
 case "mesh": benchMesh(quick: arguments.contains("--quick"))
 case "marching-cubes": benchMarchingCubes(arguments: Array(arguments.dropFirst()))
+case "matmul": benchMatmul(json: arguments.contains("--json"), quick: arguments.contains("--quick"))
 case "profile": profileSplat()
 case "once": runOnce()
 default:
-    print("usage: kiln-bench splat [--quick] | splat-export DIR | mesh [--quick] | marching-cubes [--quick] [--json PATH] | profile | once")
+    print("usage: kiln-bench splat [--quick] | splat-export DIR | mesh [--quick] | marching-cubes [--quick] [--json PATH] | matmul [--quick] [--json] | profile | once")
     exit(arguments.first == nil ? 0 : 64)
 }

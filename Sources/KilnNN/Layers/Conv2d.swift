@@ -1,0 +1,316 @@
+import KilnCore
+
+/// A 2D convolution, `torch.nn.Conv2d` without groups or dilation: NCHW input, square or
+/// rectangular kernel, one stride and one zero padding for both axes.
+///
+/// Parameters: `weight` `[O, C, kh, kw]`, `bias` `[O]` (optional). Input `[N, C, H, W]` → output
+/// `[N, O, Ho, Wo]` with Ho = ⌊(H + 2p − kh)/s⌋ + 1.
+///
+/// Fast path: im2col + `sgemm`. The patches of one or more samples are unfolded into a
+/// `[C·kh·kw, g·Ho·Wo]` matrix (rows in parallel) and multiplied by the `[O, C·kh·kw]` weight.
+/// Small images are batched `g` samples to a product so the GEMM stays wide (an 8×8 feature map
+/// alone gives only 64 columns); a 1×1 stride-1 convolution of one sample skips the unfolding and
+/// multiplies the input in place. Backward recomputes the unfolding instead of keeping it (it is
+/// kh·kw times the size of the input) and folds the patch gradients back per input channel in
+/// parallel (col2im).
+public final class Conv2d: Module {
+    public let inChannels: Int
+    public let outChannels: Int
+    public let kernelHeight: Int
+    public let kernelWidth: Int
+    public let stride: Int
+    public let padding: Int
+    /// `[O, C, kh, kw]`.
+    public let weight: Parameter
+    /// `[O]`, or nil without bias.
+    public let bias: Parameter?
+
+    /// Products are batched until they have at least this many columns (samples × output pixels).
+    static let targetColumns = 2048
+
+    /// PyTorch's default initialisation: weight and bias uniform in ±1/√(C·kh·kw).
+    public init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                bias: Bool = true, rng: inout RNG) {
+        precondition(inChannels > 0 && outChannels > 0 && kernelSize > 0 && stride > 0 && padding >= 0,
+                     "Conv2d: channels \(inChannels) → \(outChannels), kernel \(kernelSize), stride \(stride), padding \(padding) are not valid")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernelHeight = kernelSize
+        self.kernelWidth = kernelSize
+        self.stride = stride
+        self.padding = padding
+        let bound = 1 / Float(inChannels * kernelSize * kernelSize).squareRoot()
+        self.weight = Parameter(.uniform([outChannels, inChannels, kernelSize, kernelSize], in: -bound...bound, rng: &rng))
+        self.bias = bias ? Parameter(.uniform([outChannels], in: -bound...bound, rng: &rng)) : nil
+    }
+
+    /// A convolution with the given weight `[O, C, kh, kw]` and bias `[O]`.
+    public init(weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0) {
+        weight.checkRank(4, "[out, in, kh, kw]", "Conv2d weight")
+        precondition(stride > 0 && padding >= 0, "Conv2d: stride \(stride) and padding \(padding) are not valid")
+        self.outChannels = weight.shape[0]
+        self.inChannels = weight.shape[1]
+        self.kernelHeight = weight.shape[2]
+        self.kernelWidth = weight.shape[3]
+        self.stride = stride
+        self.padding = padding
+        bias?.checkShape([outChannels], "Conv2d bias")
+        self.weight = Parameter(weight)
+        self.bias = bias.map(Parameter.init)
+    }
+
+    public var namedParameters: [(name: String, parameter: Parameter)] {
+        [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    /// The geometry of a call on `x`, after checking that `x` is `[N, C, H, W]` with this layer's C.
+    public func geometry(for x: Tensor, _ operation: String = "Conv2d.forward") -> Conv2dGeometry {
+        x.checkRank(4, "[N, C, H, W]", operation)
+        x.checkShape([nil, inChannels, nil, nil], operation)
+        return Conv2dGeometry(batch: x.shape[0], inChannels: inChannels, height: x.shape[2], width: x.shape[3],
+                              outChannels: outChannels, kernelHeight: kernelHeight, kernelWidth: kernelWidth,
+                              stride: stride, padding: padding)
+    }
+
+    /// 1×1, stride 1, no padding: the input already is the unfolded matrix.
+    var isPointwise: Bool { kernelHeight == 1 && kernelWidth == 1 && stride == 1 && padding == 0 }
+
+    /// Samples per GEMM for images of `pixels` output pixels.
+    static func samplesPerProduct(batch: Int, pixels: Int) -> Int {
+        max(1, min(batch, targetColumns / max(1, pixels)))
+    }
+
+    // MARK: Forward
+
+    /// `[N, C, H, W]` → `[N, O, Ho, Wo]`.
+    public func forward(_ x: Tensor) -> Tensor {
+        let g = geometry(for: x)
+        let (o, k, p) = (outChannels, g.patchSize, g.outHeight * g.outWidth)
+        var y = Tensor(uninitializedShape: [g.batch, o, g.outHeight, g.outWidth])  // every value written below
+        if y.count == 0 { return y }
+        let group = Conv2d.samplesPerProduct(batch: g.batch, pixels: p)
+        let pointwise = isPointwise
+        x.withUnsafeBufferPointer { px in
+            weight.value.withUnsafeBufferPointer { pw in
+                y.withUnsafeMutableBufferPointer { py in
+                    let biasValues = bias?.value.storage
+                    var col = [Float](unsafeUninitializedCapacity: pointwise && group == 1 ? 0 : k * group * p) { $1 = $0.count }
+                    var product = [Float](unsafeUninitializedCapacity: group == 1 ? 0 : o * group * p) { $1 = $0.count }
+                    for n0 in Swift.stride(from: 0, to: g.batch, by: group) {
+                        let samples = min(group, g.batch - n0)
+                        let columns = samples * p
+                        let dst = py.baseAddress! + n0 * o * p
+                        col.withUnsafeMutableBufferPointer { pc in
+                            product.withUnsafeMutableBufferPointer { pp in
+                                let source = Conv2d.unfolded(px.baseAddress!, g, firstSample: n0, samples: samples, pointwise: pointwise, scratch: pc)
+                                if samples == 1 {
+                                    // Straight into y[n0] = W·col (+ bias rows, accumulated with β = 1).
+                                    if let biasValues { for c in 0..<o { (dst + c * p).update(repeating: biasValues[c], count: p) } }
+                                    Matmul.sgemm(m: o, n: columns, k: k, a: pw.baseAddress!, lda: k, b: source, ldb: columns,
+                                                 beta: biasValues == nil ? 0 : 1, c: dst, ldc: columns)
+                                } else {
+                                    Matmul.sgemm(m: o, n: columns, k: k, a: pw.baseAddress!, lda: k, b: source, ldb: columns,
+                                                 c: pp.baseAddress!, ldc: columns)
+                                    Conv2d.scatterSamples(pp.baseAddress!, channels: o, samples: samples, pixels: p, bias: biasValues, into: dst)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    // MARK: Backward
+
+    /// Given the forward's input and ∂L/∂y `[N, O, Ho, Wo]`, adds ∂L/∂W and ∂L/∂b into the
+    /// parameters' gradients and returns ∂L/∂x `[N, C, H, W]`.
+    public func backward(input x: Tensor, outputGradient dy: Tensor) -> Tensor {
+        backward(x, dy, inputGradient: true)!
+    }
+
+    /// The parameter half of `backward`, for a layer whose input needs no gradient (`conv_in` on
+    /// the noisy latents): skips the transposed product and col2im.
+    public func accumulateParameterGradients(input x: Tensor, outputGradient dy: Tensor) {
+        _ = backward(x, dy, inputGradient: false)
+    }
+
+    func backward(_ x: Tensor, _ dy: Tensor, inputGradient: Bool) -> Tensor? {
+        let g = geometry(for: x, "Conv2d.backward (input)")
+        dy.checkShape([g.batch, outChannels, g.outHeight, g.outWidth], "Conv2d.backward (output gradient)")
+        let (o, k, p) = (outChannels, g.patchSize, g.outHeight * g.outWidth)
+        // col2im adds into dx, so it starts at zero.
+        var dxStorage = [Float](repeating: 0, count: inputGradient ? x.count : 0)
+        if dy.count == 0 || x.count == 0 { return inputGradient ? Tensor(shape: x.shape, storage: dxStorage) : nil }
+        let group = Conv2d.samplesPerProduct(batch: g.batch, pixels: p)
+        let pointwise = isPointwise
+        var col = [Float](unsafeUninitializedCapacity: pointwise && group == 1 ? 0 : k * group * p) { $1 = $0.count }
+        var dyGroup = [Float](unsafeUninitializedCapacity: group == 1 ? 0 : o * group * p) { $1 = $0.count }
+        var dcol = [Float](unsafeUninitializedCapacity: inputGradient && !(pointwise && group == 1) ? k * group * p : 0) { $1 = $0.count }
+        x.withUnsafeBufferPointer { px in
+            dy.withUnsafeBufferPointer { pdy in
+                weight.value.withUnsafeBufferPointer { pw in
+                    weight.gradient.withUnsafeMutableBufferPointer { pgw in
+                        for n0 in Swift.stride(from: 0, to: g.batch, by: group) {
+                            let samples = min(group, g.batch - n0)
+                            let columns = samples * p
+                            col.withUnsafeMutableBufferPointer { pc in
+                                dyGroup.withUnsafeMutableBufferPointer { pg in
+                                    let source = Conv2d.unfolded(px.baseAddress!, g, firstSample: n0, samples: samples, pointwise: pointwise, scratch: pc)
+                                    let upstream: UnsafePointer<Float>
+                                    if samples == 1 {
+                                        upstream = pdy.baseAddress! + n0 * o * p
+                                    } else {
+                                        Conv2d.gatherSamples(pdy.baseAddress! + n0 * o * p, channels: o, samples: samples, pixels: p, into: pg.baseAddress!)
+                                        upstream = UnsafePointer(pg.baseAddress!)
+                                    }
+                                    // dW[O, K] += dy[O, cols]·colᵀ[cols, K]
+                                    Matmul.sgemm(transposeB: true, m: o, n: k, k: columns, a: upstream, lda: columns,
+                                                 b: source, ldb: columns, beta: 1, c: pgw.baseAddress!, ldc: k)
+                                    bias?.gradient.withUnsafeMutableBufferPointer { pgb in
+                                        Matmul.accumulateRowSums(upstream, rows: o, columns: columns, into: pgb.baseAddress!)
+                                    }
+                                    guard inputGradient else { return }
+                                    dxStorage.withUnsafeMutableBufferPointer { pdx in
+                                        if pointwise && samples == 1 {
+                                            // dx[n0][C, P] = Wᵀ[C, O]·dy[O, P] (here C = K and P = H·W)
+                                            Matmul.sgemm(transposeA: true, m: k, n: p, k: o, a: pw.baseAddress!, lda: k,
+                                                         b: upstream, ldb: p, c: pdx.baseAddress! + n0 * k * p, ldc: p)
+                                        } else {
+                                            dcol.withUnsafeMutableBufferPointer { pd in
+                                                Matmul.sgemm(transposeA: true, m: k, n: columns, k: o, a: pw.baseAddress!, lda: k,
+                                                             b: upstream, ldb: columns, c: pd.baseAddress!, ldc: columns)
+                                                Conv2d.col2im(pd.baseAddress!, g, firstSample: n0, samples: samples, into: pdx.baseAddress!)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return inputGradient ? Tensor(shape: x.shape, storage: dxStorage) : nil
+    }
+
+    // MARK: Unfolding
+
+    /// The `[C·kh·kw, samples·Ho·Wo]` matrix of samples `firstSample…`: the input itself for one
+    /// sample of a pointwise convolution, else its unfolding into `scratch`.
+    static func unfolded(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, firstSample: Int, samples: Int, pointwise: Bool,
+                         scratch: UnsafeMutableBufferPointer<Float>) -> UnsafePointer<Float> {
+        if pointwise && samples == 1 { return x + firstSample * g.patchSize * g.outHeight * g.outWidth }
+        im2col(x, g, firstSample: firstSample, samples: samples, into: scratch.baseAddress!)
+        return UnsafePointer(scratch.baseAddress!)
+    }
+
+    /// Unfolds samples `firstSample ..< firstSample + samples` of x `[N, C, H, W]` into
+    /// `col` `[C·kh·kw, samples·Ho·Wo]`: col[(c, u, v), (s, i, j)] = x[s, c, i·st − p + u, j·st − p + v],
+    /// zero outside the image. Rows in parallel (each row is written by one chunk).
+    static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, firstSample: Int, samples: Int, into col: UnsafeMutablePointer<Float>) {
+        let (ho, wo, p) = (g.outHeight, g.outWidth, g.outHeight * g.outWidth)
+        let columns = samples * p
+        let rows = g.patchSize
+        nonisolated(unsafe) let (x, col) = (x, col)
+        VectorMath.forChunks(rows, threshold: rows * columns >= VectorMath.parallelThreshold ? 2 : Int.max) { range in
+            for r in range {
+                let c = r / (g.kernelHeight * g.kernelWidth)
+                let u = r / g.kernelWidth % g.kernelHeight, v = r % g.kernelWidth
+                let (jLow, jHigh) = g.validOutputColumns(tap: v)
+                for s in 0..<samples {
+                    let plane = x + ((firstSample + s) * g.inChannels + c) * g.height * g.width
+                    let rowBase = col + r * columns + s * p
+                    for i in 0..<ho {
+                        let dst = rowBase + i * wo
+                        let yy = i * g.stride - g.padding + u
+                        guard yy >= 0 && yy < g.height else { dst.update(repeating: 0, count: wo); continue }
+                        let src = plane + yy * g.width - g.padding + v
+                        if jLow > 0 { dst.update(repeating: 0, count: jLow) }
+                        if g.stride == 1 {
+                            (dst + jLow).update(from: src + jLow, count: jHigh - jLow)
+                        } else {
+                            for j in jLow..<jHigh { dst[j] = src[j * g.stride] }
+                        }
+                        if jHigh < wo { (dst + jHigh).update(repeating: 0, count: wo - jHigh) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `im2col`: adds col `[C·kh·kw, samples·Ho·Wo]` back into dx `[N, C, H, W]`.
+    /// Input channels in parallel: channel c is fed only by rows c·kh·kw ..< (c + 1)·kh·kw.
+    static func col2im(_ col: UnsafePointer<Float>, _ g: Conv2dGeometry, firstSample: Int, samples: Int, into dx: UnsafeMutablePointer<Float>) {
+        let (ho, wo, p) = (g.outHeight, g.outWidth, g.outHeight * g.outWidth)
+        let columns = samples * p
+        let taps = g.kernelHeight * g.kernelWidth
+        nonisolated(unsafe) let (col, dx) = (col, dx)
+        VectorMath.forChunks(g.inChannels, threshold: g.patchSize * columns >= VectorMath.parallelThreshold ? 2 : Int.max) { range in
+            for c in range {
+                for t in 0..<taps {
+                    let u = t / g.kernelWidth, v = t % g.kernelWidth
+                    let r = c * taps + t
+                    let (jLow, jHigh) = g.validOutputColumns(tap: v)
+                    for s in 0..<samples {
+                        let plane = dx + ((firstSample + s) * g.inChannels + c) * g.height * g.width
+                        let rowBase = col + r * columns + s * p
+                        for i in 0..<ho {
+                            let yy = i * g.stride - g.padding + u
+                            guard yy >= 0 && yy < g.height else { continue }
+                            let src = rowBase + i * wo
+                            let dst = plane + yy * g.width - g.padding + v
+                            if g.stride == 1 {
+                                var j = jLow
+                                while j + 16 <= jHigh {
+                                    let a = UnsafeRawPointer(dst + j).loadUnaligned(as: SIMD16<Float>.self)
+                                    let b = UnsafeRawPointer(src + j).loadUnaligned(as: SIMD16<Float>.self)
+                                    UnsafeMutableRawPointer(dst + j).storeBytes(of: a + b, as: SIMD16<Float>.self)
+                                    j += 16
+                                }
+                                while j < jHigh { dst[j] += src[j]; j += 1 }
+                            } else {
+                                for j in jLow..<jHigh { dst[j * g.stride] += src[j] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `[O, samples·P]` product → `[samples, O, P]` output rows, adding the bias.
+    static func scatterSamples(_ product: UnsafePointer<Float>, channels: Int, samples: Int, pixels: Int, bias: [Float]?,
+                               into y: UnsafeMutablePointer<Float>) {
+        for s in 0..<samples {
+            for c in 0..<channels {
+                let src = product + c * samples * pixels + s * pixels
+                let dst = y + (s * channels + c) * pixels
+                VectorMath.affine(src, dst, pixels, scale: 1, shift: bias?[c] ?? 0)
+            }
+        }
+    }
+
+    /// `[samples, O, P]` gradient rows → `[O, samples·P]`.
+    static func gatherSamples(_ dy: UnsafePointer<Float>, channels: Int, samples: Int, pixels: Int, into out: UnsafeMutablePointer<Float>) {
+        for s in 0..<samples {
+            for c in 0..<channels {
+                (out + c * samples * pixels + s * pixels).update(from: dy + (s * channels + c) * pixels, count: pixels)
+            }
+        }
+    }
+}
+
+extension Conv2dGeometry {
+    /// The output columns `jLow ..< jHigh` whose input column j·s − p + v, for kernel column `v`,
+    /// lies inside the image (the rest read zero padding).
+    func validOutputColumns(tap v: Int) -> (Int, Int) {
+        // j ≥ ⌈(p − v)/s⌉ and j ≤ ⌊(W − 1 + p − v)/s⌋, clipped to 0..<Wo.
+        let low = (max(0, padding - v) + stride - 1) / stride
+        let top = width - 1 + padding - v
+        guard top >= 0 else { return (0, 0) }
+        let high = min(outWidth, top / stride + 1)
+        return (min(low, high), high)
+    }
+}

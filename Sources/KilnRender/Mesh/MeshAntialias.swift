@@ -182,10 +182,8 @@ public enum MeshAntialias {
             for i in 0..<3 where i != entryEdge {
                 let j = Int(tri[(i + 1) % 3]), k = Int(tri[(i + 2) % 3])
                 // E = V_j × V_k over (x, y, w); e(q) = E·(qx, qy, 1), oriented so inside ⇔ e ≥ 0.
-                let ex = clip[4 * j + 1] * clip[4 * k + 3] - clip[4 * j + 3] * clip[4 * k + 1]
-                let ey = clip[4 * j + 3] * clip[4 * k] - clip[4 * j] * clip[4 * k + 3]
-                let ez = clip[4 * j] * clip[4 * k + 1] - clip[4 * j + 1] * clip[4 * k]
-                let eIn = (ex * qIn.0 + ey * qIn.1 + ez) * sign, eOut = (ex * qOut.0 + ey * qOut.1 + ez) * sign
+                let e = MeshReference.cross(SilhouetteCrossing<R>.homogeneous(clip, j), SilhouetteCrossing<R>.homogeneous(clip, k))
+                let eIn = (e.0 * qIn.0 + e.1 * qIn.1 + e.2) * sign, eOut = (e.0 * qOut.0 + e.1 * qOut.1 + e.2) * sign
                 guard eOut < 0, eIn > eOut else { continue }  // the segment runs outward through this edge
                 let f = eIn / (eIn - eOut)
                 guard f >= from - 1e-6 else { continue }
@@ -226,6 +224,9 @@ struct SilhouetteCrossing<R: BinaryFloatingPoint & Sendable>: Sendable {
         t >= 0.5 ? (outside, inside, t - 0.5) : (inside, outside, 0.5 - t)
     }
 
+    /// Vertex `i`'s homogeneous 2D coordinates (x, y, w) from `[V, 4]` clip positions.
+    static func homogeneous(_ clip: [R], _ i: Int) -> (R, R, R) { (clip[4 * i], clip[4 * i + 1], clip[4 * i + 3]) }
+
     /// Adds ∂L/∂(clip positions) given ∂L/∂alpha, through t = e_in/(e_in − e_out) and
     /// E = V_j × V_k: ∂L/∂V_j = V_k × ∂L/∂E, ∂L/∂V_k = ∂L/∂E × V_j (over x, y, w).
     func accumulatePositionGradient(_ gAlpha: R, clipPositions clip: [R], triangles: [SIMD3<UInt32>], add: (Int, R) -> Void) {
@@ -235,7 +236,7 @@ struct SilhouetteCrossing<R: BinaryFloatingPoint & Sendable>: Sendable {
         let gE = (gIn * qIn.0 + gOut * qOut.0, gIn * qIn.1 + gOut * qOut.1, gIn + gOut)
         let tri = triangles[triangle]
         let j = Int(tri[(edge + 1) % 3]), k = Int(tri[(edge + 2) % 3])
-        let vj = (clip[4 * j], clip[4 * j + 1], clip[4 * j + 3]), vk = (clip[4 * k], clip[4 * k + 1], clip[4 * k + 3])
+        let vj = Self.homogeneous(clip, j), vk = Self.homogeneous(clip, k)
         let gj = MeshReference.cross(vk, gE), gk = MeshReference.cross(gE, vj)
         add(4 * j, gj.0); add(4 * j + 1, gj.1); add(4 * j + 3, gj.2)
         add(4 * k, gk.0); add(4 * k + 1, gk.1); add(4 * k + 3, gk.2)

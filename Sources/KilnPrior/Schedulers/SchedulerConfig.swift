@@ -298,6 +298,19 @@ enum ConfigValue: Decodable {
         else { self = .object(try c.decode([String: ConfigValue].self)) }
     }
 
+    /// The value as JSON writes it (strings without quotes): `null`, `true`, `1`, `1.0`, `silu`.
+    var text: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let v): return "\(v)"
+        case .int(let v): return "\(v)"
+        case .double(let v): return "\(v)"
+        case .string(let v): return v
+        case .array(let items): return "[" + items.map(\.text).joined(separator: ", ") + "]"
+        case .object: return "an object"
+        }
+    }
+
     var kindName: String {
         switch self {
         case .null: return "null"

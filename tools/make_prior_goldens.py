@@ -16,6 +16,9 @@ Writes Tests/KilnPriorTests/Fixtures/pipelines/<name>/ in the diffusers pipeline
         unet.sample [B, C, H, W], unet.timestep [B], unet.encoder_hidden_states [B, T, D],
         unet.class_labels [B, P] (camera conditioning, when the UNet has a projection class
         embedding), unet.output [B, C, H, W];
+        grad.output_weights [B, C, H, W] (w), and the gradients of L = Σ w ⊙ unet.output:
+        grad.sample, grad.encoder_hidden_states, grad.class_labels, grad.<parameter name> for
+        the parameters in GRADIENT_PARAMETERS that the UNet has;
         text.input_ids [B, 77] (stored as float32 integers), text.last_hidden_state [B, 77, D],
         text.pooled [B, D]
     goldens.json          the prompts and the settings used
@@ -62,6 +65,21 @@ PIPELINES = {
         attention_head_dim=4, norm_num_groups=4,
     ),
 }
+
+# One parameter of each kind of layer, for the backward-pass goldens.
+GRADIENT_PARAMETERS = [
+    "time_embedding.linear_1.weight", "class_embedding.linear_1.weight", "class_embedding.linear_2.bias",
+    "conv_in.weight", "down_blocks.0.resnets.0.norm1.weight", "down_blocks.0.resnets.0.conv1.weight",
+    "down_blocks.0.resnets.0.time_emb_proj.weight", "down_blocks.0.attentions.0.norm.bias",
+    "down_blocks.0.attentions.0.proj_in.weight", "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight",
+    "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight",
+    "down_blocks.0.attentions.0.transformer_blocks.0.ff.net.0.proj.weight",
+    "down_blocks.0.attentions.0.transformer_blocks.0.norm3.weight", "down_blocks.0.downsamplers.0.conv.weight",
+    "down_blocks.1.resnets.0.conv_shortcut.weight", "mid_block.attentions.0.transformer_blocks.0.attn2.to_v.weight",
+    "mid_block.resnets.1.conv2.weight", "up_blocks.0.resnets.1.conv_shortcut.weight", "up_blocks.0.upsamplers.0.conv.bias",
+    "up_blocks.1.attentions.0.proj_out.weight", "up_blocks.3.attentions.2.transformer_blocks.0.ff.net.2.weight",
+    "conv_norm_out.weight", "conv_out.weight",
+]
 
 TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
             max_position_embeddings=77, hidden_act="quick_gelu", layer_norm_eps=1e-5)
@@ -139,6 +157,23 @@ def main():
             kwargs["class_labels"] = labels
         with torch.no_grad():
             tensors["unet.output"] = unet(sample, timestep, encoder_hidden_states=context, **kwargs).sample.contiguous()
+        # Gradients of L = Σ weights ⊙ output with respect to the inputs and to one parameter of
+        # each kind of layer (autograd, float32).
+        weights = torch.randn(tensors["unet.output"].shape, generator=g)
+        inputs = {"sample": sample.clone().requires_grad_(), "encoder_hidden_states": context.clone().requires_grad_()}
+        if "class_labels" in kwargs:
+            inputs["class_labels"] = kwargs["class_labels"].clone().requires_grad_()
+        unet.zero_grad()
+        prediction = unet(inputs["sample"], timestep, encoder_hidden_states=inputs["encoder_hidden_states"],
+                   class_labels=inputs.get("class_labels")).sample
+        (prediction * weights).sum().backward()
+        tensors["grad.output_weights"] = weights
+        for key, value in inputs.items():
+            tensors[f"grad.{key}"] = value.grad.contiguous()
+        parameters = dict(unet.named_parameters())
+        for name in GRADIENT_PARAMETERS:
+            if name in parameters:
+                tensors[f"grad.{name}"] = parameters[name].grad.contiguous()
         save_file(tensors, str(out / "goldens.safetensors"))
         (out / "goldens.json").write_text(json.dumps({
             "prompts": PROMPTS, "unet_parameters": sum(p.numel() for p in unet.parameters()),

@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(name: "kiln-fuzz", dependencies: ["KilnAsset"]),
 
         // Benchmarks that print tables: `swift run -c release kiln-bench splat`.
-        .executableTarget(name: "kiln-bench", dependencies: ["KilnCore", "KilnRender", "KilnAsset", "KilnNN"]),
+        .executableTarget(name: "kiln-bench", dependencies: ["KilnCore", "KilnRender", "KilnAsset", "KilnNN", "KilnPrior"]),
 
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"], exclude: ["Fixtures"]),

@@ -1,5 +1,16 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
+
+// On x86-64, Swift code is compiled for x86-64-v3 (AVX2, FMA: every x86 CPU since 2013–2015):
+// SIMD16<Float> kernels then run 8 lanes at a time instead of SSE's 4. `KILN_PORTABLE=1` builds
+// for the x86-64 baseline. Executables check the CPU at start (`CPU.requireBuildSupport`).
+#if arch(x86_64)
+let vectorSettings: [SwiftSetting] = ProcessInfo.processInfo.environment["KILN_PORTABLE"] == nil
+    ? [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])] : []
+#else
+let vectorSettings: [SwiftSetting] = []
+#endif
 
 let package = Package(
     name: "Kiln",
@@ -28,16 +39,14 @@ let package = Package(
             pkgConfig: "assimp",
             providers: [.apt(["libassimp-dev"])]
         ),
-        .systemLibrary(
-            name: "COpenBLAS",
-            pkgConfig: "openblas",
-            providers: [.apt(["libopenblas-dev"])]
-        ),
+        // CPU feature checks, header-only. (OpenBLAS is opened at run time, see KilnNN's BLAS.swift;
+        // tools/setup.sh installs libopenblas-dev.)
+        .systemLibrary(name: "CKilnSupport"),
 
         // Math, cameras, RNG, images, parallel loops, plain asset values. No C libraries.
-        .target(name: "KilnCore"),
+        .target(name: "KilnCore", dependencies: ["CKilnSupport"]),
         // Tensors, layers with forward/backward, optimisers, safetensors; matrix products through OpenBLAS.
-        .target(name: "KilnNN", dependencies: ["KilnCore", "COpenBLAS", .product(name: "RealModule", package: "swift-numerics")]),
+        .target(name: "KilnNN", dependencies: ["KilnCore", .product(name: "RealModule", package: "swift-numerics")]),
         // The diffusers-compatible 2D prior: CLIP tokenizer, noise schedulers, later text encoder and UNet.
         .target(name: "KilnPrior", dependencies: ["KilnNN", "KilnCore"]),
         // Differentiable renderers: Gaussian splats (Splat/), later meshes and fields.
@@ -70,3 +79,7 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + vectorSettings
+}

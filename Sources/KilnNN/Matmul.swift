@@ -1,6 +1,6 @@
-import COpenBLAS
+import KilnCore
 
-/// Matrix products: single-precision GEMM through OpenBLAS (`cblas_sgemm`).
+/// Matrix products: single-precision GEMM through OpenBLAS (`cblas_sgemm`, see `BLAS`).
 ///
 /// Everything is row-major. `op(X)` is `X` or `Xᵀ`; leading dimensions are the distance between
 /// consecutive rows of the matrix *as stored*, so a head's `[L, d]` slice of a `[L, heads·d]`
@@ -13,11 +13,17 @@ public enum Matmul {
     ///     `transposeA`.
     ///   - b: `B` as stored: `[k, n]` (`ldb ≥ n`), or `[n, k]` (`ldb ≥ k`) when `transposeB`.
     ///   - c: `[m, n]`, rows of `ldc ≥ n`. With `beta == 0` its old contents are ignored (NaNs too).
-    /// - Complexity: 2·m·n·k flops, on `BLAS.threadCount` threads.
+    ///   - threads: how many blocks to split a large product into (`BLAS.threadCount` by
+    ///     default; 1 inside work that is already parallel, such as one attention head).
+    /// - Complexity: 2·m·n·k flops. Products of at least `parallelFlops` are cut into `threads`
+    ///   blocks of C's columns (or rows, when C is taller than wide), one single-threaded OpenBLAS
+    ///   call each; the blocks depend only on the sizes and `threads`, so results are
+    ///   reproducible for a fixed thread count.
     public static func sgemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
                              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+                             threads: Int = BLAS.threadCount) {
         precondition(m >= 0 && n >= 0 && k >= 0, "Matmul.sgemm: sizes must be non-negative, got m \(m), n \(n), k \(k)")
         precondition(lda >= max(1, transposeA ? m : k), "Matmul.sgemm: lda \(lda) < \(transposeA ? "m" : "k") = \(transposeA ? m : k)")
         precondition(ldb >= max(1, transposeB ? k : n), "Matmul.sgemm: ldb \(ldb) < \(transposeB ? "k" : "n") = \(transposeB ? k : n)")
@@ -29,10 +35,43 @@ public enum Matmul {
             }
             return
         }
-        BLAS.configure()
-        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        let sgemm = BLAS.library.sgemm
+        let ta = transposeA ? BLAS.transpose : BLAS.noTranspose, tb = transposeB ? BLAS.transpose : BLAS.noTranspose
+        let blocks = 2 * m * n * k < parallelFlops ? 1 : min(threads, max(m, n) / 16)
+        if blocks <= 1 {
+            sgemm(BLAS.rowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            return
+        }
+        nonisolated(unsafe) let (a, b, c) = (a, b, c)
+        if n >= m {
+            // Column blocks of C: C[:, j0..<j1] = op(A)·op(B)[:, j0..<j1]. Block edges on multiples of
+            // 16 columns keep the kernel's vector lanes full.
+            parallelFor(blocks, threads: blocks) { range in
+                for i in range {
+                    let j0 = (i * n / blocks) & ~15, j1 = i == blocks - 1 ? n : ((i + 1) * n / blocks) & ~15
+                    if j1 <= j0 { continue }
+                    let bBlock = transposeB ? b + j0 * ldb : b + j0
+                    sgemm(BLAS.rowMajor, ta, tb, Int32(m), Int32(j1 - j0), Int32(k), alpha, a, Int32(lda), bBlock, Int32(ldb),
+                                beta, c + j0, Int32(ldc))
+                }
+            }
+        } else {
+            // Row blocks of C: C[i0..<i1, :] = op(A)[i0..<i1, :]·op(B).
+            parallelFor(blocks, threads: blocks) { range in
+                for i in range {
+                    let i0 = i * m / blocks, i1 = (i + 1) * m / blocks
+                    if i1 <= i0 { continue }
+                    let aBlock = transposeA ? a + i0 : a + i0 * lda
+                    sgemm(BLAS.rowMajor, ta, tb, Int32(i1 - i0), Int32(n), Int32(k), alpha, aBlock, Int32(lda), b, Int32(ldb),
+                                beta, c + i0 * ldc, Int32(ldc))
+                }
+            }
+        }
     }
+
+    /// Products below this many flops run as one OpenBLAS call: splitting them costs more in
+    /// thread hand-off than it saves.
+    public static let parallelFlops = 4_000_000
 
     /// `α·op(a)·op(b)` for rank-2 tensors: `op(a)` `[m, k]`, `op(b)` `[k, n]` → `[m, n]`.
     public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
@@ -67,8 +106,7 @@ public enum Matmul {
             for i in 0..<outCount { y[i] = beta == 0 ? 0 : beta * y[i] }
             return
         }
-        BLAS.configure()
-        cblas_sgemv(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
+        BLAS.library.sgemv(BLAS.rowMajor, transposeA ? BLAS.transpose : BLAS.noTranspose, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
     }
 
     /// `sums[j] += Σᵢ a[i, j]` for `a` `[rows, columns]` (a bias gradient: the column sums of ∂L/∂y).

@@ -31,7 +31,7 @@ func benchUNet(arguments: [String]) {
         }
         var results: [String: [String: Double]] = [:]
         if !json {
-            print("UNet forward, \(unet.parameterCount) parameters, \(threads) threads, median of \(runs) runs")
+            print("UNet forward, \(unet.parameterCount) parameters, \(threads) threads, best of \(runs) runs, \(BLAS.configuration)")
             print("| batch | ms | max rel. error vs diffusers |")
             print("| ---: | ---: | ---: |")
         }
@@ -42,14 +42,14 @@ func benchUNet(arguments: [String]) {
             let labels = io.contains("b\(batch).class_labels") ? try tensor("b\(batch).class_labels") : nil
             let (_, expected) = try io.tensor("b\(batch).output")
             var output = Tensor.zeros([1])
-            let ms = median(runs: runs) { output = unet.forward(sample, timesteps: t, encoderHiddenStates: context, classLabels: labels) }
+            let ms = bestMilliseconds(runs: runs) { output = unet.forward(sample, timesteps: t, encoderHiddenStates: context, classLabels: labels) }
             let scale = expected.map(abs).max()!
             let error = Double(zip(output.storage, expected).map { abs($0 - $1) }.max()! / scale)
             results["\(batch)"] = ["ms": ms, "max_relative_error": error]
             if !json { print(String(format: "| %d | %.1f | %.1e |", batch, ms, error)) }
         }
         if json {
-            let data = try JSONSerialization.data(withJSONObject: ["parameters": unet.parameterCount, "batches": results], options: [.sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: ["parameters": unet.parameterCount, "batches": results, "blas": BLAS.configuration] as [String: Any], options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
     } catch {

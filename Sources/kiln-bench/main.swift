@@ -135,6 +135,7 @@ func exportSplatScenes(to folder: String, configs: [(Int, Int)]) throws {
 
 // MARK: - Entry
 
+CPU.requireBuildSupport(program: "kiln-bench")
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "splat": benchSplat(quick: arguments.contains("--quick"))
@@ -148,6 +149,7 @@ case "mesh": benchMesh(quick: arguments.contains("--quick"))
 case "marching-cubes": benchMarchingCubes(arguments: Array(arguments.dropFirst()))
 case "matmul": benchMatmul(json: arguments.contains("--json"), quick: arguments.contains("--quick"))
 case "unet": benchUNet(arguments: Array(arguments.dropFirst()))
+case "scratch": benchScratch()
 case "profile": profileSplat()
 case "once": runOnce()
 default:

@@ -1,5 +1,6 @@
 import ArgumentParser
 import KilnAsset
+import KilnCore
 
 @main
 struct Kiln: ParsableCommand {
@@ -14,6 +15,12 @@ struct Kiln: ParsableCommand {
         version: kilnVersion,
         subcommands: [Demo.self, Render.self, Fit.self, Inspect.self, Convert.self, ImportWorker.self]
     )
+
+    /// Checks that this CPU runs the build's vector instructions before anything else runs.
+    static func main() {
+        CPU.requireBuildSupport(program: "kiln")
+        main(nil)
+    }
 }
 
 /// `kiln _import-worker IN OUT`: the isolated child that runs Assimp on an untrusted file.

@@ -9,7 +9,8 @@ struct MatmulTests {
         var transposeA, transposeB: Bool
         var alpha, beta: Float
         var pad: Int  // extra leading-dimension slack, as for a head's slice of a wider activation
-        var testDescription: String { "\(m)×\(k)·\(k)×\(n) tA \(transposeA) tB \(transposeB) α \(alpha) β \(beta) pad \(pad)" }
+        var threads = 1
+        var testDescription: String { "\(m)×\(k)·\(k)×\(n) tA \(transposeA) tB \(transposeB) α \(alpha) β \(beta) pad \(pad) threads \(threads)" }
     }
 
     static let cases: [Case] = {
@@ -23,6 +24,13 @@ struct MatmulTests {
             list.append(Case(m: 1 + Int(rng.next() % 37), n: 1 + Int(rng.next() % 41), k: 1 + Int(rng.next() % 53),
                              transposeA: i % 2 == 1, transposeB: i / 2 % 2 == 1,
                              alpha: [1, 0.5, -1.5][i % 3], beta: [0, 1, -0.25][i / 3 % 3], pad: i % 4 == 3 ? 5 : 0))
+        }
+        // Large enough to be split into column blocks (n ≥ m) or row blocks (m > n), 2 and 3 ways.
+        for (i, (m, n, k)) in [(37, 301, 211), (301, 45, 197), (130, 130, 130), (17, 500, 300)].enumerated() {
+            for threads in [2, 3] {
+                list.append(Case(m: m, n: n, k: k, transposeA: i % 2 == 1, transposeB: (i + threads) % 2 == 1,
+                                 alpha: threads == 2 ? 1 : -0.5, beta: i == 2 ? 0.5 : 0, pad: i == 3 ? 7 : 0, threads: threads))
+            }
         }
         return list
     }()
@@ -39,8 +47,11 @@ struct MatmulTests {
         let fa = a.map(Float.init), fb = b.map(Float.init)
         var fc = c0.map(Float.init)
         Matmul.sgemm(transposeA: c.transposeA, transposeB: c.transposeB, m: c.m, n: c.n, k: c.k, alpha: c.alpha,
-                     a: fa, lda: lda, b: fb, ldb: ldb, beta: c.beta, c: &fc, ldc: ldc)
+                     a: fa, lda: lda, b: fb, ldb: ldb, beta: c.beta, c: &fc, ldc: ldc, threads: c.threads)
+        #expect(c.threads == 1 || 2 * c.m * c.n * c.k >= Matmul.parallelFlops)
         expectClose(fc.map(Double.init), expected, tolerance: 1e-5, "sgemm")
+        // The padding between rows of C is never written.
+        if c.pad > 0 { for i in 0..<c.m { for j in c.n..<ldc { #expect(fc[i * ldc + j] == Float(c0[i * ldc + j])) } } }
     }
 
     @Test("Tensor matmul with transposes; empty inner dimension gives zeros")
@@ -64,7 +75,7 @@ struct MatmulTests {
         #expect(empty == [0, 0, 0, 0])
     }
 
-    @Test("OpenBLAS takes Kiln's thread count")
+    @Test("large products use Kiln's thread count")
     func threads() {
         #expect(BLAS.threadCount == Parallel.defaultThreadCount)
         #expect(!BLAS.configuration.isEmpty)

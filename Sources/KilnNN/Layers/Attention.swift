@@ -122,8 +122,17 @@ public final class Attention: Module {
         return (out, Saved(input: x, context: context, query: q, key: k, value: v, probabilities: p!, merged: merged))
     }
 
-    /// Per (batch, head): P = softmax(q·kᵀ/√d), o = P·v, into `[B, Lq, inner]`. Keeps every head's
-    /// P (`[B, heads, Lq, Lk]`) when asked, else reuses one `[Lq, Lk]` scratch matrix.
+    /// Queries per task in the forward pass: a block's scores `[64, Lk]` stay in cache between the
+    /// two products and the softmax.
+    static let queryBlock = 64
+
+    /// Per (batch, head, block of queries): P = softmax(q·kᵀ/√d), o = P·v, into `[B, Lq, inner]`.
+    /// Keeps every head's P (`[B, heads, Lq, Lk]`) when asked, else each thread reuses one
+    /// `[queryBlock, Lk]` scratch block.
+    ///
+    /// Tasks run in parallel with single-threaded products inside (measured on a 64² UNet with
+    /// 1024-token self-attention, 2 threads: 25% faster than parallelising each product and each
+    /// softmax separately, which synchronises threads five times per head).
     static func core(_ q: Tensor, _ k: Tensor, _ v: Tensor, _ s: AttentionShape, keepProbabilities: Bool)
         -> (merged: Tensor, probabilities: Tensor?) {
         let (lq, lk, d, inner) = (s.queryLength, s.keyLength, s.headDim, s.innerDim)
@@ -131,35 +140,46 @@ public final class Attention: Module {
         if s.batch * lq * inner == 0 || lk == 0 {
             return (Tensor.zeros([s.batch, lq, inner]), keepProbabilities ? Tensor.zeros([s.batch, s.heads, lq, lk]) : nil)
         }
-        // Every head writes all of its columns of `merged` and all of its block of probabilities.
+        // Every task writes all of its rows of its head's columns of `merged`, and of its block of probabilities.
         var merged = Tensor(uninitializedShape: [s.batch, lq, inner])
         var probabilities = keepProbabilities ? Tensor(uninitializedShape: [s.batch, s.heads, lq, lk]) : nil
         let scale = 1 / Float(d).squareRoot()
-        var scratch = [Float](unsafeUninitializedCapacity: keepProbabilities ? 0 : lq * lk) { $1 = $0.count }
+        let block = min(lq, queryBlock), blocksPerHead = (lq + block - 1) / block
+        let tasks = s.batch * s.heads * blocksPerHead
+        let threads = 2 * lq * lk * d * s.batch * s.heads < Matmul.parallelFlops ? 1 : BLAS.threadCount
         q.withUnsafeBufferPointer { pq in
             k.withUnsafeBufferPointer { pk in
                 v.withUnsafeBufferPointer { pv in
                     merged.withUnsafeMutableBufferPointer { po in
-                        for b in 0..<s.batch {
-                            for h in 0..<s.heads {
-                                let work: (UnsafeMutablePointer<Float>) -> Void = { pp in
-                                    let qs = pq.baseAddress! + b * lq * inner + h * d
-                                    let ks = pk.baseAddress! + b * lk * inner + h * d
-                                    let vs = pv.baseAddress! + b * lk * inner + h * d
-                                    // scores[Lq, Lk] = q·kᵀ/√d
-                                    Matmul.sgemm(transposeB: true, m: lq, n: lk, k: d, alpha: scale, a: qs, lda: inner,
-                                                 b: ks, ldb: inner, c: pp, ldc: lk)
-                                    Softmax.rowsInPlace(pp, rows: lq, columns: lk, causal: s.causal)
-                                    // o[Lq, d] = P·v, written into this head's columns of merged.
-                                    Matmul.sgemm(m: lq, n: d, k: lk, a: pp, lda: lk, b: vs, ldb: inner,
-                                                 c: po.baseAddress! + b * lq * inner + h * d, ldc: inner)
-                                }
-                                if keepProbabilities {
-                                    probabilities!.withUnsafeMutableBufferPointer { work($0.baseAddress! + (b * s.heads + h) * lq * lk) }
-                                } else {
-                                    scratch.withUnsafeMutableBufferPointer { work($0.baseAddress!) }
+                        nonisolated(unsafe) let (pq, pk, pv, po) = (pq.baseAddress!, pk.baseAddress!, pv.baseAddress!, po.baseAddress!)
+                        nonisolated(unsafe) var keep: UnsafeMutablePointer<Float>? = nil
+                        let run = {
+                            parallelFor(tasks, threads: threads) { range in
+                                var scratch = [Float](unsafeUninitializedCapacity: keep == nil ? block * lk : 0) { $1 = $0.count }
+                                scratch.withUnsafeMutableBufferPointer { buffer in
+                                    for task in range {
+                                        let (bh, qb) = task.quotientAndRemainder(dividingBy: blocksPerHead)
+                                        let (b, h) = bh.quotientAndRemainder(dividingBy: s.heads)
+                                        let q0 = qb * block, rows = min(block, lq - q0)
+                                        let scores = keep.map { $0 + (bh * lq + q0) * lk } ?? buffer.baseAddress!
+                                        let qs = pq + (b * lq + q0) * inner + h * d
+                                        let ks = pk + b * lk * inner + h * d
+                                        let vs = pv + b * lk * inner + h * d
+                                        // scores[rows, Lk] = q·kᵀ/√d
+                                        Matmul.sgemm(transposeB: true, m: rows, n: lk, k: d, alpha: scale, a: qs, lda: inner,
+                                                     b: ks, ldb: inner, c: scores, ldc: lk, threads: 1)
+                                        Softmax.rowsInPlace(scores, rows: rows, columns: lk, causal: s.causal, firstRow: q0, parallel: false)
+                                        // o[rows, d] = P·v, written into this head's columns of merged.
+                                        Matmul.sgemm(m: rows, n: d, k: lk, a: scores, lda: lk, b: vs, ldb: inner,
+                                                     c: po + (b * lq + q0) * inner + h * d, ldc: inner, threads: 1)
+                                    }
                                 }
                             }
+                        }
+                        if keepProbabilities {
+                            probabilities!.withUnsafeMutableBufferPointer { keep = $0.baseAddress!; run() }
+                        } else {
+                            run()
                         }
                     }
                 }
@@ -182,7 +202,9 @@ public final class Attention: Module {
         var dq = gradient(like: saved.query), dk = gradient(like: saved.key), dv = gradient(like: saved.value)
         let scale = 1 / Float(d).squareRoot()
         if written {
-            var dScores = [Float](unsafeUninitializedCapacity: lq * lk) { $1 = $0.count }
+            // One task per (batch, head): its rows of dq, dk and dv (this head's columns) are its own.
+            let tasks = s.batch * s.heads
+            let threads = 4 * lq * lk * d * tasks < Matmul.parallelFlops ? 1 : BLAS.threadCount
             dMerged.withUnsafeBufferPointer { pdo in
                 saved.query.withUnsafeBufferPointer { pq in
                     saved.key.withUnsafeBufferPointer { pk in
@@ -191,26 +213,31 @@ public final class Attention: Module {
                                 dq.withUnsafeMutableBufferPointer { pdq in
                                     dk.withUnsafeMutableBufferPointer { pdk in
                                         dv.withUnsafeMutableBufferPointer { pdv in
-                                            dScores.withUnsafeMutableBufferPointer { pds in
-                                                let ds = pds.baseAddress!
-                                                for b in 0..<s.batch {
-                                                    for h in 0..<s.heads {
+                                            nonisolated(unsafe) let (pdo, pq, pk, pv, pp) = (pdo.baseAddress!, pq.baseAddress!, pk.baseAddress!,
+                                                                                             pv.baseAddress!, pp.baseAddress!)
+                                            nonisolated(unsafe) let (pdq, pdk, pdv) = (pdq.baseAddress!, pdk.baseAddress!, pdv.baseAddress!)
+                                            parallelFor(tasks, threads: threads) { range in
+                                                var dScores = [Float](unsafeUninitializedCapacity: lq * lk) { $1 = $0.count }
+                                                dScores.withUnsafeMutableBufferPointer { pds in
+                                                    let ds = pds.baseAddress!
+                                                    for task in range {
+                                                        let (b, h) = task.quotientAndRemainder(dividingBy: s.heads)
                                                         let rowQ = b * lq * inner + h * d, rowK = b * lk * inner + h * d
-                                                        let p = pp.baseAddress! + (b * s.heads + h) * lq * lk
-                                                        let dO = pdo.baseAddress! + rowQ
+                                                        let p = pp + task * lq * lk
+                                                        let dO = pdo + rowQ
                                                         // dP[Lq, Lk] = dO·vᵀ
                                                         Matmul.sgemm(transposeB: true, m: lq, n: lk, k: d, a: dO, lda: inner,
-                                                                     b: pv.baseAddress! + rowK, ldb: inner, c: ds, ldc: lk)
+                                                                     b: pv + rowK, ldb: inner, c: ds, ldc: lk, threads: 1)
                                                         // dv[Lk, d] = Pᵀ·dO
                                                         Matmul.sgemm(transposeA: true, m: lk, n: d, k: lq, a: p, lda: lk, b: dO, ldb: inner,
-                                                                     c: pdv.baseAddress! + rowK, ldc: inner)
+                                                                     c: pdv + rowK, ldc: inner, threads: 1)
                                                         // dS = P ⊙ (dP − Σ dP·P) (the 1/√d goes into the next two products)
-                                                        Softmax.backwardRowsInPlace(ds, output: p, rows: lq, columns: lk)
+                                                        Softmax.backwardRowsInPlace(ds, output: p, rows: lq, columns: lk, parallel: false)
                                                         // dq[Lq, d] = dS·k/√d, dk[Lk, d] = dSᵀ·q/√d
                                                         Matmul.sgemm(m: lq, n: d, k: lk, alpha: scale, a: ds, lda: lk,
-                                                                     b: pk.baseAddress! + rowK, ldb: inner, c: pdq.baseAddress! + rowQ, ldc: inner)
+                                                                     b: pk + rowK, ldb: inner, c: pdq + rowQ, ldc: inner, threads: 1)
                                                         Matmul.sgemm(transposeA: true, m: lk, n: d, k: lq, alpha: scale, a: ds, lda: lk,
-                                                                     b: pq.baseAddress! + rowQ, ldb: inner, c: pdk.baseAddress! + rowK, ldc: inner)
+                                                                     b: pq + rowQ, ldb: inner, c: pdk + rowK, ldc: inner, threads: 1)
                                                     }
                                                 }
                                             }

@@ -40,11 +40,15 @@ public struct Softmax: Sendable {
 
     /// Softmax of each row of `[rows, columns]` in place; rows in parallel when large. With
     /// `causal`, row r keeps columns 0…(r mod columns) and zeroes the rest.
-    static func rowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, causal: Bool) {
+    /// `parallel: false` runs on the calling thread (inside work that is already parallel).
+    /// `firstRow` is the index of the first row within its score block (for the causal mask).
+    static func rowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, causal: Bool, firstRow: Int = 0,
+                            parallel: Bool = true) {
         nonisolated(unsafe) let x = x
-        VectorMath.forChunks(rows, threshold: rows * columns >= VectorMath.parallelThreshold ? 2 : Int.max) { range in
+        let large = parallel && rows * columns >= VectorMath.parallelThreshold
+        VectorMath.forChunks(rows, threshold: large ? 2 : Int.max) { range in
             for r in range {
-                let valid = causal ? min(columns, r % columns + 1) : columns
+                let valid = causal ? min(columns, (firstRow + r) % columns + 1) : columns
                 row(x + r * columns, valid: valid, columns: columns)
             }
         }
@@ -84,9 +88,11 @@ public struct Softmax: Sendable {
     }
 
     /// dx = y ⊙ (dy − Σ dy·y) per row, with dy in `g` overwritten by dx.
-    static func backwardRowsInPlace(_ g: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, rows: Int, columns: Int) {
+    static func backwardRowsInPlace(_ g: UnsafeMutablePointer<Float>, output y: UnsafePointer<Float>, rows: Int, columns: Int,
+                                    parallel: Bool = true) {
         nonisolated(unsafe) let (g, y) = (g, y)
-        VectorMath.forChunks(rows, threshold: rows * columns >= VectorMath.parallelThreshold ? 2 : Int.max) { range in
+        let large = parallel && rows * columns >= VectorMath.parallelThreshold
+        VectorMath.forChunks(rows, threshold: large ? 2 : Int.max) { range in
             for r in range {
                 let gr = g + r * columns, yr = y + r * columns
                 let dot = Float(VectorMath.dot(gr, yr, columns))

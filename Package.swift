@@ -7,7 +7,7 @@ import PackageDescription
 // for the x86-64 baseline. Executables check the CPU at start (`CPU.requireBuildSupport`).
 #if arch(x86_64)
 let vectorSettings: [SwiftSetting] = ProcessInfo.processInfo.environment["KILN_PORTABLE"] == nil
-    ? [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])] : []
+    ? [.unsafeFlags(["-Xcc", "-march=x86-64-v3"]), .define("KILN_X86_64_V3")] : []
 #else
 let vectorSettings: [SwiftSetting] = []
 #endif

@@ -19,3 +19,13 @@ func benchScratch() {
     let ams = median(runs: 7) { _ = attn.forward(t) }
     print(String(format: "self-attn 1024 tokens 8×16 b4: %.2f ms", ams))
 }
+
+func benchSoftmax() {
+    var rng = RNG(seed: 1)
+    let x = Tensor.random([64, 1024], rng: &rng, std: 3)
+    let n = 200
+    let ms = bestMilliseconds(runs: 7) { for _ in 0..<n { _ = Softmax().forward(x) } }
+    print(String(format: "softmax 64×1024: %.3f ns/element", ms * 1e6 / Double(n * x.count)))
+    let e = bestMilliseconds(runs: 7) { for _ in 0..<n { _ = x.map { $0 } } }
+    print(String(format: "copy 64×1024: %.3f ns/element", e * 1e6 / Double(n * x.count)))
+}

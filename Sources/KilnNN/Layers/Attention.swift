@@ -155,7 +155,9 @@ public final class Attention: Module {
                         nonisolated(unsafe) var keep: UnsafeMutablePointer<Float>? = nil
                         let run = {
                             parallelFor(tasks, threads: threads) { range in
-                                var scratch = [Float](unsafeUninitializedCapacity: keep == nil ? block * lk : 0) { $1 = $0.count }
+                                // The scores block (inference only; training writes into the kept
+                                // probabilities), then the row sums of the unnormalised probabilities.
+                                var scratch = [Float](unsafeUninitializedCapacity: (keep == nil ? block * lk : 0) + block) { $1 = $0.count }
                                 scratch.withUnsafeMutableBufferPointer { buffer in
                                     for task in range {
                                         let (bh, qb) = task.quotientAndRemainder(dividingBy: blocksPerHead)
@@ -168,10 +170,19 @@ public final class Attention: Module {
                                         // scores[rows, Lk] = q·kᵀ/√d
                                         Matmul.sgemm(transposeB: true, m: rows, n: lk, k: d, alpha: scale, a: qs, lda: inner,
                                                      b: ks, ldb: inner, c: scores, ldc: lk, threads: 1)
-                                        Softmax.rowsInPlace(scores, rows: rows, columns: lk, causal: s.causal, firstRow: q0, parallel: false)
-                                        // o[rows, d] = P·v, written into this head's columns of merged.
-                                        Matmul.sgemm(m: rows, n: d, k: lk, a: scores, lda: lk, b: vs, ldb: inner,
-                                                     c: po + (b * lq + q0) * inner + h * d, ldc: inner, threads: 1)
+                                        // o = (E·v)/Σ E with E = exp(scores − max), into this head's columns of
+                                        // merged: the division moves from the [rows, Lk] probabilities to the
+                                        // [rows, d] outputs. Training normalises E into P afterwards, for
+                                        // backward; inference skips that pass. Both give identical outputs.
+                                        let out = po + (b * lq + q0) * inner + h * d
+                                        let sums = buffer.baseAddress! + (keep == nil ? block * lk : 0)
+                                        Softmax.exponentiatedRowsInPlace(scores, rows: rows, columns: lk, causal: s.causal, firstRow: q0, sums: sums)
+                                        Matmul.sgemm(m: rows, n: d, k: lk, a: scores, lda: lk, b: vs, ldb: inner, c: out, ldc: inner, threads: 1)
+                                        for r in 0..<rows {
+                                            let inverse = 1 / sums[r]
+                                            for j in 0..<d { out[r * inner + j] *= inverse }
+                                            if keep != nil { VectorMath.affine(scores + r * lk, scores + r * lk, lk, scale: inverse, shift: 0) }
+                                        }
                                     }
                                 }
                             }

@@ -57,6 +57,24 @@ public struct Softmax: Sendable {
     /// One row: the first `valid` values become probabilities, the rest zero.
     @inline(__always)
     static func row(_ p: UnsafeMutablePointer<Float>, valid: Int, columns: Int) {
+        let total = exponentiatedRow(p, valid: valid, columns: columns)
+        VectorMath.affine(p, p, valid, scale: 1 / total, shift: 0)
+    }
+
+    /// Unnormalised rows for attention's inference path: row r becomes exp(x − max) (zero past
+    /// the causal limit) and `sums[r]` its sum, so the caller divides P·v by the sums instead of
+    /// dividing P (one pass over the scores fewer).
+    static func exponentiatedRowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, causal: Bool, firstRow: Int,
+                                         sums: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let valid = causal ? min(columns, (firstRow + r) % columns + 1) : columns
+            sums[r] = exponentiatedRow(x + r * columns, valid: valid, columns: columns)
+        }
+    }
+
+    /// exp(x − max) over the first `valid` values (zeros after them); returns their sum.
+    @inline(__always)
+    static func exponentiatedRow(_ p: UnsafeMutablePointer<Float>, valid: Int, columns: Int) -> Float {
         var maxima = SIMD16<Float>(repeating: -.infinity)
         var i = 0
         while i + 16 <= valid {
@@ -82,9 +100,8 @@ public struct Softmax: Sendable {
             let e = VectorMath.exp(v - shift)
             for j in i..<valid { p[j] = e[j - i]; total += e[j - i] }
         }
-        let inverse = 1 / total
-        VectorMath.affine(p, p, valid, scale: inverse, shift: 0)
         if valid < columns { (p + valid).update(repeating: 0, count: columns - valid) }
+        return total
     }
 
     /// dx = y ⊙ (dy − Σ dy·y) per row, with dy in `g` overwritten by dx.

@@ -19,6 +19,8 @@ Writes Tests/KilnPriorTests/Fixtures/pipelines/<name>/ in the diffusers pipeline
         grad.output_weights [B, C, H, W] (w), and the gradients of L = Σ w ⊙ unet.output:
         grad.sample, grad.encoder_hidden_states, grad.class_labels, grad.<parameter name> for
         the parameters in GRADIENT_PARAMETERS that the UNet has;
+        sample.initial_noise, sample.output: the DDIM + classifier-free guidance loop of SAMPLE
+        (pipelines with a camera projection), from that noise to the final x₀ in [−1, 1];
         text.input_ids [B, 77] (stored as float32 integers), text.last_hidden_state [B, 77, D],
         text.pooled [B, D]
     goldens.json          the prompts and the settings used
@@ -104,6 +106,38 @@ def save_half(module, path):
     save_file({k: v.detach().half().contiguous() for k, v in module.state_dict().items()}, str(path))
 
 
+def view_vector(azimuth_degrees, elevation_degrees):
+    """Kiln's view conditioning (KilnPrior's ViewConditioning, no time): sin/cos of azimuth and
+    elevation, then zeros for the time features."""
+    az, el = torch.deg2rad(torch.tensor(azimuth_degrees)), torch.deg2rad(torch.tensor(elevation_degrees))
+    return torch.stack([az.sin(), az.cos(), el.sin(), el.cos(), *([torch.tensor(0.0)] * 4)]).float()
+
+
+SAMPLE = dict(prompt="a red snowman", count=2, steps=4, guidance_scale=5.0, azimuth=30.0, elevation=15.0)
+
+
+def sample_loop(unet, text, tokenizer, scheduler, unet_config, g):
+    """diffusers' text-to-image loop (StableDiffusionPipeline.__call__ without the VAE): DDIM,
+    classifier-free guidance with the empty prompt, the view vector as class labels."""
+    n, size = SAMPLE["count"], unet_config["sample_size"]
+    noise = torch.randn(n, unet_config["in_channels"], size, size, generator=g)
+    ids = tokenizer([""] * n + [SAMPLE["prompt"]] * n, padding="max_length", max_length=77, truncation=True,
+                    return_tensors="pt").input_ids
+    labels = view_vector(SAMPLE["azimuth"], SAMPLE["elevation"]).expand(2 * n, -1)
+    scheduler = DDIMScheduler.from_config(scheduler.config)
+    scheduler.set_timesteps(SAMPLE["steps"])
+    x = noise * scheduler.init_noise_sigma
+    with torch.no_grad():
+        context = text(input_ids=ids).last_hidden_state
+        for t in scheduler.timesteps:
+            model_input = scheduler.scale_model_input(torch.cat([x, x]), t)
+            eps = unet(model_input, t, encoder_hidden_states=context, class_labels=labels).sample
+            uncond, cond = eps.chunk(2)
+            eps = uncond + SAMPLE["guidance_scale"] * (cond - uncond)
+            x = scheduler.step(eps, t, x).prev_sample
+    return {"sample.initial_noise": noise, "sample.output": x.contiguous()}
+
+
 def main():
     tokenizer = CLIPTokenizer.from_pretrained(str(TOKENIZER))
     for index, (name, unet_config) in enumerate(PIPELINES.items()):
@@ -174,12 +208,14 @@ def main():
         for name in GRADIENT_PARAMETERS:
             if name in parameters:
                 tensors[f"grad.{name}"] = parameters[name].grad.contiguous()
+        if "class_labels" in kwargs:
+            tensors.update(sample_loop(unet, text, tokenizer, scheduler, unet_config, g))
         save_file(tensors, str(out / "goldens.safetensors"))
         (out / "goldens.json").write_text(json.dumps({
             "prompts": PROMPTS, "unet_parameters": sum(p.numel() for p in unet.parameters()),
             "text_parameters": sum(p.numel() for p in text.parameters()),
             "torch": torch.__version__, "diffusers": __import__("diffusers").__version__,
-            "transformers": __import__("transformers").__version__,
+            "transformers": __import__("transformers").__version__, "sample": SAMPLE,
         }, indent=2) + "\n")
         total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
         print(f"wrote {out.relative_to(ROOT)}: {total / 1024:.0f} KB")

@@ -45,10 +45,13 @@ public struct UNetConfig: Sendable, Equatable {
     public var centerInputSample: Bool
     /// The mid block's residual divisor (`mid_block_scale_factor`).
     public var midBlockScaleFactor: Float
+    /// The image size the model was trained at (`sample_size`, height × width), if the config says.
+    public var sampleHeight: Int?
+    public var sampleWidth: Int?
 
     /// Keys that do not change the forward pass.
     public static let ignoredKeys: Set<String> = [
-        "_class_name", "_diffusers_version", "_name_or_path", "_use_default_values", "sample_size", "dropout",
+        "_class_name", "_diffusers_version", "_name_or_path", "_use_default_values", "dropout",
         "addition_embed_type_num_heads", "addition_time_embed_dim", "upcast_attention",
     ]
 
@@ -174,7 +177,7 @@ extension UNetConfig {
             "mid_block_type", "attention_head_dim", "cross_attention_dim", "transformer_layers_per_block",
             "use_linear_projection", "norm_num_groups", "norm_eps", "flip_sin_to_cos", "freq_shift", "time_embedding_dim",
             "class_embed_type", "projection_class_embeddings_input_dim", "conv_in_kernel", "conv_out_kernel",
-            "center_input_sample", "mid_block_scale_factor",
+            "center_input_sample", "mid_block_scale_factor", "sample_size",
         ]
         for key in object.keys.sorted() where !read.contains(key) && !Self.ignoredKeys.contains(key) {
             guard let rule = Self.requiredValues[key] else {
@@ -276,6 +279,16 @@ extension UNetConfig {
             convInKernel: try int("conv_in_kernel", default: 3), convOutKernel: try int("conv_out_kernel", default: 3),
             centerInputSample: try bool("center_input_sample", default: false),
             midBlockScaleFactor: Float(try number("mid_block_scale_factor", default: 1)))
+        switch object["sample_size"] {
+        case nil, .null?: break
+        case .int(let v)? where v > 0: (config.sampleHeight, config.sampleWidth) = (v, v)
+        case .array(let items)? where items.count == 2:
+            guard case .int(let h) = items[0], case .int(let w) = items[1], h > 0, w > 0 else {
+                throw fail("sample_size", "holds \(object["sample_size"]!.text)", "give a positive size or [height, width]")
+            }
+            (config.sampleHeight, config.sampleWidth) = (h, w)
+        case let v?: throw fail("sample_size", "is \(v.text)", "give a positive size or [height, width]")
+        }
         config.layersPerBlock = try perLevel("layers_per_block", default: 2)
         config.heads = try perLevel("attention_head_dim", default: 8)
         config.crossAttentionDim = try perLevel("cross_attention_dim", default: 1280)

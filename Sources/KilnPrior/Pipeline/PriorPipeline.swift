@@ -1,0 +1,221 @@
+import Foundation
+import KilnCore
+import KilnNN
+
+/// Kiln's additions to a diffusers pipeline folder, in `kiln_prior.json` (optional):
+///
+///     {"conditioning": "view-v1", "vocabulary": ["a", "red", "snowman", ...]}
+///
+/// `conditioning` names the class-label layout the UNet was trained with (`view-v1`:
+/// `ViewConditioning`); `vocabulary`, when present, is the closed set of words the prior was
+/// trained on. Unknown keys are an error.
+public struct PriorSettings: Sendable, Equatable, Codable {
+    public var conditioning: String?
+    public var vocabulary: [String]?
+
+    public static let fileName = "kiln_prior.json"
+    public static let viewConditioning = "view-v1"
+
+    public init(conditioning: String? = nil, vocabulary: [String]? = nil) {
+        self.conditioning = conditioning
+        self.vocabulary = vocabulary
+    }
+
+    /// Parses `kiln_prior.json`; `source` names the file in errors.
+    public init(json data: Data, source: String) throws {
+        guard case .object(let object)? = try? JSONDecoder().decode(ConfigValue.self, from: data) else {
+            throw PriorConfigError(source: source, key: nil, problem: "is not a JSON object", fix: "write {\"conditioning\": \"view-v1\", \"vocabulary\": [...]}")
+        }
+        for key in object.keys.sorted() where !["conditioning", "vocabulary"].contains(key) {
+            throw PriorConfigError(source: source, key: key, problem: "is not a Kiln prior setting", fix: "keep conditioning and vocabulary only")
+        }
+        switch object["conditioning"] {
+        case nil, .null?: conditioning = nil
+        case .string(let c)? where c == Self.viewConditioning: conditioning = c
+        case let v?: throw PriorConfigError(source: source, key: "conditioning", problem: "is \(v.text)", fix: "use \(Self.viewConditioning)")
+        }
+        switch object["vocabulary"] {
+        case nil, .null?: vocabulary = nil
+        case .array(let items)?:
+            vocabulary = try items.map {
+                guard case .string(let w) = $0, !w.isEmpty else { throw PriorConfigError(source: source, key: "vocabulary", problem: "holds \($0.text)", fix: "list words as strings") }
+                return w.lowercased()
+            }
+        case let v?: throw PriorConfigError(source: source, key: "vocabulary", problem: "is \(v.text)", fix: "list the words the prior knows")
+        }
+    }
+
+    /// The words of `prompt` (lower-cased runs of letters) that a closed vocabulary lacks, in
+    /// order of appearance, without repeats. Empty for an open vocabulary.
+    public func unknownWords(in prompt: String) -> [String] {
+        guard let vocabulary else { return [] }
+        let known = Set(vocabulary)
+        var seen = Set<String>(), out: [String] = []
+        for word in prompt.lowercased().split(whereSeparator: { !$0.isLetter && $0 != "'" }).map(String.init)
+        where !known.contains(word) && seen.insert(word).inserted {
+            out.append(word)
+        }
+        return out
+    }
+}
+
+/// What to draw.
+public struct SampleRequest: Sendable, Equatable, Codable {
+    public var prompt: String
+    /// The prompt guidance pushes away from ("" as in diffusers when no negative prompt is given).
+    public var negativePrompt: String
+    public var count: Int
+    public var steps: Int
+    /// Classifier-free guidance scale s; guidance runs when s > 1 (as in diffusers).
+    public var guidanceScale: Double
+    public var seed: UInt64
+    /// The camera (and time), for priors with view conditioning.
+    public var view: ViewConditioning
+    /// DDIM η: 0 is deterministic.
+    public var eta: Double
+
+    public init(prompt: String, negativePrompt: String = "", count: Int = 1, steps: Int = 30, guidanceScale: Double = 7.5,
+                seed: UInt64 = 0, view: ViewConditioning = ViewConditioning(), eta: Double = 0) {
+        self.prompt = prompt
+        self.negativePrompt = negativePrompt
+        self.count = count
+        self.steps = steps
+        self.guidanceScale = guidanceScale
+        self.seed = seed
+        self.view = view
+        self.eta = eta
+    }
+}
+
+/// A pixel-space text-to-image diffusion pipeline in the diffusers folder layout (REFERENCE §8):
+/// `tokenizer/`, `text_encoder/`, `unet/`, `scheduler/`, and optionally `kiln_prior.json`.
+///
+/// Sampling follows diffusers' StableDiffusionPipeline without the VAE: x_T ~ N(0, I), then for
+/// each DDIM timestep ε̂ = ε_u + s·(ε_c − ε_u) from one UNet call on [uncond; cond], x ← step(ε̂);
+/// images are x/2 + ½ clipped to [0, 1]. The scheduler config is read as DDIM (another class's
+/// config is converted, as diffusers' `from_config` does).
+public final class PriorPipeline {
+    public let folder: URL
+    public let tokenizer: CLIPTokenizer
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet2DConditionModel
+    public let schedulerConfig: SchedulerConfig
+    public let settings: PriorSettings
+
+    /// Loads every component, checking that they fit together.
+    /// - Throws: `PriorConfigError`, `TokenizerError`, `SchedulerConfigError` or `SafeTensorsError`
+    ///   naming the file and the problem.
+    public init(folder: URL) throws {
+        self.folder = folder
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw PriorConfigError(source: folder.path, key: nil, problem: "is not a folder",
+                                   fix: "point --prior at a diffusers pipeline folder (tokenizer/, text_encoder/, unet/, scheduler/)")
+        }
+        let index = folder.appendingPathComponent("model_index.json")
+        if let data = FileManager.default.contents(atPath: index.path),
+           case .object(let object)? = try? JSONDecoder().decode(ConfigValue.self, from: data) {
+            if let vae = object["vae"], vae.text != "null", vae.text != "[null, null]" {
+                throw PriorConfigError(source: index.path, key: "vae", problem: "names a VAE: this is a latent diffusion pipeline",
+                                       fix: "use a pixel-space prior (Kiln does not run VAEs)")
+            }
+        }
+        tokenizer = try CLIPTokenizer(folder: folder.appendingPathComponent("tokenizer"))
+        textEncoder = try CLIPTextModel(folder: folder.appendingPathComponent("text_encoder"))
+        unet = try UNet2DConditionModel(folder: folder.appendingPathComponent("unet"))
+        schedulerConfig = try SchedulerConfig(contentsOf: folder.appendingPathComponent("scheduler/scheduler_config.json"), as: .ddim)
+        let settingsURL = folder.appendingPathComponent(PriorSettings.fileName)
+        if let data = FileManager.default.contents(atPath: settingsURL.path) {
+            settings = try PriorSettings(json: data, source: settingsURL.path)
+        } else {
+            settings = PriorSettings()
+        }
+        let unetSource = folder.appendingPathComponent("unet/config.json").path
+        let c = unet.config
+        if c.usesText, let width = Set(c.crossAttentionDim).first, Set(c.crossAttentionDim).count == 1, width != textEncoder.config.hiddenSize {
+            throw PriorConfigError(source: unetSource, key: "cross_attention_dim",
+                                   problem: "is \(width) but the text encoder gives \(textEncoder.config.hiddenSize)-wide states",
+                                   fix: "use the UNet and text encoder that were trained together")
+        }
+        guard c.inChannels == 3, c.outChannels == 3 else {
+            throw PriorConfigError(source: unetSource, key: "in_channels",
+                                   problem: "is \(c.inChannels) (out_channels \(c.outChannels)); a pixel-space RGB prior has 3 and 3",
+                                   fix: "use a pixel-space prior")
+        }
+        if let p = c.projectionClassInputDim, p != ViewConditioning.length {
+            throw PriorConfigError(source: unetSource, key: "projection_class_embeddings_input_dim",
+                                   problem: "is \(p); Kiln's view conditioning has \(ViewConditioning.length) values",
+                                   fix: "train the prior with Kiln's ViewConditioning layout")
+        }
+    }
+
+    /// Whether the UNet takes a camera (and time) through its class embedding.
+    public var hasViewConditioning: Bool { unet.config.projectionClassInputDim != nil }
+
+    /// The image size the prior draws at (`unet/config.json` `sample_size`, else 64).
+    public var imageSize: (height: Int, width: Int) { (unet.config.sampleHeight ?? 64, unet.config.sampleWidth ?? 64) }
+
+    /// Text states `[N, 77, D]` for prompts (padded to the tokenizer's length, as diffusers does).
+    public func encode(_ prompts: [String]) -> Tensor {
+        textEncoder.forward(ids: prompts.map { tokenizer.encode($0).inputIDs }).lastHiddenState
+    }
+
+    /// Draws `request.count` samples.
+    /// - Parameters:
+    ///   - initialNoise: x_T `[count, 3, H, W]`; nil draws it from `RNG(seed: request.seed)`.
+    ///   - progress: called after each step with (step, steps).
+    /// - Returns: x₀ `[count, 3, H, W]` in [−1, 1] (use `images(_:)` for pictures).
+    public func sample(_ request: SampleRequest, initialNoise: Tensor? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
+        let (height, width) = imageSize
+        let n = request.count
+        precondition(n > 0, "PriorPipeline.sample: count must be positive")
+        var rng = RNG(seed: request.seed)
+        let shape = [n, 3, height, width]
+        var x: Tensor
+        if let initialNoise {
+            initialNoise.checkShape(shape.map { $0 }, "PriorPipeline.sample (initial noise)")
+            x = initialNoise
+        } else {
+            x = Tensor.random(shape, rng: &rng)
+        }
+        var scheduler = try DDIMScheduler(config: schedulerConfig)
+        try scheduler.setTimesteps(request.steps)
+        let guided = request.guidanceScale > 1
+        let prompts = (guided ? Array(repeating: request.negativePrompt, count: n) : []) + Array(repeating: request.prompt, count: n)
+        let context = encode(prompts)
+        let batch = prompts.count
+        let labels = hasViewConditioning
+            ? Tensor(shape: [batch, ViewConditioning.length], storage: Array((0..<batch).map { _ in request.view.vector }.joined()))
+            : nil
+        for (i, t) in scheduler.timesteps.enumerated() {
+            let input = guided ? Tensor.concatenated([x, x], axis: 0) : x
+            let prediction = unet.forward(input, timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels)
+            let epsilon: [Float]
+            if guided {
+                let halves = prediction.chunked(2, axis: 0)
+                epsilon = try ClassifierFreeGuidance.combine(uncond: halves[0].storage, cond: halves[1].storage, scale: request.guidanceScale)
+            } else {
+                epsilon = prediction.storage
+            }
+            let step = try scheduler.step(modelOutput: epsilon, timestep: t, sample: x.storage, eta: request.eta, rng: &rng, batchSize: n)
+            x = Tensor(shape: shape, storage: step.prevSample)
+            progress?(i + 1, scheduler.timesteps.count)
+        }
+        return x
+    }
+
+    /// Samples in [−1, 1] `[N, 3, H, W]` as RGB images (x/2 + ½, clipped to [0, 1]).
+    public static func images(_ x: Tensor) -> [Image] {
+        x.checkRank(4, "[N, 3, H, W]", "PriorPipeline.images")
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        return (0..<n).map { s in
+            var image = Image(width: w, height: h, channels: 3)
+            for c in 0..<3 {
+                for i in 0..<(h * w) {
+                    image.pixels[i * 3 + c] = min(1, max(0, x.storage[(s * 3 + c) * h * w + i] / 2 + 0.5))
+                }
+            }
+            return image
+        }
+    }
+}

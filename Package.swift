@@ -58,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnAsset", "KilnRender",
+                "KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

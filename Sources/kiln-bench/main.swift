@@ -149,8 +149,6 @@ case "mesh": benchMesh(quick: arguments.contains("--quick"))
 case "marching-cubes": benchMarchingCubes(arguments: Array(arguments.dropFirst()))
 case "matmul": benchMatmul(json: arguments.contains("--json"), quick: arguments.contains("--quick"))
 case "unet": benchUNet(arguments: Array(arguments.dropFirst()))
-case "scratch": benchScratch()
-case "softmax": benchSoftmax()
 case "profile": profileSplat()
 case "once": runOnce()
 default:

@@ -17,7 +17,9 @@ struct KilnRun {
         fatalError("kiln executable not found next to the test bundle: run `swift build` first")
     }()
 
-    init(_ arguments: String...) throws {
+    init(_ arguments: String...) throws { try self.init(arguments) }
+
+    init(_ arguments: [String]) throws {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments

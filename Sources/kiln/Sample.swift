@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import KilnAsset
+import KilnCore
+import KilnNN
+import KilnPrior
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw images from a diffusion prior: a grid of samples for a prompt.",
+        discussion: """
+        PRIOR is a pixel-space diffusers pipeline folder (tokenizer/, text_encoder/, unet/, \
+        scheduler/; optional kiln_prior.json). Sampling is DDIM with classifier-free guidance \
+        against the empty prompt (or --negative-prompt). Priors trained with view conditioning \
+        draw the object from --azimuth/--elevation (degrees; azimuth 0 is the front). The PNG's \
+        metadata records the prompt, the seed and every setting; sample i of the grid is \
+        reproduced by the same command. A prior with a closed vocabulary warns about words it \
+        was never trained on and lists the ones it knows.
+        """
+    )
+
+    @Argument(help: "The text prompt.")
+    var prompt: String
+
+    @Option(help: "The pipeline folder.", completion: .directory)
+    var prior: String
+
+    @Option(help: "Camera azimuth in degrees (priors with view conditioning).")
+    var azimuth: Float?
+
+    @Option(help: "Camera elevation in degrees, −90…90 (priors with view conditioning).")
+    var elevation: Float?
+
+    @Option(help: "Normalised time τ in [0, 1] (priors trained on motion).")
+    var time: Float?
+
+    @Option(help: "DDIM steps.")
+    var steps: Int = 30
+
+    @Option(help: "Classifier-free guidance scale (1 turns guidance off).")
+    var guidanceScale: Double = 7.5
+
+    @Option(help: "Prompt to guide away from.")
+    var negativePrompt: String = ""
+
+    @Option(help: "Random seed for the initial noise.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Number of samples in the grid.")
+    var count: Int = 4
+
+    @Option(help: "Output PNG file.", completion: .file(extensions: ["png"]))
+    var out: String
+
+    func validate() throws {
+        guard !prompt.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("the prompt is empty; describe what to draw") }
+        guard (1...1000).contains(steps) else { throw ValidationError("--steps must be 1…1000, got \(steps)") }
+        guard (1...64).contains(count) else { throw ValidationError("--count must be 1…64, got \(count)") }
+        guard guidanceScale.isFinite && guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0, got \(guidanceScale)") }
+        if let azimuth, !azimuth.isFinite { throw ValidationError("--azimuth must be a number of degrees, got \(azimuth)") }
+        if let elevation, !(elevation >= -90 && elevation <= 90) { throw ValidationError("--elevation must be within ±90 degrees, got \(elevation)") }
+        if let time, !(time >= 0 && time <= 1) { throw ValidationError("--time must be in [0, 1], got \(time)") }
+        guard out.lowercased().hasSuffix(".png") else { throw ValidationError("--out must name a .png file, got \(out)") }
+    }
+
+    func run() throws {
+        _ = Memory.retainFreedMemory()
+        let outURL = URL(fileURLWithPath: out)
+        try FileIO.checkWritableFolder(outURL.deletingLastPathComponent())
+        let pipeline = try PriorPipeline(folder: URL(fileURLWithPath: prior))
+        let unknown = pipeline.settings.unknownWords(in: prompt + " " + negativePrompt)
+        if !unknown.isEmpty, let vocabulary = pipeline.settings.vocabulary {
+            warn("this prior was never trained on \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); it knows: \(vocabulary.sorted().joined(separator: ", "))")
+        }
+        if !pipeline.hasViewConditioning && (azimuth != nil || elevation != nil || time != nil) {
+            warn("this prior has no view conditioning; --azimuth, --elevation and --time are ignored")
+        }
+        let view = ViewConditioning(azimuthDegrees: azimuth ?? 0, elevationDegrees: elevation ?? 15, time: time)
+        let request = SampleRequest(prompt: prompt, negativePrompt: negativePrompt, count: count, steps: steps,
+                                    guidanceScale: guidanceScale, seed: seed, view: view)
+        let clock = ContinuousClock(), start = clock.now
+        let x = try pipeline.sample(request) { step, total in
+            if step == total || step % 10 == 0 { print("  step \(step)/\(total)") }
+        }
+        guard x.isFinite else { throw CLIError("the prior produced non-finite values; its weights may be corrupt") }
+        // Small priors draw small images: tiles are enlarged (bilinear) to at least 128 pixels.
+        let images = PriorPipeline.images(x)
+        let factor = max(1, (128 + images[0].width - 1) / images[0].width)
+        let tiles = images.map { $0.resized(width: $0.width * factor, height: $0.height * factor) }
+        let sheet = Image.contactSheet(tiles, columns: min(count, 4), labels: (0..<count).map { "sample \($0 + 1)" })
+        let record = SampleRecord(prior: pipeline.folder.lastPathComponent, negativePrompt: negativePrompt, steps: steps,
+                                  guidanceScale: guidanceScale, count: count, view: pipeline.hasViewConditioning ? view : nil,
+                                  scheduler: "DDIM", height: images[0].height, width: images[0].width)
+        try PNG.write(sheet, to: outURL, text: KilnMetadata(command: "sample", prompt: prompt, seed: seed, settings: record).textEntries)
+        let seconds = Double((clock.now - start).components.seconds) + Double((clock.now - start).components.attoseconds) / 1e18
+        print(String(format: "wrote %d samples to %@ (%.1f s)", count, out, seconds))
+    }
+
+    func warn(_ message: String) {
+        FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+    }
+}
+
+/// The settings `kiln sample` records in its PNG.
+struct SampleRecord: Codable {
+    var prior: String
+    var negativePrompt: String
+    var steps: Int
+    var guidanceScale: Double
+    var count: Int
+    var view: ViewConditioning?
+    var scheduler: String
+    var height: Int
+    var width: Int
+}

@@ -37,9 +37,12 @@ struct LayerTests {
         Conv2dGeometry(batch: 3, inChannels: 4, height: 6, width: 5, outChannels: 5, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         Conv2dGeometry(batch: 2, inChannels: 4, height: 5, width: 5, outChannels: 6, kernelHeight: 1, kernelWidth: 1),
         Conv2dGeometry(batch: 2, inChannels: 3, height: 7, width: 8, outChannels: 5, kernelHeight: 3, kernelWidth: 3, stride: 2, padding: 1),
-        // Large images: one sample per product (1×1 multiplies the input in place; 3×3 unfolds in parallel).
+        // Large outputs (≥ 1024 pixels) run in bands of rows: 1×1 multiplies the input in place, 3×3
+        // unfolds each band; a band height that does not divide the rows; stride 2 with an odd width.
         Conv2dGeometry(batch: 2, inChannels: 3, height: 48, width: 48, outChannels: 4, kernelHeight: 1, kernelWidth: 1),
         Conv2dGeometry(batch: 2, inChannels: 4, height: 46, width: 46, outChannels: 3, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        Conv2dGeometry(batch: 1, inChannels: 40, height: 40, width: 40, outChannels: 5, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        Conv2dGeometry(batch: 2, inChannels: 3, height: 64, width: 65, outChannels: 4, kernelHeight: 3, kernelWidth: 3, stride: 2, padding: 1),
         // Rectangular kernel, no padding; kernel wider than the unpadded image.
         Conv2dGeometry(batch: 1, inChannels: 2, height: 4, width: 5, outChannels: 3, kernelHeight: 2, kernelWidth: 3, stride: 2, padding: 0),
         Conv2dGeometry(batch: 2, inChannels: 1, height: 3, width: 3, outChannels: 2, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 1),
@@ -75,6 +78,12 @@ struct LayerTests {
         #expect(layer.weight.value.maxAbsolute() <= 1 / Float(36).squareRoot())
         let y = layer.forward(Tensor(repeating: 0, shape: [1, 4, 5, 5]))
         #expect(y.maxAbsolute() == 0)
+        // Without a bias the products overwrite the output (β = 0), in bands too: same values as a zero bias.
+        for size in [5, 36] {
+            let x = Tensor.random([2, 4, size, size], rng: &rng)
+            let zeroBias = Conv2d(weight: layer.weight.value, bias: Tensor.zeros([8]), padding: 1)
+            #expect(layer.forward(x) == zeroBias.forward(x) && layer.forward(x).isFinite)
+        }
     }
 
     @Test("GroupNorm: affine, not affine, and the parallel path",

@@ -4,6 +4,14 @@ import KilnNN
 import Testing
 @testable import KilnPrior
 
+extension SafeTensorsFile {
+    /// The named tensor as a float32 `Tensor`.
+    func tensorValue(_ name: String) throws -> Tensor {
+        let (shape, values) = try tensor(name)
+        return Tensor(shape: shape, storage: values)
+    }
+}
+
 @Suite("UNet2DConditionModel")
 struct UNetTests {
     static let pipelines = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/pipelines")
@@ -14,15 +22,17 @@ struct UNetTests {
         return zip(actual.storage, expected).map { abs($0 - $1) }.max()! / scale
     }
 
+    /// A golden pipeline's UNet and its goldens file.
+    static func load(_ pipeline: String) throws -> (UNet2DConditionModel, SafeTensorsFile) {
+        let folder = pipelines.appendingPathComponent(pipeline)
+        return (try UNet2DConditionModel(folder: folder.appendingPathComponent("unet")),
+                try SafeTensorsFile(contentsOf: folder.appendingPathComponent("goldens.safetensors")))
+    }
+
     @Test("matches diffusers on the golden inputs (tools/make_prior_goldens.py)", arguments: ["tiny", "sd15like"])
     func parity(pipeline: String) throws {
-        let folder = Self.pipelines.appendingPathComponent(pipeline)
-        let unet = try UNet2DConditionModel(folder: folder.appendingPathComponent("unet"))
-        let goldens = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("goldens.safetensors"))
-        func tensor(_ name: String) throws -> Tensor {
-            let (shape, values) = try goldens.tensor(name)
-            return Tensor(shape: shape, storage: values)
-        }
+        let (unet, goldens) = try Self.load(pipeline)
+        func tensor(_ name: String) throws -> Tensor { try goldens.tensorValue(name) }
         let labels = goldens.contains("unet.class_labels") ? try tensor("unet.class_labels") : nil
         #expect((labels != nil) == (unet.config.projectionClassInputDim != nil))
         let output = unet.forward(try tensor("unet.sample"), timesteps: try tensor("unet.timestep").storage,
@@ -35,13 +45,8 @@ struct UNetTests {
 
     @Test("backward matches PyTorch autograd on the golden inputs", arguments: ["tiny", "sd15like"])
     func backwardParity(pipeline: String) throws {
-        let folder = Self.pipelines.appendingPathComponent(pipeline)
-        let unet = try UNet2DConditionModel(folder: folder.appendingPathComponent("unet"))
-        let goldens = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("goldens.safetensors"))
-        func tensor(_ name: String) throws -> Tensor {
-            let (shape, values) = try goldens.tensor(name)
-            return Tensor(shape: shape, storage: values)
-        }
+        let (unet, goldens) = try Self.load(pipeline)
+        func tensor(_ name: String) throws -> Tensor { try goldens.tensorValue(name) }
         let labels = goldens.contains("unet.class_labels") ? try tensor("unet.class_labels") : nil
         unet.zeroGradients()
         let (_, saved) = unet.forwardForTraining(try tensor("unet.sample"), timesteps: try tensor("unet.timestep").storage,

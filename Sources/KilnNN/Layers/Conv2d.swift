@@ -281,19 +281,7 @@ public final class Conv2d: Module {
                 for s in 0..<samples {
                     let plane = x + ((firstSample + s) * g.inChannels + c) * g.height * g.width
                     let rowBase = col + r * columns + s * p
-                    for i in 0..<ho {
-                        let dst = rowBase + i * wo
-                        let yy = i * g.stride - g.padding + u
-                        guard yy >= 0 && yy < g.height else { dst.update(repeating: 0, count: wo); continue }
-                        let src = plane + yy * g.width - g.padding + v
-                        if jLow > 0 { dst.update(repeating: 0, count: jLow) }
-                        if g.stride == 1 {
-                            (dst + jLow).update(from: src + jLow, count: jHigh - jLow)
-                        } else {
-                            for j in jLow..<jHigh { dst[j] = src[j * g.stride] }
-                        }
-                        if jHigh < wo { (dst + jHigh).update(repeating: 0, count: wo - jHigh) }
-                    }
+                    for i in 0..<ho { unfoldRow(plane, g, outputRow: i, tap: (u, v), columns: (jLow, jHigh), into: rowBase + i * wo) }
                 }
             }
         }
@@ -310,19 +298,27 @@ public final class Conv2d: Module {
             let (jLow, jHigh) = g.validOutputColumns(tap: v)
             let plane = x + (sample * g.inChannels + c) * g.height * g.width
             for i in 0..<rows {
-                let dst = col + r * columns + i * wo
-                let yy = (firstRow + i) * g.stride - g.padding + u
-                guard yy >= 0 && yy < g.height else { dst.update(repeating: 0, count: wo); continue }
-                let src = plane + yy * g.width - g.padding + v
-                if jLow > 0 { dst.update(repeating: 0, count: jLow) }
-                if g.stride == 1 {
-                    (dst + jLow).update(from: src + jLow, count: jHigh - jLow)
-                } else {
-                    for j in jLow..<jHigh { dst[j] = src[j * g.stride] }
-                }
-                if jHigh < wo { (dst + jHigh).update(repeating: 0, count: wo - jHigh) }
+                unfoldRow(plane, g, outputRow: firstRow + i, tap: (u, v), columns: (jLow, jHigh), into: col + r * columns + i * wo)
             }
         }
+    }
+
+    /// One output row's worth of one unfolded row: dst[j] = plane[i·s − p + u, j·s − p + v] for
+    /// j in 0..<Wo, zero outside the image (`columns` = `validOutputColumns(tap: v)`).
+    @inline(__always)
+    static func unfoldRow(_ plane: UnsafePointer<Float>, _ g: Conv2dGeometry, outputRow i: Int, tap: (u: Int, v: Int),
+                          columns: (low: Int, high: Int), into dst: UnsafeMutablePointer<Float>) {
+        let wo = g.outWidth, (jLow, jHigh) = columns
+        let yy = i * g.stride - g.padding + tap.u
+        guard yy >= 0 && yy < g.height else { dst.update(repeating: 0, count: wo); return }
+        let src = plane + yy * g.width - g.padding + tap.v
+        if jLow > 0 { dst.update(repeating: 0, count: jLow) }
+        if g.stride == 1 {
+            (dst + jLow).update(from: src + jLow, count: jHigh - jLow)
+        } else {
+            for j in jLow..<jHigh { dst[j] = src[j * g.stride] }
+        }
+        if jHigh < wo { (dst + jHigh).update(repeating: 0, count: wo - jHigh) }
     }
 
     /// The adjoint of `im2col`: adds col `[C·kh·kw, samples·Ho·Wo]` back into dx `[N, C, H, W]`.

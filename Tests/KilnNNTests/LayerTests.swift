@@ -86,6 +86,16 @@ struct LayerTests {
         }
     }
 
+    @Test("GroupNorm fused with SiLU equals the two layers", arguments: [[2, 8, 5, 5], [2, 32, 32, 32]])
+    func groupNormSiLU(shape: [Int]) {
+        var rng = RNG(seed: 14)
+        let layer = GroupNorm(groups: 4, channels: shape[1])
+        layer.weight!.load(Tensor.random([shape[1]], rng: &rng))
+        layer.bias!.load(Tensor.random([shape[1]], rng: &rng))
+        let x = Tensor.random(shape, rng: &rng, std: 2)
+        #expect(layer.forwardSiLU(x) == SiLU().forward(layer.forward(x)))
+    }
+
     @Test("GroupNorm: affine, not affine, and the parallel path",
           arguments: [([2, 8, 5, 5], 4, true), ([2, 6, 7], 3, false), ([2, 32, 32, 32], 8, true)])
     func groupNorm(shape: [Int], groups: Int, affine: Bool) {

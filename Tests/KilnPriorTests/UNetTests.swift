@@ -89,7 +89,9 @@ struct UNetTests {
             return zip(y.storage, weights.storage).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
         }
         unet.zeroGradients()
-        let (_, saved) = unet.forwardForTraining(sample, timesteps: t, encoderHiddenStates: context, classLabels: labels)
+        let (trainingOutput, saved) = unet.forwardForTraining(sample, timesteps: t, encoderHiddenStates: context, classLabels: labels)
+        // Inference (fused norms, no kept probabilities) gives exactly the training forward's output.
+        #expect(unet.forward(sample, timesteps: t, encoderHiddenStates: context, classLabels: labels) == trainingOutput)
         let g = unet.backward(saved, outputGradient: weights)
 
         /// Directional derivative along a random unit-scale direction, against the analytic dot product.

@@ -56,7 +56,14 @@ public final class GroupNorm: Module {
     }
 
     /// `[N, C, *]` → same shape.
-    public func forward(_ x: Tensor) -> Tensor {
+    public func forward(_ x: Tensor) -> Tensor { normalize(x, thenSiLU: false) }
+
+    /// silu(GroupNorm(x)) in one pass over the output (the pre-activation of every diffusers
+    /// ResNet block, and of the UNet's output head), for inference: the normalised tensor is never
+    /// written. Same values as `SiLU().forward(forward(x))`.
+    public func forwardSiLU(_ x: Tensor) -> Tensor { normalize(x, thenSiLU: true) }
+
+    func normalize(_ x: Tensor, thenSiLU: Bool) -> Tensor {
         let (batch, spatial) = layout(x, "GroupNorm.forward")
         var y = Tensor(uninitializedShape: x.shape)
         if x.count == 0 { return y }
@@ -73,7 +80,13 @@ public final class GroupNorm: Module {
                             let channel = (block % groups) * cpg + c
                             let scale = rstd * (gamma?[channel] ?? 1)
                             let shift = (beta?[channel] ?? 0) - mean * scale
-                            VectorMath.affine(src + offset + c * spatial, dst + offset + c * spatial, spatial, scale: scale, shift: shift)
+                            let from = src + offset + c * spatial, to = dst + offset + c * spatial
+                            if thenSiLU {
+                                let (a, b) = (SIMD16<Float>(repeating: scale), SIMD16<Float>(repeating: shift))
+                                VectorMath.map(from, to, 0..<spatial) { SiLU.value($0 * a + b) }
+                            } else {
+                                VectorMath.affine(from, to, spatial, scale: scale, shift: shift)
+                            }
                         }
                     }
                 }

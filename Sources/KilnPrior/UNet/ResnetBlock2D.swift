@@ -36,17 +36,29 @@ final class ResnetBlock2D: Module {
             + prefixed("norm2", norm2) + prefixed("conv2", conv2) + (shortcut.map { prefixed("conv_shortcut", $0) } ?? [])
     }
 
-    func forward(_ x: Tensor, timeEmbedding temb: Tensor) -> (output: Tensor, saved: Saved) {
+    /// The block's output, and with `training` what `backward` needs. Inference fuses each
+    /// GroupNorm with its SiLU (`GroupNorm.forwardSiLU`, identical values).
+    func forward(_ x: Tensor, timeEmbedding temb: Tensor, training: Bool) -> (output: Tensor, saved: Saved?) {
+        let at = SiLU().forward(temb)
+        guard training else {
+            var h = conv1.forward(norm1.forwardSiLU(x))
+            h.addPerChannel(timeProjection.forward(at))
+            return (finish(conv2.forward(norm2.forwardSiLU(h)), x), nil)
+        }
         let n1 = norm1.forward(x), a1 = SiLU().forward(n1)
         var h = conv1.forward(a1)
-        let at = SiLU().forward(temb)
         h.addPerChannel(timeProjection.forward(at))
         let n2 = norm2.forward(h), a2 = SiLU().forward(n2)
-        var y = conv2.forward(a2)
+        return (finish(conv2.forward(a2), x), Saved(input: x, normalized1: n1, activated1: a1, timeEmbedding: temb, activatedTime: at,
+                                                   hidden: h, normalized2: n2, activated2: a2))
+    }
+
+    /// (shortcut(x) + h) / outputScale.
+    private func finish(_ h: Tensor, _ x: Tensor) -> Tensor {
+        var y = h
         y += shortcut?.forward(x) ?? x
         if outputScale != 1 { y.scale(by: 1 / outputScale) }
-        return (y, Saved(input: x, normalized1: n1, activated1: a1, timeEmbedding: temb, activatedTime: at,
-                         hidden: h, normalized2: n2, activated2: a2))
+        return y
     }
 
     /// Adds the parameter gradients; returns ∂L/∂x and ∂L/∂temb.

@@ -213,9 +213,9 @@ public final class UNet2DConditionModel: Module {
             h = u
             if training { up.append(s) }
         }
+        guard training else { return (convOut.forward(normOut.forwardSiLU(h)), nil) }
         let normalized = normOut.forward(h), activated = SiLU().forward(normalized)
         let output = convOut.forward(activated)
-        guard training else { return (output, nil) }
         return (output, Saved(timeFeatures: timeFeatures, timeHidden: timeHidden, timeActivated: timeActivated,
                               classLabels: labels, classHidden: classHidden, classActivated: classActivated, sample: input,
                               down: down, statesPerDownBlock: statesPerDownBlock, mid: mid, up: up,

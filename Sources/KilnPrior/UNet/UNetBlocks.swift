@@ -52,9 +52,9 @@ final class UNetDownBlock: Module {
     func forward(_ x: Tensor, timeEmbedding emb: Tensor, context: Tensor?, training: Bool) -> (states: [Tensor], saved: Saved) {
         var saved = Saved(), states: [Tensor] = [], h = x
         for (j, resnet) in resnets.enumerated() {
-            let (r, rs) = resnet.forward(h, timeEmbedding: emb)
+            let (r, rs) = resnet.forward(h, timeEmbedding: emb, training: training)
             h = r
-            if training { saved.resnets.append(rs) }
+            if let rs { saved.resnets.append(rs) }
             if !attentions.isEmpty {
                 let (a, s) = attentions[j].forward(h, context: context!, training: training)
                 h = a
@@ -126,13 +126,13 @@ final class UNetMidBlock: Module {
 
     func forward(_ x: Tensor, timeEmbedding emb: Tensor, context: Tensor, training: Bool) -> (output: Tensor, saved: Saved) {
         var saved = Saved()
-        var (h, r0) = resnets[0].forward(x, timeEmbedding: emb)
-        if training { saved.resnets.append(r0) }
+        var (h, r0) = resnets[0].forward(x, timeEmbedding: emb, training: training)
+        if let r0 { saved.resnets.append(r0) }
         for (attention, resnet) in zip(attentions, resnets.dropFirst()) {
             let (a, s) = attention.forward(h, context: context, training: training)
-            let (r, rs) = resnet.forward(a, timeEmbedding: emb)
+            let (r, rs) = resnet.forward(a, timeEmbedding: emb, training: training)
             h = r
-            if training { saved.attentions.append(s); saved.resnets.append(rs) }
+            if let rs { saved.attentions.append(s); saved.resnets.append(rs) }
         }
         return (h, saved)
     }
@@ -200,9 +200,9 @@ final class UNetUpBlock: Module {
         var saved = Saved(), h = x
         for (j, resnet) in resnets.enumerated() {
             if training { saved.runningChannels.append(h.shape[1]) }
-            let (r, rs) = resnet.forward(Tensor.concatenated([h, skips[j]], axis: 1), timeEmbedding: emb)
+            let (r, rs) = resnet.forward(Tensor.concatenated([h, skips[j]], axis: 1), timeEmbedding: emb, training: training)
             h = r
-            if training { saved.resnets.append(rs) }
+            if let rs { saved.resnets.append(rs) }
             if !attentions.isEmpty {
                 let (a, s) = attentions[j].forward(h, context: context!, training: training)
                 h = a

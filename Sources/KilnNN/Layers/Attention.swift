@@ -130,9 +130,10 @@ public final class Attention: Module {
     /// Keeps every head's P (`[B, heads, Lq, Lk]`) when asked, else each thread reuses one
     /// `[queryBlock, Lk]` scratch block.
     ///
-    /// Tasks run in parallel with single-threaded products inside (measured on a 64² UNet with
-    /// 1024-token self-attention, 2 threads: 25% faster than parallelising each product and each
-    /// softmax separately, which synchronises threads five times per head).
+    /// Tasks run in parallel with single-threaded products inside, instead of parallelising each
+    /// product and each softmax separately (which synchronises the threads five times per head).
+    /// Together with single-threaded OpenBLAS this took a 64² UNet forward with 1024-token
+    /// self-attention from 149 to 123 ms (batch 1, 2 threads).
     static func core(_ q: Tensor, _ k: Tensor, _ v: Tensor, _ s: AttentionShape, keepProbabilities: Bool)
         -> (merged: Tensor, probabilities: Tensor?) {
         let (lq, lk, d, inner) = (s.queryLength, s.keyLength, s.headDim, s.innerDim)

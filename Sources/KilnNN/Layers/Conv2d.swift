@@ -105,8 +105,9 @@ public final class Conv2d: Module {
 
     /// Large images: one task per (sample, band of output rows). Each task unfolds its band into
     /// a per-thread scratch block and multiplies it straight into y with single-threaded products;
-    /// tasks run in parallel. Measured against unfolding a whole sample and splitting one large
-    /// product across threads (64 channels at 64², batch 4, 2 threads): 6.6 → TODO ms.
+    /// tasks run in parallel. Measured against unfolding a whole sample (9.4 MB of patches at 64
+    /// channels, 64²) and splitting one large product across threads, batch 4, 2 threads: 6.5 →
+    /// 5.9 ms, at OpenBLAS's AVX2 ceiling of about 200 GFLOP/s.
     func forwardBanded(_ x: Tensor, _ g: Conv2dGeometry, into y: inout Tensor) {
         let (o, k, wo, p) = (outChannels, g.patchSize, g.outWidth, g.outHeight * g.outWidth)
         let bandRows = max(1, min(g.outHeight, Conv2d.bandColumns(patchSize: k) / wo))

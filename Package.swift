@@ -42,11 +42,13 @@ let package = Package(
         // CPU feature checks, header-only. (OpenBLAS is opened at run time, see KilnNN's BLAS.swift;
         // tools/setup.sh installs libopenblas-dev.)
         .systemLibrary(name: "CKilnSupport"),
+        // Kiln's AVX-512 matrix-product kernel (C, chosen at run time; see KilnNN's Matmul.swift).
+        .target(name: "CKilnKernels"),
 
         // Math, cameras, RNG, images, parallel loops, plain asset values. No C libraries.
         .target(name: "KilnCore", dependencies: ["CKilnSupport"]),
         // Tensors, layers with forward/backward, optimisers, safetensors; matrix products through OpenBLAS.
-        .target(name: "KilnNN", dependencies: ["KilnCore", .product(name: "RealModule", package: "swift-numerics")]),
+        .target(name: "KilnNN", dependencies: ["KilnCore", "CKilnKernels", .product(name: "RealModule", package: "swift-numerics")]),
         // The diffusers-compatible 2D prior: CLIP tokenizer, noise schedulers, later text encoder and UNet.
         .target(name: "KilnPrior", dependencies: ["KilnNN", "KilnCore"]),
         // Differentiable renderers: Gaussian splats (Splat/), later meshes and fields.

@@ -75,6 +75,30 @@ struct MatmulTests {
         #expect(empty == [0, 0, 0, 0])
     }
 
+    @Test("products on the AVX-512 kernel's block edges: rows, columns and depth past its tiles and blocks, all transposes",
+          arguments: [(13, 33, 17, Float(0)), (100, 40, 520, 0.5), (13, 2060, 260, 0), (12, 32, 256, -1), (8, 47, 16, 0)])
+    func ownKernelEdges(m: Int, n: Int, k: Int, beta: Float) {
+        for (transposeA, transposeB) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (rowsA, colsA) = transposeA ? (k, m) : (m, k), (rowsB, colsB) = transposeB ? (n, k) : (k, n)
+            let (lda, ldb, ldc) = (colsA + 3, colsB + 1, n + 5)
+            let a = randomValues(rowsA * lda, seed: 4), b = randomValues(rowsB * ldb, seed: 5)
+            // β = 0 must overwrite C without reading it: start from NaNs there.
+            let c0 = beta == 0 ? [Double](repeating: .nan, count: m * ldc) : randomValues(m * ldc, seed: 6)
+            var expected = c0.map { $0.isNaN ? 0 : $0 }
+            NNReference.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1.5, a: a, lda: lda, b: b, ldb: ldb,
+                             beta: Double(beta), c: &expected, ldc: ldc)
+            var c = c0.map(Float.init)
+            Matmul.sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1.5, a: a.map(Float.init), lda: lda,
+                         b: b.map(Float.init), ldb: ldb, beta: beta, c: &c, ldc: ldc, threads: 1)
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<n { worst = max(worst, abs(Double(c[i * ldc + j]) - expected[i * ldc + j]) / (1 + abs(expected[i * ldc + j]))) }
+                for j in n..<ldc where !c0[i * ldc + j].isNaN { #expect(c[i * ldc + j] == Float(c0[i * ldc + j]), "padding (\(i), \(j)) written") }
+            }
+            #expect(worst <= 1e-4, "tA \(transposeA) tB \(transposeB): worst relative error \(worst)")
+        }
+    }
+
     @Test("large products use Kiln's thread count")
     func threads() {
         #expect(BLAS.threadCount == Parallel.defaultThreadCount)

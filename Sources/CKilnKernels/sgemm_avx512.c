@@ -1,0 +1,160 @@
+// A packed single-precision GEMM (the BLIS loop structure, Goto & van de Geijn 2008) with a 12×32
+// AVX-512 micro-kernel: 24 zmm accumulators, B rows loaded two vectors at a time, A values
+// broadcast from the packed panel. Blocking: KC = 256 (a 32 KB B micro-panel stays in L1 while
+// the A micro-panels stream), MC = 96 (96 KB of A in L2), NC = 2048.
+//
+// Why it exists: OpenBLAS 0.3.21 (Debian 12) runs its AVX2 kernels on CPUs it does not recognise
+// (AMD Zen 4/5), or when OPENBLAS_CORETYPE says so, and those reach about half of an AVX-512
+// core's multiply-add rate.
+#include "kiln_kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define MR 12
+#define NR 32
+#define KC 256
+#define MC 96
+#define NC 2048
+
+int kiln_sgemm_avx512_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+// Per-thread packing buffers, grown on demand and kept for the thread's life.
+static _Thread_local float *packed_a = NULL;
+static _Thread_local float *packed_b = NULL;
+
+static float *buffer(float **slot, size_t count) {
+    if (*slot == NULL) {
+        *slot = (float *)aligned_alloc(64, ((count * sizeof(float) + 63) / 64) * 64);
+    }
+    return *slot;
+}
+
+// op(A)[i0 .. i0+mc, p0 .. p0+kc] into MR-row panels: panel r holds, for each p, the MR values
+// op(A)[r·MR + i, p] (zero past row mc). `a` points at op(A)[i0, p0]; A is stored [m, k] (rows of
+// lda), or [k, m] when transposed.
+static void pack_a(int mc, int kc, const float *a, int lda, int trans, float *out) {
+    for (int r = 0; r < mc; r += MR) {
+        float *panel = out + (size_t)r * kc;
+        for (int i = 0; i < MR; i++) {
+            if (r + i >= mc) {
+                for (int p = 0; p < kc; p++) panel[p * MR + i] = 0;
+            } else if (trans) {
+                const float *column = a + (r + i);
+                for (int p = 0; p < kc; p++) panel[p * MR + i] = column[(size_t)p * lda];
+            } else {
+                const float *row = a + (size_t)(r + i) * lda;
+                for (int p = 0; p < kc; p++) panel[p * MR + i] = row[p];
+            }
+        }
+    }
+}
+
+// op(B)[p0 .. p0+kc, j0 .. j0+nc] into NR-column panels: panel s holds, for each p, the NR values
+// op(B)[p, s·NR + j] (zero past column nc). `b` points at op(B)[p0, j0]; B is stored [k, n] (rows
+// of ldb), or [n, k] when transposed.
+static void pack_b(int kc, int nc, const float *b, int ldb, int trans, float *out) {
+    for (int s = 0; s < nc; s += NR) {
+        float *panel = out + (size_t)s * kc;
+        int width = nc - s < NR ? nc - s : NR;
+        if (trans) {
+            for (int j = 0; j < NR; j++) {
+                if (j < width) {
+                    const float *row = b + (size_t)(s + j) * ldb;
+                    for (int p = 0; p < kc; p++) panel[p * NR + j] = row[p];
+                } else {
+                    for (int p = 0; p < kc; p++) panel[p * NR + j] = 0;
+                }
+            }
+            continue;
+        }
+        for (int p = 0; p < kc; p++) {
+            const float *row = b + (size_t)p * ldb + s;
+            float *dst = panel + p * NR;
+            if (width == NR) {
+                memcpy(dst, row, NR * sizeof(float));
+            } else {
+                memcpy(dst, row, (size_t)width * sizeof(float));
+                memset(dst + width, 0, (size_t)(NR - width) * sizeof(float));
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f,fma")))
+static void kernel(int kc, const float *ap, const float *bp, float *c, int ldc, float alpha, float beta, int mr, int nr) {
+    __m512 c0a = _mm512_setzero_ps(), c0b = _mm512_setzero_ps(), c1a = _mm512_setzero_ps(), c1b = _mm512_setzero_ps();
+    __m512 c2a = _mm512_setzero_ps(), c2b = _mm512_setzero_ps(), c3a = _mm512_setzero_ps(), c3b = _mm512_setzero_ps();
+    __m512 c4a = _mm512_setzero_ps(), c4b = _mm512_setzero_ps(), c5a = _mm512_setzero_ps(), c5b = _mm512_setzero_ps();
+    __m512 c6a = _mm512_setzero_ps(), c6b = _mm512_setzero_ps(), c7a = _mm512_setzero_ps(), c7b = _mm512_setzero_ps();
+    __m512 c8a = _mm512_setzero_ps(), c8b = _mm512_setzero_ps(), c9a = _mm512_setzero_ps(), c9b = _mm512_setzero_ps();
+    __m512 cAa = _mm512_setzero_ps(), cAb = _mm512_setzero_ps(), cBa = _mm512_setzero_ps(), cBb = _mm512_setzero_ps();
+    for (int p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
+        __m512 x;
+#define ROW(i, ca, cb) x = _mm512_set1_ps(ap[i]); ca = _mm512_fmadd_ps(x, b0, ca); cb = _mm512_fmadd_ps(x, b1, cb);
+        ROW(0, c0a, c0b) ROW(1, c1a, c1b) ROW(2, c2a, c2b) ROW(3, c3a, c3b) ROW(4, c4a, c4b) ROW(5, c5a, c5b)
+        ROW(6, c6a, c6b) ROW(7, c7a, c7b) ROW(8, c8a, c8b) ROW(9, c9a, c9b) ROW(10, cAa, cAb) ROW(11, cBa, cBb)
+#undef ROW
+        ap += MR;
+        bp += NR;
+    }
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#define STORE(i, ca, cb)                                                                           \
+    if (i < mr) {                                                                                  \
+        float *row = c + (size_t)(i) * ldc;                                                        \
+        __m512 ra = _mm512_mul_ps(va, ca), rb = _mm512_mul_ps(va, cb);                             \
+        if (beta != 0) {                                                                           \
+            ra = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), ra);                          \
+            rb = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), rb);                     \
+        }                                                                                          \
+        _mm512_mask_storeu_ps(row, m0, ra);                                                        \
+        _mm512_mask_storeu_ps(row + 16, m1, rb);                                                   \
+    }
+    STORE(0, c0a, c0b) STORE(1, c1a, c1b) STORE(2, c2a, c2b) STORE(3, c3a, c3b) STORE(4, c4a, c4b) STORE(5, c5a, c5b)
+    STORE(6, c6a, c6b) STORE(7, c7a, c7b) STORE(8, c8a, c8b) STORE(9, c9a, c9b) STORE(10, cAa, cAb) STORE(11, cBa, cBb)
+#undef STORE
+}
+
+void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                       const float *b, int ldb, float beta, float *c, int ldc) {
+    float *pa = buffer(&packed_a, (size_t)MC * KC);
+    float *pb = buffer(&packed_b, (size_t)KC * NC);
+    for (int jc = 0; jc < n; jc += NC) {
+        int nc = n - jc < NC ? n - jc : NC;
+        for (int pc = 0; pc < k; pc += KC) {
+            int kc = k - pc < KC ? k - pc : KC;
+            float beta_block = pc == 0 ? beta : 1.0f;  // later k blocks add to what the first wrote
+            pack_b(kc, nc, trans_b ? b + (size_t)jc * ldb + pc : b + (size_t)pc * ldb + jc, ldb, trans_b, pb);
+            for (int ic = 0; ic < m; ic += MC) {
+                int mc = m - ic < MC ? m - ic : MC;
+                pack_a(mc, kc, trans_a ? a + (size_t)pc * lda + ic : a + (size_t)ic * lda + pc, lda, trans_a, pa);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c + (size_t)(ic + ir) * ldc + jc + jr, ldc,
+                               alpha, beta_block, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#else
+int kiln_sgemm_avx512_available(void) { return 0; }
+void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                       const float *b, int ldb, float beta, float *c, int ldc) {
+    (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
+    abort();  // never called: kiln_sgemm_avx512_available() is 0
+}
+#endif

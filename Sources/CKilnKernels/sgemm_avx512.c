@@ -88,7 +88,8 @@ static void pack_b(int kc, int nc, const float *b, int ldb, int trans, float *ou
 }
 
 __attribute__((target("avx512f,fma")))
-static void kernel(int kc, const float *ap, const float *bp, float *c, int ldc, float alpha, float beta, int mr, int nr) {
+static void kernel(int kc, const float *ap, const float *bp, float *c, int ldc, float alpha, float beta, const float *bias, int mr,
+                   int nr) {
     __m512 c0a = _mm512_setzero_ps(), c0b = _mm512_setzero_ps(), c1a = _mm512_setzero_ps(), c1b = _mm512_setzero_ps();
     __m512 c2a = _mm512_setzero_ps(), c2b = _mm512_setzero_ps(), c3a = _mm512_setzero_ps(), c3b = _mm512_setzero_ps();
     __m512 c4a = _mm512_setzero_ps(), c4b = _mm512_setzero_ps(), c5a = _mm512_setzero_ps(), c5b = _mm512_setzero_ps();
@@ -112,6 +113,10 @@ static void kernel(int kc, const float *ap, const float *bp, float *c, int ldc, 
     if (i < mr) {                                                                                  \
         float *row = c + (size_t)(i) * ldc;                                                        \
         __m512 ra = _mm512_mul_ps(va, ca), rb = _mm512_mul_ps(va, cb);                             \
+        if (bias) {                                                                                \
+            ra = _mm512_add_ps(ra, _mm512_set1_ps(bias[i]));                                       \
+            rb = _mm512_add_ps(rb, _mm512_set1_ps(bias[i]));                                       \
+        }                                                                                          \
         if (beta != 0) {                                                                           \
             ra = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), ra);                          \
             rb = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), rb);                     \
@@ -125,7 +130,7 @@ static void kernel(int kc, const float *ap, const float *bp, float *c, int ldc, 
 }
 
 void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                       const float *b, int ldb, float beta, float *c, int ldc) {
+                       const float *b, int ldb, float beta, float *c, int ldc, const float *row_bias) {
     float *pa = buffer(&packed_a, (size_t)MC * KC);
     float *pb = buffer(&packed_b, (size_t)KC * NC);
     for (int jc = 0; jc < n; jc += NC) {
@@ -142,7 +147,7 @@ void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alph
                     for (int ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? mc - ir : MR;
                         kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c + (size_t)(ic + ir) * ldc + jc + jr, ldc,
-                               alpha, beta_block, mr, nr);
+                               alpha, beta_block, pc == 0 && row_bias ? row_bias + ic + ir : NULL, mr, nr);
                     }
                 }
             }
@@ -153,8 +158,8 @@ void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alph
 #else
 int kiln_sgemm_avx512_available(void) { return 0; }
 void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                       const float *b, int ldb, float beta, float *c, int ldc) {
-    (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
+                       const float *b, int ldb, float beta, float *c, int ldc, const float *row_bias) {
+    (void)row_bias; (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
     abort();  // never called: kiln_sgemm_avx512_available() is 0
 }
 #endif

@@ -77,10 +77,27 @@ public enum Matmul {
     static func block(_ own: Bool, _ ta: Int32, _ tb: Int32, _ m: Int32, _ n: Int32, _ k: Int32, _ alpha: Float, _ a: UnsafePointer<Float>,
                       _ lda: Int32, _ b: UnsafePointer<Float>, _ ldb: Int32, _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int32) {
         if own {
-            kiln_sgemm_avx512(ta == BLAS.transpose ? 1 : 0, tb == BLAS.transpose ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            kiln_sgemm_avx512(ta == BLAS.transpose ? 1 : 0, tb == BLAS.transpose ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
         } else {
             BLAS.library.sgemm(BLAS.rowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         }
+    }
+
+    /// C ← A·B + bias[i] on each row i, single-threaded (a convolution's output block: weights ·
+    /// patches + bias). One pass over C with Kiln's kernel; else C is filled with the bias and
+    /// the product added to it.
+    /// - Parameters: as `sgemm`, without transposes; `bias` `[m]`.
+    public static func sgemmAddingRowBias(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                          bias: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition(m >= 0 && n >= 0 && k >= 0 && lda >= max(1, k) && ldb >= max(1, n) && ldc >= max(1, n),
+                     "Matmul.sgemmAddingRowBias: m \(m), n \(n), k \(k), lda \(lda), ldb \(ldb), ldc \(ldc) are not valid")
+        if m == 0 || n == 0 { return }
+        if useOwnKernel && n >= 32 && m >= 8 && k >= 16 {
+            kiln_sgemm_avx512(0, 0, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc), bias)
+            return
+        }
+        for i in 0..<m { (c + i * ldc).update(repeating: bias[i], count: n) }
+        sgemm(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: c, ldc: ldc, threads: 1)
     }
 
     /// Whether products use Kiln's AVX-512 kernel (CKilnKernels): on CPUs with AVX-512

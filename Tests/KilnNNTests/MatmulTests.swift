@@ -99,6 +99,23 @@ struct MatmulTests {
         }
     }
 
+    @Test("A·B plus a bias per row, on Kiln's kernel and on the fill-then-add path", arguments: [(20, 70, 300), (20, 7, 30)])
+    func rowBias(m: Int, n: Int, k: Int) {
+        let (lda, ldb, ldc) = (k + 1, n + 2, n + 3)
+        let a = randomValues(m * lda, seed: 7), b = randomValues(k * ldb, seed: 8), bias = randomValues(m, seed: 9)
+        var expected = [Double](repeating: 0, count: m * ldc)
+        for i in 0..<m { for j in 0..<n { expected[i * ldc + j] = bias[i] } }
+        NNReference.gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
+                         beta: 1, c: &expected, ldc: ldc)
+        var c = [Float](repeating: .nan, count: m * ldc)
+        Matmul.sgemmAddingRowBias(m: m, n: n, k: k, a: a.map(Float.init), lda: lda, b: b.map(Float.init), ldb: ldb,
+                                  bias: bias.map(Float.init), c: &c, ldc: ldc)
+        for i in 0..<m {
+            for j in 0..<n { #expect(abs(Double(c[i * ldc + j]) - expected[i * ldc + j]) <= 1e-4 * (1 + abs(expected[i * ldc + j]))) }
+            for j in n..<ldc { #expect(c[i * ldc + j].isNaN, "padding written") }
+        }
+    }
+
     @Test("large products use Kiln's thread count")
     func threads() {
         #expect(BLAS.threadCount == Parallel.defaultThreadCount)

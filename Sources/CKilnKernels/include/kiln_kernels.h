@@ -10,13 +10,13 @@ extern "C" {
 /// 1 when this CPU has AVX-512 F, so `kiln_sgemm_avx512` may be called.
 int kiln_sgemm_avx512_available(void);
 
-/// C ← α·op(A)·op(B) + β·C, row-major (the CBLAS row-major convention): op(A) [m, k], stored
+/// C ← α·op(A)·op(B) + β·C (+ row_bias[i] on row i when row_bias is not NULL), row-major (the CBLAS row-major convention): op(A) [m, k], stored
 /// [m, k] (rows of lda) or, when trans_a, [k, m]; op(B) [k, n], stored [k, n] (rows of ldb) or,
 /// when trans_b, [n, k]; C [m, n] (rows of ldc). Single-threaded; safe to call from several
 /// threads at once. With β = 0 the old contents of C are never read (NaNs included). Requires
 /// m, n, k ≥ 1.
 void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-                       const float *b, int ldb, float beta, float *c, int ldc);
+                       const float *b, int ldb, float beta, float *c, int ldc, const float *row_bias);
 
 #ifdef __cplusplus
 }

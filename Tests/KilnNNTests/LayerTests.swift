@@ -43,8 +43,8 @@ struct LayerTests {
         Conv2dGeometry(batch: 2, inChannels: 4, height: 46, width: 46, outChannels: 3, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         Conv2dGeometry(batch: 1, inChannels: 40, height: 40, width: 40, outChannels: 5, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         Conv2dGeometry(batch: 2, inChannels: 3, height: 64, width: 65, outChannels: 4, kernelHeight: 3, kernelWidth: 3, stride: 2, padding: 1),
-        // Wide enough for Kiln's AVX-512 kernel (on CPUs that have it), bias added inside it; bands
-        // of 1008 columns (not a multiple of 32).
+        // Wide enough for Kiln's AVX-512 kernel (on CPUs that have it), bias added inside it; a band
+        // of 1296 columns (not a multiple of 32).
         Conv2dGeometry(batch: 2, inChannels: 6, height: 36, width: 36, outChannels: 10, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         // Rectangular kernel, no padding; kernel wider than the unpadded image.
         Conv2dGeometry(batch: 1, inChannels: 2, height: 4, width: 5, outChannels: 3, kernelHeight: 2, kernelWidth: 3, stride: 2, padding: 0),

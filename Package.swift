@@ -50,7 +50,7 @@ let package = Package(
         // Tensors, layers with forward/backward, optimisers, safetensors; matrix products through OpenBLAS.
         .target(name: "KilnNN", dependencies: ["KilnCore", "CKilnKernels", .product(name: "RealModule", package: "swift-numerics")]),
         // The diffusers-compatible 2D prior: CLIP tokenizer, noise schedulers, later text encoder and UNet.
-        .target(name: "KilnPrior", dependencies: ["KilnNN", "KilnCore"]),
+        .target(name: "KilnPrior", dependencies: ["KilnNN", "KilnCore", "KilnRender"]),
         // Differentiable renderers: Gaussian splats (Splat/), later meshes and fields.
         .target(name: "KilnRender", dependencies: ["KilnCore", .product(name: "RealModule", package: "swift-numerics")]),
         // File formats: PNG (libpng), meshes (Assimp), splat PLY and .splat, atomic writes.

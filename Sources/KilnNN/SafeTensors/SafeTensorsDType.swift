@@ -48,8 +48,9 @@ public enum SafeTensorsDType: String, Sendable, CaseIterable, Hashable, CustomSt
         }
     }
 
-    /// Whether `SafeTensorsWriter` can store `Float` values as this dtype.
-    public var isWritable: Bool { self == .f32 || self == .f16 || self == .bf16 }
+    /// Whether `SafeTensorsWriter` can store `Float` values as this dtype (U8 takes integers
+    /// 0…255, such as 8-bit image samples).
+    public var isWritable: Bool { self == .f32 || self == .f16 || self == .bf16 || self == .u8 }
 
     /// The position in the reference writer's ordering: it lays tensors out by descending rank
     /// (so wider elements come first and stay aligned), then by name.

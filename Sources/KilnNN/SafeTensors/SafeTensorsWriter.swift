@@ -37,7 +37,7 @@ public struct SafeTensorsWriter: Sendable {
     public var names: [String] { entries.map(\.name) }
 
     /// Adds a tensor, stored as `dtype` (F32, or F16/BF16 rounded to nearest, ties to even; values
-    /// beyond the F16 range become ±infinity, as PyTorch's `.half()` does).
+    /// beyond the F16 range become ±infinity, as PyTorch's `.half()` does; or U8 for integers 0…255).
     /// - Parameters:
     ///   - shape: dimensions, row-major; `[]` is a scalar (one value).
     ///   - values: `shape.product` elements.
@@ -51,7 +51,10 @@ public struct SafeTensorsWriter: Sendable {
             throw SafeTensorsError.invalidTensor(name: name, reason: "a tensor of this name was already added")
         }
         guard dtype.isWritable else {
-            throw SafeTensorsError.invalidTensor(name: name, reason: "Kiln writes F32, F16 or BF16, not \(dtype)")
+            throw SafeTensorsError.invalidTensor(name: name, reason: "Kiln writes F32, F16, BF16 or U8, not \(dtype)")
+        }
+        if dtype == .u8, let bad = values.firstIndex(where: { !($0 >= 0 && $0 <= 255 && $0 == $0.rounded()) }) {
+            throw SafeTensorsError.invalidTensor(name: name, reason: "U8 holds integers 0…255; value \(bad) is \(values[bad])")
         }
         guard shape.allSatisfy({ $0 >= 0 }) else {
             throw SafeTensorsError.invalidTensor(name: name, reason: "shape \(shape) has a negative dimension")
@@ -121,6 +124,8 @@ public struct SafeTensorsWriter: Sendable {
                     for i in 0..<n { raw.storeBytes(of: HalfPrecision.float16Bits(v[i]).littleEndian, toByteOffset: start + 2 * i, as: UInt16.self) }
                 case .bf16:
                     for i in 0..<n { raw.storeBytes(of: HalfPrecision.bfloat16Bits(v[i]).littleEndian, toByteOffset: start + 2 * i, as: UInt16.self) }
+                case .u8:
+                    for i in 0..<n { raw[start + i] = UInt8(v[i]) }
                 default:
                     preconditionFailure("add(_:shape:values:dtype:) admits only writable dtypes")
                 }

@@ -110,15 +110,17 @@ public enum ToyKind: String, CaseIterable, Sendable, Codable {
             parts = [rod(Vec3(0, 0, 0), Vec3(0, 0.45, 0), 0.12, s),
                      .cone(base: Vec3(0, 0.35, 0), tip: Vec3(0, 0.95, 0), radius: 0.45, segments: 16, color: m),
                      .cone(base: Vec3(0, 0.7, 0), tip: Vec3(0, 1.25, 0), radius: 0.33, segments: 16, color: m),
-                     box(Vec3(0, 0.13, 0.115), Vec3(0.1, 0.18, 0.03), ToyColor.black.rgba)]
-            parts += [(-0.15, 0.55, 0.3), (0.18, 0.62, 0.27), (0.02, 0.9, 0.22)].map { sphere(Vec3($0.0, $0.1, $0.2), 0.05, ToyColor.red.rgba) }
+                     box(Vec3(0, 0.15, 0.115), Vec3(0.14, 0.24, 0.03), ToyColor.black.rgba)]
+            // Red apples on the front side only.
+            parts += [(-0.17, 0.52, 0.3), (0.19, 0.58, 0.28), (0.02, 0.72, 0.26), (-0.08, 0.95, 0.2), (0.1, 0.88, 0.22)]
+                .map { sphere(Vec3($0.0, $0.1, $0.2), 0.07, ToyColor.red.rgba) }
         case .rocket:
-            parts = [rod(Vec3(0, 0.15, 0), Vec3(0, 0.85, 0), 0.18, m),
-                     .cone(base: Vec3(0, 0.85, 0), tip: Vec3(0, 1.2, 0), radius: 0.18, segments: 16, color: s),
-                     .frustum(base: Vec3(0, 0.05, 0), top: Vec3(0, 0.15, 0), baseRadius: 0.13, topRadius: 0.1, segments: 12, color: ToyColor.gray.rgba),
-                     sphere(Vec3(0, 0.65, 0.17), 0.07, ToyColor.blue.rgba, scale: Vec3(1, 1, 0.4))]
+            parts = [rod(Vec3(0, 0.1, 0), Vec3(0, 0.8, 0), 0.18, m),
+                     .cone(base: Vec3(0, 0.8, 0), tip: Vec3(0, 1.15, 0), radius: 0.18, segments: 16, color: s),
+                     .frustum(base: Vec3(0, 0, 0), top: Vec3(0, 0.1, 0), baseRadius: 0.13, topRadius: 0.1, segments: 12, color: ToyColor.gray.rgba),
+                     sphere(Vec3(0, 0.6, 0.17), 0.08, ToyColor.blue.rgba, scale: Vec3(1, 1, 0.4))]
             for a in [Float(0), .pi * 2 / 3, .pi * 4 / 3] {
-                parts.append(box(Vec3(0, 0.22, 0.24), Vec3(0.03, 0.22, 0.14), s)
+                parts.append(box(Vec3(0, 0.17, 0.24), Vec3(0.03, 0.34, 0.14), s)
                     .transformed(linear: Mat3.rotation(axis: Vec3(0, 1, 0), angleRadians: a + .pi)))
             }
         case .chair:
@@ -147,16 +149,17 @@ public enum ToyKind: String, CaseIterable, Sendable, Codable {
                      .frustum(base: Vec3(0, 0.95, 0.1), top: Vec3(0, 0.78, 0.36), baseRadius: 0.08, topRadius: 0.22, segments: 16, color: m),
                      sphere(Vec3(0, 0.8, 0.33), 0.08, ToyColor.yellow.rgba)]
         case .duck:
-            parts = [sphere(Vec3(0, 0.3, -0.05), 0.32, m, scale: Vec3(0.9, 0.75, 1.25)), sphere(Vec3(0, 0.68, 0.2), 0.19, m),
-                     .cone(base: Vec3(0, 0.66, 0.35), tip: Vec3(0, 0.64, 0.55), radius: 0.07, segments: 10, color: s),
-                     .cone(base: Vec3(0, 0.4, -0.4), tip: Vec3(0, 0.55, -0.55), radius: 0.1, segments: 10, color: m)]
-            parts += eyes(y: 0.74, z: 0.34, spacing: 0.08, r: 0.03)
+            parts = [sphere(Vec3(0, 0.24, -0.05), 0.32, m, scale: Vec3(0.9, 0.75, 1.25)), sphere(Vec3(0, 0.62, 0.2), 0.19, m),
+                     .cone(base: Vec3(0, 0.6, 0.35), tip: Vec3(0, 0.58, 0.55), radius: 0.07, segments: 10, color: s),
+                     .cone(base: Vec3(0, 0.34, -0.4), tip: Vec3(0, 0.49, -0.55), radius: 0.1, segments: 10, color: m)]
+            parts += eyes(y: 0.68, z: 0.34, spacing: 0.08, r: 0.03)
         case .robot:
             parts = [box(Vec3(0, 0.45, 0), Vec3(0.5, 0.5, 0.35), m), box(Vec3(0, 0.9, 0), Vec3(0.34, 0.3, 0.3), s),
                      rod(Vec3(0, 1.05, 0), Vec3(0, 1.2, 0), 0.015, ToyColor.gray.rgba), sphere(Vec3(0, 1.22, 0), 0.04, ToyColor.red.rgba),
-                     box(Vec3(0, 0.5, 0.18), Vec3(0.22, 0.15, 0.02), ToyColor.yellow.rgba),
-                     box(Vec3(0, 0.83, 0.155), Vec3(0.14, 0.03, 0.02), black)]
-            parts += [-0.08, 0.08].map { box(Vec3($0, 0.93, 0.155), Vec3(0.06, 0.06, 0.02), ToyColor.blue.rgba) }
+                     box(Vec3(0, 0.48, 0.18), Vec3(0.34, 0.28, 0.02), ToyColor.yellow.rgba),
+                     box(Vec3(0, 0.83, 0.155), Vec3(0.18, 0.04, 0.02), black),
+                     box(Vec3(0, 0.5, -0.22), Vec3(0.36, 0.36, 0.1), black)]  // backpack
+            parts += [-0.08, 0.08].map { box(Vec3($0, 0.93, 0.155), Vec3(0.08, 0.08, 0.02), ToyColor.blue.rgba) }
             parts += [-0.12, 0.12].map { box(Vec3($0, 0.1, 0), Vec3(0.12, 0.2, 0.14), ToyColor.gray.rgba) }
             parts += [-0.32, 0.32].map { box(Vec3($0, 0.48, 0), Vec3(0.1, 0.4, 0.1), ToyColor.gray.rgba) }
         }

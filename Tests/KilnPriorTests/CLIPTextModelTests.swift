@@ -65,4 +65,36 @@ struct CLIPTextModelTests {
         let (h, pooled) = model.forward(ids: [[1, 2, 3], [4, 5, 2]])
         #expect(h.shape == [2, 3, 8] && pooled.shape == [2, 8])
     }
+
+    @Test("backward matches central finite differences on every parameter kind; training forward equals forward")
+    func backwardFiniteDifferences() {
+        var rng = RNG(seed: 21)
+        let config = CLIPTextConfig(vocabSize: 20, hiddenSize: 8, intermediateSize: 16, layers: 2, heads: 2, maxPositions: 6)
+        let model = CLIPTextModel(config, rng: &rng)
+        let ids = [[1, 5, 7, 2, 0, 0], [3, 3, 9, 11, 2, 4]]
+        let weights = Tensor.random([2, 6, 8], rng: &rng)
+        func loss() -> Double {
+            zip(model.forward(ids: ids).lastHiddenState.storage, weights.storage).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        model.zeroGradients()
+        let (hidden, saved) = model.forwardForTraining(ids: ids)
+        #expect(hidden == model.forward(ids: ids).lastHiddenState)
+        model.backward(saved, outputGradient: weights)
+        for name in ["embeddings.token_embedding.weight", "embeddings.position_embedding.weight", "encoder.layers.0.self_attn.q_proj.weight",
+                     "encoder.layers.1.self_attn.out_proj.bias", "encoder.layers.0.mlp.fc1.weight", "encoder.layers.1.layer_norm2.weight",
+                     "final_layer_norm.bias"] {
+            let p = model.parameter(named: name)!
+            var r = RNG(seed: UInt64(name.utf8.count))
+            let direction = Tensor.random(p.shape, rng: &r), original = p.value
+            func central(_ e: Float) -> Double {
+                p.load(original + e * direction); let plus = loss()
+                p.load(original + (-e) * direction); let minus = loss()
+                p.load(original)
+                return (plus - minus) / (2 * Double(e))
+            }
+            let numeric = (4 * central(4e-3) - central(8e-3)) / 3
+            let exact = zip(p.gradient.storage, direction.storage).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            #expect(abs(numeric - exact) / max(abs(exact), 0.2) < 1e-2, "\(name): analytic \(exact), finite differences \(numeric)")
+        }
+    }
 }

@@ -120,9 +120,26 @@ public final class CLIPTextModel: Module {
                 + prefixed("mlp.fc2", fc2) + prefixed("layer_norm2", norm2)
         }
 
-        func forward(_ x: Tensor) -> Tensor {
-            var h = x + attention.forward(norm1.forward(x))
-            let hidden = fc1.forward(norm2.forward(h))
+        /// What `backward` needs.
+        struct Saved {
+            var input: Tensor, attention: Attention.Saved?, afterAttention: Tensor, normalized2: Tensor, hidden: Tensor, activated: Tensor
+        }
+
+        func forward(_ x: Tensor) -> Tensor { forward(x, training: false).output }
+
+        func forward(_ x: Tensor, training: Bool) -> (output: Tensor, saved: Saved) {
+            var h = x
+            var attentionSaved: Attention.Saved?
+            if training {
+                let (a, saved) = attention.forwardForTraining(norm1.forward(x))
+                h += a
+                attentionSaved = saved
+            } else {
+                h += attention.forward(norm1.forward(x))
+            }
+            let afterAttention = h
+            let normalized2 = norm2.forward(h)
+            let hidden = fc1.forward(normalized2)
             let activated: Tensor
             switch activation {
             case .quickGELU: activated = QuickGELU().forward(hidden)
@@ -130,7 +147,25 @@ public final class CLIPTextModel: Module {
             case .geluTanh: activated = GELU(approximation: .tanh).forward(hidden)
             }
             h += fc2.forward(activated)
-            return h
+            return (h, Saved(input: x, attention: attentionSaved, afterAttention: afterAttention, normalized2: normalized2,
+                             hidden: hidden, activated: activated))
+        }
+
+        /// Adds the parameter gradients; returns ∂L/∂x.
+        func backward(_ s: Saved, outputGradient dy: Tensor) -> Tensor {
+            guard let attentionSaved = s.attention else { preconditionFailure("CLIPTextModel backward needs forwardForTraining") }
+            var dh = dy
+            let dActivated = fc2.backward(input: s.activated, outputGradient: dy)
+            let dHidden: Tensor
+            switch activation {
+            case .quickGELU: dHidden = QuickGELU().backward(input: s.hidden, outputGradient: dActivated)
+            case .gelu: dHidden = GELU().backward(input: s.hidden, outputGradient: dActivated)
+            case .geluTanh: dHidden = GELU(approximation: .tanh).backward(input: s.hidden, outputGradient: dActivated)
+            }
+            dh += norm2.backward(input: s.afterAttention, outputGradient: fc1.backward(input: s.normalized2, outputGradient: dHidden))
+            let dNormalized1 = attention.backward(attentionSaved, outputGradient: dh).input
+            dh += norm1.backward(input: s.input, outputGradient: dNormalized1)
+            return dh
         }
     }
 
@@ -171,15 +206,55 @@ public final class CLIPTextModel: Module {
         }
     }
 
-    /// Encodes `[B, L]` token ids (L ≤ maxPositions).
-    /// - Returns: `lastHiddenState` `[B, L, D]` and `pooled` `[B, D]`.
-    public func forward(ids: [[Int]]) -> (lastHiddenState: Tensor, pooled: Tensor) {
+    /// What `backward` needs from `forwardForTraining`.
+    public struct Saved {
+        var ids: [[Int]]
+        var layers: [EncoderLayer.Saved]
+        var beforeFinalNorm: Tensor
+    }
+
+    /// `forward`'s last hidden state, also returning what `backward` needs.
+    public func forwardForTraining(ids: [[Int]]) -> (lastHiddenState: Tensor, saved: Saved) {
+        let (batch, length) = checkIDs(ids)
+        var h = embed(ids, batch: batch, length: length)
+        var saved: [EncoderLayer.Saved] = []
+        for layer in layers {
+            let (next, s) = layer.forward(h, training: true)
+            h = next
+            saved.append(s)
+        }
+        return (finalNorm.forward(h), Saved(ids: ids, layers: saved, beforeFinalNorm: h))
+    }
+
+    /// Adds ∂L/∂θ for every parameter (embeddings included), given ∂L/∂lastHiddenState `[B, L, D]`.
+    /// (The pooled output is not trained through: Stable Diffusion-style UNets read the hidden states.)
+    public func backward(_ s: Saved, outputGradient dy: Tensor) {
+        var g = finalNorm.backward(input: s.beforeFinalNorm, outputGradient: dy)
+        for (layer, saved) in zip(layers, s.layers).reversed() { g = layer.backward(saved, outputGradient: g) }
+        let batch = s.ids.count, length = s.ids.first?.count ?? 0
+        tokenEmbedding.backward(indices: s.ids.flatMap { $0 }, outputGradient: g)
+        positionEmbedding.backward(indices: (0..<batch).flatMap { _ in Array(0..<length) }, outputGradient: g)
+    }
+
+    func checkIDs(_ ids: [[Int]]) -> (batch: Int, length: Int) {
         let batch = ids.count, length = ids.first?.count ?? 0
         precondition(batch > 0 && ids.allSatisfy { $0.count == length } && length <= config.maxPositions,
                      "CLIPTextModel.forward: ids must be [B, L] with L ≤ \(config.maxPositions)")
         precondition(ids.allSatisfy { $0.allSatisfy { (0..<config.vocabSize).contains($0) } }, "CLIPTextModel.forward: token id outside the vocabulary of \(config.vocabSize)")
+        return (batch, length)
+    }
+
+    func embed(_ ids: [[Int]], batch: Int, length: Int) -> Tensor {
         var h = tokenEmbedding.forward(indices: ids.flatMap { $0 }, shape: [batch, length])
         h += positionEmbedding.forward(indices: (0..<batch).flatMap { _ in Array(0..<length) }, shape: [batch, length])
+        return h
+    }
+
+    /// Encodes `[B, L]` token ids (L ≤ maxPositions).
+    /// - Returns: `lastHiddenState` `[B, L, D]` and `pooled` `[B, D]`.
+    public func forward(ids: [[Int]]) -> (lastHiddenState: Tensor, pooled: Tensor) {
+        let (batch, length) = checkIDs(ids)
+        var h = embed(ids, batch: batch, length: length)
         for layer in layers { h = layer.forward(h) }
         h = finalNorm.forward(h)
         let d = config.hiddenSize

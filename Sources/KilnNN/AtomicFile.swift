@@ -18,7 +18,7 @@ private let systemWrite = Darwin.write
 /// file or the complete new one, never a partial one, even after a crash. On failure the temporary
 /// file is removed. KilnAsset has the same discipline in `FileIO`; KilnNN keeps its own few lines so
 /// that it does not depend on the image and mesh libraries.
-enum AtomicFile {
+public enum AtomicFile {
     /// An open temporary file that `write(to:_:)` hands to its producer.
     struct Sink {
         let fd: Int32
@@ -68,6 +68,12 @@ enum AtomicFile {
             unlink(temporary)
             throw error
         }
+    }
+
+    /// Writes `data` to `url` atomically (temporary sibling, fsync, rename).
+    /// - Throws: `SafeTensorsError.io` naming the path and the cause (missing folder, full disk, …).
+    public static func write(_ data: Data, to url: URL) throws {
+        try write(to: url) { sink in try data.withUnsafeBytes { try sink.write($0) } }
     }
 
     static func error(_ path: String, _ action: String) -> SafeTensorsError {

@@ -72,6 +72,15 @@ public final class EMA {
         }
     }
 
+    /// Replaces the average and the step count (resuming from a checkpoint).
+    /// - Precondition: one tensor per tracked parameter, same shapes.
+    public func restore(shadow values: [Tensor], optimizationStep step: Int) {
+        precondition(values.count == shadow.count && zip(values, shadow).allSatisfy { $0.shape == $1.shape },
+                     "EMA.restore: the values do not match the tracked parameters")
+        shadow = values
+        optimizationStep = step
+    }
+
     /// Writes the averaged values into `parameters` (for evaluation or export).
     public func copy(to parameters: [Parameter]) {
         precondition(parameters.count == shadow.count, "EMA.copy: \(parameters.count) parameters, the average tracks \(shadow.count)")

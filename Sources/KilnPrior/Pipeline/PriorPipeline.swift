@@ -149,6 +149,13 @@ public final class PriorPipeline {
         }
     }
 
+    /// A pipeline over models already in memory (a training run's sample grids).
+    public init(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, schedulerConfig: SchedulerConfig,
+                settings: PriorSettings = PriorSettings(), folder: URL = URL(fileURLWithPath: ".")) {
+        (self.tokenizer, self.textEncoder, self.unet, self.schedulerConfig, self.settings, self.folder) =
+            (tokenizer, textEncoder, unet, schedulerConfig, settings, folder)
+    }
+
     /// Whether the UNet takes a camera (and time) through its class embedding.
     public var hasViewConditioning: Bool { unet.config.projectionClassInputDim != nil }
 

@@ -278,7 +278,7 @@ public struct SchedulerConfig: Sendable, Equatable {
 // MARK: - JSON values
 
 /// One value of a config file, typed as JSON typed it (so `true` is never read as 1).
-enum ConfigValue: Decodable {
+enum ConfigValue: Codable {
     case null
     case bool(Bool)
     case int(Int)
@@ -296,6 +296,19 @@ enum ConfigValue: Decodable {
         else if let v = try? c.decode(String.self) { self = .string(v) }
         else if let v = try? c.decode([ConfigValue].self) { self = .array(v) }
         else { self = .object(try c.decode([String: ConfigValue].self)) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let v): try c.encode(v)
+        case .int(let v): try c.encode(v)
+        case .double(let v): try c.encode(v)
+        case .string(let v): try c.encode(v)
+        case .array(let v): try c.encode(v)
+        case .object(let v): try c.encode(v)
+        }
     }
 
     /// The value as JSON writes it (strings without quotes): `null`, `true`, `1`, `1.0`, `silu`.

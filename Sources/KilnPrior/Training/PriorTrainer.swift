@@ -1,0 +1,222 @@
+import Foundation
+import KilnCore
+import KilnNN
+
+/// Trains a text- and view-conditioned pixel-space prior (UNet + CLIP text encoder, both from
+/// scratch) on a toy-world data set with the DDPM ε objective (Ho et al. 2020):
+///
+///     x₀ ∈ [−1, 1], t ~ U{0…T−1}, ε ~ N(0, I), x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε
+///     L = mean ‖ε − ε_θ(x_t, t, text(caption), view)‖²
+///
+/// Captions are replaced by "" with probability `captionDropout` (so the same model gives the
+/// unconditional prediction classifier-free guidance needs); the view vector is always given.
+/// AdamW with linear warm-up, global gradient-norm clipping, an EMA of every weight (exported).
+public final class PriorTrainer {
+    public let config: PriorTrainingConfig
+    public let data: ToyTrainingData
+    public let tokenizer: CLIPTokenizer
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet2DConditionModel
+    let schedule: NoiseSchedule
+    /// UNet parameters then text-encoder parameters, with checkpoint names.
+    let named: [(name: String, parameter: Parameter)]
+    let optimizer: Adam
+    let ema: EMA
+    public private(set) var step = 0
+    var rng: RNG
+    var tokenCache: [String: [Int]] = [:]
+
+    public init(config: PriorTrainingConfig, data: ToyTrainingData) throws {
+        self.config = config
+        self.data = data
+        tokenizer = try CLIPTokenizer(folder: config.tokenizerFolder)
+        var init_rng = RNG(seed: config.training.seed)
+        unet = UNet2DConditionModel(config.unet, rng: &init_rng)
+        textEncoder = CLIPTextModel(config.textEncoder, rng: &init_rng)
+        schedule = try NoiseSchedule(config: config.scheduler)
+        named = prefixed("unet", unet) + prefixed("text_encoder", textEncoder)
+        let parameters = named.map(\.parameter)
+        optimizer = Adam(parameters: parameters, configuration: .adamW(learningRate: config.training.learningRate, weightDecay: config.training.weightDecay))
+        ema = EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: config.training.emaDecay))
+        rng = init_rng.split(1)
+        let size = config.unet.sampleHeight ?? data.size
+        guard size == data.size else {
+            throw PriorConfigError(source: "training config", key: "unet.sample_size", problem: "is \(size) but the data set is \(data.size)²",
+                                   fix: "make them equal")
+        }
+    }
+
+    func ids(_ caption: String) -> [Int] {
+        if let cached = tokenCache[caption] { return cached }
+        let ids = tokenizer.encode(caption).inputIDs
+        tokenCache[caption] = ids
+        return ids
+    }
+
+    /// One optimisation step on a random batch; returns the batch's loss.
+    @discardableResult
+    public func trainStep() -> Float {
+        let t = config.training, n = t.batchSize, size = data.size, plane = 3 * size * size
+        var x0 = [Float](repeating: 0, count: n * plane), views = [Float](repeating: 0, count: n * ViewConditioning.length)
+        var captions: [[Int]] = [], timesteps: [Int] = []
+        for b in 0..<n {
+            let i = Int(rng.next() % UInt64(data.count))
+            for j in 0..<plane { x0[b * plane + j] = Float(data.images[i * plane + j]) / 127.5 - 1 }
+            for j in 0..<ViewConditioning.length { views[b * ViewConditioning.length + j] = data.views[i * ViewConditioning.length + j] }
+            captions.append(ids(rng.nextFloat() < t.captionDropout ? "" : data.captions[i]))
+            timesteps.append(Int(rng.next() % UInt64(schedule.numTrainTimesteps)))
+        }
+        var noise = [Float](repeating: 0, count: n * plane)
+        rng.fill(normal: &noise)
+        var noisy = [Float](repeating: 0, count: n * plane)
+        for b in 0..<n {
+            let a = schedule.sqrtAlphaCumprod(timesteps[b]), s = schedule.sqrtOneMinusAlphaCumprod(timesteps[b])
+            for j in 0..<plane { noisy[b * plane + j] = a * x0[b * plane + j] + s * noise[b * plane + j] }
+        }
+        // Forward.
+        let (context, textSaved) = textEncoder.forwardForTraining(ids: captions)
+        let labels = unet.config.projectionClassInputDim == nil ? nil : Tensor(shape: [n, ViewConditioning.length], storage: views)
+        let (prediction, saved) = unet.forwardForTraining(Tensor(shape: [n, 3, size, size], storage: noisy), timesteps: timesteps.map(Float.init),
+                                                          encoderHiddenStates: context, classLabels: labels)
+        var loss = 0.0
+        var dOut = [Float](repeating: 0, count: n * plane)
+        let scale = 2 / Float(n * plane)
+        for j in 0..<(n * plane) {
+            let d = prediction.storage[j] - noise[j]
+            loss += Double(d * d)
+            dOut[j] = scale * d
+        }
+        // Backward.
+        for (_, p) in named { p.zeroGradient() }
+        let gradients = unet.backward(saved, outputGradient: Tensor(shape: prediction.shape, storage: dOut))
+        if let dContext = gradients.encoderHiddenStates { textEncoder.backward(textSaved, outputGradient: dContext) }
+        let parameters = named.map(\.parameter)
+        _ = clipGradientNorm(parameters, maxNorm: t.maxGradNorm)
+        step += 1
+        optimizer.configuration.learningRate = t.learningRate * min(1, Double(step) / Double(max(1, t.warmupSteps)))
+        optimizer.step()
+        ema.update(parameters)
+        return Float(loss / Double(n * plane))
+    }
+
+    // MARK: Checkpoints
+
+    struct State: Codable {
+        var step: Int
+        var rng: RNG
+        var emaStep: Int
+        var adamStep: Int
+    }
+
+    /// Writes the raw weights, the EMA, the optimiser moments and the RNG to `folder` (each file
+    /// atomically; `state.json` last).
+    public func saveCheckpoint(to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var weights = SafeTensorsWriter(), averages = SafeTensorsWriter(), moments = SafeTensorsWriter()
+        for (i, (name, p)) in named.enumerated() {
+            try weights.add(name, shape: p.shape, values: p.value.storage)
+            try averages.add(name, shape: p.shape, values: ema.shadow[i].storage)
+            try moments.add("m." + name, shape: p.shape, values: optimizer.firstMoments[i].storage)
+            try moments.add("v." + name, shape: p.shape, values: optimizer.secondMoments[i].storage)
+        }
+        try weights.write(to: folder.appendingPathComponent("weights.safetensors"))
+        try averages.write(to: folder.appendingPathComponent("ema.safetensors"))
+        try moments.write(to: folder.appendingPathComponent("adam.safetensors"))
+        let state = State(step: step, rng: rng, emaStep: ema.optimizationStep, adamStep: optimizer.stepCount)
+        try AtomicFile.write(try JSONEncoder().encode(state), to: folder.appendingPathComponent("state.json"))
+    }
+
+    /// Restores what `saveCheckpoint` wrote.
+    public func loadCheckpoint(from folder: URL) throws {
+        let stateURL = folder.appendingPathComponent("state.json")
+        guard let data = FileManager.default.contents(atPath: stateURL.path), let state = try? JSONDecoder().decode(State.self, from: data) else {
+            throw PriorConfigError(source: stateURL.path, key: nil, problem: "is missing or unreadable", fix: "start a new run without --resume")
+        }
+        let weights = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("weights.safetensors"))
+        let averages = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("ema.safetensors"))
+        let moments = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("adam.safetensors"))
+        var shadow: [Tensor] = [], first: [Tensor] = [], second: [Tensor] = []
+        for (name, p) in named {
+            p.load(Tensor(shape: p.shape, storage: try weights.expect(name, shape: p.shape)), name: name)
+            shadow.append(Tensor(shape: p.shape, storage: try averages.expect(name, shape: p.shape)))
+            first.append(Tensor(shape: p.shape, storage: try moments.expect("m." + name, shape: p.shape)))
+            second.append(Tensor(shape: p.shape, storage: try moments.expect("v." + name, shape: p.shape)))
+        }
+        ema.restore(shadow: shadow, optimizationStep: state.emaStep)
+        optimizer.restore(stepCount: state.adamStep, firstMoments: first, secondMoments: second)
+        step = state.step
+        rng = state.rng
+    }
+
+    // MARK: Export and samples
+
+    /// Runs `body` with the EMA weights in the models, then puts the trained weights back.
+    public func withAveragedWeights<T>(_ body: () throws -> T) rethrows -> T {
+        let parameters = named.map(\.parameter)
+        let current = parameters.map(\.value)
+        ema.copy(to: parameters)
+        defer { for (p, v) in zip(parameters, current) { p.load(v) } }
+        return try body()
+    }
+
+    /// The EMA model as a pipeline in memory (for sample grids).
+    func pipeline(vocabulary: [String]?) throws -> PriorPipeline {
+        PriorPipeline(tokenizer: tokenizer, textEncoder: textEncoder, unet: unet,
+                      schedulerConfig: try SchedulerConfig(json: JSONEncoder().encode(config.schedulerJSON), source: "scheduler", as: .ddim),
+                      settings: PriorSettings(conditioning: PriorSettings.viewConditioning, vocabulary: vocabulary))
+    }
+
+    /// Writes the EMA model as a diffusers pipeline folder (F16 weights), with Kiln's settings.
+    public func exportPipeline(to folder: URL) throws {
+        try withAveragedWeights {
+            let fm = FileManager.default
+            for sub in ["unet", "text_encoder", "scheduler", "tokenizer"] {
+                try fm.createDirectory(at: folder.appendingPathComponent(sub), withIntermediateDirectories: true)
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            func writeJSON(_ value: ConfigValue, _ path: String) throws {
+                try AtomicFile.write(try encoder.encode(value), to: folder.appendingPathComponent(path))
+            }
+            var unetWeights = SafeTensorsWriter(metadata: ["format": "pt"]), textWeights = SafeTensorsWriter(metadata: ["format": "pt"])
+            for (name, p) in unet.namedParameters { try unetWeights.add(name, shape: p.shape, values: p.value.storage, dtype: .f16) }
+            for (name, p) in textEncoder.namedParameters { try textWeights.add("text_model." + name, shape: p.shape, values: p.value.storage, dtype: .f16) }
+            try unetWeights.write(to: folder.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
+            try textWeights.write(to: folder.appendingPathComponent("text_encoder/model.safetensors"))
+            try writeJSON(config.unetJSON, "unet/config.json")
+            try writeJSON(config.textEncoderJSON, "text_encoder/config.json")
+            try writeJSON(config.schedulerJSON, "scheduler/scheduler_config.json")
+            for name in ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"] {
+                let source = config.tokenizerFolder.appendingPathComponent(name)
+                if let bytes = fm.contents(atPath: source.path) { try AtomicFile.write(bytes, to: folder.appendingPathComponent("tokenizer/" + name)) }
+            }
+            let index: ConfigValue = .object([
+                "_class_name": .string("KilnPriorPipeline"), "unet": .array([.string("diffusers"), .string("UNet2DConditionModel")]),
+                "text_encoder": .array([.string("transformers"), .string("CLIPTextModel")]),
+                "tokenizer": .array([.string("transformers"), .string("CLIPTokenizer")]),
+                "scheduler": .array([.string("diffusers"), .string("DDPMScheduler")]),
+            ])
+            try writeJSON(index, "model_index.json")
+            let settings = PriorSettings(conditioning: unet.config.projectionClassInputDim == nil ? nil : PriorSettings.viewConditioning,
+                                         vocabulary: data.manifest.vocabulary)
+            try AtomicFile.write(try encoder.encode(settings), to: folder.appendingPathComponent(PriorSettings.fileName))
+        }
+    }
+
+    /// A grid of EMA samples for `prompts` (one column each), seen from azimuth 0 and 180.
+    public func sampleImages(prompts: [String], seed: UInt64) throws -> [Image] {
+        try withAveragedWeights {
+            let pipeline = try pipeline(vocabulary: nil)
+            var images: [Image] = []
+            for azimuth: Float in [0, 180] {
+                for (i, prompt) in prompts.enumerated() {
+                    let request = SampleRequest(prompt: prompt, count: 1, steps: config.training.sampleSteps,
+                                                guidanceScale: config.training.sampleGuidance, seed: seed &+ UInt64(i),
+                                                view: ViewConditioning(azimuthDegrees: azimuth, elevationDegrees: 15))
+                    images += PriorPipeline.images(try pipeline.sample(request))
+                }
+            }
+            return images
+        }
+    }
+}

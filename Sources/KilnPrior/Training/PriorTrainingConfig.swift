@@ -1,0 +1,117 @@
+import Foundation
+
+/// A training run's configuration (`kiln train-prior --config FILE`): the three model configs in
+/// the files' own formats, the tokenizer folder, and the optimisation settings.
+///
+///     {"unet": {…diffusers UNet2DConditionModel config…},
+///      "text_encoder": {…transformers CLIPTextConfig…},
+///      "scheduler": {…diffusers DDPMScheduler config (the training noise schedule)…},
+///      "tokenizer": "tokenizer",                       (a folder, relative to the config file)
+///      "training": {"batch_size": 32, "steps": 20000, …}}
+///
+/// Unknown keys anywhere are errors naming the key.
+public struct PriorTrainingConfig: Sendable {
+    public var unet: UNetConfig
+    public var textEncoder: CLIPTextConfig
+    public var scheduler: SchedulerConfig
+    public var tokenizerFolder: URL
+    public var training: Training
+    /// The JSON objects as given, written out unchanged with the trained weights.
+    var unetJSON: ConfigValue, textEncoderJSON: ConfigValue, schedulerJSON: ConfigValue
+
+    /// Optimisation settings (snake_case keys in the file).
+    public struct Training: Sendable, Codable, Equatable {
+        public var batchSize = 32
+        public var steps = 10_000
+        public var learningRate = 2e-4
+        public var warmupSteps = 500
+        public var weightDecay = 0.01
+        public var maxGradNorm: Float = 1
+        public var emaDecay: Float = 0.999
+        /// Probability that a caption is replaced by "" (for classifier-free guidance).
+        public var captionDropout: Float = 0.1
+        public var checkpointEvery = 1000
+        public var logEvery = 50
+        /// Steps and guidance of the sample grid written at each checkpoint.
+        public var sampleSteps = 25
+        public var sampleGuidance = 3.0
+        public var seed: UInt64 = 0
+
+        public init() {}
+
+        nonisolated(unsafe) static let keys: [String: WritableKeyPath<Training, Int>] = [
+            "batch_size": \.batchSize, "steps": \.steps, "warmup_steps": \.warmupSteps, "checkpoint_every": \.checkpointEvery,
+            "log_every": \.logEvery, "sample_steps": \.sampleSteps,
+        ]
+    }
+
+    /// Reads `url`.
+    public init(contentsOf url: URL) throws {
+        let source = url.path
+        func fail(_ key: String?, _ problem: String, _ fix: String) -> PriorConfigError {
+            PriorConfigError(source: source, key: key, problem: problem, fix: fix)
+        }
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw fail(nil, "cannot be read", "check the path") }
+        guard case .object(let object)? = try? JSONDecoder().decode(ConfigValue.self, from: data) else {
+            throw fail(nil, "is not a JSON object", "see kiln train-prior --help for the layout")
+        }
+        for key in object.keys.sorted() where !["unet", "text_encoder", "scheduler", "tokenizer", "training"].contains(key) {
+            throw fail(key, "is not a training-config section", "use unet, text_encoder, scheduler, tokenizer and training")
+        }
+        func section(_ key: String) throws -> (ConfigValue, Data) {
+            guard let value = object[key], case .object = value else { throw fail(key, "is missing or not an object", "give the \(key) config") }
+            return (value, try JSONEncoder().encode(value))
+        }
+        let (unetValue, unetData) = try section("unet")
+        let (textValue, textData) = try section("text_encoder")
+        let (schedulerValue, schedulerData) = try section("scheduler")
+        unet = try UNetConfig(json: unetData, source: source + " (unet)")
+        textEncoder = try CLIPTextConfig(json: textData, source: source + " (text_encoder)")
+        scheduler = try SchedulerConfig(json: schedulerData, source: source + " (scheduler)", as: .ddpm)
+        (unetJSON, textEncoderJSON, schedulerJSON) = (unetValue, textValue, schedulerValue)
+        guard case .string(let tokenizer)? = object["tokenizer"] else { throw fail("tokenizer", "is missing", "name the tokenizer folder") }
+        tokenizerFolder = URL(fileURLWithPath: tokenizer, relativeTo: url.deletingLastPathComponent()).standardizedFileURL
+        training = Training()
+        if case .object(let t)? = object["training"] {
+            for (key, value) in t.sorted(by: { $0.key < $1.key }) {
+                func number() throws -> Double {
+                    switch value {
+                    case .int(let v): return Double(v)
+                    case .double(let v): return v
+                    default: throw fail("training.\(key)", "is \(value.text), not a number", "write a number")
+                    }
+                }
+                if let path = Training.keys[key] {
+                    guard case .int(let v) = value, v > 0 else { throw fail("training.\(key)", "must be a positive integer", "write one") }
+                    training[keyPath: path] = v
+                    continue
+                }
+                switch key {
+                case "learning_rate": training.learningRate = try number()
+                case "weight_decay": training.weightDecay = try number()
+                case "max_grad_norm": training.maxGradNorm = Float(try number())
+                case "ema_decay": training.emaDecay = Float(try number())
+                case "caption_dropout": training.captionDropout = Float(try number())
+                case "sample_guidance": training.sampleGuidance = try number()
+                case "seed":
+                    guard case .int(let v) = value, v >= 0 else { throw fail("training.seed", "must be a non-negative integer", "write one") }
+                    training.seed = UInt64(v)
+                default:
+                    throw fail("training.\(key)", "is not a training setting", "use " + (Array(Training.keys.keys) + ["learning_rate", "weight_decay", "max_grad_norm", "ema_decay", "caption_dropout", "sample_guidance", "seed"]).sorted().joined(separator: ", "))
+                }
+            }
+        }
+        let t = training
+        guard t.learningRate > 0, t.learningRate < 1 else { throw fail("training.learning_rate", "must be in (0, 1)", "use about 2e-4") }
+        guard (0...1).contains(t.captionDropout) else { throw fail("training.caption_dropout", "must be in [0, 1]", "use 0.1") }
+        guard (0..<1).contains(t.emaDecay) else { throw fail("training.ema_decay", "must be in [0, 1)", "use 0.999") }
+        guard t.maxGradNorm > 0 else { throw fail("training.max_grad_norm", "must be positive", "use 1") }
+        guard unet.inChannels == 3, unet.outChannels == 3 else { throw fail("unet", "must take and give 3 channels", "a pixel-space RGB prior") }
+        if let p = unet.projectionClassInputDim, p != ViewConditioning.length {
+            throw fail("unet.projection_class_embeddings_input_dim", "is \(p)", "use \(ViewConditioning.length) (Kiln's view conditioning)")
+        }
+        if unet.usesText, unet.crossAttentionDim.contains(where: { $0 != textEncoder.hiddenSize }) {
+            throw fail("unet.cross_attention_dim", "differs from the text encoder's hidden_size \(textEncoder.hiddenSize)", "make them equal")
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import KilnAsset
+import KilnCore
+import KilnNN
+import KilnPrior
+
+struct TrainPrior: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-prior",
+        abstract: "Train a text- and view-conditioned pixel-space prior on a kiln dataset folder.",
+        discussion: """
+        CONFIG is JSON with "unet" (a diffusers UNet2DConditionModel config), "text_encoder" \
+        (a transformers CLIPTextConfig), "scheduler" (the DDPM training noise schedule), \
+        "tokenizer" (a CLIP tokenizer folder, relative to CONFIG) and "training" (batch_size, \
+        steps, learning_rate, warmup_steps, weight_decay, max_grad_norm, ema_decay, \
+        caption_dropout, checkpoint_every, log_every, sample_steps, sample_guidance, seed). \
+        PRIORDIR receives, at every checkpoint: the EMA model as a diffusers pipeline folder \
+        (loadable by kiln sample), checkpoint/ (weights, EMA, optimiser state, RNG) for \
+        --resume, loss.csv and samples/step_NNNNNNN.png (a grid from azimuth 0 and 180).
+        """
+    )
+
+    @Option(help: "A folder written by kiln dataset.", completion: .directory)
+    var data: String
+
+    @Option(help: "The training configuration (JSON).", completion: .file(extensions: ["json"]))
+    var config: String
+
+    @Option(help: "The prior folder to write.", completion: .directory)
+    var out: String
+
+    @Flag(help: "Continue the run saved in PRIORDIR/checkpoint.")
+    var resume = false
+
+    @Flag(help: "Write into an existing, non-empty folder (a new run).")
+    var force = false
+
+    @Option(help: "Prompts for the checkpoint sample grids (repeatable).")
+    var samplePrompt: [String] = ["a red snowman", "a blue house with a yellow roof", "a yellow duck", "a green car"]
+
+    func validate() throws {
+        if resume && force { throw ValidationError("--resume and --force contradict each other: choose one") }
+    }
+
+    func run() throws {
+        _ = Memory.retainFreedMemory()
+        let folder = URL(fileURLWithPath: out)
+        let settings = try PriorTrainingConfig(contentsOf: URL(fileURLWithPath: config))
+        let dataset = try ToyTrainingData(folder: URL(fileURLWithPath: data))
+        let trainer = try PriorTrainer(config: settings, data: dataset)
+        let checkpoint = folder.appendingPathComponent("checkpoint")
+        let log = folder.appendingPathComponent("loss.csv")
+        var lines: [String]
+        if resume {
+            try trainer.loadCheckpoint(from: checkpoint)
+            lines = (try? String(contentsOf: log, encoding: .utf8))?.split(separator: "\n").map(String.init) ?? ["step,loss"]
+            lines = lines.filter { Int($0.split(separator: ",").first ?? "").map { $0 <= trainer.step } ?? true }
+            print("resuming at step \(trainer.step)")
+        } else {
+            try OutputFolder.prepare(folder, force: force)
+            try FileIO.writeAtomically(try Data(contentsOf: URL(fileURLWithPath: config)), to: folder.appendingPathComponent("train_config.json"))
+            lines = ["step,loss"]
+        }
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("samples"), withIntermediateDirectories: true)
+        let t = settings.training
+        var window: [Float] = []
+        print("training \(trainer.unet.parameterCount + trainer.textEncoder.parameterCount) parameters on \(dataset.count) samples, batch \(t.batchSize)")
+        let clock = ContinuousClock(), start = clock.now
+        while trainer.step < t.steps {
+            let loss = trainer.trainStep()
+            guard loss.isFinite else { throw CLIError("the loss became \(loss) at step \(trainer.step); lower training.learning_rate or resume from the last checkpoint") }
+            window.append(loss)
+            if trainer.step % t.logEvery == 0 || trainer.step == t.steps {
+                let mean = window.reduce(0, +) / Float(window.count)
+                window = []
+                lines.append("\(trainer.step),\(mean)")
+                let seconds = Double((clock.now - start).components.seconds)
+                print(String(format: "  step %d/%d  loss %.4f  (%.0f s)", trainer.step, t.steps, mean, seconds))
+            }
+            if trainer.step % t.checkpointEvery == 0 || trainer.step == t.steps {
+                try trainer.saveCheckpoint(to: checkpoint)
+                try trainer.exportPipeline(to: folder)
+                try FileIO.writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: log)
+                let images = try trainer.sampleImages(prompts: samplePrompt, seed: 0)
+                let tiles = images.map { $0.resized(width: max(96, $0.width), height: max(96, $0.height)) }
+                let labels = [0, 180].flatMap { az in samplePrompt.map { "\($0) @\(az)" } }
+                let sheet = Image.contactSheet(tiles, columns: samplePrompt.count, labels: labels)
+                let metadata = KilnMetadata(command: "train-prior", seed: t.seed, settings: ["step": "\(trainer.step)"]).textEntries
+                try PNG.write(sheet, to: folder.appendingPathComponent(String(format: "samples/step_%07d.png", trainer.step)), text: metadata)
+                print("  checkpoint at step \(trainer.step)")
+            }
+        }
+        print("wrote the prior to \(out)")
+    }
+}

@@ -85,3 +85,12 @@ let package = Package(
 for target in package.targets where target.type != .system {
     target.swiftSettings = (target.swiftSettings ?? []) + vectorSettings
 }
+
+// The numeric modules are optimised in debug builds too: `swift test` trains and samples small
+// networks, which unoptimised code runs 20–50× slower. (-enable-testing stays on, so @testable
+// imports still work.)
+for name in ["KilnNN", "KilnPrior", "KilnRender"] {
+    let target = package.targets.first { $0.name == name }!
+    target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+}
+package.targets.first { $0.name == "CKilnKernels" }!.cSettings = [.unsafeFlags(["-O2"], .when(configuration: .debug))]

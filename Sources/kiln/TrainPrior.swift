@@ -44,6 +44,7 @@ struct TrainPrior: ParsableCommand {
     }
 
     func run() throws {
+        setlinebuf(stdout)  // progress lines reach a log file as they are printed
         _ = Memory.retainFreedMemory()
         let folder = URL(fileURLWithPath: out)
         let settings = try PriorTrainingConfig(contentsOf: URL(fileURLWithPath: config))

@@ -44,7 +44,6 @@ struct TrainPrior: ParsableCommand {
     }
 
     func run() throws {
-        setlinebuf(stdout)  // progress lines reach a log file as they are printed
         _ = Memory.retainFreedMemory()
         let folder = URL(fileURLWithPath: out)
         let settings = try PriorTrainingConfig(contentsOf: URL(fileURLWithPath: config))
@@ -57,7 +56,7 @@ struct TrainPrior: ParsableCommand {
             try trainer.loadCheckpoint(from: checkpoint)
             lines = (try? String(contentsOf: log, encoding: .utf8))?.split(separator: "\n").map(String.init) ?? ["step,loss"]
             lines = lines.filter { Int($0.split(separator: ",").first ?? "").map { $0 <= trainer.step } ?? true }
-            print("resuming at step \(trainer.step)")
+            say("resuming at step \(trainer.step)")
         } else {
             try OutputFolder.prepare(folder, force: force)
             try FileIO.writeAtomically(try Data(contentsOf: URL(fileURLWithPath: config)), to: folder.appendingPathComponent("train_config.json"))
@@ -66,7 +65,7 @@ struct TrainPrior: ParsableCommand {
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("samples"), withIntermediateDirectories: true)
         let t = settings.training
         var window: [Float] = []
-        print("training \(trainer.unet.parameterCount + trainer.textEncoder.parameterCount) parameters on \(dataset.count) samples, batch \(t.batchSize)")
+        say("training \(trainer.unet.parameterCount + trainer.textEncoder.parameterCount) parameters on \(dataset.count) samples, batch \(t.batchSize)")
         let clock = ContinuousClock(), start = clock.now
         while trainer.step < t.steps {
             let loss = trainer.trainStep()
@@ -77,7 +76,7 @@ struct TrainPrior: ParsableCommand {
                 window = []
                 lines.append("\(trainer.step),\(mean)")
                 let seconds = Double((clock.now - start).components.seconds)
-                print(String(format: "  step %d/%d  loss %.4f  (%.0f s)", trainer.step, t.steps, mean, seconds))
+                say(String(format: "  step %d/%d  loss %.4f  (%.0f s)", trainer.step, t.steps, mean, seconds))
             }
             if trainer.step % t.checkpointEvery == 0 || trainer.step == t.steps {
                 try trainer.saveCheckpoint(to: checkpoint)
@@ -89,9 +88,14 @@ struct TrainPrior: ParsableCommand {
                 let sheet = Image.contactSheet(tiles, columns: samplePrompt.count, labels: labels)
                 let metadata = KilnMetadata(command: "train-prior", seed: t.seed, settings: ["step": "\(trainer.step)"]).textEntries
                 try PNG.write(sheet, to: folder.appendingPathComponent(String(format: "samples/step_%07d.png", trainer.step)), text: metadata)
-                print("  checkpoint at step \(trainer.step)")
+                say("  checkpoint at step \(trainer.step)")
             }
         }
-        print("wrote the prior to \(out)")
+        say("wrote the prior to \(out)")
+    }
+
+    /// A progress line, written at once (unbuffered), so a log file follows a long run.
+    func say(_ line: String) {
+        FileHandle.standardOutput.write(Data((line + "\n").utf8))
     }
 }

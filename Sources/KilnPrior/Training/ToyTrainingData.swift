@@ -34,12 +34,12 @@ public struct ToyTrainingData: Sendable {
         images.reserveCapacity(manifest.count * plane)
         for stem in manifest.shards {
             let file = try SafeTensorsFile(contentsOf: folder.appendingPathComponent(stem + ".safetensors"))
-            let (shape, values) = try file.tensor("images")
-            guard shape.count == 4, shape[1] == 3, shape[2] == manifest.size, shape[3] == manifest.size else {
-                throw PriorConfigError(source: stem + ".safetensors", key: "images", problem: "has shape \(shape)",
+            let info = try file.info("images"), shape = info.shape
+            guard info.dtype == .u8, shape.count == 4, shape[1] == 3, shape[2] == manifest.size, shape[3] == manifest.size else {
+                throw PriorConfigError(source: stem + ".safetensors", key: "images", problem: "is \(info.dtype) \(shape)",
                                        fix: "regenerate the data set")
             }
-            images += values.map { UInt8($0) }
+            images += try file.rawBytes("images")  // U8: the bytes are the samples
             views += try file.expect("views", shape: [shape[0], ViewConditioning.length])
             let linesURL = folder.appendingPathComponent(stem + ".jsonl")
             guard let text = FileManager.default.contents(atPath: linesURL.path) else {

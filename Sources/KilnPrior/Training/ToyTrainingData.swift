@@ -10,6 +10,8 @@ public struct ToyTrainingData: Sendable {
     /// `[count, 8]`.
     public let views: [Float]
     public let captions: [String]
+    /// Every sample's record (kind, colours, motion, camera), in image order.
+    public let records: [ToyRecord]
 
     public var count: Int { captions.count }
     public var size: Int { manifest.size }
@@ -29,7 +31,7 @@ public struct ToyTrainingData: Sendable {
         guard manifest.format == ToyDataset.format else {
             throw PriorConfigError(source: manifestURL.path, key: "format", problem: "is \(manifest.format)", fix: "use a \(ToyDataset.format) folder")
         }
-        var images: [UInt8] = [], views: [Float] = [], captions: [String] = []
+        var images: [UInt8] = [], views: [Float] = [], records: [ToyRecord] = []
         let plane = 3 * manifest.size * manifest.size
         images.reserveCapacity(manifest.count * plane)
         for stem in manifest.shards {
@@ -45,17 +47,17 @@ public struct ToyTrainingData: Sendable {
             guard let text = FileManager.default.contents(atPath: linesURL.path) else {
                 throw PriorConfigError(source: linesURL.path, key: nil, problem: "is missing", fix: "finish the data set with kiln dataset --resume")
             }
-            let records = try text.split(separator: 0x0A).map { try JSONDecoder().decode(ToyRecord.self, from: Data($0)) }
-            guard records.count == shape[0] else {
-                throw PriorConfigError(source: linesURL.path, key: nil, problem: "has \(records.count) records for \(shape[0]) images",
+            let shardRecords = try text.split(separator: 0x0A).map { try JSONDecoder().decode(ToyRecord.self, from: Data($0)) }
+            guard shardRecords.count == shape[0] else {
+                throw PriorConfigError(source: linesURL.path, key: nil, problem: "has \(shardRecords.count) records for \(shape[0]) images",
                                        fix: "regenerate the shard")
             }
-            captions += records.map(\.caption)
+            records += shardRecords
         }
-        guard captions.count == manifest.count else {
-            throw PriorConfigError(source: manifestURL.path, key: "count", problem: "says \(manifest.count) samples, the shards hold \(captions.count)",
+        guard records.count == manifest.count else {
+            throw PriorConfigError(source: manifestURL.path, key: "count", problem: "says \(manifest.count) samples, the shards hold \(records.count)",
                                    fix: "regenerate the data set")
         }
-        (self.manifest, self.images, self.views, self.captions) = (manifest, images, views, captions)
+        (self.manifest, self.images, self.views, self.records, self.captions) = (manifest, images, views, records, records.map(\.caption))
     }
 }

@@ -1,0 +1,141 @@
+import Foundation
+import KilnCore
+import KilnNN
+
+/// Trains one toy reward model on a data set (AdamW, cross-entropy summed over heads) and
+/// measures its held-out accuracy per head.
+public final class RewardTrainer {
+    public let kind: ToyRewardKind
+    public let net: RewardNet
+    let optimizer: Adam
+    var rng: RNG
+
+    public init(kind: ToyRewardKind, width: Int = 32, learningRate: Double = 2e-3, seed: UInt64 = 0) {
+        self.kind = kind
+        var r = RNG(seed: seed)
+        net = RewardNet(heads: kind.heads, width: width, rng: &r)
+        optimizer = Adam(parameters: net.parameters, configuration: .adamW(learningRate: learningRate, weightDecay: 1e-4))
+        rng = r.split(7)
+    }
+
+    /// Images `[n, 3, S, S]` in [0, 1] from U8 samples.
+    static func images(_ bytes: [UInt8], indices: [Int], size: Int) -> Tensor {
+        let plane = 3 * size * size
+        var values = [Float](repeating: 0, count: indices.count * plane)
+        for (b, i) in indices.enumerated() { for j in 0..<plane { values[b * plane + j] = Float(bytes[i * plane + j]) / 255 } }
+        return Tensor(shape: [indices.count, 3, size, size], storage: values)
+    }
+
+    /// A degraded copy of image `b` of the batch for the quality model: additive noise, shuffled
+    /// 8×8 patches, or its left half spliced with the mirrored right half of another image.
+    func degrade(_ batch: inout [Float], _ b: Int, other: Int, size: Int) {
+        let plane = size * size, base = b * 3 * plane, otherBase = other * 3 * plane
+        let original = Array(batch[base..<(base + 3 * plane)])
+        switch rng.next() % 3 {
+        case 0:
+            let sigma = rng.uniform(0.08...0.3)
+            for j in 0..<(3 * plane) { batch[base + j] = min(1, max(0, original[j] + sigma * rng.normal())) }
+        case 1:
+            let tiles = size / 8
+            var order = Array(0..<(tiles * tiles))
+            order.shuffle(using: &rng)
+            for (to, from) in order.enumerated() {
+                let (ty, tx) = to.quotientAndRemainder(dividingBy: tiles), (fy, fx) = from.quotientAndRemainder(dividingBy: tiles)
+                for c in 0..<3 { for y in 0..<8 { for x in 0..<8 {
+                    batch[base + c * plane + (ty * 8 + y) * size + tx * 8 + x] = original[c * plane + (fy * 8 + y) * size + fx * 8 + x]
+                } } }
+            }
+        default:
+            let otherImage = Array(batch[otherBase..<(otherBase + 3 * plane)])
+            for c in 0..<3 { for y in 0..<size { for x in (size / 2)..<size {
+                batch[base + c * plane + y * size + x] = otherImage[c * plane + y * size + (size - 1 - x)]
+            } } }
+        }
+    }
+
+    /// One step on a random batch of the data; returns the loss.
+    @discardableResult
+    public func trainStep(images bytes: [UInt8], records: [ToyRecord], size: Int, batchSize: Int) -> Float {
+        let indices = (0..<batchSize).map { _ in Int(rng.next() % UInt64(records.count)) }
+        var x = Self.images(bytes, indices: indices, size: size)
+        var targets = indices.map { kind.targets(records[$0]) }
+        if kind == .quality {
+            var values = x.storage
+            for b in 0..<batchSize where b % 2 == 1 {
+                degrade(&values, b, other: (b + 1) % batchSize, size: size)
+                targets[b] = [0]
+            }
+            x = Tensor(shape: x.shape, storage: values)
+        }
+        let (logits, saved) = net.forwardForTraining(x)
+        var loss: Float = 0
+        var gradients: [Tensor] = []
+        for (h, logit) in logits.enumerated() {
+            let (l, g) = RewardNet.crossEntropy(logit, targets: targets.map { $0[h] })
+            loss += l
+            gradients.append(g)
+        }
+        net.zeroGradients()
+        net.backward(saved, logitGradients: gradients)
+        _ = clipGradientNorm(net.parameters, maxNorm: 5)
+        optimizer.step()
+        return loss
+    }
+
+    /// Accuracy per head (quality: on the held-out images and one degraded copy of each).
+    public func accuracy(images bytes: [UInt8], records: [ToyRecord], size: Int) -> [String: Double] {
+        var correct = [Int](repeating: 0, count: kind.heads.count), total = 0
+        var r = RNG(seed: 99)
+        for start in stride(from: 0, to: records.count, by: 64) {
+            let indices = Array(start..<min(records.count, start + 64))
+            var x = Self.images(bytes, indices: indices, size: size)
+            var targets = indices.map { kind.targets(records[$0]) }
+            if kind == .quality {
+                var values = x.storage
+                let saved = rng
+                rng = r
+                for b in 0..<indices.count where b % 2 == 1 {
+                    degrade(&values, b, other: (b + 1) % indices.count, size: size)
+                    targets[b] = [0]
+                }
+                r = rng
+                rng = saved
+                x = Tensor(shape: x.shape, storage: values)
+            }
+            let logits = net.forward(x)
+            for (h, logit) in logits.enumerated() {
+                let k = logit.shape[1]
+                for b in 0..<indices.count {
+                    let row = logit.storage[(b * k)..<((b + 1) * k)]
+                    if row.firstIndex(of: row.max()!)! - b * k == targets[b][h] { correct[h] += 1 }
+                }
+            }
+            total += indices.count
+        }
+        return Dictionary(uniqueKeysWithValues: zip(kind.heads.map(\.name), correct.map { Double($0) / Double(max(1, total)) }))
+    }
+
+    /// The weights and the heads, as safetensors (F32).
+    public func encoded() throws -> SafeTensorsWriter {
+        let heads = String(decoding: try JSONEncoder().encode(net.heads), as: UTF8.self)
+        var writer = SafeTensorsWriter(metadata: ["kiln_reward": kind.rawValue, "heads": heads, "width": "\(net.width)"])
+        for (name, p) in net.namedParameters { try writer.add(name, shape: p.shape, values: p.value.storage) }
+        return writer
+    }
+}
+
+extension RewardNet {
+    /// Loads a reward model written by `RewardTrainer.encoded()`.
+    /// - Throws: `PriorConfigError` when the file is not a Kiln reward model, `SafeTensorsError` for its tensors.
+    public static func load(_ url: URL) throws -> (kind: ToyRewardKind, net: RewardNet) {
+        let file = try SafeTensorsFile(contentsOf: url)
+        guard let kindName = file.metadata["kiln_reward"], let kind = ToyRewardKind(rawValue: kindName),
+              let width = file.metadata["width"].flatMap({ Int($0) }) else {
+            throw PriorConfigError(source: url.path, key: "__metadata__", problem: "is not a Kiln reward model", fix: "write it with kiln train-rewards")
+        }
+        var rng = RNG(seed: 0)
+        let net = RewardNet(heads: kind.heads, width: width, rng: &rng)
+        for (name, p) in net.namedParameters { p.load(Tensor(shape: p.shape, storage: try file.expect(name, shape: p.shape)), name: name) }
+        return (kind, net)
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import KilnCore
+import KilnNN
+
+/// The three reward models trained on the toy world, their heads, and how a data-set record
+/// becomes their targets.
+public enum ToyRewardKind: String, CaseIterable, Sendable, Codable {
+    /// Kind, main colour, second colour, motion: how well an image matches a caption.
+    case alignment
+    /// Azimuth (8 bins of 45°, centred on 0°, 45°, …) and elevation (4 bins over −10°…60°): which
+    /// side of the object an image shows, so a front seen from behind (Janus) is detected.
+    case view
+    /// Real render or degraded image (noise, shuffled patches, spliced halves of two objects).
+    case quality
+
+    public static let azimuthBins = 8
+    public static let elevationBins = 4
+    static let stillMotion = "still"
+
+    public var heads: [RewardNet.Head] {
+        switch self {
+        case .alignment:
+            return [RewardNet.Head(name: "kind", classes: ToyKind.allCases.map(\.rawValue)),
+                    RewardNet.Head(name: "main_color", classes: ToyColor.allCases.map(\.rawValue)),
+                    RewardNet.Head(name: "second_color", classes: ToyColor.allCases.map(\.rawValue)),
+                    RewardNet.Head(name: "motion", classes: [Self.stillMotion] + ToyMotion.allCases.map(\.rawValue))]
+        case .view:
+            return [RewardNet.Head(name: "azimuth", classes: (0..<Self.azimuthBins).map { "\($0 * 360 / Self.azimuthBins)" }),
+                    RewardNet.Head(name: "elevation", classes: (0..<Self.elevationBins).map { "bin \($0)" })]
+        case .quality:
+            return [RewardNet.Head(name: "real", classes: ["degraded", "real"])]
+        }
+    }
+
+    /// The azimuth bin of `degrees` (nearest multiple of 45°).
+    public static func azimuthBin(_ degrees: Float) -> Int {
+        let bin = Int((degrees / 360 * Float(azimuthBins)).rounded())
+        return ((bin % azimuthBins) + azimuthBins) % azimuthBins
+    }
+
+    /// The elevation bin of `degrees` (clamped to −10°…60°).
+    public static func elevationBin(_ degrees: Float) -> Int {
+        min(elevationBins - 1, max(0, Int((degrees + 10) / 70 * Float(elevationBins))))
+    }
+
+    /// The targets a record gives this model's heads (quality targets are set by the trainer).
+    public func targets(_ r: ToyRecord) -> [Int] {
+        switch self {
+        case .alignment:
+            return [ToyKind.allCases.firstIndex(of: r.kind)!, ToyColor.allCases.firstIndex(of: r.mainColor)!,
+                    ToyColor.allCases.firstIndex(of: r.secondColor)!, r.motion.map { ToyMotion.allCases.firstIndex(of: $0)! + 1 } ?? 0]
+        case .view:
+            return [Self.azimuthBin(r.azimuthDegrees), Self.elevationBin(r.elevationDegrees)]
+        case .quality:
+            return [1]
+        }
+    }
+}
+
+/// The attributes a toy-world caption names ("a red house with a yellow roof bouncing"), nil
+/// where it names none. Words outside the grammar are ignored.
+public struct ToyCaption: Sendable, Equatable {
+    public var kind: ToyKind?
+    public var mainColor: ToyColor?
+    public var secondColor: ToyColor?
+    public var motion: ToyMotion?
+
+    public init(kind: ToyKind?, mainColor: ToyColor?, secondColor: ToyColor?, motion: ToyMotion?) {
+        (self.kind, self.mainColor, self.secondColor, self.motion) = (kind, mainColor, secondColor, motion)
+    }
+
+    /// Parses a caption of the toy grammar.
+    public init(_ text: String) {
+        let words = text.lowercased().split(whereSeparator: { !$0.isLetter }).map(String.init)
+        var seenKind = false
+        for (i, word) in words.enumerated() {
+            if let kind = ToyKind(rawValue: word), !seenKind {
+                self.kind = kind
+                seenKind = true
+                if i > 0, let color = ToyColor(rawValue: words[i - 1]) { mainColor = color }
+            } else if word == "with", i + 1 < words.count {
+                if let color = ToyColor(rawValue: words[i + 1]) { secondColor = color }
+                else if i + 2 < words.count, let color = ToyColor(rawValue: words[i + 2]) { secondColor = color }
+            } else if let motion = ToyMotion(rawValue: word) {
+                self.motion = motion
+            }
+        }
+    }
+}
+
+/// The alignment reward of an image for a caption: Σ over the attributes the caption names of
+/// log p(attribute | image), and its gradient with respect to the image.
+public func alignmentReward(_ net: RewardNet, images: Tensor, caption: ToyCaption) -> (reward: [Float], imageGradient: Tensor) {
+    var targets: [Int?] = [caption.kind.map { ToyKind.allCases.firstIndex(of: $0)! },
+                           caption.mainColor.map { ToyColor.allCases.firstIndex(of: $0)! },
+                           caption.secondColor.map { ToyColor.allCases.firstIndex(of: $0)! },
+                           nil]
+    if let motion = caption.motion { targets[3] = ToyMotion.allCases.firstIndex(of: motion)! + 1 }
+    return logLikelihood(net, images: images, targets: targets)
+}
+
+/// Σ over heads with a target of log p(target | image) per image, and ∂(Σ over the batch)/∂images.
+public func logLikelihood(_ net: RewardNet, images: Tensor, targets: [Int?]) -> (reward: [Float], imageGradient: Tensor) {
+    let n = images.shape[0]
+    let (logits, saved) = net.forwardForTraining(images)
+    var reward = [Float](repeating: 0, count: n)
+    var gradients: [Tensor] = []
+    for (h, logit) in logits.enumerated() {
+        let k = logit.shape[1]
+        guard let target = targets[h] else { gradients.append(Tensor.zeros(like: logit)); continue }
+        let logP = RewardNet.logSoftmax(logit).storage
+        var g = [Float](repeating: 0, count: n * k)
+        for r in 0..<n {
+            reward[r] += logP[r * k + target]
+            for j in 0..<k { g[r * k + j] = (j == target ? 1 : 0) - Foundation.exp(logP[r * k + j]) }
+        }
+        gradients.append(Tensor(shape: [n, k], storage: g))
+    }
+    net.zeroGradients()
+    let dImages = net.backward(saved, logitGradients: gradients)
+    return (reward, dImages)
+}

@@ -1,0 +1,83 @@
+import Foundation
+import KilnCore
+import KilnNN
+import Testing
+@testable import KilnPrior
+
+@Suite("Reward models")
+struct RewardTests {
+    static let assets = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("assets/rewards")
+
+    @Test("captions parse into the attributes they name")
+    func captionParsing() {
+        #expect(ToyCaption("a blue house with a yellow roof") == ToyCaption(kind: .house, mainColor: .blue, secondColor: .yellow, motion: nil))
+        #expect(ToyCaption("an orange chair with brown legs spinning") == ToyCaption(kind: .chair, mainColor: .orange, secondColor: .brown, motion: .spinning))
+        #expect(ToyCaption("a duck") == ToyCaption(kind: .duck, mainColor: nil, secondColor: nil, motion: nil))
+        #expect(ToyCaption("A Red Snowman!") == ToyCaption(kind: .snowman, mainColor: .red, secondColor: nil, motion: nil))
+    }
+
+    @Test("view bins: azimuth to the nearest 45°, elevation in four bands")
+    func bins() {
+        #expect([0, 22, 23, 44, 90, 180, 337, 338, 360, -45].map(ToyRewardKind.azimuthBin) == [0, 0, 1, 1, 2, 4, 7, 0, 0, 7])
+        #expect([-10, 7, 8, 24, 26, 43, 60, 90].map(ToyRewardKind.elevationBin) == [0, 0, 1, 1, 2, 3, 3, 3])
+    }
+
+    @Test("the reward's image gradient and the cross-entropy gradient match finite differences")
+    func gradients() {
+        var rng = RNG(seed: 5)
+        let net = RewardNet(heads: ToyRewardKind.alignment.heads, width: 8, rng: &rng)
+        let images = Tensor.uniform([2, 3, 16, 16], in: 0...1, rng: &rng)
+        let caption = ToyCaption("a red duck with an orange beak bouncing")
+        let (reward, gradient) = alignmentReward(net, images: images, caption: caption)
+        #expect(reward.count == 2 && reward.allSatisfy { $0 < 0 })
+        let direction = Tensor.random(images.shape, rng: &rng)
+        func total(_ e: Float) -> Double { alignmentReward(net, images: images + e * direction, caption: caption).reward.reduce(0.0) { $0 + Double($1) } }
+        let numeric = (4 * (total(2e-3) - total(-2e-3)) / 4e-3 - (total(4e-3) - total(-4e-3)) / 8e-3) / 3
+        let exact = zip(gradient.storage, direction.storage).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        #expect(abs(numeric - exact) / max(abs(exact), 0.05) < 2e-2, "analytic \(exact), finite differences \(numeric)")
+        // Cross-entropy: gradient = (softmax − one-hot)/N, rows of ignored targets zero.
+        let logits = Tensor(shape: [2, 3], storage: [1, 2, 3, 0, 0, 0])
+        let (loss, g) = RewardNet.crossEntropy(logits, targets: [2, -1])
+        let p2 = exp(Float(3)) / (exp(Float(1)) + exp(Float(2)) + exp(Float(3)))
+        #expect(abs(loss + log(p2)) < 1e-5 && abs(g.storage[2] - (p2 - 1)) < 1e-5 && g.storage[3...].allSatisfy { $0 == 0 })
+    }
+
+    @Test("training lowers the loss; the weights round-trip through safetensors")
+    func training() throws {
+        let shard = ToyDataset.renderShard(seed: 8, indices: 0..<64, size: 16)
+        let bytes = shard.images.map { UInt8($0) }
+        let trainer = RewardTrainer(kind: .view, width: 8, seed: 1)
+        let losses = (0..<40).map { _ in trainer.trainStep(images: bytes, records: shard.records, size: 16, batchSize: 16) }
+        #expect(losses.suffix(8).reduce(0, +) < losses.prefix(8).reduce(0, +), "\(losses)")
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-reward-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try trainer.encoded().write(to: url)
+        let (kind, net) = try RewardNet.load(url)
+        let x = RewardTrainer.images(bytes, indices: [0, 1], size: 16)
+        #expect(kind == .view && net.forward(x) == trainer.net.forward(x))
+    }
+
+    /// Held-out accuracy floors for the shipped models (assets/rewards/rewards.json has the measured values).
+    static let floors: [String: [String: Double]] = [
+        "alignment": ["kind": 0.9, "main_color": 0.8, "motion": 0.5],
+        "view": ["azimuth": 0.5, "elevation": 0.5],
+        "quality": ["real": 0.85],
+    ]
+
+    @Test("the shipped reward models beat their floors on a fixed held-out shard", .enabled(if: FileManager.default.fileExists(atPath: assets.appendingPathComponent("rewards.json").path)))
+    func shipped() throws {
+        let held = ToyDataset.renderShard(seed: 424_242, indices: 0..<200, size: 64)
+        let bytes = held.images.map { UInt8($0) }
+        for kind in ToyRewardKind.allCases {
+            let (loadedKind, net) = try RewardNet.load(Self.assets.appendingPathComponent("\(kind.rawValue).safetensors"))
+            #expect(loadedKind == kind)
+            let trainer = RewardTrainer(kind: kind)
+            for (name, p) in trainer.net.namedParameters { p.load(net.parameter(named: name)!.value) }
+            let accuracy = trainer.accuracy(images: bytes, records: held.records, size: 64)
+            for (head, floor) in Self.floors[kind.rawValue]! {
+                #expect(accuracy[head]! >= floor, "\(kind) \(head): \(accuracy[head]!) < \(floor)")
+            }
+        }
+    }
+}

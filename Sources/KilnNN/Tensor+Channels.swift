@@ -46,23 +46,3 @@ extension Tensor {
         return permuted([0, 2, 1]).reshaped([shape[0], shape[2], height, width])
     }
 }
-
-extension Tensor {
-    /// The mean over the spatial axes: `[N, C, *]` → `[N, C]` (global average pooling).
-    public func meanPerChannel() -> Tensor {
-        let spatial = shape.count >= 2 && shape[0] * shape[1] > 0 ? count / (shape[0] * shape[1]) : 1
-        var out = sumPerChannel()
-        out.scale(by: 1 / Float(max(1, spatial)))
-        return out
-    }
-
-    /// The backward of `meanPerChannel`: each `[N, C]` gradient spread evenly over the `spatial`
-    /// values of its plane, `[N, C]` → `[N, C, *spatialShape]`.
-    public func spreadPerChannel(spatialShape: [Int]) -> Tensor {
-        checkRank(2, "[N, C]", "Tensor.spreadPerChannel")
-        let spatial = spatialShape.reduce(1, *)
-        var out = Tensor.zeros(shape + spatialShape)
-        out.addPerChannel(self * (1 / Float(max(1, spatial))))
-        return out
-    }
-}

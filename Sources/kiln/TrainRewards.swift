@@ -65,7 +65,7 @@ struct TrainRewards: ParsableCommand {
         let heldImages = held.images.map { UInt8($0) }
         var accuracy: [String: [String: Double]] = [:]
         for kind in ToyRewardKind.allCases {
-            let trainer = RewardTrainer(kind: kind, seed: seed)
+            let trainer = RewardTrainer(kind: kind, imageSize: dataset.size, seed: seed)
             var window: [Float] = []
             for step in 1...steps {
                 window.append(trainer.trainStep(images: dataset.images, records: dataset.records, size: dataset.size, batchSize: batchSize))

@@ -26,7 +26,7 @@ struct RewardTests {
     @Test("the reward's image gradient and the cross-entropy gradient match finite differences")
     func gradients() {
         var rng = RNG(seed: 5)
-        let net = RewardNet(heads: ToyRewardKind.alignment.heads, width: 8, rng: &rng)
+        let net = RewardNet(heads: ToyRewardKind.alignment.heads, width: 8, imageSize: 16, rng: &rng)
         let images = Tensor.uniform([2, 3, 16, 16], in: 0...1, rng: &rng)
         let caption = ToyCaption("a red duck with an orange beak bouncing")
         let (reward, gradient) = alignmentReward(net, images: images, caption: caption)
@@ -47,7 +47,7 @@ struct RewardTests {
     func training() throws {
         let shard = ToyDataset.renderShard(seed: 8, indices: 0..<64, size: 16)
         let bytes = shard.images.map { UInt8($0) }
-        let trainer = RewardTrainer(kind: .view, width: 8, seed: 1)
+        let trainer = RewardTrainer(kind: .view, width: 8, imageSize: 16, seed: 1)
         let losses = (0..<40).map { _ in trainer.trainStep(images: bytes, records: shard.records, size: 16, batchSize: 16) }
         #expect(losses.suffix(8).reduce(0, +) < losses.prefix(8).reduce(0, +), "\(losses)")
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-reward-\(UUID().uuidString).safetensors")

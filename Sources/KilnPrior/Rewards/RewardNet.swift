@@ -6,7 +6,11 @@ import KilnNN
 /// with several softmax heads: the body of Kiln's reward models.
 ///
 ///     conv 3→w, then three stride-2 stages (w→w, w→2w, 2w→4w), each GroupNorm + SiLU + conv;
-///     GroupNorm + SiLU, global average pool → features [N, 4w] → one Linear per head
+///     GroupNorm + SiLU, flattened → features [N, 4w·(S/8)²] → one Linear per head
+///
+/// The features keep the 8× reduced map's layout rather than averaging it away: which side of an
+/// object faces the camera is a matter of where its parts are (measured on the view model, 1500
+/// steps: azimuth accuracy 0.17 with global average pooling, chance being 0.125).
 ///
 /// Differentiable with respect to the image (`inputGradient`), so a reward built on it can steer
 /// score distillation.
@@ -20,21 +24,26 @@ public final class RewardNet: Module {
 
     public let heads: [Head]
     public let width: Int
+    /// Side of the square input images (a multiple of 8).
+    public let imageSize: Int
     let stem: Conv2d
     let norms: [GroupNorm]
     let convs: [Conv2d]
     let finalNorm: GroupNorm
     let linears: [Linear]
 
-    public init(heads: [Head], width: Int = 32, rng: inout RNG) {
+    public init(heads: [Head], width: Int = 32, imageSize: Int = 64, rng: inout RNG) {
+        precondition(imageSize > 0 && imageSize % 8 == 0, "RewardNet: image size \(imageSize) must be a positive multiple of 8")
         self.heads = heads
         self.width = width
+        self.imageSize = imageSize
         stem = Conv2d(inChannels: 3, outChannels: width, kernelSize: 3, padding: 1, rng: &rng)
         let channels = [width, width, 2 * width, 4 * width]
         norms = (0..<3).map { GroupNorm(groups: 8, channels: channels[$0]) }
         convs = (0..<3).map { Conv2d(inChannels: channels[$0], outChannels: channels[$0 + 1], kernelSize: 3, stride: 2, padding: 1, rng: &rng) }
         finalNorm = GroupNorm(groups: 8, channels: 4 * width)
-        linears = heads.map { Linear(inFeatures: 4 * width, outFeatures: $0.classes.count, rng: &rng) }
+        let features = 4 * width * (imageSize / 8) * (imageSize / 8)
+        linears = heads.map { Linear(inFeatures: features, outFeatures: $0.classes.count, rng: &rng) }
     }
 
     public var namedParameters: [(name: String, parameter: Parameter)] {
@@ -67,7 +76,8 @@ public final class RewardNet: Module {
             h = convs[i].forward(a)
         }
         let fn = finalNorm.forward(h), fa = SiLU().forward(fn)
-        let features = fa.meanPerChannel()
+        images.checkShape([nil, 3, imageSize, imageSize], "RewardNet.forward")
+        let features = fa.reshaped([fa.shape[0], -1])
         let logits = linears.map { $0.forward(features) }
         return (logits, Saved(input: x, stageInputs: stageInputs, normalized: normalized, activated: activated,
                               finalInput: h, finalNormalized: fn, pooledFrom: fa, features: features))
@@ -78,8 +88,7 @@ public final class RewardNet: Module {
     public func backward(_ s: Saved, logitGradients: [Tensor]) -> Tensor {
         var dFeatures = Tensor.zeros(like: s.features)
         for (linear, dy) in zip(linears, logitGradients) { dFeatures += linear.backward(input: s.features, outputGradient: dy) }
-        let spatial = Array(s.pooledFrom.shape.dropFirst(2))
-        var g = SiLU().backward(input: s.finalNormalized, outputGradient: dFeatures.spreadPerChannel(spatialShape: spatial))
+        var g = SiLU().backward(input: s.finalNormalized, outputGradient: dFeatures.reshaped(s.pooledFrom.shape))
         g = finalNorm.backward(input: s.finalInput, outputGradient: g)
         for i in (0..<3).reversed() {
             g = convs[i].backward(input: s.activated[i], outputGradient: g)

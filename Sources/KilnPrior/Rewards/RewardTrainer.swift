@@ -10,10 +10,10 @@ public final class RewardTrainer {
     let optimizer: Adam
     var rng: RNG
 
-    public init(kind: ToyRewardKind, width: Int = 32, learningRate: Double = 2e-3, seed: UInt64 = 0) {
+    public init(kind: ToyRewardKind, width: Int = 32, imageSize: Int = 64, learningRate: Double = 2e-3, seed: UInt64 = 0) {
         self.kind = kind
         var r = RNG(seed: seed)
-        net = RewardNet(heads: kind.heads, width: width, rng: &r)
+        net = RewardNet(heads: kind.heads, width: width, imageSize: imageSize, rng: &r)
         optimizer = Adam(parameters: net.parameters, configuration: .adamW(learningRate: learningRate, weightDecay: 1e-4))
         rng = r.split(7)
     }
@@ -118,7 +118,8 @@ public final class RewardTrainer {
     /// The weights and the heads, as safetensors (F32).
     public func encoded() throws -> SafeTensorsWriter {
         let heads = String(decoding: try JSONEncoder().encode(net.heads), as: UTF8.self)
-        var writer = SafeTensorsWriter(metadata: ["kiln_reward": kind.rawValue, "heads": heads, "width": "\(net.width)"])
+        var writer = SafeTensorsWriter(metadata: ["kiln_reward": kind.rawValue, "heads": heads, "width": "\(net.width)",
+                                                  "image_size": "\(net.imageSize)"])
         for (name, p) in net.namedParameters { try writer.add(name, shape: p.shape, values: p.value.storage) }
         return writer
     }
@@ -130,11 +131,11 @@ extension RewardNet {
     public static func load(_ url: URL) throws -> (kind: ToyRewardKind, net: RewardNet) {
         let file = try SafeTensorsFile(contentsOf: url)
         guard let kindName = file.metadata["kiln_reward"], let kind = ToyRewardKind(rawValue: kindName),
-              let width = file.metadata["width"].flatMap({ Int($0) }) else {
+              let width = file.metadata["width"].flatMap({ Int($0) }), let size = file.metadata["image_size"].flatMap({ Int($0) }) else {
             throw PriorConfigError(source: url.path, key: "__metadata__", problem: "is not a Kiln reward model", fix: "write it with kiln train-rewards")
         }
         var rng = RNG(seed: 0)
-        let net = RewardNet(heads: kind.heads, width: width, rng: &rng)
+        let net = RewardNet(heads: kind.heads, width: width, imageSize: size, rng: &rng)
         for (name, p) in net.namedParameters { p.load(Tensor(shape: p.shape, storage: try file.expect(name, shape: p.shape)), name: name) }
         return (kind, net)
     }

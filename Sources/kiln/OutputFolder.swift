@@ -9,6 +9,11 @@ func writeJSON(_ value: some Encodable, to url: URL) throws {
     try FileIO.writeAtomically(encoder.encode(value), to: url)
 }
 
+/// A progress line, written at once (unbuffered), so a log file follows a long run.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
 /// Output folders: created when missing; an existing non-empty one needs `--force`.
 enum OutputFolder {
     static func prepare(_ folder: URL, force: Bool) throws {

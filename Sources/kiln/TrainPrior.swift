@@ -93,9 +93,4 @@ struct TrainPrior: ParsableCommand {
         }
         say("wrote the prior to \(out)")
     }
-
-    /// A progress line, written at once (unbuffered), so a log file follows a long run.
-    func say(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
-    }
 }

@@ -84,6 +84,4 @@ struct TrainRewards: ParsableCommand {
         try writeJSON(record, to: output.url.appendingPathComponent("rewards.json"))
         say("wrote the reward models to \(output.out)")
     }
-
-    func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 }

@@ -28,7 +28,7 @@ public final class RewardTrainer {
 
     /// A degraded copy of image `b` of the batch for the quality model: additive noise, shuffled
     /// 8×8 patches, or its left half spliced with the mirrored right half of another image.
-    func degrade(_ batch: inout [Float], _ b: Int, other: Int, size: Int) {
+    static func degrade(_ batch: inout [Float], _ b: Int, other: Int, size: Int, rng: inout RNG) {
         let plane = size * size, base = b * 3 * plane, otherBase = other * 3 * plane
         let original = Array(batch[base..<(base + 3 * plane)])
         switch rng.next() % 3 {
@@ -62,7 +62,7 @@ public final class RewardTrainer {
         if kind == .quality {
             var values = x.storage
             for b in 0..<batchSize where b % 2 == 1 {
-                degrade(&values, b, other: (b + 1) % batchSize, size: size)
+                Self.degrade(&values, b, other: (b + 1) % batchSize, size: size, rng: &rng)
                 targets[b] = [0]
             }
             x = Tensor(shape: x.shape, storage: values)
@@ -85,21 +85,17 @@ public final class RewardTrainer {
     /// Accuracy per head (quality: on the held-out images and one degraded copy of each).
     public func accuracy(images bytes: [UInt8], records: [ToyRecord], size: Int) -> [String: Double] {
         var correct = [Int](repeating: 0, count: kind.heads.count), total = 0
-        var r = RNG(seed: 99)
+        var r = RNG(seed: 99)  // the same degradations every time, independent of training
         for start in stride(from: 0, to: records.count, by: 64) {
             let indices = Array(start..<min(records.count, start + 64))
             var x = Self.images(bytes, indices: indices, size: size)
             var targets = indices.map { kind.targets(records[$0]) }
             if kind == .quality {
                 var values = x.storage
-                let saved = rng
-                rng = r
                 for b in 0..<indices.count where b % 2 == 1 {
-                    degrade(&values, b, other: (b + 1) % indices.count, size: size)
+                    Self.degrade(&values, b, other: (b + 1) % indices.count, size: size, rng: &r)
                     targets[b] = [0]
                 }
-                r = rng
-                rng = saved
                 x = Tensor(shape: x.shape, storage: values)
             }
             let logits = net.forward(x)

@@ -30,15 +30,15 @@ public final class PriorTrainer {
         self.config = config
         self.data = data
         tokenizer = try CLIPTokenizer(folder: config.tokenizerFolder)
-        var init_rng = RNG(seed: config.training.seed)
-        unet = UNet2DConditionModel(config.unet, rng: &init_rng)
-        textEncoder = CLIPTextModel(config.textEncoder, rng: &init_rng)
+        var initRNG = RNG(seed: config.training.seed)
+        unet = UNet2DConditionModel(config.unet, rng: &initRNG)
+        textEncoder = CLIPTextModel(config.textEncoder, rng: &initRNG)
         schedule = try NoiseSchedule(config: config.scheduler)
         named = prefixed("unet", unet) + prefixed("text_encoder", textEncoder)
         let parameters = named.map(\.parameter)
         optimizer = Adam(parameters: parameters, configuration: .adamW(learningRate: config.training.learningRate, weightDecay: config.training.weightDecay))
         ema = EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: config.training.emaDecay))
-        rng = init_rng.split(1)
+        rng = initRNG.split(1)
         let size = config.unet.sampleHeight ?? data.size
         guard size == data.size else {
             throw PriorConfigError(source: "training config", key: "unet.sample_size", problem: "is \(size) but the data set is \(data.size)²",

@@ -42,12 +42,19 @@ static float *buffer(float **slot, size_t count) {
 static void pack_a(int mc, int kc, const float *a, int lda, int trans, float *out) {
     for (int r = 0; r < mc; r += MR) {
         float *panel = out + (size_t)r * kc;
+        if (trans) {
+            // Stored [k, m]: each p gives MR consecutive values, copied as one run (reading down the
+            // columns instead was the slowest part of the weight-gradient products).
+            int rows = mc - r < MR ? mc - r : MR;
+            for (int p = 0; p < kc; p++) {
+                memcpy(panel + p * MR, a + (size_t)p * lda + r, (size_t)rows * sizeof(float));
+                if (rows < MR) memset(panel + p * MR + rows, 0, (size_t)(MR - rows) * sizeof(float));
+            }
+            continue;
+        }
         for (int i = 0; i < MR; i++) {
             if (r + i >= mc) {
                 for (int p = 0; p < kc; p++) panel[p * MR + i] = 0;
-            } else if (trans) {
-                const float *column = a + (r + i);
-                for (int p = 0; p < kc; p++) panel[p * MR + i] = column[(size_t)p * lda];
             } else {
                 const float *row = a + (size_t)(r + i) * lda;
                 for (int p = 0; p < kc; p++) panel[p * MR + i] = row[p];

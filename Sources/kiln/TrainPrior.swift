@@ -82,6 +82,14 @@ struct TrainPrior: ParsableCommand {
                 try trainer.saveCheckpoint(to: checkpoint)
                 try trainer.exportPipeline(to: folder)
                 try FileIO.writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: log)
+                let curve = lines.dropFirst().compactMap { line -> (x: Double, y: Double)? in
+                    let parts = line.split(separator: ",")
+                    guard parts.count == 2, let x = Double(parts[0]), let y = Double(parts[1]) else { return nil }
+                    return (x, y)
+                }
+                try PNG.write(Image.linePlot(curve, title: "training loss (log scale) by step"), to: folder.appendingPathComponent("loss.png"))
+                try FileIO.writeAtomically(Data(modelCard(trainer: trainer, dataset: dataset, settings: settings, curve: curve).utf8),
+                                           to: folder.appendingPathComponent("README.md"))
                 let images = try trainer.sampleImages(prompts: samplePrompt, seed: 0)
                 let tiles = images.map { $0.resized(width: max(96, $0.width), height: max(96, $0.height)) }
                 let labels = [0, 180].flatMap { az in samplePrompt.map { "\($0) @\(az)" } }
@@ -92,5 +100,41 @@ struct TrainPrior: ParsableCommand {
             }
         }
         say("wrote the prior to \(out)")
+    }
+
+    /// The prior folder's model card: how it was made and where it stands.
+    func modelCard(trainer: PriorTrainer, dataset: ToyTrainingData, settings: PriorTrainingConfig, curve: [(x: Double, y: Double)]) -> String {
+        let t = settings.training, m = dataset.manifest
+        let last = curve.last.map { String(format: "%.4f at step %.0f", $0.y, $0.x) } ?? "not logged yet"
+        return """
+        # Kiln prior
+
+        A text- and view-conditioned pixel-space diffusion prior in the diffusers folder layout (`unet/`, `text_encoder/`, `tokenizer/`, `scheduler/`, `kiln_prior.json`), trained from scratch by Kiln. `kiln sample "a red snowman" --prior THIS_FOLDER --out grid.png` draws from it.
+
+        ## How it was made
+        ```sh
+        kiln dataset --count \(m.count) --seed \(m.seed) --size \(m.size) --shard-size \(m.shardSize) --motion-probability \(m.options.motionProbability) --out DATA
+        kiln train-prior --data DATA --config train_config.json --out THIS_FOLDER
+        ```
+        `train_config.json` (copied here) holds the architecture and the optimisation settings.
+
+        | | |
+        | --- | --- |
+        | UNet | \(trainer.unet.parameterCount) parameters, \(m.size)² RGB, view conditioning through the projection class embedding |
+        | text encoder | \(trainer.textEncoder.parameterCount) parameters (CLIP layout, trained together with the UNet) |
+        | data | \(m.count) toy-world renders, seed \(m.seed); captions from a closed vocabulary of \(m.vocabulary.count) words |
+        | steps | \(trainer.step) of \(t.steps), batch \(t.batchSize) |
+        | optimiser | AdamW, learning rate \(t.learningRate) with \(t.warmupSteps) warm-up steps, weight decay \(t.weightDecay), gradient norm ≤ \(t.maxGradNorm) |
+        | weights | EMA of the trained weights (decay \(t.emaDecay)); captions dropped with probability \(t.captionDropout) for classifier-free guidance |
+        | loss | ε-prediction MSE \(last) |
+
+        ## Loss and samples
+        ![training loss](loss.png)
+
+        ![samples](samples/\(String(format: "step_%07d.png", trainer.step)))
+
+        Sample grids: the prompts at azimuth 0 (top row) and 180 (bottom row), \(t.sampleSteps) DDIM steps, guidance \(t.sampleGuidance).
+
+        """
     }
 }

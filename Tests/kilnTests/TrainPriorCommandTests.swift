@@ -16,7 +16,7 @@ struct TrainPriorCommandTests {
             #expect(run.stdout.contains("checkpoint at step 20") && run.stdout.contains("step 40/40"), "\(run.stdout)")
             for file in ["unet/config.json", "unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", "tokenizer/vocab.json",
                          "scheduler/scheduler_config.json", "kiln_prior.json", "model_index.json", "loss.csv", "train_config.json",
-                         "checkpoint/state.json", "samples/step_0000040.png"] {
+                         "checkpoint/state.json", "samples/step_0000040.png", "README.md", "loss.png"] {
                 #expect(FileManager.default.fileExists(atPath: prior + "/" + file), "missing \(file)")
             }
             let losses = try String(contentsOfFile: prior + "/loss.csv", encoding: .utf8).split(separator: "\n").dropFirst()

@@ -80,4 +80,23 @@ struct RewardTests {
             }
         }
     }
+
+    @Test("scoring a prior: fractions in [0, 1], reproducible; reward models of another size are refused")
+    func priorScore() throws {
+        let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/pipelines/tiny")
+        let prior = try PriorPipeline(folder: tiny)
+        var nets: [ToyRewardKind: RewardNet] = [:]
+        for kind in ToyRewardKind.allCases {
+            var rng = RNG(seed: 2)
+            nets[kind] = RewardNet(heads: kind.heads, width: 8, imageSize: 16, rng: &rng)
+        }
+        let a = try PriorScore.measure(prior: prior, rewards: nets, count: 6, seed: 3, steps: 2, guidanceScale: 2)
+        let b = try PriorScore.measure(prior: prior, rewards: nets, count: 6, seed: 3, steps: 2, guidanceScale: 2)
+        #expect(a == b && a.samples == 6)
+        for value in [a.kind, a.mainColor, a.azimuth, a.elevation] + (a.secondColor.map { [$0] } ?? []) { #expect((0...1).contains(value)) }
+        #expect(a.meanQualityLogLikelihood <= 0)
+        var rng = RNG(seed: 2)
+        nets[.view] = RewardNet(heads: ToyRewardKind.view.heads, width: 8, imageSize: 64, rng: &rng)
+        #expect { try PriorScore.measure(prior: prior, rewards: nets, count: 1, seed: 3, steps: 1, guidanceScale: 2) } throws: { "\($0)".contains("image_size") || "\($0)".contains("size") }
+    }
 }

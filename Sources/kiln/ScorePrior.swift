@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import KilnAsset
+import KilnCore
+import KilnNN
+import KilnPrior
+
+struct ScorePrior: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "score-prior",
+        abstract: "Judge a prior with the reward models: does it draw the kind, colours and view it is asked for?",
+        discussion: """
+        Draws one sample for each of --count toy-world captions and cameras (seed --seed, the \
+        data set's grammar) and reports the share whose kind, main colour, named second colour, \
+        azimuth bin (45°) and elevation bin the reward models recognise, and the mean log p(real) \
+        of the quality model. Writes the report as JSON (default PRIOR/scores.json).
+        """
+    )
+
+    @Option(help: "The prior folder.", completion: .directory)
+    var prior: String
+
+    @Option(help: "The reward-model folder (kiln train-rewards).", completion: .directory)
+    var rewards: String = "assets/rewards"
+
+    @Option(help: "Number of samples (at least 200 for a model card).")
+    var count: Int = 200
+
+    @Option(help: "Seed of the captions, cameras and noise.")
+    var seed: UInt64 = 7
+
+    @Option(help: "DDIM steps per sample.")
+    var steps: Int = 30
+
+    @Option(help: "Classifier-free guidance scale.")
+    var guidanceScale: Double = 3
+
+    @Option(help: "Report file (JSON).")
+    var out: String?
+
+    func validate() throws {
+        guard (1...100_000).contains(count) else { throw ValidationError("--count must be 1…100000, got \(count)") }
+        guard (1...1000).contains(steps) else { throw ValidationError("--steps must be 1…1000, got \(steps)") }
+        guard guidanceScale.isFinite && guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") }
+    }
+
+    func run() throws {
+        _ = Memory.retainFreedMemory()
+        let pipeline = try PriorPipeline(folder: URL(fileURLWithPath: prior))
+        var nets: [ToyRewardKind: RewardNet] = [:]
+        for kind in ToyRewardKind.allCases {
+            let (loaded, net) = try RewardNet.load(URL(fileURLWithPath: rewards).appendingPathComponent("\(kind.rawValue).safetensors"))
+            guard loaded == kind else { throw CLIError("\(rewards)/\(kind.rawValue).safetensors holds the \(loaded) model; retrain with kiln train-rewards") }
+            nets[kind] = net
+        }
+        let score = try PriorScore.measure(prior: pipeline, rewards: nets, count: count, seed: seed, steps: steps, guidanceScale: guidanceScale) { done, total in
+            if done % 20 == 0 || done == total { say("  \(done)/\(total)") }
+        }
+        let outURL = URL(fileURLWithPath: out ?? (prior + "/scores.json"))
+        try writeJSON(score, to: outURL)
+        say(String(format: "kind %.3f  main colour %.3f  second colour %@  azimuth %.3f  elevation %.3f  mean log p(real) %.3f  (%d samples)",
+                   score.kind, score.mainColor, score.secondColor.map { String(format: "%.3f", $0) } ?? "–", score.azimuth, score.elevation,
+                   score.meanQualityLogLikelihood, count))
+        say("wrote \(outURL.path)")
+    }
+}

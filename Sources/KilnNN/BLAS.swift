@@ -41,6 +41,7 @@ public enum BLAS {
     /// The shared-library names tried, in order.
     static let libraryNames = ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib"]
 
+    /// Opened (single-threaded) on first use, by the first matrix product.
     static let library: Library = {
         #if arch(x86_64)
         if CPU.hasAVX512 { setenv("OPENBLAS_CORETYPE", "SkylakeX", 0) }
@@ -65,10 +66,6 @@ public enum BLAS {
         return Library(sgemm: unsafeBitCast(sgemm, to: SgemmFunction.self), sgemv: unsafeBitCast(sgemv, to: SgemvFunction.self),
                        configuration: text(config).trimmingCharacters(in: .whitespaces), coreName: text(core))
     }()
-
-    /// Loads OpenBLAS (single-threaded) the first time it is called; free afterwards. Every
-    /// `Matmul` call does this itself.
-    public static func configure() { _ = library }
 
     nonisolated(unsafe) private static var threads = Parallel.defaultThreadCount
 

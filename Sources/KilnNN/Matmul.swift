@@ -18,9 +18,9 @@ public enum Matmul {
     ///   - threads: how many blocks to split a large product into (`BLAS.threadCount` by
     ///     default; 1 inside work that is already parallel, such as one attention head).
     /// - Complexity: 2·m·n·k flops. Products of at least `parallelFlops` are cut into `threads`
-    ///   blocks of C's columns (or rows, when C is taller than wide), one single-threaded OpenBLAS
-    ///   call each; the blocks depend only on the sizes and `threads`, so results are
-    ///   reproducible for a fixed thread count.
+    ///   blocks of C's columns (or rows, when C is taller than wide), one single-threaded product
+    ///   each (Kiln's AVX-512 kernel when `ownKernelFits`, else OpenBLAS); the blocks depend only on
+    ///   the sizes and `threads`, so results are reproducible for a fixed thread count.
     public static func sgemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int,
                              alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                              b: UnsafePointer<Float>, ldb: Int,
@@ -38,8 +38,7 @@ public enum Matmul {
             return
         }
         let ta = transposeA ? BLAS.transpose : BLAS.noTranspose, tb = transposeB ? BLAS.transpose : BLAS.noTranspose
-        // Products wide enough for the 12×32 tiles of Kiln's AVX-512 kernel use it.
-        let own = useOwnKernel && n >= 32 && m >= 8 && k >= 16
+        let own = ownKernelFits(m: m, n: n, k: k)
         let blocks = 2 * m * n * k < parallelFlops ? 1 : min(threads, max(m, n) / 16)
         if blocks <= 1 {
             block(own, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -92,7 +91,7 @@ public enum Matmul {
         precondition(m >= 0 && n >= 0 && k >= 0 && lda >= max(1, k) && ldb >= max(1, n) && ldc >= max(1, n),
                      "Matmul.sgemmAddingRowBias: m \(m), n \(n), k \(k), lda \(lda), ldb \(ldb), ldc \(ldc) are not valid")
         if m == 0 || n == 0 { return }
-        if useOwnKernel && n >= 32 && m >= 8 && k >= 16 {
+        if ownKernelFits(m: m, n: n, k: k) {
             kiln_sgemm_avx512(0, 0, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb), 0, c, Int32(ldc), bias)
             return
         }
@@ -108,7 +107,12 @@ public enum Matmul {
     public static let useOwnKernel: Bool = kiln_sgemm_avx512_available() != 0
         && ProcessInfo.processInfo.environment["KILN_SGEMM"] != "openblas"
 
-    /// Products below this many flops run as one OpenBLAS call: splitting them costs more in
+    /// Whether a product runs on Kiln's AVX-512 kernel: when it is in use and the product is wide
+    /// enough for its 12×32 tiles.
+    @inline(__always)
+    static func ownKernelFits(m: Int, n: Int, k: Int) -> Bool { useOwnKernel && n >= 32 && m >= 8 && k >= 16 }
+
+    /// Products below this many flops run as one call: splitting them costs more in
     /// thread hand-off than it saves.
     public static let parallelFlops = 4_000_000
 

@@ -40,18 +40,20 @@ public struct Softmax: Sendable {
 
     /// Softmax of each row of `[rows, columns]` in place; rows in parallel when large. With
     /// `causal`, row r keeps columns 0…(r mod columns) and zeroes the rest.
-    /// `parallel: false` runs on the calling thread (inside work that is already parallel).
-    /// `firstRow` is the index of the first row within its score block (for the causal mask).
-    static func rowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, causal: Bool, firstRow: Int = 0,
-                            parallel: Bool = true) {
+    static func rowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, causal: Bool) {
         nonisolated(unsafe) let x = x
-        let large = parallel && rows * columns >= VectorMath.parallelThreshold
-        VectorMath.forChunks(rows, threshold: large ? 2 : Int.max) { range in
+        VectorMath.forChunks(rows, threshold: rows * columns >= VectorMath.parallelThreshold ? 2 : Int.max) { range in
             for r in range {
-                let valid = causal ? min(columns, (firstRow + r) % columns + 1) : columns
-                row(x + r * columns, valid: valid, columns: columns)
+                row(x + r * columns, valid: validColumns(row: r, columns: columns, causal: causal), columns: columns)
             }
         }
+    }
+
+    /// How many leading columns of score-block row `row` take part: all, or with `causal`
+    /// columns 0…(row mod columns).
+    @inline(__always)
+    static func validColumns(row: Int, columns: Int, causal: Bool) -> Int {
+        causal ? min(columns, row % columns + 1) : columns
     }
 
     /// One row: the first `valid` values become probabilities, the rest zero.
@@ -61,14 +63,14 @@ public struct Softmax: Sendable {
         VectorMath.affine(p, p, valid, scale: 1 / total, shift: 0)
     }
 
-    /// Unnormalised rows for attention's inference path: row r becomes exp(x − max) (zero past
-    /// the causal limit) and `sums[r]` its sum, so the caller divides P·v by the sums instead of
-    /// dividing P (one pass over the scores fewer).
+    /// Unnormalised rows for attention: row r becomes exp(x − max) (zero past the causal limit)
+    /// and `sums[r]` its sum, so the caller divides P·v by the sums instead of dividing P (one
+    /// pass over the scores fewer). `firstRow` is row 0's index in its score block (for the
+    /// causal mask); runs on the calling thread.
     static func exponentiatedRowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, causal: Bool, firstRow: Int,
                                          sums: UnsafeMutablePointer<Float>) {
         for r in 0..<rows {
-            let valid = causal ? min(columns, (firstRow + r) % columns + 1) : columns
-            sums[r] = exponentiatedRow(x + r * columns, valid: valid, columns: columns)
+            sums[r] = exponentiatedRow(x + r * columns, valid: validColumns(row: firstRow + r, columns: columns, causal: causal), columns: columns)
         }
     }
 

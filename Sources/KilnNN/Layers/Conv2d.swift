@@ -276,36 +276,29 @@ public final class Conv2d: Module {
     /// `col` `[C·kh·kw, samples·Ho·Wo]`: col[(c, u, v), (s, i, j)] = x[s, c, i·st − p + u, j·st − p + v],
     /// zero outside the image. Rows in parallel (each row is written by one chunk).
     static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, firstSample: Int, samples: Int, into col: UnsafeMutablePointer<Float>) {
-        let (ho, wo, p) = (g.outHeight, g.outWidth, g.outHeight * g.outWidth)
-        let columns = samples * p
-        let rows = g.patchSize
+        let p = g.outHeight * g.outWidth, columns = samples * p
         nonisolated(unsafe) let (x, col) = (x, col)
-        VectorMath.forChunks(rows, threshold: rows * columns >= VectorMath.parallelThreshold ? 2 : Int.max) { range in
-            for r in range {
-                let c = r / (g.kernelHeight * g.kernelWidth)
-                let u = r / g.kernelWidth % g.kernelHeight, v = r % g.kernelWidth
-                let (jLow, jHigh) = g.validOutputColumns(tap: v)
-                for s in 0..<samples {
-                    let plane = x + ((firstSample + s) * g.inChannels + c) * g.height * g.width
-                    let rowBase = col + r * columns + s * p
-                    for i in 0..<ho { unfoldRow(plane, g, outputRow: i, tap: (u, v), columns: (jLow, jHigh), into: rowBase + i * wo) }
-                }
+        VectorMath.forChunks(g.patchSize, threshold: g.patchSize * columns >= VectorMath.parallelThreshold ? 2 : Int.max) { range in
+            for s in 0..<samples {
+                im2colBand(x, g, sample: firstSample + s, firstRow: 0, rows: g.outHeight, patchRows: range, into: col + s * p, rowStride: columns)
             }
         }
     }
 
     /// Unfolds output rows `firstRow ..< firstRow + rows` of one sample into `col`
-    /// `[C·kh·kw, rows·Wo]` (the band's slice of `im2col`'s matrix), on the calling thread.
+    /// `[C·kh·kw, rows·Wo]` (the band's slice of `im2col`'s matrix), on the calling thread: the
+    /// patch rows `patchRows` (all by default), each `rowStride` values after the previous one
+    /// (`rows·Wo` by default; `im2col` interleaves samples with a wider stride).
     static func im2colBand(_ x: UnsafePointer<Float>, _ g: Conv2dGeometry, sample: Int, firstRow: Int, rows: Int,
-                           into col: UnsafeMutablePointer<Float>) {
-        let wo = g.outWidth, columns = rows * wo
-        for r in 0..<g.patchSize {
+                           patchRows: Range<Int>? = nil, into col: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
+        let wo = g.outWidth, stride = rowStride ?? rows * wo
+        for r in patchRows ?? 0..<g.patchSize {
             let c = r / (g.kernelHeight * g.kernelWidth)
             let u = r / g.kernelWidth % g.kernelHeight, v = r % g.kernelWidth
             let (jLow, jHigh) = g.validOutputColumns(tap: v)
             let plane = x + (sample * g.inChannels + c) * g.height * g.width
             for i in 0..<rows {
-                unfoldRow(plane, g, outputRow: firstRow + i, tap: (u, v), columns: (jLow, jHigh), into: col + r * columns + i * wo)
+                unfoldRow(plane, g, outputRow: firstRow + i, tap: (u, v), columns: (jLow, jHigh), into: col + r * stride + i * wo)
             }
         }
     }

@@ -104,8 +104,7 @@ struct Dataset: ParsableCommand {
                       text: KilnMetadata(command: "dataset", seed: seed, settings: manifest).textEntries)
         try writeJSON(manifest, to: folder.appendingPathComponent("dataset.json"))
         try? FileManager.default.removeItem(at: partial)
-        let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        print(String(format: "wrote %d samples in %d shards to %@ (%d rendered now, %.1f s)", count, manifest.shards.count, output.out, rendered, seconds))
+        print(String(format: "wrote %d samples in %d shards to %@ (%d rendered now, %.1f s)", count, manifest.shards.count, output.out, rendered,
+                     (clock.now - start).seconds))
     }
 }

@@ -92,8 +92,7 @@ struct Sample: ParsableCommand {
                                   guidanceScale: guidanceScale, count: count, view: pipeline.hasViewConditioning ? view : nil,
                                   scheduler: "DDIM", height: images[0].height, width: images[0].width)
         try PNG.write(sheet, to: outURL, text: KilnMetadata(command: "sample", prompt: prompt, seed: seed, settings: record).textEntries)
-        let seconds = Double((clock.now - start).components.seconds) + Double((clock.now - start).components.attoseconds) / 1e18
-        print(String(format: "wrote %d samples to %@ (%.1f s)", count, out, seconds))
+        print(String(format: "wrote %d samples to %@ (%.1f s)", count, out, (clock.now - start).seconds))
     }
 
     func warn(_ message: String) {

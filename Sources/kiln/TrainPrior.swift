@@ -51,16 +51,20 @@ struct TrainPrior: ParsableCommand {
         let trainer = try PriorTrainer(config: settings, data: dataset)
         let checkpoint = folder.appendingPathComponent("checkpoint")
         let log = folder.appendingPathComponent("loss.csv")
-        var lines: [String]
+        // The loss curve (step, mean loss over the logging window), written as loss.csv.
+        var curve: [(x: Double, y: Double)] = []
         if resume {
             try trainer.loadCheckpoint(from: checkpoint)
-            lines = (try? String(contentsOf: log, encoding: .utf8))?.split(separator: "\n").map(String.init) ?? ["step,loss"]
-            lines = lines.filter { Int($0.split(separator: ",").first ?? "").map { $0 <= trainer.step } ?? true }
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            curve = text.split(separator: "\n").compactMap { line -> (x: Double, y: Double)? in
+                let parts = line.split(separator: ",")
+                guard parts.count == 2, let x = Double(parts[0]), let y = Double(parts[1]), x <= Double(trainer.step) else { return nil }
+                return (x, y)
+            }
             say("resuming at step \(trainer.step)")
         } else {
             try OutputFolder.prepare(folder, force: force)
             try FileIO.writeAtomically(try Data(contentsOf: URL(fileURLWithPath: config)), to: folder.appendingPathComponent("train_config.json"))
-            lines = ["step,loss"]
         }
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("samples"), withIntermediateDirectories: true)
         let t = settings.training
@@ -74,19 +78,14 @@ struct TrainPrior: ParsableCommand {
             if trainer.step % t.logEvery == 0 || trainer.step == t.steps {
                 let mean = window.reduce(0, +) / Float(window.count)
                 window = []
-                lines.append("\(trainer.step),\(mean)")
-                let seconds = Double((clock.now - start).components.seconds)
-                say(String(format: "  step %d/%d  loss %.4f  (%.0f s)", trainer.step, t.steps, mean, seconds))
+                curve.append((Double(trainer.step), Double(mean)))
+                say(String(format: "  step %d/%d  loss %.4f  (%.0f s)", trainer.step, t.steps, mean, (clock.now - start).seconds))
             }
             if trainer.step % t.checkpointEvery == 0 || trainer.step == t.steps {
                 try trainer.saveCheckpoint(to: checkpoint)
                 try trainer.exportPipeline(to: folder)
-                try FileIO.writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: log)
-                let curve = lines.dropFirst().compactMap { line -> (x: Double, y: Double)? in
-                    let parts = line.split(separator: ",")
-                    guard parts.count == 2, let x = Double(parts[0]), let y = Double(parts[1]) else { return nil }
-                    return (x, y)
-                }
+                let csv = "step,loss\n" + curve.map { "\(Int($0.x)),\(Float($0.y))\n" }.joined()
+                try FileIO.writeAtomically(Data(csv.utf8), to: log)
                 try PNG.write(Image.linePlot(curve, title: "training loss (log scale) by step"), to: folder.appendingPathComponent("loss.png"))
                 try FileIO.writeAtomically(Data(modelCard(trainer: trainer, dataset: dataset, settings: settings, curve: curve).utf8),
                                            to: folder.appendingPathComponent("README.md"))

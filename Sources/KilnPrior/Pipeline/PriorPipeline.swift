@@ -211,16 +211,20 @@ public final class PriorPipeline {
         return x
     }
 
-    /// Samples in [−1, 1] `[N, 3, H, W]` as RGB images (x/2 + ½, clipped to [0, 1]).
+    /// Samples in [−1, 1] as display values: x/2 + ½ clipped to [0, 1], same shape.
+    public static func displayValues(_ x: Tensor) -> Tensor {
+        Tensor(shape: x.shape, storage: x.storage.map { min(1, max(0, $0 / 2 + 0.5)) })
+    }
+
+    /// Samples in [−1, 1] `[N, 3, H, W]` as RGB images (`displayValues`, interleaved).
     public static func images(_ x: Tensor) -> [Image] {
         x.checkRank(4, "[N, 3, H, W]", "PriorPipeline.images")
         let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        let values = displayValues(x).storage
         return (0..<n).map { s in
             var image = Image(width: w, height: h, channels: 3)
             for c in 0..<3 {
-                for i in 0..<(h * w) {
-                    image.pixels[i * 3 + c] = min(1, max(0, x.storage[(s * 3 + c) * h * w + i] / 2 + 0.5))
-                }
+                for i in 0..<(h * w) { image.pixels[i * 3 + c] = values[(s * 3 + c) * h * w + i] }
             }
             return image
         }

@@ -40,7 +40,7 @@ public struct PriorScore: Sendable, Codable, Equatable {
             let request = SampleRequest(prompt: sample.caption, count: 1, steps: steps, guidanceScale: guidanceScale, seed: seed &+ UInt64(i),
                                         view: sample.view)
             let x = try prior.sample(request)
-            let image = Tensor(shape: x.shape, storage: x.storage.map { min(1, max(0, $0 / 2 + 0.5)) })
+            let image = PriorPipeline.displayValues(x)
             func argmax(_ logits: Tensor) -> Int { logits.storage.indices.max { logits.storage[$0] < logits.storage[$1] }! }
             let a = alignment.forward(image), v = view.forward(image)
             let record = ToyRecord(index: i, sample: sample)

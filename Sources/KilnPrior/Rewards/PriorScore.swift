@@ -41,7 +41,7 @@ public struct PriorScore: Sendable, Codable, Equatable {
                                         view: sample.view)
             let x = try prior.sample(request)
             let image = PriorPipeline.displayValues(x)
-            func argmax(_ logits: Tensor) -> Int { logits.storage.indices.max { logits.storage[$0] < logits.storage[$1] }! }
+            func argmax(_ logits: Tensor) -> Int { RewardNet.predictions(logits)[0] }
             let a = alignment.forward(image), v = view.forward(image)
             let record = ToyRecord(index: i, sample: sample)
             let targets = ToyRewardKind.alignment.targets(record), viewTargets = ToyRewardKind.view.targets(record)

@@ -99,6 +99,15 @@ public final class RewardNet: Module {
         return g * 2  // through x = 2·image − 1
     }
 
+    /// The most likely class of each row of `[N, K]` logits (the first on ties).
+    public static func predictions(_ logits: Tensor) -> [Int] {
+        let (n, k) = (logits.shape[0], logits.shape[1])
+        return (0..<n).map { r in
+            let row = logits.storage[(r * k)..<((r + 1) * k)]
+            return row.firstIndex(of: row.max()!)! - r * k
+        }
+    }
+
     /// Row-wise log-softmax of `[N, K]` logits.
     public static func logSoftmax(_ logits: Tensor) -> Tensor {
         let (n, k) = (logits.shape[0], logits.shape[1])

@@ -100,11 +100,7 @@ public final class RewardTrainer {
             }
             let logits = net.forward(x)
             for (h, logit) in logits.enumerated() {
-                let k = logit.shape[1]
-                for b in 0..<indices.count {
-                    let row = logit.storage[(b * k)..<((b + 1) * k)]
-                    if row.firstIndex(of: row.max()!)! - b * k == targets[b][h] { correct[h] += 1 }
-                }
+                for (b, predicted) in RewardNet.predictions(logit).enumerated() where predicted == targets[b][h] { correct[h] += 1 }
             }
             total += indices.count
         }

@@ -72,7 +72,7 @@ struct TrainPrior: ParsableCommand {
         say("training \(trainer.unet.parameterCount + trainer.textEncoder.parameterCount) parameters on \(dataset.count) samples, batch \(t.batchSize)")
         let clock = ContinuousClock(), start = clock.now
         while trainer.step < t.steps {
-            let loss = trainer.trainStep()
+            let loss = try trainer.trainStep()
             guard loss.isFinite else { throw CLIError("the loss became \(loss) at step \(trainer.step); lower training.learning_rate or resume from the last checkpoint") }
             window.append(loss)
             if trainer.step % t.logEvery == 0 || trainer.step == t.steps {

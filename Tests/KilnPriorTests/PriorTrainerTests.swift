@@ -30,16 +30,16 @@ struct PriorTrainerTests {
         var config = try PriorTrainingConfig(contentsOf: Self.fixtures.appendingPathComponent("train_tiny.json"))
         config.training.batchSize = 4  // debug builds train slowly; this keeps the test near 20 s
         let trainer = try PriorTrainer(config: config, data: data)
-        let losses = (0..<16).map { _ in trainer.trainStep() }
+        let losses = try (0..<16).map { _ in try trainer.trainStep() }
         let first = losses.prefix(4).reduce(0, +) / 4, last = losses.suffix(4).reduce(0, +) / 4
         #expect(last < 0.7 * first, "loss \(first) → \(last)")
         let checkpoint = folder.appendingPathComponent("checkpoint")
         try trainer.saveCheckpoint(to: checkpoint)
-        let continued = (0..<2).map { _ in trainer.trainStep() }
+        let continued = try (0..<2).map { _ in try trainer.trainStep() }
         let resumed = try PriorTrainer(config: config, data: data)
         try resumed.loadCheckpoint(from: checkpoint)
         #expect(resumed.step == 16)
-        #expect((0..<2).map { _ in resumed.trainStep() } == continued)
+        #expect(try (0..<2).map { _ in try resumed.trainStep() } == continued)
         // The export loads as a pipeline and samples.
         let prior = folder.appendingPathComponent("prior")
         try resumed.exportPipeline(to: prior)

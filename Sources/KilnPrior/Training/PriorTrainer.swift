@@ -54,8 +54,9 @@ public final class PriorTrainer {
     }
 
     /// One optimisation step on a random batch; returns the batch's loss.
+    /// - Throws: `SchedulerError` only if the training schedule and the batch disagree (a bug).
     @discardableResult
-    public func trainStep() -> Float {
+    public func trainStep() throws -> Float {
         let t = config.training, n = t.batchSize, size = data.size, plane = 3 * size * size
         var x0 = [Float](repeating: 0, count: n * plane), views = [Float](repeating: 0, count: n * ViewConditioning.length)
         var captions: [[Int]] = [], timesteps: [Int] = []
@@ -68,11 +69,7 @@ public final class PriorTrainer {
         }
         var noise = [Float](repeating: 0, count: n * plane)
         rng.fill(normal: &noise)
-        var noisy = [Float](repeating: 0, count: n * plane)
-        for b in 0..<n {
-            let a = schedule.sqrtAlphaCumprod(timesteps[b]), s = schedule.sqrtOneMinusAlphaCumprod(timesteps[b])
-            for j in 0..<plane { noisy[b * plane + j] = a * x0[b * plane + j] + s * noise[b * plane + j] }
-        }
+        let noisy = try schedule.addNoise(x0, noise: noise, timesteps: timesteps)
         // Forward.
         let (context, textSaved) = textEncoder.forwardForTraining(ids: captions)
         let labels = unet.config.projectionClassInputDim == nil ? nil : Tensor(shape: [n, ViewConditioning.length], storage: views)

@@ -94,13 +94,9 @@ struct Dataset: ParsableCommand {
             print("  \(stem): samples \(indices.lowerBound)…\(indices.upperBound - 1)")
         }
         // A preview of the first samples, captions as labels.
-        let previewCount = min(count, 16)
-        let previews = (0..<previewCount).map { i -> Image in
-            let picture = ToySample(seed: seed, index: i, options: options).render(size: size)
-            return picture.resized(width: max(size, 128), height: max(size, 128))
-        }
-        let labels = (0..<previewCount).map { ToySample(seed: seed, index: $0, options: options).caption }
-        try PNG.write(Image.contactSheet(previews, columns: 4, labels: labels), to: folder.appendingPathComponent("preview.png"),
+        let shown = (0..<min(count, 16)).map { ToySample(seed: seed, index: $0, options: options) }
+        let previews = shown.map { $0.render(size: size).resized(width: max(size, 128), height: max(size, 128)) }
+        try PNG.write(Image.contactSheet(previews, columns: 4, labels: shown.map(\.caption)), to: folder.appendingPathComponent("preview.png"),
                       text: KilnMetadata(command: "dataset", seed: seed, settings: manifest).textEntries)
         try writeJSON(manifest, to: folder.appendingPathComponent("dataset.json"))
         try? FileManager.default.removeItem(at: partial)

@@ -100,8 +100,10 @@ public struct ToySample: Sendable, Codable, Equatable {
 
     /// The object as seen: the rest mesh moved by its motion at its time. This is the sample's
     /// ground truth for evaluations.
-    public var mesh: TriangleMesh {
-        let rest = restMesh
+    public var mesh: TriangleMesh { posed(restMesh) }
+
+    /// `rest` moved by the motion at the sample's time.
+    func posed(_ rest: TriangleMesh) -> TriangleMesh {
         guard let motion, let time else { return rest }
         let (linear, translation) = motion.transform(at: time)
         return rest.transformed(linear: linear, translation: translation)
@@ -109,10 +111,10 @@ public struct ToySample: Sendable, Codable, Equatable {
 
     /// The orbit camera: aimed at the centre of the rest pose's bounding box, at a distance that
     /// fits its bounding sphere (times `distanceScale`), so a motion moves the object in the frame.
-    public func camera(size: Int) -> Camera {
-        let rest = restMesh.positions
-        var lo = rest[0], hi = rest[0]
-        for p in rest { lo = pointwiseMin(lo, p); hi = pointwiseMax(hi, p) }
+    public func camera(size: Int) -> Camera { camera(size: size, rest: restMesh) }
+
+    func camera(size: Int, rest: TriangleMesh) -> Camera {
+        let (lo, hi) = rest.bounds!  // every kind has vertices
         let center = (lo + hi) / 2, radius = ((hi - lo) * (hi - lo)).sum().squareRoot() / 2
         let fov = Self.fovYDegrees * .pi / 180
         let distance = radius / Foundation.sin(fov / 2) * distanceScale
@@ -124,6 +126,7 @@ public struct ToySample: Sendable, Codable, Equatable {
     public func render(size: Int) -> Image {
         let settings = MeshRenderSettings(background: background, lightDirectionCamera: lightDirectionCamera, ambient: ambient,
                                           diffuse: 1 - ambient)
-        return MeshRenderer(mesh).render(camera: camera(size: size), settings: settings, threads: 1).color
+        let rest = restMesh  // built once for the pose and the camera
+        return MeshRenderer(posed(rest)).render(camera: camera(size: size, rest: rest), settings: settings, threads: 1).color
     }
 }

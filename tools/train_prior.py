@@ -146,7 +146,11 @@ def main():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             context = text(input_ids=ids[token_rows]).last_hidden_state
             prediction = unet(noisy, timesteps, encoder_hidden_states=context, class_labels=views_gpu[batch]).sample
-        loss = torch.nn.functional.mse_loss(prediction.float(), noise)
+        per_sample = ((prediction.float() - noise) ** 2).mean(dim=(1, 2, 3))
+        if t.get("snr_gamma") is not None:             # Min-SNR-γ: weight min(SNR, γ) / SNR
+            snr = alphas[timesteps].double() / (1 - alphas[timesteps].double())
+            per_sample = per_sample * (torch.clamp(snr, max=t["snr_gamma"]) / snr).float()
+        loss = per_sample.mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, t["max_grad_norm"])

@@ -125,7 +125,7 @@ struct TrainPrior: ParsableCommand {
         | steps | \(trainer.step) of \(t.steps), batch \(t.batchSize) |
         | optimiser | AdamW, learning rate \(t.learningRate) with \(t.warmupSteps) warm-up steps, weight decay \(t.weightDecay), gradient norm ≤ \(t.maxGradNorm) |
         | weights | EMA of the trained weights (decay \(t.emaDecay)); captions dropped with probability \(t.captionDropout) for classifier-free guidance |
-        | loss | ε-prediction MSE \(last) |
+        | loss | ε-prediction MSE\(t.snrGamma.map { String(format: " with Min-SNR-γ weights (γ = %g)", $0) } ?? ""), \(last) |
 
         ## Loss and samples
         ![training loss](loss.png)

@@ -63,10 +63,13 @@ struct PriorTrainerTests {
             return try PriorTrainingConfig(contentsOf: url)
         }
         #expect(try parse { _ in }.training.batchSize == 8)
+        #expect(try parse { _ in }.training.snrGamma == nil)
+        #expect(try parse { var t = $0["training"] as! [String: Any]; t["snr_gamma"] = 5; $0["training"] = t }.training.snrGamma == 5)
         let refused: [(String, (inout [String: Any]) -> Void)] = [
             ("training.momentum", { var t = $0["training"] as! [String: Any]; t["momentum"] = 0.9; $0["training"] = t }),
             ("training.learning_rate", { var t = $0["training"] as! [String: Any]; t["learning_rate"] = 5; $0["training"] = t }),
             ("training.batch_size", { var t = $0["training"] as! [String: Any]; t["batch_size"] = 0; $0["training"] = t }),
+            ("training.snr_gamma", { var t = $0["training"] as! [String: Any]; t["snr_gamma"] = -1; $0["training"] = t }),
             ("vae", { $0["vae"] = [String: Any]() }),
             ("unet", { $0["unet"] = nil }),
             ("unet.cross_attention_dim", { var t = $0["text_encoder"] as! [String: Any]; t["hidden_size"] = 64; t["num_attention_heads"] = 4; $0["text_encoder"] = t }),
@@ -79,5 +82,14 @@ struct PriorTrainerTests {
                 #expect(error.key == key, "\(key): \(error)")
             }
         }
+    }
+
+    @Test("Min-SNR-γ weights: 1 where SNR ≤ γ, γ / SNR above, 1 everywhere without γ")
+    func minSNRWeights() throws {
+        // ᾱ = 0.5 → SNR 1; ᾱ = 0.9 → SNR 9; ᾱ = 0.99 → SNR 99.
+        #expect(PriorTrainer.lossWeight(alphaCumprod: 0.5, snrGamma: 5) == 1)
+        #expect(abs(PriorTrainer.lossWeight(alphaCumprod: 0.9, snrGamma: 5) - Float(5.0 / 9.0)) < 1e-6)
+        #expect(abs(PriorTrainer.lossWeight(alphaCumprod: 0.99, snrGamma: 5) - Float(5.0 / 99.0)) < 1e-5)
+        #expect(PriorTrainer.lossWeight(alphaCumprod: 0.99, snrGamma: nil) == 1)
     }
 }

@@ -6,8 +6,9 @@ import KilnNN
 /// scratch) on a toy-world data set with the DDPM ε objective (Ho et al. 2020):
 ///
 ///     x₀ ∈ [−1, 1], t ~ U{0…T−1}, ε ~ N(0, I), x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε
-///     L = mean ‖ε − ε_θ(x_t, t, text(caption), view)‖²
+///     L = mean_b w_b · mean ‖ε − ε_θ(x_t, t, text(caption), view)‖²
 ///
+/// with w = 1, or with Min-SNR-γ weights w = min(SNR_t, γ) / SNR_t when `snr_gamma` is set.
 /// Captions are replaced by "" with probability `captionDropout` (so the same model gives the
 /// unconditional prediction classifier-free guidance needs); the view vector is always given.
 /// AdamW with linear warm-up, global gradient-norm clipping, an EMA of every weight (exported).
@@ -77,11 +78,16 @@ public final class PriorTrainer {
                                                           encoderHiddenStates: context, classLabels: labels)
         var loss = 0.0
         var dOut = [Float](repeating: 0, count: n * plane)
-        let scale = 2 / Float(n * plane)
-        for j in 0..<(n * plane) {
-            let d = prediction.storage[j] - noise[j]
-            loss += Double(d * d)
-            dOut[j] = scale * d
+        for b in 0..<n {
+            let weight = Self.lossWeight(alphaCumprod: schedule.alphaCumprod(timesteps[b]), snrGamma: t.snrGamma)
+            let scale = 2 * weight / Float(n * plane)
+            var sum = 0.0
+            for j in (b * plane)..<((b + 1) * plane) {
+                let d = prediction.storage[j] - noise[j]
+                sum += Double(d * d)
+                dOut[j] = scale * d
+            }
+            loss += Double(weight) * sum
         }
         // Backward.
         for (_, p) in named { p.zeroGradient() }
@@ -94,6 +100,13 @@ public final class PriorTrainer {
         optimizer.step()
         ema.update(parameters)
         return Float(loss / Double(n * plane))
+    }
+
+    /// The ε-loss weight of a sample at noise level ᾱ: 1, or min(SNR, γ) / SNR with SNR = ᾱ / (1 − ᾱ).
+    static func lossWeight(alphaCumprod a: Float, snrGamma: Double?) -> Float {
+        guard let gamma = snrGamma else { return 1 }
+        let snr = Double(a) / (1 - Double(a))
+        return Float(min(snr, gamma) / snr)
     }
 
     // MARK: Checkpoints

@@ -35,6 +35,10 @@ public struct PriorTrainingConfig: Sendable {
         /// Steps and guidance of the sample grid written at each checkpoint.
         public var sampleSteps = 25
         public var sampleGuidance = 3.0
+        /// Min-SNR-γ loss weighting (Hang et al. 2023): each sample's ε loss is weighted by
+        /// min(SNR_t, γ) / SNR_t, SNR_t = ᾱ_t / (1 − ᾱ_t), which stops the many easy low-noise
+        /// steps from dominating the gradient. nil: the plain ε loss.
+        public var snrGamma: Double? = nil
         public var seed: UInt64 = 0
 
         public init() {}
@@ -93,11 +97,16 @@ public struct PriorTrainingConfig: Sendable {
                 case "ema_decay": training.emaDecay = Float(try number())
                 case "caption_dropout": training.captionDropout = Float(try number())
                 case "sample_guidance": training.sampleGuidance = try number()
+                case "snr_gamma":
+                    if case .null = value { training.snrGamma = nil; continue }
+                    let gamma = try number()
+                    guard gamma > 0 else { throw fail("training.snr_gamma", "must be positive", "use 5, or leave it out for the plain loss") }
+                    training.snrGamma = gamma
                 case "seed":
                     guard case .int(let v) = value, v >= 0 else { throw fail("training.seed", "must be a non-negative integer", "write one") }
                     training.seed = UInt64(v)
                 default:
-                    throw fail("training.\(key)", "is not a training setting", "use " + (Array(Training.keys.keys) + ["learning_rate", "weight_decay", "max_grad_norm", "ema_decay", "caption_dropout", "sample_guidance", "seed"]).sorted().joined(separator: ", "))
+                    throw fail("training.\(key)", "is not a training setting", "use " + (Array(Training.keys.keys) + ["learning_rate", "weight_decay", "max_grad_norm", "ema_decay", "caption_dropout", "sample_guidance", "snr_gamma", "seed"]).sorted().joined(separator: ", "))
                 }
             }
         }

@@ -67,14 +67,16 @@ struct RewardTests {
 
     @Test("the shipped reward models beat their floors on a fixed held-out shard", .enabled(if: FileManager.default.fileExists(atPath: assets.appendingPathComponent("rewards.json").path)))
     func shipped() throws {
-        let held = ToyDataset.renderShard(seed: 424_242, indices: 0..<200, size: 64)
+        let nets = try ToyRewardKind.allCases.map { try RewardNet.load(Self.assets.appendingPathComponent("\($0.rawValue).safetensors")) }
+        let size = nets[0].net.imageSize
+        #expect(nets.allSatisfy { $0.net.imageSize == size })
+        let held = ToyDataset.renderShard(seed: 424_242, indices: 0..<200, size: size)
         let bytes = held.images.map { UInt8($0) }
-        for kind in ToyRewardKind.allCases {
-            let (loadedKind, net) = try RewardNet.load(Self.assets.appendingPathComponent("\(kind.rawValue).safetensors"))
+        for (kind, (loadedKind, net)) in zip(ToyRewardKind.allCases, nets) {
             #expect(loadedKind == kind)
-            let trainer = RewardTrainer(kind: kind)
+            let trainer = RewardTrainer(kind: kind, imageSize: size)
             for (name, p) in trainer.net.namedParameters { p.load(net.parameter(named: name)!.value) }
-            let accuracy = trainer.accuracy(images: bytes, records: held.records, size: 64)
+            let accuracy = trainer.accuracy(images: bytes, records: held.records, size: size)
             for (head, floor) in Self.floors[kind.rawValue]! {
                 #expect(accuracy[head]! >= floor, "\(kind) \(head): \(accuracy[head]!) < \(floor)")
             }

@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "KilnRender", targets: ["KilnRender"]),
         .library(name: "KilnNN", targets: ["KilnNN"]),
         .library(name: "KilnPrior", targets: ["KilnPrior"]),
+        .library(name: "KilnDistill", targets: ["KilnDistill"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -53,6 +54,8 @@ let package = Package(
         .target(name: "KilnPrior", dependencies: ["KilnNN", "KilnCore", "KilnRender"]),
         // Differentiable renderers: Gaussian splats (Splat/), later meshes and fields.
         .target(name: "KilnRender", dependencies: ["KilnCore", .product(name: "RealModule", package: "swift-numerics")]),
+        // Score distillation and its reward-aware variants, and the optimisation loops built on them.
+        .target(name: "KilnDistill", dependencies: ["KilnCore", "KilnNN", "KilnRender", "KilnPrior"]),
         // File formats: PNG (libpng), meshes (Assimp), splat PLY and .splat, atomic writes.
         .target(name: "KilnAsset", dependencies: ["KilnCore", "CPNG", "CAssimp"]),
 
@@ -60,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior",
+                "KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior", "KilnDistill",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -76,6 +79,7 @@ let package = Package(
         .testTarget(name: "KilnRenderTests", dependencies: ["KilnRender", "KilnCore"]),
         .testTarget(name: "KilnNNTests", dependencies: ["KilnNN", "KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnPriorTests", dependencies: ["KilnPrior", "KilnNN", "KilnCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "KilnDistillTests", dependencies: ["KilnDistill", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
         // Runs the built `kiln` executable as a user would.
         .testTarget(name: "kilnTests"),
     ],
@@ -89,7 +93,7 @@ for target in package.targets where target.type != .system {
 // The numeric modules are optimised in debug builds too: `swift test` trains and samples small
 // networks, which unoptimised code runs 20–50× slower. (-enable-testing stays on, so @testable
 // imports still work.)
-for name in ["KilnNN", "KilnPrior", "KilnRender"] {
+for name in ["KilnNN", "KilnPrior", "KilnRender", "KilnDistill"] {
     let target = package.targets.first { $0.name == name }!
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 }

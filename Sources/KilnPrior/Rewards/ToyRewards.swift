@@ -91,26 +91,50 @@ public struct ToyCaption: Sendable, Equatable {
 /// The alignment reward of an image for a caption: Σ over the attributes the caption names of
 /// log p(attribute | image), and its gradient with respect to the image.
 public func alignmentReward(_ net: RewardNet, images: Tensor, caption: ToyCaption) -> (reward: [Float], imageGradient: Tensor) {
-    var targets: [Int?] = [caption.kind.map { ToyKind.allCases.firstIndex(of: $0)! },
-                           caption.mainColor.map { ToyColor.allCases.firstIndex(of: $0)! },
-                           caption.secondColor.map { ToyColor.allCases.firstIndex(of: $0)! },
-                           nil]
-    if let motion = caption.motion { targets[3] = ToyMotion.allCases.firstIndex(of: motion)! + 1 }
-    return logLikelihood(net, images: images, targets: targets)
+    logLikelihood(net, images: images, targets: caption.alignmentTargets)
+}
+
+/// The view reward of images seen from orbit cameras at the given angles: log p(azimuth bin) + log p(elevation bin) of
+/// each image's own camera, and its gradient with respect to the images. A front seen from
+/// behind (the Janus failure) scores low.
+public func viewReward(_ net: RewardNet, images: Tensor, azimuthDegrees: [Float], elevationDegrees: [Float]) -> (reward: [Float], imageGradient: Tensor) {
+    let targets = zip(azimuthDegrees, elevationDegrees).map { [ToyRewardKind.azimuthBin($0), ToyRewardKind.elevationBin($1)] as [Int?] }
+    return logLikelihood(net, images: images, perImageTargets: targets)
+}
+
+extension ToyCaption {
+    /// The alignment model's targets (kind, main colour, second colour, motion), nil where the
+    /// caption names nothing.
+    public var alignmentTargets: [Int?] {
+        var targets: [Int?] = [kind.map { ToyKind.allCases.firstIndex(of: $0)! },
+                               mainColor.map { ToyColor.allCases.firstIndex(of: $0)! },
+                               secondColor.map { ToyColor.allCases.firstIndex(of: $0)! },
+                               nil]
+        if let motion { targets[3] = ToyMotion.allCases.firstIndex(of: motion)! + 1 }
+        return targets
+    }
 }
 
 /// Σ over heads with a target of log p(target | image) per image, and ∂(Σ over the batch)/∂images.
 public func logLikelihood(_ net: RewardNet, images: Tensor, targets: [Int?]) -> (reward: [Float], imageGradient: Tensor) {
+    logLikelihood(net, images: images, perImageTargets: Array(repeating: targets, count: images.shape[0]))
+}
+
+/// The same with each image's own targets (`perImageTargets[i][head]`), as the view reward needs:
+/// every image is seen from its own camera.
+public func logLikelihood(_ net: RewardNet, images: Tensor, perImageTargets targets: [[Int?]]) -> (reward: [Float], imageGradient: Tensor) {
     let n = images.shape[0]
+    precondition(targets.count == n && targets.allSatisfy { $0.count == net.heads.count },
+                 "logLikelihood: give one target list of \(net.heads.count) heads per image")
     let (logits, saved) = net.forwardForTraining(images)
     var reward = [Float](repeating: 0, count: n)
     var gradients: [Tensor] = []
     for (h, logit) in logits.enumerated() {
         let k = logit.shape[1]
-        guard let target = targets[h] else { gradients.append(Tensor.zeros(like: logit)); continue }
         let logP = RewardNet.logSoftmax(logit).storage
         var g = [Float](repeating: 0, count: n * k)
         for r in 0..<n {
+            guard let target = targets[r][h] else { continue }
             reward[r] += logP[r * k + target]
             for j in 0..<k { g[r * k + j] = (j == target ? 1 : 0) - Foundation.exp(logP[r * k + j]) }
         }

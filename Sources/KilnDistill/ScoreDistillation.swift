@@ -1,0 +1,135 @@
+import Foundation
+import KilnCore
+import KilnNN
+import KilnPrior
+
+/// The weighting w(t) of the SDS gradient (DreamFusion and its successors).
+public enum SDSWeighting: String, Codable, Sendable, CaseIterable {
+    /// w = 1 − ᾱ_t (DreamFusion's, threestudio's "sds").
+    case sds
+    /// w = 1.
+    case uniform
+    /// w = √ᾱ_t · (1 − ᾱ_t) (Fantasia3D).
+    case fantasia
+
+    /// w(t) for a cumulative ᾱ_t.
+    @inlinable public func weight(alphaCumprod a: Float) -> Float {
+        switch self {
+        case .sds: return 1 - a
+        case .uniform: return 1
+        case .fantasia: return a.squareRoot() * (1 - a)
+        }
+    }
+}
+
+/// How each step's timestep is drawn.
+public enum TimestepSchedule: String, Codable, Sendable, CaseIterable {
+    /// t ~ U[min, max]·T, independently each step (DreamFusion).
+    case random
+    /// t = (max − (max − min)·progress)·T plus a jitter of ±(max − min)/20·T: from coarse shape to
+    /// detail (DreamGaussian anneals t = (1 − progress)·T).
+    case annealed
+}
+
+/// Score-distillation settings shared by every method.
+public struct SDSSettings: Codable, Sendable, Equatable {
+    /// Classifier-free guidance scale s.
+    public var guidanceScale: Double = 20
+    /// Timesteps are drawn in [minStep, maxStep]·T.
+    public var minStep: Double = 0.02
+    public var maxStep: Double = 0.98
+    public var timestepSchedule: TimestepSchedule = .annealed
+    public var weighting: SDSWeighting = .sds
+    /// Each element of the gradient is clamped to ±this (nil: no clamp).
+    public var gradientClamp: Float? = nil
+
+    public init() {}
+}
+
+/// One score-distillation gradient: g = w(t)·(ε̂ − ε) on the prior's images, and the quantities
+/// the reward-aware methods reuse.
+public struct SDSTerm {
+    /// The timestep t ∈ [0, T).
+    public var timestep: Int
+    /// ε `[B, 3, S, S]`.
+    public var noise: [Float]
+    /// x_t = √ᾱ·x + √(1−ᾱ)·ε.
+    public var noisy: [Float]
+    /// ε̂ with guidance.
+    public var prediction: [Float]
+    /// w(t)·(ε̂ − ε), the gradient on x (before any clamp).
+    public var gradient: [Float]
+    /// The one-step estimate x̂₀ = (x_t − √(1−ᾱ)·ε̂)/√ᾱ.
+    public var predictedOriginal: [Float]
+}
+
+/// SDS (Poole et al. 2022, DreamFusion): for images x = g(θ) in the prior's space, a timestep t and
+/// noise ε, ∇θ L = w(t)·(ε̂(x_t; y, c, t) − ε)·∂x/∂θ, never back-propagating through the prior.
+/// The surrogate loss ½‖x − stopgrad(x − g)‖²/B = ½‖g‖²/B is what gets logged.
+public enum ScoreDistillation {
+    /// The step's timestep for `progress` ∈ [0, 1] of the run.
+    public static func timestep(_ settings: SDSSettings, progress: Double, trainSteps: Int, rng: inout RNG) -> Int {
+        let lo = settings.minStep, hi = settings.maxStep
+        let fraction: Double
+        switch settings.timestepSchedule {
+        case .random:
+            fraction = lo + (hi - lo) * Double(rng.nextFloat())
+        case .annealed:
+            let jitter = (hi - lo) / 20 * (2 * Double(rng.nextFloat()) - 1)
+            fraction = min(hi, max(lo, hi - (hi - lo) * min(1, max(0, progress)) + jitter))
+        }
+        return min(trainSteps - 1, max(0, Int((fraction * Double(trainSteps)).rounded())))
+    }
+
+    /// x_t = √ᾱ·x + √(1−ᾱ)·ε, elementwise.
+    public static func addNoise(_ x: [Float], noise: [Float], alphaCumprod a: Float) -> [Float] {
+        precondition(x.count == noise.count, "ScoreDistillation.addNoise: \(x.count) values, \(noise.count) noise values")
+        let s = a.squareRoot(), r = (1 - a).squareRoot()
+        var out = [Float](repeating: 0, count: x.count)
+        for i in 0..<x.count { out[i] = s * x[i] + r * noise[i] }
+        return out
+    }
+
+    /// x̂₀ = (x_t − √(1−ᾱ)·ε̂)/√ᾱ, elementwise.
+    public static func predictedOriginal(noisy: [Float], prediction: [Float], alphaCumprod a: Float) -> [Float] {
+        let s = a.squareRoot(), r = (1 - a).squareRoot()
+        var out = [Float](repeating: 0, count: noisy.count)
+        for i in 0..<noisy.count { out[i] = (noisy[i] - r * prediction[i]) / s }
+        return out
+    }
+
+    /// The SDS term for images `x` (`[B, 3, S, S]` in [−1, 1]) seen from `views`, at timestep `t`
+    /// with noise `noise` (same count as x).
+    public static func term(prior: DistillationPrior, images x: Tensor, views: [ViewConditioning], timestep t: Int, noise: [Float],
+                            settings: SDSSettings) -> SDSTerm {
+        let a = prior.schedule.alphaCumprod(t)
+        let noisy = addNoise(x.storage, noise: noise, alphaCumprod: a)
+        let prediction = prior.predictNoise(Tensor(shape: x.shape, storage: noisy), timestep: t, views: views,
+                                            guidanceScale: settings.guidanceScale).guided.storage
+        let w = settings.weighting.weight(alphaCumprod: a)
+        var gradient = [Float](repeating: 0, count: noisy.count)
+        for i in 0..<gradient.count { gradient[i] = w * (prediction[i] - noise[i]) }
+        return SDSTerm(timestep: t, noise: noise, noisy: noisy, prediction: prediction, gradient: gradient,
+                       predictedOriginal: predictedOriginal(noisy: noisy, prediction: prediction, alphaCumprod: a))
+    }
+
+    /// Clamps each element to ±`limit` (when given) and zeroes non-finite ones; returns how many
+    /// elements were not finite.
+    @discardableResult
+    public static func sanitize(_ gradient: inout [Float], clamp limit: Float?) -> Int {
+        var bad = 0
+        for i in 0..<gradient.count {
+            let g = gradient[i]
+            if !g.isFinite { gradient[i] = 0; bad += 1; continue }
+            if let limit { gradient[i] = min(limit, max(-limit, g)) }
+        }
+        return bad
+    }
+
+    /// The logged surrogate loss ½‖g‖²/B.
+    public static func surrogateLoss(_ gradient: [Float], batch: Int) -> Float {
+        var sum = 0.0
+        for g in gradient { sum += Double(g) * Double(g) }
+        return Float(0.5 * sum / Double(max(1, batch)))
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import KilnCore
+import KilnNN
+import KilnPrior
+import Testing
+@testable import KilnDistill
+
+/// The tiny diffusers pipeline KilnPrior's tests use (16², camera projection).
+let tinyPipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("../KilnPriorTests/Fixtures/pipelines/tiny").standardizedFileURL
+
+/// Random reward models of the tiny prior's size.
+func tinyRewards(seed: UInt64 = 5) throws -> RewardModels {
+    var rng = RNG(seed: seed)
+    var nets: [ToyRewardKind: RewardNet] = [:]
+    for kind in ToyRewardKind.allCases { nets[kind] = RewardNet(heads: kind.heads, width: 8, imageSize: 16, rng: &rng) }
+    return try RewardModels(nets: nets)
+}
+
+@Suite("Score distillation")
+struct ScoreDistillationTests {
+    let prior: DistillationPrior
+
+    init() throws {
+        prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", negativePrompt: "blurry")
+    }
+
+    static func images(_ b: Int, seed: UInt64) -> Tensor {
+        var rng = RNG(seed: seed)
+        return Tensor(shape: [b, 3, 16, 16], storage: rng.uniforms(count: b * 3 * 256, in: -1...1))
+    }
+
+    @Test("batched guided prediction = separate unconditional and conditional UNet calls, view by view")
+    func guidedPrediction() throws {
+        let x = Self.images(2, seed: 1)
+        let views = [ViewConditioning(azimuthDegrees: 30, elevationDegrees: 10), ViewConditioning(azimuthDegrees: 200, elevationDegrees: 40, time: 0.3)]
+        let p = prior.predictNoise(x, timestep: 420, views: views, guidanceScale: 6)
+        let pipeline = prior.pipeline
+        for (v, view) in views.enumerated() {
+            let image = x.chunked(2, axis: 0)[v]
+            let labels = Tensor(shape: [1, ViewConditioning.length], storage: view.vector)
+            let u = pipeline.unet.forward(image, timesteps: [420], encoderHiddenStates: pipeline.encode(["blurry"]), classLabels: labels).storage
+            let c = pipeline.unet.forward(image, timesteps: [420], encoderHiddenStates: pipeline.encode(["a red snowman"]), classLabels: labels).storage
+            let guided = p.guided.chunked(2, axis: 0)[v].storage
+            var worst = 0.0
+            for i in 0..<u.count {
+                let expected = Double(u[i]) + 6 * (Double(c[i]) - Double(u[i]))
+                worst = max(worst, abs(Double(guided[i]) - expected) / (1 + abs(expected)))
+            }
+            #expect(worst < 1e-4, "view \(v): worst relative error \(worst)")
+        }
+    }
+
+    @Test("the SDS term is w(t)·(ε̂ − ε) with x_t and x̂₀ from the schedule (float64 reference)")
+    func sdsTerm() throws {
+        let x = Self.images(2, seed: 2)
+        var rng = RNG(seed: 3)
+        let noise = rng.normals(count: x.count)
+        let views = [ViewConditioning(azimuthDegrees: 0), ViewConditioning(azimuthDegrees: 90)]
+        for weighting in SDSWeighting.allCases {
+            var settings = SDSSettings()
+            settings.weighting = weighting
+            settings.guidanceScale = 4
+            let term = ScoreDistillation.term(prior: prior, images: x, views: views, timestep: 600, noise: noise, settings: settings)
+            let a = Double(prior.schedule.alphaCumprod(600))
+            let w: Double = switch weighting { case .sds: 1 - a; case .uniform: 1; case .fantasia: a.squareRoot() * (1 - a) }
+            let guided = prior.predictNoise(Tensor(shape: x.shape, storage: term.noisy), timestep: 600, views: views, guidanceScale: 4).guided.storage
+            for i in stride(from: 0, to: x.count, by: 37) {
+                let xt = a.squareRoot() * Double(x.storage[i]) + (1 - a).squareRoot() * Double(noise[i])
+                #expect(abs(Double(term.noisy[i]) - xt) < 1e-5)
+                #expect(abs(Double(term.gradient[i]) - w * (Double(guided[i]) - Double(noise[i]))) < 1e-5)
+                let x0 = (xt - (1 - a).squareRoot() * Double(guided[i])) / a.squareRoot()
+                #expect(abs(Double(term.predictedOriginal[i]) - x0) < 1e-4 * (1 + abs(x0)))
+            }
+        }
+        // With the true noise as the prediction, x̂₀ is x.
+        let a: Float = 0.3
+        let noisy = ScoreDistillation.addNoise(x.storage, noise: noise, alphaCumprod: a)
+        let back = ScoreDistillation.predictedOriginal(noisy: noisy, prediction: noise, alphaCumprod: a)
+        #expect(zip(back, x.storage).allSatisfy { abs($0 - $1) < 1e-5 })
+    }
+
+    @Test("timesteps stay in [min, max]·T; annealing walks from max to min")
+    func timesteps() {
+        var settings = SDSSettings()
+        var rng = RNG(seed: 4)
+        settings.timestepSchedule = .random
+        let random = (0..<500).map { _ in ScoreDistillation.timestep(settings, progress: 0.5, trainSteps: 1000, rng: &rng) }
+        #expect(random.min()! >= 20 && random.max()! <= 980 && random.max()! - random.min()! > 800)
+        settings.timestepSchedule = .annealed
+        let start = (0..<50).map { _ in ScoreDistillation.timestep(settings, progress: 0, trainSteps: 1000, rng: &rng) }
+        let end = (0..<50).map { _ in ScoreDistillation.timestep(settings, progress: 1, trainSteps: 1000, rng: &rng) }
+        #expect(start.allSatisfy { (930...980).contains($0) } && end.allSatisfy { (20...70).contains($0) })
+    }
+
+    @Test("non-finite gradient elements are zeroed and counted; the clamp bounds the rest")
+    func sanitize() {
+        var g: [Float] = [1, -5, .nan, 0.2, .infinity, -.infinity]
+        #expect(ScoreDistillation.sanitize(&g, clamp: 2) == 3)
+        #expect(g == [1, -2, 0, 0.2, 0, 0])
+        #expect(ScoreDistillation.surrogateLoss([3, 4], batch: 1) == 12.5)
+    }
+}

@@ -34,6 +34,19 @@ public struct RewardMix: Codable, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         ToyRewardKind.allCases.compactMap { kind in weights[kind].map { "\(kind.rawValue):\($0)" } }.joined(separator: ",")
     }
+
+    /// Stored as the command-line string.
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do { try self.init(parsing: text) } catch {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\(error)"))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
 }
 
 /// The reward models a run uses, loaded from a folder written by `kiln train-rewards`.
@@ -99,11 +112,13 @@ public struct RewardEvaluation {
 public enum DistillError: Error, CustomStringConvertible, Equatable {
     case badReward(String)
     case badSetting(String)
+    case badCheckpoint(String)
+    case diverged(String)
 
     public var description: String {
         switch self {
         case .badReward(let text): return "--reward: \(text)"
-        case .badSetting(let text): return text
+        case .badSetting(let text), .badCheckpoint(let text), .diverged(let text): return text
         }
     }
 }

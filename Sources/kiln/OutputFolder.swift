@@ -3,9 +3,10 @@ import Foundation
 import KilnAsset
 
 /// Writes pretty, sorted JSON atomically.
-func writeJSON(_ value: some Encodable, to url: URL) throws {
+func writeJSON(_ value: some Encodable, to url: URL, snakeCase: Bool = false) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    if snakeCase { encoder.keyEncodingStrategy = .convertToSnakeCase }
     try FileIO.writeAtomically(encoder.encode(value), to: url)
 }
 

@@ -32,6 +32,10 @@ public struct ToySample: Sendable, Codable, Equatable {
         public init() {}
     }
 
+    /// The background colours samples are drawn on (linear RGB).
+    public static let backgrounds: [SIMD3<Float>] = [SIMD3(1, 1, 1), SIMD3(0.92, 0.92, 0.92), SIMD3(0.85, 0.9, 0.97), SIMD3(0.96, 0.93, 0.85),
+                                                     SIMD3(0.88, 0.95, 0.88), SIMD3(0.8, 0.8, 0.82)]
+
     /// The field of view of every toy camera.
     public static let fovYDegrees: Float = 40
 
@@ -57,9 +61,7 @@ public struct ToySample: Sendable, Codable, Equatable {
         let light = SIMD3(rng.uniform(-0.7...0.7), rng.uniform(-0.9...0.1), -1)
         lightDirectionCamera = light / (light * light).sum().squareRoot()
         ambient = rng.uniform(0.25...0.45)
-        let backgrounds: [SIMD3<Float>] = [SIMD3(1, 1, 1), SIMD3(0.92, 0.92, 0.92), SIMD3(0.85, 0.9, 0.97), SIMD3(0.96, 0.93, 0.85),
-                                           SIMD3(0.88, 0.95, 0.88), SIMD3(0.8, 0.8, 0.82)]
-        background = pick(backgrounds)
+        background = pick(Self.backgrounds)
     }
 
     /// The caption: "a red house with a yellow roof", "an orange duck bouncing", "a mug".

@@ -68,6 +68,42 @@ public struct SplatOptimizer: Sendable {
         rng = RNG(seed: seed)
     }
 
+    /// Everything besides the configuration that the next steps depend on: the step count, the
+    /// Adam moments, the densification statistics and the RNG. A checkpoint that stores it (and
+    /// the parameters) resumes bit-identically.
+    public struct State: Sendable, Equatable {
+        public var step: Int
+        public var firstMoments: SplatParameters<Float>
+        public var secondMoments: SplatParameters<Float>
+        public var gradientAccumulator: [Float]
+        public var visibleCount: [Int32]
+        public var rng: RNG
+
+        public init(step: Int, firstMoments: SplatParameters<Float>, secondMoments: SplatParameters<Float>, gradientAccumulator: [Float],
+                    visibleCount: [Int32], rng: RNG) {
+            (self.step, self.firstMoments, self.secondMoments) = (step, firstMoments, secondMoments)
+            (self.gradientAccumulator, self.visibleCount, self.rng) = (gradientAccumulator, visibleCount, rng)
+        }
+    }
+
+    public var state: State {
+        State(step: step, firstMoments: m, secondMoments: v, gradientAccumulator: gradientAccumulator, visibleCount: visibleCount, rng: rng)
+    }
+
+    /// An optimiser that continues from `state`.
+    public init(state: State, extent: Float, config: SplatTrainingConfig) {
+        precondition(state.firstMoments.count == state.secondMoments.count && state.gradientAccumulator.count == state.firstMoments.count
+                     && state.visibleCount.count == state.firstMoments.count, "SplatOptimizer.State: inconsistent sizes")
+        self.config = config
+        self.extent = extent
+        step = state.step
+        m = state.firstMoments
+        v = state.secondMoments
+        gradientAccumulator = state.gradientAccumulator
+        visibleCount = state.visibleCount
+        rng = state.rng
+    }
+
     /// The position learning rate at the current step.
     public var positionLearningRate: Float {
         let t = min(1, Float(step) / Float(max(1, config.positionDecaySteps)))

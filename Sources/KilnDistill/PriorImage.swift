@@ -1,0 +1,44 @@
+/// Renders to the prior's input and the prior's gradient back to the renders.
+///
+/// A render is `[H, W, 3]` colour in [0, 1] (the rasterizers' layout); the prior takes
+/// `[3, H/f, W/f]` in [−1, 1]. Rendering at f× the prior's size and averaging f×f blocks
+/// antialiases the picture the prior judges (DreamFusion renders at the prior's 64²; here the
+/// renders are 64² and the prior 32², f = 2).
+public enum PriorImage {
+    /// x[c, y, x] = 2·mean over the f×f block of colour − 1.
+    /// - Parameters:
+    ///   - color: `[H, W, 3]`, H and W multiples of `factor`.
+    /// - Returns: `[3, H/f, W/f]` flat.
+    public static func fromRender(_ color: [Float], width: Int, height: Int, factor f: Int) -> [Float] {
+        precondition(f > 0 && width % f == 0 && height % f == 0 && color.count == 3 * width * height,
+                     "PriorImage.fromRender: a \(width)×\(height) render does not pool by \(f)")
+        let w = width / f, h = height / f
+        var out = [Float](repeating: 0, count: 3 * w * h)
+        let scale = 2 / Float(f * f)
+        for y in 0..<h {
+            for x in 0..<w {
+                for c in 0..<3 {
+                    var sum: Float = 0
+                    for dy in 0..<f { for dx in 0..<f { sum += color[((y * f + dy) * width + x * f + dx) * 3 + c] } }
+                    out[(c * h + y) * w + x] = scale * sum - 1
+                }
+            }
+        }
+        return out
+    }
+
+    /// The transpose of `fromRender`'s linear part: ∂L/∂colour[y, x, c] = 2/f² · ∂L/∂x[c, y/f, x/f].
+    /// - Parameter gradient: `[3, H/f, W/f]` flat. - Returns: `[H, W, 3]` flat.
+    public static func renderGradient(_ gradient: [Float], width: Int, height: Int, factor f: Int) -> [Float] {
+        let w = width / f, h = height / f
+        precondition(gradient.count == 3 * w * h, "PriorImage.renderGradient: \(gradient.count) values for \(w)×\(h)×3")
+        var out = [Float](repeating: 0, count: 3 * width * height)
+        let scale = 2 / Float(f * f)
+        for py in 0..<height {
+            for px in 0..<width {
+                for c in 0..<3 { out[(py * width + px) * 3 + c] = scale * gradient[(c * h + py / f) * w + px / f] }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,272 @@
+import ArgumentParser
+import Foundation
+import KilnAsset
+import KilnCore
+import KilnDistill
+import KilnNN
+import KilnPrior
+import KilnRender
+
+extension DistillationMethod: ExpressibleByArgument {}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Text to 3D: score-distil Gaussian splats from the built-in prior, steered by rewards.",
+        discussion: """
+        Optimises Gaussian splats so that their renders, seen by the prior from each camera, look \
+        like PROMPT (SDS with camera-conditioned guidance), optionally steered by the reward \
+        models (--method rw-sds|reward-feedback|dpo, --reward alignment:1,view:0.5). RUNDIR gets \
+        config.json (every setting, resolved), log.csv (per step: timestep, losses, reward, \
+        Gaussians, seconds), previews/, sheet.png (8 views) and splats.ply.
+        """
+    )
+
+    @Argument(help: "What to make, in the prior's vocabulary (\"a red snowman\").")
+    var prompt: String
+
+    @OptionGroup var output: OutputFolderOptions
+
+    @Option(help: "Random seed (initial points, cameras, noise); default 0.")
+    var seed: UInt64?
+
+    @Option(help: "Optimisation steps; default 600.")
+    var steps: Int?
+
+    @Option(help: "Classifier-free guidance scale.")
+    var guidanceScale: Double?
+
+    @Option(help: "Prompt to guide away from.")
+    var negativePrompt: String?
+
+    @Option(help: "Distillation method: sds, rw-sds, reward-feedback or dpo; default sds.")
+    var method: DistillationMethod?
+
+    @Option(help: "Rewards and weights for the reward-aware methods, e.g. alignment:1,view:0.5.")
+    var reward: String?
+
+    @Option(help: "View-group advantage β: weight the step's views by their rewards (0: off).")
+    var viewAdvantage: Float?
+
+    @Option(help: "JSON settings overriding the defaults, in config.json's layout (flags override it in turn).")
+    var config: String?
+
+    @Option(help: "The prior folder.", completion: .directory)
+    var prior: String = "assets/prior"
+
+    @Option(help: "The reward-model folder.", completion: .directory)
+    var rewards: String = "assets/rewards"
+
+    @Option(help: "Steps between preview images (0: none).")
+    var previewEvery: Int = 100
+
+    func validate() throws {
+        if let steps { guard (1...1_000_000).contains(steps) else { throw ValidationError("--steps must be 1…1000000, got \(steps)") } }
+        if let guidanceScale { guard guidanceScale.isFinite, guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") } }
+        if let viewAdvantage { guard viewAdvantage.isFinite, viewAdvantage >= 0 else { throw ValidationError("--view-advantage must be a number ≥ 0") } }
+        guard previewEvery >= 0 else { throw ValidationError("--preview-every must be 0 or more") }
+    }
+
+    @Flag(help: "Continue the run in --out from its last checkpoint (bit-identical to an uninterrupted run).")
+    var resume = false
+
+    @Option(help: "Steps between checkpoints.")
+    var checkpointEvery: Int = 100
+
+    func run() throws {
+        _ = Memory.retainFreedMemory()
+        let folder = output.url
+        let configURL = folder.appendingPathComponent("config.json")
+        var settings: GenerateSettings
+        if resume {
+            guard FileManager.default.fileExists(atPath: configURL.path) else {
+                throw CLIError("--resume: \(configURL.path) is missing; \(folder.path) is not a kiln generate run (start one without --resume)")
+            }
+            settings = try GenerateSettings.load(configURL)
+            guard settings.prompt == prompt else { throw CLIError("--resume: the run in \(folder.path) is for \"\(settings.prompt)\", not \"\(prompt)\"") }
+            let conflicting = [config.map { _ in "--config" }, seed.map { _ in "--seed" }, method.map { _ in "--method" }, guidanceScale.map { _ in "--guidance-scale" },
+                               negativePrompt.map { _ in "--negative-prompt" }, reward.map { _ in "--reward" }, viewAdvantage.map { _ in "--view-advantage" }].compactMap { $0 }
+            guard conflicting.isEmpty else {
+                throw CLIError("--resume continues with the run's own config.json; drop " + conflicting.joined(separator: ", ") + " (only --steps may change, to extend the run)")
+            }
+            if let steps { settings.steps = steps }
+        } else {
+            settings = try GenerateSettings.load(config.map { URL(fileURLWithPath: $0) })
+            settings.prompt = prompt
+            if let negativePrompt { settings.negativePrompt = negativePrompt }
+            if let seed { settings.seed = seed }
+            if let steps { settings.steps = steps }
+            if let method { settings.guidance.method = method }
+            if let guidanceScale { settings.sds.guidanceScale = guidanceScale }
+            if let reward { settings.guidance.rewards = try RewardMix(parsing: reward) }
+            if let viewAdvantage { settings.guidance.viewAdvantage = viewAdvantage }
+        }
+        guard settings.representation == "gaussians" else { throw CLIError("representation '\(settings.representation)' is not available; use gaussians") }
+        let (steps, seed) = (settings.steps, settings.seed)
+        let pipeline = try PriorPipeline(folder: URL(fileURLWithPath: prior))
+        let unknown = pipeline.settings.unknownWords(in: prompt)
+        if !unknown.isEmpty {
+            say("warning: the prior has not seen " + unknown.joined(separator: ", ") + "; it knows: " + (pipeline.settings.vocabulary ?? []).joined(separator: " "))
+        }
+        let distillationPrior = try DistillationPrior(pipeline: pipeline, prompt: prompt, negativePrompt: settings.negativePrompt)
+        let models = settings.guidance.usesRewards ? try RewardModels(folder: URL(fileURLWithPath: rewards)) : nil
+        let run = try GaussianDistillation(prior: distillationPrior, rewards: models, steps: steps, sds: settings.sds, guidance: settings.guidance,
+                                           settings: settings.gaussians, seed: seed)
+        let checkpoint = folder.appendingPathComponent("checkpoint")
+        let logURL = folder.appendingPathComponent("log.csv")
+        var log = RunLog()
+        if resume {
+            try run.restore(from: checkpoint)
+            log = RunLog(csv: (try? String(contentsOf: logURL, encoding: .utf8)) ?? "", upTo: run.completedSteps)
+            say("resuming at step \(run.completedSteps) of \(steps)")
+        } else {
+            try output.prepare()
+        }
+        try writeJSON(settings, to: configURL, snakeCase: true)
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("previews"), withIntermediateDirectories: true)
+        func saveCheckpoint() throws {
+            try run.saveCheckpoint(to: checkpoint)
+            try FileIO.writeAtomically(Data(log.csv.utf8), to: logURL)
+        }
+        let interrupt = Interrupt.install()
+        let progress = ProgressLine(total: steps, start: run.completedSteps)
+        say("generating \"\(prompt)\": \(steps) steps, \(settings.guidance.method.rawValue), \(settings.gaussians.viewsPerStep) views per step, seed \(seed)")
+        while run.completedSteps < steps {
+            let r: StepReport
+            do { r = try run.step() } catch let error as DistillError {
+                try saveCheckpoint()
+                throw CLIError("\(error)")
+            }
+            log.append(r)
+            if r.skipped { progress.note("step \(r.step): non-finite gradient, update skipped (\(run.skippedSteps) so far)") }
+            progress.update(step: r.step, detail: String(format: "t %3d  sds %.4f", r.timestep, r.sdsLoss) + (r.reward.map { String(format: "  reward %.2f", $0) } ?? "") + "  \(r.gaussians) splats")
+            if previewEvery > 0, r.step % previewEvery == 0 || r.step == steps {
+                let views = [0, 90, 180, 270].map { run.render(azimuthDegrees: Float($0), elevationDegrees: 15, size: 128) }
+                try PNG.write(Image.contactSheet(views, columns: 4, labels: ["0°", "90°", "180°", "270°"]),
+                              to: folder.appendingPathComponent(String(format: "previews/step_%06d.png", r.step)))
+            }
+            if r.step % max(1, checkpointEvery) == 0 || r.step == steps { try saveCheckpoint() }
+            if interrupt.requested {
+                try saveCheckpoint()
+                progress.finish()
+                say("interrupted: checkpoint at step \(r.step) saved; continue with kiln generate \"\(prompt)\" --out \(folder.path) --resume")
+                throw ExitCode(130)
+            }
+        }
+        progress.finish()
+        try writeOutputs(run: run, settings: settings, log: log, folder: folder)
+        say(String(format: "wrote %@: %d Gaussians, %d steps (%d skipped) in %.1f s", folder.path, run.parameters.count, steps, run.skippedSteps, progress.elapsed))
+    }
+
+    /// The finished run's files: splats, sheet, turntable and plots.
+    func writeOutputs(run: GaussianDistillation, settings: GenerateSettings, log: RunLog, folder: URL) throws {
+        let metadata = KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings).textEntries
+        try GaussianCloudIO.write(run.parameters.cloud, to: folder.appendingPathComponent("splats.ply"))
+        let azimuths = (0..<8).map { Float($0 * 45) }
+        let sheet = Image.contactSheet(azimuths.map { run.render(azimuthDegrees: $0, elevationDegrees: 15, size: 128) }, columns: 4,
+                                       labels: azimuths.map { "\(Int($0))°" })
+        try PNG.write(sheet, to: folder.appendingPathComponent("sheet.png"), text: metadata)
+        let turntable = folder.appendingPathComponent("turntable")
+        try FileManager.default.createDirectory(at: turntable, withIntermediateDirectories: true)
+        for i in 0..<36 {
+            try PNG.write(run.render(azimuthDegrees: Float(i * 10), elevationDegrees: 15, size: 128),
+                          to: turntable.appendingPathComponent(String(format: "frame_%03d.png", i)))
+        }
+        try PNG.write(Image.linePlot(log.lossPoints, title: "SDS loss by step"), to: folder.appendingPathComponent("loss.png"))
+        let rewards = log.rewardPoints
+        if !rewards.isEmpty {
+            try PNG.write(Image.linePlot(rewards, logY: false, title: "reward of x0 by step"), to: folder.appendingPathComponent("reward.png"))
+        }
+    }
+}
+
+/// The run's per-step log, `log.csv`.
+struct RunLog {
+    static let header = "step,timestep,sds_loss,reward,reward_loss,gaussians,non_finite,skipped,seconds\n"
+    private(set) var rows: [String] = []
+    private var reports: [(step: Int, sds: Float, reward: Float?)] = []
+
+    init() {}
+
+    /// The rows of an earlier run up to `step` (a resumed run continues after them).
+    init(csv: String, upTo step: Int) {
+        for line in csv.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard fields.count >= 9, let s = Int(fields[0]), s <= step, let sds = Float(fields[2]) else { continue }
+            rows.append(String(line))
+            reports.append((s, sds, Float(fields[3])))
+        }
+    }
+
+    mutating func append(_ r: StepReport) {
+        rows.append("\(r.step),\(r.timestep),\(r.sdsLoss),\(r.reward.map { "\($0)" } ?? ""),\(r.rewardLoss.map { "\($0)" } ?? ""),\(r.gaussians),\(r.nonFinite),\(r.skipped ? 1 : 0),\(r.seconds)")
+        reports.append((r.step, r.sdsLoss, r.reward))
+    }
+
+    var csv: String { Self.header + rows.map { $0 + "\n" }.joined() }
+
+    /// The SDS loss and the reward, each averaged over windows of 1/100 of the run, for plots.
+    var lossPoints: [(x: Double, y: Double)] { smoothed(reports.map { (Double($0.step), Double($0.sds)) }) }
+
+    var rewardPoints: [(x: Double, y: Double)] { smoothed(reports.compactMap { r in r.reward.map { (Double(r.step), Double($0)) } }) }
+
+    func smoothed(_ values: [(Double, Double)]) -> [(x: Double, y: Double)] {
+        let window = max(1, values.count / 100)
+        return stride(from: 0, to: values.count, by: window).map { i in
+            let slice = values[i..<min(values.count, i + window)]
+            return (slice.last!.0, slice.map(\.1).reduce(0, +) / Double(slice.count))
+        }
+    }
+}
+
+/// Every setting of a run, as `config.json` records it and `--config` overrides it.
+struct GenerateSettings: Codable {
+    var prompt = ""
+    var negativePrompt = ""
+    var seed: UInt64 = 0
+    var steps = 600
+    var representation = "gaussians"
+    var sds = SDSSettings()
+    var guidance = RewardGuidanceSettings()
+    var gaussians = GaussianSettings()
+
+    /// Defaults, overridden by a config file (snake_case keys, the layout `config.json` is written
+    /// in, so a run's config reproduces it; unknown keys are errors).
+    static func load(_ url: URL?) throws -> GenerateSettings {
+        let defaults = GenerateSettings()
+        guard let url else { return defaults }
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw CLIError("--config \(url.path) cannot be read") }
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw CLIError("--config \(url.path) is not a JSON object")
+        }
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        let reference = try JSONSerialization.jsonObject(with: encoder.encode(defaults)) as! [String: Any]
+        var merged = reference
+        for (key, value) in object {
+            guard let current = reference[key] else {
+                throw CLIError("--config \(url.path): '\(key)' is not a setting; use " + reference.keys.sorted().joined(separator: ", "))
+            }
+            guard let allowed = current as? [String: Any] else { merged[key] = value; continue }
+            guard let fields = value as? [String: Any] else { throw CLIError("--config \(url.path): '\(key)' must be an object") }
+            var updated = allowed
+            for (field, v) in fields {
+                guard allowed[field] != nil || Self.optionalKeys.contains("\(key).\(field)") else {
+                    let known = Array(allowed.keys) + Self.optionalKeys.filter { $0.hasPrefix(key + ".") }.map { String($0.dropFirst(key.count + 1)) }
+                    throw CLIError("--config \(url.path): '\(key).\(field)' is not a setting; known: " + known.sorted().joined(separator: ", "))
+                }
+                updated[field] = v
+            }
+            merged[key] = updated
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return try decoder.decode(GenerateSettings.self, from: JSONSerialization.data(withJSONObject: merged))
+        } catch {
+            throw CLIError("--config \(url.path): a value has the wrong type (\(error))")
+        }
+    }
+
+    /// Settings whose default is nil, so they do not appear in the encoded defaults.
+    static let optionalKeys: Set<String> = ["sds.gradient_clamp"]
+}

@@ -1,0 +1,69 @@
+import Foundation
+
+/// A progress bar with it/s and ETA on a terminal; plain lines (every 5%) otherwise.
+final class ProgressLine {
+    let total: Int
+    let interactive = isatty(1) != 0
+    let clock = ContinuousClock()
+    let started: ContinuousClock.Instant
+    let firstStep: Int
+    var lastLine = ContinuousClock.Instant.now
+    var drawn = false
+
+    init(total: Int, start: Int) {
+        self.total = total
+        firstStep = start
+        started = clock.now
+    }
+
+    var elapsed: Double { (clock.now - started).seconds }
+
+    func update(step: Int, detail: String) {
+        let done = step - firstStep
+        let rate = done > 0 ? Double(done) / max(1e-9, elapsed) : 0
+        let eta = rate > 0 ? Double(total - step) / rate : 0
+        let timing = String(format: "%.2f it/s  ETA %@", rate, Self.clockText(eta))
+        if interactive {
+            guard clock.now - lastLine > .milliseconds(100) || step == total else { return }
+            lastLine = clock.now
+            let width = 24, filled = total > 0 ? width * step / total : width
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            FileHandle.standardOutput.write(Data("\r\u{1B}[K[\(bar)] \(step)/\(total)  \(timing)  \(detail)".utf8))
+            drawn = true
+        } else if step == total || step % max(1, total / 20) == 0 {
+            say("  step \(step)/\(total)  \(timing)  \(detail)")
+        }
+    }
+
+    /// A message on its own line (the bar is redrawn at the next update).
+    func note(_ text: String) {
+        if interactive && drawn { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
+        say(text)
+    }
+
+    func finish() {
+        if interactive && drawn { FileHandle.standardOutput.write(Data("\n".utf8)) }
+        drawn = false
+    }
+
+    static func clockText(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
+
+/// Ctrl-C for long runs: the first press asks the loop to finish its step, save and exit 130; a
+/// second press exits at once (130).
+final class Interrupt {
+    nonisolated(unsafe) static var presses: Int32 = 0
+
+    static func install() -> Interrupt {
+        signal(SIGINT) { _ in
+            Interrupt.presses += 1
+            if Interrupt.presses > 1 { _exit(130) }
+        }
+        return Interrupt()
+    }
+
+    var requested: Bool { Interrupt.presses > 0 }
+}

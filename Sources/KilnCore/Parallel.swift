@@ -88,3 +88,14 @@ public func parallelMapChunks<T: Sendable>(_ count: Int, threads: Int = Parallel
         initializedCount = k
     }
 }
+
+/// A mutable buffer shared by parallel workers that write disjoint elements (the caller keeps
+/// the buffer alive and the writes disjoint).
+public struct UnsafeMutableSendableBuffer<T>: @unchecked Sendable {
+    public let buffer: UnsafeMutableBufferPointer<T>
+    public init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }
+    @inlinable public subscript(i: Int) -> T {
+        get { buffer[i] }
+        nonmutating set { buffer[i] = newValue }
+    }
+}

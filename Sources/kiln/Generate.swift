@@ -16,8 +16,11 @@ struct Generate: ParsableCommand {
         Optimises Gaussian splats so that their renders, seen by the prior from each camera, look \
         like PROMPT (SDS with camera-conditioned guidance), optionally steered by the reward \
         models (--method rw-sds|reward-feedback|dpo, --reward alignment:1,view:0.5). RUNDIR gets \
-        config.json (every setting, resolved), log.csv (per step: timestep, losses, reward, \
-        Gaussians, seconds), previews/, sheet.png (8 views) and splats.ply.
+        config.json (every setting, resolved, reusable as --config), log.csv (per step: timestep, \
+        losses, reward, Gaussians, seconds), checkpoint/ (every --checkpoint-every steps; \
+        --resume continues bit-identically), previews/, and at the end sheet.png (8 views), \
+        turntable/ (36 frames), loss.png, reward.png, splats.ply and asset.glb (the mesh; \
+        kiln export RUNDIR makes others). Ctrl-C saves a checkpoint and exits 130.
         """
     )
 
@@ -161,6 +164,9 @@ struct Generate: ParsableCommand {
     func writeOutputs(run: GaussianDistillation, settings: GenerateSettings, log: RunLog, folder: URL) throws {
         let metadata = KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings).textEntries
         try GaussianCloudIO.write(run.parameters.cloud, to: folder.appendingPathComponent("splats.ply"))
+        let mesh = try SplatMeshing().mesh(run.parameters)
+        _ = try MeshExport.write(mesh.mesh, to: folder.appendingPathComponent("asset.glb"))
+        say("mesh: \(mesh.mesh.triangleCount) triangles (\(mesh.report))")
         let azimuths = (0..<8).map { Float($0 * 45) }
         let sheet = Image.contactSheet(azimuths.map { run.render(azimuthDegrees: $0, elevationDegrees: 15, size: 128) }, columns: 4,
                                        labels: azimuths.map { "\(Int($0))°" })

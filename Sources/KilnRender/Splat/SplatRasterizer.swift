@@ -334,12 +334,3 @@ final class TileList {
     }
 }
 
-/// A mutable buffer shared by parallel workers that write disjoint elements.
-struct UnsafeMutableSendableBuffer<T>: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<T>
-    init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }
-    subscript(i: Int) -> T {
-        get { buffer[i] }
-        nonmutating set { buffer[i] = newValue }
-    }
-}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import KilnAsset
+import KilnCore
+import KilnRender
+
+extension MeshFormat: ExpressibleByArgument {}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Export a generate run's splats as a mesh (glb, gltf, obj, fbx, ply, stl, dae).",
+        discussion: """
+        Builds the mesh from RUNDIR/splats.ply: the Gaussians' density on a grid, marching cubes \
+        at --level, clean-up and decimation to --faces, then colours: vertex colours, or with \
+        --texture-size N a baked N×N base-colour texture (per-triangle atlas, dilated seams). The \
+        default output is RUNDIR/asset.FORMAT; every file appears at once.
+        """
+    )
+
+    @Argument(help: "A folder written by kiln generate.", completion: .directory)
+    var runFolder: String
+
+    @Option(help: "Mesh format: glb, gltf, obj, fbx, ply, stl or dae.")
+    var format: MeshFormat = .glb
+
+    @Option(help: "Output file (default RUNDIR/asset.FORMAT).", completion: .file())
+    var out: String?
+
+    @Option(help: "Largest number of triangles.")
+    var faces: Int = 20_000
+
+    @Option(help: "Bake a texture of this size instead of vertex colours (16…4096).")
+    var textureSize: Int?
+
+    @Option(help: "Iso level of the density field (a fully opaque Gaussian peaks at 1).")
+    var level: Float = 0.5
+
+    @Option(help: "Grid samples along the longest side.")
+    var resolution: Int = 96
+
+    @Flag(help: "Replace an existing output file.")
+    var force = false
+
+    func validate() throws {
+        guard (4...10_000_000).contains(faces) else { throw ValidationError("--faces must be 4…10000000, got \(faces)") }
+        if let textureSize { guard (16...4096).contains(textureSize) else { throw ValidationError("--texture-size must be 16…4096, got \(textureSize)") } }
+        guard level.isFinite, level > 0 else { throw ValidationError("--level must be a positive number") }
+        guard (8...512).contains(resolution) else { throw ValidationError("--resolution must be 8…512, got \(resolution)") }
+    }
+
+    func run() throws {
+        let folder = URL(fileURLWithPath: runFolder)
+        let splats = folder.appendingPathComponent("splats.ply")
+        guard FileManager.default.fileExists(atPath: splats.path) else {
+            throw CLIError("\(splats.path) is missing: RUNDIR must be a finished kiln generate run (resume it with --resume if it stopped)")
+        }
+        let target = URL(fileURLWithPath: out ?? folder.appendingPathComponent("asset." + format.fileExtension).path)
+        if FileManager.default.fileExists(atPath: target.path) && !force {
+            throw CLIError("\(target.path) exists: pass --force to replace it or choose another --out")
+        }
+        let cloud = try GaussianCloudIO.read(splats)
+        let meshing = SplatMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize)
+        let result = try meshing.mesh(SplatParameters(cloud))
+        let files = try MeshExport.write(result.mesh, to: target, format: format)
+        say("\(result.mesh.triangleCount) triangles, \(result.mesh.vertexCount) vertices (\(result.report)); wrote " + files.map(\.path).joined(separator: ", "))
+    }
+}

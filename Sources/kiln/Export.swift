@@ -17,7 +17,7 @@ struct Export: ParsableCommand {
         """
     )
 
-    @Argument(help: "A folder written by kiln generate.", completion: .directory)
+    @Argument(help: ArgumentHelp("A folder written by kiln generate.", valueName: "rundir"), completion: .directory)
     var runFolder: String
 
     @Option(help: "Mesh format: glb, gltf, obj, fbx, ply, stl or dae.")

@@ -107,8 +107,8 @@ struct Generate: ParsableCommand {
         let (steps, seed) = (settings.steps, settings.seed)
         let pipeline = try PriorPipeline(folder: URL(fileURLWithPath: prior))
         let unknown = pipeline.settings.unknownWords(in: prompt)
-        if !unknown.isEmpty {
-            say("warning: the prior has not seen " + unknown.joined(separator: ", ") + "; it knows: " + (pipeline.settings.vocabulary ?? []).joined(separator: " "))
+        if !unknown.isEmpty, let vocabulary = pipeline.settings.vocabulary {
+            warn("this prior was never trained on \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); it knows: \(vocabulary.sorted().joined(separator: ", "))")
         }
         let distillationPrior = try DistillationPrior(pipeline: pipeline, prompt: prompt, negativePrompt: settings.negativePrompt)
         let models = settings.guidance.usesRewards ? try RewardModels(folder: URL(fileURLWithPath: rewards)) : nil

@@ -20,6 +20,11 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
+/// A warning on standard error.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+}
+
 /// Output folders: created when missing; an existing non-empty one needs `--force`.
 enum OutputFolder {
     static func prepare(_ folder: URL, force: Bool) throws {

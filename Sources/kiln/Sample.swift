@@ -94,10 +94,6 @@ struct Sample: ParsableCommand {
         try PNG.write(sheet, to: outURL, text: KilnMetadata(command: "sample", prompt: prompt, seed: seed, settings: record).textEntries)
         print(String(format: "wrote %d samples to %@ (%.1f s)", count, out, (clock.now - start).seconds))
     }
-
-    func warn(_ message: String) {
-        FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
-    }
 }
 
 /// The settings `kiln sample` records in its PNG.

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+@Suite("kiln generate and kiln export", .serialized)
+struct GenerateCommandTests {
+    static let tiny = SampleCommandTests.tiny
+
+    /// A short run on the tiny test prior (16²): 4 steps, 2 views of 32².
+    static func generate(_ out: String, _ extra: [String] = []) throws -> KilnRun {
+        let config = URL(fileURLWithPath: out + "-config.json")
+        try Data(#"{"gaussians": {"views_per_step": 2, "render_size": 32, "initial_gaussians": 400}}"#.utf8).write(to: config)
+        return try KilnRun(["generate", "a red snowman", "--prior", tiny, "--steps", "4", "--checkpoint-every", "2", "--preview-every", "2",
+                            "--config", config.path, "--out", out] + extra)
+    }
+
+    @Test("a run folder with every output; the same seed gives the same splats; --resume of a finished run changes nothing")
+    func runFolder() throws {
+        try withScratchFolder { folder in
+            let out = folder.appendingPathComponent("run").path
+            let run = try Self.generate(out, ["--seed", "5"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let files = Set(try FileManager.default.contentsOfDirectory(atPath: out))
+            for name in ["config.json", "log.csv", "checkpoint", "previews", "turntable", "sheet.png", "loss.png", "splats.ply", "asset.glb"] {
+                #expect(files.contains(name), "missing \(name)")
+            }
+            let log = try String(contentsOfFile: out + "/log.csv", encoding: .utf8).split(separator: "\n")
+            #expect(log.count == 5 && log[0].hasPrefix("step,timestep,sds_loss"))
+            let config = try String(contentsOfFile: out + "/config.json", encoding: .utf8)
+            #expect(config.contains("\"views_per_step\" : 2") && config.contains("\"seed\" : 5") && config.contains("\"prompt\" : \"a red snowman\""))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: out + "/turntable").count == 36)
+            let again = folder.appendingPathComponent("again").path
+            #expect(try Self.generate(again, ["--seed", "5"]).status == 0)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/splats.ply")) == Data(contentsOf: URL(fileURLWithPath: again + "/splats.ply")))
+            // The run's own config.json reproduces it.
+            let fromConfig = folder.appendingPathComponent("from-config").path
+            let replay = try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--config", out + "/config.json", "--preview-every", "0", "--out", fromConfig)
+            #expect(replay.status == 0, "\(replay.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/splats.ply")) == Data(contentsOf: URL(fileURLWithPath: fromConfig + "/splats.ply")))
+            // Export to other formats, with a baked texture.
+            let export = try KilnRun("export", out, "--format", "obj", "--faces", "500", "--texture-size", "64")
+            #expect(export.status == 0, "\(export.stderr)")
+            #expect(FileManager.default.fileExists(atPath: out + "/asset.obj") && FileManager.default.fileExists(atPath: out + "/asset_basecolor.png"))
+            #expect(try KilnRun("export", out, "--format", "obj").status != 0, "an existing file needs --force")
+        }
+    }
+
+    @Test("bad input gives a message naming the fix and a non-zero exit")
+    func errors() throws {
+        try withScratchFolder { folder in
+            let out = folder.appendingPathComponent("run").path
+            let badConfig = folder.appendingPathComponent("bad.json")
+            try Data(#"{"sds": {"guidance": 3}}"#.utf8).write(to: badConfig)
+            let cases: [([String], String)] = [
+                (["--steps", "0"], "--steps"),
+                (["--reward", "beauty:1", "--method", "rw-sds"], "beauty"),
+                (["--method", "ppo"], "ppo"),
+                (["--config", badConfig.path], "sds.guidance"),
+                (["--resume"], "config.json"),
+                (["--config", folder.appendingPathComponent("missing.json").path], "cannot be read"),
+            ]
+            for (extra, needle) in cases {
+                let run = try KilnRun(["generate", "a red snowman", "--prior", Self.tiny, "--out", out] + extra)
+                #expect(run.status != 0 && (run.stderr + run.stdout).contains(needle), "\(extra): \(run.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: out + "/splats.ply"))
+            }
+            // An existing run folder is never overwritten without --force.
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try Data("keep".utf8).write(to: URL(fileURLWithPath: out + "/note.txt"))
+            let refused = try Self.generate(out)
+            #expect(refused.status != 0 && refused.stderr.contains("--force"))
+            #expect(try String(contentsOfFile: out + "/note.txt", encoding: .utf8) == "keep")
+            #expect(try KilnRun("export", folder.path).stderr.contains("splats.ply"))
+        }
+    }
+}

@@ -62,6 +62,12 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
     /// The camera distance that frames the object ball like the toy world frames its objects.
     public var cameraDistance: Float { objectRadius / Foundation.sin(Self.fovYDegrees * .pi / 360) * 1.1 }
 
+    /// The orbit camera around the origin that frames the object ball, at `size`².
+    public func camera(azimuthDegrees: Float, elevationDegrees: Float, size: Int) -> Camera {
+        Camera.orbit(azimuthDegrees: azimuthDegrees, elevationDegrees: elevationDegrees, radius: cameraDistance,
+                     width: size, height: size, fovYRadians: Self.fovYDegrees * .pi / 180)
+    }
+
     /// The splat optimiser's configuration for a run of `steps`.
     func optimizerConfig(steps: Int) -> SplatTrainingConfig {
         var c = SplatTrainingConfig()
@@ -155,9 +161,7 @@ public final class GaussianDistillation {
 
     /// The orbit camera at these angles, at the render size.
     public func camera(azimuthDegrees: Float, elevationDegrees: Float, size: Int? = nil) -> Camera {
-        let s = size ?? settings.renderSize
-        return Camera.orbit(azimuthDegrees: azimuthDegrees, elevationDegrees: elevationDegrees, radius: settings.cameraDistance,
-                            width: s, height: s, fovYRadians: GaussianSettings.fovYDegrees * .pi / 180)
+        settings.camera(azimuthDegrees: azimuthDegrees, elevationDegrees: elevationDegrees, size: size ?? settings.renderSize)
     }
 
     /// One optimisation step. A step whose gradient holds NaN or ±∞ changes no parameter; it is

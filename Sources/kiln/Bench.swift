@@ -1,0 +1,208 @@
+import ArgumentParser
+import Foundation
+import KilnAsset
+import KilnCore
+import KilnDistill
+import KilnPrior
+import KilnRender
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate and score every prompt of a suite: resumable, idempotent per prompt, shardable across machines.",
+        discussion: """
+        Jobs are the suite's prompts × --methods × --seeds, in that order. Each runs `kiln generate` \
+        as a child process into DIR/runs/<prompt>-<method>-s<seed>/ (wall time and peak memory \
+        measured by the kernel) and is scored from 16 views by the reward models (AssetScore) into \
+        its score.json. A job whose score.json exists is skipped, so an interrupted bench resumes \
+        where it stopped. --shard i/n runs the jobs whose index is i modulo n: a Slurm array \
+        (--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) or a Kubernetes indexed job \
+        (--shard $JOB_COMPLETION_INDEX/N) runs one shard each on a shared DIR. --merge reads every \
+        score.json and writes DIR/summary.md and DIR/summary.csv.
+        """
+    )
+
+    @Argument(help: "Prompt suite: one prompt per line, # comments.", completion: .file())
+    var suite: String
+
+    @Option(help: "Bench folder (created; shared by the shards).")
+    var out: String
+
+    @Option(help: "Comma-separated methods: sds, rw-sds, reward-feedback, dpo.")
+    var methods: String = "sds"
+
+    @Option(help: "Comma-separated seeds.")
+    var seeds: String = "0"
+
+    @Option(help: "Steps per run (default: kiln generate's).")
+    var steps: Int?
+
+    @Option(help: "This machine's shard, i/n (0 ≤ i < n).")
+    var shard: String = "0/1"
+
+    @Option(help: "The prior folder.", completion: .directory)
+    var prior: String = "assets/prior"
+
+    @Option(help: "The reward-model folder.", completion: .directory)
+    var rewards: String = "assets/rewards"
+
+    @Option(help: "Extra settings for every run (a kiln generate --config file).", completion: .file())
+    var config: String?
+
+    @Flag(help: "Only merge the scores already in --out into summary.md and summary.csv.")
+    var merge = false
+
+    struct Job {
+        var prompt: String, method: DistillationMethod, seed: UInt64
+        var name: String {
+            let slug = prompt.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.reduce(into: "") { $0.append($1) }
+            return "\(slug)-\(method.rawValue)-s\(seed)"
+        }
+    }
+
+    func parsedShard() throws -> (Int, Int) {
+        let parts = shard.split(separator: "/").compactMap { Int($0) }
+        guard parts.count == 2, parts[1] > 0, (0..<parts[1]).contains(parts[0]) else {
+            throw ValidationError("--shard must be i/n with 0 ≤ i < n, got \(shard)")
+        }
+        return (parts[0], parts[1])
+    }
+
+    func validate() throws {
+        _ = try parsedShard()
+        for m in methods.split(separator: ",") where DistillationMethod(rawValue: String(m)) == nil {
+            throw ValidationError("--methods: '\(m)' is not a method; use " + DistillationMethod.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        for s in seeds.split(separator: ",") where UInt64(s) == nil { throw ValidationError("--seeds: '\(s)' is not a seed") }
+        if let steps { guard (1...1_000_000).contains(steps) else { throw ValidationError("--steps must be 1…1000000") } }
+    }
+
+    func run() throws {
+        let folder = URL(fileURLWithPath: out)
+        let runs = folder.appendingPathComponent("runs")
+        try FileManager.default.createDirectory(at: runs, withIntermediateDirectories: true)
+        if merge { return try writeSummary(folder) }
+        guard let text = try? String(contentsOfFile: suite, encoding: .utf8) else { throw CLIError("\(suite) cannot be read: give a prompt suite file") }
+        let prompts = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        guard !prompts.isEmpty else { throw CLIError("\(suite) holds no prompts") }
+        let methodList = methods.split(separator: ",").compactMap { DistillationMethod(rawValue: String($0)) }
+        let seedList = seeds.split(separator: ",").compactMap { UInt64($0) }
+        let jobs = prompts.flatMap { p in methodList.flatMap { m in seedList.map { Job(prompt: p, method: m, seed: $0) } } }
+        let (index, count) = try parsedShard()
+        let mine = jobs.enumerated().filter { $0.offset % count == index }.map(\.element)
+        let models = try RewardModels(folder: URL(fileURLWithPath: rewards))
+        say("bench: \(jobs.count) jobs, \(mine.count) in shard \(index)/\(count)")
+        for (n, job) in mine.enumerated() {
+            let runFolder = runs.appendingPathComponent(job.name)
+            let scoreURL = runFolder.appendingPathComponent("score.json")
+            if FileManager.default.fileExists(atPath: scoreURL.path) { say("  [\(n + 1)/\(mine.count)] \(job.name): done before"); continue }
+            var arguments = ["generate", job.prompt, "--out", runFolder.path, "--prior", prior, "--rewards", rewards, "--preview-every", "0"]
+            if let steps { arguments += ["--steps", "\(steps)"] }
+            // A run interrupted earlier resumes from its checkpoint (with its own config.json); a
+            // fresh one replaces a partial folder.
+            let resumable = FileManager.default.fileExists(atPath: runFolder.appendingPathComponent("checkpoint/state.json").path)
+            if resumable {
+                arguments += ["--resume"]
+            } else {
+                arguments += ["--method", job.method.rawValue, "--seed", "\(job.seed)", "--force"]
+                if let config { arguments += ["--config", config] }
+            }
+            let child = try ChildProcess.run(executable: ChildProcess.selfPath, arguments: arguments,
+                                             log: folder.appendingPathComponent("runs/\(job.name).log"))
+            guard child.status == 0 else {
+                throw CLIError("\(job.name): kiln generate exited \(child.status); see \(folder.path)/runs/\(job.name).log")
+            }
+            let cloud = try GaussianCloudIO.read(runFolder.appendingPathComponent("splats.ply"))
+            let settings = GaussianSettings()
+            var score = AssetScore.measure(SplatParameters(cloud), caption: ToyCaption(job.prompt), rewards: models, renderSize: settings.renderSize) {
+                settings.camera(azimuthDegrees: $0, elevationDegrees: $1, size: settings.renderSize)
+            }
+            score.views = 16
+            let record = BenchRecord(prompt: job.prompt, method: job.method.rawValue, seed: job.seed, score: score,
+                                     seconds: child.seconds, peakMemoryMiB: child.peakMemoryMiB, resumed: resumable)
+            try writeJSON(record, to: scoreURL)
+            say(String(format: "  [%d/%d] %@: alignment %.2f (min %.2f), kind %.2f, Janus %@, %.0f s, %.0f MiB", n + 1, mine.count, job.name,
+                       score.meanAlignment, score.minAlignment, score.kindAccuracy ?? .nan, score.janus ? "yes" : "no", child.seconds, child.peakMemoryMiB))
+        }
+        if count == 1 { try writeSummary(folder) }
+    }
+
+    /// summary.md and summary.csv from every score.json under DIR/runs.
+    func writeSummary(_ folder: URL) throws {
+        let runs = folder.appendingPathComponent("runs")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? []
+        let records = names.sorted().compactMap { name -> BenchRecord? in
+            guard let data = FileManager.default.contents(atPath: runs.appendingPathComponent("\(name)/score.json").path) else { return nil }
+            return try? JSONDecoder().decode(BenchRecord.self, from: data)
+        }
+        guard !records.isEmpty else { throw CLIError("\(runs.path) holds no score.json yet: run the bench first") }
+        var csv = "prompt,method,seed,mean_alignment,min_alignment,kind_accuracy,main_color_accuracy,azimuth_accuracy,back_seen_as_front,janus,seconds,peak_memory_mib\n"
+        for r in records {
+            let s = r.score
+            csv += "\"\(r.prompt)\",\(r.method),\(r.seed),\(s.meanAlignment),\(s.minAlignment),\(s.kindAccuracy.map { "\($0)" } ?? ""),"
+                + "\(s.mainColorAccuracy.map { "\($0)" } ?? ""),\(s.azimuthAccuracy),\(s.backSeenAsFront),\(s.janus ? 1 : 0),\(r.seconds),\(r.peakMemoryMiB)\n"
+        }
+        var md = "# Bench summary\n\n\(records.count) runs. Scores from 16 views at elevation 15° (AssetScore); time and peak memory of each `kiln generate`.\n\n"
+        md += "| method | runs | mean alignment | min alignment | kind | main colour | azimuth | Janus rate | mean time (s) | max time (s) | peak memory (MiB) |\n"
+        md += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        let methods = DistillationMethod.allCases.map(\.rawValue).filter { m in records.contains { $0.method == m } }
+        for m in methods {
+            let rs = records.filter { $0.method == m }
+            func mean(_ f: (BenchRecord) -> Double?) -> String {
+                let v = rs.compactMap(f)
+                return v.isEmpty ? "–" : String(format: "%.3f", v.reduce(0, +) / Double(v.count))
+            }
+            md += "| \(m) | \(rs.count) | \(mean { $0.score.meanAlignment }) | \(mean { $0.score.minAlignment }) | \(mean { $0.score.kindAccuracy }) | "
+                + "\(mean { $0.score.mainColorAccuracy }) | \(mean { $0.score.azimuthAccuracy }) | \(mean { $0.score.janus ? 1 : 0 }) | "
+                + "\(mean { $0.seconds }) | \(String(format: "%.1f", rs.map(\.seconds).max() ?? 0)) | \(String(format: "%.0f", rs.map(\.peakMemoryMiB).max() ?? 0)) |\n"
+        }
+        md += "\n## Runs\n\n| prompt | method | seed | mean alignment | kind | Janus | time (s) | memory (MiB) |\n| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |\n"
+        for r in records {
+            md += "| \(r.prompt) | \(r.method) | \(r.seed) | \(String(format: "%.3f", r.score.meanAlignment)) | \(r.score.kindAccuracy.map { String(format: "%.2f", $0) } ?? "–") | "
+                + "\(r.score.janus ? "yes" : "no") | \(String(format: "%.1f", r.seconds)) | \(String(format: "%.0f", r.peakMemoryMiB)) |\n"
+        }
+        try FileIO.writeAtomically(Data(csv.utf8), to: folder.appendingPathComponent("summary.csv"))
+        try FileIO.writeAtomically(Data(md.utf8), to: folder.appendingPathComponent("summary.md"))
+        say("wrote \(folder.path)/summary.md and summary.csv (\(records.count) runs)")
+    }
+}
+
+/// One bench job's result (DIR/runs/<job>/score.json).
+struct BenchRecord: Codable {
+    var prompt: String
+    var method: String
+    var seed: UInt64
+    var score: AssetScore
+    var seconds: Double
+    var peakMemoryMiB: Double
+    var resumed: Bool
+}
+
+/// A child process with its wall time and peak resident memory (from the kernel's rusage).
+enum ChildProcess {
+    /// This executable.
+    static var selfPath: String { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0] }
+
+    static func run(executable: String, arguments: [String], log: URL) throws -> (status: Int32, seconds: Double, peakMemoryMiB: Double) {
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let fd = open(log.path, O_WRONLY | O_TRUNC)
+        guard fd >= 0 else { throw CLIError("\(log.path) cannot be written") }
+        defer { close(fd) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fd, 1)
+        posix_spawn_file_actions_adddup2(&actions, fd, 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let clock = ContinuousClock(), start = clock.now
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw CLIError("cannot start \(executable): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        let seconds = (clock.now - start).seconds
+        let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (exit, seconds, Double(usage.ru_maxrss) / 1024)  // Linux reports kilobytes
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+
+@Suite("kiln bench", .serialized)
+struct BenchCommandTests {
+    @Test("runs every job of a suite once, shards by index, resumes, and merges a summary")
+    func bench() throws {
+        try withScratchFolder { folder in
+            // Reward models at the tiny prior's 16², trained for a few steps on a tiny data set.
+            let data = folder.appendingPathComponent("data").path, rewards = folder.appendingPathComponent("rewards").path
+            #expect(try KilnRun("dataset", "--count", "40", "--size", "16", "--out", data).status == 0)
+            let trained = try KilnRun("train-rewards", "--data", data, "--out", rewards, "--steps", "2", "--batch-size", "4", "--holdout", "10")
+            #expect(trained.status == 0, "\(trained.stderr)")
+            let suite = folder.appendingPathComponent("suite.txt")
+            try Data("# two prompts\na red snowman\n\na yellow duck\n".utf8).write(to: suite)
+            let config = folder.appendingPathComponent("small.json")
+            try Data(#"{"gaussians": {"views_per_step": 1, "render_size": 32, "initial_gaussians": 200}}"#.utf8).write(to: config)
+            let out = folder.appendingPathComponent("bench").path
+            func bench(_ extra: [String]) throws -> KilnRun {
+                try KilnRun(["bench", suite.path, "--out", out, "--methods", "sds,dpo", "--steps", "2", "--prior", SampleCommandTests.tiny,
+                             "--rewards", rewards, "--config", config.path] + extra)
+            }
+            // Shard 1/2 runs jobs 1 and 3 (the suite's sds and dpo jobs alternate).
+            let second = try bench(["--shard", "1/2"])
+            #expect(second.status == 0, "\(second.stderr)")
+            var runs = try FileManager.default.contentsOfDirectory(atPath: out + "/runs").filter { !$0.hasSuffix(".log") }.sorted()
+            #expect(runs == ["a-red-snowman-dpo-s0", "a-yellow-duck-dpo-s0"])
+            let first = try bench(["--shard", "0/2"])
+            #expect(first.status == 0, "\(first.stderr)")
+            runs = try FileManager.default.contentsOfDirectory(atPath: out + "/runs").filter { !$0.hasSuffix(".log") }
+            #expect(runs.count == 4)
+            // Everything is done: a second pass only skips.
+            let again = try bench([])
+            #expect(again.status == 0 && again.stdout.components(separatedBy: "done before").count == 5, "\(again.stdout)")
+            let merged = try KilnRun("bench", suite.path, "--out", out, "--merge")
+            #expect(merged.status == 0)
+            let summary = try String(contentsOfFile: out + "/summary.md", encoding: .utf8)
+            #expect(summary.contains("| sds | 2 |") && summary.contains("| dpo | 2 |"), "\(summary)")
+            let csv = try String(contentsOfFile: out + "/summary.csv", encoding: .utf8).split(separator: "\n")
+            #expect(csv.count == 5 && csv[0].hasPrefix("prompt,method,seed,mean_alignment"))
+            #expect(try KilnRun("bench", suite.path, "--out", out, "--shard", "2/2").stderr.contains("--shard"))
+        }
+    }
+}

@@ -188,7 +188,7 @@ public final class GaussianDistillation {
         let plane = 3 * priorSize * priorSize
         for (i, frame) in frames.enumerated() {
             let g = Array(result.gradient[(i * plane)..<((i + 1) * plane)]).map { $0 / Float(k) }
-            let dColor = PriorImage.renderGradient(g, width: size, height: size, factor: factor)
+            let dColor = PriorImage.renderGradient(g, width: size, height: size, factor: factor, color: frame.images.color)
             let back = SplatRasterizer.backward(frame, parameters, gradients: SplatImageGradients(color: dColor))
             optimizer.record(meanPixels: back.meanPixels, radii: frame.radii, width: size, height: size)
             Self.accumulate(&total, back.parameters)

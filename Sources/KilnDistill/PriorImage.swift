@@ -5,7 +5,10 @@
 /// antialiases the picture the prior judges (DreamFusion renders at the prior's 64²; here the
 /// renders are 64² and the prior 32², f = 2).
 public enum PriorImage {
-    /// x[c, y, x] = 2·mean over the f×f block of colour − 1.
+    /// x[c, y, x] = 2·mean over the f×f block of clamp(colour, 0, 1) − 1.
+    ///
+    /// Splat colours are not bounded above, and the prior has only seen [0, 1]; `renderGradient`
+    /// lets a clamped pixel's gradient through only where it leads back into range.
     /// - Parameters:
     ///   - color: `[H, W, 3]`, H and W multiples of `factor`.
     /// - Returns: `[3, H/f, W/f]` flat.
@@ -19,7 +22,12 @@ public enum PriorImage {
             for x in 0..<w {
                 for c in 0..<3 {
                     var sum: Float = 0
-                    for dy in 0..<f { for dx in 0..<f { sum += color[((y * f + dy) * width + x * f + dx) * 3 + c] } }
+                    for dy in 0..<f {
+                        for dx in 0..<f {
+                            let v = color[((y * f + dy) * width + x * f + dx) * 3 + c]
+                            sum += v.isNaN ? v : min(1, max(0, v))  // NaN stays NaN, so a broken render is seen
+                        }
+                    }
                     out[(c * h + y) * w + x] = scale * sum - 1
                 }
             }
@@ -27,16 +35,22 @@ public enum PriorImage {
         return out
     }
 
-    /// The transpose of `fromRender`'s linear part: ∂L/∂colour[y, x, c] = 2/f² · ∂L/∂x[c, y/f, x/f].
+    /// The transpose of `fromRender`'s linear part: ∂L/∂colour[y, x, c] = 2/f² · ∂L/∂x[c, y/f, x/f],
+    /// zeroed where `color` (when given) is clamped and a descent step would push it further out.
     /// - Parameter gradient: `[3, H/f, W/f]` flat. - Returns: `[H, W, 3]` flat.
-    public static func renderGradient(_ gradient: [Float], width: Int, height: Int, factor f: Int) -> [Float] {
+    public static func renderGradient(_ gradient: [Float], width: Int, height: Int, factor f: Int, color: [Float]? = nil) -> [Float] {
         let w = width / f, h = height / f
         precondition(gradient.count == 3 * w * h, "PriorImage.renderGradient: \(gradient.count) values for \(w)×\(h)×3")
         var out = [Float](repeating: 0, count: 3 * width * height)
         let scale = 2 / Float(f * f)
         for py in 0..<height {
             for px in 0..<width {
-                for c in 0..<3 { out[(py * width + px) * 3 + c] = scale * gradient[(c * h + py / f) * w + px / f] }
+                for c in 0..<3 {
+                    let i = (py * width + px) * 3 + c
+                    let g = scale * gradient[(c * h + py / f) * w + px / f]
+                    if let color, (color[i] > 1 && g < 0) || (color[i] < 0 && g > 0) { continue }
+                    out[i] = g
+                }
             }
         }
         return out

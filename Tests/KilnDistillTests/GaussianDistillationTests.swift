@@ -88,5 +88,13 @@ struct GaussianDistillationTests {
         let lhs = zip(x.map { $0 + 1 }, g).map { Double($0 * $1) }.reduce(0, +)
         let rhs = zip(color, back).map { Double($0 * $1) }.reduce(0, +)
         #expect(abs(lhs - rhs) < 1e-4)
+        // Out of range: the value is clamped, and only gradients that lead back into [0, 1] pass.
+        var bright = color
+        bright[0] = 1.5; bright[1] = -0.2
+        let clamped = PriorImage.fromRender(bright, width: 6, height: 4, factor: 2)
+        #expect(abs(clamped[0] - (2 * (1 + color[3] + color[18] + color[21]) / 4 - 1)) < 1e-6)
+        let up = PriorImage.renderGradient([Float](repeating: -1, count: x.count), width: 6, height: 4, factor: 2, color: bright)
+        let down = PriorImage.renderGradient([Float](repeating: 1, count: x.count), width: 6, height: 4, factor: 2, color: bright)
+        #expect(up[0] == 0 && down[0] == 0.5 && up[1] == -0.5 && down[1] == 0)
     }
 }

@@ -7,7 +7,8 @@ Run from the repository root:
 For each config below it builds the diffusers model with random weights (fixed seed), saves it as
 `unet/config.json` + `unet/diffusion_pytorch_model.safetensors` under .build/bench-unet/<name>/,
 with one batch of inputs and diffusers' output (`io.safetensors`), and times PyTorch's forward
-(torch.no_grad, float32, `torch.set_num_threads`) at 64² with batch 1 and 4. Both sides report the
+(torch.no_grad, float32, `torch.set_num_threads`) at each config's size: the 10.9 M reference at 64²
+with batch 1 and 4, the built-in prior (assets/prior/train_config.json) at 32² with batch 1 and 8. Both sides report the
 best of --runs timings after a warm-up: on a shared machine slowdowns come from other tenants, and
 the best run is the one nothing disturbed. Then it runs
 `kiln-bench unet --folder ... --json` (building kiln-bench in release if no path is given), which
@@ -39,17 +40,13 @@ CONFIGS = {
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         layers_per_block=1, cross_attention_dim=128, attention_head_dim=8, norm_num_groups=32,
     ),
-    # The built-in prior's architecture (assets/prior/unet/config.json once it exists).
-    "builtin": dict(
-        sample_size=64, in_channels=3, out_channels=3, block_out_channels=(32, 64, 128, 128),
-        down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
-        layers_per_block=1, cross_attention_dim=64, attention_head_dim=4, norm_num_groups=16,
-        class_embed_type="projection", projection_class_embeddings_input_dim=8,
-    ),
 }
+# The built-in prior's architecture, read from its training config (32², view projection).
+_shipped = json.loads((ROOT / "assets" / "prior" / "train_config.json").read_text())["unet"]
+CONFIGS["builtin"] = {k: tuple(v) if isinstance(v, list) else v for k, v in _shipped.items() if not k.startswith("_")}
 TEXT_TOKENS = 77
-BATCHES = (1, 4)
+# Batch 8 is one distillation step of the built-in prior: 4 views, each with and without the prompt.
+BATCHES = {"reference-10.9M": (1, 4), "builtin": (1, 8)}
 
 
 def build(name, config, seed):
@@ -101,7 +98,7 @@ def main():
         parameters = sum(p.numel() for p in unet.parameters())
         io = {}
         torch_ms = {}
-        for batch in BATCHES:
+        for batch in BATCHES[name]:
             args = inputs(config, batch, seed=20 + batch)
             torch_ms[batch] = time_torch(unet, args, a.runs)
             with torch.no_grad():
@@ -111,18 +108,18 @@ def main():
             io[f"b{batch}.output"] = output.contiguous()
         save_file(io, str(OUT / name / "io.safetensors"))
         result = subprocess.run([kiln, "unet", "--folder", str(OUT / name), "--threads", str(a.threads), "--runs", str(a.runs),
-                                 "--batches", ",".join(map(str, BATCHES)), "--json"], check=True, capture_output=True, text=True,
+                                 "--batches", ",".join(map(str, BATCHES[name])), "--json"], check=True, capture_output=True, text=True,
                                 env={**os.environ, "KILN_THREADS": str(a.threads)})
         kiln_result = json.loads(result.stdout)
         kiln_blas = kiln_result["blas"]
-        for batch in BATCHES:
+        for batch in BATCHES[name]:
             k = kiln_result["batches"][str(batch)]
-            rows.append((name, parameters, batch, k["ms"], torch_ms[batch], k["max_relative_error"]))
-    print(f"UNet2DConditionModel forward at 64², float32, {a.threads} threads, best of {a.runs} runs; Kiln: {kiln_blas}")
-    print("| config | parameters | batch | Kiln ms | PyTorch ms | Kiln / PyTorch | max rel. error vs diffusers |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, parameters, batch, kiln_ms, torch_ms_b, error in rows:
-        print(f"| {name} | {parameters / 1e6:.2f} M | {batch} | {kiln_ms:.1f} | {torch_ms_b:.1f} | {kiln_ms / torch_ms_b:.2f} | {error:.1e} |")
+            rows.append((name, config["sample_size"], parameters, batch, k["ms"], torch_ms[batch], k["max_relative_error"]))
+    print(f"UNet2DConditionModel forward, float32, {a.threads} threads, best of {a.runs} runs; Kiln: {kiln_blas}")
+    print("| config | size | parameters | batch | Kiln ms | PyTorch ms | Kiln / PyTorch | max rel. error vs diffusers |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, size, parameters, batch, kiln_ms, torch_ms_b, error in rows:
+        print(f"| {name} | {size}² | {parameters / 1e6:.2f} M | {batch} | {kiln_ms:.1f} | {torch_ms_b:.1f} | {kiln_ms / torch_ms_b:.2f} | {error:.1e} |")
     print(f"torch {torch.__version__}, diffusers {__import__('diffusers').__version__}")
 
 

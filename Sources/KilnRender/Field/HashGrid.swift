@@ -1,0 +1,164 @@
+import KilnCore
+import RealModule
+
+/// Multiresolution hash encoding (Müller et al. 2022, Instant-NGP): L levels of trilinearly
+/// interpolated feature grids, resolution growing geometrically from `baseResolution` to
+/// `maxResolution`; a level whose (N+1)³ corners fit in the table is indexed densely, the others
+/// through the spatial hash (x·1) ⊕ (y·2654435761) ⊕ (z·805459861) mod T.
+///
+/// Points are in the unit cube [0, 1]³ (callers map their bounding box onto it); outside points
+/// are clamped. Features: `[N, L·F]`, level-major. The table: `[L, T, F]`.
+public struct HashGrid: Sendable, Equatable {
+    public var levels: Int
+    public var featuresPerLevel: Int
+    public var log2TableSize: Int
+    public var baseResolution: Int
+    public var maxResolution: Int
+
+    public init(levels: Int = 16, featuresPerLevel: Int = 2, log2TableSize: Int = 15, baseResolution: Int = 16, maxResolution: Int = 512) {
+        precondition(levels >= 1 && featuresPerLevel >= 1 && (4...24).contains(log2TableSize) && baseResolution >= 2 && maxResolution >= baseResolution,
+                     "HashGrid: invalid configuration")
+        self.levels = levels
+        self.featuresPerLevel = featuresPerLevel
+        self.log2TableSize = log2TableSize
+        self.baseResolution = baseResolution
+        self.maxResolution = maxResolution
+    }
+
+    public var tableSize: Int { 1 << log2TableSize }
+    public var parameterCount: Int { levels * tableSize * featuresPerLevel }
+    public var outputWidth: Int { levels * featuresPerLevel }
+
+    /// N_l = ⌊N_min · b^l⌋ with b = exp((ln N_max − ln N_min)/(L − 1)).
+    public func resolution(level l: Int) -> Int {
+        guard levels > 1 else { return baseResolution }
+        let b = Double.exp((Double.log(Double(maxResolution)) - Double.log(Double(baseResolution))) / Double(levels - 1))
+        return Int((Double(baseResolution) * Double.pow(b, Double(l)) + 1e-6).rounded(.down))  // + ε: the last level is N_max exactly
+    }
+
+    /// The table slot of grid corner (x, y, z) at a level of resolution n.
+    @inlinable
+    public func slot(_ x: Int, _ y: Int, _ z: Int, resolution n: Int) -> Int {
+        let side = n + 1
+        if side * side * side <= tableSize { return x + side * (y + side * z) }
+        let h = UInt32(truncatingIfNeeded: x) ^ (UInt32(truncatingIfNeeded: y) &* 2_654_435_761) ^ (UInt32(truncatingIfNeeded: z) &* 805_459_861)
+        return Int(h & UInt32(tableSize - 1))
+    }
+
+    /// Initial table values: uniform in ±1e-4 (Instant-NGP).
+    public func initialTable(rng: inout RNG) -> [Float] { rng.uniforms(count: parameterCount, in: -1e-4...1e-4) }
+
+    /// The 8 corners of point `p` at level `l`: table offsets (into the whole table) and weights.
+    @inline(__always)
+    func corners(_ p: SIMD3<Float>, level l: Int, resolution n: Int) -> (slots: SIMD8<Int32>, weights: SIMD8<Float>) {
+        let x = simdClamp(p, 0, 1) * Float(n)
+        let cell = simdMin(SIMD3<Int>(x.rounded(.down)), SIMD3(repeating: n - 1))
+        let f = x - SIMD3<Float>(cell)
+        var slots = SIMD8<Int32>(), weights = SIMD8<Float>()
+        let base = l * tableSize
+        for c in 0..<8 {
+            let dx = c & 1, dy = (c >> 1) & 1, dz = (c >> 2) & 1
+            slots[c] = Int32(base + slot(cell.x + dx, cell.y + dy, cell.z + dz, resolution: n))
+            weights[c] = (dx == 1 ? f.x : 1 - f.x) * (dy == 1 ? f.y : 1 - f.y) * (dz == 1 ? f.z : 1 - f.z)
+        }
+        return (slots, weights)
+    }
+
+    /// Encodes `points [N, 3]` (unit cube) with `table [L, T, F]`.
+    /// - Returns: `[N, L·F]`.
+    public func forward(points: [Float], table: [Float], threads: Int = Parallel.defaultThreadCount) -> [Float] {
+        let count = points.count / 3, f = featuresPerLevel, width = outputWidth
+        precondition(points.count == 3 * count && table.count == parameterCount, "HashGrid.forward: sizes")
+        let resolutions = (0..<levels).map { resolution(level: $0) }
+        var out = [Float](repeating: 0, count: count * width)
+        out.withUnsafeMutableBufferPointer { buffer in
+            let o = UnsafeMutableSendableBuffer(buffer)
+            table.withUnsafeBufferPointer { tb in
+                let t = UnsafeSendableBufferPointer(tb)
+                parallelFor(count, threads: threads) { range in
+                    for i in range {
+                        let p = SIMD3(points[3 * i], points[3 * i + 1], points[3 * i + 2])
+                        for l in 0..<levels {
+                            let (slots, weights) = corners(p, level: l, resolution: resolutions[l])
+                            for j in 0..<f {
+                                var v: Float = 0
+                                for c in 0..<8 { v += weights[c] * t[Int(slots[c]) * f + j] }
+                                o[i * width + l * f + j] = v
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// ∂L/∂table from ∂L/∂features `[N, L·F]`. Each thread sums a contiguous block of points into its
+    /// own table, and the tables are added in thread order: the result depends on the thread count
+    /// only through float rounding order, and not at all for one thread.
+    public func backward(points: [Float], featureGradient: [Float], threads: Int = Parallel.defaultThreadCount) -> [Float] {
+        let count = points.count / 3, f = featuresPerLevel, width = outputWidth
+        precondition(featureGradient.count == count * width, "HashGrid.backward: sizes")
+        let resolutions = (0..<levels).map { resolution(level: $0) }
+        let partials = parallelMapChunks(count, threads: threads) { range -> [Float] in
+            var g = [Float](repeating: 0, count: parameterCount)
+            for i in range {
+                let p = SIMD3(points[3 * i], points[3 * i + 1], points[3 * i + 2])
+                for l in 0..<levels {
+                    let (slots, weights) = corners(p, level: l, resolution: resolutions[l])
+                    for j in 0..<f {
+                        let d = featureGradient[i * width + l * f + j]
+                        guard d != 0 else { continue }
+                        for c in 0..<8 { g[Int(slots[c]) * f + j] += weights[c] * d }
+                    }
+                }
+            }
+            return g
+        }
+        guard var total = partials.first else { return [Float](repeating: 0, count: parameterCount) }
+        for part in partials.dropFirst() { for i in 0..<total.count { total[i] += part[i] } }
+        return total
+    }
+}
+
+/// The plain reference encoding in float64: same corners and slots, literal trilinear sums.
+public enum HashGridReference {
+    public static func forward(_ grid: HashGrid, points: [Double], table: [Double]) -> [Double] {
+        let count = points.count / 3, f = grid.featuresPerLevel
+        var out = [Double](repeating: 0, count: count * grid.outputWidth)
+        for i in 0..<count {
+            for l in 0..<grid.levels {
+                let n = grid.resolution(level: l)
+                var x = [0.0, 0, 0], cell = [0, 0, 0]
+                for a in 0..<3 {
+                    x[a] = min(1, max(0, points[3 * i + a])) * Double(n)
+                    cell[a] = min(n - 1, Int(x[a].rounded(.down)))
+                    x[a] -= Double(cell[a])
+                }
+                for c in 0..<8 {
+                    let d = [c & 1, (c >> 1) & 1, (c >> 2) & 1]
+                    var w = 1.0
+                    for a in 0..<3 { w *= d[a] == 1 ? x[a] : 1 - x[a] }
+                    let slot = l * grid.tableSize + grid.slot(cell[0] + d[0], cell[1] + d[1], cell[2] + d[2], resolution: n)
+                    for j in 0..<f { out[i * grid.outputWidth + l * f + j] += w * table[slot * f + j] }
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// A read-only buffer shared by parallel workers.
+struct UnsafeSendableBufferPointer<T>: @unchecked Sendable {
+    let buffer: UnsafeBufferPointer<T>
+    init(_ buffer: UnsafeBufferPointer<T>) { self.buffer = buffer }
+    subscript(i: Int) -> T { buffer[i] }
+}
+
+@inline(__always) func simdClamp(_ v: SIMD3<Float>, _ lo: Float, _ hi: Float) -> SIMD3<Float> {
+    SIMD3(min(hi, max(lo, v.x)), min(hi, max(lo, v.y)), min(hi, max(lo, v.z)))
+}
+
+@inline(__always) func simdMin(_ a: SIMD3<Int>, _ b: SIMD3<Int>) -> SIMD3<Int> {
+    SIMD3(min(a.x, b.x), min(a.y, b.y), min(a.z, b.z))
+}

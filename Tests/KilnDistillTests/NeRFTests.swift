@@ -1,0 +1,72 @@
+import Foundation
+import KilnCore
+import KilnNN
+import KilnRender
+import Testing
+@testable import KilnDistill
+
+@Suite("NeRF field and renderer")
+struct NeRFTests {
+    static func field(seed: UInt64 = 1, blobDensity: Float = 2, blobRadius: Float = 0.5) -> NeRFField {
+        var rng = RNG(seed: seed)
+        let field = NeRFField(grid: HashGrid(levels: 4, featuresPerLevel: 2, log2TableSize: 10, baseResolution: 4, maxResolution: 32), width: 16,
+                              blobDensity: blobDensity, blobRadius: blobRadius, rng: &rng)
+        // Larger table values than the ±1e-4 start, so every parameter matters.
+        field.table.load(Tensor(shape: field.table.shape, storage: rng.uniforms(count: field.table.value.count, in: -1...1)))
+        return field
+    }
+
+    static let camera = Camera.orbit(azimuthDegrees: 30, elevationDegrees: 20, radius: 2, width: 8, height: 8, fovYRadians: 0.7)
+
+    @Test("the render's gradient matches central differences for table entries and MLP weights")
+    func gradients() {
+        let field = Self.field()
+        let renderer = NeRFRenderer(samplesPerRay: 16)
+        var rng = RNG(seed: 2)
+        let weights = rng.uniforms(count: 8 * 8 * 3, in: -1...1)
+        func loss() -> Double {
+            let frame = renderer.render(field, camera: Self.camera, background: SIMD3(0.2, 0.4, 0.6), occupancy: nil)
+            return zip(frame.color, weights).map { Double($0) * Double($1) }.reduce(0, +)
+        }
+        let frame = renderer.render(field, camera: Self.camera, background: SIMD3(0.2, 0.4, 0.6), occupancy: nil)
+        field.zeroGradients()
+        renderer.backward(frame, field: field, dColor: weights)
+        var checked = 0
+        for (name, p) in field.namedParameters {
+            let g = p.gradient.storage
+            // The entries with the largest gradients: well above float32 noise.
+            let order = g.indices.sorted { abs(g[$0]) > abs(g[$1]) }.prefix(3)
+            for k in order {
+                let original = p.value.storage[k]
+                func set(_ v: Float) { p.withUnsafeMutableValue { $0[k] = v } }
+                func central(_ h: Float) -> Double {
+                    set(original + h); let up = loss()
+                    set(original - h); let down = loss()
+                    set(original)
+                    return (up - down) / Double(2 * h)
+                }
+                // Richardson: (4·D(h/2) − D(h))/3 cancels the h² term of central differences.
+                let numeric = (4 * central(5e-3) - central(1e-2)) / 3
+                #expect(abs(numeric - Double(g[k])) < 0.02 * abs(numeric) + 1e-3, "\(name)[\(k)]: \(numeric) vs \(g[k])")
+                checked += 1
+            }
+        }
+        #expect(checked == 15)
+    }
+
+    @Test("the occupancy grid skips empty space without changing the picture much, and a fresh grid skips nothing")
+    func occupancy() {
+        // A dense ball (the density bias) in otherwise empty space.
+        let field = Self.field(seed: 3, blobDensity: 12, blobRadius: 0.35)
+        let renderer = NeRFRenderer(samplesPerRay: 32)
+        let full = renderer.render(field, camera: Self.camera, background: .zero, occupancy: nil)
+        var grid = OccupancyGrid(resolution: 16, threshold: 0.01)
+        #expect(renderer.render(field, camera: Self.camera, background: .zero, occupancy: grid).color == full.color)
+        var rng = RNG(seed: 4)
+        grid.update(field, rng: &rng)
+        let skipped = renderer.render(field, camera: Self.camera, background: .zero, occupancy: grid)
+        #expect(skipped.evaluatedSamples < full.evaluatedSamples)
+        let worst = zip(skipped.color, full.color).map { abs($0 - $1) }.max()!
+        #expect(worst < 0.05, "worst colour change \(worst); occupied \(grid.occupiedFraction)")
+    }
+}

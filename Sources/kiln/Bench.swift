@@ -12,12 +12,12 @@ struct Bench: ParsableCommand {
         discussion: """
         Jobs are the suite's prompts × --methods × --seeds, in that order. Each runs `kiln generate` \
         as a child process into DIR/runs/<prompt>-<method>-s<seed>/ (wall time and peak memory \
-        measured by the kernel) and is scored from 16 views by the reward models (AssetScore) into \
-        its score.json. A job whose score.json exists is skipped, so an interrupted bench resumes \
+        measured by the kernel); its score from 16 views by the reward models (the run's score.json) \
+        and those measurements go to its bench.json. A job whose bench.json exists is skipped, so an interrupted bench resumes \
         where it stopped. --shard i/n runs the jobs whose index is i modulo n: a Slurm array \
         (--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) or a Kubernetes indexed job \
         (--shard $JOB_COMPLETION_INDEX/N) runs one shard each on a shared DIR. --merge reads every \
-        score.json and writes DIR/summary.md and DIR/summary.csv.
+        bench.json and writes DIR/summary.md and DIR/summary.csv.
         """
     )
 
@@ -89,11 +89,10 @@ struct Bench: ParsableCommand {
         let jobs = prompts.flatMap { p in methodList.flatMap { m in seedList.map { Job(prompt: p, method: m, seed: $0) } } }
         let (index, count) = try parsedShard()
         let mine = jobs.enumerated().filter { $0.offset % count == index }.map(\.element)
-        let models = try RewardModels(folder: URL(fileURLWithPath: rewards))
         say("bench: \(jobs.count) jobs, \(mine.count) in shard \(index)/\(count)")
         for (n, job) in mine.enumerated() {
             let runFolder = runs.appendingPathComponent(job.name)
-            let scoreURL = runFolder.appendingPathComponent("score.json")
+            let scoreURL = runFolder.appendingPathComponent("bench.json")
             if FileManager.default.fileExists(atPath: scoreURL.path) { say("  [\(n + 1)/\(mine.count)] \(job.name): done before"); continue }
             var arguments = ["generate", job.prompt, "--out", runFolder.path, "--prior", prior, "--rewards", rewards, "--preview-every", "0"]
             if let steps { arguments += ["--steps", "\(steps)"] }
@@ -111,12 +110,10 @@ struct Bench: ParsableCommand {
             guard child.status == 0 else {
                 throw CLIError("\(job.name): kiln generate exited \(child.status); see \(folder.path)/runs/\(job.name).log")
             }
-            let cloud = try GaussianCloudIO.read(runFolder.appendingPathComponent("splats.ply"))
-            let settings = GaussianSettings()
-            var score = AssetScore.measure(SplatParameters(cloud), caption: ToyCaption(job.prompt), rewards: models, renderSize: settings.renderSize) {
-                settings.camera(azimuthDegrees: $0, elevationDegrees: $1, size: settings.renderSize)
+            guard let scoreData = FileManager.default.contents(atPath: runFolder.appendingPathComponent("score.json").path),
+                  let score = try? JSONDecoder().decode(AssetScore.self, from: scoreData) else {
+                throw CLIError("\(job.name): the run wrote no score.json; are the reward models in \(rewards)?")
             }
-            score.views = 16
             let record = BenchRecord(prompt: job.prompt, method: job.method.rawValue, seed: job.seed, score: score,
                                      seconds: child.seconds, peakMemoryMiB: child.peakMemoryMiB, resumed: resumable)
             try writeJSON(record, to: scoreURL)
@@ -131,10 +128,10 @@ struct Bench: ParsableCommand {
         let runs = folder.appendingPathComponent("runs")
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? []
         let records = names.sorted().compactMap { name -> BenchRecord? in
-            guard let data = FileManager.default.contents(atPath: runs.appendingPathComponent("\(name)/score.json").path) else { return nil }
+            guard let data = FileManager.default.contents(atPath: runs.appendingPathComponent("\(name)/bench.json").path) else { return nil }
             return try? JSONDecoder().decode(BenchRecord.self, from: data)
         }
-        guard !records.isEmpty else { throw CLIError("\(runs.path) holds no score.json yet: run the bench first") }
+        guard !records.isEmpty else { throw CLIError("\(runs.path) holds no bench.json yet: run the bench first") }
         var csv = "prompt,method,seed,mean_alignment,min_alignment,kind_accuracy,main_color_accuracy,azimuth_accuracy,back_seen_as_front,janus,seconds,peak_memory_mib\n"
         for r in records {
             let s = r.score
@@ -166,7 +163,7 @@ struct Bench: ParsableCommand {
     }
 }
 
-/// One bench job's result (DIR/runs/<job>/score.json).
+/// One bench job's result (DIR/runs/<job>/bench.json).
 struct BenchRecord: Codable {
     var prompt: String
     var method: String

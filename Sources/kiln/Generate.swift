@@ -44,6 +44,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Distillation method: sds, rw-sds, reward-feedback or dpo; default sds.")
     var method: DistillationMethod?
 
+    @Option(help: "Scene representation: gaussians or nerf; default gaussians.")
+    var representation: String?
+
     @Option(help: "Rewards and weights for the reward-aware methods, e.g. alignment:1,view:0.5.")
     var reward: String?
 
@@ -87,7 +90,8 @@ struct Generate: ParsableCommand {
             settings = try GenerateSettings.load(configURL)
             guard settings.prompt == prompt else { throw CLIError("--resume: the run in \(folder.path) is for \"\(settings.prompt)\", not \"\(prompt)\"") }
             let conflicting = [config.map { _ in "--config" }, seed.map { _ in "--seed" }, method.map { _ in "--method" }, guidanceScale.map { _ in "--guidance-scale" },
-                               negativePrompt.map { _ in "--negative-prompt" }, reward.map { _ in "--reward" }, viewAdvantage.map { _ in "--view-advantage" }].compactMap { $0 }
+                               negativePrompt.map { _ in "--negative-prompt" }, reward.map { _ in "--reward" }, viewAdvantage.map { _ in "--view-advantage" },
+                               representation.map { _ in "--representation" }].compactMap { $0 }
             guard conflicting.isEmpty else {
                 throw CLIError("--resume continues with the run's own config.json; drop " + conflicting.joined(separator: ", ") + " (only --steps may change, to extend the run)")
             }
@@ -99,11 +103,11 @@ struct Generate: ParsableCommand {
             if let seed { settings.seed = seed }
             if let steps { settings.steps = steps }
             if let method { settings.guidance.method = method }
+            if let representation { settings.representation = representation }
             if let guidanceScale { settings.sds.guidanceScale = guidanceScale }
             if let reward { settings.guidance.rewards = try RewardMix(parsing: reward) }
             if let viewAdvantage { settings.guidance.viewAdvantage = viewAdvantage }
         }
-        guard settings.representation == "gaussians" else { throw CLIError("representation '\(settings.representation)' is not available; use gaussians") }
         let (steps, seed) = (settings.steps, settings.seed)
         let pipeline = try PriorPipeline(folder: URL(fileURLWithPath: prior))
         let unknown = pipeline.settings.unknownWords(in: prompt)
@@ -111,9 +115,46 @@ struct Generate: ParsableCommand {
             warn("this prior was never trained on \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); it knows: \(vocabulary.sorted().joined(separator: ", "))")
         }
         let distillationPrior = try DistillationPrior(pipeline: pipeline, prompt: prompt, negativePrompt: settings.negativePrompt)
-        let models = settings.guidance.usesRewards ? try RewardModels(folder: URL(fileURLWithPath: rewards)) : nil
-        let run = try GaussianDistillation(prior: distillationPrior, rewards: models, steps: steps, sds: settings.sds, guidance: settings.guidance,
-                                           settings: settings.gaussians, seed: seed)
+        // The reward models steer the reward-aware methods and score the result; a run without them
+        // (plain SDS and no models) still runs, unscored.
+        let rewardsURL = URL(fileURLWithPath: rewards)
+        let models: RewardModels?
+        if settings.guidance.usesRewards {
+            models = try RewardModels(folder: rewardsURL)
+        } else {
+            models = try? RewardModels(folder: rewardsURL)
+            if models == nil { warn("no reward models in \(rewards): the run is not scored (score.json)") }
+        }
+        let runRNG = RNG(seed: seed).split(2)
+        let extent = settings.views.objectRadius
+        switch settings.representation {
+        case "gaussians":
+            let scene = try GaussianScene(settings: settings.gaussians, steps: steps, extent: extent, seed: seed)
+            let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
+                                          sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
+            try execute(run, settings: settings, folder: folder, configURL: configURL, scorer: models) {
+                try GaussianCloudIO.write(scene.parameters.cloud, to: folder.appendingPathComponent("splats.ply"))
+                return try SplatMeshing().mesh(scene.parameters)
+            }
+        case "nerf":
+            let scene = try NeRFScene(settings: settings.nerf, extent: extent, seed: seed)
+            let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
+                                          sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
+            try execute(run, settings: settings, folder: folder, configURL: configURL, scorer: models) {
+                var weights = SafeTensorsWriter(metadata: ["kiln": "nerf field"])
+                for (name, p) in scene.field.namedParameters { try weights.add(name, shape: p.shape, values: p.value.storage) }
+                try weights.write(to: folder.appendingPathComponent("field.safetensors"))
+                return try FieldMeshing().mesh(scene.field)
+            }
+        default:
+            throw CLIError("representation '\(settings.representation)' is not available; use gaussians or nerf")
+        }
+    }
+
+    /// The optimisation loop with its checkpoints, log, previews and interruption, then the final files.
+    func execute<Scene: DistilledScene>(_ run: DistillationRun<Scene>, settings: GenerateSettings, folder: URL, configURL: URL, scorer: RewardModels?,
+                                        finish: () throws -> MeshResult) throws {
+        let steps = settings.steps
         let checkpoint = folder.appendingPathComponent("checkpoint")
         let logURL = folder.appendingPathComponent("log.csv")
         var log = RunLog()
@@ -132,7 +173,8 @@ struct Generate: ParsableCommand {
         }
         let interrupt = Interrupt.install()
         let progress = ProgressLine(total: steps, start: run.completedSteps)
-        say("generating \"\(prompt)\": \(steps) steps, \(settings.guidance.method.rawValue), \(settings.gaussians.viewsPerStep) views per step, seed \(seed)")
+        let unit = settings.representation == "nerf" ? "occupied cells" : "splats"
+        say("generating \"\(settings.prompt)\": \(settings.representation), \(steps) steps, \(settings.guidance.method.rawValue), \(settings.views.viewsPerStep) views per step, seed \(settings.seed)")
         while run.completedSteps < steps {
             let r: StepReport
             do { r = try run.step() } catch let error as DistillError {
@@ -141,7 +183,7 @@ struct Generate: ParsableCommand {
             }
             log.append(r)
             if r.skipped { progress.note("step \(r.step): non-finite gradient, update skipped (\(run.skippedSteps) so far)") }
-            progress.update(step: r.step, detail: String(format: "t %3d  sds %.4f", r.timestep, r.sdsLoss) + (r.reward.map { String(format: "  reward %.2f", $0) } ?? "") + "  \(r.gaussians) splats")
+            progress.update(step: r.step, detail: String(format: "t %3d  sds %.4f", r.timestep, r.sdsLoss) + (r.reward.map { String(format: "  reward %.2f", $0) } ?? "") + "  \(r.size) \(unit)")
             if previewEvery > 0, r.step % previewEvery == 0 || r.step == steps {
                 let views = [0, 90, 180, 270].map { run.render(azimuthDegrees: Float($0), elevationDegrees: 15, size: 128) }
                 try PNG.write(Image.contactSheet(views, columns: 4, labels: ["0°", "90°", "180°", "270°"]),
@@ -151,20 +193,13 @@ struct Generate: ParsableCommand {
             if interrupt.requested {
                 try saveCheckpoint()
                 progress.finish()
-                say("interrupted: checkpoint at step \(r.step) saved; continue with kiln generate \"\(prompt)\" --out \(folder.path) --resume")
+                say("interrupted: checkpoint at step \(r.step) saved; continue with kiln generate \"\(settings.prompt)\" --out \(folder.path) --resume")
                 throw ExitCode(130)
             }
         }
         progress.finish()
-        try writeOutputs(run: run, settings: settings, log: log, folder: folder)
-        say(String(format: "wrote %@: %d Gaussians, %d steps (%d skipped) in %.1f s", folder.path, run.parameters.count, steps, run.skippedSteps, progress.elapsed))
-    }
-
-    /// The finished run's files: splats, sheet, turntable and plots.
-    func writeOutputs(run: GaussianDistillation, settings: GenerateSettings, log: RunLog, folder: URL) throws {
         let metadata = KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings).textEntries
-        try GaussianCloudIO.write(run.parameters.cloud, to: folder.appendingPathComponent("splats.ply"))
-        let mesh = try SplatMeshing().mesh(run.parameters)
+        let mesh = try finish()
         _ = try MeshExport.write(mesh.mesh, to: folder.appendingPathComponent("asset.glb"))
         say("mesh: \(mesh.mesh.triangleCount) triangles (\(mesh.report))")
         let azimuths = (0..<8).map { Float($0 * 45) }
@@ -178,16 +213,27 @@ struct Generate: ParsableCommand {
                           to: turntable.appendingPathComponent(String(format: "frame_%03d.png", i)))
         }
         try PNG.write(Image.linePlot(log.lossPoints, title: "SDS loss by step"), to: folder.appendingPathComponent("loss.png"))
-        let rewards = log.rewardPoints
-        if !rewards.isEmpty {
-            try PNG.write(Image.linePlot(rewards, logY: false, title: "reward of x0 by step"), to: folder.appendingPathComponent("reward.png"))
+        let rewardPoints = log.rewardPoints
+        if !rewardPoints.isEmpty {
+            try PNG.write(Image.linePlot(rewardPoints, logY: false, title: "reward of x0 by step"), to: folder.appendingPathComponent("reward.png"))
         }
+        if let scorer {
+            // Scored views at the render size, or the models' size when the renders are smaller.
+            let views = settings.views, size = scorer.imageSize * max(1, views.renderSize / scorer.imageSize)
+            let score = AssetScore.measure(caption: ToyCaption(settings.prompt), rewards: scorer, renderSize: size) { a, e in
+                run.scene.preview(camera: views.camera(azimuthDegrees: a, elevationDegrees: e, size: size), background: SIMD3(1, 1, 1))
+            }
+            try writeJSON(score, to: folder.appendingPathComponent("score.json"))
+            say(String(format: "score (16 views): alignment %.2f (min %.2f), kind %@, Janus %@", score.meanAlignment, score.minAlignment,
+                       score.kindAccuracy.map { String(format: "%.2f", $0) } ?? "–", score.janus ? "yes" : "no"))
+        }
+        say(String(format: "wrote %@: %d %@, %d steps (%d skipped) in %.1f s", folder.path, run.scene.size, unit, steps, run.skippedSteps, progress.elapsed))
     }
 }
 
 /// The run's per-step log, `log.csv`.
 struct RunLog {
-    static let header = "step,timestep,sds_loss,reward,reward_loss,gaussians,non_finite,skipped,seconds\n"
+    static let header = "step,timestep,sds_loss,reward,reward_loss,size,non_finite,skipped,seconds\n"
     private(set) var rows: [String] = []
     private var reports: [(step: Int, sds: Float, reward: Float?)] = []
 
@@ -204,7 +250,7 @@ struct RunLog {
     }
 
     mutating func append(_ r: StepReport) {
-        rows.append("\(r.step),\(r.timestep),\(r.sdsLoss),\(r.reward.map { "\($0)" } ?? ""),\(r.rewardLoss.map { "\($0)" } ?? ""),\(r.gaussians),\(r.nonFinite),\(r.skipped ? 1 : 0),\(r.seconds)")
+        rows.append("\(r.step),\(r.timestep),\(r.sdsLoss),\(r.reward.map { "\($0)" } ?? ""),\(r.rewardLoss.map { "\($0)" } ?? ""),\(r.size),\(r.nonFinite),\(r.skipped ? 1 : 0),\(r.seconds)")
         reports.append((r.step, r.sdsLoss, r.reward))
     }
 
@@ -233,7 +279,9 @@ struct GenerateSettings: Codable {
     var representation = "gaussians"
     var sds = SDSSettings()
     var guidance = RewardGuidanceSettings()
+    var views = ViewSettings()
     var gaussians = GaussianSettings()
+    var nerf = NeRFSettings()
 
     /// Defaults, overridden by a config file (snake_case keys, the layout `config.json` is written
     /// in, so a run's config reproduces it; unknown keys are errors).

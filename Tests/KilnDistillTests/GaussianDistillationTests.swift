@@ -8,29 +8,31 @@ import Testing
 
 @Suite("Gaussian distillation")
 struct GaussianDistillationTests {
-    static func run(method: DistillationMethod = .sds, steps: Int = 6, seed: UInt64 = 3, threads: Int = 2) throws -> GaussianDistillation {
+    static func run(method: DistillationMethod = .sds, steps: Int = 6, seed: UInt64 = 3, threads: Int = 2) throws -> DistillationRun<GaussianScene> {
         let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman")
+        var views = ViewSettings()
+        views.renderSize = 32
+        views.viewsPerStep = 2
         var settings = GaussianSettings()
-        settings.renderSize = 32
         settings.initialGaussians = 300
-        settings.viewsPerStep = 2
         settings.densifyEvery = 2
         settings.densifyGradientThreshold = 0  // every visible Gaussian densifies: the checkpoint must carry the new ones
         var guidance = RewardGuidanceSettings()
         guidance.method = method
         guidance.noises = 2
-        return try GaussianDistillation(prior: prior, rewards: method == .sds ? nil : tinyRewards(), steps: steps, sds: SDSSettings(),
-                                        guidance: guidance, settings: settings, seed: seed, threads: threads)
+        let scene = try GaussianScene(settings: settings, steps: steps, extent: views.objectRadius, seed: seed, threads: threads)
+        return try DistillationRun(scene: scene, prior: prior, rewards: method == .sds ? nil : tinyRewards(), steps: steps, sds: SDSSettings(),
+                                   guidance: guidance, views: views, rng: RNG(seed: seed).split(2))
     }
 
     @Test("steps change the splats, densify, and repeat exactly for a seed", arguments: [DistillationMethod.sds, .rewardWeighted])
     func deterministic(method: DistillationMethod) throws {
         let a = try Self.run(method: method), b = try Self.run(method: method)
-        let initial = a.parameters
+        let initial = a.scene.parameters
         let reports = try (0..<6).map { _ in try a.step() }
         for _ in 0..<6 { _ = try b.step() }
-        #expect(a.parameters == b.parameters && a.parameters != initial)
-        #expect(a.parameters.count > initial.count, "densification should add Gaussians: \(initial.count) → \(a.parameters.count)")
+        #expect(a.scene.parameters == b.scene.parameters && a.scene.parameters != initial)
+        #expect(a.scene.parameters.count > initial.count, "densification should add Gaussians: \(initial.count) → \(a.scene.parameters.count)")
         #expect(reports.map(\.step) == Array(1...6) && reports.allSatisfy { !$0.skipped && $0.sdsLoss.isFinite })
         // RewardSDS scores its noises for the first 70% of the run, then is plain SDS.
         #expect(method == .sds || (reports.prefix(5).allSatisfy { $0.reward != nil } && reports.last!.reward == nil))
@@ -49,7 +51,7 @@ struct GaussianDistillationTests {
         try resumed.restore(from: folder)
         #expect(resumed.completedSteps == 3)
         for _ in 0..<3 { _ = try resumed.step() }
-        #expect(resumed.parameters == straight.parameters)
+        #expect(resumed.scene.parameters == straight.scene.parameters)
         #expect(resumed.rng == straight.rng)
         // A damaged checkpoint is an error naming the file, not a crash.
         try Data("{}".utf8).write(to: folder.appendingPathComponent("state.json"))
@@ -60,13 +62,13 @@ struct GaussianDistillationTests {
     func nonFinite() throws {
         let run = try Self.run(steps: 40)
         // NaN colours make the renders, the prior's prediction and the gradient NaN.
-        var p = run.parameters
+        var p = run.scene.parameters
         p.sh = p.sh.map { _ in .nan }
-        run.parameters = p
-        let before = run.parameters
+        run.scene.parameters = p
+        let before = run.scene.parameters
         let report = try run.step()
         #expect(report.skipped && report.nonFinite > 0 && run.skippedSteps == 1)
-        #expect(run.parameters.means == before.means && run.parameters.opacityLogits == before.opacityLogits)
+        #expect(run.scene.parameters.means == before.means && run.scene.parameters.opacityLogits == before.opacityLogits)
         var thrown = false
         for _ in 0..<30 {
             do { _ = try run.step() } catch is DistillError { thrown = true; break }

@@ -14,7 +14,7 @@ struct BenchCommandTests {
             let suite = folder.appendingPathComponent("suite.txt")
             try Data("# two prompts\na red snowman\n\na yellow duck\n".utf8).write(to: suite)
             let config = folder.appendingPathComponent("small.json")
-            try Data(#"{"gaussians": {"views_per_step": 1, "render_size": 32, "initial_gaussians": 200}}"#.utf8).write(to: config)
+            try Data(#"{"views": {"views_per_step": 1, "render_size": 32}, "gaussians": {"initial_gaussians": 200}}"#.utf8).write(to: config)
             let out = folder.appendingPathComponent("bench").path
             func bench(_ extra: [String]) throws -> KilnRun {
                 try KilnRun(["bench", suite.path, "--out", out, "--methods", "sds,dpo", "--steps", "2", "--prior", SampleCommandTests.tiny,

@@ -8,7 +8,7 @@ struct GenerateCommandTests {
     /// A short run on the tiny test prior (16²): 4 steps, 2 views of 32².
     static func generate(_ out: String, _ extra: [String] = []) throws -> KilnRun {
         let config = URL(fileURLWithPath: out + "-config.json")
-        try Data(#"{"gaussians": {"views_per_step": 2, "render_size": 32, "initial_gaussians": 400}}"#.utf8).write(to: config)
+        try Data(#"{"views": {"views_per_step": 2, "render_size": 32}, "gaussians": {"initial_gaussians": 400}}"#.utf8).write(to: config)
         return try KilnRun(["generate", "a red snowman", "--prior", tiny, "--steps", "4", "--checkpoint-every", "2", "--preview-every", "2",
                             "--config", config.path, "--out", out] + extra)
     }
@@ -44,6 +44,21 @@ struct GenerateCommandTests {
         }
     }
 
+    @Test("--representation nerf: the same run folder, with the field's weights and a mesh from its density")
+    func nerf() throws {
+        try withScratchFolder { folder in
+            let out = folder.appendingPathComponent("nerf").path
+            let config = folder.appendingPathComponent("nerf.json")
+            try Data(#"{"views": {"views_per_step": 1, "render_size": 16}, "nerf": {"levels": 4, "log2_table_size": 10, "samples_per_ray": 16, "width": 16}}"#.utf8).write(to: config)
+            let run = try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--representation", "nerf", "--steps", "3", "--preview-every", "0",
+                                  "--config", config.path, "--out", out)
+            #expect(run.status == 0, "\(run.stderr)")
+            let files = Set(try FileManager.default.contentsOfDirectory(atPath: out))
+            for name in ["config.json", "log.csv", "checkpoint", "sheet.png", "field.safetensors", "asset.glb"] { #expect(files.contains(name), "missing \(name)") }
+            #expect(try String(contentsOfFile: out + "/config.json", encoding: .utf8).contains("\"representation\" : \"nerf\""))
+        }
+    }
+
     @Test("bad input gives a message naming the fix and a non-zero exit")
     func errors() throws {
         try withScratchFolder { folder in
@@ -57,6 +72,7 @@ struct GenerateCommandTests {
                 (["--config", badConfig.path], "sds.guidance"),
                 (["--resume"], "config.json"),
                 (["--config", folder.appendingPathComponent("missing.json").path], "cannot be read"),
+                (["--representation", "mesh"], "gaussians or nerf"),
             ]
             for (extra, needle) in cases {
                 let run = try KilnRun(["generate", "a red snowman", "--prior", Self.tiny, "--out", out] + extra)

@@ -1,0 +1,209 @@
+import Foundation
+import KilnCore
+import KilnNN
+import KilnPrior
+import KilnRender
+
+/// A scene representation that score distillation can optimise: it renders views, takes back the
+/// gradient on their colours, steps its optimiser, and saves and restores its state.
+public protocol DistilledScene: AnyObject {
+    associatedtype Frame
+    /// `[H, W, 3]` display colours of a distillation view (`rng` for sample jitter), and what the
+    /// backward pass needs.
+    func render(camera: Camera, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame)
+    /// `[H, W, 3]` display colours for a preview: no jitter, nothing kept.
+    func preview(camera: Camera, background: SIMD3<Float>) -> [Float]
+    /// Adds the gradient of a loss whose gradient on the frame's colours is `dColor`.
+    func accumulate(_ frame: Frame, dColor: [Float])
+    /// Whether every accumulated gradient is finite.
+    var gradientIsFinite: Bool { get }
+    /// One optimiser step with the accumulated gradient, then clears it. `step` counts from 1.
+    func applyStep(step: Int, of steps: Int, rng: inout RNG)
+    /// Clears the accumulated gradient without a step.
+    func discardGradient()
+    /// A size worth logging: Gaussians, occupied cells.
+    var size: Int { get }
+    /// Checkpoint: tensors (bit-exact) and a small JSON state.
+    func checkpoint(into tensors: inout SafeTensorsWriter) throws -> Data
+    func restore(tensors: SafeTensorsFile, state: Data) throws
+}
+
+/// Text to 3D by score distillation, for any `DistilledScene`: per step K orbit views rendered,
+/// averaged down to the prior's size, judged by `RewardGuidance`, and the gradient taken back
+/// through the scene's renderer to its optimiser. Deterministic for a seed and a thread count.
+public final class DistillationRun<Scene: DistilledScene> {
+    public let scene: Scene
+    public let prior: DistillationPrior
+    public let rewards: RewardModels?
+    public let caption: ToyCaption
+    public let steps: Int
+    public let sds: SDSSettings
+    public let guidance: RewardGuidanceSettings
+    public let views: ViewSettings
+    /// Draws cameras, backgrounds, timesteps, noise and sample jitter.
+    public internal(set) var rng: RNG
+    /// Steps taken so far (skipped ones included).
+    public internal(set) var completedSteps = 0
+    /// Steps whose gradient was not finite, left without an update.
+    public internal(set) var skippedSteps = 0
+    /// Skipped steps in a row; `step()` throws after `maxConsecutiveSkips`.
+    var consecutiveSkips = 0
+    public static var maxConsecutiveSkips: Int { 20 }
+
+    public init(scene: Scene, prior: DistillationPrior, rewards: RewardModels?, steps: Int, sds: SDSSettings, guidance: RewardGuidanceSettings,
+                views: ViewSettings, rng: RNG) throws {
+        try views.validate(priorSize: prior.imageSize)
+        try guidance.validate()
+        guard steps > 0 else { throw DistillError.badSetting("--steps must be positive, got \(steps)") }
+        if guidance.usesRewards {
+            guard let rewards else { throw DistillError.badReward("\(guidance.method.rawValue) needs the reward models") }
+            guard rewards.imageSize == prior.imageSize else {
+                throw DistillError.badReward("the reward models take \(rewards.imageSize)² images but the prior \(prior.imageSize)²; use reward models trained at the prior's size")
+            }
+            for kind in guidance.rewards.weights.keys where rewards.nets[kind] == nil {
+                throw DistillError.badReward("the \(kind.rawValue) model is not loaded")
+            }
+        }
+        self.scene = scene
+        self.prior = prior
+        self.rewards = rewards
+        caption = ToyCaption(prior.prompt)
+        self.steps = steps
+        self.sds = sds
+        self.guidance = guidance
+        self.views = views
+        self.rng = rng
+    }
+
+    /// The K cameras of a step: azimuths evenly spread from a random start, elevations drawn
+    /// independently, a toy-world background each; with their prior conditioning.
+    func drawViews() -> [(camera: Camera, view: ViewConditioning, background: SIMD3<Float>)] {
+        let k = views.viewsPerStep
+        let start = rng.uniform(0...360)
+        return (0..<k).map { i in
+            var azimuth = start + 360 * Float(i) / Float(k)
+            if azimuth >= 360 { azimuth -= 360 }
+            let elevation = rng.uniform(views.elevationMinDegrees...views.elevationMaxDegrees)
+            let background = ToySample.backgrounds[Int(rng.next() % UInt64(ToySample.backgrounds.count))]
+            return (views.camera(azimuthDegrees: azimuth, elevationDegrees: elevation, size: views.renderSize),
+                    ViewConditioning(azimuthDegrees: azimuth, elevationDegrees: elevation), background)
+        }
+    }
+
+    /// One optimisation step. A step whose gradient holds NaN or ±∞ changes nothing in the scene;
+    /// it is reported (`skipped`) and counted.
+    /// - Throws: `DistillError.diverged` after `maxConsecutiveSkips` such steps in a row.
+    public func step() throws -> StepReport {
+        let clock = ContinuousClock(), started = clock.now
+        let progress = Double(completedSteps) / Double(steps)
+        let drawn = drawViews()
+        let size = views.renderSize, priorSize = prior.imageSize, factor = size / priorSize
+        var frames: [Scene.Frame] = [], colors: [[Float]] = []
+        var x: [Float] = []
+        for v in drawn {
+            let (color, frame) = scene.render(camera: v.camera, background: v.background, rng: &rng)
+            x += PriorImage.fromRender(color, width: size, height: size, factor: factor)
+            frames.append(frame)
+            colors.append(color)
+        }
+        let k = drawn.count
+        let result = RewardGuidance.gradient(prior: prior, rewards: rewards, caption: caption,
+                                             images: Tensor(shape: [k, 3, priorSize, priorSize], storage: x), views: drawn.map(\.view),
+                                             progress: progress, sds: sds, settings: guidance, rng: &rng)
+        // The loss is the mean over the step's views (DreamGaussian divides the SDS sum by the batch).
+        let plane = 3 * priorSize * priorSize
+        for (i, frame) in frames.enumerated() {
+            let g = result.gradient[(i * plane)..<((i + 1) * plane)].map { $0 / Float(k) }
+            scene.accumulate(frame, dColor: PriorImage.renderGradient(g, width: size, height: size, factor: factor, color: colors[i]))
+        }
+        completedSteps += 1
+        let finite = result.nonFinite == 0 && scene.gradientIsFinite
+        if finite {
+            scene.applyStep(step: completedSteps, of: steps, rng: &rng)
+            consecutiveSkips = 0
+        } else {
+            scene.discardGradient()
+            skippedSteps += 1
+            consecutiveSkips += 1
+            if consecutiveSkips >= Self.maxConsecutiveSkips {
+                throw DistillError.diverged("\(consecutiveSkips) steps in a row had non-finite gradients (last at step \(completedSteps)); lower the guidance scale or the learning rates, or resume from the last checkpoint")
+            }
+        }
+        return StepReport(step: completedSteps, timestep: result.timestep, sdsLoss: result.sdsLoss / Float(k * k), reward: result.reward,
+                          rewardLoss: result.rewardLoss, size: scene.size, nonFinite: result.nonFinite, skipped: !finite,
+                          seconds: (clock.now - started).seconds)
+    }
+
+    /// Renders the scene from an orbit camera at `size`² on a background (no jitter): an image.
+    public func render(azimuthDegrees: Float, elevationDegrees: Float, size: Int, background: SIMD3<Float> = SIMD3(1, 1, 1)) -> Image {
+        let color = scene.preview(camera: views.camera(azimuthDegrees: azimuthDegrees, elevationDegrees: elevationDegrees, size: size),
+                                  background: background)
+        var image = Image(width: size, height: size, channels: 3)
+        image.pixels = color.map { min(1, max(0, $0)) }
+        return image
+    }
+
+    // MARK: Checkpoints
+
+    struct State: Codable {
+        var completedSteps: Int
+        var skippedSteps: Int
+        var consecutiveSkips: Int
+        var rng: RNG
+        var scene: Data
+    }
+
+    /// Writes the scene's tensors and state and the run's counters and RNG to `folder`, each file
+    /// atomically, `state.json` last: `restore(from:)` continues bit-identically.
+    public func saveCheckpoint(to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var tensors = SafeTensorsWriter(metadata: ["kiln": "distillation checkpoint"])
+        let sceneState = try scene.checkpoint(into: &tensors)
+        try tensors.write(to: folder.appendingPathComponent("state.safetensors"))
+        let state = State(completedSteps: completedSteps, skippedSteps: skippedSteps, consecutiveSkips: consecutiveSkips, rng: rng, scene: sceneState)
+        try AtomicFile.write(try JSONEncoder().encode(state), to: folder.appendingPathComponent("state.json"))
+    }
+
+    /// Restores what `saveCheckpoint` wrote (the run's settings must be the ones it was made with).
+    /// - Throws: `DistillError.badCheckpoint` naming the file and the problem.
+    public func restore(from folder: URL) throws {
+        let stateURL = folder.appendingPathComponent("state.json")
+        guard let data = FileManager.default.contents(atPath: stateURL.path) else {
+            throw DistillError.badCheckpoint("\(stateURL.path) is missing: the run has no checkpoint yet; start it again without --resume")
+        }
+        guard let state = try? JSONDecoder().decode(State.self, from: data) else {
+            throw DistillError.badCheckpoint("\(stateURL.path) is unreadable; start the run again without --resume")
+        }
+        let file: SafeTensorsFile
+        do { file = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("state.safetensors")) } catch {
+            throw DistillError.badCheckpoint("\(folder.path)/state.safetensors: \(error)")
+        }
+        do { try scene.restore(tensors: file, state: state.scene) } catch let error as DistillError { throw error } catch {
+            throw DistillError.badCheckpoint("\(folder.path): \(error); start the run again without --resume")
+        }
+        rng = state.rng
+        completedSteps = state.completedSteps
+        skippedSteps = state.skippedSteps
+        consecutiveSkips = state.consecutiveSkips
+    }
+}
+
+/// What one step did (a row of `log.csv`).
+public struct StepReport: Sendable, Equatable {
+    public var step: Int
+    public var timestep: Int
+    /// The SDS surrogate loss per view, ½‖g‖²/K².
+    public var sdsLoss: Float
+    public var reward: Float?
+    public var rewardLoss: Float?
+    /// The scene's size: Gaussians, or occupied cells of a NeRF.
+    public var size: Int
+    public var nonFinite: Int
+    /// The gradient was not finite: nothing changed.
+    public var skipped: Bool
+    public var seconds: Double
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import KilnCore
+import KilnNN
+import KilnPrior
+import KilnRender
+import RealModule
+
+/// The distillation cameras (`kiln generate --config`, section "views"), for every representation.
+public struct ViewSettings: Codable, Sendable, Equatable {
+    /// Views rendered (and judged by the prior together) per step.
+    public var viewsPerStep = 4
+    /// Side of the square renders; the prior's size must divide it.
+    public var renderSize = 64
+    /// The radius of the ball the object is framed in: the cameras keep it in view as the toy
+    /// world's cameras keep an object's bounding sphere (fov 40°, distance ×1.1).
+    public var objectRadius: Float = 0.6
+    public var elevationMinDegrees: Float = -10
+    public var elevationMaxDegrees: Float = 50
+
+    public init() {}
+
+    /// The toy camera's vertical field of view.
+    public static let fovYDegrees: Float = ToySample.fovYDegrees
+
+    public func validate(priorSize: Int) throws {
+        guard (1...16).contains(viewsPerStep) else { throw DistillError.badSetting("views.views_per_step must be 1…16, got \(viewsPerStep)") }
+        guard renderSize >= priorSize, renderSize % priorSize == 0, renderSize <= 512 else {
+            throw DistillError.badSetting("views.render_size must be a multiple of the prior's \(priorSize) up to 512, got \(renderSize)")
+        }
+        guard objectRadius > 0, elevationMinDegrees < elevationMaxDegrees, elevationMinDegrees >= -89, elevationMaxDegrees <= 89 else {
+            throw DistillError.badSetting("views: object_radius must be positive and −89 ≤ elevation_min_degrees < elevation_max_degrees ≤ 89")
+        }
+    }
+
+    /// The camera distance that frames the object ball like the toy world frames its objects.
+    public var cameraDistance: Float { objectRadius / Foundation.sin(Self.fovYDegrees * .pi / 360) * 1.1 }
+
+    /// The orbit camera around the origin that frames the object ball, at `size`².
+    public func camera(azimuthDegrees: Float, elevationDegrees: Float, size: Int) -> Camera {
+        Camera.orbit(azimuthDegrees: azimuthDegrees, elevationDegrees: elevationDegrees, radius: cameraDistance,
+                     width: size, height: size, fovYRadians: Self.fovYDegrees * .pi / 180)
+    }
+}
+
+/// The Gaussian representation's settings (`kiln generate --config`, section "gaussians").
+/// Learning rates and densification follow DreamGaussian's text-to-3D configuration, scaled to
+/// the run's length.
+public struct GaussianSettings: Codable, Sendable, Equatable {
+    public var initialGaussians = 2000
+    /// Initial points fill a ball of this radius around the origin (DreamGaussian: 0.5).
+    public var initialRadius: Float = 0.4
+    /// Position learning rate (world units) at the start and the end, log-linear in between.
+    public var positionLearningRate: Float = 1e-3
+    public var positionLearningRateFinal: Float = 2e-5
+    public var featureLearningRate: Float = 0.01
+    public var opacityLearningRate: Float = 0.05
+    public var scalingLearningRate: Float = 0.005
+    public var rotationLearningRate: Float = 0.005
+    /// Densification between these fractions of the run, every `densifyEvery` steps.
+    public var densifyFrom = 0.1
+    public var densifyUntil = 0.7
+    public var densifyEvery = 50
+    /// Average view-space gradient norm (NDC) above which a Gaussian is cloned or split.
+    public var densifyGradientThreshold: Float = 0.002
+    public var maxGaussians = 30_000
+    /// Opacities are reset to 0.01 at this fraction of the run (0: never).
+    public var opacityResetAt = 0.0
+
+    public init() {}
+
+    public func validate() throws {
+        guard (1...1_000_000).contains(initialGaussians), maxGaussians >= initialGaussians else {
+            throw DistillError.badSetting("gaussians.initial_gaussians must be 1…1000000 and at most max_gaussians")
+        }
+        guard initialRadius > 0 else { throw DistillError.badSetting("gaussians.initial_radius must be positive") }
+        guard (0...1).contains(densifyFrom), (0...1).contains(densifyUntil), (0...1).contains(opacityResetAt), densifyEvery > 0 else {
+            throw DistillError.badSetting("gaussians: densify_from, densify_until and opacity_reset_at are fractions; densify_every is positive")
+        }
+    }
+
+    /// The splat optimiser's configuration for a run of `steps` in a scene of radius `extent`.
+    func optimizerConfig(steps: Int, extent: Float) -> SplatTrainingConfig {
+        var c = SplatTrainingConfig()
+        c.positionLRInitial = positionLearningRate / extent  // SplatOptimizer multiplies by the extent
+        c.positionLRFinal = positionLearningRateFinal / extent
+        c.positionDecaySteps = steps
+        c.featureLR = featureLearningRate
+        c.opacityLR = opacityLearningRate
+        c.scalingLR = scalingLearningRate
+        c.rotationLR = rotationLearningRate
+        c.densifyFrom = max(1, Int(densifyFrom * Double(steps)))
+        c.densifyUntil = Int(densifyUntil * Double(steps))
+        c.densifyEvery = densifyEvery
+        c.densifyGradientThreshold = densifyGradientThreshold
+        c.opacityResetEvery = opacityResetAt > 0 ? max(1, Int(opacityResetAt * Double(steps))) : 0
+        c.maxGaussians = maxGaussians
+        c.pruneScaleFraction = 0.5
+        return c
+    }
+}
+
+
+/// The NeRF representation's settings (`kiln generate --config`, section "nerf"): Instant-NGP's
+/// encoding at a CPU-sized table, threestudio's learning rate and density bias.
+public struct NeRFSettings: Codable, Sendable, Equatable {
+    public var levels = 12
+    public var log2TableSize = 15
+    public var baseResolution = 8
+    public var maxResolution = 256
+    public var width = 64
+    public var samplesPerRay = 64
+    public var learningRate = 0.01
+    /// Magic3D's density bias λ·(1 − ‖x‖/r): an initial soft ball.
+    public var blobDensity: Float = 10
+    public var blobRadius: Float = 0.5
+    /// Occupancy grid cells per side, and steps between its updates.
+    public var occupancyResolution = 48
+    public var occupancyEvery = 16
+
+    public init() {}
+
+    public func validate() throws {
+        guard (1...24).contains(levels), (8...22).contains(log2TableSize), baseResolution >= 2, maxResolution >= baseResolution else {
+            throw DistillError.badSetting("nerf: levels 1…24, log2_table_size 8…22, 2 ≤ base_resolution ≤ max_resolution")
+        }
+        guard (4...512).contains(width), (4...512).contains(samplesPerRay) else { throw DistillError.badSetting("nerf: width and samples_per_ray must be 4…512") }
+        guard learningRate > 0, learningRate < 1, blobRadius > 0 else { throw DistillError.badSetting("nerf: learning_rate in (0, 1) and a positive blob_radius") }
+        guard (8...256).contains(occupancyResolution), occupancyEvery > 0 else { throw DistillError.badSetting("nerf: occupancy_resolution 8…256, occupancy_every ≥ 1") }
+    }
+
+    public var grid: HashGrid {
+        HashGrid(levels: levels, featuresPerLevel: 2, log2TableSize: log2TableSize, baseResolution: baseResolution, maxResolution: maxResolution)
+    }
+}

@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(name: "kiln-fuzz", dependencies: ["KilnAsset"]),
 
         // Benchmarks that print tables: `swift run -c release kiln-bench splat`.
-        .executableTarget(name: "kiln-bench", dependencies: ["KilnCore", "KilnRender", "KilnAsset", "KilnNN", "KilnPrior"]),
+        .executableTarget(name: "kiln-bench", dependencies: ["KilnCore", "KilnRender", "KilnAsset", "KilnNN", "KilnPrior", "KilnDistill"]),
 
         .testTarget(name: "KilnCoreTests", dependencies: ["KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnAssetTests", dependencies: ["KilnAsset", "KilnCore"], exclude: ["Fixtures"]),

@@ -51,15 +51,28 @@ public struct HashGrid: Sendable, Equatable {
     /// The 8 corners of point `p` at level `l`: table offsets (into the whole table) and weights.
     @inline(__always)
     func corners(_ p: SIMD3<Float>, level l: Int, resolution n: Int) -> (slots: SIMD8<Int32>, weights: SIMD8<Float>) {
-        let x = simdClamp(p, 0, 1) * Float(n)
-        let cell = simdMin(SIMD3<Int>(x.rounded(.down)), SIMD3(repeating: n - 1))
-        let f = x - SIMD3<Float>(cell)
+        // Scalar per-axis floors: SIMD3 rounding and Int conversions go through slow generic paths (measured
+        // 8% of a NeRF render).
+        let scale = Float(n)
+        let x = min(1, max(0, p.x)) * scale, y = min(1, max(0, p.y)) * scale, z = min(1, max(0, p.z)) * scale
+        let ix = min(Int(x), n - 1), iy = min(Int(y), n - 1), iz = min(Int(z), n - 1)  // x ≥ 0: truncation is the floor
+        let fx = x - Float(ix), fy = y - Float(iy), fz = z - Float(iz)
         var slots = SIMD8<Int32>(), weights = SIMD8<Float>()
         let base = l * tableSize
+        let side = n + 1
+        let dense = side * side * side <= tableSize
         for c in 0..<8 {
             let dx = c & 1, dy = (c >> 1) & 1, dz = (c >> 2) & 1
-            slots[c] = Int32(base + slot(cell.x + dx, cell.y + dy, cell.z + dz, resolution: n))
-            weights[c] = (dx == 1 ? f.x : 1 - f.x) * (dy == 1 ? f.y : 1 - f.y) * (dz == 1 ? f.z : 1 - f.z)
+            let cx = ix + dx, cy = iy + dy, cz = iz + dz
+            let slot: Int
+            if dense {
+                slot = cx + side * (cy + side * cz)
+            } else {
+                let h = UInt32(truncatingIfNeeded: cx) ^ (UInt32(truncatingIfNeeded: cy) &* 2_654_435_761) ^ (UInt32(truncatingIfNeeded: cz) &* 805_459_861)
+                slot = Int(h & UInt32(tableSize - 1))
+            }
+            slots[c] = Int32(truncatingIfNeeded: base + slot)
+            weights[c] = (dx == 1 ? fx : 1 - fx) * (dy == 1 ? fy : 1 - fy) * (dz == 1 ? fz : 1 - fz)
         }
         return (slots, weights)
     }

@@ -47,6 +47,12 @@ struct Generate: ParsableCommand {
     @Option(help: "Scene representation: gaussians or nerf; default gaussians.")
     var representation: String?
 
+    @Option(help: "Coarse to fine: 'mesh' refines the extracted mesh's colours with the mesh rasterizer; default none.")
+    var refine: String?
+
+    @Option(help: "Steps of the mesh refinement; default 300.")
+    var refineSteps: Int?
+
     @Option(help: "Rewards and weights for the reward-aware methods, e.g. alignment:1,view:0.5.")
     var reward: String?
 
@@ -91,7 +97,7 @@ struct Generate: ParsableCommand {
             guard settings.prompt == prompt else { throw CLIError("--resume: the run in \(folder.path) is for \"\(settings.prompt)\", not \"\(prompt)\"") }
             let conflicting = [config.map { _ in "--config" }, seed.map { _ in "--seed" }, method.map { _ in "--method" }, guidanceScale.map { _ in "--guidance-scale" },
                                negativePrompt.map { _ in "--negative-prompt" }, reward.map { _ in "--reward" }, viewAdvantage.map { _ in "--view-advantage" },
-                               representation.map { _ in "--representation" }].compactMap { $0 }
+                               representation.map { _ in "--representation" }, refine.map { _ in "--refine" }, refineSteps.map { _ in "--refine-steps" }].compactMap { $0 }
             guard conflicting.isEmpty else {
                 throw CLIError("--resume continues with the run's own config.json; drop " + conflicting.joined(separator: ", ") + " (only --steps may change, to extend the run)")
             }
@@ -104,6 +110,8 @@ struct Generate: ParsableCommand {
             if let steps { settings.steps = steps }
             if let method { settings.guidance.method = method }
             if let representation { settings.representation = representation }
+            if let refine { settings.refine.stage = refine }
+            if let refineSteps { settings.refine.steps = refineSteps }
             if let guidanceScale { settings.sds.guidanceScale = guidanceScale }
             if let reward { settings.guidance.rewards = try RewardMix(parsing: reward) }
             if let viewAdvantage { settings.guidance.viewAdvantage = viewAdvantage }
@@ -127,12 +135,19 @@ struct Generate: ParsableCommand {
         }
         let runRNG = RNG(seed: seed).split(2)
         let extent = settings.views.objectRadius
+        let coarse: MeshResult
+        guard ["none", "mesh"].contains(settings.refine.stage) else { throw CLIError("refine '\(settings.refine.stage)' is not a stage; use mesh (or leave it out)") }
+        guard (1...1_000_000).contains(settings.refine.steps), settings.refine.learningRate > 0 else {
+            throw CLIError("refine: steps must be 1…1000000 and learning_rate positive")
+        }
+        if !resume { try output.prepare() }
+        try writeJSON(settings, to: configURL, snakeCase: true)
         switch settings.representation {
         case "gaussians":
             let scene = try GaussianScene(settings: settings.gaussians, steps: steps, extent: extent, seed: seed)
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
-            try execute(run, settings: settings, folder: folder, configURL: configURL, scorer: models) {
+            coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) {
                 try GaussianCloudIO.write(scene.parameters.cloud, to: folder.appendingPathComponent("splats.ply"))
                 return try SplatMeshing().mesh(scene.parameters)
             }
@@ -140,7 +155,7 @@ struct Generate: ParsableCommand {
             let scene = try NeRFScene(settings: settings.nerf, extent: extent, seed: seed)
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
-            try execute(run, settings: settings, folder: folder, configURL: configURL, scorer: models) {
+            coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) {
                 var weights = SafeTensorsWriter(metadata: ["kiln": "nerf field"])
                 for (name, p) in scene.field.namedParameters { try weights.add(name, shape: p.shape, values: p.value.storage) }
                 try weights.write(to: folder.appendingPathComponent("field.safetensors"))
@@ -149,23 +164,51 @@ struct Generate: ParsableCommand {
         default:
             throw CLIError("representation '\(settings.representation)' is not available; use gaussians or nerf")
         }
+        var meshScores = MeshScores(coarse: models.map { MeshScores.score(coarse.mesh, prompt: prompt, views: settings.views, scorer: $0) })
+        guard settings.refine.stage == "mesh" else {
+            try writeMeshScores(meshScores, folder)
+            return
+        }
+        // Coarse to fine: the extracted mesh's colours refined under the same distillation.
+        try FileManager.default.moveItemReplacing(folder.appendingPathComponent("asset.glb"), to: folder.appendingPathComponent("asset-coarse.glb"))
+        let meshScene = MeshScene(mesh: coarse.mesh, learningRate: settings.refine.learningRate)
+        let refineRun = try DistillationRun(scene: meshScene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil,
+                                            steps: settings.refine.steps, sds: settings.sds, guidance: settings.guidance, views: settings.views,
+                                            rng: RNG(seed: seed).split(3))
+        let refined = try execute(refineRun, stage: .refine, settings: settings, folder: folder, scorer: nil) {
+            MeshResult(mesh: meshScene.refinedMesh, report: coarse.report)
+        }
+        meshScores.refined = models.map { MeshScores.score(refined.mesh, prompt: prompt, views: settings.views, scorer: $0) }
+        try writeMeshScores(meshScores, folder)
     }
 
-    /// The optimisation loop with its checkpoints, log, previews and interruption, then the final files.
-    func execute<Scene: DistilledScene>(_ run: DistillationRun<Scene>, settings: GenerateSettings, folder: URL, configURL: URL, scorer: RewardModels?,
-                                        finish: () throws -> MeshResult) throws {
-        let steps = settings.steps
-        let checkpoint = folder.appendingPathComponent("checkpoint")
-        let logURL = folder.appendingPathComponent("log.csv")
+    func writeMeshScores(_ scores: MeshScores, _ folder: URL) throws {
+        guard let coarse = scores.coarse else { return }
+        try writeJSON(scores, to: folder.appendingPathComponent("score_mesh.json"))
+        say(String(format: "mesh score: alignment %.2f%@", coarse.meanAlignment,
+                   scores.refined.map { String(format: " → %.2f after refinement", $0.meanAlignment) } ?? ""))
+    }
+
+    /// The two stages of a run: the representation, then (with refine: mesh) the mesh's colours.
+    enum Stage {
+        case coarse, refine
+        /// File-name suffix of the stage's checkpoint, log, previews and sheet.
+        var suffix: String { self == .coarse ? "" : "-refine" }
+    }
+
+    /// One stage's optimisation loop with its checkpoints, log, previews and interruption, then its
+    /// final files; returns the stage's mesh (also written as asset.glb).
+    func execute<Scene: DistilledScene>(_ run: DistillationRun<Scene>, stage: Stage, settings: GenerateSettings, folder: URL, scorer: RewardModels?,
+                                        finish: () throws -> MeshResult) throws -> MeshResult {
+        let steps = run.steps
+        let checkpoint = folder.appendingPathComponent("checkpoint" + stage.suffix)
+        let logURL = folder.appendingPathComponent("log\(stage.suffix).csv")
         var log = RunLog()
-        if resume {
+        if resume, FileManager.default.fileExists(atPath: checkpoint.appendingPathComponent("state.json").path) || stage == .coarse {
             try run.restore(from: checkpoint)
             log = RunLog(csv: (try? String(contentsOf: logURL, encoding: .utf8)) ?? "", upTo: run.completedSteps)
-            say("resuming at step \(run.completedSteps) of \(steps)")
-        } else {
-            try output.prepare()
+            if run.completedSteps < steps { say("resuming \(stage == .coarse ? "" : "the refinement ")at step \(run.completedSteps) of \(steps)") }
         }
-        try writeJSON(settings, to: configURL, snakeCase: true)
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("previews"), withIntermediateDirectories: true)
         func saveCheckpoint() throws {
             try run.saveCheckpoint(to: checkpoint)
@@ -173,8 +216,12 @@ struct Generate: ParsableCommand {
         }
         let interrupt = Interrupt.install()
         let progress = ProgressLine(total: steps, start: run.completedSteps)
-        let unit = settings.representation == "nerf" ? "occupied cells" : "splats"
-        say("generating \"\(settings.prompt)\": \(settings.representation), \(steps) steps, \(settings.guidance.method.rawValue), \(settings.views.viewsPerStep) views per step, seed \(settings.seed)")
+        let unit = stage == .refine ? "vertices" : settings.representation == "nerf" ? "occupied cells" : "splats"
+        if run.completedSteps < steps {
+            say(stage == .coarse
+                ? "generating \"\(settings.prompt)\": \(settings.representation), \(steps) steps, \(settings.guidance.method.rawValue), \(settings.views.viewsPerStep) views per step, seed \(settings.seed)"
+                : "refining the mesh's colours: \(steps) steps")
+        }
         while run.completedSteps < steps {
             let r: StepReport
             do { r = try run.step() } catch let error as DistillError {
@@ -187,7 +234,7 @@ struct Generate: ParsableCommand {
             if previewEvery > 0, r.step % previewEvery == 0 || r.step == steps {
                 let views = [0, 90, 180, 270].map { run.render(azimuthDegrees: Float($0), elevationDegrees: 15, size: 128) }
                 try PNG.write(Image.contactSheet(views, columns: 4, labels: ["0°", "90°", "180°", "270°"]),
-                              to: folder.appendingPathComponent(String(format: "previews/step_%06d.png", r.step)))
+                              to: folder.appendingPathComponent(String(format: "previews/step%@_%06d.png", stage.suffix, r.step)))
             }
             if r.step % max(1, checkpointEvery) == 0 || r.step == steps { try saveCheckpoint() }
             if interrupt.requested {
@@ -205,17 +252,18 @@ struct Generate: ParsableCommand {
         let azimuths = (0..<8).map { Float($0 * 45) }
         let sheet = Image.contactSheet(azimuths.map { run.render(azimuthDegrees: $0, elevationDegrees: 15, size: 128) }, columns: 4,
                                        labels: azimuths.map { "\(Int($0))°" })
-        try PNG.write(sheet, to: folder.appendingPathComponent("sheet.png"), text: metadata)
+        try PNG.write(sheet, to: folder.appendingPathComponent("sheet\(stage.suffix).png"), text: metadata)
+        try PNG.write(Image.linePlot(log.lossPoints, title: "SDS loss by step"), to: folder.appendingPathComponent("loss\(stage.suffix).png"))
+        let rewardPoints = log.rewardPoints
+        if !rewardPoints.isEmpty {
+            try PNG.write(Image.linePlot(rewardPoints, logY: false, title: "reward of x0 by step"), to: folder.appendingPathComponent("reward\(stage.suffix).png"))
+        }
+        guard stage == .coarse else { return mesh }
         let turntable = folder.appendingPathComponent("turntable")
         try FileManager.default.createDirectory(at: turntable, withIntermediateDirectories: true)
         for i in 0..<36 {
             try PNG.write(run.render(azimuthDegrees: Float(i * 10), elevationDegrees: 15, size: 128),
                           to: turntable.appendingPathComponent(String(format: "frame_%03d.png", i)))
-        }
-        try PNG.write(Image.linePlot(log.lossPoints, title: "SDS loss by step"), to: folder.appendingPathComponent("loss.png"))
-        let rewardPoints = log.rewardPoints
-        if !rewardPoints.isEmpty {
-            try PNG.write(Image.linePlot(rewardPoints, logY: false, title: "reward of x0 by step"), to: folder.appendingPathComponent("reward.png"))
         }
         if let scorer {
             // Scored views at the render size, or the models' size when the renders are smaller.
@@ -228,6 +276,30 @@ struct Generate: ParsableCommand {
                        score.kindAccuracy.map { String(format: "%.2f", $0) } ?? "–", score.janus ? "yes" : "no"))
         }
         say(String(format: "wrote %@: %d %@, %d steps (%d skipped) in %.1f s", folder.path, run.scene.size, unit, steps, run.skippedSteps, progress.elapsed))
+        return mesh
+    }
+}
+
+/// The exported mesh judged like the representation (`score_mesh.json`): rendered by the mesh
+/// rasterizer with the toy lighting, before and after refinement.
+struct MeshScores: Codable {
+    var coarse: AssetScore?
+    var refined: AssetScore? = nil
+
+    static func score(_ mesh: TriangleMesh, prompt: String, views: ViewSettings, scorer: RewardModels) -> AssetScore {
+        let scene = MeshScene(mesh: mesh)
+        let size = scorer.imageSize * max(1, views.renderSize / scorer.imageSize)
+        return AssetScore.measure(caption: ToyCaption(prompt), rewards: scorer, renderSize: size) { a, e in
+            scene.preview(camera: views.camera(azimuthDegrees: a, elevationDegrees: e, size: size), background: SIMD3(1, 1, 1))
+        }
+    }
+}
+
+extension FileManager {
+    /// Renames `source` to `destination`, replacing it.
+    func moveItemReplacing(_ source: URL, to destination: URL) throws {
+        if fileExists(atPath: destination.path) { try removeItem(at: destination) }
+        try moveItem(at: source, to: destination)
     }
 }
 
@@ -270,6 +342,13 @@ struct RunLog {
     }
 }
 
+/// The coarse-to-fine stage: "none", or "mesh" (the extracted mesh's vertex colours refined).
+struct RefineSettings: Codable {
+    var stage = "none"
+    var steps = 300
+    var learningRate = 0.02
+}
+
 /// Every setting of a run, as `config.json` records it and `--config` overrides it.
 struct GenerateSettings: Codable {
     var prompt = ""
@@ -282,6 +361,7 @@ struct GenerateSettings: Codable {
     var views = ViewSettings()
     var gaussians = GaussianSettings()
     var nerf = NeRFSettings()
+    var refine = RefineSettings()
 
     /// Defaults, overridden by a config file (snake_case keys, the layout `config.json` is written
     /// in, so a run's config reproduces it; unknown keys are errors).

@@ -59,6 +59,22 @@ struct GenerateCommandTests {
         }
     }
 
+    @Test("--refine mesh: the coarse mesh kept as asset-coarse.glb, the refined one as asset.glb, with the stage's own log and checkpoint")
+    func refine() throws {
+        try withScratchFolder { folder in
+            let out = folder.appendingPathComponent("refined").path
+            let run = try Self.generate(out, ["--refine", "mesh", "--refine-steps", "3"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let files = Set(try FileManager.default.contentsOfDirectory(atPath: out))
+            for name in ["asset.glb", "asset-coarse.glb", "log-refine.csv", "checkpoint-refine", "sheet-refine.png", "splats.ply"] {
+                #expect(files.contains(name), "missing \(name)")
+            }
+            #expect(try String(contentsOfFile: out + "/log-refine.csv", encoding: .utf8).split(separator: "\n").count == 4)
+            #expect(try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--refine", "texture", "--out", folder.appendingPathComponent("x").path)
+                .stderr.contains("not a stage"))
+        }
+    }
+
     @Test("bad input gives a message naming the fix and a non-zero exit")
     func errors() throws {
         try withScratchFolder { folder in

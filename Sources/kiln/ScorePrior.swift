@@ -13,7 +13,8 @@ struct ScorePrior: ParsableCommand {
         Draws one sample for each of --count toy-world captions and cameras (seed --seed, the \
         data set's grammar) and reports the share whose kind, main colour, named second colour, \
         azimuth bin (45°) and elevation bin the reward models recognise, and the mean log p(real) \
-        of the quality model. Writes the report as JSON (default PRIOR/scores.json).
+        of the quality model. Writes the report as JSON (default PRIOR/scores.json) and, when \
+        PRIOR has a model card (README.md), puts the numbers in its "Measured" section.
         """
     )
 
@@ -62,5 +63,42 @@ struct ScorePrior: ParsableCommand {
                    score.kind, score.mainColor, score.secondColor.map { String(format: "%.3f", $0) } ?? "–", score.azimuth, score.elevation,
                    score.meanQualityLogLikelihood, count))
         say("wrote \(outURL.path)")
+        let card = URL(fileURLWithPath: prior).appendingPathComponent("README.md")
+        if let text = try? String(contentsOf: card, encoding: .utf8) {
+            try FileIO.writeAtomically(Data(Self.cardWithScores(text, score: score, rewards: rewards).utf8), to: card)
+            say("updated \(card.path)")
+        }
+    }
+
+    static let sectionTitle = "## Measured with the reward models"
+
+    /// The card with its measured section replaced (or appended): what a prior draws, judged by the
+    /// reward models, with the command that measured it.
+    static func cardWithScores(_ card: String, score: PriorScore, rewards: String) -> String {
+        var head = card
+        if let range = card.range(of: sectionTitle) {
+            head = String(card[..<range.lowerBound])
+            // Keep whatever follows the section (a later section starts with "## ").
+            let rest = card[range.upperBound...]
+            if let next = rest.range(of: "\n## ") { head += String(rest[next.lowerBound...]).dropFirst() + "\n" }
+        }
+        if !head.hasSuffix("\n") { head += "\n" }
+        func percent(_ v: Double) -> String { String(format: "%.1f%%", 100 * v) }
+        return head + """
+
+        \(sectionTitle)
+        `kiln score-prior --prior THIS_FOLDER --rewards \(rewards) --count \(score.samples) --seed \(score.seed) --steps \(score.steps) --guidance-scale \(score.guidanceScale)`: one sample for each of \(score.samples) held-in captions and cameras drawn by the data set's grammar (DDIM, \(score.steps) steps, guidance \(score.guidanceScale)); the share the reward models recognise.
+
+        | attribute | recognised | chance |
+        | --- | ---: | ---: |
+        | kind | \(percent(score.kind)) | 8.3% |
+        | main colour | \(percent(score.mainColor)) | 9.1% |
+        | second colour (when named) | \(score.secondColor.map(percent) ?? "–") | 10% |
+        | azimuth bin (45°) | \(percent(score.azimuth)) | 12.5% |
+        | elevation bin | \(percent(score.elevation)) | 25% |
+
+        Mean log p(real) of the quality model: \(String(format: "%.2f", score.meanQualityLogLikelihood)) (0 is certain).
+
+        """
     }
 }

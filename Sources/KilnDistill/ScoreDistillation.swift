@@ -33,8 +33,8 @@ public enum TimestepSchedule: String, Codable, Sendable, CaseIterable {
 
 /// Score-distillation settings shared by every method.
 public struct SDSSettings: Codable, Sendable, Equatable {
-    /// Classifier-free guidance scale s.
-    public var guidanceScale: Double = 20
+    /// Classifier-free guidance scale s (7.5: measured better than 20 on the built-in prior).
+    public var guidanceScale: Double = 7.5
     /// Timesteps are drawn in [minStep, maxStep]·T.
     public var minStep: Double = 0.02
     public var maxStep: Double = 0.98

@@ -71,6 +71,27 @@ struct TrainPrior: ParsableCommand {
         var window: [Float] = []
         say("training \(trainer.unet.parameterCount + trainer.textEncoder.parameterCount) parameters on \(dataset.count) samples, batch \(t.batchSize)")
         let clock = ContinuousClock(), start = clock.now
+        /// The checkpoint, the exported pipeline, the loss log and plot, the card and a sample grid.
+        func saveAll() throws {
+            try trainer.saveCheckpoint(to: checkpoint)
+            try trainer.exportPipeline(to: folder)
+            let csv = "step,loss\n" + curve.map { "\(Int($0.x)),\(Float($0.y))\n" }.joined()
+            try FileIO.writeAtomically(Data(csv.utf8), to: log)
+            try PNG.write(Image.linePlot(curve, title: "training loss (log scale) by step"), to: folder.appendingPathComponent("loss.png"))
+            try FileIO.writeAtomically(Data(modelCard(trainer: trainer, dataset: dataset, settings: settings, curve: curve).utf8),
+                                       to: folder.appendingPathComponent("README.md"))
+            let images = try trainer.sampleImages(prompts: samplePrompt, seed: 0)
+            let tiles = images.map { $0.resized(width: max(96, $0.width), height: max(96, $0.height)) }
+            let labels = [0, 180].flatMap { az in samplePrompt.map { "\($0) @\(az)" } }
+            let sheet = Image.contactSheet(tiles, columns: samplePrompt.count, labels: labels)
+            let metadata = KilnMetadata(command: "train-prior", seed: t.seed, settings: ["step": "\(trainer.step)"]).textEntries
+            try PNG.write(sheet, to: folder.appendingPathComponent(String(format: "samples/step_%07d.png", trainer.step)), text: metadata)
+        }
+        if trainer.step >= t.steps {
+            // A finished run resumed: export it again (a changed scheduler config or card format takes effect).
+            try saveAll()
+            say("the run had finished at step \(trainer.step); exported it again")
+        }
         while trainer.step < t.steps {
             let loss = try trainer.trainStep()
             guard loss.isFinite else { throw CLIError("the loss became \(loss) at step \(trainer.step); lower training.learning_rate or resume from the last checkpoint") }
@@ -82,19 +103,7 @@ struct TrainPrior: ParsableCommand {
                 say(String(format: "  step %d/%d  loss %.4f  (%.0f s)", trainer.step, t.steps, mean, (clock.now - start).seconds))
             }
             if trainer.step % t.checkpointEvery == 0 || trainer.step == t.steps {
-                try trainer.saveCheckpoint(to: checkpoint)
-                try trainer.exportPipeline(to: folder)
-                let csv = "step,loss\n" + curve.map { "\(Int($0.x)),\(Float($0.y))\n" }.joined()
-                try FileIO.writeAtomically(Data(csv.utf8), to: log)
-                try PNG.write(Image.linePlot(curve, title: "training loss (log scale) by step"), to: folder.appendingPathComponent("loss.png"))
-                try FileIO.writeAtomically(Data(modelCard(trainer: trainer, dataset: dataset, settings: settings, curve: curve).utf8),
-                                           to: folder.appendingPathComponent("README.md"))
-                let images = try trainer.sampleImages(prompts: samplePrompt, seed: 0)
-                let tiles = images.map { $0.resized(width: max(96, $0.width), height: max(96, $0.height)) }
-                let labels = [0, 180].flatMap { az in samplePrompt.map { "\($0) @\(az)" } }
-                let sheet = Image.contactSheet(tiles, columns: samplePrompt.count, labels: labels)
-                let metadata = KilnMetadata(command: "train-prior", seed: t.seed, settings: ["step": "\(trainer.step)"]).textEntries
-                try PNG.write(sheet, to: folder.appendingPathComponent(String(format: "samples/step_%07d.png", trainer.step)), text: metadata)
+                try saveAll()
                 say("  checkpoint at step \(trainer.step)")
             }
         }

@@ -24,9 +24,12 @@ struct TrainPriorCommandTests {
             #expect(losses.count == 4 && losses.last! < losses.first!, "\(losses)")
             let sample = try KilnRun("sample", "a red duck", "--prior", prior, "--steps", "2", "--count", "1", "--out", folder.appendingPathComponent("s.png").path)
             #expect(sample.status == 0, "\(sample.stderr)")
-            // Resuming a finished run does nothing more; a new run into the same folder needs --force.
+            // Resuming a finished run trains no more and exports it again (the same weights); a new run
+            // into the same folder needs --force.
+            let weights = try Data(contentsOf: URL(fileURLWithPath: prior + "/unet/diffusion_pytorch_model.safetensors"))
             let resumed = try KilnRun("train-prior", "--data", data, "--config", Self.config, "--out", prior, "--resume")
-            #expect(resumed.status == 0 && resumed.stdout.contains("resuming at step 40"), "\(resumed.stdout) \(resumed.stderr)")
+            #expect(resumed.status == 0 && resumed.stdout.contains("resuming at step 40") && resumed.stdout.contains("exported it again"), "\(resumed.stdout) \(resumed.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: prior + "/unet/diffusion_pytorch_model.safetensors")) == weights)
             let again = try KilnRun("train-prior", "--data", data, "--config", Self.config, "--out", prior)
             #expect(again.status != 0 && again.stderr.contains("not empty"))
             let missing = try KilnRun("train-prior", "--data", folder.path, "--config", Self.config, "--out", folder.appendingPathComponent("p2").path)

@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "KilnNN", targets: ["KilnNN"]),
         .library(name: "KilnPrior", targets: ["KilnPrior"]),
         .library(name: "KilnDistill", targets: ["KilnDistill"]),
+        .library(name: "KilnEval", targets: ["KilnEval"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -56,6 +57,8 @@ let package = Package(
         .target(name: "KilnRender", dependencies: ["KilnCore", .product(name: "RealModule", package: "swift-numerics")]),
         // Score distillation and its reward-aware variants, and the optimisation loops built on them.
         .target(name: "KilnDistill", dependencies: ["KilnCore", "KilnNN", "KilnRender", "KilnPrior", .product(name: "RealModule", package: "swift-numerics")]),
+        // Evaluation of assets and image sets: reward-model scores, consistency metrics, reports.
+        .target(name: "KilnEval", dependencies: ["KilnCore", "KilnNN", "KilnRender", "KilnPrior", .product(name: "RealModule", package: "swift-numerics")]),
         // File formats: PNG (libpng), meshes (Assimp), splat PLY and .splat, atomic writes.
         .target(name: "KilnAsset", dependencies: ["KilnCore", "CPNG", "CAssimp"]),
 
@@ -63,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior", "KilnDistill",
+                "KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior", "KilnDistill", "KilnEval",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -80,6 +83,7 @@ let package = Package(
         .testTarget(name: "KilnNNTests", dependencies: ["KilnNN", "KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnPriorTests", dependencies: ["KilnPrior", "KilnNN", "KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnDistillTests", dependencies: ["KilnDistill", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
+        .testTarget(name: "KilnEvalTests", dependencies: ["KilnEval", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
         // Runs the built `kiln` executable as a user would.
         .testTarget(name: "kilnTests"),
     ],
@@ -93,7 +97,7 @@ for target in package.targets where target.type != .system {
 // The numeric modules are optimised in debug builds too: `swift test` trains and samples small
 // networks, which unoptimised code runs 20–50× slower. (-enable-testing stays on, so @testable
 // imports still work.)
-for name in ["KilnNN", "KilnPrior", "KilnRender", "KilnDistill"] {
+for name in ["KilnNN", "KilnPrior", "KilnRender", "KilnDistill", "KilnEval"] {
     let target = package.targets.first { $0.name == name }!
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 }

@@ -188,6 +188,21 @@ public final class DistillationRun<Scene: DistilledScene> {
     }
 }
 
+/// Errors of a distillation run's settings and checkpoints, each naming the fix.
+public enum DistillError: Error, CustomStringConvertible, Equatable {
+    case badReward(String)
+    case badSetting(String)
+    case badCheckpoint(String)
+    case diverged(String)
+
+    public var description: String {
+        switch self {
+        case .badReward(let text): return "--reward: \(text)"
+        case .badSetting(let text), .badCheckpoint(let text), .diverged(let text): return text
+        }
+    }
+}
+
 /// What one step did (a row of `log.csv`).
 public struct StepReport: Sendable, Equatable {
     public var step: Int

@@ -3,6 +3,7 @@ import Foundation
 import KilnAsset
 import KilnCore
 import KilnDistill
+import KilnEval
 import KilnPrior
 import KilnRender
 

@@ -3,6 +3,7 @@ import Foundation
 import KilnAsset
 import KilnCore
 import KilnDistill
+import KilnEval
 import KilnNN
 import KilnPrior
 import KilnRender

@@ -164,15 +164,8 @@ struct RewardGuidanceTests {
         #expect(RewardGuidance.advantageWeights([1, 2, 3], beta: 0).allSatisfy { abs($0 - 1) < 1e-6 })
     }
 
-    @Test("--reward parsing: weights, bare names, and errors that name the part")
-    func mix() throws {
-        let m = try RewardMix(parsing: "alignment:1,view:0.5")
-        #expect(m.weights == [.alignment: 1, .view: 0.5] && m.description == "alignment:1.0,view:0.5")
-        #expect(try RewardMix(parsing: "quality").weights == [.quality: 1])
-        #expect(try RewardMix(parsing: "view:0").isEmpty)
-        for bad in ["beauty:1", "view:x", "view:1,view:2", "view:1:2"] {
-            #expect(throws: DistillError.self) { try RewardMix(parsing: bad) }
-        }
+    @Test("a reward-aware method without rewards is refused")
+    func needsRewards() throws {
         var settings = RewardGuidanceSettings()
         settings.method = .dpo
         settings.rewards = RewardMix([:])

@@ -101,4 +101,19 @@ struct RewardTests {
         nets[.view] = RewardNet(heads: ToyRewardKind.view.heads, width: 8, imageSize: 64, rng: &rng)
         #expect { try PriorScore.measure(prior: prior, rewards: nets, count: 1, seed: 3, steps: 1, guidanceScale: 2) } throws: { "\($0)".contains("image_size") || "\($0)".contains("size") }
     }
+
+    @Test("--reward parsing: weights, bare names, and errors that name the part")
+    func mix() throws {
+        let m = try RewardMix(parsing: "alignment:1,view:0.5")
+        #expect(m.weights == [.alignment: 1, .view: 0.5] && m.description == "alignment:1.0,view:0.5")
+        #expect(try RewardMix(parsing: "quality").weights == [.quality: 1])
+        #expect(try RewardMix(parsing: "view:0").isEmpty)
+        for bad in ["beauty:1", "view:x", "view:1,view:2", "view:1:2"] {
+            #expect(throws: RewardError.self) { try RewardMix(parsing: bad) }
+        }
+        // Stored in config files as the command-line string.
+        let encoded = try JSONEncoder().encode(m)
+        let decoded = try JSONDecoder().decode(RewardMix.self, from: encoded)
+        #expect(String(decoding: encoded, as: UTF8.self) == "\"alignment:1.0,view:0.5\"" && decoded == m)
+    }
 }

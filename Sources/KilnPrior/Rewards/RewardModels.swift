@@ -1,7 +1,6 @@
 import Foundation
 import KilnCore
 import KilnNN
-import KilnPrior
 
 /// A weighted sum of the toy-world rewards, written `alignment:1,view:0.5` on the command line.
 ///
@@ -13,17 +12,17 @@ public struct RewardMix: Codable, Sendable, Equatable, CustomStringConvertible {
     public init(_ weights: [ToyRewardKind: Float]) { self.weights = weights.filter { $0.value != 0 } }
 
     /// Parses `name:weight[,name:weight…]` (a bare name has weight 1).
-    /// - Throws: `DistillError.badReward` naming the part that is not understood.
+    /// - Throws: `RewardError` naming the part that is not understood.
     public init(parsing text: String) throws {
         var weights: [ToyRewardKind: Float] = [:]
         for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
             let pieces = part.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
             guard pieces.count <= 2, let kind = ToyRewardKind(rawValue: pieces[0]) else {
-                throw DistillError.badReward("'\(part)' is not a reward; use " + ToyRewardKind.allCases.map(\.rawValue).joined(separator: ", ") + ", each optionally :WEIGHT")
+                throw RewardError("'\(part)' is not a reward; use " + ToyRewardKind.allCases.map(\.rawValue).joined(separator: ", ") + ", each optionally :WEIGHT")
             }
             let weight = pieces.count == 2 ? Float(pieces[1]) : 1
-            guard let weight, weight.isFinite else { throw DistillError.badReward("'\(part)': the weight is not a number") }
-            guard weights[kind] == nil else { throw DistillError.badReward("'\(kind.rawValue)' is given twice") }
+            guard let weight, weight.isFinite else { throw RewardError("'\(part)': the weight is not a number") }
+            guard weights[kind] == nil else { throw RewardError("'\(kind.rawValue)' is given twice") }
             weights[kind] = weight
         }
         self.init(weights)
@@ -55,9 +54,9 @@ public final class RewardModels {
     public let imageSize: Int
 
     public init(nets: [ToyRewardKind: RewardNet]) throws {
-        guard let size = nets.values.first?.imageSize else { throw DistillError.badReward("no reward model given") }
+        guard let size = nets.values.first?.imageSize else { throw RewardError("no reward model given") }
         guard nets.values.allSatisfy({ $0.imageSize == size }) else {
-            throw DistillError.badReward("the reward models take different image sizes; retrain them together with kiln train-rewards")
+            throw RewardError("the reward models take different image sizes; retrain them together with kiln train-rewards")
         }
         self.nets = nets
         imageSize = size
@@ -69,7 +68,7 @@ public final class RewardModels {
         for kind in kinds {
             let url = folder.appendingPathComponent("\(kind.rawValue).safetensors")
             let (loaded, net) = try RewardNet.load(url)
-            guard loaded == kind else { throw DistillError.badReward("\(url.path) holds the \(loaded.rawValue) model; retrain with kiln train-rewards") }
+            guard loaded == kind else { throw RewardError("\(url.path) holds the \(loaded.rawValue) model; retrain with kiln train-rewards") }
             nets[kind] = net
         }
         try self.init(nets: nets)
@@ -108,17 +107,9 @@ public struct RewardEvaluation {
     public var imageGradient: [Float]
 }
 
-/// Errors of a distillation run's settings, each naming the fix.
-public enum DistillError: Error, CustomStringConvertible, Equatable {
-    case badReward(String)
-    case badSetting(String)
-    case badCheckpoint(String)
-    case diverged(String)
-
-    public var description: String {
-        switch self {
-        case .badReward(let text): return "--reward: \(text)"
-        case .badSetting(let text), .badCheckpoint(let text), .diverged(let text): return text
-        }
-    }
+/// A reward specification or reward-model folder Kiln cannot use: what is wrong and how to fix it.
+public struct RewardError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { "--reward: \(message)" }
 }

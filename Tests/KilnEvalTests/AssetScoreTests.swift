@@ -4,7 +4,7 @@ import KilnNN
 import KilnPrior
 import KilnRender
 import Testing
-@testable import KilnDistill
+@testable import KilnEval
 
 /// The shipped reward models.
 let shippedRewards = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../assets/rewards").standardizedFileURL

@@ -52,32 +52,10 @@ struct Render: ParsableCommand {
         if let radius, !(radius > 0 && radius.isFinite) { throw ValidationError("--radius must be a positive number, got \(radius)") }
     }
 
-    /// One loaded asset, reduced to what rendering needs.
-    enum Subject {
-        case splats(SplatParameters<Float>)
-        case mesh(MeshRenderer)
-    }
-
-    func load(_ url: URL) throws -> (Subject, center: SIMD3<Float>, radius: Float) {
-        let kind = try AssetKind.of(url)
-        switch kind {
-        case .splatPLY, .splatFile:
-            if normals { throw CLIError("--normals needs a mesh: \(asset) is a splat file") }
-            let cloud = try GaussianCloudIO.read(url, format: kind == .splatPLY ? .ply : .splat)
-            guard cloud.count > 0 else { throw CLIError("\(asset) holds no Gaussians: nothing to render") }
-            let (center, sphere) = OrbitFraming.robustSphere(cloud.means)
-            return (.splats(SplatParameters<Float>(cloud)), center, sphere)
-        case .mesh:
-            let imported = try MeshImport.read(url)
-            for warning in imported.info.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
-            let mesh = imported.mesh
-            if let problem = mesh.validationFailure() { throw CLIError("\(asset): the mesh \(problem); repair it in a modelling tool or re-export it") }
-            guard mesh.triangleCount > 0 else { throw CLIError("\(asset) holds no triangles: nothing to render") }
-            let renderer = MeshRenderer(mesh)
-            return (.mesh(renderer), renderer.center, renderer.radius)
-        case .png:
-            throw CLIError("\(asset) is a PNG image: render takes a splat file or a mesh")
-        }
+    func load(_ url: URL) throws -> (RenderSubject, center: SIMD3<Float>, radius: Float) {
+        let loaded = try RenderSubject.load(url, name: asset)
+        if normals, case .splats = loaded.subject { throw CLIError("--normals needs a mesh: \(asset) is a splat file") }
+        return loaded
     }
 
     func run() throws {

@@ -52,4 +52,15 @@ struct AssetScoreTests {
         #expect(twoFacedBack > plainBack + 0.3, "back views seen as fronts: plain \(plainBack), two-faced \(twoFacedBack)")
         #expect(plainJanus <= 1 && twoFacedJanus >= 5, "Janus flags: plain \(plainJanus), two-faced \(twoFacedJanus) of 12")
     }
+
+    @Test("view sets: an orbit of N azimuths; icosphere directions within the toy elevations, front first")
+    func viewSets() {
+        let orbit = ViewAngle.orbit(8, elevationDegrees: 20)
+        #expect(orbit.map(\.azimuthDegrees) == [0, 45, 90, 135, 180, 225, 270, 315] && orbit.allSatisfy { $0.elevationDegrees == 20 })
+        let ico = ViewAngle.icosphere(subdivisions: 1)
+        // 42 directions, of which those between −10° and 60° of elevation remain.
+        #expect(ico.count > 12 && ico.count < 42 && ico.allSatisfy { (-10...60).contains($0.elevationDegrees) }, "\(ico.count)")
+        #expect(min(ico[0].azimuthDegrees, 360 - ico[0].azimuthDegrees) <= min(ico[5].azimuthDegrees, 360 - ico[5].azimuthDegrees))
+        #expect(ViewAngle.icosphere(subdivisions: 2).count > ico.count)
+    }
 }

@@ -1,0 +1,154 @@
+import ArgumentParser
+import Foundation
+import KilnAsset
+import KilnCore
+import KilnEval
+import KilnPrior
+import KilnRender
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Judge a 3D asset from many views: prompt alignment, view consistency (Janus), mesh health.",
+        discussion: """
+        ASSET is a kiln generate run folder (its splats.ply, else its asset.glb; the prompt from its \
+        config.json), a splat file (3DGS PLY, .splat) or any mesh Assimp reads. Renders --views \
+        orbit views at --elevation (or the icosphere's directions with --icosphere), framed on the \
+        asset's bounding sphere as the toy world frames its objects; meshes are lit like the toy \
+        world. Writes DIR/report.json, DIR/report.md and DIR/sheet.png: per view the alignment \
+        reward of the prompt's attributes and what the reward models see (kind, colour, azimuth); \
+        in summary the mean, minimum and spread of the alignment, the kind and colour accuracy, the \
+        azimuth accuracy and the Janus score (back views seen as fronts); for meshes their health \
+        (watertight, components, degenerate triangles, bounds).
+        """
+    )
+
+    @Argument(help: ArgumentHelp("A run folder, splat file or mesh.", valueName: "asset"), completion: .file())
+    var asset: String
+
+    @Option(help: "The prompt to judge alignment against (default: a run's own prompt).")
+    var prompt: String?
+
+    @Option(help: "Orbit views.")
+    var views: Int = 16
+
+    @Option(help: "Elevation of the orbit, degrees.")
+    var elevation: Float = 15
+
+    @Flag(help: "Use the icosphere's directions (one subdivision, elevations −10°…60°) instead of an orbit.")
+    var icosphere = false
+
+    @Option(help: "Render size (a multiple of the reward models' 32).")
+    var size: Int = 128
+
+    @Option(help: "The reward-model folder.", completion: .directory)
+    var rewards: String = "assets/rewards"
+
+    @OptionGroup var output: OutputFolderOptions
+
+    func validate() throws {
+        guard (1...256).contains(views) else { throw ValidationError("--views must be 1…256, got \(views)") }
+        guard (-89...89).contains(elevation) else { throw ValidationError("--elevation must be in −89…89, got \(elevation)") }
+        guard (32...1024).contains(size), size % 32 == 0 else { throw ValidationError("--size must be a multiple of 32 in 32…1024, got \(size)") }
+    }
+
+    func run() throws {
+        let clock = ContinuousClock(), start = clock.now
+        var url = URL(fileURLWithPath: asset)
+        var caption = prompt
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+            let config = url.appendingPathComponent("config.json")
+            if caption == nil, let data = FileManager.default.contents(atPath: config.path),
+               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                caption = object["prompt"] as? String
+            }
+            let candidates = ["splats.ply", "asset.glb"].map { url.appendingPathComponent($0) }
+            guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
+                throw CLIError("\(asset) holds neither splats.ply nor asset.glb: give a finished kiln generate run, a splat file or a mesh")
+            }
+            url = found
+        }
+        var (subject, center, radius) = try RenderSubject.load(url, name: asset)
+        if case .mesh(let renderer) = subject, let bounds = renderer.mesh.bounds {
+            // The toy world frames an object on half its bounding box's diagonal.
+            center = (bounds.min + bounds.max) / 2
+            radius = length(bounds.max - bounds.min) / 2
+        }
+        let models = try RewardModels(folder: URL(fileURLWithPath: rewards))
+        guard size % models.imageSize == 0 else { throw CLIError("--size \(size) is not a multiple of the reward models' \(models.imageSize)") }
+        try output.prepare()
+        let angles = icosphere ? ViewAngle.icosphere() : ViewAngle.orbit(views, elevationDegrees: elevation)
+        let fov = ToySample.fovYDegrees * .pi / 180
+        let distance = radius / Foundation.sin(fov / 2) * 1.1
+        func camera(_ a: Float, _ e: Float) -> Camera {
+            Camera.orbit(azimuthDegrees: a, elevationDegrees: e, radius: distance, target: center, width: size, height: size, fovYRadians: fov)
+        }
+        // Meshes are lit as the toy world lights its objects (the reward models' training data).
+        let meshSettings = MeshRenderSettings(background: SIMD3(1, 1, 1), lightDirectionCamera: normalize(SIMD3(0, -0.4, -1)), ambient: 0.35, diffuse: 0.65)
+        var renders: [Image] = []
+        let score = AssetScore.measure(caption: ToyCaption(caption ?? ""), rewards: models, views: angles, renderSize: size) { a, e in
+            let image: Image
+            switch subject {
+            case .splats(let p): image = SplatRasterizer.render(p, camera: camera(a, e), settings: SplatRenderSettings(background: SIMD3(1, 1, 1))).color
+            case .mesh(let renderer): image = renderer.render(camera: camera(a, e), settings: meshSettings).color
+            }
+            renders.append(image)
+            return image.pixels
+        }
+        var health: MeshHealth? = nil
+        if case .mesh(let renderer) = subject { health = renderer.mesh.health }
+        let report = EvalReport(asset: url.path, prompt: caption, representation: health == nil ? "splats" : "mesh", size: size, score: score,
+                                meshHealth: health, seconds: (clock.now - start).seconds)
+        let folder = output.url
+        try writeJSON(report, to: folder.appendingPathComponent("report.json"))
+        try FileIO.writeAtomically(Data(report.markdown.utf8), to: folder.appendingPathComponent("report.md"))
+        let labels = score.perView.map { v in
+            String(format: "%.0f°/%.0f° %@ %.1f", v.azimuthDegrees, v.elevationDegrees, v.predictedKind ?? "", v.alignment)
+        }
+        try PNG.write(Image.contactSheet(renders, columns: min(8, renders.count), labels: labels), to: folder.appendingPathComponent("sheet.png"),
+                      text: KilnMetadata(command: "eval", prompt: caption, settings: ["views": "\(angles.count)", "size": "\(size)"]).textEntries)
+        say(String(format: "%@: alignment %.2f (min %.2f, spread %.2f), kind %@, azimuth %.2f, Janus %@ (%.0f%% of back views seen as fronts)%@; %.1f s",
+                   url.lastPathComponent, score.meanAlignment, score.minAlignment, score.alignmentSpread,
+                   score.kindAccuracy.map { String(format: "%.2f", $0) } ?? "–", score.azimuthAccuracy, score.janus ? "yes" : "no",
+                   100 * score.backSeenAsFront, health.map { $0.watertight ? ", watertight" : ", not watertight (\($0.boundaryEdges) boundary edges)" } ?? "",
+                   report.seconds))
+    }
+}
+
+/// `kiln eval`'s report.json.
+struct EvalReport: Codable {
+    var asset: String
+    var prompt: String?
+    var representation: String
+    var size: Int
+    var score: AssetScore
+    var meshHealth: MeshHealth?
+    var seconds: Double
+
+    var markdown: String {
+        var md = "# Evaluation of \(URL(fileURLWithPath: asset).lastPathComponent)\n\n"
+        md += "Prompt: \(prompt.map { "\"\($0)\"" } ?? "none (alignment not measured)"); \(score.views) views at \(size)²; \(String(format: "%.1f", seconds)) s.\n\n"
+        md += "| measure | value |\n| --- | ---: |\n"
+        md += String(format: "| mean alignment (log p of the prompt's attributes) | %.3f |\n| minimum alignment | %.3f |\n| alignment spread (std) | %.3f |\n",
+                     score.meanAlignment, score.minAlignment, score.alignmentSpread)
+        md += "| kind recognised | \(score.kindAccuracy.map { String(format: "%.0f%%", 100 * $0) } ?? "–") |\n"
+        md += "| main colour recognised | \(score.mainColorAccuracy.map { String(format: "%.0f%%", 100 * $0) } ?? "–") |\n"
+        md += String(format: "| azimuth bin right | %.0f%% |\n| back views seen as fronts (Janus score) | %.0f%% |\n", 100 * score.azimuthAccuracy, 100 * score.backSeenAsFront)
+        md += "| Janus | \(score.janus ? "yes" : "no") |\n"
+        if let h = meshHealth {
+            md += "\n## Mesh health\n\n| | |\n| --- | ---: |\n"
+            md += "| vertices / triangles | \(h.vertices) / \(h.triangles) |\n| watertight | \(h.watertight ? "yes" : "no") |\n"
+            md += "| components | \(h.components) |\n| boundary / non-manifold edges | \(h.boundaryEdges) / \(h.nonManifoldEdges) |\n"
+            md += "| degenerate triangles | \(h.degenerateTriangles) |\n"
+            if let lo = h.boundsMin, let hi = h.boundsMax {
+                md += String(format: "| bounds | (%.3f, %.3f, %.3f) – (%.3f, %.3f, %.3f) |\n", lo[0], lo[1], lo[2], hi[0], hi[1], hi[2])
+            }
+        }
+        md += "\n## Views\n\n| azimuth | elevation | alignment | kind seen | colour seen | azimuth seen |\n| ---: | ---: | ---: | --- | --- | ---: |\n"
+        for v in score.perView {
+            md += String(format: "| %.0f° | %.0f° | %.3f | %@ | %@ | %@ |\n", v.azimuthDegrees, v.elevationDegrees, v.alignment, v.predictedKind ?? "–",
+                         v.predictedMainColor ?? "–", v.predictedAzimuthDegrees.map { String(format: "%.0f°", $0) } ?? "–")
+        }
+        return md
+    }
+}

@@ -13,8 +13,8 @@ struct ScorePrior: ParsableCommand {
         Draws one sample for each of --count toy-world captions and cameras (seed --seed, the \
         data set's grammar) and reports the share whose kind, main colour, named second colour, \
         azimuth bin (45°) and elevation bin the reward models recognise, and the mean log p(real) \
-        of the quality model. Writes the report as JSON (default PRIOR/scores.json) and, when \
-        PRIOR has a model card (README.md), puts the numbers in its "Measured" section.
+        of the quality model. Writes the report as JSON (default PRIOR/scores.json; then, when \
+        PRIOR has a model card (README.md), the numbers also go in its "Measured" section).
         """
     )
 
@@ -63,8 +63,9 @@ struct ScorePrior: ParsableCommand {
                    score.kind, score.mainColor, score.secondColor.map { String(format: "%.3f", $0) } ?? "–", score.azimuth, score.elevation,
                    score.meanQualityLogLikelihood, count))
         say("wrote \(outURL.path)")
+        // The card reports PRIOR/scores.json: a report written elsewhere (--out) leaves it alone.
         let card = URL(fileURLWithPath: prior).appendingPathComponent("README.md")
-        if let text = try? String(contentsOf: card, encoding: .utf8) {
+        if out == nil, let text = try? String(contentsOf: card, encoding: .utf8) {
             try FileIO.writeAtomically(Data(Self.cardWithScores(text, score: score, rewards: rewards).utf8), to: card)
             say("updated \(card.path)")
         }

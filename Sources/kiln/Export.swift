@@ -8,12 +8,15 @@ extension MeshFormat: ExpressibleByArgument {}
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export a generate run's splats as a mesh (glb, gltf, obj, fbx, ply, stl, dae).",
+        abstract: "Export a generate run as a mesh (glb, gltf, obj, fbx, ply, stl, dae).",
         discussion: """
-        Builds the mesh from RUNDIR/splats.ply: the Gaussians' density on a grid, marching cubes \
-        at --level, clean-up and decimation to --faces, then colours: vertex colours, or with \
-        --texture-size N a baked N×N base-colour texture (per-triangle atlas, dilated seams). The \
-        default output is RUNDIR/asset.FORMAT; every file appears at once.
+        A Gaussian run (RUNDIR/splats.ply): the Gaussians' density on a grid, marching cubes at \
+        --level (default 0.5; a fully opaque Gaussian peaks at 1). A NeRF run \
+        (RUNDIR/field.safetensors with its config.json): the field's density σ on a grid over its \
+        box, marching cubes at --level (default 10). Then clean-up and decimation to --faces, and \
+        colours: vertex colours, or with --texture-size N a baked N×N base-colour texture \
+        (per-triangle atlas, dilated seams). The default output is RUNDIR/asset.FORMAT; every \
+        file appears at once.
         """
     )
 
@@ -32,8 +35,8 @@ struct Export: ParsableCommand {
     @Option(help: "Bake a texture of this size instead of vertex colours (16…4096).")
     var textureSize: Int?
 
-    @Option(help: "Iso level of the density field (a fully opaque Gaussian peaks at 1).")
-    var level: Float = 0.5
+    @Option(help: "Iso level of the density field: default 0.5 for splats (a fully opaque Gaussian peaks at 1), 10 (σ) for a NeRF.")
+    var level: Float?
 
     @Option(help: "Grid samples along the longest side.")
     var resolution: Int = 96
@@ -44,23 +47,30 @@ struct Export: ParsableCommand {
     func validate() throws {
         guard (4...10_000_000).contains(faces) else { throw ValidationError("--faces must be 4…10000000, got \(faces)") }
         if let textureSize { guard (16...4096).contains(textureSize) else { throw ValidationError("--texture-size must be 16…4096, got \(textureSize)") } }
-        guard level.isFinite, level > 0 else { throw ValidationError("--level must be a positive number") }
+        if let level { guard level.isFinite, level > 0 else { throw ValidationError("--level must be a positive number") } }
         guard (8...512).contains(resolution) else { throw ValidationError("--resolution must be 8…512, got \(resolution)") }
     }
 
     func run() throws {
         let folder = URL(fileURLWithPath: runFolder)
-        let splats = folder.appendingPathComponent("splats.ply")
-        guard FileManager.default.fileExists(atPath: splats.path) else {
-            throw CLIError("\(splats.path) is missing: RUNDIR must be a finished kiln generate run (resume it with --resume if it stopped)")
+        let splats = folder.appendingPathComponent("splats.ply"), field = folder.appendingPathComponent("field.safetensors")
+        let isNeRF = !FileManager.default.fileExists(atPath: splats.path) && FileManager.default.fileExists(atPath: field.path)
+        guard isNeRF || FileManager.default.fileExists(atPath: splats.path) else {
+            throw CLIError("\(splats.path) (or field.safetensors) is missing: RUNDIR must be a finished kiln generate run (resume it with --resume if it stopped)")
         }
         let target = URL(fileURLWithPath: out ?? folder.appendingPathComponent("asset." + format.fileExtension).path)
         if FileManager.default.fileExists(atPath: target.path) && !force {
             throw CLIError("\(target.path) exists: pass --force to replace it or choose another --out")
         }
-        let cloud = try GaussianCloudIO.read(splats)
-        let meshing = SplatMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize)
-        let result = try meshing.mesh(SplatParameters(cloud))
+        let result: MeshResult
+        if isNeRF {
+            let meshing = FieldMeshing(resolution: resolution, level: level ?? 10, faces: faces, textureSize: textureSize)
+            result = try meshing.mesh(try FieldMeshing.load(runFolder: folder))
+        } else {
+            let cloud = try GaussianCloudIO.read(splats)
+            let meshing = SplatMeshing(resolution: resolution, level: level ?? 0.5, faces: faces, textureSize: textureSize)
+            result = try meshing.mesh(SplatParameters(cloud))
+        }
         let files = try MeshExport.write(result.mesh, to: target, format: format)
         say("\(result.mesh.triangleCount) triangles, \(result.mesh.vertexCount) vertices (\(result.report)); wrote " + files.map(\.path).joined(separator: ", "))
     }

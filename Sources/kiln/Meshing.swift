@@ -2,6 +2,7 @@ import Foundation
 import KilnAsset
 import KilnCore
 import KilnDistill
+import KilnNN
 import KilnRender
 
 /// Splats to a mesh (DreamGaussian's extraction): the density field on a grid around the opaque
@@ -68,6 +69,41 @@ struct FieldMeshing {
         let linear = colors.map { SIMD4(SRGB.decode($0.x), SRGB.decode($0.y), SRGB.decode($0.z), 1) }
         let sampler = GridSampler(origin: origin, spacing: spacing, n: SIMD3(repeating: n), values: colors)
         return try finishMesh(grid: grid, level: level, faces: faces, textureSize: textureSize, linearColors: .grid(linear)) { sampler.sample($0) }
+    }
+}
+
+extension FieldMeshing {
+    /// The field's box half-size in a run with these settings (NeRFScene: the object radius × 1.15).
+    static func halfSize(_ settings: GenerateSettings) -> Float { settings.views.objectRadius * 1.15 }
+
+    /// A run's field weights, `field.safetensors`.
+    static func write(_ field: NeRFField, to url: URL) throws {
+        var weights = SafeTensorsWriter(metadata: ["kiln": "nerf field"])
+        for (name, p) in field.namedParameters { try weights.add(name, shape: p.shape, values: p.value.storage) }
+        try weights.write(to: url)
+    }
+
+    /// The field of a finished NeRF run: its config.json's settings and its field.safetensors.
+    static func load(runFolder folder: URL) throws -> NeRFField {
+        let settings = try GenerateSettings.load(folder.appendingPathComponent("config.json"))
+        let weights = folder.appendingPathComponent("field.safetensors")
+        guard FileManager.default.fileExists(atPath: weights.path) else {
+            throw CLIError("\(weights.path) is missing: RUNDIR must be a finished kiln generate run (resume it with --resume if it stopped)")
+        }
+        try settings.nerf.validate()
+        var rng = RNG(seed: 0)
+        let field = NeRFField(grid: settings.nerf.grid, width: settings.nerf.width, halfSize: halfSize(settings), blobDensity: settings.nerf.blobDensity,
+                              blobRadius: settings.nerf.blobRadius, rng: &rng)
+        let file: SafeTensorsFile
+        do { file = try SafeTensorsFile(contentsOf: weights) } catch { throw CLIError("\(weights.path) cannot be read as safetensors (\(error)); rerun kiln generate") }
+        for (name, p) in field.namedParameters {
+            do {
+                p.load(Tensor(shape: p.shape, storage: try file.expect(name, shape: p.shape)), name: name)
+            } catch {
+                throw CLIError("\(weights.path) does not match the run's config.json (\(error)); was config.json edited after the run?")
+            }
+        }
+        return field
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 import KilnRender
 import Testing
 @testable import KilnDistill
@@ -68,5 +69,42 @@ struct NeRFTests {
         #expect(skipped.evaluatedSamples < full.evaluatedSamples)
         let worst = zip(skipped.color, full.color).map { abs($0 - $1) }.max()!
         #expect(worst < 0.05, "worst colour change \(worst); occupied \(grid.occupiedFraction)")
+    }
+
+    /// A short NeRF distillation on the tiny test prior: 16² renders, occupancy updated every 2 steps.
+    static func run(steps: Int = 6) throws -> DistillationRun<NeRFScene> {
+        let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman")
+        var views = ViewSettings()
+        views.renderSize = 16
+        views.viewsPerStep = 2
+        var settings = NeRFSettings()
+        settings.levels = 4
+        settings.log2TableSize = 10
+        settings.width = 16
+        settings.samplesPerRay = 16
+        settings.occupancyResolution = 12
+        settings.occupancyEvery = 2
+        let scene = try NeRFScene(settings: settings, extent: views.objectRadius, seed: 7, threads: 2)
+        return try DistillationRun(scene: scene, prior: prior, rewards: nil, steps: steps, sds: SDSSettings(), guidance: RewardGuidanceSettings(),
+                                   views: views, rng: RNG(seed: 7).split(2))
+    }
+
+    @Test("a NeRF run's checkpoint (weights, Adam moments, occupancy grid, RNG) resumes bit-identically")
+    func resume() throws {
+        let straight = try Self.run()
+        let initial = straight.scene.field.namedParameters.map { $0.parameter.value.storage }
+        for _ in 0..<6 { _ = try straight.step() }
+        #expect(straight.scene.field.namedParameters.map { $0.parameter.value.storage } != initial)
+        let first = try Self.run()
+        for _ in 0..<3 { _ = try first.step() }  // an odd step: the occupancy grid was updated at 2 and is next at 4
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-nerf-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try first.saveCheckpoint(to: folder)
+        let resumed = try Self.run()
+        try resumed.restore(from: folder)
+        #expect(resumed.completedSteps == 3 && resumed.scene.occupancy == first.scene.occupancy)
+        for _ in 0..<3 { _ = try resumed.step() }
+        #expect(resumed.scene.field.namedParameters.map { $0.parameter.value.storage } == straight.scene.field.namedParameters.map { $0.parameter.value.storage })
+        #expect(resumed.scene.occupancy == straight.scene.occupancy && resumed.rng == straight.rng)
     }
 }

@@ -25,13 +25,57 @@ struct HashGridTests {
         #expect(hashed.allSatisfy { (0..<1024).contains($0) } && Set(hashed).count > 165, "\(Set(hashed).count) distinct")
     }
 
-    @Test("forward matches the float64 reference, for 1 and 3 threads", arguments: [1, 3])
-    func forward(threads: Int) {
-        let (points, table) = Self.inputs(300, seed: 1)
-        let fast = Self.grid.forward(points: points, table: table, threads: threads)
-        let reference = HashGridReference.forward(Self.grid, points: points.map(Double.init), table: table.map(Double.init))
+    @Test("forward matches the float64 reference, for 1 and 3 threads, 1, 2 (the paired kernel) and 3 features per level",
+          arguments: [1, 3], [1, 2, 3])
+    func forward(threads: Int, features: Int) {
+        var grid = Self.grid
+        grid.featuresPerLevel = features
+        var rng = RNG(seed: 1)
+        var points = rng.uniforms(count: 3 * 300, in: 0...1)
+        points[0] = 0; points[1] = 1; points[2] = 1.2; points[3] = -0.3  // corners and outside points are clamped
+        let table = rng.uniforms(count: grid.parameterCount, in: -1...1)
+        let fast = grid.forward(points: points, table: table, threads: threads)
+        let reference = HashGridReference.forward(grid, points: points.map(Double.init), table: table.map(Double.init))
         let worst = zip(fast, reference).map { abs(Double($0) - $1) }.max()!
         #expect(worst < 1e-5, "worst \(worst)")
+    }
+
+    @Test("backward of the paired kernel equals the generic one's, and both are Jᵀg", arguments: [2, 3])
+    func backwardKernels(features: Int) {
+        var grid = Self.grid
+        grid.featuresPerLevel = features
+        var rng = RNG(seed: 5)
+        let points = rng.uniforms(count: 3 * 150, in: -0.1...1.1)
+        let table = rng.uniforms(count: grid.parameterCount, in: -1...1)
+        var g = rng.uniforms(count: 150 * grid.outputWidth, in: -1...1)
+        for i in stride(from: 0, to: g.count, by: 7) { g[i] = 0 }  // skipped zero gradients
+        let dTable = grid.backward(points: points, featureGradient: g, threads: 2)
+        let features64 = HashGridReference.forward(grid, points: points.map(Double.init), table: table.map(Double.init))
+        let lhs = zip(features64, g).map { $0 * Double($1) }.reduce(0, +)
+        let rhs = zip(table, dTable).map { Double($0) * Double($1) }.reduce(0, +)
+        #expect(abs(lhs - rhs) < 1e-3 * max(1, abs(lhs)), "\(lhs) vs \(rhs)")
+        // Every table entry against the float64 transpose, slot by slot.
+        var reference = [Double](repeating: 0, count: grid.parameterCount)
+        for i in 0..<150 {
+            for l in 0..<grid.levels {
+                let n = grid.resolution(level: l)
+                var x = [0.0, 0, 0], cell = [0, 0, 0]
+                for a in 0..<3 {
+                    x[a] = min(1, max(0, Double(points[3 * i + a]))) * Double(n)
+                    cell[a] = min(n - 1, Int(x[a].rounded(.down)))
+                    x[a] -= Double(cell[a])
+                }
+                for c in 0..<8 {
+                    let d = [c & 1, (c >> 1) & 1, (c >> 2) & 1]
+                    var w = 1.0
+                    for a in 0..<3 { w *= d[a] == 1 ? x[a] : 1 - x[a] }
+                    let slot = l * grid.tableSize + grid.slot(cell[0] + d[0], cell[1] + d[1], cell[2] + d[2], resolution: n)
+                    for j in 0..<features { reference[slot * features + j] += w * Double(g[i * grid.outputWidth + l * features + j]) }
+                }
+            }
+        }
+        let worst = zip(dTable, reference).map { abs(Double($0) - $1) }.max()!
+        #expect(worst < 1e-4, "worst \(worst)")
     }
 
     @Test("backward is the transpose of forward: ⟨J t, g⟩ = ⟨t, Jᵀ g⟩, and matches central differences")

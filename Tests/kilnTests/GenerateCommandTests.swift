@@ -56,6 +56,25 @@ struct GenerateCommandTests {
             let files = Set(try FileManager.default.contentsOfDirectory(atPath: out))
             for name in ["config.json", "log.csv", "checkpoint", "sheet.png", "field.safetensors", "asset.glb"] { #expect(files.contains(name), "missing \(name)") }
             #expect(try String(contentsOfFile: out + "/config.json", encoding: .utf8).contains("\"representation\" : \"nerf\""))
+            // Export reads the field back through the run's config.json: other formats, a texture.
+            let export = try KilnRun("export", out, "--format", "ply", "--faces", "300", "--resolution", "24", "--level", "1")
+            #expect(export.status == 0, "\(export.stderr)")
+            #expect(FileManager.default.fileExists(atPath: out + "/asset.ply"))
+            let textured = try KilnRun("export", out, "--format", "obj", "--resolution", "24", "--level", "1", "--texture-size", "32")
+            #expect(textured.status == 0 && FileManager.default.fileExists(atPath: out + "/asset_basecolor.png"), "\(textured.stderr)")
+            // A NeRF renders at the prior's size (16² here) unless the config names a size.
+            let plain = folder.appendingPathComponent("plain.json")
+            try Data(#"{"views": {"views_per_step": 1}, "nerf": {"levels": 4, "log2_table_size": 10, "samples_per_ray": 8, "width": 16}}"#.utf8).write(to: plain)
+            let defaultSize = folder.appendingPathComponent("nerf-default").path
+            let second = try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--representation", "nerf", "--steps", "1", "--preview-every", "0",
+                                     "--config", plain.path, "--out", defaultSize)
+            #expect(second.status == 0, "\(second.stderr)")
+            #expect(try String(contentsOfFile: defaultSize + "/config.json", encoding: .utf8).contains("\"render_size\" : 16"))
+            // A damaged field is named, with what to do; nothing is written.
+            try Data("not safetensors".utf8).write(to: URL(fileURLWithPath: defaultSize + "/field.safetensors"))
+            let broken = try KilnRun("export", defaultSize, "--format", "stl")
+            #expect(broken.status == 1 && broken.stderr.contains("field.safetensors") && broken.stderr.contains("rerun"), "\(broken.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: defaultSize + "/asset.stl"))
         }
     }
 

@@ -77,13 +77,78 @@ public struct HashGrid: Sendable, Equatable {
         return (slots, weights)
     }
 
+    /// Per-level constants of the encoding.
+    struct Level {
+        var resolution: Int32, side: Int32, base: Int32, dense: Bool, scale: Float
+    }
+
+    var levelTable: [Level] {
+        (0..<levels).map { l in
+            let n = resolution(level: l), side = n + 1
+            return Level(resolution: Int32(n), side: Int32(side), base: Int32(l * tableSize), dense: side * side * side <= tableSize, scale: Float(n))
+        }
+    }
+
+    /// The 8 corner slots (into the whole table) and trilinear weights of point `p` at one level;
+    /// the same arithmetic as `corners`, written out for the two-feature kernels.
+    @inline(__always)
+    static func cornerSlots(_ p: SIMD3<Float>, _ level: Level, mask: UInt32) -> (SIMD8<Int32>, SIMD8<Float>) {
+        let n = Int(level.resolution)
+        let x = min(1, max(0, p.x)) * level.scale, y = min(1, max(0, p.y)) * level.scale, z = min(1, max(0, p.z)) * level.scale
+        let ix = min(Int(x), n - 1), iy = min(Int(y), n - 1), iz = min(Int(z), n - 1)
+        let fx = x - Float(ix), fy = y - Float(iy), fz = z - Float(iz)
+        let gx = 1 - fx, gy = 1 - fy, gz = 1 - fz
+        let weights = SIMD8<Float>(gx * gy * gz, fx * gy * gz, gx * fy * gz, fx * fy * gz, gx * gy * fz, fx * gy * fz, gx * fy * fz, fx * fy * fz)
+        let slots: SIMD8<Int32>
+        if level.dense {
+            let side = Int32(level.side), s0 = Int32(ix) + side * (Int32(iy) + side * Int32(iz)) + level.base, plane = side * side
+            slots = SIMD8(s0, s0 + 1, s0 + side, s0 + side + 1, s0 + plane, s0 + plane + 1, s0 + plane + side, s0 + plane + side + 1)
+        } else {
+            let x0 = UInt32(truncatingIfNeeded: ix), x1 = x0 &+ 1
+            let y0 = UInt32(truncatingIfNeeded: iy) &* 2_654_435_761, y1 = UInt32(truncatingIfNeeded: iy + 1) &* 2_654_435_761
+            let z0 = UInt32(truncatingIfNeeded: iz) &* 805_459_861, z1 = UInt32(truncatingIfNeeded: iz + 1) &* 805_459_861
+            let h = SIMD8<UInt32>(x0 ^ y0 ^ z0, x1 ^ y0 ^ z0, x0 ^ y1 ^ z0, x1 ^ y1 ^ z0, x0 ^ y0 ^ z1, x1 ^ y0 ^ z1, x0 ^ y1 ^ z1, x1 ^ y1 ^ z1) & mask
+            slots = SIMD8<Int32>(truncatingIfNeeded: h) &+ level.base
+        }
+        return (slots, weights)
+    }
+
     /// Encodes `points [N, 3]` (unit cube) with `table [L, T, F]`.
     /// - Returns: `[N, L·F]`.
     public func forward(points: [Float], table: [Float], threads: Int = Parallel.defaultThreadCount) -> [Float] {
         let count = points.count / 3, f = featuresPerLevel, width = outputWidth
         precondition(points.count == 3 * count && table.count == parameterCount, "HashGrid.forward: sizes")
-        let resolutions = (0..<levels).map { resolution(level: $0) }
         var out = [Float](repeating: 0, count: count * width)
+        if f == 2 {
+            // Two features per level (Instant-NGP's choice): one 8-byte load per corner.
+            let levelInfo = levelTable, mask = UInt32(tableSize - 1), levels = levels
+            out.withUnsafeMutableBufferPointer { buffer in
+                let o = UnsafeMutableSendableBuffer(buffer)
+                table.withUnsafeBufferPointer { tb in
+                    points.withUnsafeBufferPointer { pb in
+                        let t = UnsafeSendableBufferPointer(tb), pts = UnsafeSendableBufferPointer(pb)
+                        levelInfo.withUnsafeBufferPointer { lb in
+                            let info = UnsafeSendableBufferPointer(lb)
+                            parallelFor(count, threads: threads) { range in
+                                let pairs = UnsafeRawPointer(t.buffer.baseAddress!).assumingMemoryBound(to: SIMD2<Float>.self)
+                                for i in range {
+                                    let p = SIMD3(pts[3 * i], pts[3 * i + 1], pts[3 * i + 2])
+                                    for l in 0..<levels {
+                                        let (slots, weights) = Self.cornerSlots(p, info[l], mask: mask)
+                                        var v = SIMD2<Float>()
+                                        for c in 0..<8 { v += weights[c] * pairs[Int(slots[c])] }
+                                        o[i * width + 2 * l] = v.x
+                                        o[i * width + 2 * l + 1] = v.y
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            return out
+        }
+        let resolutions = (0..<levels).map { resolution(level: $0) }
         out.withUnsafeMutableBufferPointer { buffer in
             let o = UnsafeMutableSendableBuffer(buffer)
             table.withUnsafeBufferPointer { tb in
@@ -113,8 +178,28 @@ public struct HashGrid: Sendable, Equatable {
         let count = points.count / 3, f = featuresPerLevel, width = outputWidth
         precondition(featureGradient.count == count * width, "HashGrid.backward: sizes")
         let resolutions = (0..<levels).map { resolution(level: $0) }
+        let levelInfo = levelTable, mask = UInt32(tableSize - 1), levels = levels, parameterCount = parameterCount
         let partials = parallelMapChunks(count, threads: threads) { range -> [Float] in
             var g = [Float](repeating: 0, count: parameterCount)
+            if f == 2 {
+                g.withUnsafeMutableBufferPointer { gb in
+                    let pairs = UnsafeMutableRawPointer(gb.baseAddress!).assumingMemoryBound(to: SIMD2<Float>.self)
+                    points.withUnsafeBufferPointer { pts in
+                        featureGradient.withUnsafeBufferPointer { fg in
+                            for i in range {
+                                let p = SIMD3(pts[3 * i], pts[3 * i + 1], pts[3 * i + 2])
+                                for l in 0..<levels {
+                                    let d = SIMD2(fg[i * width + 2 * l], fg[i * width + 2 * l + 1])
+                                    guard d != .zero else { continue }
+                                    let (slots, weights) = Self.cornerSlots(p, levelInfo[l], mask: mask)
+                                    for c in 0..<8 { pairs[Int(slots[c])] += weights[c] * d }
+                                }
+                            }
+                        }
+                    }
+                }
+                return g
+            }
             for i in range {
                 let p = SIMD3(points[3 * i], points[3 * i + 1], points[3 * i + 2])
                 for l in 0..<levels {

@@ -14,7 +14,7 @@ struct Bench: ParsableCommand {
         Jobs are the suite's prompts × --methods × --seeds, in that order. Each runs `kiln generate` \
         as a child process into DIR/runs/<prompt>-<method>-s<seed>/ (wall time and peak memory \
         measured by the kernel); its score from 16 views by the reward models (the run's score.json) \
-        and those measurements go to its bench.json. A job whose bench.json exists is skipped, so an interrupted bench resumes \
+        and those measurements go to its bench.json; the summary adds the exported mesh's scores (score_mesh.json, before and after --refine mesh) and names each run's variant (representation, method, refinement) from its config.json. A job whose bench.json exists is skipped, so an interrupted bench resumes \
         where it stopped. --shard i/n runs the jobs whose index is i modulo n: a Slurm array \
         (--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) or a Kubernetes indexed job \
         (--shard $JOB_COMPLETION_INDEX/N) runs one shard each on a shared DIR. --merge reads every \
@@ -124,43 +124,78 @@ struct Bench: ParsableCommand {
         if count == 1 { try writeSummary(folder) }
     }
 
-    /// summary.md and summary.csv from every score.json under DIR/runs.
+    /// One run in the summary: its bench.json, with what its folder adds (the representation and
+    /// refinement from config.json, the mesh scores from score_mesh.json).
+    struct SummaryRow {
+        var record: BenchRecord
+        var variant: String
+        var mesh: MeshScores?
+    }
+
+    /// summary.md and summary.csv from every bench.json under DIR/runs.
     func writeSummary(_ folder: URL) throws {
         let runs = folder.appendingPathComponent("runs")
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? []
-        let records = names.sorted().compactMap { name -> BenchRecord? in
-            guard let data = FileManager.default.contents(atPath: runs.appendingPathComponent("\(name)/bench.json").path) else { return nil }
-            return try? JSONDecoder().decode(BenchRecord.self, from: data)
-        }
-        guard !records.isEmpty else { throw CLIError("\(runs.path) holds no bench.json yet: run the bench first") }
-        var csv = "prompt,method,seed,mean_alignment,min_alignment,kind_accuracy,main_color_accuracy,azimuth_accuracy,back_seen_as_front,janus,seconds,peak_memory_mib\n"
-        for r in records {
-            let s = r.score
-            csv += "\"\(r.prompt)\",\(r.method),\(r.seed),\(s.meanAlignment),\(s.minAlignment),\(s.kindAccuracy.map { "\($0)" } ?? ""),"
-                + "\(s.mainColorAccuracy.map { "\($0)" } ?? ""),\(s.azimuthAccuracy),\(s.backSeenAsFront),\(s.janus ? 1 : 0),\(r.seconds),\(r.peakMemoryMiB)\n"
-        }
-        var md = "# Bench summary\n\n\(records.count) runs. Scores from 16 views at elevation 15° (AssetScore); time and peak memory of each `kiln generate`.\n\n"
-        md += "| method | runs | mean alignment | min alignment | kind | main colour | azimuth | Janus rate | mean time (s) | max time (s) | peak memory (MiB) |\n"
-        md += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
-        let methods = DistillationMethod.allCases.map(\.rawValue).filter { m in records.contains { $0.method == m } }
-        for m in methods {
-            let rs = records.filter { $0.method == m }
-            func mean(_ f: (BenchRecord) -> Double?) -> String {
-                let v = rs.compactMap(f)
-                return v.isEmpty ? "–" : String(format: "%.3f", v.reduce(0, +) / Double(v.count))
+        let rows = names.sorted().compactMap { name -> SummaryRow? in
+            let run = runs.appendingPathComponent(name)
+            guard let data = FileManager.default.contents(atPath: run.appendingPathComponent("bench.json").path),
+                  let record = try? JSONDecoder().decode(BenchRecord.self, from: data) else { return nil }
+            var variant = record.method
+            if let settings = try? GenerateSettings.load(run.appendingPathComponent("config.json")) {
+                variant = "\(settings.representation) \(record.method)" + (settings.refine.stage == "mesh" ? " + refine" : "")
             }
-            md += "| \(m) | \(rs.count) | \(mean { $0.score.meanAlignment }) | \(mean { $0.score.minAlignment }) | \(mean { $0.score.kindAccuracy }) | "
-                + "\(mean { $0.score.mainColorAccuracy }) | \(mean { $0.score.azimuthAccuracy }) | \(mean { $0.score.janus ? 1 : 0 }) | "
-                + "\(mean { $0.seconds }) | \(String(format: "%.1f", rs.map(\.seconds).max() ?? 0)) | \(String(format: "%.0f", rs.map(\.peakMemoryMiB).max() ?? 0)) |\n"
+            let mesh = FileManager.default.contents(atPath: run.appendingPathComponent("score_mesh.json").path)
+                .flatMap { try? JSONDecoder().decode(MeshScores.self, from: $0) }
+            return SummaryRow(record: record, variant: variant, mesh: mesh)
         }
-        md += "\n## Runs\n\n| prompt | method | seed | mean alignment | kind | Janus | time (s) | memory (MiB) |\n| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |\n"
-        for r in records {
-            md += "| \(r.prompt) | \(r.method) | \(r.seed) | \(String(format: "%.3f", r.score.meanAlignment)) | \(r.score.kindAccuracy.map { String(format: "%.2f", $0) } ?? "–") | "
-                + "\(r.score.janus ? "yes" : "no") | \(String(format: "%.1f", r.seconds)) | \(String(format: "%.0f", r.peakMemoryMiB)) |\n"
+        guard !rows.isEmpty else { throw CLIError("\(runs.path) holds no bench.json yet: run the bench first") }
+        func number(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
+        var csv = "prompt,variant,method,seed,mean_alignment,min_alignment,kind_accuracy,main_color_accuracy,azimuth_accuracy,back_seen_as_front,janus,"
+            + "mesh_mean_alignment,mesh_kind_accuracy,refined_mesh_mean_alignment,refined_mesh_kind_accuracy,seconds,peak_memory_mib\n"
+        for row in rows {
+            let r = row.record, s = r.score
+            csv += "\"\(r.prompt)\",\(row.variant),\(r.method),\(r.seed),\(s.meanAlignment),\(s.minAlignment),\(number(s.kindAccuracy)),"
+                + "\(number(s.mainColorAccuracy)),\(s.azimuthAccuracy),\(s.backSeenAsFront),\(s.janus ? 1 : 0),"
+                + "\(number(row.mesh?.coarse?.meanAlignment)),\(number(row.mesh?.coarse?.kindAccuracy ?? nil)),"
+                + "\(number(row.mesh?.refined?.meanAlignment)),\(number(row.mesh?.refined?.kindAccuracy ?? nil)),\(r.seconds),\(r.peakMemoryMiB)\n"
+        }
+        var md = "# Bench summary\n\n\(rows.count) runs. Scores from 16 views at elevation 15° (AssetScore) of the representation and of the "
+            + "exported mesh (before and after refinement, when the run refined it); time and peak memory of each `kiln generate`.\n\n"
+        md += "| variant | runs | mean alignment | min alignment | kind | main colour | azimuth | Janus rate | mesh alignment | mesh kind | "
+            + "refined mesh alignment | refined mesh kind | mean time (s) | max time (s) | peak memory (MiB) |\n"
+        md += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        var variants: [String] = []
+        for row in rows where !variants.contains(row.variant) { variants.append(row.variant) }
+        let methodOrder = DistillationMethod.allCases.map(\.rawValue)
+        variants.sort { a, b in
+            let ra = rows.first { $0.variant == a }!, rb = rows.first { $0.variant == b }!
+            let ma = methodOrder.firstIndex(of: ra.record.method) ?? 99, mb = methodOrder.firstIndex(of: rb.record.method) ?? 99
+            return ma != mb ? ma < mb : a < b
+        }
+        for v in variants {
+            let rs = rows.filter { $0.variant == v }
+            func mean(_ f: (SummaryRow) -> Double?) -> String {
+                let values = rs.compactMap(f)
+                return values.isEmpty ? "–" : String(format: "%.3f", values.reduce(0, +) / Double(values.count))
+            }
+            md += "| \(v) | \(rs.count) | \(mean { $0.record.score.meanAlignment }) | \(mean { $0.record.score.minAlignment }) | "
+                + "\(mean { $0.record.score.kindAccuracy }) | \(mean { $0.record.score.mainColorAccuracy }) | \(mean { $0.record.score.azimuthAccuracy }) | "
+                + "\(mean { $0.record.score.janus ? 1 : 0 }) | \(mean { $0.mesh?.coarse?.meanAlignment }) | \(mean { $0.mesh?.coarse?.kindAccuracy ?? nil }) | "
+                + "\(mean { $0.mesh?.refined?.meanAlignment }) | \(mean { $0.mesh?.refined?.kindAccuracy ?? nil }) | \(mean { $0.record.seconds }) | "
+                + "\(String(format: "%.1f", rs.map(\.record.seconds).max() ?? 0)) | \(String(format: "%.0f", rs.map(\.record.peakMemoryMiB).max() ?? 0)) |\n"
+        }
+        md += "\n## Runs\n\n| prompt | variant | seed | mean alignment | kind | Janus | mesh alignment | time (s) | memory (MiB) |\n"
+            + "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n"
+        for row in rows {
+            let r = row.record
+            let meshAlignment = (row.mesh?.refined ?? row.mesh?.coarse).map { String(format: "%.3f", $0.meanAlignment) } ?? "–"
+            md += "| \(r.prompt) | \(row.variant) | \(r.seed) | \(String(format: "%.3f", r.score.meanAlignment)) | "
+                + "\(r.score.kindAccuracy.map { String(format: "%.2f", $0) } ?? "–") | \(r.score.janus ? "yes" : "no") | \(meshAlignment) | "
+                + "\(String(format: "%.1f", r.seconds)) | \(String(format: "%.0f", r.peakMemoryMiB)) |\n"
         }
         try FileIO.writeAtomically(Data(csv.utf8), to: folder.appendingPathComponent("summary.csv"))
         try FileIO.writeAtomically(Data(md.utf8), to: folder.appendingPathComponent("summary.md"))
-        say("wrote \(folder.path)/summary.md and summary.csv (\(records.count) runs)")
+        say("wrote \(folder.path)/summary.md and summary.csv (\(rows.count) runs)")
     }
 }
 

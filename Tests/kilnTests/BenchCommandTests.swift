@@ -35,9 +35,12 @@ struct BenchCommandTests {
             let merged = try KilnRun("bench", suite.path, "--out", out, "--merge")
             #expect(merged.status == 0)
             let summary = try String(contentsOfFile: out + "/summary.md", encoding: .utf8)
-            #expect(summary.contains("| sds | 2 |") && summary.contains("| dpo | 2 |"), "\(summary)")
+            #expect(summary.contains("| gaussians sds | 2 |") && summary.contains("| gaussians dpo | 2 |"), "\(summary)")
             let csv = try String(contentsOfFile: out + "/summary.csv", encoding: .utf8).split(separator: "\n")
-            #expect(csv.count == 5 && csv[0].hasPrefix("prompt,method,seed,mean_alignment"))
+            #expect(csv.count == 5 && csv[0].hasPrefix("prompt,variant,method,seed,mean_alignment"))
+            // Each run's exported mesh was scored too (score_mesh.json), and the summary carries it.
+            let header = csv[0].split(separator: ","), column = header.firstIndex(of: "mesh_mean_alignment")!
+            #expect(csv.dropFirst().allSatisfy { Double($0.split(separator: ",", omittingEmptySubsequences: false)[column]) != nil }, "\(csv)")
             #expect(try KilnRun("bench", suite.path, "--out", out, "--shard", "2/2").stderr.contains("--shard"))
         }
     }

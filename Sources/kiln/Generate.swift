@@ -48,7 +48,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Scene representation: gaussians (splats.ply) or nerf (a hash-grid field rendered at the prior's size, field.safetensors); default gaussians.")
     var representation: String?
 
-    @Option(help: "Coarse to fine: 'mesh' refines the extracted mesh's colours with the mesh rasterizer; default none.")
+    @Option(help: "Coarse to fine: 'mesh' refines the extracted mesh's colours with the mesh rasterizer (with --resume: adds the stage to a finished run); default none.")
     var refine: String?
 
     @Option(help: "Steps of the mesh refinement; default 300.")
@@ -99,11 +99,21 @@ struct Generate: ParsableCommand {
             guard settings.prompt == prompt else { throw CLIError("--resume: the run in \(folder.path) is for \"\(settings.prompt)\", not \"\(prompt)\"") }
             let conflicting = [config.map { _ in "--config" }, seed.map { _ in "--seed" }, method.map { _ in "--method" }, guidanceScale.map { _ in "--guidance-scale" },
                                negativePrompt.map { _ in "--negative-prompt" }, reward.map { _ in "--reward" }, viewAdvantage.map { _ in "--view-advantage" },
-                               representation.map { _ in "--representation" }, refine.map { _ in "--refine" }, refineSteps.map { _ in "--refine-steps" }].compactMap { $0 }
+                               representation.map { _ in "--representation" }].compactMap { $0 }
             guard conflicting.isEmpty else {
-                throw CLIError("--resume continues with the run's own config.json; drop " + conflicting.joined(separator: ", ") + " (only --steps may change, to extend the run)")
+                throw CLIError("--resume continues with the run's own config.json; drop " + conflicting.joined(separator: ", ")
+                               + " (only --steps may change, to extend the run, and --refine/--refine-steps, to add or extend the refinement)")
             }
             if let steps { settings.steps = steps }
+            // A finished coarse run can gain its refinement stage later (DreamGaussian's stage 2 on
+            // stage 1's output); a refined run cannot lose it.
+            if let refine {
+                guard settings.refine.stage == "none" || settings.refine.stage == refine else {
+                    throw CLIError("--resume: the run in \(folder.path) already refines with '\(settings.refine.stage)'; start a new run for '\(refine)'")
+                }
+                settings.refine.stage = refine
+            }
+            if let refineSteps { settings.refine.steps = refineSteps }
         } else {
             let loaded = try GenerateSettings.loadRecordingKeys(config.map { URL(fileURLWithPath: $0) })
             settings = loaded.settings

@@ -89,6 +89,18 @@ struct GenerateCommandTests {
                 #expect(files.contains(name), "missing \(name)")
             }
             #expect(try String(contentsOfFile: out + "/log-refine.csv", encoding: .utf8).split(separator: "\n").count == 4)
+            // A finished coarse run gains the refinement later with --resume, as if it had been asked for at the start.
+            let later = folder.appendingPathComponent("later").path
+            #expect(try Self.generate(later).status == 0)
+            let added = try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--out", later, "--resume", "--refine", "mesh", "--refine-steps", "3")
+            #expect(added.status == 0, "\(added.stderr)")
+            func losses(_ run: String) throws -> [String] {  // every column but the timing
+                try String(contentsOfFile: run + "/log-refine.csv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: ",").dropLast().joined(separator: ",") }
+            }
+            #expect(try losses(later) == losses(out))
+            #expect(try Data(contentsOf: URL(fileURLWithPath: later + "/asset.glb")) == Data(contentsOf: URL(fileURLWithPath: out + "/asset.glb")))
+            #expect(try String(contentsOfFile: later + "/config.json", encoding: .utf8).contains("\"stage\" : \"mesh\""))
+            #expect(try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--out", later, "--resume", "--refine", "texture").stderr.contains("already refines"))
             #expect(try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--refine", "texture", "--out", folder.appendingPathComponent("x").path)
                 .stderr.contains("not a stage"))
         }

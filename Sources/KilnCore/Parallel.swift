@@ -99,3 +99,8 @@ public struct UnsafeMutableSendableBuffer<T>: @unchecked Sendable {
         nonmutating set { buffer[i] = newValue }
     }
 }
+
+extension Duration {
+    /// The duration in seconds, with its fraction.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -218,7 +218,3 @@ public struct StepReport: Sendable, Equatable {
     public var skipped: Bool
     public var seconds: Double
 }
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}

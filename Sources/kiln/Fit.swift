@@ -43,32 +43,13 @@ struct Fit: ParsableCommand {
     }
 
     func run() throws {
-        let folder = URL(fileURLWithPath: views)
-        let transformsURL = folder.appendingPathComponent("transforms.json")
-        let transforms: NeRFTransforms
-        do { transforms = try NeRFTransforms(jsonData: Data(FileIO.read(transformsURL))) } catch let error as FileIOError {
-            throw CLIError("\(error): VIEWS must be a folder holding transforms.json")
-        } catch {
-            throw CLIError("\(transformsURL.path): not a valid transforms.json (\(error))")
+        let (transforms, images, cameras) = try PosedImageFolder.load(URL(fileURLWithPath: views))
+        guard holdout < cameras.count else {
+            throw CLIError("--holdout \(holdout) leaves no training view: \(views)/transforms.json has \(cameras.count) frames")
         }
-        guard !transforms.frames.isEmpty else { throw CLIError("\(transformsURL.path) lists no frames") }
-        guard holdout < transforms.frames.count else {
-            throw CLIError("--holdout \(holdout) leaves no training view: \(transformsURL.path) has \(transforms.frames.count) frames")
-        }
-        var images: [Image] = []
-        for frame in transforms.frames {
-            let url = try Self.resolve(frame.filePath, in: folder)
-            let png = try PNG.read(url)
-            images.append(png.image(channels: 3))
-        }
-        let size = (images[0].width, images[0].height)
-        guard images.allSatisfy({ $0.width == size.0 && $0.height == size.1 }) else {
-            throw CLIError("the images differ in size: every view must be \(size.0)×\(size.1)")
-        }
-        let cameras = try transforms.cameras(imageWidth: size.0, imageHeight: size.1)
         let heldOut = Set((0..<holdout).map { $0 * cameras.count / max(1, holdout) + cameras.count / max(1, 2 * holdout) })
         let train = cameras.indices.filter { !heldOut.contains($0) }
-        let bg = background?.rgb ?? Self.borderMedian(images)
+        let bg = background?.rgb ?? PosedImageFolder.borderMedian(images)
 
         let runFolder = output.url
         try output.prepare()
@@ -108,29 +89,6 @@ struct Fit: ParsableCommand {
         print(String(format: "fitted %d Gaussians in %.1f s; held-out PSNR %@ dB, SSIM %@; train PSNR %@ dB",
                      fitted.count, seconds, metrics.heldOutPSNR.map { String(format: "%.2f", $0) } ?? "–",
                      metrics.heldOutSSIM.map { String(format: "%.3f", $0) } ?? "–", metrics.trainPSNR.map { String(format: "%.2f", $0) } ?? "–"))
-    }
-
-    /// The image a frame names: as written, or with .png added (NeRF files often omit it).
-    static func resolve(_ path: String, in folder: URL) throws -> URL {
-        let base = path.hasPrefix("/") ? URL(fileURLWithPath: path) : folder.appendingPathComponent(path)
-        for candidate in [base, base.appendingPathExtension("png")] where FileManager.default.fileExists(atPath: candidate.path) {
-            return candidate
-        }
-        throw CLIError("\(base.path): the image named in transforms.json does not exist (Kiln reads PNG views)")
-    }
-
-    /// Median colour of the outermost pixel ring over all images.
-    static func borderMedian(_ images: [Image]) -> SIMD3<Float> {
-        var channels: [[Float]] = [[], [], []]
-        for image in images {
-            for y in 0..<image.height {
-                for x in 0..<image.width where x == 0 || y == 0 || x == image.width - 1 || y == image.height - 1 {
-                    for c in 0..<3 { channels[c].append(image[x, y, c]) }
-                }
-            }
-        }
-        let m = channels.map { v -> Float in let s = v.sorted(); return s.isEmpty ? 1 : s[s.count / 2] }
-        return SIMD3(m[0], m[1], m[2])
     }
 }
 

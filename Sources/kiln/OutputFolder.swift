@@ -10,10 +10,6 @@ func writeJSON(_ value: some Encodable, to url: URL, snakeCase: Bool = false) th
     try FileIO.writeAtomically(encoder.encode(value), to: url)
 }
 
-extension Duration {
-    /// The duration in seconds, with its fraction.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
 
 /// A progress line, written at once (unbuffered), so a log file follows a long run.
 func say(_ line: String) {

@@ -97,7 +97,7 @@ for target in package.targets where target.type != .system {
 // The numeric modules are optimised in debug builds too: `swift test` trains and samples small
 // networks, which unoptimised code runs 20–50× slower. (-enable-testing stays on, so @testable
 // imports still work.)
-for name in ["KilnNN", "KilnPrior", "KilnRender", "KilnDistill", "KilnEval"] {
+for name in ["KilnCore", "KilnNN", "KilnPrior", "KilnRender", "KilnDistill", "KilnEval"] {
     let target = package.targets.first { $0.name == name }!
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 }

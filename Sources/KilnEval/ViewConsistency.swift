@@ -253,3 +253,31 @@ public enum Outliers {
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 }
+
+/// The geometric consistency of an asset's renders (`kiln eval`): silhouettes against their
+/// robust visual hull, and each view against its nearest neighbour through the rendered depth.
+/// A true 3D asset has a hull that covers every silhouette; view-dependent representations can
+/// still disagree between neighbours, in colour (view-dependent colour, Janus-like textures) or in
+/// depth (semi-transparent floaters whose expected depth is no surface).
+public struct GeometricConsistency: Codable, Sendable, Equatable {
+    public var hullResolution: Int
+    public var silhouetteCoverage: [Double]
+    public var silhouetteIoU: [Double]
+    public var minSilhouetteCoverage: Double
+    public var meanSilhouetteIoU: Double
+    /// View i carried into its nearest neighbour.
+    public var reprojection: [Reprojection]
+    public var meanDepthAgreement: Double
+    public var meanReprojectionColorError: Double
+
+    public static func measure(_ views: [PosedView], hullResolution: Int = 64, threads: Int = Parallel.defaultThreadCount) -> GeometricConsistency {
+        let hull = VisualHull.measure(views, resolution: hullResolution, threads: threads)
+        let neighbours = Reprojection.nearestNeighbours(views.map(\.camera))
+        let reprojection = views.indices.map { Reprojection.measure(views, source: neighbours[$0], target: $0) }
+        let compared = reprojection.filter { $0.comparedPixels > 0 }
+        func mean(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.reduce(0, +) / Double(v.count) }
+        return GeometricConsistency(hullResolution: hullResolution, silhouetteCoverage: hull.coverage, silhouetteIoU: hull.iou,
+                                    minSilhouetteCoverage: hull.coverage.min() ?? 0, meanSilhouetteIoU: mean(hull.iou), reprojection: reprojection,
+                                    meanDepthAgreement: mean(compared.map(\.depthAgreement)), meanReprojectionColorError: mean(compared.map(\.colorError)))
+    }
+}

@@ -17,8 +17,10 @@ struct Eval: ParsableCommand {
         world. Writes DIR/report.json, DIR/report.md and DIR/sheet.png: per view the alignment \
         reward of the prompt's attributes and what the reward models see (kind, colour, azimuth); \
         in summary the mean, minimum and spread of the alignment, the kind and colour accuracy, the \
-        azimuth accuracy and the Janus score (back views seen as fronts); for meshes their health \
-        (watertight, components, degenerate triangles, bounds).
+        azimuth accuracy and the Janus score (back views seen as fronts); geometric consistency \
+        (each silhouette against the views' robust visual hull, and each view carried into its \
+        nearest neighbour through the rendered depth: depth agreement and colour error); for \
+        meshes their health (watertight, components, degenerate triangles, bounds).
         """
     )
 
@@ -85,20 +87,25 @@ struct Eval: ParsableCommand {
         }
         // Meshes are lit as the toy world lights its objects (the reward models' training data).
         let meshSettings = MeshRenderSettings(background: SIMD3(1, 1, 1), lightDirectionCamera: normalize(SIMD3(0, -0.4, -1)), ambient: 0.35, diffuse: 0.65)
-        var renders: [Image] = []
+        var posed: [PosedView] = []
         let score = AssetScore.measure(caption: ToyCaption(caption ?? ""), rewards: models, views: angles, renderSize: size) { a, e in
-            let image: Image
+            let view = camera(a, e)
             switch subject {
-            case .splats(let p): image = SplatRasterizer.render(p, camera: camera(a, e), settings: SplatRenderSettings(background: SIMD3(1, 1, 1))).color
-            case .mesh(let renderer): image = renderer.render(camera: camera(a, e), settings: meshSettings).color
+            case .splats(let p):
+                let r = SplatRasterizer.render(p, camera: view, settings: SplatRenderSettings(background: SIMD3(1, 1, 1)))
+                posed.append(PosedView(camera: view, color: r.color, alpha: r.alpha, depth: r.depth))
+            case .mesh(let renderer):
+                let r = renderer.render(camera: view, settings: meshSettings)
+                posed.append(PosedView(camera: view, color: r.color, alpha: r.alpha, depth: r.depth))
             }
-            renders.append(image)
-            return image.pixels
+            return posed.last!.color.pixels
         }
+        let renders = posed.map(\.color)
+        let geometry = GeometricConsistency.measure(posed)
         var health: MeshHealth? = nil
         if case .mesh(let renderer) = subject { health = renderer.mesh.health }
         let report = EvalReport(asset: url.path, prompt: caption, representation: health == nil ? "splats" : "mesh", size: size, score: score,
-                                meshHealth: health, seconds: (clock.now - start).seconds)
+                                geometry: geometry, meshHealth: health, seconds: (clock.now - start).seconds)
         let folder = output.url
         try writeJSON(report, to: folder.appendingPathComponent("report.json"))
         try FileIO.writeAtomically(Data(report.markdown.utf8), to: folder.appendingPathComponent("report.md"))
@@ -107,10 +114,12 @@ struct Eval: ParsableCommand {
         }
         try PNG.write(Image.contactSheet(renders, columns: min(8, renders.count), labels: labels), to: folder.appendingPathComponent("sheet.png"),
                       text: KilnMetadata(command: "eval", prompt: caption, settings: ["views": "\(angles.count)", "size": "\(size)"]).textEntries)
-        say(String(format: "%@: alignment %.2f (min %.2f, spread %.2f), kind %@, azimuth %.2f, Janus %@ (%.0f%% of back views seen as fronts)%@; %.1f s",
+        say(String(format: "%@: alignment %.2f (min %.2f, spread %.2f), kind %@, azimuth %.2f, Janus %@ (%.0f%% of back views seen as fronts); "
+                   + "silhouettes %.0f%% covered by the hull, neighbours agree in depth %.0f%%, colour error %.3f%@; %.1f s",
                    url.lastPathComponent, score.meanAlignment, score.minAlignment, score.alignmentSpread,
                    score.kindAccuracy.map { String(format: "%.2f", $0) } ?? "–", score.azimuthAccuracy, score.janus ? "yes" : "no",
-                   100 * score.backSeenAsFront, health.map { $0.watertight ? ", watertight" : ", not watertight (\($0.boundaryEdges) boundary edges)" } ?? "",
+                   100 * score.backSeenAsFront, 100 * geometry.minSilhouetteCoverage, 100 * geometry.meanDepthAgreement, geometry.meanReprojectionColorError,
+                   health.map { $0.watertight ? ", watertight" : ", not watertight (\($0.boundaryEdges) boundary edges)" } ?? "",
                    report.seconds))
     }
 }
@@ -122,6 +131,7 @@ struct EvalReport: Codable {
     var representation: String
     var size: Int
     var score: AssetScore
+    var geometry: GeometricConsistency
     var meshHealth: MeshHealth?
     var seconds: Double
 
@@ -135,6 +145,10 @@ struct EvalReport: Codable {
         md += "| main colour recognised | \(score.mainColorAccuracy.map { String(format: "%.0f%%", 100 * $0) } ?? "–") |\n"
         md += String(format: "| azimuth bin right | %.0f%% |\n| back views seen as fronts (Janus score) | %.0f%% |\n", 100 * score.azimuthAccuracy, 100 * score.backSeenAsFront)
         md += "| Janus | \(score.janus ? "yes" : "no") |\n"
+        md += String(format: "| silhouettes covered by the visual hull (%d³), worst view | %.1f%% |\n| silhouette IoU with the hull, mean | %.3f |\n",
+                     geometry.hullResolution, 100 * geometry.minSilhouetteCoverage, geometry.meanSilhouetteIoU)
+        md += String(format: "| depth agreement with the nearest view (reprojection) | %.1f%% |\n| colour error where the depths agree | %.4f |\n",
+                     100 * geometry.meanDepthAgreement, geometry.meanReprojectionColorError)
         if let h = meshHealth {
             md += "\n## Mesh health\n\n| | |\n| --- | ---: |\n"
             md += "| vertices / triangles | \(h.vertices) / \(h.triangles) |\n| watertight | \(h.watertight ? "yes" : "no") |\n"
@@ -144,10 +158,12 @@ struct EvalReport: Codable {
                 md += String(format: "| bounds | (%.3f, %.3f, %.3f) – (%.3f, %.3f, %.3f) |\n", lo[0], lo[1], lo[2], hi[0], hi[1], hi[2])
             }
         }
-        md += "\n## Views\n\n| azimuth | elevation | alignment | kind seen | colour seen | azimuth seen |\n| ---: | ---: | ---: | --- | --- | ---: |\n"
-        for v in score.perView {
-            md += String(format: "| %.0f° | %.0f° | %.3f | %@ | %@ | %@ |\n", v.azimuthDegrees, v.elevationDegrees, v.alignment, v.predictedKind ?? "–",
-                         v.predictedMainColor ?? "–", v.predictedAzimuthDegrees.map { String(format: "%.0f°", $0) } ?? "–")
+        md += "\n## Views\n\n| azimuth | elevation | alignment | kind seen | colour seen | azimuth seen | hull coverage | depth agreement | colour error |\n"
+            + "| ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |\n"
+        for (i, v) in score.perView.enumerated() {
+            md += String(format: "| %.0f° | %.0f° | %.3f | %@ | %@ | %@ | %.3f | %.2f | %.4f |\n", v.azimuthDegrees, v.elevationDegrees, v.alignment, v.predictedKind ?? "–",
+                         v.predictedMainColor ?? "–", v.predictedAzimuthDegrees.map { String(format: "%.0f°", $0) } ?? "–", geometry.silhouetteCoverage[i],
+                         geometry.reprojection[i].depthAgreement, geometry.reprojection[i].colorError)
         }
         return md
     }

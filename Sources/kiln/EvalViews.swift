@@ -29,6 +29,9 @@ struct EvalViews: ParsableCommand {
     @Option(help: "Fitting steps per reconstruction (views + 1 of them).")
     var steps: Int = 400
 
+    @Option(help: "Random Gaussians each fit starts from.")
+    var initial: Int = 3_000
+
     @Option(help: "Largest image side used; larger images are scaled down.")
     var size: Int = 64
 
@@ -41,6 +44,7 @@ struct EvalViews: ParsableCommand {
     func validate() throws {
         guard (10...100_000).contains(steps) else { throw ValidationError("--steps must be 10…100000, got \(steps)") }
         guard (8...1024).contains(size) else { throw ValidationError("--size must be 8…1024, got \(size)") }
+        guard (1...1_000_000).contains(initial) else { throw ValidationError("--initial must be 1…1000000, got \(initial)") }
     }
 
     func run() throws {
@@ -49,6 +53,7 @@ struct EvalViews: ParsableCommand {
         try output.prepare()
         var options = ViewSetEvaluation.Options()
         options.steps = steps
+        options.initialGaussians = initial
         options.seed = seed
         options.background = background?.rgb ?? PosedImageFolder.borderMedian(images)
         let posed = zip(cameras, images).map { PosedView(camera: $0, color: $1, alpha: PosedView.mask(of: $1, background: options.background)) }

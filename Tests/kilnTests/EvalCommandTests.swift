@@ -20,7 +20,66 @@ struct EvalCommandTests {
                 #expect((score["kindAccuracy"] as! Double) >= 0.75, "\(caption["caption"]!): \(score["kindAccuracy"]!)")
                 #expect((score["perView"] as! [Any]).count == 16 && report["meshHealth"] != nil)
                 #expect(FileManager.default.fileExists(atPath: out + "/report.md") && FileManager.default.fileExists(atPath: out + "/sheet.png"))
+                // A mesh is one surface: its hull covers every silhouette and neighbours agree in depth.
+                let geometry = report["geometry"] as! [String: Any]
+                #expect((geometry["minSilhouetteCoverage"] as! Double) > 0.95 && (geometry["meanDepthAgreement"] as! Double) > 0.8, "\(geometry)")
+                if i == 0 {
+                    // The same asset gives the same report, but for the time taken.
+                    let again = folder.appendingPathComponent("again").path
+                    #expect(try KilnRun("eval", data + "/meshes/sample_0000000.glb", "--prompt", caption["caption"] as! String, "--out", again).status == 0)
+                    func withoutTime(_ path: String) throws -> NSDictionary {
+                        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/report.json"))) as! [String: Any]
+                        object["seconds"] = nil
+                        object["asset"] = nil
+                        return object as NSDictionary
+                    }
+                    #expect(try withoutTime(out) == withoutTime(again))
+                }
             }
+        }
+    }
+
+    /// Eight flat views of a toy mesh as `kiln render` writes them (transforms.json and PNGs).
+    static func renderViews(_ folder: URL) throws -> String {
+        let data = folder.appendingPathComponent("data").path
+        #expect(try KilnRun("dataset", "--count", "1", "--size", "16", "--meshes", "--out", data).status == 0)
+        let views = folder.appendingPathComponent("views").path
+        let render = try KilnRun("render", data + "/meshes/sample_0000000.glb", "--views", "8", "--size", "24", "--elevation", "20", "--out", views)
+        #expect(render.status == 0, "\(render.stderr)")
+        return views
+    }
+
+    @Test("eval-views: a report per view with the held-out fits, deterministic for a seed; bad folders are refused with the fix")
+    func evalViews() throws {
+        try withScratchFolder { folder in
+            let views = try Self.renderViews(folder)
+            let first = folder.appendingPathComponent("first").path, second = folder.appendingPathComponent("second").path
+            for out in [first, second] {
+                let run = try KilnRun("eval-views", views, "--steps", "10", "--initial", "200", "--out", out)
+                #expect(run.status == 0, "\(run.stderr)")
+            }
+            let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: first + "/report.json"))) as! [String: Any]
+            let perView = report["views"] as! [[String: Any]]
+            #expect(perView.count == 8 && perView[0]["name"] as? String == "view_000" && (report["pairwise"] as! [Any]).count == 8)
+            #expect(FileManager.default.fileExists(atPath: first + "/report.md") && FileManager.default.fileExists(atPath: first + "/sheet.png"))
+            func withoutTime(_ path: String) throws -> NSDictionary {
+                var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/report.json"))) as! [String: Any]
+                object["seconds"] = nil
+                return object as NSDictionary
+            }
+            #expect(try withoutTime(first) == withoutTime(second))
+            // Errors: no transforms.json, too few views, a missing image.
+            let bad = folder.appendingPathComponent("bad").path
+            #expect(try KilnRun("eval-views", folder.path, "--out", bad).stderr.contains("transforms.json"))
+            let transforms = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: views + "/transforms.json"))) as! [String: Any]
+            var few = transforms
+            few["frames"] = Array((transforms["frames"] as! [Any]).prefix(3))
+            try JSONSerialization.data(withJSONObject: few).write(to: URL(fileURLWithPath: views + "/transforms.json"))
+            let tooFew = try KilnRun("eval-views", views, "--out", bad)
+            #expect(tooFew.status == 1 && tooFew.stderr.contains("at least 4 views"), "\(tooFew.stderr)")
+            try FileManager.default.removeItem(atPath: views + "/view_001.png")
+            #expect(try KilnRun("eval-views", views, "--out", bad).stderr.contains("view_001"))
+            #expect(!FileManager.default.fileExists(atPath: bad + "/report.json"))
         }
     }
 

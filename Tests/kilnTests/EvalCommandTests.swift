@@ -93,4 +93,30 @@ struct EvalCommandTests {
             #expect(!FileManager.default.fileExists(atPath: out + "/report.json"))
         }
     }
+
+    @Test("eval-prior: views sampled around each prompt, judged per prompt, summarised; bad arguments are refused")
+    func evalPrior() throws {
+        try withScratchFolder { folder in
+            let prompts = folder.appendingPathComponent("prompts.txt")
+            try Data("# two\na red snowman\na yellow duck\n".utf8).write(to: prompts)
+            let out = folder.appendingPathComponent("prior").path
+            let run = try KilnRun("eval-prior", SampleCommandTests.tiny, "--prompts", prompts.path, "--views", "4", "--sampling-steps", "2", "--steps", "10",
+                                  "--out", out)
+            #expect(run.status == 0, "\(run.stderr)")
+            for name in ["summary.md", "summary.json", "a-red-snowman/report.json", "a-red-snowman/sheet.png", "a-yellow-duck/views/transforms.json",
+                         "a-yellow-duck/views/view_003.png"] {
+                #expect(FileManager.default.fileExists(atPath: out + "/" + name), "missing \(name)")
+            }
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as! [String: Any]
+            #expect((summary["prompts"] as! [Any]).count == 2 && summary["meanHeldOutPSNR"] is Double)
+            // The sampled views are a set eval-views reads.
+            #expect(try KilnRun("eval-views", out + "/a-yellow-duck/views", "--steps", "10", "--initial", "100", "--out", folder.appendingPathComponent("again").path).status == 0)
+            let few = try KilnRun("eval-prior", SampleCommandTests.tiny, "--prompts", prompts.path, "--views", "2", "--out", folder.appendingPathComponent("few").path)
+            #expect(few.status != 0 && few.stderr.contains("--views"), "\(few.stderr)")
+            let empty = folder.appendingPathComponent("empty.txt")
+            try Data("# nothing\n".utf8).write(to: empty)
+            let none = try KilnRun("eval-prior", SampleCommandTests.tiny, "--prompts", empty.path, "--out", folder.appendingPathComponent("none").path)
+            #expect(none.status == 1 && none.stderr.contains("no prompts"), "\(none.stderr)")
+        }
+    }
 }

@@ -106,3 +106,18 @@ public func radians(degrees: Float) -> Float {
 public func degrees(radians: Float) -> Float {
     radians * (180 / Float.pi)
 }
+
+/// Where the ray `origin + t·direction` (t ≥ 0) crosses the axis-aligned box `[lo, hi]` (slab
+/// test): the entry and exit distances, or nil when it misses the box.
+@inlinable
+public func rayBoxIntersection(origin: SIMD3<Float>, direction: SIMD3<Float>, lo: SIMD3<Float>, hi: SIMD3<Float>) -> (near: Float, far: Float)? {
+    var near: Float = 0, far = Float.infinity
+    for a in 0..<3 {
+        let inv = 1 / direction[a]
+        var t0 = (lo[a] - origin[a]) * inv, t1 = (hi[a] - origin[a]) * inv
+        if t0 > t1 { swap(&t0, &t1) }
+        near = max(near, t0)
+        far = min(far, t1)
+    }
+    return far > near ? (near, far) : nil
+}

@@ -133,15 +133,7 @@ public enum VisualHull {
                 for y in rows {
                     for x in 0..<w {
                         let (o, d) = camera.ray(pixelX: x, pixelY: y)
-                        var near: Float = 0, far = Float.infinity
-                        for a in 0..<3 {
-                            let inv = 1 / d[a]
-                            var t0 = (lo[a] - o[a]) * inv, t1 = (hi[a] - o[a]) * inv
-                            if t0 > t1 { swap(&t0, &t1) }
-                            near = max(near, t0)
-                            far = min(far, t1)
-                        }
-                        guard far > near else { continue }
+                        guard let (near, far) = rayBoxIntersection(origin: o, direction: d, lo: lo, hi: hi) else { continue }
                         var t = near + voxel / 4
                         while t < far {
                             let g = (o + t * d - origin) / voxel

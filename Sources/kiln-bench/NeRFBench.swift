@@ -41,14 +41,7 @@ func benchNeRF(arguments: [String]) {
     for y in 0..<size {
         for x in 0..<size {
             let (origin, direction) = camera.ray(pixelX: x, pixelY: y)
-            var near: Float = 0, far = Float.infinity
-            for a in 0..<3 {
-                let inv = 1 / direction[a]
-                var t0 = (lo[a] - origin[a]) * inv, t1 = (hi[a] - origin[a]) * inv
-                if t0 > t1 { swap(&t0, &t1) }
-                near = max(near, t0); far = min(far, t1)
-            }
-            guard far > near else { continue }
+            guard let (near, far) = rayBoxIntersection(origin: origin, direction: direction, lo: lo, hi: hi) else { continue }
             let step = (far - near) / Float(samples)
             for i in 0..<samples {
                 let k = (y * size + x) * samples + i

@@ -208,3 +208,16 @@ func shepperdHandlesHalfTurns(axis: Vec3) {
     let c = Quat(axis: Vec3(1, 0, 0), angleRadians: 1e-4)
     #expect(abs(Quat.slerp(a, c, t: 0.5).length - 1) < 1e-6)
 }
+
+@Test func rayBoxSlabs() {
+    let lo = SIMD3<Float>(-1, -1, -1), hi = SIMD3<Float>(1, 1, 1)
+    // Along +z from z = −5: enters at 4, leaves at 6.
+    let hit = rayBoxIntersection(origin: SIMD3(0.5, 0, -5), direction: SIMD3(0, 0, 1), lo: lo, hi: hi)
+    #expect(hit.map { abs($0.near - 4) < 1e-6 && abs($0.far - 6) < 1e-6 } == true)
+    // From inside the box the entry is the origin.
+    #expect(rayBoxIntersection(origin: .zero, direction: normalize(SIMD3(1, 1, 0)), lo: lo, hi: hi).map { $0.near == 0 && abs($0.far - Float(2).squareRoot()) < 1e-5 } == true)
+    // A ray beside the box, one pointing away, and one parallel to a slab outside it miss.
+    #expect(rayBoxIntersection(origin: SIMD3(2, 0, -5), direction: SIMD3(0, 0, 1), lo: lo, hi: hi) == nil)
+    #expect(rayBoxIntersection(origin: SIMD3(0, 0, -5), direction: SIMD3(0, 0, -1), lo: lo, hi: hi) == nil)
+    #expect(rayBoxIntersection(origin: SIMD3(0, 1.5, -5), direction: SIMD3(0, 0, 1), lo: lo, hi: hi) == nil)
+}

@@ -81,16 +81,7 @@ public struct NeRFRenderer: Sendable {
         for y in 0..<h {
             for x in 0..<w {
                 let (origin, direction) = camera.ray(pixelX: x, pixelY: y)
-                // Slab test against the box.
-                var near: Float = 0, far = Float.infinity
-                for a in 0..<3 {
-                    let inv = 1 / direction[a]
-                    var t0 = (lo[a] - origin[a]) * inv, t1 = (hi[a] - origin[a]) * inv
-                    if t0 > t1 { swap(&t0, &t1) }
-                    near = max(near, t0)
-                    far = min(far, t1)
-                }
-                guard far > near else { continue }
+                guard let (near, far) = rayBoxIntersection(origin: origin, direction: direction, lo: lo, hi: hi) else { continue }
                 let ray = y * w + x
                 let step = (far - near) / Float(s)
                 for i in 0..<s {

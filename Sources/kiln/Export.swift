@@ -13,7 +13,8 @@ struct Export: ParsableCommand {
         A Gaussian run (RUNDIR/splats.ply): the Gaussians' density on a grid, marching cubes at \
         --level (default 0.5; a fully opaque Gaussian peaks at 1). A NeRF run \
         (RUNDIR/field.safetensors with its config.json): the field's density σ on a grid over its \
-        box, marching cubes at --level (default 10). Then clean-up and decimation to --faces, and \
+        box, marching cubes at --level (default: the σ whose level set has the same silhouettes \
+        as the field's renders from 8 views). Then clean-up and decimation to --faces, and \
         colours: vertex colours, or with --texture-size N a baked N×N base-colour texture \
         (per-triangle atlas, dilated seams). The default output is RUNDIR/asset.FORMAT; every \
         file appears at once.
@@ -35,7 +36,7 @@ struct Export: ParsableCommand {
     @Option(help: "Bake a texture of this size instead of vertex colours (16…4096).")
     var textureSize: Int?
 
-    @Option(help: "Iso level of the density field: default 0.5 for splats (a fully opaque Gaussian peaks at 1), 10 (σ) for a NeRF.")
+    @Option(help: "Iso level of the density field: default 0.5 for splats (a fully opaque Gaussian peaks at 1); for a NeRF, σ, by default the level whose silhouettes match the field's renders.")
     var level: Float?
 
     @Option(help: "Grid samples along the longest side.")
@@ -64,7 +65,8 @@ struct Export: ParsableCommand {
         }
         let result: MeshResult
         if isNeRF {
-            let meshing = FieldMeshing(resolution: resolution, level: level ?? 10, faces: faces, textureSize: textureSize)
+            let settings = try GenerateSettings.load(folder.appendingPathComponent("config.json"))
+            let meshing = FieldMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize, views: settings.views)
             result = try meshing.mesh(try FieldMeshing.load(runFolder: folder))
         } else {
             let cloud = try GaussianCloudIO.read(splats)

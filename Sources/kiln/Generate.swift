@@ -176,7 +176,7 @@ struct Generate: ParsableCommand {
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) {
                 try FieldMeshing.write(scene.field, to: folder.appendingPathComponent("field.safetensors"))
-                return try FieldMeshing().mesh(scene.field)
+                return try FieldMeshing(views: settings.views).mesh(scene.field)
             }
         default:
             throw CLIError("representation '\(settings.representation)' is not available; use gaussians or nerf")

@@ -39,14 +39,28 @@ struct SplatMeshing {
 }
 
 /// A NeRF field to a mesh: its density on a grid over the field's box, marching cubes at
-/// `level` (σ), the same clean-up, and colours from the field itself at each vertex (or texel).
+/// `level` (σ; by default the level whose level set has the field's own silhouettes from 8 orbit
+/// views, `NeRFRenderer.surfaceLevel`), the same clean-up, and colours from the field itself at
+/// each vertex (or texel).
 struct FieldMeshing {
     var resolution = 96
-    var level: Float = 10
+    var level: Float? = nil
     var faces = 20_000
     var textureSize: Int? = nil
+    /// The run's cameras, for choosing the level.
+    var views = ViewSettings()
+
+    /// The iso level: `level` when given, else the one whose silhouettes match the field's renders (and their IoU).
+    func chooseLevel(_ field: NeRFField) -> (level: Float, iou: Double?) {
+        if let level { return (level, nil) }
+        let cameras = (0..<8).map { views.camera(azimuthDegrees: Float($0 * 45), elevationDegrees: 15, size: 64) }
+        let chosen = NeRFRenderer(samplesPerRay: 96).surfaceLevel(field, cameras: cameras)
+        return (chosen.level, chosen.iou)
+    }
 
     func mesh(_ field: NeRFField) throws -> MeshResult {
+        let (level, iou) = chooseLevel(field)
+        if let iou { say(String(format: "surface level σ = %.3g (its silhouettes match the field's renders with IoU %.3f)", level, iou)) }
         let n = resolution
         let spacing = 2 * field.halfSize / Float(n - 1)
         let origin = field.center - field.halfSize

@@ -71,6 +71,20 @@ struct NeRFTests {
         #expect(worst < 0.05, "worst colour change \(worst); occupied \(grid.occupiedFraction)")
     }
 
+    @Test("the surface level is the σ whose level set has the field's own silhouettes")
+    func surfaceLevel() {
+        // A soft ball: σ falls off linearly in the exponent, so its opaque outline sits at one σ.
+        let field = Self.field(seed: 3, blobDensity: 8, blobRadius: 0.4)
+        let renderer = NeRFRenderer(samplesPerRay: 48)
+        let cameras = [0, 120, 240].map { Camera.orbit(azimuthDegrees: Float($0), elevationDegrees: 20, radius: 2, width: 24, height: 24, fovYRadians: 0.7) }
+        let chosen = renderer.surfaceLevel(field, cameras: cameras)
+        #expect(chosen.iou > 0.9, "level \(chosen.level): IoU \(chosen.iou)")
+        // Far above or below it the level set is empty or the whole box: the silhouettes disagree.
+        let low = chosen.tried.first!, high = chosen.tried.last!
+        #expect(low.iou < chosen.iou - 0.2 && high.iou < 0.1, "\(low) \(high)")
+        #expect(chosen.tried.contains { $0.level == chosen.level && $0.iou == chosen.iou })
+    }
+
     /// A short NeRF distillation on the tiny test prior: 16² renders, occupancy updated every 2 steps.
     static func run(steps: Int = 6) throws -> DistillationRun<NeRFScene> {
         let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman")

@@ -14,7 +14,8 @@ struct Bench: ParsableCommand {
         Jobs are the suite's prompts × --methods × --seeds, in that order. Each runs `kiln generate` \
         as a child process into DIR/runs/<prompt>-<method>-s<seed>/ (wall time and peak memory \
         measured by the kernel); its score from 16 views by the reward models (the run's score.json) \
-        and those measurements go to its bench.json; the summary adds the exported mesh's scores (score_mesh.json, before and after --refine mesh) and names each run's variant (representation, method, refinement) from its config.json. A job whose bench.json exists is skipped, so an interrupted bench resumes \
+        and those measurements go to its bench.json; `kiln eval` then judges the run into RUNDIR/eval/ \
+        (also for runs benched before it, when the bench is run again); the summary adds the exported mesh's scores (score_mesh.json, before and after --refine mesh) and names each run's variant (representation, method, refinement) from its config.json. A job whose bench.json exists is skipped, so an interrupted bench resumes \
         where it stopped. --shard i/n runs the jobs whose index is i modulo n: a Slurm array \
         (--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT) or a Kubernetes indexed job \
         (--shard $JOB_COMPLETION_INDEX/N) runs one shard each on a shared DIR. --merge reads every \
@@ -94,7 +95,12 @@ struct Bench: ParsableCommand {
         for (n, job) in mine.enumerated() {
             let runFolder = runs.appendingPathComponent(job.name)
             let scoreURL = runFolder.appendingPathComponent("bench.json")
-            if FileManager.default.fileExists(atPath: scoreURL.path) { say("  [\(n + 1)/\(mine.count)] \(job.name): done before"); continue }
+            if FileManager.default.fileExists(atPath: scoreURL.path) {
+                // A run benched before `kiln eval` joined the bench gets its evaluation now.
+                try evaluate(runFolder, name: job.name, log: folder)
+                say("  [\(n + 1)/\(mine.count)] \(job.name): done before")
+                continue
+            }
             var arguments = ["generate", job.prompt, "--out", runFolder.path, "--prior", prior, "--rewards", rewards, "--preview-every", "0"]
             if let steps { arguments += ["--steps", "\(steps)"] }
             // A run interrupted earlier resumes from its checkpoint (with its own config.json); a
@@ -117,11 +123,23 @@ struct Bench: ParsableCommand {
             }
             let record = BenchRecord(prompt: job.prompt, method: job.method.rawValue, seed: job.seed, score: score,
                                      seconds: child.seconds, peakMemoryMiB: child.peakMemoryMiB, resumed: resumable)
+            try evaluate(runFolder, name: job.name, log: folder)
             try writeJSON(record, to: scoreURL)
             say(String(format: "  [%d/%d] %@: alignment %.2f (min %.2f), kind %.2f, Janus %@, %.0f s, %.0f MiB", n + 1, mine.count, job.name,
                        score.meanAlignment, score.minAlignment, score.kindAccuracy ?? .nan, score.janus ? "yes" : "no", child.seconds, child.peakMemoryMiB))
         }
         if count == 1 { try writeSummary(folder) }
+    }
+
+    /// `kiln eval RUNDIR --out RUNDIR/eval` (reward models and geometric consistency from 16
+    /// views), unless the run has its report already.
+    func evaluate(_ runFolder: URL, name: String, log folder: URL) throws {
+        let report = runFolder.appendingPathComponent("eval/report.json")
+        guard !FileManager.default.fileExists(atPath: report.path) else { return }
+        let child = try ChildProcess.run(executable: ChildProcess.selfPath,
+                                         arguments: ["eval", runFolder.path, "--rewards", rewards, "--out", runFolder.appendingPathComponent("eval").path, "--force"],
+                                         log: folder.appendingPathComponent("runs/\(name)-eval.log"))
+        guard child.status == 0 else { throw CLIError("\(name): kiln eval exited \(child.status); see \(folder.path)/runs/\(name)-eval.log") }
     }
 
     /// One run in the summary: its bench.json, with what its folder adds (the representation and
@@ -130,6 +148,7 @@ struct Bench: ParsableCommand {
         var record: BenchRecord
         var variant: String
         var mesh: MeshScores?
+        var geometry: GeometricConsistency?
     }
 
     /// summary.md and summary.csv from every bench.json under DIR/runs.
@@ -146,24 +165,29 @@ struct Bench: ParsableCommand {
             }
             let mesh = FileManager.default.contents(atPath: run.appendingPathComponent("score_mesh.json").path)
                 .flatMap { try? JSONDecoder().decode(MeshScores.self, from: $0) }
-            return SummaryRow(record: record, variant: variant, mesh: mesh)
+            let geometry = FileManager.default.contents(atPath: run.appendingPathComponent("eval/report.json").path)
+                .flatMap { try? JSONDecoder().decode(EvalReport.self, from: $0) }?.geometry
+            return SummaryRow(record: record, variant: variant, mesh: mesh, geometry: geometry)
         }
         guard !rows.isEmpty else { throw CLIError("\(runs.path) holds no bench.json yet: run the bench first") }
         func number(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
         var csv = "prompt,variant,method,seed,mean_alignment,min_alignment,kind_accuracy,main_color_accuracy,azimuth_accuracy,back_seen_as_front,janus,"
-            + "mesh_mean_alignment,mesh_kind_accuracy,refined_mesh_mean_alignment,refined_mesh_kind_accuracy,seconds,peak_memory_mib\n"
+            + "mesh_mean_alignment,mesh_kind_accuracy,refined_mesh_mean_alignment,refined_mesh_kind_accuracy,min_silhouette_coverage,depth_agreement,"
+            + "reprojection_color_error,seconds,peak_memory_mib\n"
         for row in rows {
             let r = row.record, s = r.score
             csv += "\"\(r.prompt)\",\(row.variant),\(r.method),\(r.seed),\(s.meanAlignment),\(s.minAlignment),\(number(s.kindAccuracy)),"
                 + "\(number(s.mainColorAccuracy)),\(s.azimuthAccuracy),\(s.backSeenAsFront),\(s.janus ? 1 : 0),"
                 + "\(number(row.mesh?.coarse?.meanAlignment)),\(number(row.mesh?.coarse?.kindAccuracy ?? nil)),"
-                + "\(number(row.mesh?.refined?.meanAlignment)),\(number(row.mesh?.refined?.kindAccuracy ?? nil)),\(r.seconds),\(r.peakMemoryMiB)\n"
+                + "\(number(row.mesh?.refined?.meanAlignment)),\(number(row.mesh?.refined?.kindAccuracy ?? nil)),\(number(row.geometry?.minSilhouetteCoverage)),"
+                + "\(number(row.geometry?.meanDepthAgreement)),\(number(row.geometry?.meanReprojectionColorError)),\(r.seconds),\(r.peakMemoryMiB)\n"
         }
         var md = "# Bench summary\n\n\(rows.count) runs. Scores from 16 views at elevation 15° (AssetScore) of the representation and of the "
             + "exported mesh (before and after refinement, when the run refined it); time and peak memory of each `kiln generate`.\n\n"
         md += "| variant | runs | mean alignment | min alignment | kind | main colour | azimuth | Janus rate | mesh alignment | mesh kind | "
-            + "refined mesh alignment | refined mesh kind | mean time (s) | max time (s) | peak memory (MiB) |\n"
-        md += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+            + "refined mesh alignment | refined mesh kind | hull coverage (worst view) | depth agreement | reprojection colour error | "
+            + "mean time (s) | max time (s) | peak memory (MiB) |\n"
+        md += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         var variants: [String] = []
         for row in rows where !variants.contains(row.variant) { variants.append(row.variant) }
         let methodOrder = DistillationMethod.allCases.map(\.rawValue)
@@ -181,7 +205,9 @@ struct Bench: ParsableCommand {
             md += "| \(v) | \(rs.count) | \(mean { $0.record.score.meanAlignment }) | \(mean { $0.record.score.minAlignment }) | "
                 + "\(mean { $0.record.score.kindAccuracy }) | \(mean { $0.record.score.mainColorAccuracy }) | \(mean { $0.record.score.azimuthAccuracy }) | "
                 + "\(mean { $0.record.score.janus ? 1 : 0 }) | \(mean { $0.mesh?.coarse?.meanAlignment }) | \(mean { $0.mesh?.coarse?.kindAccuracy ?? nil }) | "
-                + "\(mean { $0.mesh?.refined?.meanAlignment }) | \(mean { $0.mesh?.refined?.kindAccuracy ?? nil }) | \(mean { $0.record.seconds }) | "
+                + "\(mean { $0.mesh?.refined?.meanAlignment }) | \(mean { $0.mesh?.refined?.kindAccuracy ?? nil }) | "
+                + "\(mean { $0.geometry?.minSilhouetteCoverage }) | \(mean { $0.geometry?.meanDepthAgreement }) | \(mean { $0.geometry?.meanReprojectionColorError }) | "
+                + "\(mean { $0.record.seconds }) | "
                 + "\(String(format: "%.1f", rs.map(\.record.seconds).max() ?? 0)) | \(String(format: "%.0f", rs.map(\.record.peakMemoryMiB).max() ?? 0)) |\n"
         }
         md += "\n## Runs\n\n| prompt | variant | seed | mean alignment | kind | Janus | mesh alignment | time (s) | memory (MiB) |\n"

@@ -41,6 +41,14 @@ struct BenchCommandTests {
             // Each run's exported mesh was scored too (score_mesh.json), and the summary carries it.
             let header = csv[0].split(separator: ","), column = header.firstIndex(of: "mesh_mean_alignment")!
             #expect(csv.dropFirst().allSatisfy { Double($0.split(separator: ",", omittingEmptySubsequences: false)[column]) != nil }, "\(csv)")
+            // Every run was judged by kiln eval too, and its geometric consistency is in the summary.
+            #expect(FileManager.default.fileExists(atPath: out + "/runs/a-yellow-duck-dpo-s0/eval/report.json"))
+            let coverage = header.firstIndex(of: "min_silhouette_coverage")!
+            #expect(csv.dropFirst().allSatisfy { (Double($0.split(separator: ",", omittingEmptySubsequences: false)[coverage]) ?? 0) > 0.5 }, "\(csv)")
+            // A run benched before the evaluation existed gets it when the bench runs again.
+            try FileManager.default.removeItem(atPath: out + "/runs/a-red-snowman-sds-s0/eval")
+            #expect(try bench([]).status == 0)
+            #expect(FileManager.default.fileExists(atPath: out + "/runs/a-red-snowman-sds-s0/eval/report.json"))
             #expect(try KilnRun("bench", suite.path, "--out", out, "--shard", "2/2").stderr.contains("--shard"))
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnAsset
 import KilnCore
+import KilnDistill
 import KilnEval
 import KilnPrior
 import KilnRender
@@ -10,7 +11,7 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Judge a 3D asset from many views: prompt alignment, view consistency (Janus), mesh health.",
         discussion: """
-        ASSET is a kiln generate run folder (its splats.ply, else its asset.glb; the prompt from its \
+        ASSET is a kiln generate run folder (its splats.ply or NeRF field, else its asset.glb; the prompt from its \
         config.json), a splat file (3DGS PLY, .splat) or any mesh Assimp reads. Renders --views \
         orbit views at --elevation (or the icosphere's directions with --icosphere), framed on the \
         asset's bounding sphere as the toy world frames its objects; meshes are lit like the toy \
@@ -64,14 +65,24 @@ struct Eval: ParsableCommand {
                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
                 caption = object["prompt"] as? String
             }
-            let candidates = ["splats.ply", "asset.glb"].map { url.appendingPathComponent($0) }
+            let candidates = ["splats.ply", "field.safetensors", "asset.glb"].map { url.appendingPathComponent($0) }
             guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
-                throw CLIError("\(asset) holds neither splats.ply nor asset.glb: give a finished kiln generate run, a splat file or a mesh")
+                throw CLIError("\(asset) holds neither splats.ply, field.safetensors nor asset.glb: give a finished kiln generate run, a splat file or a mesh")
             }
             url = found
         }
-        var (subject, center, radius) = try RenderSubject.load(url, name: asset)
-        if case .mesh(let renderer) = subject, let bounds = renderer.mesh.bounds {
+        // A NeRF run is judged on its field, framed as its run framed it.
+        let field = url.lastPathComponent == "field.safetensors" ? try FieldMeshing.load(runFolder: url.deletingLastPathComponent()) : nil
+        var nerfSamples = 64
+        var (subject, center, radius): (RenderSubject?, SIMD3<Float>, Float)
+        if let field {
+            let settings = try GenerateSettings.load(url.deletingLastPathComponent().appendingPathComponent("config.json"))
+            (subject, center, radius) = (nil, field.center, settings.views.objectRadius)
+            nerfSamples = settings.nerf.samplesPerRay
+        } else {
+            (subject, center, radius) = try RenderSubject.load(url, name: asset)
+        }
+        if case .mesh(let renderer)? = subject, let bounds = renderer.mesh.bounds {
             // The toy world frames an object on half its bounding box's diagonal.
             center = (bounds.min + bounds.max) / 2
             radius = length(bounds.max - bounds.min) / 2
@@ -91,10 +102,23 @@ struct Eval: ParsableCommand {
         let score = AssetScore.measure(caption: ToyCaption(caption ?? ""), rewards: models, views: angles, renderSize: size) { a, e in
             let view = camera(a, e)
             switch subject {
-            case .splats(let p):
+            case nil:
+                let frame = NeRFRenderer(samplesPerRay: nerfSamples).render(field!, camera: view, background: SIMD3(1, 1, 1), occupancy: nil)
+                // The renderer's depth is the expected distance along each ray; views compare camera-space z.
+                var depth = [Float](repeating: 0, count: size * size)
+                for y in 0..<size {
+                    for x in 0..<size where frame.alpha[y * size + x] > 0.01 {
+                        let (_, direction) = view.ray(pixelX: x, pixelY: y)
+                        depth[y * size + x] = frame.depth[y * size + x] / frame.alpha[y * size + x] * dot(direction, view.forward)
+                    }
+                }
+                posed.append(PosedView(camera: view, color: Image(width: size, height: size, channels: 3, pixels: frame.color),
+                                       alpha: Image(width: size, height: size, channels: 1, pixels: frame.alpha),
+                                       depth: Image(width: size, height: size, channels: 1, pixels: depth)))
+            case .splats(let p)?:
                 let r = SplatRasterizer.render(p, camera: view, settings: SplatRenderSettings(background: SIMD3(1, 1, 1)))
                 posed.append(PosedView(camera: view, color: r.color, alpha: r.alpha, depth: r.depth))
-            case .mesh(let renderer):
+            case .mesh(let renderer)?:
                 let r = renderer.render(camera: view, settings: meshSettings)
                 posed.append(PosedView(camera: view, color: r.color, alpha: r.alpha, depth: r.depth))
             }
@@ -103,8 +127,8 @@ struct Eval: ParsableCommand {
         let renders = posed.map(\.color)
         let geometry = GeometricConsistency.measure(posed)
         var health: MeshHealth? = nil
-        if case .mesh(let renderer) = subject { health = renderer.mesh.health }
-        let report = EvalReport(asset: url.path, prompt: caption, representation: health == nil ? "splats" : "mesh", size: size, score: score,
+        if case .mesh(let renderer)? = subject { health = renderer.mesh.health }
+        let report = EvalReport(asset: url.path, prompt: caption, representation: field != nil ? "nerf" : health == nil ? "splats" : "mesh", size: size, score: score,
                                 geometry: geometry, meshHealth: health, seconds: (clock.now - start).seconds)
         let folder = output.url
         try writeJSON(report, to: folder.appendingPathComponent("report.json"))

@@ -62,6 +62,12 @@ struct GenerateCommandTests {
             #expect(FileManager.default.fileExists(atPath: out + "/asset.ply"))
             let textured = try KilnRun("export", out, "--format", "obj", "--resolution", "24", "--level", "1", "--texture-size", "32")
             #expect(textured.status == 0 && FileManager.default.fileExists(atPath: out + "/asset_basecolor.png"), "\(textured.stderr)")
+            // kiln eval judges a NeRF run on its field, with depth for the geometric checks.
+            let evaluated = folder.appendingPathComponent("nerf-eval").path
+            let eval = try KilnRun("eval", out, "--size", "32", "--views", "4", "--out", evaluated)
+            #expect(eval.status == 0, "\(eval.stderr)")
+            let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: evaluated + "/report.json"))) as! [String: Any]
+            #expect(report["representation"] as? String == "nerf" && report["geometry"] != nil)
             // A NeRF renders at the prior's size (16² here) unless the config names a size.
             let plain = folder.appendingPathComponent("plain.json")
             try Data(#"{"views": {"views_per_step": 1}, "nerf": {"levels": 4, "log2_table_size": 10, "samples_per_ray": 8, "width": 16}}"#.utf8).write(to: plain)

@@ -26,6 +26,16 @@ public protocol DistilledScene: AnyObject {
     /// Checkpoint: tensors (bit-exact) and a small JSON state.
     func checkpoint(into tensors: inout SafeTensorsWriter) throws -> Data
     func restore(tensors: SafeTensorsFile, state: Data) throws
+    /// A dynamic (4D) scene's normalised times for a step's `count` views, drawn from `rng`, or
+    /// nil for a still scene (the default, which draws nothing).
+    func drawTimes(count: Int, step: Int, of steps: Int, rng: inout RNG) -> [Float]?
+    /// Sets the time the next `render`/`preview` shows (a still scene ignores it).
+    func setTime(_ time: Float)
+}
+
+extension DistilledScene {
+    public func drawTimes(count: Int, step: Int, of steps: Int, rng: inout RNG) -> [Float]? { nil }
+    public func setTime(_ time: Float) {}
 }
 
 /// Text to 3D by score distillation, for any `DistilledScene`: per step K orbit views rendered,
@@ -80,13 +90,18 @@ public final class DistillationRun<Scene: DistilledScene> {
     func drawViews() -> [(camera: Camera, view: ViewConditioning, background: SIMD3<Float>)] {
         let k = views.viewsPerStep
         let start = rng.uniform(0...360)
-        return (0..<k).map { i in
+        let drawn = (0..<k).map { i -> (camera: Camera, view: ViewConditioning, background: SIMD3<Float>) in
             var azimuth = start + 360 * Float(i) / Float(k)
             if azimuth >= 360 { azimuth -= 360 }
             let elevation = rng.uniform(views.elevationMinDegrees...views.elevationMaxDegrees)
             let background = ToySample.backgrounds[Int(rng.next() % UInt64(ToySample.backgrounds.count))]
             return (views.camera(azimuthDegrees: azimuth, elevationDegrees: elevation, size: views.renderSize),
                     ViewConditioning(azimuthDegrees: azimuth, elevationDegrees: elevation), background)
+        }
+        // A dynamic scene pairs each view with a time, and the prior sees that time too.
+        guard let times = scene.drawTimes(count: k, step: completedSteps + 1, of: steps, rng: &rng) else { return drawn }
+        return zip(drawn, times).map { d, t in
+            (d.camera, ViewConditioning(azimuthDegrees: d.view.azimuthDegrees, elevationDegrees: d.view.elevationDegrees, time: t), d.background)
         }
     }
 
@@ -101,6 +116,7 @@ public final class DistillationRun<Scene: DistilledScene> {
         var frames: [Scene.Frame] = [], colors: [[Float]] = []
         var x: [Float] = []
         for v in drawn {
+            if let time = v.view.time { scene.setTime(time) }
             let (color, frame) = scene.render(camera: v.camera, background: v.background, rng: &rng)
             x += PriorImage.fromRender(color, width: size, height: size, factor: factor)
             frames.append(frame)

@@ -44,12 +44,17 @@ public final class GaussianScene: DistilledScene {
     public func accumulate(_ frame: SplatFrame, dColor: [Float]) {
         let back = SplatRasterizer.backward(frame, parameters, gradients: SplatImageGradients(color: dColor))
         optimizer.record(meanPixels: back.meanPixels, radii: frame.radii, width: frame.camera.width, height: frame.camera.height)
+        add(back.parameters)
+    }
+
+    /// Adds a gradient of the parameters to the step's.
+    func add(_ g: SplatParameters<Float>) {
         func add(_ a: inout [Float], _ b: [Float]) { for i in a.indices { a[i] += b[i] } }
-        add(&gradient.means, back.parameters.means)
-        add(&gradient.logScales, back.parameters.logScales)
-        add(&gradient.rotations, back.parameters.rotations)
-        add(&gradient.opacityLogits, back.parameters.opacityLogits)
-        add(&gradient.sh, back.parameters.sh)
+        add(&gradient.means, g.means)
+        add(&gradient.logScales, g.logScales)
+        add(&gradient.rotations, g.rotations)
+        add(&gradient.opacityLogits, g.opacityLogits)
+        add(&gradient.sh, g.sh)
     }
 
     public var gradientIsFinite: Bool { gradient.groups.allSatisfy { $0.allSatisfy(\.isFinite) } }

@@ -57,6 +57,10 @@ public struct SplatOptimizer: Sendable {
     var gradientAccumulator: [Float]
     var visibleCount: [Int32]
     public var rng: RNG
+    /// After a step that densified: for every Gaussian now, the index it came from before (the
+    /// `kept` ones first, in order, then the clones and split children of their sources); nil
+    /// after a step that did not. Per-Gaussian state kept outside the optimiser (motion) follows it.
+    public private(set) var lastRebuild: (sources: [Int], kept: Int)? = nil
 
     public init(parameters p: SplatParameters<Float>, extent: Float, config: SplatTrainingConfig = SplatTrainingConfig(), seed: UInt64 = 0) {
         self.config = config
@@ -126,6 +130,7 @@ public struct SplatOptimizer: Sendable {
     public mutating func step(_ p: inout SplatParameters<Float>, gradients g: SplatParameters<Float>) {
         precondition(g.count == p.count, "gradients are for \(g.count) Gaussians, parameters have \(p.count)")
         step += 1
+        lastRebuild = nil
         let c = config
         let k = p.coefficientsPerChannel
         let b1 = c.beta1, b2 = c.beta2
@@ -232,6 +237,8 @@ public struct SplatOptimizer: Sendable {
             }
             return out
         }
+        let kept = keep.indices.filter { keep[$0] }
+        lastRebuild = (kept + added.map(\.source), kept.count)
         p = gather(p, fresh: false)
         m = gather(m, fresh: true)
         v = gather(v, fresh: true)

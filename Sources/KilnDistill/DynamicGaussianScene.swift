@@ -1,0 +1,186 @@
+import Foundation
+import KilnCore
+import KilnNN
+import KilnRender
+import RealModule
+
+/// The 4D settings (`kiln generate --config`, section "motion").
+public struct MotionSettings: Codable, Sendable, Equatable {
+    /// Frames written at the end (τ = i/(frames − 1)).
+    public var frames = 16
+    /// The share of the run spent on the still object before the motion is learned (Align Your
+    /// Gaussians and DreamGaussian4D start from a static stage).
+    public var staticFraction = 0.3
+    /// Adam learning rates of the motion coefficients: positions (world units, scaled by the
+    /// object radius as the splats' are), rotations and log-scales.
+    public var positionLearningRate: Float = 2e-3
+    public var rotationLearningRate: Float = 2e-3
+    public var scaleLearningRate: Float = 2e-3
+    /// Temporal smoothness: λ·Σ ωₖ²‖cₖ‖² over each Gaussian's coefficients, ωₖ the basis'
+    /// frequency in cycles (1 for the drift), which penalises fast motion more than slow.
+    public var smoothness: Float = 0.01
+
+    public init() {}
+
+    public func validate() throws {
+        guard (2...256).contains(frames) else { throw DistillError.badSetting("motion.frames must be 2…256, got \(frames)") }
+        guard (0..<1).contains(staticFraction) else { throw DistillError.badSetting("motion.static_fraction must be in [0, 1)") }
+        guard positionLearningRate > 0, rotationLearningRate > 0, scaleLearningRate > 0, smoothness >= 0 else {
+            throw DistillError.badSetting("motion: learning rates must be positive and smoothness ≥ 0")
+        }
+    }
+
+    /// ωₖ of the K bases: the drift (1) and two harmonics (1, 1, 2, 2).
+    static let frequencies: [Float] = [1, 1, 1, 2, 2]
+}
+
+/// Gaussian splats that move (text to 4D): a canonical cloud optimised as `GaussianScene`'s, plus
+/// `SplatMotion` coefficients with their own Adam. Each view of a step shows the cloud at its own
+/// time τ, which the prior sees too. For the first `staticFraction` of the run the cloud is still
+/// (motion neither applied nor learned); densification carries each Gaussian's motion to its
+/// clones and split children.
+public final class DynamicGaussianScene: DistilledScene {
+    public let still: GaussianScene
+    public let motionSettings: MotionSettings
+    public internal(set) var motion: SplatMotion<Float>
+    var motionGradient: SplatMotion<Float>
+    var motionFirst: SplatMotion<Float>, motionSecond: SplatMotion<Float>
+    var motionStep = 0
+    /// The time `render` and `preview` show.
+    public internal(set) var time: Float = 0
+    var moving = false
+
+    public init(settings: GaussianSettings, motion: MotionSettings, steps: Int, extent: Float, seed: UInt64,
+                threads: Int = Parallel.defaultThreadCount) throws {
+        try motion.validate()
+        still = try GaussianScene(settings: settings, steps: steps, extent: extent, seed: seed, threads: threads)
+        motionSettings = motion
+        let n = still.parameters.count
+        self.motion = SplatMotion(zerosFor: n)
+        motionGradient = SplatMotion(zerosFor: n)
+        motionFirst = SplatMotion(zerosFor: n)
+        motionSecond = SplatMotion(zerosFor: n)
+    }
+
+    /// The frame of a view: the still scene's, with the time it showed.
+    public struct Frame {
+        var splat: SplatFrame
+        var deformed: SplatParameters<Float>
+        var time: Float
+        var moved: Bool
+    }
+
+    public func drawTimes(count: Int, step: Int, of steps: Int, rng: inout RNG) -> [Float]? {
+        moving = Double(step) > motionSettings.staticFraction * Double(steps)
+        // Stratified over [0, 1]: every step sees early and late times.
+        let start = rng.nextFloat()
+        return (0..<count).map { i in (start + Float(i)) / Float(count) }
+    }
+
+    public func setTime(_ time: Float) { self.time = time }
+
+    /// The cloud at the current time (the canonical one while still).
+    public var current: SplatParameters<Float> { moving ? motion.deformed(still.parameters, at: time) : still.parameters }
+
+    /// The cloud at time τ, whatever the stage: for frames and previews after the run.
+    public func cloud(at tau: Float) -> SplatParameters<Float> { motion.deformed(still.parameters, at: tau) }
+
+    public func render(camera: Camera, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame) {
+        let deformed = current
+        let frame = SplatRasterizer.forward(deformed, camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads)
+        return (frame.images.color, Frame(splat: frame, deformed: deformed, time: time, moved: moving))
+    }
+
+    public func preview(camera: Camera, background: SIMD3<Float>) -> [Float] {
+        SplatRasterizer.forward(cloud(at: time), camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads).images.color
+    }
+
+    public func accumulate(_ frame: Frame, dColor: [Float]) {
+        let back = SplatRasterizer.backward(frame.splat, frame.deformed, gradients: SplatImageGradients(color: dColor))
+        still.optimizer.record(meanPixels: back.meanPixels, radii: frame.splat.radii, width: frame.splat.camera.width, height: frame.splat.camera.height)
+        let (canonical, motionPart) = frame.moved ? SplatMotion<Float>.backward(back.parameters, at: frame.time) : (back.parameters, SplatMotion(zerosFor: 0))
+        still.add(canonical)
+        guard frame.moved else { return }
+        for i in motionGradient.position.indices { motionGradient.position[i] += motionPart.position[i] }
+        for i in motionGradient.rotation.indices { motionGradient.rotation[i] += motionPart.rotation[i] }
+        for i in motionGradient.logScale.indices { motionGradient.logScale[i] += motionPart.logScale[i] }
+    }
+
+    public var gradientIsFinite: Bool { still.gradientIsFinite && motionGradient.groups.allSatisfy { $0.allSatisfy(\.isFinite) } }
+
+    public func applyStep(step: Int, of steps: Int, rng: inout RNG) {
+        if moving { stepMotion() }
+        still.applyStep(step: step, of: steps, rng: &rng)
+        // Densification renumbered the Gaussians: their motion (and its Adam state) follows.
+        if let (sources, kept) = still.optimizer.lastRebuild {
+            motion = motion.gathered(sources)
+            // Kept Gaussians keep their moments; new ones (clones, split children) start fresh.
+            var first = motionFirst.gathered(sources), second = motionSecond.gathered(sources)
+            let k = SplatMotion<Float>.basisCount
+            for j in kept..<sources.count {
+                for e in (j * 3 * k)..<((j + 1) * 3 * k) { (first.position[e], second.position[e], first.logScale[e], second.logScale[e]) = (0, 0, 0, 0) }
+                for e in (j * 4 * k)..<((j + 1) * 4 * k) { (first.rotation[e], second.rotation[e]) = (0, 0) }
+            }
+            (motionFirst, motionSecond) = (first, second)
+        }
+        motionGradient = SplatMotion(zerosFor: motion.count)
+    }
+
+    /// Adam on the motion coefficients, with the smoothness penalty's gradient 2λωₖ²cₖ added.
+    func stepMotion() {
+        motionStep += 1
+        let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-15
+        let c1 = 1 - Float.pow(b1, Float(motionStep)), c2 = 1 - Float.pow(b2, Float(motionStep))
+        let k = SplatMotion<Float>.basisCount, lambda = motionSettings.smoothness
+        func adam(_ values: inout [Float], _ grads: [Float], _ m: inout [Float], _ v: inout [Float], width: Int, lr: Float) {
+            for i in values.indices {
+                let w = MotionSettings.frequencies[(i / width) % k]
+                let g = grads[i] + 2 * lambda * w * w * values[i]
+                m[i] = b1 * m[i] + (1 - b1) * g
+                v[i] = b2 * v[i] + (1 - b2) * g * g
+                values[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+            }
+        }
+        let s = motionSettings
+        adam(&motion.position, motionGradient.position, &motionFirst.position, &motionSecond.position, width: 3, lr: s.positionLearningRate * still.extent)
+        adam(&motion.rotation, motionGradient.rotation, &motionFirst.rotation, &motionSecond.rotation, width: 4, lr: s.rotationLearningRate)
+        adam(&motion.logScale, motionGradient.logScale, &motionFirst.logScale, &motionSecond.logScale, width: 3, lr: s.scaleLearningRate)
+    }
+
+    public func discardGradient() {
+        still.discardGradient()
+        motionGradient = SplatMotion(zerosFor: motion.count)
+    }
+
+    public var size: Int { still.size }
+
+    // MARK: Checkpoints
+
+    struct State: Codable {
+        var still: Data
+        var motionStep: Int
+        var time: Float
+        var moving: Bool
+    }
+
+    public func checkpoint(into tensors: inout SafeTensorsWriter) throws -> Data {
+        let stillState = try still.checkpoint(into: &tensors)
+        for (prefix, m) in [("", motion), ("adam.m.", motionFirst), ("adam.v.", motionSecond)] {
+            for (name, values) in zip(SplatMotion<Float>.groupNames, m.groups) { try tensors.add(prefix + name, shape: [values.count], values: values) }
+        }
+        return try JSONEncoder().encode(State(still: stillState, motionStep: motionStep, time: time, moving: moving))
+    }
+
+    public func restore(tensors file: SafeTensorsFile, state data: Data) throws {
+        let state = try JSONDecoder().decode(State.self, from: data)
+        try still.restore(tensors: file, state: state.still)
+        let n = still.parameters.count, k = SplatMotion<Float>.basisCount
+        func load(_ prefix: String) throws -> SplatMotion<Float> {
+            let v = try zip(SplatMotion<Float>.groupNames, [3 * k * n, 4 * k * n, 3 * k * n]).map { try file.expect(prefix + $0, shape: [$1]) }
+            return SplatMotion(position: v[0], rotation: v[1], logScale: v[2])
+        }
+        (motion, motionFirst, motionSecond) = (try load(""), try load("adam.m."), try load("adam.v."))
+        (motionStep, time, moving) = (state.motionStep, state.time, state.moving)
+        motionGradient = SplatMotion(zerosFor: n)
+    }
+}

@@ -54,6 +54,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Steps of the mesh refinement; default 300.")
     var refineSteps: Int?
 
+    @Option(help: "4D: frames of the animation (a prompt with a motion, \"a red duck bouncing\", is 4D with 16 frames by default).")
+    var frames: Int?
+
     @Option(help: "Rewards and weights for the reward-aware methods, e.g. alignment:1,view:0.5.")
     var reward: String?
 
@@ -74,6 +77,7 @@ struct Generate: ParsableCommand {
 
     func validate() throws {
         if let steps { guard (1...1_000_000).contains(steps) else { throw ValidationError("--steps must be 1…1000000, got \(steps)") } }
+        if let frames { guard (2...256).contains(frames) else { throw ValidationError("--frames must be 2…256, got \(frames)") } }
         if let guidanceScale { guard guidanceScale.isFinite, guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") } }
         if let viewAdvantage { guard viewAdvantage.isFinite, viewAdvantage >= 0 else { throw ValidationError("--view-advantage must be a number ≥ 0") } }
         guard previewEvery >= 0 else { throw ValidationError("--preview-every must be 0 or more") }
@@ -99,7 +103,7 @@ struct Generate: ParsableCommand {
             guard settings.prompt == prompt else { throw CLIError("--resume: the run in \(folder.path) is for \"\(settings.prompt)\", not \"\(prompt)\"") }
             let conflicting = [config.map { _ in "--config" }, seed.map { _ in "--seed" }, method.map { _ in "--method" }, guidanceScale.map { _ in "--guidance-scale" },
                                negativePrompt.map { _ in "--negative-prompt" }, reward.map { _ in "--reward" }, viewAdvantage.map { _ in "--view-advantage" },
-                               representation.map { _ in "--representation" }].compactMap { $0 }
+                               representation.map { _ in "--representation" }, frames.map { _ in "--frames" }].compactMap { $0 }
             guard conflicting.isEmpty else {
                 throw CLIError("--resume continues with the run's own config.json; drop " + conflicting.joined(separator: ", ")
                                + " (only --steps may change, to extend the run, and --refine/--refine-steps, to add or extend the refinement)")
@@ -132,6 +136,18 @@ struct Generate: ParsableCommand {
             if let guidanceScale { settings.sds.guidanceScale = guidanceScale }
             if let reward { settings.guidance.rewards = try RewardMix(parsing: reward) }
             if let viewAdvantage { settings.guidance.viewAdvantage = viewAdvantage }
+            // 4D when asked for frames, or when the caption names a motion (unless the config says otherwise).
+            if let frames {
+                settings.dynamic = true
+                settings.motion.frames = frames
+            } else if !loaded.given.contains("dynamic"), ToyCaption(prompt).motion != nil {
+                settings.dynamic = true
+            }
+        }
+        if settings.dynamic {
+            try settings.motion.validate()
+            guard settings.representation == "gaussians" else { throw CLIError("4D runs (--frames, or a motion in the prompt) use Gaussians; drop --representation \(settings.representation)") }
+            guard settings.refine.stage == "none" else { throw CLIError("--refine mesh refines a still asset; a 4D run has one mesh per frame") }
         }
         let (steps, seed) = (settings.steps, settings.seed)
         let pipeline = try PriorPipeline(folder: URL(fileURLWithPath: prior))
@@ -161,6 +177,18 @@ struct Generate: ParsableCommand {
         if !resume { try output.prepare() }
         try writeJSON(settings, to: configURL, snakeCase: true)
         switch settings.representation {
+        case "gaussians" where settings.dynamic:
+            let scene = try DynamicGaussianScene(settings: settings.gaussians, motion: settings.motion, steps: steps, extent: extent, seed: seed)
+            let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
+                                          sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
+            coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) {
+                try writeFrames(scene, settings: settings, folder: folder)
+                // The run's own sheet, turntable and score show frame 0.
+                scene.setTime(0)
+                let first = scene.cloud(at: 0)
+                try GaussianCloudIO.write(first.cloud, to: folder.appendingPathComponent("splats.ply"))
+                return try SplatMeshing().mesh(first)
+            }
         case "gaussians":
             let scene = try GaussianScene(settings: settings.gaussians, steps: steps, extent: extent, seed: seed)
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
@@ -297,6 +325,41 @@ struct Generate: ParsableCommand {
     }
 }
 
+/// A 4D run's frames: `frames/splats_NNN.ply` and `frames/asset_NNN.glb` (a numbered mesh
+/// sequence) at τ = i/(F − 1), `frames/sheet.png` (frames down, views across), and
+/// `frames/turntable_NNN/` (12 views of each frame).
+func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, folder: URL) throws {
+    let frames = folder.appendingPathComponent("frames")
+    try FileManager.default.createDirectory(at: frames, withIntermediateDirectories: true)
+    let count = settings.motion.frames, views = settings.views
+    func render(_ p: SplatParameters<Float>, azimuth: Float) -> Image {
+        let camera = views.camera(azimuthDegrees: azimuth, elevationDegrees: 15, size: 128)
+        return SplatRasterizer.render(p, camera: camera, settings: SplatRenderSettings(background: SIMD3(1, 1, 1))).color
+    }
+    var sheet: [Image] = [], labels: [String] = []
+    let shown = Set((0..<min(count, 8)).map { $0 * (count - 1) / max(1, min(count, 8) - 1) })
+    for i in 0..<count {
+        let tau = Float(i) / Float(count - 1)
+        let cloud = scene.cloud(at: tau)
+        try GaussianCloudIO.write(cloud.cloud, to: frames.appendingPathComponent(String(format: "splats_%03d.ply", i)))
+        _ = try MeshExport.write(try SplatMeshing().mesh(cloud).mesh, to: frames.appendingPathComponent(String(format: "asset_%03d.glb", i)))
+        let turntable = frames.appendingPathComponent(String(format: "turntable_%03d", i))
+        try FileManager.default.createDirectory(at: turntable, withIntermediateDirectories: true)
+        for v in 0..<12 {
+            try PNG.write(render(cloud, azimuth: Float(v * 30)), to: turntable.appendingPathComponent(String(format: "view_%03d.png", v)))
+        }
+        if shown.contains(i) {
+            for azimuth in [0, 90, 180, 270] {
+                sheet.append(render(cloud, azimuth: Float(azimuth)))
+                labels.append(String(format: "t=%.2f %d°", tau, azimuth))
+            }
+        }
+    }
+    try PNG.write(Image.contactSheet(sheet, columns: 4, labels: labels), to: frames.appendingPathComponent("sheet.png"),
+                  text: KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings).textEntries)
+    say("frames: \(count) (frames/splats_NNN.ply, frames/asset_NNN.glb, frames/sheet.png, frames/turntable_NNN/)")
+}
+
 /// The exported mesh judged like the representation (`score_mesh.json`): rendered by the mesh
 /// rasterizer with the toy lighting, before and after refinement.
 struct MeshScores: Codable {
@@ -379,6 +442,9 @@ struct GenerateSettings: Codable {
     var gaussians = GaussianSettings()
     var nerf = NeRFSettings()
     var refine = RefineSettings()
+    /// 4D: a moving cloud (`DynamicGaussianScene`), with these motion settings.
+    var dynamic = false
+    var motion = MotionSettings()
 
     /// Defaults, overridden by a config file (snake_case keys, the layout `config.json` is written
     /// in, so a run's config reproduces it; unknown keys are errors).

@@ -84,6 +84,31 @@ struct GenerateCommandTests {
         }
     }
 
+    @Test("4D: --frames (or a motion in the prompt) gives per-frame splats, meshes and turntables and a frame-by-view sheet")
+    func frames() throws {
+        try withScratchFolder { folder in
+            let out = folder.appendingPathComponent("moving").path
+            let run = try Self.generate(out, ["--frames", "3"])
+            #expect(run.status == 0, "\(run.stderr)")
+            for name in ["splats_000.ply", "splats_002.ply", "asset_001.glb", "sheet.png", "turntable_002/view_011.png"] {
+                #expect(FileManager.default.fileExists(atPath: out + "/frames/" + name), "missing frames/\(name)")
+            }
+            #expect(FileManager.default.fileExists(atPath: out + "/splats.ply") && FileManager.default.fileExists(atPath: out + "/asset.glb"))
+            let config = try String(contentsOfFile: out + "/config.json", encoding: .utf8)
+            #expect(config.contains("\"dynamic\" : true") && config.contains("\"frames\" : 3"))
+            // A caption with a motion is 4D on its own.
+            let bouncing = folder.appendingPathComponent("bouncing").path
+            let config2 = URL(fileURLWithPath: bouncing + "-config.json")
+            try Data(#"{"views": {"views_per_step": 1, "render_size": 32}, "gaussians": {"initial_gaussians": 100}, "motion": {"frames": 2}}"#.utf8).write(to: config2)
+            let moving = try KilnRun("generate", "a red snowman bouncing", "--prior", Self.tiny, "--steps", "2", "--preview-every", "0",
+                                     "--config", config2.path, "--out", bouncing)
+            #expect(moving.status == 0 && FileManager.default.fileExists(atPath: bouncing + "/frames/splats_001.ply"), "\(moving.stderr)")
+            let nerf = try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--frames", "4", "--representation", "nerf",
+                                   "--out", folder.appendingPathComponent("x").path)
+            #expect(nerf.status != 0 && nerf.stderr.contains("4D runs"), "\(nerf.stderr)")
+        }
+    }
+
     @Test("--refine mesh: the coarse mesh kept as asset-coarse.glb, the refined one as asset.glb, with the stage's own log and checkpoint")
     func refine() throws {
         try withScratchFolder { folder in

@@ -126,10 +126,17 @@ struct Eval: ParsableCommand {
         }
         let renders = posed.map(\.color)
         let geometry = GeometricConsistency.measure(posed)
+        // A 4D run: its frames judged over time.
+        var temporal: TemporalReport? = nil
+        let runFolder = url.deletingLastPathComponent()
+        if let settings = try? GenerateSettings.load(runFolder.appendingPathComponent("config.json")), settings.dynamic {
+            temporal = try TemporalReport.measure(runFolder: runFolder, settings: settings, caption: ToyCaption(caption ?? ""), rewards: models,
+                                                  size: models.imageSize * 2, camera: camera)
+        }
         var health: MeshHealth? = nil
         if case .mesh(let renderer)? = subject { health = renderer.mesh.health }
         let report = EvalReport(asset: url.path, prompt: caption, representation: field != nil ? "nerf" : health == nil ? "splats" : "mesh", size: size, score: score,
-                                geometry: geometry, meshHealth: health, seconds: (clock.now - start).seconds)
+                                geometry: geometry, temporal: temporal, meshHealth: health, seconds: (clock.now - start).seconds)
         let folder = output.url
         try writeJSON(report, to: folder.appendingPathComponent("report.json"))
         try FileIO.writeAtomically(Data(report.markdown.utf8), to: folder.appendingPathComponent("report.md"))
@@ -156,6 +163,7 @@ struct EvalReport: Codable {
     var size: Int
     var score: AssetScore
     var geometry: GeometricConsistency
+    var temporal: TemporalReport?
     var meshHealth: MeshHealth?
     var seconds: Double
 
@@ -173,6 +181,16 @@ struct EvalReport: Codable {
                      geometry.hullResolution, 100 * geometry.minSilhouetteCoverage, geometry.meanSilhouetteIoU)
         md += String(format: "| depth agreement with the nearest view (reprojection) | %.1f%% |\n| colour error where the depths agree | %.4f |\n",
                      100 * geometry.meanDepthAgreement, geometry.meanReprojectionColorError)
+        if let t = temporal {
+            md += "\n## Over time (\(t.frames) frames)\n\n| measure | value |\n| --- | ---: |\n"
+            md += String(format: "| alignment, mean over frames (8 views each) | %.3f |\n| alignment, worst frame | %.3f |\n", t.meanAlignment, t.minFrameAlignment)
+            md += String(format: "| frame-to-frame change at fixed views | %.4f |\n| flicker (second difference) | %.4f |\n", t.stability.frameChange, t.stability.flicker)
+            md += "| motion shown | \(t.motion.dominant) |\n| motion asked for | \(t.captionMotion ?? "none") |\n"
+            md += "| motion matches the caption | \(t.motionMatches ? "yes" : "no") |\n"
+            for (name, fraction) in t.motion.fractions.sorted(by: { $0.key < $1.key }) {
+                md += String(format: "| %@ (fraction of the toy world's amplitude) | %.2f |\n", name, fraction)
+            }
+        }
         if let h = meshHealth {
             md += "\n## Mesh health\n\n| | |\n| --- | ---: |\n"
             md += "| vertices / triangles | \(h.vertices) / \(h.triangles) |\n| watertight | \(h.watertight ? "yes" : "no") |\n"
@@ -190,5 +208,48 @@ struct EvalReport: Codable {
                          geometry.reprojection[i].depthAgreement, geometry.reprojection[i].colorError)
         }
         return md
+    }
+}
+
+/// A 4D run judged over time (`kiln eval` of a run with frames): per-frame alignment from 8
+/// orbit views, temporal stability at 4 fixed views, and the motion its frames show against the
+/// caption's.
+struct TemporalReport: Codable {
+    var frames: Int
+    var perFrameAlignment: [Double]
+    var meanAlignment: Double
+    var minFrameAlignment: Double
+    var stability: TemporalStability
+    var motion: MotionAnalysis
+    var captionMotion: String?
+    var motionMatches: Bool
+
+    static func measure(runFolder: URL, settings: GenerateSettings, caption: ToyCaption, rewards: RewardModels, size: Int,
+                        camera: (Float, Float) -> Camera) throws -> TemporalReport {
+        let count = settings.motion.frames
+        var clouds: [SplatParameters<Float>] = []
+        for i in 0..<count {
+            let url = runFolder.appendingPathComponent(String(format: "frames/splats_%03d.ply", i))
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw CLIError("\(url.path) is missing: the 4D run did not finish; resume it with kiln generate --resume")
+            }
+            clouds.append(SplatParameters(try GaussianCloudIO.read(url)))
+        }
+        guard clouds.allSatisfy({ $0.count == clouds[0].count }) else { throw CLIError("the frames of \(runFolder.path) hold different Gaussians; regenerate the run") }
+        let times = (0..<count).map { Float($0) / Float(count - 1) }
+        func render(_ p: SplatParameters<Float>, _ a: Float, _ e: Float) -> Image {
+            let full = camera(a, e)
+            let scaled = full.resized(width: size, height: size)
+            return SplatRasterizer.render(p, camera: scaled, settings: SplatRenderSettings(background: SIMD3(1, 1, 1))).color
+        }
+        let perFrame = clouds.map { cloud in
+            AssetScore.measure(caption: caption, rewards: rewards, views: ViewAngle.orbit(8), renderSize: size) { a, e in render(cloud, a, e).pixels }.meanAlignment
+        }
+        let sequences = [0, 90, 180, 270].map { a in clouds.map { render($0, Float(a), 15) } }
+        let motion = MotionAnalysis.measure(clouds, times: times)
+        let asked = caption.motion?.rawValue
+        return TemporalReport(frames: count, perFrameAlignment: perFrame, meanAlignment: perFrame.reduce(0, +) / Double(count),
+                              minFrameAlignment: perFrame.min() ?? 0, stability: TemporalStability.measure(sequences), motion: motion,
+                              captionMotion: asked, motionMatches: motion.dominant == (asked ?? "still"))
     }
 }

@@ -96,6 +96,14 @@ struct GenerateCommandTests {
             #expect(FileManager.default.fileExists(atPath: out + "/splats.ply") && FileManager.default.fileExists(atPath: out + "/asset.glb"))
             let config = try String(contentsOfFile: out + "/config.json", encoding: .utf8)
             #expect(config.contains("\"dynamic\" : true") && config.contains("\"frames\" : 3"))
+            // kiln eval judges the frames over time: per-frame alignment, stability, motion.
+            let evaluated = folder.appendingPathComponent("moving-eval").path
+            let eval = try KilnRun("eval", out, "--size", "32", "--views", "4", "--out", evaluated)
+            #expect(eval.status == 0, "\(eval.stderr)")
+            let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: evaluated + "/report.json"))) as! [String: Any]
+            let temporal = report["temporal"] as? [String: Any]
+            #expect(temporal?["frames"] as? Int == 3 && (temporal?["perFrameAlignment"] as? [Double])?.count == 3, "\(report)")
+            #expect(try String(contentsOfFile: evaluated + "/report.md", encoding: .utf8).contains("Over time (3 frames)"))
             // A caption with a motion is 4D on its own.
             let bouncing = folder.appendingPathComponent("bouncing").path
             let config2 = URL(fileURLWithPath: bouncing + "-config.json")

@@ -19,14 +19,18 @@ public struct MotionSettings: Codable, Sendable, Equatable {
     /// Temporal smoothness: λ·Σ ωₖ²‖cₖ‖² over each Gaussian's coefficients, ωₖ the basis'
     /// frequency in cycles (1 for the drift), which penalises fast motion more than slow.
     public var smoothness: Float = 0.01
+    /// Local rigidity (`SplatMotion.rigidity`): its weight, and the neighbours each Gaussian has
+    /// in the canonical cloud.
+    public var rigidity: Float = 1
+    public var neighbours = 8
 
     public init() {}
 
     public func validate() throws {
         guard (2...256).contains(frames) else { throw DistillError.badSetting("motion.frames must be 2…256, got \(frames)") }
         guard (0..<1).contains(staticFraction) else { throw DistillError.badSetting("motion.static_fraction must be in [0, 1)") }
-        guard positionLearningRate > 0, rotationLearningRate > 0, scaleLearningRate > 0, smoothness >= 0 else {
-            throw DistillError.badSetting("motion: learning rates must be positive and smoothness ≥ 0")
+        guard positionLearningRate > 0, rotationLearningRate > 0, scaleLearningRate > 0, smoothness >= 0, rigidity >= 0, (1...64).contains(neighbours) else {
+            throw DistillError.badSetting("motion: learning rates must be positive, smoothness and rigidity ≥ 0, neighbours 1…64")
         }
     }
 
@@ -126,9 +130,19 @@ public final class DynamicGaussianScene: DistilledScene {
         motionGradient = SplatMotion(zerosFor: motion.count)
     }
 
-    /// Adam on the motion coefficients, with the smoothness penalty's gradient 2λωₖ²cₖ added.
+    /// Adam on the motion coefficients, with the smoothness penalty's gradient 2λωₖ²cₖ and the
+    /// rigidity loss's gradient added.
     func stepMotion() {
         motionStep += 1
+        if motionSettings.rigidity > 0 {
+            // Neighbours in the canonical cloud as it is now (found every step, so that a resumed run
+            // sees the same ones).
+            let p = still.parameters
+            let neighbours = NearestNeighbours.search((0..<p.count).map { SIMD3(p.means[3 * $0], p.means[3 * $0 + 1], p.means[3 * $0 + 2]) },
+                                                      k: motionSettings.neighbours, threads: still.threads)
+            let rigid = motion.rigidity(neighbours: neighbours, weight: motionSettings.rigidity)
+            for i in motionGradient.position.indices { motionGradient.position[i] += rigid.positionGradient[i] }
+        }
         let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-15
         let c1 = 1 - Float.pow(b1, Float(motionStep)), c2 = 1 - Float.pow(b2, Float(motionStep))
         let k = SplatMotion<Float>.basisCount, lambda = motionSettings.smoothness

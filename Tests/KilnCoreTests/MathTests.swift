@@ -221,3 +221,17 @@ func shepperdHandlesHalfTurns(axis: Vec3) {
     #expect(rayBoxIntersection(origin: SIMD3(0, 0, -5), direction: SIMD3(0, 0, -1), lo: lo, hi: hi) == nil)
     #expect(rayBoxIntersection(origin: SIMD3(0, 1.5, -5), direction: SIMD3(0, 0, 1), lo: lo, hi: hi) == nil)
 }
+
+@Test func nearestNeighboursMatchBruteForce() {
+    var rng = RNG(seed: 9)
+    // A clustered set (two blobs and a line), duplicates included.
+    var points = (0..<300).map { _ in SIMD3<Float>(rng.normal(), rng.normal(), rng.normal()) * 0.2 }
+    points += (0..<200).map { _ in SIMD3<Float>(2, 0, 0) + SIMD3(rng.normal(), rng.normal(), rng.normal()) * 0.05 }
+    points += (0..<50).map { SIMD3<Float>(Float($0) * 0.1, 1, 0) }
+    points += [points[3], points[3]]
+    for k in [1, 6] {
+        #expect(NearestNeighbours.search(points, k: k, threads: 2) == NearestNeighbours.bruteForce(points, k: k))
+    }
+    #expect(NearestNeighbours.search([SIMD3<Float>(0, 0, 0), SIMD3(1, 0, 0)], k: 5) == [[1], [0]])
+    #expect(NearestNeighbours.search([SIMD3<Float>(0, 0, 0)], k: 3) == [[]])
+}

@@ -66,3 +66,25 @@ struct SplatMotionTests {
         if tau == 0 { #expect(motionGradient.position.enumerated().allSatisfy { $0.offset % 15 < 3 || $0.element == 0 }) }
     }
 }
+
+extension SplatMotionTests {
+    @Test("rigidity: zero for a cloud moving as one piece; its gradient matches float64 central differences")
+    func rigidity() {
+        let motion = Self.randomMotion(count: 7, seed: 21)
+        let neighbours = [[1, 2], [0], [0, 3], [2, 4], [3, 5], [4, 6], [5]]
+        let (loss, gradient) = motion.rigidity(neighbours: neighbours, weight: 0.7)
+        #expect(loss > 0)
+        let eps = 1e-6
+        for e in motion.position.indices {
+            var up = motion, down = motion
+            up.position[e] += eps; down.position[e] -= eps
+            let numeric = (up.rigidity(neighbours: neighbours, weight: 0.7).loss - down.rigidity(neighbours: neighbours, weight: 0.7).loss) / (2 * eps)
+            #expect(abs(numeric - gradient[e]) < 1e-6 * max(1, abs(numeric)), "position[\(e)]: \(numeric) vs \(gradient[e])")
+        }
+        // Every Gaussian with the same coefficients: no loss, no gradient.
+        var rigid = motion
+        for i in 0..<7 { for e in 0..<15 { rigid.position[i * 15 + e] = motion.position[e] } }
+        let still = rigid.rigidity(neighbours: neighbours, weight: 0.7)
+        #expect(still.loss == 0 && still.positionGradient.allSatisfy { $0 == 0 })
+    }
+}

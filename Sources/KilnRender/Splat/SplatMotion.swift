@@ -83,6 +83,30 @@ public struct SplatMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>
         return (gradient, motion)
     }
 
+    /// Local rigidity of the motion: neighbouring Gaussians should move alike. The loss is
+    /// `weight` times the mean, over every Gaussian i and each of its `neighbours[i]` j, of
+    /// ‖Pᵢ − Pⱼ‖² (all K position coefficients), so a cloud that moves as one piece pays nothing.
+    /// - Returns: the loss and its gradient with respect to `position`.
+    public func rigidity(neighbours: [[Int]], weight: R) -> (loss: R, positionGradient: [R]) {
+        let width = 3 * Self.basisCount
+        let pairs = neighbours.reduce(0) { $0 + $1.count }
+        var gradient = [R](repeating: 0, count: position.count)
+        guard pairs > 0 else { return (0, gradient) }
+        let scale = weight / R(pairs)
+        var loss: R = 0
+        for (i, list) in neighbours.enumerated() {
+            for j in list {
+                for e in 0..<width {
+                    let d = position[i * width + e] - position[j * width + e]
+                    loss += scale * d * d
+                    gradient[i * width + e] += 2 * scale * d
+                    gradient[j * width + e] -= 2 * scale * d
+                }
+            }
+        }
+        return (loss, gradient)
+    }
+
     /// The coefficients of the Gaussians at `indices`, in that order (for pruning, cloning and
     /// splitting alongside the cloud: a clone or split child moves as its parent).
     public func gathered(_ indices: [Int]) -> SplatMotion<R> {

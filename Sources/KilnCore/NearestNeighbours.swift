@@ -1,0 +1,79 @@
+import Foundation
+
+/// The k nearest neighbours of every point in a set (excluding the point itself), through a
+/// uniform grid: points are bucketed in cells about the mean spacing wide, and each query searches
+/// rings of cells outwards until the ring is farther than its k-th candidate.
+public enum NearestNeighbours {
+    /// - Returns: `[N, k]` indices, nearest first (fewer than k when the set is smaller); ties by index.
+    public static func search(_ points: [SIMD3<Float>], k: Int, threads: Int = Parallel.defaultThreadCount) -> [[Int]] {
+        let n = points.count
+        guard n > 1, k > 0 else { return [[Int]](repeating: [], count: n) }
+        var low = points[0], hi = points[0]
+        for p in points { low = pointwiseMin(low, p); hi = pointwiseMax(hi, p) }
+        let lo = low
+        let extent = pointwiseMax(hi - lo, SIMD3(repeating: 1e-6))
+        // Cells holding about k points each.
+        let volume = extent.x * extent.y * extent.z
+        let cell = max(cbrt(volume * Float(k) / Float(n)), extent.max() / 256, 1e-6)
+        let dims = SIMD3<Int>(pointwiseMax(SIMD3<Float>(repeating: 1), (extent / cell).rounded(.up)))
+        @Sendable func cellOf(_ p: SIMD3<Float>) -> SIMD3<Int> {
+            pointwiseMin(pointwiseMax(SIMD3<Int>(((p - lo) / cell).rounded(.down)), .zero), dims &- 1)
+        }
+        // Counting sort of the points by cell.
+        var start = [Int](repeating: 0, count: dims.x * dims.y * dims.z + 1)
+        let cellIndex = points.map { p -> Int in let c = cellOf(p); return (c.z * dims.y + c.y) * dims.x + c.x }
+        for c in cellIndex { start[c + 1] += 1 }
+        for i in 1..<start.count { start[i] += start[i - 1] }
+        var fill = start, sorted = [Int](repeating: 0, count: n)
+        for i in 0..<n { sorted[fill[cellIndex[i]]] = i; fill[cellIndex[i]] += 1 }
+        let (first, order) = (start, sorted)
+        var result = [[Int]](repeating: [], count: n)
+        let wanted = min(k, n - 1)
+        result.withUnsafeMutableBufferPointer { buffer in
+            let out = UnsafeMutableSendableBuffer(buffer)
+            parallelFor(n, threads: threads) { range in
+                for i in range {
+                    let p = points[i], home = cellOf(p)
+                    var best: [(d: Float, j: Int)] = []
+                    var ring = 0
+                    while true {
+                        // The cells at Chebyshev distance `ring` from home.
+                        for z in (home.z - ring)...(home.z + ring) where z >= 0 && z < dims.z {
+                            for y in (home.y - ring)...(home.y + ring) where y >= 0 && y < dims.y {
+                                for x in (home.x - ring)...(home.x + ring) where x >= 0 && x < dims.x {
+                                    guard max(abs(x - home.x), abs(y - home.y), abs(z - home.z)) == ring else { continue }
+                                    let c = (z * dims.y + y) * dims.x + x
+                                    for s in first[c]..<first[c + 1] {
+                                        let j = order[s]
+                                        guard j != i else { continue }
+                                        let d = points[j] - p
+                                        best.append(((d * d).sum(), j))
+                                    }
+                                }
+                            }
+                        }
+                        best.sort { $0.d < $1.d || ($0.d == $1.d && $0.j < $1.j) }
+                        if best.count > wanted { best.removeLast(best.count - wanted) }
+                        // Every point beyond this ring is at least `ring · cell` away.
+                        let reach = Float(ring) * cell
+                        let covered = ring >= max(dims.x, dims.y, dims.z)
+                        if covered || (best.count == wanted && best.last!.d <= reach * reach) { break }
+                        ring += 1
+                    }
+                    out[i] = best.map(\.j)
+                }
+            }
+        }
+        return result
+    }
+
+    /// The plain reference: every pair's distance, sorted.
+    public static func bruteForce(_ points: [SIMD3<Float>], k: Int) -> [[Int]] {
+        points.indices.map { i in
+            let others = points.indices.filter { $0 != i }.map { j -> (d: Float, j: Int) in let d = points[j] - points[i]; return ((d * d).sum(), j) }
+            return Array(others.sorted { $0.d < $1.d || ($0.d == $1.d && $0.j < $1.j) }.prefix(k).map(\.j))
+        }
+    }
+}
+
+@inline(__always) private func cbrt(_ x: Float) -> Float { x <= 0 ? 0 : Float(Foundation.cbrt(Double(x))) }

@@ -11,7 +11,8 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Judge a 3D asset from many views: prompt alignment, view consistency (Janus), mesh health.",
         discussion: """
-        ASSET is a kiln generate run folder (its splats.ply or NeRF field, else its asset.glb; the prompt from its \
+        ASSET is a kiln generate run folder (its splats.ply or NeRF field, framed as the run framed \
+        them, else its asset.glb; the prompt from its \
         config.json), a splat file (3DGS PLY, .splat) or any mesh Assimp reads. Renders --views \
         orbit views at --elevation (or the icosphere's directions with --icosphere), framed on the \
         asset's bounding sphere as the toy world frames its objects; meshes are lit like the toy \
@@ -86,6 +87,10 @@ struct Eval: ParsableCommand {
             // The toy world frames an object on half its bounding box's diagonal.
             center = (bounds.min + bounds.max) / 2
             radius = length(bounds.max - bounds.min) / 2
+        } else if case .splats? = subject, url.lastPathComponent == "splats.ply",
+                  let settings = try? GenerateSettings.load(url.deletingLastPathComponent().appendingPathComponent("config.json")) {
+            // A run's splats are framed as the run framed them (its object ball), as its score.json was.
+            (center, radius) = (.zero, settings.views.objectRadius)
         }
         let models = try RewardModels(folder: URL(fileURLWithPath: rewards))
         guard size % models.imageSize == 0 else { throw CLIError("--size \(size) is not a multiple of the reward models' \(models.imageSize)") }

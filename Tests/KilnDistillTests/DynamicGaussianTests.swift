@@ -48,16 +48,8 @@ struct DynamicGaussianTests {
 
     @Test("a checkpoint inside the moving stage resumes bit-identically")
     func resume() throws {
-        let straight = try Self.run()
-        for _ in 0..<6 { _ = try straight.step() }
-        let first = try Self.run()
-        for _ in 0..<5 { _ = try first.step() }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-4d-\(UUID().uuidString)")
+        let (straight, _, resumed, folder) = try straightAndResumed({ try Self.run() }, steps: 6, at: 5)
         defer { try? FileManager.default.removeItem(at: folder) }
-        try first.saveCheckpoint(to: folder)
-        let resumed = try Self.run()
-        try resumed.restore(from: folder)
-        _ = try resumed.step()
         #expect(resumed.scene.motion == straight.scene.motion && resumed.scene.still.parameters == straight.scene.still.parameters)
         #expect(resumed.rng == straight.rng)
     }

@@ -40,17 +40,8 @@ struct GaussianDistillationTests {
 
     @Test("a checkpoint resumes bit-identically")
     func resume() throws {
-        let straight = try Self.run()
-        for _ in 0..<6 { _ = try straight.step() }
-        let first = try Self.run()
-        for _ in 0..<3 { _ = try first.step() }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-distill-\(UUID().uuidString)")
+        let (straight, _, resumed, folder) = try straightAndResumed({ try Self.run() }, steps: 6, at: 3)
         defer { try? FileManager.default.removeItem(at: folder) }
-        try first.saveCheckpoint(to: folder)
-        let resumed = try Self.run()
-        try resumed.restore(from: folder)
-        #expect(resumed.completedSteps == 3)
-        for _ in 0..<3 { _ = try resumed.step() }
         #expect(resumed.scene.parameters == straight.scene.parameters)
         #expect(resumed.rng == straight.rng)
         // A damaged checkpoint is an error naming the file, not a crash.

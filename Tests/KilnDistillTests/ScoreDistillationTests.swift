@@ -101,3 +101,20 @@ struct ScoreDistillationTests {
         #expect(ScoreDistillation.surrogateLoss([3, 4], batch: 1) == 12.5)
     }
 }
+
+/// Runs `steps` steps straight, and again with a checkpoint after `at` steps restored into a fresh
+/// run; returns both runs at the end, for the caller to compare bit for bit.
+func straightAndResumed<Scene: DistilledScene>(_ make: () throws -> DistillationRun<Scene>, steps: Int, at: Int) throws
+    -> (straight: DistillationRun<Scene>, first: DistillationRun<Scene>, resumed: DistillationRun<Scene>, folder: URL) {
+    let straight = try make()
+    for _ in 0..<steps { _ = try straight.step() }
+    let first = try make()
+    for _ in 0..<at { _ = try first.step() }
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-resume-\(UUID().uuidString)")
+    try first.saveCheckpoint(to: folder)
+    let resumed = try make()
+    try resumed.restore(from: folder)
+    #expect(resumed.completedSteps == at)
+    for _ in at..<steps { _ = try resumed.step() }
+    return (straight, first, resumed, folder)
+}

@@ -32,23 +32,37 @@ public final class DistillationPrior {
 
     /// Noise predictions for `noisy` (x_t, `[B, 3, S, S]`) at one timestep, each image seen from its
     /// view: one UNet call on the batch [unconditional × B; conditional × B].
-    /// - Returns: ε̂_u, ε̂_c and the guided ε̂ = ε̂_u + s·(ε̂_c − ε̂_u), each `[B, 3, S, S]`.
-    public func predictNoise(_ noisy: Tensor, timestep: Int, views: [ViewConditioning], guidanceScale: Double) -> NoisePrediction {
+    ///
+    /// Time guidance (`timeGuidanceScale` s_τ > 0, for views with a time): the prior's time
+    /// conditioning is not dropped in training, so classifier-free guidance does not amplify it.
+    /// Its effect is amplified against the same prompt drawn still (the time part of the view
+    /// vector zero, as for the still samples the prior was trained on): the batch gains
+    /// [conditional-still × B] and ε̂ += s_τ·(ε̂_c − ε̂_still).
+    /// - Returns: ε̂_u, ε̂_c and the guided ε̂ = ε̂_u + s·(ε̂_c − ε̂_u) (+ the time term), each `[B, 3, S, S]`.
+    public func predictNoise(_ noisy: Tensor, timestep: Int, views: [ViewConditioning], guidanceScale: Double,
+                             timeGuidanceScale: Double = 0) -> NoisePrediction {
         noisy.checkShape([nil, 3, imageSize, imageSize], "DistillationPrior.predictNoise")
         let b = noisy.shape[0]
         precondition(views.count == b, "DistillationPrior.predictNoise: \(views.count) views for \(b) images")
-        let context = Tensor.concatenated(Array(repeating: unconditional, count: b) + Array(repeating: conditional, count: b), axis: 0)
+        let timeGuided = timeGuidanceScale > 0 && pipeline.hasViewConditioning && views.contains { $0.time != nil }
+        let copies = timeGuided ? 3 : 2
+        let still = views.map { ViewConditioning(azimuthDegrees: $0.azimuthDegrees, elevationDegrees: $0.elevationDegrees) }
+        let context = Tensor.concatenated(Array(repeating: unconditional, count: b) + Array(repeating: conditional, count: (copies - 1) * b), axis: 0)
         let labels = pipeline.hasViewConditioning
-            ? Tensor(shape: [2 * b, ViewConditioning.length], storage: Array((views + views).map(\.vector).joined()))
+            ? Tensor(shape: [copies * b, ViewConditioning.length], storage: Array((views + views + (timeGuided ? still : [])).map(\.vector).joined()))
             : nil
-        let prediction = pipeline.unet.forward(Tensor.concatenated([noisy, noisy], axis: 0), timesteps: [Float(timestep)],
+        let prediction = pipeline.unet.forward(Tensor.concatenated(Array(repeating: noisy, count: copies), axis: 0), timesteps: [Float(timestep)],
                                                encoderHiddenStates: context, classLabels: labels)
-        let halves = prediction.chunked(2, axis: 0)
-        let (u, c) = (halves[0].storage, halves[1].storage)
-        let s = Float(guidanceScale)
+        let parts = prediction.chunked(copies, axis: 0)
+        let (u, c) = (parts[0].storage, parts[1].storage)
+        let s = Float(guidanceScale), st = Float(timeGuidanceScale)
         var guided = [Float](repeating: 0, count: u.count)
         for i in 0..<u.count { guided[i] = u[i] + s * (c[i] - u[i]) }
-        return NoisePrediction(unconditional: halves[0], conditional: halves[1], guided: Tensor(shape: noisy.shape, storage: guided))
+        if timeGuided {
+            let q = parts[2].storage
+            for i in 0..<u.count { guided[i] += st * (c[i] - q[i]) }
+        }
+        return NoisePrediction(unconditional: parts[0], conditional: parts[1], guided: Tensor(shape: noisy.shape, storage: guided))
     }
 }
 

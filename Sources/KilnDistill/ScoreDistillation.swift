@@ -35,6 +35,9 @@ public enum TimestepSchedule: String, Codable, Sendable, CaseIterable {
 public struct SDSSettings: Codable, Sendable, Equatable {
     /// Classifier-free guidance scale s (7.5: measured better than 20 on the built-in prior).
     public var guidanceScale: Double = 7.5
+    /// For 4D: time guidance s_τ (`DistillationPrior.predictNoise`), amplifying what the prior
+    /// draws differently at a view's time than for the object still; 0 turns it off.
+    public var timeGuidanceScale: Double = 0
     /// Timesteps are drawn in [minStep, maxStep]·T.
     public var minStep: Double = 0.02
     public var maxStep: Double = 0.98
@@ -105,7 +108,7 @@ public enum ScoreDistillation {
         let a = prior.schedule.alphaCumprod(t)
         let noisy = addNoise(x.storage, noise: noise, alphaCumprod: a)
         let prediction = prior.predictNoise(Tensor(shape: x.shape, storage: noisy), timestep: t, views: views,
-                                            guidanceScale: settings.guidanceScale).guided.storage
+                                            guidanceScale: settings.guidanceScale, timeGuidanceScale: settings.timeGuidanceScale).guided.storage
         let w = settings.weighting.weight(alphaCumprod: a)
         var gradient = [Float](repeating: 0, count: noisy.count)
         for i in 0..<gradient.count { gradient[i] = w * (prediction[i] - noise[i]) }

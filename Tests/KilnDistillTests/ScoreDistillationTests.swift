@@ -118,3 +118,27 @@ func straightAndResumed<Scene: DistilledScene>(_ make: () throws -> Distillation
     for _ in at..<steps { _ = try resumed.step() }
     return (straight, first, resumed, folder)
 }
+
+@Suite("Time guidance for 4D")
+struct TimeGuidanceTests {
+    @Test("ε̂ gains s_τ·(ε̂_c − ε̂_c,still); views without a time are unchanged")
+    func timeGuidance() throws {
+        let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman bouncing")
+        var rng = RNG(seed: 1)
+        let size = prior.imageSize
+        let x = Tensor(shape: [2, 3, size, size], storage: rng.uniforms(count: 2 * 3 * size * size, in: -1...1))
+        let timed = [ViewConditioning(azimuthDegrees: 10, elevationDegrees: 20, time: 0.3), ViewConditioning(azimuthDegrees: 190, elevationDegrees: 5, time: 0.8)]
+        let still = timed.map { ViewConditioning(azimuthDegrees: $0.azimuthDegrees, elevationDegrees: $0.elevationDegrees) }
+        let plain = prior.predictNoise(x, timestep: 500, views: timed, guidanceScale: 4)
+        let guided = prior.predictNoise(x, timestep: 500, views: timed, guidanceScale: 4, timeGuidanceScale: 2)
+        let stillPrediction = prior.predictNoise(x, timestep: 500, views: still, guidanceScale: 4)
+        var worst: Float = 0, difference: Float = 0
+        for i in 0..<x.count {
+            let expected = plain.guided.storage[i] + 2 * (plain.conditional.storage[i] - stillPrediction.conditional.storage[i])
+            worst = max(worst, abs(guided.guided.storage[i] - expected))
+            difference = max(difference, abs(guided.guided.storage[i] - plain.guided.storage[i]))
+        }
+        #expect(worst < 1e-4 && difference > 1e-3, "worst \(worst), effect \(difference)")
+        #expect(prior.predictNoise(x, timestep: 500, views: still, guidanceScale: 4, timeGuidanceScale: 2).guided == stillPrediction.guided)
+    }
+}

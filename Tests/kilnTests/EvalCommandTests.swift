@@ -88,7 +88,7 @@ struct EvalCommandTests {
         try withScratchFolder { folder throws in
             let out = folder.appendingPathComponent("e").path
             #expect(try KilnRun("eval", folder.appendingPathComponent("missing.glb").path, "--out", out).status != 0)
-            #expect(try KilnRun("eval", folder.path, "--out", out).stderr.contains("neither splats.ply nor asset.glb"))
+            #expect(try KilnRun("eval", folder.path, "--out", out).stderr.contains("neither splats.ply, field.safetensors nor asset.glb"))
             #expect(try KilnRun("eval", folder.path, "--size", "50", "--out", out).stderr.contains("--size"))
             #expect(!FileManager.default.fileExists(atPath: out + "/report.json"))
         }

@@ -44,6 +44,10 @@ public struct RewardGuidanceSettings: Codable, Sendable, Equatable {
     public var straightThroughBelow = 0.5
     /// DreamDPO: below this reward gap only the winner's term is used.
     public var preferenceThreshold: Float = 0.1
+    /// DreamDPO: the loser's term is subtracted with this weight, so the step is
+    /// (1 − w)·g_win + w·(g_win − g_lose). DreamDPO's own is w = 1 (the difference alone); below
+    /// 1 a share of the winner's plain SDS pull stays in every step.
+    public var loserWeight: Float = 1
     /// View-group advantage: views of one step weighted by B·softmax(β·A), A the views' rewards
     /// standardised within the step; 0 turns it off.
     public var viewAdvantage: Float = 0
@@ -61,8 +65,8 @@ public struct RewardGuidanceSettings: Codable, Sendable, Equatable {
         guard (0...1).contains(rewardUntil), (0...1).contains(feedbackFrom), (0...1).contains(straightThroughBelow) else {
             throw DistillError.badSetting("reward-until, feedback-from and straight-through-below are fractions in [0, 1]")
         }
-        guard feedbackWeight >= 0, viewAdvantage >= 0, preferenceThreshold >= 0 else {
-            throw DistillError.badSetting("feedback weight, view advantage and preference threshold must not be negative")
+        guard feedbackWeight >= 0, viewAdvantage >= 0, preferenceThreshold >= 0, (0...1).contains(loserWeight) else {
+            throw DistillError.badSetting("feedback weight, view advantage and preference threshold must not be negative; loser weight is in [0, 1]")
         }
         if usesRewards && rewards.isEmpty { throw DistillError.badReward("\(method.rawValue) needs at least one reward with a non-zero weight") }
     }
@@ -127,7 +131,7 @@ public enum RewardGuidance {
                 let (r0, r1) = (scores[v], scores[b + v])
                 let (winner, loser) = r0 >= r1 ? (0, 1) : (1, 0)
                 weights[winner] = 1
-                if abs(r0 - r1) >= settings.preferenceThreshold { weights[loser] = -1 }
+                if abs(r0 - r1) >= settings.preferenceThreshold { weights[loser] = -settings.loserWeight }
             } else {
                 weights = selectionWeights((0..<noiseCount).map { scores[$0 * b + v] }, settings: settings)
             }

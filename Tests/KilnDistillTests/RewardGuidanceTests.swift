@@ -80,13 +80,14 @@ struct RewardGuidanceTests {
         #expect(after.gradient == terms(t1, noise1, copies: 1, sds: sds).gradient)
     }
 
-    @Test("DreamDPO: winner minus loser, or the winner alone when the reward gap is under the threshold")
+    @Test("DreamDPO: winner minus (weighted) loser, or the winner alone when the reward gap is under the threshold")
     func dpo() {
         let sds = SDSSettings()
-        for threshold: Float in [0, 1e9] {
+        for (threshold, loserWeight): (Float, Float) in [(0, 1), (0, 0.5), (1e9, 1)] {
             var settings = RewardGuidanceSettings()
             settings.method = .dpo
             settings.preferenceThreshold = threshold
+            settings.loserWeight = loserWeight
             let rng = RNG(seed: 23)
             var r = rng
             let step = RewardGuidance.gradient(prior: prior, rewards: rewards, caption: caption, images: x, views: views, progress: 0.5, sds: sds, settings: settings, rng: &r)
@@ -98,7 +99,7 @@ struct RewardGuidanceTests {
             for v in 0..<3 {
                 let (w, l) = scores[v] >= scores[3 + v] ? (v, 3 + v) : (3 + v, v)
                 for i in stride(from: 0, to: plane, by: 7) {
-                    let expected = term.gradient[w * plane + i] - (threshold == 0 ? term.gradient[l * plane + i] : 0)
+                    let expected = term.gradient[w * plane + i] - (threshold == 0 ? loserWeight * term.gradient[l * plane + i] : 0)
                     #expect(abs(step.gradient[v * plane + i] - expected) < 1e-5)
                 }
             }

@@ -149,6 +149,7 @@ struct Bench: ParsableCommand {
         var variant: String
         var mesh: MeshScores?
         var geometry: GeometricConsistency?
+        var temporal: TemporalReport?
     }
 
     /// summary.md and summary.csv from every bench.json under DIR/runs.
@@ -165,22 +166,24 @@ struct Bench: ParsableCommand {
             }
             let mesh = FileManager.default.contents(atPath: run.appendingPathComponent("score_mesh.json").path)
                 .flatMap { try? JSONDecoder().decode(MeshScores.self, from: $0) }
-            let geometry = FileManager.default.contents(atPath: run.appendingPathComponent("eval/report.json").path)
-                .flatMap { try? JSONDecoder().decode(EvalReport.self, from: $0) }?.geometry
-            return SummaryRow(record: record, variant: variant, mesh: mesh, geometry: geometry)
+            let evaluation = FileManager.default.contents(atPath: run.appendingPathComponent("eval/report.json").path)
+                .flatMap { try? JSONDecoder().decode(EvalReport.self, from: $0) }
+            return SummaryRow(record: record, variant: variant, mesh: mesh, geometry: evaluation?.geometry, temporal: evaluation?.temporal)
         }
         guard !rows.isEmpty else { throw CLIError("\(runs.path) holds no bench.json yet: run the bench first") }
         func number(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
         var csv = "prompt,variant,method,seed,mean_alignment,min_alignment,kind_accuracy,main_color_accuracy,azimuth_accuracy,back_seen_as_front,janus,"
             + "mesh_mean_alignment,mesh_kind_accuracy,refined_mesh_mean_alignment,refined_mesh_kind_accuracy,min_silhouette_coverage,depth_agreement,"
-            + "reprojection_color_error,seconds,peak_memory_mib\n"
+            + "reprojection_color_error,frame_alignment,flicker,motion_shown,motion_matches,seconds,peak_memory_mib\n"
         for row in rows {
             let r = row.record, s = r.score
             csv += "\"\(r.prompt)\",\(row.variant),\(r.method),\(r.seed),\(s.meanAlignment),\(s.minAlignment),\(number(s.kindAccuracy)),"
                 + "\(number(s.mainColorAccuracy)),\(s.azimuthAccuracy),\(s.backSeenAsFront),\(s.janus ? 1 : 0),"
                 + "\(number(row.mesh?.coarse?.meanAlignment)),\(number(row.mesh?.coarse?.kindAccuracy ?? nil)),"
                 + "\(number(row.mesh?.refined?.meanAlignment)),\(number(row.mesh?.refined?.kindAccuracy ?? nil)),\(number(row.geometry?.minSilhouetteCoverage)),"
-                + "\(number(row.geometry?.meanDepthAgreement)),\(number(row.geometry?.meanReprojectionColorError)),\(r.seconds),\(r.peakMemoryMiB)\n"
+                + "\(number(row.geometry?.meanDepthAgreement)),\(number(row.geometry?.meanReprojectionColorError)),"
+                + "\(number(row.temporal?.meanAlignment)),\(number(row.temporal?.stability.flicker)),\(row.temporal?.motion.dominant ?? ""),"
+                + "\(row.temporal.map { $0.motionMatches ? "1" : "0" } ?? ""),\(r.seconds),\(r.peakMemoryMiB)\n"
         }
         var md = "# Bench summary\n\n\(rows.count) runs. Scores from 16 views at elevation 15° (AssetScore) of the representation and of the "
             + "exported mesh (before and after refinement, when the run refined it); time and peak memory of each `kiln generate`.\n\n"
@@ -209,6 +212,17 @@ struct Bench: ParsableCommand {
                 + "\(mean { $0.geometry?.minSilhouetteCoverage }) | \(mean { $0.geometry?.meanDepthAgreement }) | \(mean { $0.geometry?.meanReprojectionColorError }) | "
                 + "\(mean { $0.record.seconds }) | "
                 + "\(String(format: "%.1f", rs.map(\.record.seconds).max() ?? 0)) | \(String(format: "%.0f", rs.map(\.record.peakMemoryMiB).max() ?? 0)) |\n"
+        }
+        let moving = rows.filter { $0.temporal != nil }
+        if !moving.isEmpty {
+            md += "\n## 4D runs\n\n| prompt | variant | frame alignment (mean) | worst frame | frame change | flicker | motion shown | asked | matches |\n"
+                + "| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |\n"
+            for row in moving {
+                let t = row.temporal!
+                md += String(format: "| %@ | %@ | %.3f | %.3f | %.4f | %.4f | %@ | %@ | %@ |\n", row.record.prompt, row.variant, t.meanAlignment, t.minFrameAlignment,
+                             t.stability.frameChange, t.stability.flicker, t.motion.dominant, t.captionMotion ?? "none", t.motionMatches ? "yes" : "no")
+            }
+            md += String(format: "\nMotion matches the caption in %d of %d 4D runs.\n", moving.filter { $0.temporal!.motionMatches }.count, moving.count)
         }
         md += "\n## Runs\n\n| prompt | variant | seed | mean alignment | kind | Janus | mesh alignment | time (s) | memory (MiB) |\n"
             + "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n"

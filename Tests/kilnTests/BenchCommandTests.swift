@@ -12,9 +12,9 @@ struct BenchCommandTests {
             let trained = try KilnRun("train-rewards", "--data", data, "--out", rewards, "--steps", "2", "--batch-size", "4", "--holdout", "10")
             #expect(trained.status == 0, "\(trained.stderr)")
             let suite = folder.appendingPathComponent("suite.txt")
-            try Data("# two prompts\na red snowman\n\na yellow duck\n".utf8).write(to: suite)
+            try Data("# two prompts, one of them 4D\na red snowman\n\na yellow duck bouncing\n".utf8).write(to: suite)
             let config = folder.appendingPathComponent("small.json")
-            try Data(#"{"views": {"views_per_step": 1, "render_size": 32}, "gaussians": {"initial_gaussians": 200}}"#.utf8).write(to: config)
+            try Data(#"{"views": {"views_per_step": 1, "render_size": 32}, "gaussians": {"initial_gaussians": 200}, "motion": {"frames": 2}}"#.utf8).write(to: config)
             let out = folder.appendingPathComponent("bench").path
             func bench(_ extra: [String]) throws -> KilnRun {
                 try KilnRun(["bench", suite.path, "--out", out, "--methods", "sds,dpo", "--steps", "2", "--prior", SampleCommandTests.tiny,
@@ -24,7 +24,7 @@ struct BenchCommandTests {
             let second = try bench(["--shard", "1/2"])
             #expect(second.status == 0, "\(second.stderr)")
             var runs = try FileManager.default.contentsOfDirectory(atPath: out + "/runs").filter { !$0.hasSuffix(".log") }.sorted()
-            #expect(runs == ["a-red-snowman-dpo-s0", "a-yellow-duck-dpo-s0"])
+            #expect(runs == ["a-red-snowman-dpo-s0", "a-yellow-duck-bouncing-dpo-s0"])
             let first = try bench(["--shard", "0/2"])
             #expect(first.status == 0, "\(first.stderr)")
             runs = try FileManager.default.contentsOfDirectory(atPath: out + "/runs").filter { !$0.hasSuffix(".log") }
@@ -42,9 +42,11 @@ struct BenchCommandTests {
             let header = csv[0].split(separator: ","), column = header.firstIndex(of: "mesh_mean_alignment")!
             #expect(csv.dropFirst().allSatisfy { Double($0.split(separator: ",", omittingEmptySubsequences: false)[column]) != nil }, "\(csv)")
             // Every run was judged by kiln eval too, and its geometric consistency is in the summary.
-            #expect(FileManager.default.fileExists(atPath: out + "/runs/a-yellow-duck-dpo-s0/eval/report.json"))
+            #expect(FileManager.default.fileExists(atPath: out + "/runs/a-yellow-duck-bouncing-dpo-s0/eval/report.json"))
             let coverage = header.firstIndex(of: "min_silhouette_coverage")!
             #expect(csv.dropFirst().allSatisfy { (Double($0.split(separator: ",", omittingEmptySubsequences: false)[coverage]) ?? 0) > 0.5 }, "\(csv)")
+            // The 4D prompt's runs are judged over time too.
+            #expect(summary.contains("## 4D runs") && summary.contains("| a yellow duck bouncing | gaussians sds |"), "\(summary)")
             // A run benched before the evaluation existed gets it when the bench runs again.
             try FileManager.default.removeItem(atPath: out + "/runs/a-red-snowman-sds-s0/eval")
             #expect(try bench([]).status == 0)

@@ -253,7 +253,14 @@ struct BenchRecord: Codable {
 /// A child process with its wall time and peak resident memory (from the kernel's rusage).
 enum ChildProcess {
     /// This executable.
-    static var selfPath: String { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0] }
+    /// An executable replaced on disk while it runs (a rebuild, an upgrade) reads as
+    /// "PATH (deleted)"; the children then start the new file at the same path.
+    static var selfPath: String {
+        guard var path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return CommandLine.arguments[0] }
+        let suffix = " (deleted)"
+        if path.hasSuffix(suffix), !FileManager.default.fileExists(atPath: path) { path.removeLast(suffix.count) }
+        return path
+    }
 
     static func run(executable: String, arguments: [String], log: URL) throws -> (status: Int32, seconds: Double, peakMemoryMiB: Double) {
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)

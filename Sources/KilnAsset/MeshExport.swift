@@ -79,6 +79,98 @@ public enum MeshExport {
     }
 }
 
+extension MeshExport {
+    /// Writes a GLB whose mesh moves: `frames[i]` are the vertex positions at `times[i]` seconds
+    /// (the first is `mesh` itself), played as a morph-target animation. Assimp writes the morph
+    /// targets but drops the weights that animate them (`tools/assimp_animation_probe.sh`), so
+    /// Kiln adds them to the file itself: an animation whose one channel drives the mesh node's
+    /// `weights`, each frame's target at full weight at its time, linear in between. The file
+    /// appears at once, as `write`'s do.
+    public static func writeAnimatedGLB(_ mesh: TriangleMesh, frames: [[SIMD3<Float>]], times: [Float], to url: URL) throws {
+        guard frames.count >= 2, frames.count == times.count, frames.allSatisfy({ $0.count == mesh.positions.count }),
+              zip(times, times.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            throw MeshIOError(path: url.path, reason: "an animation needs at least two frames of the mesh's \(mesh.positions.count) vertices at increasing times")
+        }
+        guard mesh.removingUnusedVertices().positions.count == mesh.positions.count else {
+            throw MeshIOError(path: url.path, reason: "the animated mesh has unused vertices; clean it before exporting")
+        }
+        if let failure = mesh.validationFailure() { throw MeshIOError(path: url.path, reason: "cannot export an invalid mesh: it \(failure)") }
+        let folder = url.deletingLastPathComponent()
+        try FileIO.checkWritableFolder(folder)
+        let staging = folder.appendingPathComponent(".kiln-export-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).glb")
+        defer { try? FileManager.default.removeItem(at: staging) }
+        let texture = try mesh.material.baseColorTexture.map { try PNG.encode($0, text: KilnMetadata(command: "export").textEntries, source: url.path) }
+        try SceneBuilder.withScene(mesh, embeddedPNG: mesh.uvs.isEmpty ? nil : texture, textureFile: nil, morphTargets: Array(frames.dropFirst())) { scene in
+            guard aiExportScene(scene, MeshFormat.glb.assimpExporterID, staging.path, 0) == aiReturn_SUCCESS else {
+                throw MeshIOError(path: url.path, reason: "Assimp could not write glb (check free disk space and the folder's permissions)")
+            }
+        }
+        let animated = try GLBAnimation.addMorphWeights(to: Data(contentsOf: staging), targets: frames.count - 1, times: times, source: url.path)
+        try FileIO.writeAtomically(animated, to: url)
+    }
+}
+
+/// Adds a morph-weight animation to a GLB's JSON and binary chunks.
+enum GLBAnimation {
+    static func addMorphWeights(to glb: Data, targets: Int, times: [Float], source: String) throws -> Data {
+        func fail(_ why: String) -> MeshIOError { MeshIOError(path: source, reason: "Assimp's GLB could not be animated: \(why)") }
+        func word(_ at: Int) -> UInt32 { glb.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self)) } }
+        guard glb.count >= 20, word(0) == 0x4654_6C67, word(4) == 2 else { throw fail("not a glTF 2 binary") }
+        let jsonLength = Int(word(12))
+        guard word(16) == 0x4E4F_534A, 20 + jsonLength <= glb.count else { throw fail("no JSON chunk") }
+        guard var json = try JSONSerialization.jsonObject(with: glb.subdata(in: 20..<(20 + jsonLength))) as? [String: Any] else { throw fail("unreadable JSON") }
+        var binary = Data()
+        let binStart = 20 + jsonLength
+        if binStart + 8 <= glb.count, word(binStart + 4) == 0x004E_4942 {
+            binary = glb.subdata(in: (binStart + 8)..<min(glb.count, binStart + 8 + Int(word(binStart))))
+        }
+        guard var meshes = json["meshes"] as? [[String: Any]], meshes.count == 1,
+              let nodes = json["nodes"] as? [[String: Any]], let node = nodes.firstIndex(where: { $0["mesh"] as? Int == 0 }) else {
+            throw fail("no node holding the mesh")
+        }
+        // Time keys, then per key one weight per target: frame k (k ≥ 1) is target k − 1.
+        var weights: [Float] = []
+        for k in times.indices { for target in 0..<targets { weights.append(target == k - 1 ? 1 : 0) } }
+        func append(_ values: [Float]) -> (offset: Int, length: Int) {
+            while binary.count % 4 != 0 { binary.append(0) }
+            let offset = binary.count
+            values.withUnsafeBufferPointer { binary.append(Data(buffer: $0)) }
+            return (offset, values.count * 4)
+        }
+        let input = append(times), output = append(weights)
+        var bufferViews = json["bufferViews"] as? [[String: Any]] ?? []
+        var accessors = json["accessors"] as? [[String: Any]] ?? []
+        for (place, count) in [(input, times.count), (output, weights.count)] {
+            bufferViews.append(["buffer": 0, "byteOffset": place.offset, "byteLength": place.length])
+            var accessor: [String: Any] = ["bufferView": bufferViews.count - 1, "componentType": 5126, "count": count, "type": "SCALAR"]
+            if place.offset == input.offset { accessor["min"] = [times.first!]; accessor["max"] = [times.last!] }
+            accessors.append(accessor)
+        }
+        meshes[0]["weights"] = [Float](repeating: 0, count: targets)
+        var animations = json["animations"] as? [[String: Any]] ?? []
+        animations.append(["name": "motion",
+                           "samplers": [["input": accessors.count - 2, "output": accessors.count - 1, "interpolation": "LINEAR"]],
+                           "channels": [["sampler": 0, "target": ["node": node, "path": "weights"]]]])
+        var buffers = json["buffers"] as? [[String: Any]] ?? [[:]]
+        if buffers.isEmpty { buffers = [[:]] }
+        while binary.count % 4 != 0 { binary.append(0) }
+        buffers[0]["byteLength"] = binary.count
+        json["bufferViews"] = bufferViews
+        json["accessors"] = accessors
+        json["meshes"] = meshes
+        json["animations"] = animations
+        json["buffers"] = buffers
+        var text = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
+        while text.count % 4 != 0 { text.append(0x20) }
+        var out = Data()
+        func put(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        put(0x4654_6C67); put(2); put(UInt32(12 + 8 + text.count + 8 + binary.count))
+        put(UInt32(text.count)); put(0x4E4F_534A); out.append(text)
+        put(UInt32(binary.count)); put(0x004E_4942); out.append(binary)
+        return out
+    }
+}
+
 // MARK: - Building an aiScene by hand
 
 /// Owns every C allocation of one hand-built scene and frees them together.
@@ -95,7 +187,7 @@ private final class CArena {
 }
 
 private enum SceneBuilder {
-    static func withScene<R>(_ mesh: TriangleMesh, embeddedPNG: [UInt8]?, textureFile: String?,
+    static func withScene<R>(_ mesh: TriangleMesh, embeddedPNG: [UInt8]?, textureFile: String?, morphTargets: [[SIMD3<Float>]] = [],
                              _ body: (UnsafePointer<aiScene>) throws -> R) throws -> R {
         let arena = CArena()
         let scene = arena.allocate(aiScene.self)
@@ -109,6 +201,21 @@ private enum SceneBuilder {
 
         let aimesh = arena.allocate(aiMesh.self)
         fill(aimesh, from: mesh, arena: arena)
+        if !morphTargets.isEmpty {
+            // Absolute positions; Assimp's glTF 2 exporter writes them as displacements.
+            let targets = arena.allocate(UnsafeMutablePointer<aiAnimMesh>?.self, count: morphTargets.count)
+            for (k, positions) in morphTargets.enumerated() {
+                let target = arena.allocate(aiAnimMesh.self)
+                setString(&target.pointee.mName, "frame_\(k + 1)")
+                target.pointee.mNumVertices = UInt32(positions.count)
+                let vertices = arena.allocate(aiVector3D.self, count: positions.count)
+                for (i, p) in positions.enumerated() { vertices[i] = aiVector3D(x: p.x, y: p.y, z: p.z) }
+                target.pointee.mVertices = vertices
+                targets[k] = target
+            }
+            aimesh.pointee.mNumAnimMeshes = UInt32(morphTargets.count)
+            aimesh.pointee.mAnimMeshes = targets
+        }
         scene.pointee.mNumMeshes = 1
         scene.pointee.mMeshes = arena.allocate(UnsafeMutablePointer<aiMesh>?.self)
         scene.pointee.mMeshes[0] = aimesh

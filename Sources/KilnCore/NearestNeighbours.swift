@@ -6,8 +6,19 @@ import Foundation
 public enum NearestNeighbours {
     /// - Returns: `[N, k]` indices, nearest first (fewer than k when the set is smaller); ties by index.
     public static func search(_ points: [SIMD3<Float>], k: Int, threads: Int = Parallel.defaultThreadCount) -> [[Int]] {
+        search(points, queries: points, k: k, excludingSelf: true, threads: threads)
+    }
+
+    /// The k points of `points` nearest to each of `queries` (which may lie anywhere).
+    public static func search(_ points: [SIMD3<Float>], queries: [SIMD3<Float>], k: Int, threads: Int = Parallel.defaultThreadCount) -> [[Int]] {
+        search(points, queries: queries, k: k, excludingSelf: false, threads: threads)
+    }
+
+    /// A query outside the grid starts from its nearest cell: its distance to any point is at
+    /// least its projection's, so the ring bound still holds.
+    static func search(_ points: [SIMD3<Float>], queries: [SIMD3<Float>], k: Int, excludingSelf: Bool, threads: Int) -> [[Int]] {
         let n = points.count
-        guard n > 1, k > 0 else { return [[Int]](repeating: [], count: n) }
+        guard n > (excludingSelf ? 1 : 0), k > 0 else { return [[Int]](repeating: [], count: queries.count) }
         var low = points[0], hi = points[0]
         for p in points { low = pointwiseMin(low, p); hi = pointwiseMax(hi, p) }
         let lo = low
@@ -27,13 +38,13 @@ public enum NearestNeighbours {
         var fill = start, sorted = [Int](repeating: 0, count: n)
         for i in 0..<n { sorted[fill[cellIndex[i]]] = i; fill[cellIndex[i]] += 1 }
         let (first, order) = (start, sorted)
-        var result = [[Int]](repeating: [], count: n)
-        let wanted = min(k, n - 1)
+        var result = [[Int]](repeating: [], count: queries.count)
+        let wanted = min(k, excludingSelf ? n - 1 : n)
         result.withUnsafeMutableBufferPointer { buffer in
             let out = UnsafeMutableSendableBuffer(buffer)
-            parallelFor(n, threads: threads) { range in
+            parallelFor(queries.count, threads: threads) { range in
                 for i in range {
-                    let p = points[i], home = cellOf(p)
+                    let p = queries[i], home = cellOf(p)
                     var best: [(d: Float, j: Int)] = []
                     var ring = 0
                     while true {
@@ -45,7 +56,7 @@ public enum NearestNeighbours {
                                     let c = (z * dims.y + y) * dims.x + x
                                     for s in first[c]..<first[c + 1] {
                                         let j = order[s]
-                                        guard j != i else { continue }
+                                        guard !excludingSelf || j != i else { continue }
                                         let d = points[j] - p
                                         best.append(((d * d).sum(), j))
                                     }
@@ -67,10 +78,12 @@ public enum NearestNeighbours {
         return result
     }
 
-    /// The plain reference: every pair's distance, sorted.
-    public static func bruteForce(_ points: [SIMD3<Float>], k: Int) -> [[Int]] {
-        points.indices.map { i in
-            let others = points.indices.filter { $0 != i }.map { j -> (d: Float, j: Int) in let d = points[j] - points[i]; return ((d * d).sum(), j) }
+    /// The plain reference: every pair's distance, sorted (each point its own query, itself excluded,
+    /// unless `queries` are given).
+    public static func bruteForce(_ points: [SIMD3<Float>], queries: [SIMD3<Float>]? = nil, k: Int) -> [[Int]] {
+        (queries ?? points).indices.map { i in
+            let q = (queries ?? points)[i]
+            let others = points.indices.filter { queries != nil || $0 != i }.map { j -> (d: Float, j: Int) in let d = points[j] - q; return ((d * d).sum(), j) }
             return Array(others.sorted { $0.d < $1.d || ($0.d == $1.d && $0.j < $1.j) }.prefix(k).map(\.j))
         }
     }

@@ -233,5 +233,8 @@ func shepperdHandlesHalfTurns(axis: Vec3) {
         #expect(NearestNeighbours.search(points, k: k, threads: 2) == NearestNeighbours.bruteForce(points, k: k))
     }
     #expect(NearestNeighbours.search([SIMD3<Float>(0, 0, 0), SIMD3(1, 0, 0)], k: 5) == [[1], [0]])
+    // Queries inside and far outside the set.
+    let queries = (0..<80).map { _ in SIMD3<Float>(rng.normal(), rng.normal(), rng.normal()) * 2 } + [SIMD3(40, -30, 5)]
+    #expect(NearestNeighbours.search(points, queries: queries, k: 4, threads: 2) == NearestNeighbours.bruteForce(points, queries: queries, k: 4))
     #expect(NearestNeighbours.search([SIMD3<Float>(0, 0, 0)], k: 3) == [[]])
 }

@@ -90,7 +90,7 @@ struct GenerateCommandTests {
             let out = folder.appendingPathComponent("moving").path
             let run = try Self.generate(out, ["--frames", "3"])
             #expect(run.status == 0, "\(run.stderr)")
-            for name in ["splats_000.ply", "splats_002.ply", "asset_001.glb", "sheet.png", "turntable_002/view_011.png"] {
+            for name in ["splats_000.ply", "splats_002.ply", "asset_001.glb", "animated.glb", "sheet.png", "turntable_002/view_011.png"] {
                 #expect(FileManager.default.fileExists(atPath: out + "/frames/" + name), "missing frames/\(name)")
             }
             #expect(FileManager.default.fileExists(atPath: out + "/splats.ply") && FileManager.default.fileExists(atPath: out + "/asset.glb"))

@@ -12,7 +12,7 @@ extension DistillationMethod: ExpressibleByArgument {}
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Text to 3D: score-distil Gaussian splats from the built-in prior, steered by rewards.",
+        abstract: "Text to 3D or 4D: score-distil Gaussian splats (or a NeRF) from the built-in prior, steered by rewards.",
         discussion: """
         Optimises Gaussian splats so that their renders, seen by the prior from each camera, look \
         like PROMPT (SDS with camera-conditioned guidance), optionally steered by the reward \
@@ -21,7 +21,10 @@ struct Generate: ParsableCommand {
         losses, reward, Gaussians, seconds), checkpoint/ (every --checkpoint-every steps; \
         --resume continues bit-identically), previews/, and at the end sheet.png (8 views), \
         turntable/ (36 frames), loss.png, reward.png, splats.ply and asset.glb (the mesh; \
-        kiln export RUNDIR makes others). Ctrl-C saves a checkpoint and exits 130.
+        kiln export RUNDIR makes others). Ctrl-C saves a checkpoint and exits 130. A prompt with \
+        a motion ("a yellow duck bouncing") or --frames N makes a 4D run: moving splats, and \
+        frames/ with each frame's splats and mesh, an animated GLB, a frame-by-view sheet and \
+        per-frame turntables.
         """
     )
 

@@ -23,14 +23,20 @@ public struct MotionSettings: Codable, Sendable, Equatable {
     /// in the canonical cloud.
     public var rigidity: Float = 1
     public var neighbours = 8
+    /// Temporal consistency in image space: each view is also rendered at τ ± 1/(2·frames) from
+    /// its camera, and the second difference I(τ+δ) − 2·I(τ) + I(τ−δ) (flicker, as `kiln eval`
+    /// measures it) is pulled to zero, with a gradient this many times the norm of the view's SDS
+    /// gradient. 0 turns it off (it costs two more renders per view).
+    public var temporal: Float = 0
 
     public init() {}
 
     public func validate() throws {
         guard (2...256).contains(frames) else { throw DistillError.badSetting("motion.frames must be 2…256, got \(frames)") }
         guard (0..<1).contains(staticFraction) else { throw DistillError.badSetting("motion.static_fraction must be in [0, 1)") }
-        guard positionLearningRate > 0, rotationLearningRate > 0, scaleLearningRate > 0, smoothness >= 0, rigidity >= 0, (1...64).contains(neighbours) else {
-            throw DistillError.badSetting("motion: learning rates must be positive, smoothness and rigidity ≥ 0, neighbours 1…64")
+        guard positionLearningRate > 0, rotationLearningRate > 0, scaleLearningRate > 0, smoothness >= 0, rigidity >= 0, temporal >= 0,
+              (1...64).contains(neighbours) else {
+            throw DistillError.badSetting("motion: learning rates must be positive, smoothness, rigidity and temporal ≥ 0, neighbours 1…64")
         }
     }
 
@@ -100,8 +106,40 @@ public final class DynamicGaussianScene: DistilledScene {
     }
 
     public func accumulate(_ frame: Frame, dColor: [Float]) {
+        var dColor = dColor
+        if frame.moved, motionSettings.temporal > 0 { addTemporalConsistency(frame, dColor: &dColor) }
+        accumulateRender(frame, dColor: dColor)
+    }
+
+    /// The temporal-consistency term of one view: renders at τ ± δ from the view's camera, the
+    /// loss ½‖D‖² with D = I₊ − 2·I₀ + I₋, its gradient on I₀ added to `dColor` and those on I₊
+    /// and I₋ taken back through their own renders; scaled to `temporal` × ‖dColor‖.
+    func addTemporalConsistency(_ frame: Frame, dColor: inout [Float]) {
+        let delta = 1 / Float(2 * motionSettings.frames)
+        let before = max(0, frame.time - delta), after = min(1, frame.time + delta)
+        guard before < frame.time, after > frame.time else { return }
+        let settings = SplatRenderSettings(background: frame.splat.settings.background)
+        let sides = [before, after].map { tau -> Frame in
+            let cloud = motion.deformed(still.parameters, at: tau)
+            return Frame(splat: SplatRasterizer.forward(cloud, camera: frame.splat.camera, settings: settings, threads: still.threads),
+                         deformed: cloud, time: tau, moved: true)
+        }
+        let i0 = frame.splat.images.color, iMinus = sides[0].splat.images.color, iPlus = sides[1].splat.images.color
+        var d = [Float](repeating: 0, count: i0.count)
+        for i in d.indices { d[i] = iPlus[i] - 2 * i0[i] + iMinus[i] }
+        let sdsNorm = dColor.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot(), dNorm = d.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+        guard sdsNorm > 0, dNorm > 0 else { return }
+        // ∂(½‖D‖²)/∂I₀ = −2D, ∂/∂I± = D; the three together have norm √6·‖D‖.
+        let scale = motionSettings.temporal * sdsNorm / (Float(6).squareRoot() * dNorm)
+        for i in d.indices { dColor[i] += -2 * scale * d[i] }
+        for side in sides { accumulateRender(side, dColor: d.map { scale * $0 }, recordDensification: false) }
+    }
+
+    /// Takes a render's colour gradient back to the canonical cloud and, for a moving frame, to the
+    /// motion; the distillation views (not the temporal side renders) count for densification.
+    func accumulateRender(_ frame: Frame, dColor: [Float], recordDensification: Bool = true) {
         let back = SplatRasterizer.backward(frame.splat, frame.deformed, gradients: SplatImageGradients(color: dColor))
-        still.optimizer.record(meanPixels: back.meanPixels, radii: frame.splat.radii, width: frame.splat.camera.width, height: frame.splat.camera.height)
+        if recordDensification { still.optimizer.record(meanPixels: back.meanPixels, radii: frame.splat.radii, width: frame.splat.camera.width, height: frame.splat.camera.height) }
         let (canonical, motionPart) = frame.moved ? SplatMotion<Float>.backward(back.parameters, at: frame.time) : (back.parameters, SplatMotion(zerosFor: 0))
         still.add(canonical)
         guard frame.moved else { return }

@@ -54,3 +54,40 @@ struct DynamicGaussianTests {
         #expect(resumed.rng == straight.rng)
     }
 }
+
+extension DynamicGaussianTests {
+    @Test("temporal consistency: its gradient on the motion lowers the flicker ½‖I(τ+δ) − 2I(τ) + I(τ−δ)‖² of a view")
+    func temporalConsistency() throws {
+        var settings = GaussianSettings()
+        settings.initialGaussians = 300
+        var motionSettings = MotionSettings()
+        motionSettings.temporal = 1000  // the view's own (tiny) SDS gradient is negligible beside it
+        motionSettings.frames = 8
+        let scene = try DynamicGaussianScene(settings: settings, motion: motionSettings, steps: 10, extent: 0.6, seed: 2, threads: 2)
+        var rng = RNG(seed: 3)
+        for i in scene.motion.position.indices { scene.motion.position[i] = rng.uniform(-0.05...0.05) }
+        scene.moving = true
+        scene.setTime(0.5)
+        let camera = ViewSettings().camera(azimuthDegrees: 30, elevationDegrees: 15, size: 32)
+        func flicker() -> Float {
+            let delta = 1 / Float(2 * motionSettings.frames)
+            let images = [0.5 - delta, 0.5, 0.5 + delta].map {
+                SplatRasterizer.forward(scene.cloud(at: $0), camera: camera, settings: SplatRenderSettings(background: SIMD3(1, 1, 1)), threads: 2).images.color
+            }
+            return (0..<images[0].count).map { i -> Float in let d = images[2][i] - 2 * images[1][i] + images[0][i]; return d * d / 2 }.reduce(0, +)
+        }
+        let (_, frame) = scene.render(camera: camera, background: SIMD3(1, 1, 1), rng: &rng)
+        var dColor = [Float](repeating: 0, count: 3 * 32 * 32)
+        dColor[0] = 1e-3
+        scene.accumulate(frame, dColor: dColor)
+        let g = scene.motionGradient.position
+        let norm = g.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+        #expect(norm > 0)
+        let start = scene.motion.position, before = flicker()
+        for (eta, lower) in [(Float(2e-3), true), (-2e-3, false)] {
+            for i in start.indices { scene.motion.position[i] = start[i] - eta * g[i] / norm }
+            let after = flicker()
+            #expect(lower ? after < before : after > before, "η \(eta): flicker \(before) → \(after)")
+        }
+    }
+}

@@ -26,8 +26,10 @@ public struct MotionSettings: Codable, Sendable, Equatable {
     /// Temporal consistency in image space: each view is also rendered at τ ± 1/(2·frames) from
     /// its camera, and the second difference I(τ+δ) − 2·I(τ) + I(τ−δ) (flicker, as `kiln eval`
     /// measures it) is pulled to zero, with a gradient this many times the norm of the view's SDS
-    /// gradient. 0 turns it off (it costs two more renders per view).
-    public var temporal: Float = 0
+    /// gradient. 0 turns it off (it costs two more renders per view). At 0.5 a default "a yellow
+    /// duck bouncing" run measured flicker 0.0059 against 0.0135 without it (mean frame alignment
+    /// −0.24 against −0.21), in 3 min 27 s against 2 min 16 s.
+    public var temporal: Float = 0.5
 
     public init() {}
 

@@ -56,8 +56,7 @@ struct Bench: ParsableCommand {
     struct Job {
         var prompt: String, method: DistillationMethod, seed: UInt64
         var name: String {
-            let slug = prompt.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.reduce(into: "") { $0.append($1) }
-            return "\(slug)-\(method.rawValue)-s\(seed)"
+            "\(promptSlug(prompt))-\(method.rawValue)-s\(seed)"
         }
     }
 
@@ -237,6 +236,11 @@ struct Bench: ParsableCommand {
         try FileIO.writeAtomically(Data(md.utf8), to: folder.appendingPathComponent("summary.md"))
         say("wrote \(folder.path)/summary.md and summary.csv (\(rows.count) runs)")
     }
+}
+
+/// A prompt as a folder name: lower case, every character but letters and digits a hyphen.
+func promptSlug(_ prompt: String) -> String {
+    prompt.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.reduce(into: "") { $0.append($1) }
 }
 
 /// One bench job's result (DIR/runs/<job>/bench.json).

@@ -94,7 +94,7 @@ struct EvalPrior: ParsableCommand {
         let cameras = angles.map { ViewSettings().camera(azimuthDegrees: $0, elevationDegrees: elevation, size: size) }
         var rows: [Row] = []
         for prompt in list {
-            let slug = prompt.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.reduce(into: "") { $0.append($1) }
+            let slug = promptSlug(prompt)
             let promptFolder = folder.appendingPathComponent(slug), viewFolder = promptFolder.appendingPathComponent("views")
             try FileManager.default.createDirectory(at: viewFolder, withIntermediateDirectories: true)
             var images: [Image] = []

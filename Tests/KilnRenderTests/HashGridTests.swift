@@ -55,25 +55,10 @@ struct HashGridTests {
         let rhs = zip(table, dTable).map { Double($0) * Double($1) }.reduce(0, +)
         #expect(abs(lhs - rhs) < 1e-3 * max(1, abs(lhs)), "\(lhs) vs \(rhs)")
         // Every table entry against the float64 transpose, slot by slot.
-        var reference = [Double](repeating: 0, count: grid.parameterCount)
-        for i in 0..<150 {
-            for l in 0..<grid.levels {
-                let n = grid.resolution(level: l)
-                var x = [0.0, 0, 0], cell = [0, 0, 0]
-                for a in 0..<3 {
-                    x[a] = min(1, max(0, Double(points[3 * i + a]))) * Double(n)
-                    cell[a] = min(n - 1, Int(x[a].rounded(.down)))
-                    x[a] -= Double(cell[a])
-                }
-                for c in 0..<8 {
-                    let d = [c & 1, (c >> 1) & 1, (c >> 2) & 1]
-                    var w = 1.0
-                    for a in 0..<3 { w *= d[a] == 1 ? x[a] : 1 - x[a] }
-                    let slot = l * grid.tableSize + grid.slot(cell[0] + d[0], cell[1] + d[1], cell[2] + d[2], resolution: n)
-                    for j in 0..<features { reference[slot * features + j] += w * Double(g[i * grid.outputWidth + l * features + j]) }
-                }
-            }
-        }
+        let reference = HashGridReference.backward(grid, points: points.map(Double.init), featureGradient: g.map(Double.init))
+        // The reference backward is the reference forward's transpose: ⟨F t, g⟩ = ⟨t, Fᵀ g⟩ in float64.
+        let transposed = zip(table, reference).map { Double($0) * $1 }.reduce(0, +)
+        #expect(abs(lhs - transposed) < 1e-9 * max(1, abs(lhs)), "\(lhs) vs \(transposed)")
         let worst = zip(dTable, reference).map { abs(Double($0) - $1) }.max()!
         #expect(worst < 1e-4, "worst \(worst)")
     }

@@ -60,12 +60,12 @@ struct Eval: ParsableCommand {
         var url = URL(fileURLWithPath: asset)
         var caption = prompt
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
-            let config = url.appendingPathComponent("config.json")
-            if caption == nil, let data = FileManager.default.contents(atPath: config.path),
-               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
-                caption = object["prompt"] as? String
-            }
+        let isRunFolder = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue
+        // The run the asset belongs to (a run folder, or a file beside a run's config.json), read once.
+        let runFolder = isRunFolder ? url : url.deletingLastPathComponent()
+        let run = try? GenerateSettings.load(runFolder.appendingPathComponent("config.json"))
+        if isRunFolder {
+            if caption == nil { caption = run?.prompt }
             let candidates = ["splats.ply", "field.safetensors", "asset.glb"].map { url.appendingPathComponent($0) }
             guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0.path) }) else {
                 throw CLIError("\(asset) holds neither splats.ply, field.safetensors nor asset.glb: give a finished kiln generate run, a splat file or a mesh")
@@ -73,11 +73,14 @@ struct Eval: ParsableCommand {
             url = found
         }
         // A NeRF run is judged on its field, framed as its run framed it.
-        let field = url.lastPathComponent == "field.safetensors" ? try FieldMeshing.load(runFolder: url.deletingLastPathComponent()) : nil
+        var field: NeRFField? = nil
+        if url.lastPathComponent == "field.safetensors" {
+            guard let run else { throw CLIError("\(runFolder.path)/config.json cannot be read: a NeRF run needs it to rebuild its field; rerun kiln generate") }
+            field = try FieldMeshing.load(runFolder: runFolder, settings: run)
+        }
         var nerfSamples = 64
         var (subject, center, radius): (RenderSubject?, SIMD3<Float>, Float)
-        if let field {
-            let settings = try GenerateSettings.load(url.deletingLastPathComponent().appendingPathComponent("config.json"))
+        if let field, let settings = run {
             (subject, center, radius) = (nil, field.center, settings.views.objectRadius)
             nerfSamples = settings.nerf.samplesPerRay
         } else {
@@ -87,8 +90,7 @@ struct Eval: ParsableCommand {
             // The toy world frames an object on half its bounding box's diagonal.
             center = (bounds.min + bounds.max) / 2
             radius = length(bounds.max - bounds.min) / 2
-        } else if case .splats? = subject, url.lastPathComponent == "splats.ply",
-                  let settings = try? GenerateSettings.load(url.deletingLastPathComponent().appendingPathComponent("config.json")) {
+        } else if case .splats? = subject, url.lastPathComponent == "splats.ply", let settings = run {
             // A run's splats are framed as the run framed them (its object ball), as its score.json was.
             (center, radius) = (.zero, settings.views.objectRadius)
         }
@@ -133,8 +135,7 @@ struct Eval: ParsableCommand {
         let geometry = GeometricConsistency.measure(posed)
         // A 4D run: its frames judged over time.
         var temporal: TemporalReport? = nil
-        let runFolder = url.deletingLastPathComponent()
-        if let settings = try? GenerateSettings.load(runFolder.appendingPathComponent("config.json")), settings.dynamic {
+        if let settings = run, settings.dynamic {
             temporal = try TemporalReport.measure(runFolder: runFolder, settings: settings, caption: ToyCaption(caption ?? ""), rewards: models,
                                                   size: models.imageSize * 2, camera: camera)
         }

@@ -67,7 +67,7 @@ struct Export: ParsableCommand {
         if isNeRF {
             let settings = try GenerateSettings.load(folder.appendingPathComponent("config.json"))
             let meshing = FieldMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize, views: settings.views)
-            result = try meshing.mesh(try FieldMeshing.load(runFolder: folder))
+            result = try meshing.mesh(try FieldMeshing.load(runFolder: folder, settings: settings))
         } else {
             let cloud = try GaussianCloudIO.read(splats)
             let meshing = SplatMeshing(resolution: resolution, level: level ?? 0.5, faces: faces, textureSize: textureSize)

@@ -97,9 +97,8 @@ extension FieldMeshing {
         try weights.write(to: url)
     }
 
-    /// The field of a finished NeRF run: its config.json's settings and its field.safetensors.
-    static func load(runFolder folder: URL) throws -> NeRFField {
-        let settings = try GenerateSettings.load(folder.appendingPathComponent("config.json"))
+    /// The field of a finished NeRF run: its settings (from its config.json) and its field.safetensors.
+    static func load(runFolder folder: URL, settings: GenerateSettings) throws -> NeRFField {
         let weights = folder.appendingPathComponent("field.safetensors")
         guard FileManager.default.fileExists(atPath: weights.path) else {
             throw CLIError("\(weights.path) is missing: RUNDIR must be a finished kiln generate run (resume it with --resume if it stopped)")

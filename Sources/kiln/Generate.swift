@@ -185,12 +185,11 @@ struct Generate: ParsableCommand {
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) {
-                try writeFrames(scene, settings: settings, folder: folder)
+                let firstMesh = try writeFrames(scene, settings: settings, folder: folder)
                 // The run's own sheet, turntable and score show frame 0.
                 scene.setTime(0)
-                let first = scene.cloud(at: 0)
-                try GaussianCloudIO.write(first.cloud, to: folder.appendingPathComponent("splats.ply"))
-                return try SplatMeshing().mesh(first)
+                try GaussianCloudIO.write(scene.cloud(at: 0).cloud, to: folder.appendingPathComponent("splats.ply"))
+                return firstMesh
             }
         case "gaussians":
             let scene = try GaussianScene(settings: settings.gaussians, steps: steps, extent: extent, seed: seed)
@@ -331,7 +330,8 @@ struct Generate: ParsableCommand {
 /// A 4D run's frames: `frames/splats_NNN.ply` and `frames/asset_NNN.glb` (a numbered mesh
 /// sequence) at τ = i/(F − 1), `frames/sheet.png` (frames down, views across), and
 /// `frames/turntable_NNN/` (12 views of each frame).
-func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, folder: URL) throws {
+/// - Returns: frame 0's mesh (the run's asset.glb).
+func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, folder: URL) throws -> MeshResult {
     let frames = folder.appendingPathComponent("frames")
     try FileManager.default.createDirectory(at: frames, withIntermediateDirectories: true)
     let count = settings.motion.frames, views = settings.views
@@ -340,12 +340,15 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
         return SplatRasterizer.render(p, camera: camera, settings: SplatRenderSettings(background: SIMD3(1, 1, 1))).color
     }
     var sheet: [Image] = [], labels: [String] = []
+    var firstMesh: MeshResult? = nil
     let shown = Set((0..<min(count, 8)).map { $0 * (count - 1) / max(1, min(count, 8) - 1) })
     for i in 0..<count {
         let tau = Float(i) / Float(count - 1)
         let cloud = scene.cloud(at: tau)
         try GaussianCloudIO.write(cloud.cloud, to: frames.appendingPathComponent(String(format: "splats_%03d.ply", i)))
-        _ = try MeshExport.write(try SplatMeshing().mesh(cloud).mesh, to: frames.appendingPathComponent(String(format: "asset_%03d.glb", i)))
+        let mesh = try SplatMeshing().mesh(cloud)
+        if i == 0 { firstMesh = mesh }
+        _ = try MeshExport.write(mesh.mesh, to: frames.appendingPathComponent(String(format: "asset_%03d.glb", i)))
         let turntable = frames.appendingPathComponent(String(format: "turntable_%03d", i))
         try FileManager.default.createDirectory(at: turntable, withIntermediateDirectories: true)
         for v in 0..<12 {
@@ -361,11 +364,12 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
     try PNG.write(Image.contactSheet(sheet, columns: 4, labels: labels), to: frames.appendingPathComponent("sheet.png"),
                   text: KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings).textEntries)
     // One mesh that moves: frame 0's mesh, its vertices carried by the Gaussians around them.
-    let base = try SplatMeshing().mesh(scene.cloud(at: 0)).mesh.removingUnusedVertices()
+    let base = firstMesh!.mesh.removingUnusedVertices()
     let times = (0..<count).map { Float($0) / Float(count - 1) }
     try MeshExport.writeAnimatedGLB(base, frames: carriedVertices(base, scene: scene, times: times), times: times.map { $0 * animationSeconds },
                                     to: frames.appendingPathComponent("animated.glb"))
     say("frames: \(count) (frames/splats_NNN.ply, frames/asset_NNN.glb, frames/animated.glb, frames/sheet.png, frames/turntable_NNN/)")
+    return firstMesh!
 }
 
 /// The length of a 4D run's loop in `frames/animated.glb`.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnAsset
 import KilnCore
+import KilnDistill
 import KilnRender
 
 extension MeshFormat: ExpressibleByArgument {}
@@ -11,11 +12,12 @@ struct Export: ParsableCommand {
         abstract: "Export a generate run as a mesh (glb, gltf, obj, fbx, ply, stl, dae).",
         discussion: """
         A Gaussian run (RUNDIR/splats.ply): the Gaussians' density on a grid, marching cubes at \
-        --level (default 0.5; a fully opaque Gaussian peaks at 1). A NeRF run \
-        (RUNDIR/field.safetensors with its config.json): the field's density σ on a grid over its \
-        box, marching cubes at --level (default: the σ whose level set has the same silhouettes \
-        as the field's renders from 8 views). Then clean-up and decimation to --faces, and \
-        colours: vertex colours, or with --texture-size N a baked N×N base-colour texture \
+        --level (a fully opaque Gaussian peaks at 1). A NeRF run (RUNDIR/field.safetensors with \
+        its config.json): the field's density σ on a grid over its box, marching cubes at \
+        --level. By default the level is the one whose level set has the same silhouettes as the \
+        run's renders from 8 views. Then clean-up and decimation to --faces, and colours \
+        projected from 28 renders of the run (where a render sees the surface; elsewhere the \
+        colour field): vertex colours, or with --texture-size N a baked N×N base-colour texture \
         (per-triangle atlas, dilated seams). The default output is RUNDIR/asset.FORMAT; every \
         file appears at once.
         """
@@ -36,7 +38,7 @@ struct Export: ParsableCommand {
     @Option(help: "Bake a texture of this size instead of vertex colours (16…4096).")
     var textureSize: Int?
 
-    @Option(help: "Iso level of the density field: default 0.5 for splats (a fully opaque Gaussian peaks at 1); for a NeRF, σ, by default the level whose silhouettes match the field's renders.")
+    @Option(help: "Iso level of the density field (splats: a fully opaque Gaussian peaks at 1; a NeRF: σ); by default the level whose silhouettes match the run's renders.")
     var level: Float?
 
     @Option(help: "Grid samples along the longest side.")
@@ -70,10 +72,13 @@ struct Export: ParsableCommand {
             result = try meshing.mesh(try FieldMeshing.load(runFolder: folder, settings: settings))
         } else {
             let cloud = try GaussianCloudIO.read(splats)
-            let meshing = SplatMeshing(resolution: resolution, level: level ?? 0.5, faces: faces, textureSize: textureSize)
+            // The run's framing, when its config.json is there to say it.
+            let views = (try? GenerateSettings.load(folder.appendingPathComponent("config.json")))?.views ?? ViewSettings()
+            let meshing = SplatMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize, views: views)
             result = try meshing.mesh(SplatParameters(cloud))
         }
         let files = try MeshExport.write(result.mesh, to: target, format: format)
+        if !result.summary.isEmpty { say(result.summary) }
         say("\(result.mesh.triangleCount) triangles, \(result.mesh.vertexCount) vertices (\(result.report)); wrote " + files.map(\.path).joined(separator: ", "))
     }
 }

@@ -197,7 +197,7 @@ struct Generate: ParsableCommand {
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) {
                 try GaussianCloudIO.write(scene.parameters.cloud, to: folder.appendingPathComponent("splats.ply"))
-                return try SplatMeshing().mesh(scene.parameters)
+                return try SplatMeshing(views: settings.views).mesh(scene.parameters)
             }
         case "nerf":
             let scene = try NeRFScene(settings: settings.nerf, extent: extent, seed: seed)
@@ -295,7 +295,7 @@ struct Generate: ParsableCommand {
         let metadata = KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings).textEntries
         let mesh = try finish()
         _ = try MeshExport.write(mesh.mesh, to: folder.appendingPathComponent("asset.glb"))
-        say("mesh: \(mesh.mesh.triangleCount) triangles (\(mesh.report))")
+        say("mesh: \(mesh.mesh.triangleCount) triangles (\(mesh.report))" + (mesh.summary.isEmpty ? "" : "; " + mesh.summary))
         let azimuths = (0..<8).map { Float($0 * 45) }
         let sheet = Image.contactSheet(azimuths.map { run.render(azimuthDegrees: $0, elevationDegrees: 15, size: 128) }, columns: 4,
                                        labels: azimuths.map { "\(Int($0))°" })
@@ -346,7 +346,7 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
         let tau = Float(i) / Float(count - 1)
         let cloud = scene.cloud(at: tau)
         try GaussianCloudIO.write(cloud.cloud, to: frames.appendingPathComponent(String(format: "splats_%03d.ply", i)))
-        let mesh = try SplatMeshing().mesh(cloud)
+        let mesh = try SplatMeshing(views: views).mesh(cloud)
         if i == 0 { firstMesh = mesh }
         _ = try MeshExport.write(mesh.mesh, to: frames.appendingPathComponent(String(format: "asset_%03d.glb", i)))
         let turntable = frames.appendingPathComponent(String(format: "turntable_%03d", i))

@@ -6,14 +6,18 @@ import KilnNN
 import KilnRender
 
 /// Splats to a mesh (DreamGaussian's extraction): the density field on a grid around the opaque
-/// Gaussians, marching cubes at `level`, clean-up (degenerate triangles, welding, islands under 1%
-/// of the area, decimation to `faces`), then colour: vertex colours from the splats' colour field,
-/// or a baked texture when `textureSize` is given.
+/// Gaussians, marching cubes at `level` (by default the level whose level set has the splats' own
+/// silhouettes from 8 orbit views, `SurfaceLevel`), clean-up (degenerate triangles, welding,
+/// islands under 1% of the area, decimation to `faces`), then colour: vertex colours (or a baked
+/// texture when `textureSize` is given) projected from the splats' renders, `MeshColorProjection`,
+/// with the splats' colour field where no render sees the surface.
 struct SplatMeshing {
     var resolution = 96
-    var level: Float = 0.5
+    var level: Float? = nil
     var faces = 20_000
     var textureSize: Int? = nil
+    /// The run's cameras, for choosing the level and projecting colours.
+    var views = ViewSettings()
 
     func mesh(_ p: SplatParameters<Float>) throws -> MeshResult {
         // The box around every Gaussian that is not nearly transparent, 3 of its largest σ wide.
@@ -31,10 +35,32 @@ struct SplatMeshing {
         let n = SIMD3<Int>(((hi - lo) / spacing).rounded(.up)) &+ 3
         let field = SplatDensity.grid(p, origin: origin, spacing: spacing, nx: n.x, ny: n.y, nz: n.z)
         let grid = ScalarGrid(nx: n.x, ny: n.y, nz: n.z, values: field.density, origin: origin, spacing: SIMD3(repeating: spacing))
-        // glTF vertex colours are linear; the splats' colours are display (sRGB) values.
-        let linear = field.color.map { SIMD4(SRGB.decode(min(1, $0.x)), SRGB.decode(min(1, $0.y)), SRGB.decode(min(1, $0.z)), 1) }
+        let chosen = level.map { (level: $0, iou: Double?.none) } ?? chooseLevel(p, grid: grid)
+        let (mesh, report) = try surfaceMesh(grid: grid, level: chosen.level, faces: faces)
+        let cameras = colorCameras(views)
+        let pictures = cameras.map { camera in
+            let view = SplatRasterizer.render(p, camera: camera, settings: SplatRenderSettings(background: .zero))
+            return (camera: camera, premultiplied: view.color.pixels, coverage: view.alpha.pixels)
+        }
+        let projection = MeshColorProjection(mesh: mesh, pictures: pictures, depthTolerance: 2 * spacing)
         let sampler = GridSampler(origin: origin, spacing: spacing, n: n, values: field.color)
-        return try finishMesh(grid: grid, level: level, faces: faces, textureSize: textureSize, linearColors: .grid(linear)) { sampler.sample($0) }
+        var result = MeshResult(mesh: colored(mesh, textureSize: textureSize) { projection.color(at: $0) ?? sampler.sample($0) }, report: report,
+                                level: chosen.level, levelIoU: chosen.iou)
+        result.projectedShare = projection.share(of: mesh.positions)
+        return result
+    }
+
+    /// The density level whose silhouettes match the splats' renders (alpha ≥ 0.5) from 8 orbit
+    /// views at 64² (candidates 0.01…100, log-spaced).
+    func chooseLevel(_ p: SplatParameters<Float>, grid: ScalarGrid) -> (level: Float, iou: Double?) {
+        var peaks: [Float] = [], opaque: [Bool] = []
+        for azimuth in stride(from: 0, to: 360, by: 45) {
+            let camera = views.camera(azimuthDegrees: Float(azimuth), elevationDegrees: 15, size: 64)
+            peaks += grid.peaks(camera: camera)
+            opaque += SplatRasterizer.render(p, camera: camera).alpha.pixels.map { $0 >= 0.5 }
+        }
+        let best = SurfaceLevel.best(peaks: peaks, opaque: opaque, candidates: SurfaceLevel.candidates(from: 0.01, to: 100, count: 33))
+        return (best.level, best.iou)
     }
 }
 
@@ -60,7 +86,6 @@ struct FieldMeshing {
 
     func mesh(_ field: NeRFField) throws -> MeshResult {
         let (level, iou) = chooseLevel(field)
-        if let iou { say(String(format: "surface level σ = %.3g (its silhouettes match the field's renders with IoU %.3f)", level, iou)) }
         let n = resolution
         let spacing = 2 * field.halfSize / Float(n - 1)
         let origin = field.center - field.halfSize
@@ -78,11 +103,21 @@ struct FieldMeshing {
             evaluated.color += part.color
         }
         let grid = ScalarGrid(nx: n, ny: n, nz: n, values: evaluated.sigma, origin: origin, spacing: SIMD3(repeating: spacing))
-        // Colours on the same grid (the field's display colours), interpolated at vertices and texels.
+        let (mesh, report) = try surfaceMesh(grid: grid, level: level, faces: faces)
+        // Colours projected from the field's renders; where none sees the surface, the field's own
+        // display colour at the point (interpolated on the grid).
+        let renderer = NeRFRenderer(samplesPerRay: 96)
+        let pictures = colorCameras(views).map { camera in
+            let frame = renderer.render(field, camera: camera, background: .zero, occupancy: nil)
+            return (camera: camera, premultiplied: frame.color, coverage: frame.alpha)
+        }
+        let projection = MeshColorProjection(mesh: mesh, pictures: pictures, depthTolerance: 2 * spacing)
         let colors = (0..<(n * n * n)).map { SIMD3(evaluated.color[3 * $0], evaluated.color[3 * $0 + 1], evaluated.color[3 * $0 + 2]) }
-        let linear = colors.map { SIMD4(SRGB.decode($0.x), SRGB.decode($0.y), SRGB.decode($0.z), 1) }
         let sampler = GridSampler(origin: origin, spacing: spacing, n: SIMD3(repeating: n), values: colors)
-        return try finishMesh(grid: grid, level: level, faces: faces, textureSize: textureSize, linearColors: .grid(linear)) { sampler.sample($0) }
+        var result = MeshResult(mesh: colored(mesh, textureSize: textureSize) { projection.color(at: $0) ?? sampler.sample($0) }, report: report,
+                                level: level, levelIoU: iou)
+        result.projectedShare = projection.share(of: mesh.positions)
+        return result
     }
 }
 
@@ -124,14 +159,25 @@ extension FieldMeshing {
 struct MeshResult {
     var mesh: TriangleMesh
     var report: MeshCleanupReport
+    /// The iso level used, and how well its silhouettes matched the renders when it was chosen (IoU).
+    var level: Float? = nil
+    var levelIoU: Double? = nil
+    /// Share of the vertices (or texels) coloured from the renders rather than the colour field.
+    var projectedShare: Double? = nil
+
+    /// "surface level 0.42 (silhouette IoU 0.93), 97% of the colour from renders"
+    var summary: String {
+        var parts: [String] = []
+        if let level { parts.append(String(format: "surface level %.3g", level) + (levelIoU.map { String(format: " (silhouette IoU %.3f)", $0) } ?? "")) }
+        if let projectedShare { parts.append(String(format: "%.0f%% of the colour from renders", 100 * projectedShare)) }
+        return parts.joined(separator: ", ")
+    }
 }
 
-/// Marching cubes on a density grid (inside where it is above `level`), clean-up (degenerate
-/// triangles, welding, islands under 1% of the area, decimation to `faces`), normals, and colour:
-/// linear vertex colours, or a texture baked from display colours when `textureSize` is given.
-func finishMesh(grid: ScalarGrid, level: Float, faces: Int, textureSize: Int?, linearColors: MarchingCubes.VertexColors,
-                displayColor: @escaping @Sendable (SIMD3<Float>) -> SIMD3<Float>) throws -> MeshResult {
-    let raw = try MarchingCubes.extract(grid, level: level, inside: .above, colors: linearColors)
+/// Marching cubes on a density grid (inside where it is above `level`), then clean-up (degenerate
+/// triangles, welding, islands under 1% of the area, decimation to `faces`) and normals; no colours yet.
+func surfaceMesh(grid: ScalarGrid, level: Float, faces: Int) throws -> (mesh: TriangleMesh, report: MeshCleanupReport) {
+    let raw = try MarchingCubes.extract(grid, level: level, inside: .above)
     guard raw.triangleCount > 0 else {
         throw CLIError(String(format: "no surface at density %.3g (the field peaks at %.3g); lower the level", level, grid.values.max() ?? 0))
     }
@@ -140,13 +186,32 @@ func finishMesh(grid: ScalarGrid, level: Float, faces: Int, textureSize: Int?, l
     let cleaned = raw.cleanedForExport(options)
     var mesh = cleaned.mesh
     mesh.normals = mesh.computedVertexNormals()
-    mesh.material.name = "vertex_colors"
+    return (mesh, cleaned.report)
+}
+
+/// The mesh coloured by `displayColor` (display RGB at a surface point): linear vertex colours,
+/// or a texture baked from it when `textureSize` is given.
+func colored(_ mesh: TriangleMesh, textureSize: Int?, displayColor: @escaping @Sendable (SIMD3<Float>) -> SIMD3<Float>) -> TriangleMesh {
+    var mesh = mesh
     if let textureSize {
         mesh.colors = []
-        mesh = mesh.bakedTexture(size: textureSize, color: displayColor)
         mesh.material.name = "baked"
+        return mesh.bakedTexture(size: textureSize, color: displayColor)
     }
-    return MeshResult(mesh: mesh, report: cleaned.report)
+    // glTF vertex colours are linear; the renders' colours are display (sRGB) values.
+    mesh.colors = mesh.positions.map { p in
+        let c = displayColor(p)
+        return SIMD4(SRGB.decode(min(1, max(0, c.x))), SRGB.decode(min(1, max(0, c.y))), SRGB.decode(min(1, max(0, c.z))), 1)
+    }
+    mesh.material.name = "vertex_colors"
+    return mesh
+}
+
+/// The cameras whose renders colour an extracted mesh: 8 azimuths at elevations −20°, 15° and 50°,
+/// and 4 from above (75°), at 128², framed as the run frames its views.
+func colorCameras(_ views: ViewSettings) -> [Camera] {
+    [-20, 15, 50].flatMap { elevation in stride(from: 0, to: 360, by: 45).map { views.camera(azimuthDegrees: Float($0), elevationDegrees: Float(elevation), size: 128) } }
+        + stride(from: 0, to: 360, by: 90).map { views.camera(azimuthDegrees: Float($0), elevationDegrees: 75, size: 128) }
 }
 
 /// Trilinear interpolation of a colour grid (`[nz, ny, nx]`, x fastest), clamped at the border.

@@ -13,7 +13,10 @@ struct ScorePrior: ParsableCommand {
         Draws one sample for each of --count toy-world captions and cameras (seed --seed, the \
         data set's grammar) and reports the share whose kind, main colour, named second colour, \
         azimuth bin (45°) and elevation bin the reward models recognise, and the mean log p(real) \
-        of the quality model. Writes the report as JSON (default PRIOR/scores.json; then, when \
+        of the quality model. For captions with a motion it also draws the motion's two most \
+        different times from the same noise and compares the change with the ground truth's: \
+        response (size of the change, 0 = τ ignored, 1 = as much as the world) and agreement \
+        (cosine, 1 = the world's motion). Writes the report as JSON (default PRIOR/scores.json; then, when \
         PRIOR has a model card (README.md), the numbers also go in its "Measured" section).
         """
     )
@@ -62,6 +65,9 @@ struct ScorePrior: ParsableCommand {
         say(String(format: "kind %.3f  main colour %.3f  second colour %@  azimuth %.3f  elevation %.3f  mean log p(real) %.3f  (%d samples)",
                    score.kind, score.mainColor, score.secondColor.map { String(format: "%.3f", $0) } ?? "–", score.azimuth, score.elevation,
                    score.meanQualityLogLikelihood, count))
+        if let m = score.motion {
+            say(String(format: "motion (%d moving captions): recognised %.3f  response %.3f  agreement %.3f", m.samples, m.recognised, m.response, m.agreement))
+        }
         say("wrote \(outURL.path)")
         // The card reports PRIOR/scores.json: a report written elsewhere (--out) leaves it alone.
         let card = URL(fileURLWithPath: prior).appendingPathComponent("README.md")
@@ -99,7 +105,13 @@ struct ScorePrior: ParsableCommand {
         | elevation bin | \(percent(score.elevation)) | 25% |
 
         Mean log p(real) of the quality model: \(String(format: "%.2f", score.meanQualityLogLikelihood)) (0 is certain).
+        \(score.motion.map { m in String(format: """
 
+        Time conditioning, on the %d captions that name a motion: the alignment model recognises the motion in %.1f%% of them (chance 16.7%%). \
+        Drawn from the same noise at the motion's two most different times, the samples change by %.2f times as much as the ground truth does \
+        (response; 0 means τ is ignored), in a direction whose cosine with the ground truth's change is %.2f (agreement; 1 is the world's motion).
+
+        """, m.samples, 100 * m.recognised, m.response, m.agreement) } ?? "")
         """
     }
 }

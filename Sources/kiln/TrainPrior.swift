@@ -12,7 +12,8 @@ struct TrainPrior: ParsableCommand {
         discussion: """
         CONFIG is JSON with "unet" (a diffusers UNet2DConditionModel config), "text_encoder" \
         (a transformers CLIPTextConfig), "scheduler" (the DDPM training noise schedule), \
-        "tokenizer" (a CLIP tokenizer folder, relative to CONFIG) and "training" (batch_size, \
+        "tokenizer" (a CLIP tokenizer folder, relative to CONFIG), optionally "init" (a pipeline \
+        folder, relative to CONFIG, whose weights the run fine-tunes) and "training" (batch_size, \
         steps, learning_rate, warmup_steps, weight_decay, max_grad_norm, ema_decay, \
         caption_dropout, checkpoint_every, log_every, sample_steps, sample_guidance, seed). \
         PRIORDIR receives, at every checkpoint: the EMA model as a diffusers pipeline folder \
@@ -124,7 +125,7 @@ struct TrainPrior: ParsableCommand {
         kiln dataset --count \(m.count) --seed \(m.seed) --size \(m.size) --shard-size \(m.shardSize) --motion-probability \(m.options.motionProbability) --out DATA
         kiln train-prior --data DATA --config train_config.json --out THIS_FOLDER
         ```
-        `train_config.json` (copied here) holds the architecture and the optimisation settings.
+        `train_config.json` (copied here) holds the architecture and the optimisation settings.\(settings.initFolder.map { " The run fine-tunes the weights of `\($0.lastPathComponent)` (its `init`), whose own card says how they were made." } ?? "")
 
         | | |
         | --- | --- |

@@ -129,34 +129,24 @@ public struct NeRFRenderer: Sendable {
 }
 
 extension NeRFRenderer {
-    /// The density level for extracting the field's surface: the one whose level set has the
-    /// field's own silhouettes. A ray meets the level set {σ > level} when the largest σ among its
-    /// samples exceeds the level; over `cameras`, the level whose rays that meet it best match the
-    /// pixels the field renders opaque (alpha ≥ 0.5), by mean intersection over union, wins. A
-    /// fixed level fails on fields whose surface is a soft, translucent volume (score distillation
-    /// makes those): σ = 10 kept only a snowman's dense hat.
-    /// - Returns: the level, its mean IoU, and the levels tried with theirs.
+    /// The density level for extracting the field's surface (`SurfaceLevel`): the σ whose level set
+    /// has the field's own silhouettes from `cameras`, a ray's peak being the largest σ among its
+    /// samples. σ = 10 kept only a snowman's dense hat.
+    /// - Returns: the level, its IoU, and the levels tried with theirs.
     public func surfaceLevel(_ field: NeRFField, cameras: [Camera], threads: Int = Parallel.defaultThreadCount)
         -> (level: Float, iou: Double, tried: [(level: Float, iou: Double)]) {
-        // 49 levels, log-spaced over 0.01…1000 (σ is capped at e¹⁵).
-        let candidates = (0...48).map { Float(pow(10, -2 + Double($0) / 8)) }
-        var both = [Double](repeating: 0, count: candidates.count), either = both
+        var peaks: [Float] = [], opaque: [Bool] = []
         for camera in cameras {
             let frame = render(field, camera: camera, background: .zero, occupancy: nil, threads: threads)
             let s = samplesPerRay
             for ray in 0..<(camera.width * camera.height) {
-                let opaque = frame.alpha[ray] >= 0.5
+                opaque.append(frame.alpha[ray] >= 0.5)
                 var peak: Float = 0
                 for i in 0..<s { peak = max(peak, frame.sigmas[ray * s + i]) }
-                for (k, level) in candidates.enumerated() {
-                    let inside = peak > level
-                    if inside && opaque { both[k] += 1 }
-                    if inside || opaque { either[k] += 1 }
-                }
+                peaks.append(peak)
             }
         }
-        let tried = candidates.indices.map { (candidates[$0], either[$0] > 0 ? both[$0] / either[$0] : 0) }
-        let best = tried.max { $0.1 < $1.1 }!
-        return (best.0, best.1, tried)
+        // 49 levels, log-spaced over 0.01…1000 (σ is capped at e¹⁵).
+        return SurfaceLevel.best(peaks: peaks, opaque: opaque, candidates: SurfaceLevel.candidates(from: 0.01, to: 1000, count: 49))
     }
 }

@@ -2,8 +2,8 @@ import Foundation
 import KilnCore
 import KilnNN
 
-/// Trains a text- and view-conditioned pixel-space prior (UNet + CLIP text encoder, both from
-/// scratch) on a toy-world data set with the DDPM ε objective (Ho et al. 2020):
+/// Trains a text- and view-conditioned pixel-space prior (UNet + CLIP text encoder, from scratch
+/// or fine-tuned from a pipeline folder) on a toy-world data set with the DDPM ε objective (Ho et al. 2020):
 ///
 ///     x₀ ∈ [−1, 1], t ~ U{0…T−1}, ε ~ N(0, I), x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε
 ///     L = mean_b w_b · mean ‖ε − ε_θ(x_t, t, text(caption), view)‖²
@@ -34,6 +34,11 @@ public final class PriorTrainer {
         var initRNG = RNG(seed: config.training.seed)
         unet = UNet2DConditionModel(config.unet, rng: &initRNG)
         textEncoder = CLIPTextModel(config.textEncoder, rng: &initRNG)
+        if let start = config.initFolder {
+            // A fine-tune: the pipeline's weights replace the random ones (the EMA starts from them too).
+            try unet.load(from: SafeTensorsFile(contentsOf: start.appendingPathComponent("unet/diffusion_pytorch_model.safetensors")))
+            try textEncoder.load(from: SafeTensorsFile(contentsOf: start.appendingPathComponent("text_encoder/model.safetensors")))
+        }
         schedule = try NoiseSchedule(config: config.scheduler)
         named = prefixed("unet", unet) + prefixed("text_encoder", textEncoder)
         let parameters = named.map(\.parameter)

@@ -7,6 +7,7 @@ import Foundation
 ///      "text_encoder": {…transformers CLIPTextConfig…},
 ///      "scheduler": {…diffusers DDPMScheduler config (the training noise schedule)…},
 ///      "tokenizer": "tokenizer",                       (a folder, relative to the config file)
+///      "init": "prior",                                (optional: a pipeline folder to fine-tune)
 ///      "training": {"batch_size": 32, "steps": 20000, …}}
 ///
 /// Unknown keys anywhere are errors naming the key.
@@ -15,6 +16,9 @@ public struct PriorTrainingConfig: Sendable {
     public var textEncoder: CLIPTextConfig
     public var scheduler: SchedulerConfig
     public var tokenizerFolder: URL
+    /// A pipeline folder whose UNet and text encoder weights start the run (a fine-tune); nil
+    /// trains from scratch. Its networks must have the configs' shapes.
+    public var initFolder: URL?
     public var training: Training
     /// The JSON objects as given, written out unchanged with the trained weights.
     var unetJSON: ConfigValue, textEncoderJSON: ConfigValue, schedulerJSON: ConfigValue
@@ -59,8 +63,8 @@ public struct PriorTrainingConfig: Sendable {
         guard case .object(let object)? = try? JSONDecoder().decode(ConfigValue.self, from: data) else {
             throw fail(nil, "is not a JSON object", "see kiln train-prior --help for the layout")
         }
-        for key in object.keys.sorted() where !["unet", "text_encoder", "scheduler", "tokenizer", "training"].contains(key) {
-            throw fail(key, "is not a training-config section", "use unet, text_encoder, scheduler, tokenizer and training")
+        for key in object.keys.sorted() where !["unet", "text_encoder", "scheduler", "tokenizer", "init", "training"].contains(key) {
+            throw fail(key, "is not a training-config section", "use unet, text_encoder, scheduler, tokenizer, init and training")
         }
         func section(_ key: String) throws -> (ConfigValue, Data) {
             guard let value = object[key], case .object = value else { throw fail(key, "is missing or not an object", "give the \(key) config") }
@@ -75,6 +79,11 @@ public struct PriorTrainingConfig: Sendable {
         (unetJSON, textEncoderJSON, schedulerJSON) = (unetValue, textValue, schedulerValue)
         guard case .string(let tokenizer)? = object["tokenizer"] else { throw fail("tokenizer", "is missing", "name the tokenizer folder") }
         tokenizerFolder = URL(fileURLWithPath: tokenizer, relativeTo: url.deletingLastPathComponent()).standardizedFileURL
+        switch object["init"] {
+        case nil, .null?: initFolder = nil
+        case .string(let path)?: initFolder = URL(fileURLWithPath: path, relativeTo: url.deletingLastPathComponent()).standardizedFileURL
+        case let value?: throw fail("init", "is \(value.text), not a folder path", "name a prior pipeline folder, or leave init out to train from scratch")
+        }
         training = Training()
         if case .object(let t)? = object["training"] {
             for (key, value) in t.sorted(by: { $0.key < $1.key }) {

@@ -10,6 +10,16 @@ public enum ToyMotion: String, CaseIterable, Sendable, Codable {
     /// The verb in captions ("a red duck bouncing").
     public var verb: String { rawValue }
 
+    /// Two times at which the motion's poses differ most (within a period): what a prior's time
+    /// conditioning is judged on.
+    public var contrastTimes: (Float, Float) {
+        switch self {
+        case .bouncing, .spinning: return (0, 0.25)  // on the ground / at the top; facing front / side
+        case .growing, .shrinking: return (0, 1)
+        case .swaying: return (0.25, 0.75)  // leaning one way / the other
+        }
+    }
+
     /// The object-to-world transform at τ: x ↦ L·x + t.
     public func transform(at time: Float) -> (linear: Mat3, translation: Vec3) {
         let tau = min(1, max(0, time))

@@ -1,0 +1,63 @@
+import KilnCore
+
+extension ScalarGrid {
+    /// The field at a world position by trilinear interpolation; 0 outside the grid's box.
+    public func sample(at p: SIMD3<Float>) -> Float {
+        let u = (p - origin) / spacing
+        guard u.x >= 0, u.y >= 0, u.z >= 0, u.x <= Float(nx - 1), u.y <= Float(ny - 1), u.z <= Float(nz - 1) else { return 0 }
+        func cell(_ x: Float, _ n: Int) -> (Int, Float) {
+            let i = Swift.max(0, Swift.min(Int(x), n - 2))
+            return (i, x - Float(i))
+        }
+        let (i, fx) = cell(u.x, nx), (j, fy) = cell(u.y, ny), (k, fz) = cell(u.z, nz)
+        let nxy = nx * ny, b = (k * ny + j) * nx + i
+        let c00 = values[b] + (values[b + 1] - values[b]) * fx
+        let c10 = values[b + nx] + (values[b + nx + 1] - values[b + nx]) * fx
+        let c01 = values[b + nxy] + (values[b + nxy + 1] - values[b + nxy]) * fx
+        let c11 = values[b + nxy + nx] + (values[b + nxy + nx + 1] - values[b + nxy + nx]) * fx
+        let c0 = c00 + (c10 - c00) * fy, c1 = c01 + (c11 - c01) * fy
+        return c0 + (c1 - c0) * fz
+    }
+
+    /// The largest value along a ray through the grid's box, sampled every half of the smallest
+    /// spacing (0 for a ray that misses the box). `direction` need not be unit length.
+    public func peak(alongRayFrom start: SIMD3<Float>, direction: SIMD3<Float>) -> Float {
+        guard nx >= 2, ny >= 2, nz >= 2 else { return 0 }
+        let lo = origin, hi = origin + spacing * SIMD3(Float(nx - 1), Float(ny - 1), Float(nz - 1))
+        // Slab intersection of the ray with the box.
+        var t0: Float = 0, t1 = Float.infinity
+        for axis in 0..<3 {
+            let d = direction[axis]
+            if Swift.abs(d) < 1e-12 {
+                if start[axis] < lo[axis] || start[axis] > hi[axis] { return 0 }
+                continue
+            }
+            var a = (lo[axis] - start[axis]) / d, b = (hi[axis] - start[axis]) / d
+            if a > b { swap(&a, &b) }
+            t0 = Swift.max(t0, a)
+            t1 = Swift.min(t1, b)
+        }
+        guard t0 <= t1 else { return 0 }
+        let length = (direction * direction).sum().squareRoot()
+        let step = spacing.min() / 2 / length
+        var peak: Float = 0
+        var t = t0
+        while t <= t1 {
+            peak = Swift.max(peak, sample(at: start + t * direction))
+            t += step
+        }
+        return peak
+    }
+
+    /// `peak` for the ray through every pixel centre of `camera` (`[H, W]`, row-major).
+    public func peaks(camera: Camera, threads: Int = Parallel.defaultThreadCount) -> [Float] {
+        let w = camera.width, h = camera.height
+        let rows = parallelMapChunks(h, threads: threads) { rows in
+            rows.flatMap { y in (0..<w).map { x in
+                let ray = camera.ray(pixelX: x, pixelY: y)
+                return peak(alongRayFrom: ray.origin, direction: ray.direction)
+            } }
+        }
+        return rows.flatMap { $0 }
+    }
+}

@@ -46,6 +46,16 @@ struct PriorTrainerTests {
         let pipeline = try PriorPipeline(folder: prior)
         #expect(pipeline.hasViewConditioning && pipeline.settings.vocabulary == ToySample.vocabulary)
         #expect(try pipeline.sample(SampleRequest(prompt: "a red duck", steps: 2, guidanceScale: 2)).isFinite)
+        // A fine-tune starts from the exported (EMA) weights, as the pipeline loads them.
+        var fineTune = config
+        fineTune.initFolder = prior
+        let tuned = try PriorTrainer(config: fineTune, data: data)
+        #expect(tuned.step == 0)
+        for (name, p) in pipeline.unet.namedParameters { #expect(tuned.unet.parameter(named: name)?.value.storage == p.value.storage, "\(name)") }
+        for (name, p) in pipeline.textEncoder.namedParameters { #expect(tuned.textEncoder.parameter(named: name)?.value.storage == p.value.storage, "\(name)") }
+        // A folder that is not a pipeline of this shape is refused.
+        fineTune.initFolder = folder
+        #expect(throws: (any Error).self) { try PriorTrainer(config: fineTune, data: data) }
     }
 
     @Test("training configs Kiln cannot use are refused, naming the key")
@@ -64,6 +74,8 @@ struct PriorTrainerTests {
         }
         #expect(try parse { _ in }.training.batchSize == 8)
         #expect(try parse { _ in }.training.snrGamma == nil)
+        #expect(try parse { _ in }.initFolder == nil)
+        #expect(try parse { $0["init"] = "prior" }.initFolder == folder.appendingPathComponent("prior").standardizedFileURL)
         #expect(try parse { var t = $0["training"] as! [String: Any]; t["snr_gamma"] = 5; $0["training"] = t }.training.snrGamma == 5)
         let refused: [(String, (inout [String: Any]) -> Void)] = [
             ("training.momentum", { var t = $0["training"] as! [String: Any]; t["momentum"] = 0.9; $0["training"] = t }),
@@ -71,6 +83,7 @@ struct PriorTrainerTests {
             ("training.batch_size", { var t = $0["training"] as! [String: Any]; t["batch_size"] = 0; $0["training"] = t }),
             ("training.snr_gamma", { var t = $0["training"] as! [String: Any]; t["snr_gamma"] = -1; $0["training"] = t }),
             ("vae", { $0["vae"] = [String: Any]() }),
+            ("init", { $0["init"] = 3 }),
             ("unet", { $0["unet"] = nil }),
             ("unet.cross_attention_dim", { var t = $0["text_encoder"] as! [String: Any]; t["hidden_size"] = 64; t["num_attention_heads"] = 4; $0["text_encoder"] = t }),
         ]

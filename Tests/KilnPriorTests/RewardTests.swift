@@ -97,6 +97,11 @@ struct RewardTests {
         #expect(a == b && a.samples == 6)
         for value in [a.kind, a.mainColor, a.azimuth, a.elevation] + (a.secondColor.map { [$0] } ?? []) { #expect((0...1).contains(value)) }
         #expect(a.meanQualityLogLikelihood <= 0)
+        // Time conditioning is measured on the captions that name a motion.
+        let moving = (0..<12).filter { ToySample(seed: 3, index: $0).motion != nil }.count
+        let timed = try PriorScore.measure(prior: prior, rewards: nets, count: 12, seed: 3, steps: 2, guidanceScale: 2)
+        #expect(moving > 0 && timed.motion?.samples == moving)
+        if let m = timed.motion { #expect((0...1).contains(m.recognised) && m.response >= 0 && (-1...1).contains(m.agreement)) }
         var rng = RNG(seed: 2)
         nets[.view] = RewardNet(heads: ToyRewardKind.view.heads, width: 8, imageSize: 64, rng: &rng)
         #expect { try PriorScore.measure(prior: prior, rewards: nets, count: 1, seed: 3, steps: 1, guidanceScale: 2) } throws: { "\($0)".contains("image_size") || "\($0)".contains("size") }

@@ -100,6 +100,18 @@ struct ToyWorldTests {
         var sample = ToySample(seed: 0, index: 0)
         (sample.motion, sample.time) = (.bouncing, 0.25)
         #expect(abs(sample.mesh.positions.map(\.y).min()! - 0.4) < 1e-3)
+        // The contrast times of every motion (what score-prior judges time conditioning on) show
+        // visibly different pictures of a car: at least 2% of the pixels change by more than 0.1.
+        // (Spinning a round kind changes little: a mushroom's quarter turn changed 20 pixels of 1024.)
+        for motion in ToyMotion.allCases {
+            var a = ToySample(seed: 0, index: 3)
+            a.kind = .car
+            var b = a
+            (a.motion, a.time, b.motion, b.time) = (motion, motion.contrastTimes.0, motion, motion.contrastTimes.1)
+            let pa = a.render(size: 32).pixels, pb = b.render(size: 32).pixels
+            let changed = stride(from: 0, to: pa.count, by: 3).filter { i in (0..<3).contains { abs(pa[i + $0] - pb[i + $0]) > 0.1 } }.count
+            #expect(changed > 32 * 32 / 50, "\(motion): \(changed) pixels change")
+        }
     }
 
     @Test("shards encode images as U8 and views as F32, and read back")

@@ -24,20 +24,7 @@ extension ScalarGrid {
     public func peak(alongRayFrom start: SIMD3<Float>, direction: SIMD3<Float>) -> Float {
         guard nx >= 2, ny >= 2, nz >= 2 else { return 0 }
         let lo = origin, hi = origin + spacing * SIMD3(Float(nx - 1), Float(ny - 1), Float(nz - 1))
-        // Slab intersection of the ray with the box.
-        var t0: Float = 0, t1 = Float.infinity
-        for axis in 0..<3 {
-            let d = direction[axis]
-            if Swift.abs(d) < 1e-12 {
-                if start[axis] < lo[axis] || start[axis] > hi[axis] { return 0 }
-                continue
-            }
-            var a = (lo[axis] - start[axis]) / d, b = (hi[axis] - start[axis]) / d
-            if a > b { swap(&a, &b) }
-            t0 = Swift.max(t0, a)
-            t1 = Swift.min(t1, b)
-        }
-        guard t0 <= t1 else { return 0 }
+        guard let (t0, t1) = rayBoxIntersection(origin: start, direction: direction, lo: lo, hi: hi) else { return 0 }
         let length = (direction * direction).sum().squareRoot()
         let step = spacing.min() / 2 / length
         var peak: Float = 0

@@ -264,21 +264,26 @@ public enum MarchingCubes {
     /// the grid's box).
     static func trilinear(_ values: UnsafeBufferPointer<SIMD4<Float>>, grid: ScalarGrid,
                           at p: SIMD3<Float>) -> SIMD4<Float> {
-        let u = (p - grid.origin) / grid.spacing
+        grid.interpolate(at: p) { values[$0] } lerp: { a, b, f in a + (b - a) * f }
+    }
+}
+
+extension ScalarGrid {
+    /// Trilinear interpolation at a world position (clamped to the grid's box) of per-sample
+    /// values read through `value` (flat sample index → value); `lerp(a, b, f)` = a + (b − a)·f.
+    @inline(__always)
+    func interpolate<V>(at p: SIMD3<Float>, _ value: (Int) -> V, lerp: (V, V, Float) -> V) -> V {
+        let u = (p - origin) / spacing
         func cell(_ x: Float, _ n: Int) -> (Int, Float) {
             let c = Swift.min(Swift.max(x, 0), Float(n - 1))
             let i = Swift.min(Int(c), n - 2)
             return (i, c - Float(i))
         }
-        let (i, fx) = cell(u.x, grid.nx), (j, fy) = cell(u.y, grid.ny), (k, fz) = cell(u.z, grid.nz)
-        let nx = grid.nx, nxy = grid.nx * grid.ny
-        let b = (k * grid.ny + j) * nx + i
-        let c00 = values[b] + (values[b + 1] - values[b]) * fx
-        let c10 = values[b + nx] + (values[b + nx + 1] - values[b + nx]) * fx
-        let c01 = values[b + nxy] + (values[b + nxy + 1] - values[b + nxy]) * fx
-        let c11 = values[b + nxy + nx] + (values[b + nxy + nx + 1] - values[b + nxy + nx]) * fx
-        let c0 = c00 + (c10 - c00) * fy, c1 = c01 + (c11 - c01) * fy
-        return c0 + (c1 - c0) * fz
+        let (i, fx) = cell(u.x, nx), (j, fy) = cell(u.y, ny), (k, fz) = cell(u.z, nz)
+        let nxy = nx * ny, b = (k * ny + j) * nx + i
+        let c00 = lerp(value(b), value(b + 1), fx), c10 = lerp(value(b + nx), value(b + nx + 1), fx)
+        let c01 = lerp(value(b + nxy), value(b + nxy + 1), fx), c11 = lerp(value(b + nxy + nx), value(b + nxy + nx + 1), fx)
+        return lerp(lerp(c00, c10, fy), lerp(c01, c11, fy), fz)
     }
 }
 

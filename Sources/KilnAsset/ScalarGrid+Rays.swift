@@ -5,18 +5,7 @@ extension ScalarGrid {
     public func sample(at p: SIMD3<Float>) -> Float {
         let u = (p - origin) / spacing
         guard u.x >= 0, u.y >= 0, u.z >= 0, u.x <= Float(nx - 1), u.y <= Float(ny - 1), u.z <= Float(nz - 1) else { return 0 }
-        func cell(_ x: Float, _ n: Int) -> (Int, Float) {
-            let i = Swift.max(0, Swift.min(Int(x), n - 2))
-            return (i, x - Float(i))
-        }
-        let (i, fx) = cell(u.x, nx), (j, fy) = cell(u.y, ny), (k, fz) = cell(u.z, nz)
-        let nxy = nx * ny, b = (k * ny + j) * nx + i
-        let c00 = values[b] + (values[b + 1] - values[b]) * fx
-        let c10 = values[b + nx] + (values[b + nx + 1] - values[b + nx]) * fx
-        let c01 = values[b + nxy] + (values[b + nxy + 1] - values[b + nxy]) * fx
-        let c11 = values[b + nxy + nx] + (values[b + nxy + nx + 1] - values[b + nxy + nx]) * fx
-        let c0 = c00 + (c10 - c00) * fy, c1 = c01 + (c11 - c01) * fy
-        return c0 + (c1 - c0) * fz
+        return interpolate(at: p) { values[$0] } lerp: { a, b, f in a + (b - a) * f }
     }
 
     /// The largest value along a ray through the grid's box, sampled every half of the smallest

@@ -140,7 +140,8 @@ public final class DynamicGaussianScene: DistilledScene {
     /// Takes a render's colour gradient back to the canonical cloud and, for a moving frame, to the
     /// motion; the distillation views (not the temporal side renders) count for densification.
     func accumulateRender(_ frame: Frame, dColor: [Float], recordDensification: Bool = true) {
-        let back = SplatRasterizer.backward(frame.splat, frame.deformed, gradients: SplatImageGradients(color: dColor))
+        let dAlpha = recordDensification ? still.settings.coverageGradient(alpha: frame.splat.images.alpha) : nil
+        let back = SplatRasterizer.backward(frame.splat, frame.deformed, gradients: SplatImageGradients(color: dColor, alpha: dAlpha))
         if recordDensification { still.optimizer.record(meanPixels: back.meanPixels, radii: frame.splat.radii, width: frame.splat.camera.width, height: frame.splat.camera.height) }
         let (canonical, motionPart) = frame.moved ? SplatMotion<Float>.backward(back.parameters, at: frame.time) : (back.parameters, SplatMotion(zerosFor: 0))
         still.add(canonical)

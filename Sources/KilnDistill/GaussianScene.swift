@@ -42,7 +42,8 @@ public final class GaussianScene: DistilledScene {
     }
 
     public func accumulate(_ frame: SplatFrame, dColor: [Float]) {
-        let back = SplatRasterizer.backward(frame, parameters, gradients: SplatImageGradients(color: dColor))
+        let dAlpha = settings.coverageGradient(alpha: frame.images.alpha)
+        let back = SplatRasterizer.backward(frame, parameters, gradients: SplatImageGradients(color: dColor, alpha: dAlpha))
         optimizer.record(meanPixels: back.meanPixels, radii: frame.radii, width: frame.camera.width, height: frame.camera.height)
         add(back.parameters)
     }

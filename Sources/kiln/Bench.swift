@@ -91,6 +91,7 @@ struct Bench: ParsableCommand {
         let (index, count) = try parsedShard()
         let mine = jobs.enumerated().filter { $0.offset % count == index }.map(\.element)
         say("bench: \(jobs.count) jobs, \(mine.count) in shard \(index)/\(count)")
+        var failed: [String] = []
         for (n, job) in mine.enumerated() {
             let runFolder = runs.appendingPathComponent(job.name)
             let scoreURL = runFolder.appendingPathComponent("bench.json")
@@ -113,9 +114,17 @@ struct Bench: ParsableCommand {
             }
             let child = try ChildProcess.run(executable: ChildProcess.selfPath, arguments: arguments,
                                              log: folder.appendingPathComponent("runs/\(job.name).log"))
+            // A failed run is recorded (runs/<job>.failed, read by the summary) and the bench goes on;
+            // the next bench retries it.
+            let marker = runs.appendingPathComponent(job.name + ".failed")
             guard child.status == 0 else {
-                throw CLIError("\(job.name): kiln generate exited \(child.status); see \(folder.path)/runs/\(job.name).log")
+                let reason = "kiln generate exited \(child.status); see \(folder.path)/runs/\(job.name).log"
+                try FileIO.writeAtomically(Data(reason.utf8), to: marker)
+                say("  [\(n + 1)/\(mine.count)] \(job.name): FAILED, \(reason)")
+                failed.append(job.name)
+                continue
             }
+            try? FileManager.default.removeItem(at: marker)
             guard let scoreData = FileManager.default.contents(atPath: runFolder.appendingPathComponent("score.json").path),
                   let score = try? JSONDecoder().decode(AssetScore.self, from: scoreData) else {
                 throw CLIError("\(job.name): the run wrote no score.json; are the reward models in \(rewards)?")
@@ -128,6 +137,9 @@ struct Bench: ParsableCommand {
                        score.meanAlignment, score.minAlignment, score.kindAccuracy ?? .nan, score.janus ? "yes" : "no", child.seconds, child.peakMemoryMiB))
         }
         if count == 1 { try writeSummary(folder) }
+        if !failed.isEmpty {
+            throw CLIError("\(failed.count) of \(mine.count) runs failed (\(failed.joined(separator: ", "))): their logs are in \(runs.path); run the bench again to retry them")
+        }
     }
 
     /// `kiln eval RUNDIR --out RUNDIR/eval` (reward models and geometric consistency from 16
@@ -169,7 +181,13 @@ struct Bench: ParsableCommand {
                 .flatMap { try? JSONDecoder().decode(EvalReport.self, from: $0) }
             return SummaryRow(record: record, variant: variant, mesh: mesh, geometry: evaluation?.geometry, temporal: evaluation?.temporal)
         }
-        guard !rows.isEmpty else { throw CLIError("\(runs.path) holds no bench.json yet: run the bench first") }
+        let failures = names.sorted().filter { $0.hasSuffix(".failed") }.compactMap { name -> (job: String, reason: String)? in
+            let job = String(name.dropLast(".failed".count))
+            guard !FileManager.default.fileExists(atPath: runs.appendingPathComponent(job + "/bench.json").path),
+                  let reason = try? String(contentsOf: runs.appendingPathComponent(name), encoding: .utf8) else { return nil }
+            return (job, reason)
+        }
+        guard !rows.isEmpty || !failures.isEmpty else { throw CLIError("\(runs.path) holds no bench.json yet: run the bench first") }
         func number(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
         var csv = "prompt,variant,method,seed,mean_alignment,min_alignment,kind_accuracy,main_color_accuracy,azimuth_accuracy,back_seen_as_front,janus,"
             + "mesh_mean_alignment,mesh_kind_accuracy,refined_mesh_mean_alignment,refined_mesh_kind_accuracy,min_silhouette_coverage,depth_agreement,"
@@ -223,6 +241,10 @@ struct Bench: ParsableCommand {
             }
             md += String(format: "\nMotion matches the caption in %d of %d 4D runs.\n", moving.filter { $0.temporal!.motionMatches }.count, moving.count)
         }
+        if !failures.isEmpty {
+            md += "\n## Failed runs\n\n\(failures.count) run(s) failed and are not in the tables above:\n\n"
+                + failures.map { "- `\($0.job)`: \($0.reason)\n" }.joined()
+        }
         md += "\n## Runs\n\n| prompt | variant | seed | mean alignment | kind | Janus | mesh alignment | time (s) | memory (MiB) |\n"
             + "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n"
         for row in rows {
@@ -234,7 +256,7 @@ struct Bench: ParsableCommand {
         }
         try FileIO.writeAtomically(Data(csv.utf8), to: folder.appendingPathComponent("summary.csv"))
         try FileIO.writeAtomically(Data(md.utf8), to: folder.appendingPathComponent("summary.md"))
-        say("wrote \(folder.path)/summary.md and summary.csv (\(rows.count) runs)")
+        say("wrote \(folder.path)/summary.md and summary.csv (\(rows.count) runs" + (failures.isEmpty ? ")" : ", \(failures.count) failed)"))
     }
 }
 

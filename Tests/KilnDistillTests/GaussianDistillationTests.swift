@@ -91,3 +91,58 @@ struct GaussianDistillationTests {
         #expect(up[0] == 0 && down[0] == 0.5 && up[1] == -0.5 && down[1] == 0)
     }
 }
+
+@Suite("Coverage floor")
+struct CoverageFloorTests {
+    @Test("its gradient is the float64 derivative of weight·P·(c − mean α)₊², and zero above the floor")
+    func gradient() {
+        var settings = GaussianSettings()
+        settings.minimumCoverage = 0.2
+        settings.coverageWeight = 3
+        var rng = RNG(seed: 4)
+        let alpha = (0..<50).map { _ in rng.uniform(0...0.3) }
+        func loss(_ a: [Double]) -> Double {
+            let mean = a.reduce(0, +) / Double(a.count), gap = max(0, 0.2 - mean)
+            return 3 * Double(a.count) * gap * gap
+        }
+        let g = settings.coverageGradient(alpha: alpha)!
+        let x = alpha.map(Double.init)
+        for i in [0, 17, 49] {
+            var plus = x, minus = x
+            plus[i] += 1e-6
+            minus[i] -= 1e-6
+            let numeric = (loss(plus) - loss(minus)) / 2e-6
+            #expect(abs(Double(g[i]) - numeric) < 1e-6 * max(1, abs(numeric)), "pixel \(i): \(g[i]) vs \(numeric)")
+        }
+        #expect(settings.coverageGradient(alpha: [Float](repeating: 0.25, count: 50)) == nil)
+        settings.minimumCoverage = 0
+        #expect(settings.coverageGradient(alpha: alpha) == nil)
+    }
+
+    @Test("with nothing else pulling, a fading cloud is held at the floor instead of vanishing")
+    func holdsCloud() throws {
+        var settings = GaussianSettings()
+        settings.initialGaussians = 200
+        settings.densifyEvery = 1000  // no pruning in this test
+        let camera = ViewSettings().camera(azimuthDegrees: 0, elevationDegrees: 15, size: 32)
+        func meanAlpha(_ scene: GaussianScene) -> Float {
+            let alpha = SplatRasterizer.render(scene.parameters, camera: camera).alpha.pixels
+            return alpha.reduce(0, +) / Float(alpha.count)
+        }
+        // A gradient that darkens every pixel on a black background drives opacity down; the
+        // floor stops it there.
+        for floor: Float in [0, 0.1] {
+            settings.minimumCoverage = floor
+            let scene = try GaussianScene(settings: settings, steps: 200, extent: 0.6, seed: 1, threads: 2)
+            var rng = RNG(seed: 2)
+            for step in 1...120 {
+                let (color, frame) = scene.render(camera: camera, background: .zero, rng: &rng)
+                scene.accumulate(frame, dColor: color.map { 4 * $0 })  // ∂/∂color of 2‖color‖²
+                scene.applyStep(step: step, of: 200, rng: &rng)
+            }
+            let coverage = meanAlpha(scene)
+            if floor == 0 { #expect(coverage < 0.05, "without the floor the cloud fades: \(coverage)") }
+            else { #expect(coverage > 0.07, "the floor holds coverage near 0.1: \(coverage)") }
+        }
+    }
+}

@@ -52,6 +52,22 @@ struct BenchCommandTests {
             #expect(try bench([]).status == 0)
             #expect(FileManager.default.fileExists(atPath: out + "/runs/a-red-snowman-sds-s0/eval/report.json"))
             #expect(try KilnRun("bench", suite.path, "--out", out, "--shard", "2/2").stderr.contains("--shard"))
+            // A run that fails does not stop the bench: the others still run, the summary lists it,
+            // the exit status says so, and the next bench retries it.
+            let failing = folder.appendingPathComponent("failing").path
+            try FileManager.default.createDirectory(atPath: failing + "/runs", withIntermediateDirectories: true)
+            try Data("not a folder".utf8).write(to: URL(fileURLWithPath: failing + "/runs/a-red-snowman-sds-s0"))  // generate cannot write there
+            let partial = try KilnRun(["bench", suite.path, "--out", failing, "--methods", "sds", "--steps", "1", "--prior", SampleCommandTests.tiny,
+                                       "--rewards", rewards, "--config", config.path])
+            #expect(partial.status != 0 && partial.stderr.contains("1 of 2 runs failed (a-red-snowman-sds-s0)"), "\(partial.stderr)")
+            #expect(FileManager.default.fileExists(atPath: failing + "/runs/a-yellow-duck-bouncing-sds-s0/bench.json"))
+            let listed = try String(contentsOfFile: failing + "/summary.md", encoding: .utf8)
+            #expect(listed.contains("## Failed runs") && listed.contains("`a-red-snowman-sds-s0`: kiln generate exited"), "\(listed)")
+            try FileManager.default.removeItem(atPath: failing + "/runs/a-red-snowman-sds-s0")
+            let retried = try KilnRun(["bench", suite.path, "--out", failing, "--methods", "sds", "--steps", "1", "--prior", SampleCommandTests.tiny,
+                                       "--rewards", rewards, "--config", config.path])
+            #expect(retried.status == 0, "\(retried.stderr)")
+            #expect(!(try String(contentsOfFile: failing + "/summary.md", encoding: .utf8)).contains("Failed runs"))
         }
     }
 }

@@ -11,13 +11,16 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Export a generate run as a mesh (glb, gltf, obj, fbx, ply, stl, dae).",
         discussion: """
-        A Gaussian run (RUNDIR/splats.ply): the Gaussians' density on a grid, marching cubes at \
-        --level (a fully opaque Gaussian peaks at 1). A NeRF run (RUNDIR/field.safetensors with \
-        its config.json): the field's density σ on a grid over its box, marching cubes at \
-        --level. By default the level is the one whose level set has the same silhouettes as the \
-        run's renders from 8 views. Then clean-up and decimation to --faces, and colours \
-        projected from 28 renders of the run (where a render sees the surface; elsewhere the \
-        colour field): vertex colours, or with --texture-size N a baked N×N base-colour texture \
+        A Gaussian run (RUNDIR/splats.ply): the splats are rendered from 28 orbit views, and of \
+        three surfaces (the renders' depths fused, DepthFusion; the density level set at 0.5; the \
+        level set whose silhouettes match the renders) the one whose renders look most like the \
+        splats' is kept; --level L makes the density level set at L instead (a fully opaque \
+        Gaussian peaks at 1). A NeRF run (RUNDIR/field.safetensors with its config.json): the \
+        field's density σ on a grid over its box, marching cubes at --level, by default the σ whose \
+        level set has the same silhouettes as the field's renders from 8 views. Then clean-up and \
+        decimation to --faces, and colours projected from 28 renders of the run (where a render \
+        sees the surface; elsewhere the colour field): vertex colours, or with --texture-size N a \
+        baked N×N base-colour texture \
         (per-triangle atlas, dilated seams). The default output is RUNDIR/asset.FORMAT; every \
         file appears at once.
         """

@@ -69,7 +69,7 @@ struct ExportMeshingTests {
         }
     }
 
-    @Test("the default level follows the renders' silhouettes where a fixed level tears a sparse volume")
+    @Test("the default surface follows the renders where a fixed density level tears a sparse volume")
     func levelFromSilhouettes() throws {
         try withScratchFolder { folder in
             // A ball of faint Gaussians: opaque in the renders, but its density stays under 0.5 in places.

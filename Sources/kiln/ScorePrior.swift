@@ -89,7 +89,8 @@ struct ScorePrior: ParsableCommand {
             let rest = card[range.upperBound...]
             if let next = rest.range(of: "\n## ") { head += String(rest[next.lowerBound...]).dropFirst() + "\n" }
         }
-        if !head.hasSuffix("\n") { head += "\n" }
+        while head.hasSuffix("\n") { head.removeLast() }  // one blank line before the section, however often it is rewritten
+        head += "\n"
         func percent(_ v: Double) -> String { String(format: "%.1f%%", 100 * v) }
         return head + """
 

@@ -20,6 +20,7 @@ struct ScorePriorCommandTests {
             #expect(scores.contains("\"samples\" : 3"))
             let card = try String(contentsOf: prior.appendingPathComponent("README.md"), encoding: .utf8)
             #expect(card.components(separatedBy: "## Measured with the reward models").count == 2, "\(card)")
+            #expect(!card.contains("\n\n\n"), "rewriting the section leaves one blank line before it: \(card)")
             #expect(card.contains("## Loss and samples") && card.contains("| kind |") && card.contains("--count 3"))
             // A report written elsewhere leaves the card as it is.
             #expect(try KilnRun("score-prior", "--prior", prior.path, "--rewards", rewards, "--count", "2", "--steps", "2",

@@ -44,23 +44,26 @@ struct SplatMeshing {
         let density = ScalarGrid(nx: n.x, ny: n.y, nz: n.z, values: field.density, origin: origin, spacing: SIMD3(repeating: spacing))
         let renders = colorCameras(views).map { camera in (camera, SplatRasterizer.render(p, camera: camera, settings: SplatRenderSettings(background: .zero))) }
         let sampler = GridSampler(origin: origin, spacing: spacing, n: n, values: field.color)
-        /// A candidate surface, coloured, with how far its renders are from the splats'.
-        func candidate(_ name: String, _ grid: ScalarGrid, level: Float, inside: MarchingCubes.Inside) throws -> (name: String, result: MeshResult, error: Double) {
+        /// A candidate surface, coloured (its render error is measured only when there is a choice).
+        func candidate(_ name: String, _ grid: ScalarGrid, level: Float, inside: MarchingCubes.Inside) throws -> MeshResult {
             let (mesh, report) = try surfaceMesh(grid: grid, level: level, inside: inside, faces: faces)
             let projection = MeshColorProjection(mesh: mesh, pictures: renders.map { ($0.0, $0.1.color.pixels, $0.1.alpha.pixels) }, depthTolerance: 2 * spacing)
             let colored = colored(mesh, textureSize: textureSize) { projection.color(at: $0) ?? sampler.sample($0) }
             var result = MeshResult(mesh: colored, report: report, level: inside == .above ? level : nil)
             result.projectedShare = projection.share(of: mesh.positions)
             result.surface = name
-            return (name, result, renderError(colored, renders))
+            return result
         }
-        if let level { return try candidate("density level set", density, level: level, inside: .above).result }
-        var tried: [(name: String, result: MeshResult, error: Double)] = []
+        if let level { return try candidate("density level set", density, level: level, inside: .above) }
+        var tried: [(result: MeshResult, error: Double)] = []
         let depths = renders.map { DepthFusion.View(camera: $0.0, depth: $0.1.depth.pixels, coverage: $0.1.alpha.pixels) }
         let fused = DepthFusion.field(depths, origin: origin, spacing: spacing, n: n, truncation: 3 * spacing)
         var failures: [String] = []
-        func attempt(_ make: () throws -> (name: String, result: MeshResult, error: Double)) {
-            do { tried.append(try make()) } catch { failures.append("\(error)") }
+        func attempt(_ make: () throws -> MeshResult) {
+            do {
+                let result = try make()
+                tried.append((result, renderError(result.mesh, renders)))
+            } catch { failures.append("\(error)") }
         }
         attempt { try candidate("depth fusion", fused, level: 0, inside: .below) }
         attempt { try candidate("density level set", density, level: 0.5, inside: .above) }
@@ -68,7 +71,7 @@ struct SplatMeshing {
         if abs(matched.level - 0.5) > 1e-3 {
             attempt {
                 var c = try candidate("density level set", density, level: matched.level, inside: .above)
-                c.result.levelIoU = matched.iou
+                c.levelIoU = matched.iou
                 return c
             }
         }

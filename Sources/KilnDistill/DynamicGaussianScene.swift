@@ -134,15 +134,16 @@ public final class DynamicGaussianScene: DistilledScene {
         // ∂(½‖D‖²)/∂I₀ = −2D, ∂/∂I± = D; the three together have norm √6·‖D‖.
         let scale = motionSettings.temporal * sdsNorm / (Float(6).squareRoot() * dNorm)
         for i in d.indices { dColor[i] += -2 * scale * d[i] }
-        for side in sides { accumulateRender(side, dColor: d.map { scale * $0 }, recordDensification: false) }
+        for side in sides { accumulateRender(side, dColor: d.map { scale * $0 }, isStepView: false) }
     }
 
     /// Takes a render's colour gradient back to the canonical cloud and, for a moving frame, to the
-    /// motion; the distillation views (not the temporal side renders) count for densification.
-    func accumulateRender(_ frame: Frame, dColor: [Float], recordDensification: Bool = true) {
-        let dAlpha = recordDensification ? still.settings.coverageGradient(alpha: frame.splat.images.alpha) : nil
+    /// motion. Only the step's own views (`isStepView`), not the temporal term's side renders at
+    /// τ ± δ, count for densification and get the coverage floor.
+    func accumulateRender(_ frame: Frame, dColor: [Float], isStepView: Bool = true) {
+        let dAlpha = isStepView ? still.settings.coverageGradient(alpha: frame.splat.images.alpha) : nil
         let back = SplatRasterizer.backward(frame.splat, frame.deformed, gradients: SplatImageGradients(color: dColor, alpha: dAlpha))
-        if recordDensification { still.optimizer.record(meanPixels: back.meanPixels, radii: frame.splat.radii, width: frame.splat.camera.width, height: frame.splat.camera.height) }
+        if isStepView { still.optimizer.record(meanPixels: back.meanPixels, radii: frame.splat.radii, width: frame.splat.camera.width, height: frame.splat.camera.height) }
         let (canonical, motionPart) = frame.moved ? SplatMotion<Float>.backward(back.parameters, at: frame.time) : (back.parameters, SplatMotion(zerosFor: 0))
         still.add(canonical)
         guard frame.moved else { return }

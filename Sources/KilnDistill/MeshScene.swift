@@ -3,19 +3,47 @@ import KilnCore
 import KilnNN
 import KilnRender
 
-/// A mesh whose vertex colours are refined by score distillation (the second stage of Magic3D and
-/// DreamGaussian): the geometry is fixed, the albedo per vertex is learned through the
-/// differentiable mesh rasterizer, rendered the way the toy world is (Lambert + ambient from a
+/// Vertex offsets refined beside the colours (Magic3D's fine stage moves the surface as well).
+public struct MeshOffsetSettings: Sendable, Equatable {
+    /// Adam's step on the offsets, in world units.
+    public var learningRate: Double
+    /// Weight w of the uniform Laplacian term w·Σ|δ_i − mean of the neighbours' δ|² added each step.
+    public var smoothness: Float
+
+    public init(learningRate: Double = 0.002, smoothness: Float = 1) {
+        self.learningRate = learningRate
+        self.smoothness = smoothness
+    }
+}
+
+/// A mesh refined by score distillation (the second stage of Magic3D and DreamGaussian): the
+/// albedo per vertex is learned through the differentiable mesh rasterizer, and optionally a
+/// smooth offset per vertex. It is rendered the way the toy world is (Lambert + ambient from a
 /// headlight, linear light, sRGB out, antialiased silhouettes), so that the exported colours are
 /// what a viewer's lighting expects.
 ///
 ///     albedo = sigmoid(logits) (linear),  surface = albedo · (ambient + diffuse · max(0, n·l))
 ///     colour = sRGB(antialias(surface over the background))
+///
+/// With offsets, positions are p + δ (δ shared by vertices at the same position, so seams stay
+/// closed), the normals n are `VertexNormals` of the moved mesh, and gradients reach δ through the
+/// silhouettes (antialias), the barycentrics (rasterize) and the shading (normals).
 public final class MeshScene: DistilledScene {
     public let mesh: TriangleMesh
     /// `[V, 3]` albedo logits.
     public let logits: Parameter
     let optimizer: Adam
+    /// `[U, 3]` offsets of the welded vertices, when geometry is refined.
+    public let offsets: Parameter?
+    let offsetOptimizer: Adam?
+    public let offsetSettings: MeshOffsetSettings?
+    /// Vertex → welded vertex (vertices with bit-identical positions share one).
+    let welded: [Int]
+    let weldedTriangles: [SIMD3<UInt32>]
+    /// `[U, 3]` welded positions before offsets.
+    let basePositions: [Float]
+    let laplacian: UniformLaplacian?
+    /// `[V, 3]` the normals used when the geometry is fixed.
     let normals: [Float]
     let topology: MeshTopology
     public var ambient: Float = 0.35
@@ -23,8 +51,10 @@ public final class MeshScene: DistilledScene {
     public var lightDirectionCamera = normalize(SIMD3<Float>(0, -0.4, -1))
     let threads: Int
 
-    /// Starts from the mesh's vertex colours (linear; grey where it has none).
-    public init(mesh: TriangleMesh, learningRate: Double = 0.02, threads: Int = Parallel.defaultThreadCount) {
+    /// Starts from the mesh's vertex colours (linear; grey where it has none), and with
+    /// `offsetSettings` from zero offsets.
+    public init(mesh: TriangleMesh, learningRate: Double = 0.02, offsets offsetSettings: MeshOffsetSettings? = nil,
+                threads: Int = Parallel.defaultThreadCount) {
         precondition(mesh.validationFailure() == nil && mesh.vertexCount > 0, "MeshScene needs a valid, non-empty mesh")
         self.mesh = mesh
         let start = (0..<mesh.vertexCount).flatMap { i -> [Float] in
@@ -36,18 +66,59 @@ public final class MeshScene: DistilledScene {
         let n = mesh.normals.count == mesh.vertexCount ? mesh.normals : mesh.computedVertexNormals()
         normals = n.flatMap { [$0.x, $0.y, $0.z] }
         topology = MeshTopology(triangles: mesh.triangles, positions: mesh.positions)
+        var first: [SIMD3<UInt32>: Int] = [:]
+        var base: [Float] = []
+        let welded = mesh.positions.map { p in
+            let key = SIMD3(p.x.bitPattern, p.y.bitPattern, p.z.bitPattern)
+            if let j = first[key] { return j }
+            first[key] = base.count / 3
+            base += [p.x, p.y, p.z]
+            return base.count / 3 - 1
+        }
+        self.welded = welded
+        basePositions = base
+        weldedTriangles = mesh.triangles.map { t in SIMD3(UInt32(welded[Int(t.x)]), UInt32(welded[Int(t.y)]), UInt32(welded[Int(t.z)])) }
+        self.offsetSettings = offsetSettings
+        if let offsetSettings {
+            let p = Parameter(Tensor(shape: [base.count / 3, 3], storage: [Float](repeating: 0, count: base.count)))
+            offsets = p
+            offsetOptimizer = Adam(parameters: [p], configuration: .adam(learningRate: offsetSettings.learningRate))
+            laplacian = UniformLaplacian(triangles: weldedTriangles, vertexCount: base.count / 3)
+        } else {
+            offsets = nil
+            offsetOptimizer = nil
+            laplacian = nil
+        }
         self.threads = threads
     }
 
     /// `[V, 3]` linear albedo.
     public var albedo: [Float] { logits.value.storage.map { 1 / (1 + Foundation.exp(-$0)) } }
 
-    /// The mesh with the refined vertex colours.
+    /// `[U, 3]` welded positions with the offsets applied.
+    var weldedPositions: [Float] {
+        guard let offsets else { return basePositions }
+        return zip(basePositions, offsets.value.storage).map { $0 + $1 }
+    }
+
+    /// The mesh with the refined vertex colours (and, with offsets, the moved vertices and their normals).
     public var refinedMesh: TriangleMesh {
         var m = mesh
         let a = albedo
         m.colors = (0..<mesh.vertexCount).map { SIMD4(a[3 * $0], a[3 * $0 + 1], a[3 * $0 + 2], 1) }
+        if offsets != nil {
+            let p = weldedPositions
+            let n = VertexNormals.forward(positions: p, triangles: weldedTriangles).normals
+            m.positions = welded.map { SIMD3(p[3 * $0], p[3 * $0 + 1], p[3 * $0 + 2]) }
+            m.normals = welded.map { SIMD3(n[3 * $0], n[3 * $0 + 1], n[3 * $0 + 2]) }
+        }
         return m
+    }
+
+    /// The Laplacian smoothness energy of the current offsets (0 without offsets).
+    public var smoothnessEnergy: Float {
+        guard let offsets, let laplacian, let offsetSettings else { return 0 }
+        return laplacian.energy(offsets.value.storage, weight: offsetSettings.smoothness)
     }
 
     public struct Frame {
@@ -58,11 +129,26 @@ public final class MeshScene: DistilledScene {
         var rgba: [Float], shade: [Float]
         /// `[H, W, 4]` after antialiasing (linear).
         var antialiased: [Float]
+        /// With offsets: what the position gradient needs.
+        var geometry: Geometry?
+    }
+
+    struct Geometry {
+        var clipFromWorld: Mat4
+        /// `[U, 3]` welded positions and their normal sums; `[V, 3]` vertex normals.
+        var weldedPositions: [Float], normalSums: [Float], vertexNormals: [Float]
+        /// `[H, W, 3]` interpolated albedo and (unnormalised) normals.
+        var base: [Float], pixelNormals: [Float]
+        /// `[H, W]` ±1: the normal was flipped to face the viewer.
+        var flip: [Float]
+        /// The light direction in world space.
+        var light: SIMD3<Float>
     }
 
     /// Near and far planes around the mesh's bounding sphere for this camera.
-    func depthRange(_ camera: Camera) -> (near: Float, far: Float) {
-        let (lo, hi) = mesh.bounds!
+    static func depthRange(_ positions: [SIMD3<Float>], _ camera: Camera) -> (near: Float, far: Float) {
+        var lo = positions[0], hi = positions[0]
+        for p in positions { lo = pointwiseMin(lo, p); hi = pointwiseMax(hi, p) }
         let center = (lo + hi) / 2, radius = max(1e-6, length(hi - lo) / 2)
         let distance = dot(center - camera.position, camera.forward)
         let far = max(distance + radius * 1.01, radius * 2e-3)
@@ -71,15 +157,25 @@ public final class MeshScene: DistilledScene {
 
     func forward(camera: Camera, background: SIMD3<Float>) -> Frame {
         let w = camera.width, h = camera.height, pixels = w * h
-        let (near, far) = depthRange(camera)
-        let clip = camera.clipPositions(mesh.positions, near: near, far: far)
+        let weldedP = weldedPositions
+        let positions = offsets == nil ? mesh.positions : welded.map { SIMD3(weldedP[3 * $0], weldedP[3 * $0 + 1], weldedP[3 * $0 + 2]) }
+        var vertexNormals = normals, sums: [Float] = []
+        if offsets != nil {
+            let (n, s) = VertexNormals.forward(positions: weldedP, triangles: weldedTriangles)
+            sums = s
+            vertexNormals = welded.flatMap { [n[3 * $0], n[3 * $0 + 1], n[3 * $0 + 2]] }
+        }
+        let (near, far) = Self.depthRange(positions, camera)
+        let clipFromWorld = camera.clipFromWorld(near: near, far: far)
+        let clip = camera.clipPositions(positions, near: near, far: far)
         let raster = MeshRasterizer.rasterize(clipPositions: clip, triangles: mesh.triangles, width: w, height: h, threads: threads)
         let a = albedo
         let base = MeshInterpolate.forward(a, channels: 3, triangles: mesh.triangles, raster: raster, threads: threads)
-        let normal = MeshInterpolate.forward(normals, channels: 3, triangles: mesh.triangles, raster: raster, threads: threads)
+        let normal = MeshInterpolate.forward(vertexNormals, channels: 3, triangles: mesh.triangles, raster: raster, threads: threads)
         let rotation = camera.cameraFromWorld.upperLeft
         let bg = SIMD3(SRGB.decode(background.x), SRGB.decode(background.y), SRGB.decode(background.z))
         var rgba = [Float](repeating: 0, count: 4 * pixels), shade = [Float](repeating: 0, count: pixels)
+        var flip = [Float](repeating: 1, count: offsets == nil ? 0 : pixels)
         for p in 0..<pixels {
             guard raster.triangleIDs[p] >= 0 else {
                 rgba[4 * p] = bg.x; rgba[4 * p + 1] = bg.y; rgba[4 * p + 2] = bg.z
@@ -88,7 +184,10 @@ public final class MeshScene: DistilledScene {
             var n = SIMD3(normal[3 * p], normal[3 * p + 1], normal[3 * p + 2])
             n = length(n) > 0 ? normalize(n) : n
             // Light the side facing the viewer (as MeshRenderer does).
-            if dot(n, camera.ray(pixelX: p % w, pixelY: p / w).direction) > 0 { n = -n }
+            if dot(n, camera.ray(pixelX: p % w, pixelY: p / w).direction) > 0 {
+                n = -n
+                if !flip.isEmpty { flip[p] = -1 }
+            }
             let s = ambient + diffuse * max(0, dot(rotation * n, lightDirectionCamera))
             shade[p] = s
             for c in 0..<3 { rgba[4 * p + c] = base[3 * p + c] * s }
@@ -96,7 +195,10 @@ public final class MeshScene: DistilledScene {
         }
         let antialiased = MeshAntialias.forward(rgba, channels: 4, raster: raster, clipPositions: clip, triangles: mesh.triangles,
                                                 topology: topology, threads: threads)
-        return Frame(raster: raster, clip: clip, albedo: a, rgba: rgba, shade: shade, antialiased: antialiased)
+        let geometry = offsets == nil ? nil
+            : Geometry(clipFromWorld: clipFromWorld, weldedPositions: weldedP, normalSums: sums, vertexNormals: vertexNormals,
+                       base: base, pixelNormals: normal, flip: flip, light: rotation.transpose * lightDirectionCamera)
+        return Frame(raster: raster, clip: clip, albedo: a, rgba: rgba, shade: shade, antialiased: antialiased, geometry: geometry)
     }
 
     static func display(_ frame: Frame) -> [Float] {
@@ -128,47 +230,118 @@ public final class MeshScene: DistilledScene {
                 dAntialiased[4 * p + c] = dColor[3 * p + c] * Self.srgbDerivative(x)
             }
         }
-        let dRGBA = MeshAntialias.backward(frame.rgba, channels: 4, raster: frame.raster, clipPositions: frame.clip, triangles: mesh.triangles,
-                                           topology: topology, outputGradient: dAntialiased, threads: threads).color
+        let (dRGBA, dClipSilhouette) = MeshAntialias.backward(frame.rgba, channels: 4, raster: frame.raster, clipPositions: frame.clip,
+                                                              triangles: mesh.triangles, topology: topology, outputGradient: dAntialiased,
+                                                              threads: threads)
         var dBase = [Float](repeating: 0, count: 3 * pixels)
         for p in 0..<pixels where frame.raster.triangleIDs[p] >= 0 {
             for c in 0..<3 { dBase[3 * p + c] = dRGBA[4 * p + c] * frame.shade[p] }
         }
-        let dAlbedo = MeshInterpolate.backward(frame.albedo, channels: 3, triangles: mesh.triangles, raster: frame.raster,
-                                               outputGradient: dBase, threads: threads).attributes
+        let (dAlbedo, dBarycentrics) = MeshInterpolate.backward(frame.albedo, channels: 3, triangles: mesh.triangles, raster: frame.raster,
+                                                                outputGradient: dBase, threads: threads)
         logits.withUnsafeMutableGradient { g in
             for i in 0..<g.count {
                 let a = frame.albedo[i]
                 g[i] += dAlbedo[i] * a * (1 - a)
             }
         }
+        if let geometry = frame.geometry, let offsets { accumulateOffsets(frame, geometry, offsets, dRGBA: dRGBA, dBarycentrics: dBarycentrics, dClipSilhouette: dClipSilhouette) }
     }
 
-    public var gradientIsFinite: Bool { logits.gradient.storage.allSatisfy(\.isFinite) }
+    /// The offsets' share of `accumulate`: shading → pixel normals → vertex normals → positions, and
+    /// barycentrics (rasterize) plus silhouettes (antialias) → clip positions → positions.
+    func accumulateOffsets(_ frame: Frame, _ geometry: Geometry, _ offsets: Parameter, dRGBA: [Float], dBarycentrics: [Float], dClipSilhouette: [Float]) {
+        let pixels = frame.shade.count
+        var dPixelNormals = [Float](repeating: 0, count: 3 * pixels)
+        for p in 0..<pixels where frame.raster.triangleIDs[p] >= 0 {
+            var dShade: Float = 0
+            for c in 0..<3 { dShade += dRGBA[4 * p + c] * geometry.base[3 * p + c] }
+            let n = SIMD3(geometry.pixelNormals[3 * p], geometry.pixelNormals[3 * p + 1], geometry.pixelNormals[3 * p + 2])
+            let l = length(n)
+            guard dShade != 0, l > 0 else { continue }
+            let u = n / l
+            guard dot(geometry.flip[p] * u, geometry.light) > 0 else { continue }  // unlit: shade is the ambient alone
+            let gUnit = geometry.flip[p] * diffuse * dShade * geometry.light
+            let g = (gUnit - u * dot(u, gUnit)) / l
+            dPixelNormals[3 * p] = g.x; dPixelNormals[3 * p + 1] = g.y; dPixelNormals[3 * p + 2] = g.z
+        }
+        let (dVertexNormals, dNormalBarycentrics) = MeshInterpolate.backward(geometry.vertexNormals, channels: 3, triangles: mesh.triangles,
+                                                                             raster: frame.raster, outputGradient: dPixelNormals, threads: threads)
+        let dBary = zip(dBarycentrics, dNormalBarycentrics).map { $0 + $1 }
+        let dClipRaster = MeshRasterizer.rasterizeBackward(frame.raster, clipPositions: frame.clip, triangles: mesh.triangles,
+                                                           barycentricGradient: dBary, threads: threads)
+        let m = geometry.clipFromWorld
+        var dWelded = [Float](repeating: 0, count: basePositions.count)
+        var dWeldedNormals = [Float](repeating: 0, count: basePositions.count)
+        for (i, u) in welded.enumerated() {
+            let dc = SIMD4(dClipRaster[4 * i] + dClipSilhouette[4 * i], dClipRaster[4 * i + 1] + dClipSilhouette[4 * i + 1],
+                           dClipRaster[4 * i + 2] + dClipSilhouette[4 * i + 2], dClipRaster[4 * i + 3] + dClipSilhouette[4 * i + 3])
+            for k in 0..<3 {
+                dWelded[3 * u + k] += m[row: 0, column: k] * dc.x + m[row: 1, column: k] * dc.y + m[row: 2, column: k] * dc.z + m[row: 3, column: k] * dc.w
+                dWeldedNormals[3 * u + k] += dVertexNormals[3 * i + k]
+            }
+        }
+        let dFromNormals = VertexNormals.backward(positions: geometry.weldedPositions, triangles: weldedTriangles, sums: geometry.normalSums,
+                                                  normalGradient: dWeldedNormals)
+        offsets.withUnsafeMutableGradient { g in
+            for i in 0..<g.count { g[i] += dWelded[i] + dFromNormals[i] }
+        }
+    }
 
+    public var gradientIsFinite: Bool {
+        logits.gradient.storage.allSatisfy(\.isFinite) && (offsets?.gradient.storage.allSatisfy(\.isFinite) ?? true)
+    }
+
+    /// Steps the colours, and the offsets with the smoothness term's gradient added to theirs.
     public func applyStep(step: Int, of steps: Int, rng: inout RNG) {
         optimizer.step()
+        if let offsets, let offsetOptimizer, let laplacian, let offsetSettings {
+            let g = laplacian.gradient(offsets.value.storage, weight: offsetSettings.smoothness)
+            offsets.withUnsafeMutableGradient { for i in 0..<$0.count { $0[i] += g[i] } }
+            offsetOptimizer.step()
+        }
         discardGradient()
     }
 
-    public func discardGradient() { logits.zeroGradient() }
+    public func discardGradient() {
+        logits.zeroGradient()
+        offsets?.zeroGradient()
+    }
 
     public var size: Int { mesh.vertexCount }
 
-    struct State: Codable { var adamStep: Int }
+    struct State: Codable {
+        var adamStep: Int
+        var offsetAdamStep: Int?
+    }
 
     public func checkpoint(into tensors: inout SafeTensorsWriter) throws -> Data {
         try tensors.add("albedo_logits", shape: logits.shape, values: logits.value.storage)
         try tensors.add("adam.m", shape: logits.shape, values: optimizer.firstMoments[0].storage)
         try tensors.add("adam.v", shape: logits.shape, values: optimizer.secondMoments[0].storage)
-        return try JSONEncoder().encode(State(adamStep: optimizer.stepCount))
+        if let offsets, let offsetOptimizer {
+            try tensors.add("offsets", shape: offsets.shape, values: offsets.value.storage)
+            try tensors.add("offsets.adam.m", shape: offsets.shape, values: offsetOptimizer.firstMoments[0].storage)
+            try tensors.add("offsets.adam.v", shape: offsets.shape, values: offsetOptimizer.secondMoments[0].storage)
+        }
+        return try JSONEncoder().encode(State(adamStep: optimizer.stepCount, offsetAdamStep: offsetOptimizer?.stepCount))
     }
 
     public func restore(tensors file: SafeTensorsFile, state data: Data) throws {
         let state = try JSONDecoder().decode(State.self, from: data)
+        guard (state.offsetAdamStep != nil) == (offsets != nil) else {
+            throw SafeTensorsError.invalidTensor(name: "offsets", reason: offsets == nil
+                ? "the checkpoint refines vertex offsets and this run does not; resume with the run's own config.json"
+                : "the checkpoint has no vertex offsets and this run refines them; resume with the run's own config.json")
+        }
         logits.load(Tensor(shape: logits.shape, storage: try file.expect("albedo_logits", shape: logits.shape)), name: "albedo_logits")
         optimizer.restore(stepCount: state.adamStep, firstMoments: [Tensor(shape: logits.shape, storage: try file.expect("adam.m", shape: logits.shape))],
                           secondMoments: [Tensor(shape: logits.shape, storage: try file.expect("adam.v", shape: logits.shape))])
+        if let offsets, let offsetOptimizer, let step = state.offsetAdamStep {
+            offsets.load(Tensor(shape: offsets.shape, storage: try file.expect("offsets", shape: offsets.shape)), name: "offsets")
+            offsetOptimizer.restore(stepCount: step, firstMoments: [Tensor(shape: offsets.shape, storage: try file.expect("offsets.adam.m", shape: offsets.shape))],
+                                    secondMoments: [Tensor(shape: offsets.shape, storage: try file.expect("offsets.adam.v", shape: offsets.shape))])
+        }
         discardGradient()
     }
 }

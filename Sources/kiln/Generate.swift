@@ -57,6 +57,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Steps of the mesh refinement; default 300.")
     var refineSteps: Int?
 
+    @Flag(help: "With --refine mesh: refine smooth vertex offsets as well as the colours (refine.offset_learning_rate, refine.smoothness).")
+    var refineOffsets = false
+
     @Option(help: "4D: frames of the animation (a prompt with a motion, \"a red duck bouncing\", is 4D with 16 frames by default).")
     var frames: Int?
 
@@ -121,6 +124,12 @@ struct Generate: ParsableCommand {
                 settings.refine.stage = refine
             }
             if let refineSteps { settings.refine.steps = refineSteps }
+            if refineOffsets && !settings.refine.offsets {
+                guard !FileManager.default.fileExists(atPath: folder.appendingPathComponent("checkpoint-refine").path) else {
+                    throw CLIError("--resume --refine-offsets: the run in \(folder.path) has begun refining colours only; start a new run to refine offsets")
+                }
+                settings.refine.offsets = true
+            }
         } else {
             let loaded = try GenerateSettings.loadRecordingKeys(config.map { URL(fileURLWithPath: $0) })
             settings = loaded.settings
@@ -136,6 +145,7 @@ struct Generate: ParsableCommand {
             renderAtPriorSize = settings.representation == "nerf" && !loaded.given.contains("views.render_size")
             if let refine { settings.refine.stage = refine }
             if let refineSteps { settings.refine.steps = refineSteps }
+            if refineOffsets { settings.refine.offsets = true }
             if let guidanceScale { settings.sds.guidanceScale = guidanceScale }
             if let reward { settings.guidance.rewards = try RewardMix(parsing: reward) }
             if let viewAdvantage { settings.guidance.viewAdvantage = viewAdvantage }
@@ -174,6 +184,10 @@ struct Generate: ParsableCommand {
         let extent = settings.views.objectRadius
         let coarse: MeshResult
         guard ["none", "mesh"].contains(settings.refine.stage) else { throw CLIError("refine '\(settings.refine.stage)' is not a stage; use mesh (or leave it out)") }
+        guard settings.refine.stage == "mesh" || !settings.refine.offsets else { throw CLIError("refine.offsets needs the mesh stage; add --refine mesh") }
+        guard settings.refine.offsetLearningRate > 0, settings.refine.smoothness >= 0, settings.refine.smoothness.isFinite else {
+            throw CLIError("refine: offset_learning_rate must be positive and smoothness 0 or more")
+        }
         guard (1...1_000_000).contains(settings.refine.steps), settings.refine.learningRate > 0 else {
             throw CLIError("refine: steps must be 1…1000000 and learning_rate positive")
         }
@@ -216,9 +230,12 @@ struct Generate: ParsableCommand {
             try writeMeshScores(meshScores, folder)
             return
         }
-        // Coarse to fine: the extracted mesh's colours refined under the same distillation.
+        // Coarse to fine: the extracted mesh's colours (and with offsets its vertices) refined under
+        // the same distillation.
         try FileManager.default.moveItemReplacing(folder.appendingPathComponent("asset.glb"), to: folder.appendingPathComponent("asset-coarse.glb"))
-        let meshScene = MeshScene(mesh: coarse.mesh, learningRate: settings.refine.learningRate)
+        let offsets = settings.refine.offsets
+            ? MeshOffsetSettings(learningRate: settings.refine.offsetLearningRate, smoothness: settings.refine.smoothness) : nil
+        let meshScene = MeshScene(mesh: coarse.mesh, learningRate: settings.refine.learningRate, offsets: offsets)
         let refineRun = try DistillationRun(scene: meshScene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil,
                                             steps: settings.refine.steps, sds: settings.sds, guidance: settings.guidance, views: settings.views,
                                             rng: RNG(seed: seed).split(3))
@@ -463,11 +480,17 @@ struct RunLog {
     }
 }
 
-/// The coarse-to-fine stage: "none", or "mesh" (the extracted mesh's vertex colours refined).
+/// The coarse-to-fine stage: "none", or "mesh" (the extracted mesh's vertex colours refined, and
+/// with `offsets` smooth vertex offsets too).
 struct RefineSettings: Codable {
     var stage = "none"
     var steps = 300
     var learningRate = 0.02
+    var offsets = false
+    /// Adam's step on the offsets, in world units.
+    var offsetLearningRate = 0.002
+    /// Weight of the uniform Laplacian term on the offsets.
+    var smoothness: Float = 1
 }
 
 /// Every setting of a run, as `config.json` records it and `--config` overrides it.

@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 import KilnRender
 import Testing
 @testable import KilnDistill
@@ -165,6 +166,23 @@ struct MeshOffsetTests {
         #expect(copy.refinedMesh.positions == refined.positions && copy.albedo == scene.albedo)
         let colourOnly = MeshScene(mesh: scene.mesh)
         #expect(throws: (any Error).self) { try colourOnly.restore(tensors: SafeTensorsFile(bytes: writer.encoded()), state: state) }
+    }
+
+    @Test("distilled with offsets, a checkpoint inside the refinement resumes bit-identically")
+    func resume() throws {
+        func make() throws -> DistillationRun<MeshScene> {
+            let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman")
+            var views = ViewSettings()
+            views.renderSize = 32
+            views.viewsPerStep = 2
+            return try DistillationRun(scene: Self.scene(), prior: prior, rewards: nil, steps: 4, sds: SDSSettings(),
+                                       guidance: RewardGuidanceSettings(), views: views, rng: RNG(seed: 5))
+        }
+        let (straight, _, resumed, folder) = try straightAndResumed(make, steps: 4, at: 2)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        #expect(resumed.scene.refinedMesh.positions == straight.scene.refinedMesh.positions && resumed.scene.albedo == straight.scene.albedo)
+        #expect(straight.scene.refinedMesh.positions != Self.scene().mesh.positions)
+        #expect(resumed.rng == straight.rng)
     }
 
     @Test("without offsets the geometry is untouched")

@@ -145,6 +145,31 @@ struct GenerateCommandTests {
         }
     }
 
+    @Test("--refine-offsets moves the vertices too and cannot be added to a refinement under way")
+    func refineOffsets() throws {
+        try withScratchFolder { folder in
+            let out = folder.appendingPathComponent("offsets").path
+            let run = try Self.generate(out, ["--refine", "mesh", "--refine-offsets", "--refine-steps", "3"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let offsets = try Self.float32Tensor("offsets", in: out + "/checkpoint-refine/state.safetensors")
+            #expect(!offsets.isEmpty && offsets.contains { $0 != 0 } && offsets.allSatisfy(\.isFinite))
+            #expect(try String(contentsOfFile: out + "/config.json", encoding: .utf8).contains("\"offsets\" : true"))
+            // --resume of the finished run changes nothing (a resume inside the refinement is
+            // checked bit for bit in KilnDistillTests).
+            let before = try Data(contentsOf: URL(fileURLWithPath: out + "/asset.glb"))
+            let again = try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--out", out, "--resume")
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: out + "/asset.glb")) == before)
+            // A colour-only refinement under way cannot switch to offsets; offsets need the mesh stage.
+            let colours = folder.appendingPathComponent("colours").path
+            #expect(try Self.generate(colours, ["--refine", "mesh", "--refine-steps", "2"]).status == 0)
+            let switched = try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--out", colours, "--resume", "--refine-offsets")
+            #expect(switched.status != 0 && switched.stderr.contains("start a new run"), "\(switched.stderr)")
+            let alone = try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--refine-offsets", "--out", folder.appendingPathComponent("x").path)
+            #expect(alone.status != 0 && alone.stderr.contains("--refine mesh"), "\(alone.stderr)")
+        }
+    }
+
     @Test("bad input gives a message naming the fix and a non-zero exit")
     func errors() throws {
         try withScratchFolder { folder in
@@ -172,6 +197,20 @@ struct GenerateCommandTests {
             #expect(refused.status != 0 && refused.stderr.contains("--force"))
             #expect(try String(contentsOfFile: out + "/note.txt", encoding: .utf8) == "keep")
             #expect(try KilnRun("export", folder.path).stderr.contains("splats.ply"))
+        }
+    }
+
+    /// One F32 tensor of a safetensors file, read by the format's definition (8-byte header length,
+    /// JSON header with dtype and data_offsets, then the data).
+    static func float32Tensor(_ name: String, in path: String) throws -> [Float] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let headerLength = Int(data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) as! [String: Any]
+        guard let entry = header[name] as? [String: Any], entry["dtype"] as? String == "F32", let range = entry["data_offsets"] as? [Int] else { return [] }
+        let bytes = data.subdata(in: (8 + headerLength + range[0])..<(8 + headerLength + range[1]))
+        return stride(from: 0, to: bytes.count, by: 4).map { i in
+            Float(bitPattern: UInt32(bytes[bytes.startIndex + i]) | UInt32(bytes[bytes.startIndex + i + 1]) << 8
+                  | UInt32(bytes[bytes.startIndex + i + 2]) << 16 | UInt32(bytes[bytes.startIndex + i + 3]) << 24)
         }
     }
 }

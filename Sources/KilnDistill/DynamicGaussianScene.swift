@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 import KilnRender
 import RealModule
 
@@ -30,6 +31,13 @@ public struct MotionSettings: Codable, Sendable, Equatable {
     /// duck bouncing" run measured flicker 0.0059 against 0.0135 without it (mean frame alignment
     /// −0.24 against −0.21), in 3 min 27 s against 2 min 16 s.
     public var temporal: Float = 0.5
+    /// The motion-pair reward (`MotionPairReward`): each moving view is also rendered from its
+    /// camera at the time its caption's motion moves the object most from the view's τ
+    /// (`ToyMotion.contrastPair`), and the two frames are pushed up the gradient of
+    /// log p(the caption's motion | both), scaled to this many times the norm of the view's SDS
+    /// gradient. The prior's own time conditioning is weak (its samples barely move with τ), so
+    /// this is what teaches the cloud its motion. 0 turns it off (it costs one more render per view).
+    public var pairReward: Float = 0
 
     public init() {}
 
@@ -37,8 +45,8 @@ public struct MotionSettings: Codable, Sendable, Equatable {
         guard (2...256).contains(frames) else { throw DistillError.badSetting("motion.frames must be 2…256, got \(frames)") }
         guard (0..<1).contains(staticFraction) else { throw DistillError.badSetting("motion.static_fraction must be in [0, 1)") }
         guard positionLearningRate > 0, rotationLearningRate > 0, scaleLearningRate > 0, smoothness >= 0, rigidity >= 0, temporal >= 0,
-              (1...64).contains(neighbours) else {
-            throw DistillError.badSetting("motion: learning rates must be positive, smoothness, rigidity and temporal ≥ 0, neighbours 1…64")
+              pairReward >= 0, pairReward.isFinite, (1...64).contains(neighbours) else {
+            throw DistillError.badSetting("motion: learning rates must be positive, smoothness, rigidity, temporal and pair_reward ≥ 0, neighbours 1…64")
         }
     }
 
@@ -61,6 +69,9 @@ public final class DynamicGaussianScene: DistilledScene {
     /// The time `render` and `preview` show.
     public internal(set) var time: Float = 0
     var moving = false
+    /// The motion-pair reward model and the motion the caption names (nil: still), for
+    /// `MotionSettings.pairReward`.
+    public var motionPairReward: (model: MotionPairReward, motion: ToyMotion?)?
 
     public init(settings: GaussianSettings, motion: MotionSettings, steps: Int, extent: Float, seed: UInt64,
                 threads: Int = Parallel.defaultThreadCount) throws {
@@ -109,8 +120,55 @@ public final class DynamicGaussianScene: DistilledScene {
 
     public func accumulate(_ frame: Frame, dColor: [Float]) {
         var dColor = dColor
+        let sdsNorm = dColor.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
         if frame.moved, motionSettings.temporal > 0 { addTemporalConsistency(frame, dColor: &dColor) }
+        if frame.moved, motionSettings.pairReward > 0, let reward = motionPairReward {
+            addMotionPairReward(frame, reward.model, reward.motion, sdsNorm: sdsNorm, dColor: &dColor)
+        }
         accumulateRender(frame, dColor: dColor)
+    }
+
+    /// The time paired with a view at τ for the motion-pair reward, and whether it comes first.
+    static func partner(of time: Float, motion: ToyMotion?) -> (time: Float, isEarlier: Bool) {
+        let (a, b) = motion?.contrastPair(for: time) ?? (time + 0.25 <= 1 ? (time, time + 0.25) : (time - 0.25, time))
+        return a == time ? (b, false) : (a, true)
+    }
+
+    /// log p(`motion` | I(τa), I(τb)) of the view and its partner frame (same camera), and its
+    /// gradient with respect to the two renders (`[H, W, 3]` each, earlier first); nil when the
+    /// render does not pool to the model's size.
+    func motionPairGradient(_ frame: Frame, partner: Frame, partnerIsEarlier: Bool, model: MotionPairReward, motion: ToyMotion?)
+        -> (reward: Float, view: [Float], partner: [Float])? {
+        let w = frame.splat.camera.width, h = frame.splat.camera.height, size = model.imageSize
+        guard w == h, w % size == 0 else { return nil }
+        let f = w / size
+        let own = frame.splat.images.color, other = partner.splat.images.color
+        let (early, late) = partnerIsEarlier ? (other, own) : (own, other)
+        let stacked = (PriorImage.fromRender(early, width: w, height: h, factor: f) + PriorImage.fromRender(late, width: w, height: h, factor: f))
+            .map { ($0 + 1) / 2 }  // [0, 1], as the reward models take
+        let (reward, g) = model.logLikelihood(Tensor(shape: [1, 6, size, size], storage: stacked), target: MotionPairReward.label(motion))
+        let plane = 3 * size * size
+        // ∂/∂x with x = 2·image − 1 is half ∂/∂image; `renderGradient` is `fromRender`'s transpose.
+        let gEarly = PriorImage.renderGradient(g.storage[0..<plane].map { $0 / 2 }, width: w, height: h, factor: f, color: early)
+        let gLate = PriorImage.renderGradient(g.storage[plane..<(2 * plane)].map { $0 / 2 }, width: w, height: h, factor: f, color: late)
+        return partnerIsEarlier ? (reward[0], gLate, gEarly) : (reward[0], gEarly, gLate)
+    }
+
+    /// The motion-pair term of one view: its partner frame rendered from the same camera, the
+    /// ascent direction of log p(the caption's motion) added to `dColor` and taken back through
+    /// the partner's render, together scaled to `pairReward` × `sdsNorm`.
+    func addMotionPairReward(_ frame: Frame, _ model: MotionPairReward, _ motion: ToyMotion?, sdsNorm: Float, dColor: inout [Float]) {
+        let (tau, isEarlier) = Self.partner(of: frame.time, motion: motion)
+        let cloud = self.motion.deformed(still.parameters, at: tau)
+        let settings = SplatRenderSettings(background: frame.splat.settings.background)
+        let partner = Frame(splat: SplatRasterizer.forward(cloud, camera: frame.splat.camera, settings: settings, threads: still.threads),
+                            deformed: cloud, time: tau, moved: true)
+        guard let (_, gView, gPartner) = motionPairGradient(frame, partner: partner, partnerIsEarlier: isEarlier, model: model, motion: motion) else { return }
+        let norm = (gView.reduce(Float(0)) { $0 + $1 * $1 } + gPartner.reduce(Float(0)) { $0 + $1 * $1 }).squareRoot()
+        guard sdsNorm > 0, norm > 0 else { return }
+        let scale = motionSettings.pairReward * sdsNorm / norm
+        for i in dColor.indices { dColor[i] -= scale * gView[i] }
+        accumulateRender(partner, dColor: gPartner.map { -scale * $0 }, isStepView: false)
     }
 
     /// The temporal-consistency term of one view: renders at τ ± δ from the view's camera, the

@@ -196,6 +196,14 @@ struct Generate: ParsableCommand {
         switch settings.representation {
         case "gaussians" where settings.dynamic:
             let scene = try DynamicGaussianScene(settings: settings.gaussians, motion: settings.motion, steps: steps, extent: extent, seed: seed)
+            if settings.motion.pairReward > 0 {
+                let url = rewardsURL.appendingPathComponent("motion_pair.safetensors")
+                if FileManager.default.fileExists(atPath: url.path) {
+                    scene.motionPairReward = (try MotionPairReward.load(url), ToyCaption(prompt).motion)
+                } else {
+                    warn("\(rewards) has no motion_pair.safetensors: the motion-pair reward is off (kiln train-motion-reward --out \(rewards) --force makes it)")
+                }
+            }
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) {

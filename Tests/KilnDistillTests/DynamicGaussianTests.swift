@@ -90,4 +90,44 @@ extension DynamicGaussianTests {
             #expect(lower ? after < before : after > before, "η \(eta): flicker \(before) → \(after)")
         }
     }
+
+    @Test("motion-pair reward: its gradient on the motion raises log p(the caption's motion | the view, its partner frame)")
+    func motionPairReward() throws {
+        var settings = GaussianSettings()
+        settings.initialGaussians = 300
+        var motionSettings = MotionSettings()
+        motionSettings.temporal = 0
+        motionSettings.pairReward = 1000  // the view's own (tiny) SDS gradient is negligible beside it
+        let scene = try DynamicGaussianScene(settings: settings, motion: motionSettings, steps: 10, extent: 0.6, seed: 2, threads: 2)
+        scene.motionPairReward = (MotionPairReward(imageSize: 16, width: 8, seed: 3), .bouncing)
+        var rng = RNG(seed: 3)
+        for i in scene.motion.position.indices { scene.motion.position[i] = rng.uniform(-0.05...0.05) }
+        scene.moving = true
+        scene.setTime(0.3)
+        let (partnerTime, partnerIsEarlier) = DynamicGaussianScene.partner(of: 0.3, motion: .bouncing)
+        #expect(ToyMotion.bouncing.poseChange(from: 0.3, to: partnerTime) > 0.1)
+        let camera = ViewSettings().camera(azimuthDegrees: 30, elevationDegrees: 15, size: 32)
+        let background = SIMD3<Float>(1, 1, 1)
+        func reward() -> Float {
+            var quiet = RNG(seed: 0)
+            let (_, view) = scene.render(camera: camera, background: background, rng: &quiet)
+            let cloud = scene.cloud(at: partnerTime)
+            let partner = DynamicGaussianScene.Frame(splat: SplatRasterizer.forward(cloud, camera: camera, settings: SplatRenderSettings(background: background), threads: 2),
+                                                     deformed: cloud, time: partnerTime, moved: true)
+            return scene.motionPairGradient(view, partner: partner, partnerIsEarlier: partnerIsEarlier, model: scene.motionPairReward!.model, motion: .bouncing)!.reward
+        }
+        let (_, frame) = scene.render(camera: camera, background: background, rng: &rng)
+        var dColor = [Float](repeating: 0, count: 3 * 32 * 32)
+        dColor[0] = 1e-3
+        scene.accumulate(frame, dColor: dColor)
+        let g = scene.motionGradient.position
+        let norm = g.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+        #expect(norm > 0)
+        let start = scene.motion.position, before = reward()
+        for (eta, higher) in [(Float(2e-3), true), (-2e-3, false)] {
+            for i in start.indices { scene.motion.position[i] = start[i] - eta * g[i] / norm }
+            let after = reward()
+            #expect(higher ? after > before : after < before, "η \(eta): log p \(before) → \(after)")
+        }
+    }
 }

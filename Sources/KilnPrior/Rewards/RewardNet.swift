@@ -26,18 +26,22 @@ public final class RewardNet: Module {
     public let width: Int
     /// Side of the square input images (a multiple of 8).
     public let imageSize: Int
+    /// Input channels: 3 for one RGB image, 6 for two stacked (`MotionPairReward`).
+    public let inputChannels: Int
     let stem: Conv2d
     let norms: [GroupNorm]
     let convs: [Conv2d]
     let finalNorm: GroupNorm
     let linears: [Linear]
 
-    public init(heads: [Head], width: Int = 32, imageSize: Int = 64, rng: inout RNG) {
+    public init(heads: [Head], width: Int = 32, imageSize: Int = 64, inputChannels: Int = 3, rng: inout RNG) {
         precondition(imageSize > 0 && imageSize % 8 == 0, "RewardNet: image size \(imageSize) must be a positive multiple of 8")
+        precondition(inputChannels > 0 && inputChannels % 3 == 0, "RewardNet: input channels \(inputChannels) must be RGB images stacked")
         self.heads = heads
         self.width = width
         self.imageSize = imageSize
-        stem = Conv2d(inChannels: 3, outChannels: width, kernelSize: 3, padding: 1, rng: &rng)
+        self.inputChannels = inputChannels
+        stem = Conv2d(inChannels: inputChannels, outChannels: width, kernelSize: 3, padding: 1, rng: &rng)
         let channels = [width, width, 2 * width, 4 * width]
         norms = (0..<3).map { GroupNorm(groups: 8, channels: channels[$0]) }
         convs = (0..<3).map { Conv2d(inChannels: channels[$0], outChannels: channels[$0 + 1], kernelSize: 3, stride: 2, padding: 1, rng: &rng) }
@@ -61,10 +65,11 @@ public final class RewardNet: Module {
         var finalInput: Tensor, finalNormalized: Tensor, pooledFrom: Tensor, features: Tensor
     }
 
-    /// Logits per head, `[N, classes]` each, for images `[N, 3, H, W]` in [0, 1].
+    /// Logits per head, `[N, classes]` each, for images `[N, C, H, W]` in [0, 1] (C = `inputChannels`).
     public func forward(_ images: Tensor) -> [Tensor] { forwardForTraining(images).logits }
 
     public func forwardForTraining(_ images: Tensor) -> (logits: [Tensor], saved: Saved) {
+        images.checkShape([nil, inputChannels, imageSize, imageSize], "RewardNet.forward")
         // Centre the pixels: [0, 1] → [−1, 1].
         let x = images.map { 2 * $0 - 1 }
         var h = stem.forward(x)
@@ -76,7 +81,6 @@ public final class RewardNet: Module {
             h = convs[i].forward(a)
         }
         let fn = finalNorm.forward(h), fa = SiLU().forward(fn)
-        images.checkShape([nil, 3, imageSize, imageSize], "RewardNet.forward")
         let features = fa.reshaped([fa.shape[0], -1])
         let logits = linears.map { $0.forward(features) }
         return (logits, Saved(input: x, stageInputs: stageInputs, normalized: normalized, activated: activated,

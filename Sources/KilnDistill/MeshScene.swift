@@ -10,7 +10,7 @@ public struct MeshOffsetSettings: Sendable, Equatable {
     /// Weight w of the uniform Laplacian term w·Σ|δ_i − mean of the neighbours' δ|² added each step.
     public var smoothness: Float
 
-    public init(learningRate: Double = 0.002, smoothness: Float = 1) {
+    public init(learningRate: Double = 0.002, smoothness: Float = 10) {
         self.learningRate = learningRate
         self.smoothness = smoothness
     }

@@ -498,7 +498,7 @@ struct RefineSettings: Codable {
     /// Adam's step on the offsets, in world units.
     var offsetLearningRate = 0.002
     /// Weight of the uniform Laplacian term on the offsets.
-    var smoothness: Float = 1
+    var smoothness: Float = 10
 }
 
 /// Every setting of a run, as `config.json` records it and `--config` overrides it.

@@ -76,18 +76,25 @@ extension DynamicGaussianTests {
             }
             return (0..<images[0].count).map { i -> Float in let d = images[2][i] - 2 * images[1][i] + images[0][i]; return d * d / 2 }.reduce(0, +)
         }
-        let (_, frame) = scene.render(camera: camera, background: SIMD3(1, 1, 1), rng: &rng)
-        var dColor = [Float](repeating: 0, count: 3 * 32 * 32)
+        Self.expectDescent(scene, camera: camera, background: SIMD3(1, 1, 1), rng: &rng, objective: flicker, name: "flicker")
+    }
+
+    /// Accumulates a view whose own SDS gradient is negligible, then checks that a small step of
+    /// the motion's positions along −gradient lowers `objective` and a step along +gradient raises it.
+    static func expectDescent(_ scene: DynamicGaussianScene, camera: Camera, background: SIMD3<Float>, rng: inout RNG,
+                              objective: () -> Float, name: String) {
+        let (_, frame) = scene.render(camera: camera, background: background, rng: &rng)
+        var dColor = [Float](repeating: 0, count: 3 * camera.width * camera.height)
         dColor[0] = 1e-3
         scene.accumulate(frame, dColor: dColor)
         let g = scene.motionGradient.position
         let norm = g.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
         #expect(norm > 0)
-        let start = scene.motion.position, before = flicker()
+        let start = scene.motion.position, before = objective()
         for (eta, lower) in [(Float(2e-3), true), (-2e-3, false)] {
             for i in start.indices { scene.motion.position[i] = start[i] - eta * g[i] / norm }
-            let after = flicker()
-            #expect(lower ? after < before : after > before, "η \(eta): flicker \(before) → \(after)")
+            let after = objective()
+            #expect(lower ? after < before : after > before, "η \(eta): \(name) \(before) → \(after)")
         }
     }
 
@@ -116,18 +123,7 @@ extension DynamicGaussianTests {
                                                      deformed: cloud, time: partnerTime, moved: true)
             return scene.motionPairGradient(view, partner: partner, partnerIsEarlier: partnerIsEarlier, model: scene.motionPairReward!.model, motion: .bouncing)!.reward
         }
-        let (_, frame) = scene.render(camera: camera, background: background, rng: &rng)
-        var dColor = [Float](repeating: 0, count: 3 * 32 * 32)
-        dColor[0] = 1e-3
-        scene.accumulate(frame, dColor: dColor)
-        let g = scene.motionGradient.position
-        let norm = g.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
-        #expect(norm > 0)
-        let start = scene.motion.position, before = reward()
-        for (eta, higher) in [(Float(2e-3), true), (-2e-3, false)] {
-            for i in start.indices { scene.motion.position[i] = start[i] - eta * g[i] / norm }
-            let after = reward()
-            #expect(higher ? after > before : after < before, "η \(eta): log p \(before) → \(after)")
-        }
+        // Descending −log p is ascending the reward.
+        Self.expectDescent(scene, camera: camera, background: background, rng: &rng, objective: { -reward() }, name: "−log p")
     }
 }

@@ -170,6 +170,31 @@ struct GenerateCommandTests {
         }
     }
 
+    @Test("kiln train-motion-reward writes the two-frame model; a 4D run with motion.pair_reward uses it, or says it is off")
+    func motionPairReward() throws {
+        try withScratchFolder { folder in
+            let rewards = folder.appendingPathComponent("rewards").path
+            let trained = try KilnRun("train-motion-reward", "--out", rewards, "--steps", "2", "--batch-size", "4", "--size", "16", "--holdout", "12")
+            #expect(trained.status == 0, "\(trained.stderr)")
+            #expect(FileManager.default.fileExists(atPath: rewards + "/motion_pair.safetensors"))
+            #expect(try String(contentsOfFile: rewards + "/motion_pair.json", encoding: .utf8).contains("\"perClass\""))
+            let bad = try KilnRun("train-motion-reward", "--out", folder.appendingPathComponent("x").path, "--size", "12")
+            #expect(bad.status != 0 && bad.stderr.contains("--size"), "\(bad.stderr)")
+            let config = folder.appendingPathComponent("pair.json")
+            try Data(#"{"views": {"views_per_step": 1, "render_size": 32}, "gaussians": {"initial_gaussians": 100}, "motion": {"frames": 2, "pair_reward": 1, "static_fraction": 0.25}}"#.utf8).write(to: config)
+            func run(_ name: String, rewardsFolder: String) throws -> KilnRun {
+                try KilnRun("generate", "a red snowman bouncing", "--prior", Self.tiny, "--steps", "4", "--preview-every", "0", "--rewards", rewardsFolder,
+                            "--config", config.path, "--out", folder.appendingPathComponent(name).path)
+            }
+            let with = try run("with", rewardsFolder: rewards)
+            #expect(with.status == 0 && !with.stderr.contains("motion-pair reward is off"), "\(with.stderr)")
+            let empty = folder.appendingPathComponent("empty").path
+            try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+            let without = try run("without", rewardsFolder: empty)
+            #expect(without.status == 0 && without.stderr.contains("motion-pair reward is off"), "\(without.stderr)")
+        }
+    }
+
     @Test("bad input gives a message naming the fix and a non-zero exit")
     func errors() throws {
         try withScratchFolder { folder in

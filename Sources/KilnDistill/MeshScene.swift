@@ -9,11 +9,18 @@ public struct MeshOffsetSettings: Sendable, Equatable {
     public var learningRate: Double
     /// Weight w of the uniform Laplacian term w·Σ|δ_i − mean of the neighbours' δ|² added each step.
     public var smoothness: Float
+    /// λ of the gradient smoothing (I + λL)⁻¹ applied to the offsets' gradient before Adam
+    /// (`UniformLaplacian.smoothed`); 0 turns it off.
+    public var gradientSmoothing: Float
 
-    public init(learningRate: Double = 0.002, smoothness: Float = 10) {
+    public init(learningRate: Double = 0.002, smoothness: Float = 10, gradientSmoothing: Float = 0) {
         self.learningRate = learningRate
         self.smoothness = smoothness
+        self.gradientSmoothing = gradientSmoothing
     }
+
+    /// Jacobi iterations of the gradient smoothing.
+    static let smoothingIterations = 60
 }
 
 /// A mesh refined by score distillation (the second stage of Magic3D and DreamGaussian): the
@@ -292,12 +299,18 @@ public final class MeshScene: DistilledScene {
         logits.gradient.storage.allSatisfy(\.isFinite) && (offsets?.gradient.storage.allSatisfy(\.isFinite) ?? true)
     }
 
-    /// Steps the colours, and the offsets with the smoothness term's gradient added to theirs.
+    /// Steps the colours, and the offsets with the smoothness term's gradient added to theirs (and
+    /// the sum smoothed, with `gradientSmoothing`).
     public func applyStep(step: Int, of steps: Int, rng: inout RNG) {
         optimizer.step()
         if let offsets, let offsetOptimizer, let laplacian, let offsetSettings {
             let g = laplacian.gradient(offsets.value.storage, weight: offsetSettings.smoothness)
             offsets.withUnsafeMutableGradient { for i in 0..<$0.count { $0[i] += g[i] } }
+            if offsetSettings.gradientSmoothing > 0 {
+                let smoothed = laplacian.smoothed(offsets.gradient.storage, lambda: offsetSettings.gradientSmoothing,
+                                                  iterations: MeshOffsetSettings.smoothingIterations)
+                offsets.withUnsafeMutableGradient { for i in 0..<$0.count { $0[i] = smoothed[i] } }
+            }
             offsetOptimizer.step()
         }
         discardGradient()

@@ -185,8 +185,9 @@ struct Generate: ParsableCommand {
         let coarse: MeshResult
         guard ["none", "mesh"].contains(settings.refine.stage) else { throw CLIError("refine '\(settings.refine.stage)' is not a stage; use mesh (or leave it out)") }
         guard settings.refine.stage == "mesh" || !settings.refine.offsets else { throw CLIError("refine.offsets needs the mesh stage; add --refine mesh") }
-        guard settings.refine.offsetLearningRate > 0, settings.refine.smoothness >= 0, settings.refine.smoothness.isFinite else {
-            throw CLIError("refine: offset_learning_rate must be positive and smoothness 0 or more")
+        guard settings.refine.offsetLearningRate > 0, settings.refine.smoothness >= 0, settings.refine.smoothness.isFinite,
+              settings.refine.gradientSmoothing >= 0, settings.refine.gradientSmoothing.isFinite else {
+            throw CLIError("refine: offset_learning_rate must be positive, smoothness and gradient_smoothing 0 or more")
         }
         guard (1...1_000_000).contains(settings.refine.steps), settings.refine.learningRate > 0 else {
             throw CLIError("refine: steps must be 1…1000000 and learning_rate positive")
@@ -242,7 +243,8 @@ struct Generate: ParsableCommand {
         // the same distillation.
         try FileManager.default.moveItemReplacing(folder.appendingPathComponent("asset.glb"), to: folder.appendingPathComponent("asset-coarse.glb"))
         let offsets = settings.refine.offsets
-            ? MeshOffsetSettings(learningRate: settings.refine.offsetLearningRate, smoothness: settings.refine.smoothness) : nil
+            ? MeshOffsetSettings(learningRate: settings.refine.offsetLearningRate, smoothness: settings.refine.smoothness,
+                                 gradientSmoothing: settings.refine.gradientSmoothing) : nil
         let meshScene = MeshScene(mesh: coarse.mesh, learningRate: settings.refine.learningRate, offsets: offsets)
         let refineRun = try DistillationRun(scene: meshScene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil,
                                             steps: settings.refine.steps, sds: settings.sds, guidance: settings.guidance, views: settings.views,
@@ -499,6 +501,8 @@ struct RefineSettings: Codable {
     var offsetLearningRate = 0.002
     /// Weight of the uniform Laplacian term on the offsets.
     var smoothness: Float = 10
+    /// λ of the (I + λL)⁻¹ smoothing of the offsets' gradient (0: off).
+    var gradientSmoothing: Float = 0
 }
 
 /// Every setting of a run, as `config.json` records it and `--config` overrides it.

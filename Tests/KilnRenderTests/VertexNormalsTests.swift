@@ -55,3 +55,23 @@ struct VertexNormalsTests {
         #expect(laplacian.energy(delta, weight: 1.0) > 0)
     }
 }
+
+@Suite("Gradient smoothing (I + λL)⁻¹")
+struct GradientSmoothingTests {
+    @Test("solves (I + λL)y = g, keeps a constant field, and damps per-vertex noise")
+    func smoothing() {
+        let (p, triangles) = VertexNormalsTests.bumpySphere(seed: 8)
+        let laplacian = UniformLaplacian(triangles: triangles, vertexCount: p.count / 3)
+        let noise = randomWeights(p.count, seed: 9)
+        let y = laplacian.smoothed(noise, lambda: 5.0, iterations: 200)
+        // The residual of the system it solves.
+        let ly = laplacian.apply(y)
+        let residual = zip(zip(y, ly), noise).map { ($0.0 + 5 * $0.1) - $1 }.map(abs).max()!
+        #expect(residual < 1e-9, "residual \(residual)")
+        let roughness = { (v: [Double]) in laplacian.apply(v).reduce(0) { $0 + $1 * $1 } }
+        #expect(roughness(y) < 0.05 * roughness(noise), "roughness \(roughness(noise)) → \(roughness(y))")
+        let constant = (0..<p.count).map { [0.3, -1.0, 2.0][$0 % 3] }
+        #expect(zip(laplacian.smoothed(constant, lambda: 5.0, iterations: 30), constant).allSatisfy { abs($0 - $1) < 1e-12 })
+        #expect(laplacian.smoothed(noise, lambda: 0.0, iterations: 30) == noise)
+    }
+}

@@ -115,4 +115,28 @@ public struct UniformLaplacian: Sendable {
         }
         return out
     }
+
+    /// `[V, 3]` y with (I + λL)·y = g, by Jacobi iterations y ← (g + λ·W·y)/(1 + λ) from y = g (W the
+    /// neighbours' mean; the error shrinks by λ/(1 + λ) per iteration). A mesh gradient passed through
+    /// it keeps its smooth part and loses the per-vertex noise that crumples a surface (Nicolet et al.
+    /// 2021, "Large Steps in Inverse Rendering of Geometry", with the uniform Laplacian).
+    public func smoothed<R: BinaryFloatingPoint>(_ g: [R], lambda: R, iterations: Int) -> [R] {
+        precondition(g.count == 3 * neighbors.count, "smoothed: the gradient must be [V, 3]")
+        guard lambda > 0 else { return g }
+        var y = g, next = g
+        let keep = 1 / (1 + lambda), pull = lambda / (1 + lambda)
+        for _ in 0..<iterations {
+            for (i, list) in neighbors.enumerated() {
+                guard !list.isEmpty else { for k in 0..<3 { next[3 * i + k] = g[3 * i + k] }; continue }
+                let share = 1 / R(list.count)
+                for k in 0..<3 {
+                    var mean: R = 0
+                    for j in list { mean += y[3 * j + k] }
+                    next[3 * i + k] = keep * g[3 * i + k] + pull * share * mean
+                }
+            }
+            swap(&y, &next)
+        }
+        return y
+    }
 }

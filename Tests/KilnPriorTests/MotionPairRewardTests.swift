@@ -75,4 +75,14 @@ struct MotionPairRewardTests {
         try single.encoded().write(to: url)
         #expect { try MotionPairReward.load(url) } throws: { "\($0)".contains("train-motion-reward") }
     }
+
+    static let shipped = RewardTests.assets.appendingPathComponent("motion_pair.safetensors")
+
+    @Test("the shipped motion-pair model names the motion of held-out pairs", .enabled(if: FileManager.default.fileExists(atPath: shipped.path)))
+    func shippedModel() throws {
+        let model = try MotionPairReward.load(Self.shipped)
+        let (accuracy, perClass) = model.accuracy(seed: 424_242, count: 240)
+        #expect(accuracy >= 0.9, "held-out accuracy \(accuracy): \(perClass)")
+        #expect(perClass.values.allSatisfy { $0 >= 0.75 }, "\(perClass)")
+    }
 }

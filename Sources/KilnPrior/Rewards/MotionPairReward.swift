@@ -103,6 +103,20 @@ public final class MotionPairReward {
         return (0..<pairs.shape[0]).map { r in (0..<k).map { Foundation.exp(logP.storage[r * k + $0]) } }
     }
 
+    /// Accuracy on pairs 0..<count drawn with `seed`, overall and per class.
+    public func accuracy(seed: UInt64, count: Int) -> (overall: Double, perClass: [String: Double]) {
+        var correct = [Int](repeating: 0, count: Self.classes.count), seen = correct
+        for start in stride(from: 0, to: count, by: 64) {
+            let (pairs, labels) = Self.batch(seed: seed, indices: Array(start..<min(count, start + 64)), size: imageSize)
+            for (label, predicted) in zip(labels, RewardNet.predictions(net.forward(pairs)[0])) {
+                seen[label] += 1
+                if label == predicted { correct[label] += 1 }
+            }
+        }
+        let perClass = Dictionary(uniqueKeysWithValues: Self.classes.indices.map { (Self.classes[$0], Double(correct[$0]) / Double(max(1, seen[$0]))) })
+        return (Double(correct.reduce(0, +)) / Double(max(1, seen.reduce(0, +))), perClass)
+    }
+
     /// The weights as safetensors (F32), with the metadata `load` checks.
     public func encoded() throws -> SafeTensorsWriter {
         var writer = SafeTensorsWriter(metadata: ["kiln_reward": Self.kind, "classes": Self.classes.joined(separator: ","),
@@ -159,18 +173,7 @@ public final class MotionPairTrainer {
 
     /// Accuracy on `count` pairs drawn with another seed, overall and per class.
     public func accuracy(holdoutSeed: UInt64, count: Int) -> (overall: Double, perClass: [String: Double]) {
-        var correct = [Int](repeating: 0, count: MotionPairReward.classes.count), seen = correct
-        for start in stride(from: 0, to: count, by: 64) {
-            let (pairs, labels) = MotionPairReward.batch(seed: holdoutSeed, indices: Array(start..<min(count, start + 64)), size: model.imageSize)
-            for (label, predicted) in zip(labels, RewardNet.predictions(model.net.forward(pairs)[0])) {
-                seen[label] += 1
-                if label == predicted { correct[label] += 1 }
-            }
-        }
-        let perClass = Dictionary(uniqueKeysWithValues: MotionPairReward.classes.indices.map {
-            (MotionPairReward.classes[$0], Double(correct[$0]) / Double(max(1, seen[$0])))
-        })
-        return (Double(correct.reduce(0, +)) / Double(max(1, seen.reduce(0, +))), perClass)
+        model.accuracy(seed: holdoutSeed, count: count)
     }
 }
 

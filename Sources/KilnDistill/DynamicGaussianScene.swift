@@ -38,6 +38,10 @@ public struct MotionSettings: Codable, Sendable, Equatable {
     /// gradient. The prior's own time conditioning is weak (its samples barely move with τ), so
     /// this is what teaches the cloud its motion. 0 turns it off (it costs one more render per view).
     public var pairReward: Float = 0
+    /// The motion-pair term stops pushing a pair once the model gives the caption's motion this
+    /// probability (the hinge DreamReward puts on its reward), so it cannot run away into motion
+    /// the model merely finds more certain. 1 never stops.
+    public var pairConfidence: Float = 0.9
 
     public init() {}
 
@@ -45,8 +49,8 @@ public struct MotionSettings: Codable, Sendable, Equatable {
         guard (2...256).contains(frames) else { throw DistillError.badSetting("motion.frames must be 2…256, got \(frames)") }
         guard (0..<1).contains(staticFraction) else { throw DistillError.badSetting("motion.static_fraction must be in [0, 1)") }
         guard positionLearningRate > 0, rotationLearningRate > 0, scaleLearningRate > 0, smoothness >= 0, rigidity >= 0, temporal >= 0,
-              pairReward >= 0, pairReward.isFinite, (1...64).contains(neighbours) else {
-            throw DistillError.badSetting("motion: learning rates must be positive, smoothness, rigidity, temporal and pair_reward ≥ 0, neighbours 1…64")
+              pairReward >= 0, pairReward.isFinite, pairConfidence > 0, pairConfidence <= 1, (1...64).contains(neighbours) else {
+            throw DistillError.badSetting("motion: learning rates must be positive, smoothness, rigidity, temporal and pair_reward ≥ 0, pair_confidence in (0, 1], neighbours 1…64")
         }
     }
 
@@ -156,14 +160,16 @@ public final class DynamicGaussianScene: DistilledScene {
 
     /// The motion-pair term of one view: its partner frame rendered from the same camera, the
     /// ascent direction of log p(the caption's motion) added to `dColor` and taken back through
-    /// the partner's render, together scaled to `pairReward` × `sdsNorm`.
+    /// the partner's render, together scaled to `pairReward` × `sdsNorm`; nothing once the model is
+    /// `pairConfidence` sure of the motion.
     func addMotionPairReward(_ frame: Frame, _ model: MotionPairReward, _ motion: ToyMotion?, sdsNorm: Float, dColor: inout [Float]) {
         let (tau, isEarlier) = Self.partner(of: frame.time, motion: motion)
         let cloud = self.motion.deformed(still.parameters, at: tau)
         let settings = SplatRenderSettings(background: frame.splat.settings.background)
         let partner = Frame(splat: SplatRasterizer.forward(cloud, camera: frame.splat.camera, settings: settings, threads: still.threads),
                             deformed: cloud, time: tau, moved: true)
-        guard let (_, gView, gPartner) = motionPairGradient(frame, partner: partner, partnerIsEarlier: isEarlier, model: model, motion: motion) else { return }
+        guard let (logP, gView, gPartner) = motionPairGradient(frame, partner: partner, partnerIsEarlier: isEarlier, model: model, motion: motion),
+              Foundation.exp(logP) < motionSettings.pairConfidence else { return }
         let norm = (gView.reduce(Float(0)) { $0 + $1 * $1 } + gPartner.reduce(Float(0)) { $0 + $1 * $1 }).squareRoot()
         guard sdsNorm > 0, norm > 0 else { return }
         let scale = motionSettings.pairReward * sdsNorm / norm

@@ -105,6 +105,7 @@ extension DynamicGaussianTests {
         var motionSettings = MotionSettings()
         motionSettings.temporal = 0
         motionSettings.pairReward = 1000  // the view's own (tiny) SDS gradient is negligible beside it
+        motionSettings.pairConfidence = 1
         let scene = try DynamicGaussianScene(settings: settings, motion: motionSettings, steps: 10, extent: 0.6, seed: 2, threads: 2)
         scene.motionPairReward = (MotionPairReward(imageSize: 16, width: 8, seed: 3), .bouncing)
         var rng = RNG(seed: 3)
@@ -125,5 +126,24 @@ extension DynamicGaussianTests {
         }
         // Descending −log p is ascending the reward.
         Self.expectDescent(scene, camera: camera, background: background, rng: &rng, objective: { -reward() }, name: "−log p")
+        // Past the confidence cap the term adds nothing: the motion's gradient is the view's own.
+        func motionGradient(_ m: MotionSettings) throws -> [Float] {
+            let other = try DynamicGaussianScene(settings: settings, motion: m, steps: 10, extent: 0.6, seed: 2, threads: 2)
+            other.motionPairReward = scene.motionPairReward
+            other.motion = scene.motion
+            other.moving = true
+            other.setTime(0.3)
+            var quiet = RNG(seed: 0)
+            let (_, frame) = other.render(camera: camera, background: background, rng: &quiet)
+            var dColor = [Float](repeating: 0, count: 3 * 32 * 32)
+            dColor[0] = 1e-3
+            other.accumulate(frame, dColor: dColor)
+            return other.motionGradient.position
+        }
+        var capped = motionSettings, off = motionSettings
+        capped.pairConfidence = 0.5 * Foundation.exp(reward())
+        off.pairReward = 0
+        #expect(try motionGradient(capped) == motionGradient(off))
+        #expect(try motionGradient(motionSettings) != motionGradient(off))
     }
 }

@@ -42,6 +42,9 @@ public struct MotionSettings: Codable, Sendable, Equatable {
     /// probability (the hinge DreamReward puts on its reward), so it cannot run away into motion
     /// the model merely finds more certain. 1 never stops.
     public var pairConfidence: Float = 0.9
+    /// Adam's step on the object's own motion (`ObjectMotion`: one translation, turn and scale of
+    /// the whole cloud per time, beside each Gaussian's); 0 leaves the object's frame still.
+    public var objectLearningRate: Float = 0.01
 
     public init() {}
 
@@ -49,8 +52,9 @@ public struct MotionSettings: Codable, Sendable, Equatable {
         guard (2...256).contains(frames) else { throw DistillError.badSetting("motion.frames must be 2…256, got \(frames)") }
         guard (0..<1).contains(staticFraction) else { throw DistillError.badSetting("motion.static_fraction must be in [0, 1)") }
         guard positionLearningRate > 0, rotationLearningRate > 0, scaleLearningRate > 0, smoothness >= 0, rigidity >= 0, temporal >= 0,
-              pairReward >= 0, pairReward.isFinite, pairConfidence > 0, pairConfidence <= 1, (1...64).contains(neighbours) else {
-            throw DistillError.badSetting("motion: learning rates must be positive, smoothness, rigidity, temporal and pair_reward ≥ 0, pair_confidence in (0, 1], neighbours 1…64")
+              pairReward >= 0, pairReward.isFinite, pairConfidence > 0, pairConfidence <= 1, objectLearningRate >= 0, objectLearningRate.isFinite,
+              (1...64).contains(neighbours) else {
+            throw DistillError.badSetting("motion: learning rates must be positive (object_learning_rate ≥ 0), smoothness, rigidity, temporal and pair_reward ≥ 0, pair_confidence in (0, 1], neighbours 1…64")
         }
     }
 
@@ -70,6 +74,9 @@ public final class DynamicGaussianScene: DistilledScene {
     var motionGradient: SplatMotion<Float>
     var motionFirst: SplatMotion<Float>, motionSecond: SplatMotion<Float>
     var motionStep = 0
+    /// The whole object's motion, its gradient and Adam moments.
+    public internal(set) var object = ObjectMotion<Float>()
+    var objectGradient = ObjectMotion<Float>(), objectFirst = ObjectMotion<Float>(), objectSecond = ObjectMotion<Float>()
     /// The time `render` and `preview` show.
     public internal(set) var time: Float = 0
     var moving = false
@@ -89,9 +96,11 @@ public final class DynamicGaussianScene: DistilledScene {
         motionSecond = SplatMotion(zerosFor: n)
     }
 
-    /// The frame of a view: the still scene's, with the time it showed.
+    /// The frame of a view: the still scene's, with the time it showed; `local` is the cloud with
+    /// each Gaussian's motion but before the object's (`deformed` after both).
     public struct Frame {
         var splat: SplatFrame
+        var local: SplatParameters<Float>
         var deformed: SplatParameters<Float>
         var time: Float
         var moved: Bool
@@ -107,15 +116,27 @@ public final class DynamicGaussianScene: DistilledScene {
     public func setTime(_ time: Float) { self.time = time }
 
     /// The cloud at the current time (the canonical one while still).
-    public var current: SplatParameters<Float> { moving ? motion.deformed(still.parameters, at: time) : still.parameters }
+    public var current: SplatParameters<Float> { moving ? cloud(at: time) : still.parameters }
 
     /// The cloud at time τ, whatever the stage: for frames and previews after the run.
-    public func cloud(at tau: Float) -> SplatParameters<Float> { motion.deformed(still.parameters, at: tau) }
+    public func cloud(at tau: Float) -> SplatParameters<Float> { object.applied(motion.deformed(still.parameters, at: tau), at: tau) }
+
+    /// A moving frame at τ from `camera`.
+    func movingFrame(at tau: Float, camera: Camera, background: SIMD3<Float>) -> Frame {
+        let local = motion.deformed(still.parameters, at: tau)
+        let deformed = object.applied(local, at: tau)
+        let splat = SplatRasterizer.forward(deformed, camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads)
+        return Frame(splat: splat, local: local, deformed: deformed, time: tau, moved: true)
+    }
 
     public func render(camera: Camera, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame) {
-        let deformed = current
-        let frame = SplatRasterizer.forward(deformed, camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads)
-        return (frame.images.color, Frame(splat: frame, deformed: deformed, time: time, moved: moving))
+        guard moving else {
+            let p = still.parameters
+            let splat = SplatRasterizer.forward(p, camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads)
+            return (splat.images.color, Frame(splat: splat, local: p, deformed: p, time: time, moved: false))
+        }
+        let frame = movingFrame(at: time, camera: camera, background: background)
+        return (frame.splat.images.color, frame)
     }
 
     public func preview(camera: Camera, background: SIMD3<Float>) -> [Float] {
@@ -164,10 +185,7 @@ public final class DynamicGaussianScene: DistilledScene {
     /// `pairConfidence` sure of the motion.
     func addMotionPairReward(_ frame: Frame, _ model: MotionPairReward, _ motion: ToyMotion?, sdsNorm: Float, dColor: inout [Float]) {
         let (tau, isEarlier) = Self.partner(of: frame.time, motion: motion)
-        let cloud = self.motion.deformed(still.parameters, at: tau)
-        let settings = SplatRenderSettings(background: frame.splat.settings.background)
-        let partner = Frame(splat: SplatRasterizer.forward(cloud, camera: frame.splat.camera, settings: settings, threads: still.threads),
-                            deformed: cloud, time: tau, moved: true)
+        let partner = movingFrame(at: tau, camera: frame.splat.camera, background: frame.splat.settings.background)
         guard let (logP, gView, gPartner) = motionPairGradient(frame, partner: partner, partnerIsEarlier: isEarlier, model: model, motion: motion),
               Foundation.exp(logP) < motionSettings.pairConfidence else { return }
         let norm = (gView.reduce(Float(0)) { $0 + $1 * $1 } + gPartner.reduce(Float(0)) { $0 + $1 * $1 }).squareRoot()
@@ -184,12 +202,7 @@ public final class DynamicGaussianScene: DistilledScene {
         let delta = 1 / Float(2 * motionSettings.frames)
         let before = max(0, frame.time - delta), after = min(1, frame.time + delta)
         guard before < frame.time, after > frame.time else { return }
-        let settings = SplatRenderSettings(background: frame.splat.settings.background)
-        let sides = [before, after].map { tau -> Frame in
-            let cloud = motion.deformed(still.parameters, at: tau)
-            return Frame(splat: SplatRasterizer.forward(cloud, camera: frame.splat.camera, settings: settings, threads: still.threads),
-                         deformed: cloud, time: tau, moved: true)
-        }
+        let sides = [before, after].map { movingFrame(at: $0, camera: frame.splat.camera, background: frame.splat.settings.background) }
         let i0 = frame.splat.images.color, iMinus = sides[0].splat.images.color, iPlus = sides[1].splat.images.color
         var d = [Float](repeating: 0, count: i0.count)
         for i in d.indices { d[i] = iPlus[i] - 2 * i0[i] + iMinus[i] }
@@ -208,15 +221,22 @@ public final class DynamicGaussianScene: DistilledScene {
         let dAlpha = isStepView ? still.settings.coverageGradient(alpha: frame.splat.images.alpha) : nil
         let back = SplatRasterizer.backward(frame.splat, frame.deformed, gradients: SplatImageGradients(color: dColor, alpha: dAlpha))
         if isStepView { still.optimizer.record(meanPixels: back.meanPixels, radii: frame.splat.radii, width: frame.splat.camera.width, height: frame.splat.camera.height) }
-        let (canonical, motionPart) = frame.moved ? SplatMotion<Float>.backward(back.parameters, at: frame.time) : (back.parameters, SplatMotion(zerosFor: 0))
+        guard frame.moved else {
+            still.add(back.parameters)
+            return
+        }
+        let (local, objectPart) = ObjectMotion<Float>.backward(back.parameters, input: frame.local, motion: object, at: frame.time)
+        for i in objectGradient.coefficients.indices { objectGradient.coefficients[i] += objectPart.coefficients[i] }
+        let (canonical, motionPart) = SplatMotion<Float>.backward(local, at: frame.time)
         still.add(canonical)
-        guard frame.moved else { return }
         for i in motionGradient.position.indices { motionGradient.position[i] += motionPart.position[i] }
         for i in motionGradient.rotation.indices { motionGradient.rotation[i] += motionPart.rotation[i] }
         for i in motionGradient.logScale.indices { motionGradient.logScale[i] += motionPart.logScale[i] }
     }
 
-    public var gradientIsFinite: Bool { still.gradientIsFinite && motionGradient.groups.allSatisfy { $0.allSatisfy(\.isFinite) } }
+    public var gradientIsFinite: Bool {
+        still.gradientIsFinite && motionGradient.groups.allSatisfy { $0.allSatisfy(\.isFinite) } && objectGradient.coefficients.allSatisfy(\.isFinite)
+    }
 
     public func applyStep(step: Int, of steps: Int, rng: inout RNG) {
         if moving { stepMotion() }
@@ -234,6 +254,7 @@ public final class DynamicGaussianScene: DistilledScene {
             (motionFirst, motionSecond) = (first, second)
         }
         motionGradient = SplatMotion(zerosFor: motion.count)
+        objectGradient = ObjectMotion()
     }
 
     /// Adam on the motion coefficients, with the smoothness penalty's gradient 2λωₖ²cₖ and the
@@ -265,11 +286,16 @@ public final class DynamicGaussianScene: DistilledScene {
         adam(&motion.position, motionGradient.position, &motionFirst.position, &motionSecond.position, width: 3, lr: s.positionLearningRate * still.extent)
         adam(&motion.rotation, motionGradient.rotation, &motionFirst.rotation, &motionSecond.rotation, width: 4, lr: s.rotationLearningRate)
         adam(&motion.logScale, motionGradient.logScale, &motionFirst.logScale, &motionSecond.logScale, width: 3, lr: s.scaleLearningRate)
+        if s.objectLearningRate > 0 {
+            adam(&object.coefficients, objectGradient.coefficients, &objectFirst.coefficients, &objectSecond.coefficients,
+                 width: ObjectMotion<Float>.parameterCount, lr: s.objectLearningRate)
+        }
     }
 
     public func discardGradient() {
         still.discardGradient()
         motionGradient = SplatMotion(zerosFor: motion.count)
+        objectGradient = ObjectMotion()
     }
 
     public var size: Int { still.size }
@@ -288,6 +314,9 @@ public final class DynamicGaussianScene: DistilledScene {
         for (prefix, m) in [("", motion), ("adam.m.", motionFirst), ("adam.v.", motionSecond)] {
             for (name, values) in zip(SplatMotion<Float>.groupNames, m.groups) { try tensors.add(prefix + name, shape: [values.count], values: values) }
         }
+        for (prefix, o) in [("", object), ("adam.m.", objectFirst), ("adam.v.", objectSecond)] {
+            try tensors.add(prefix + "motion.object", shape: [o.coefficients.count], values: o.coefficients)
+        }
         return try JSONEncoder().encode(State(still: stillState, motionStep: motionStep, time: time, moving: moving))
     }
 
@@ -300,6 +329,13 @@ public final class DynamicGaussianScene: DistilledScene {
             return SplatMotion(position: v[0], rotation: v[1], logScale: v[2])
         }
         (motion, motionFirst, motionSecond) = (try load(""), try load("adam.m."), try load("adam.v."))
+        // Checkpoints from before the object's own motion have none: it starts still.
+        func loadObject(_ prefix: String) throws -> ObjectMotion<Float> {
+            guard file.contains(prefix + "motion.object") else { return ObjectMotion() }
+            return ObjectMotion(coefficients: try file.expect(prefix + "motion.object", shape: [ObjectMotion<Float>.basisCount * ObjectMotion<Float>.parameterCount]))
+        }
+        (object, objectFirst, objectSecond) = (try loadObject(""), try loadObject("adam.m."), try loadObject("adam.v."))
+        objectGradient = ObjectMotion()
         (motionStep, time, moving) = (state.motionStep, state.time, state.moving)
         motionGradient = SplatMotion(zerosFor: n)
     }

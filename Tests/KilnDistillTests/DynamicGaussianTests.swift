@@ -51,6 +51,7 @@ struct DynamicGaussianTests {
         let (straight, _, resumed, folder) = try straightAndResumed({ try Self.run() }, steps: 6, at: 5)
         defer { try? FileManager.default.removeItem(at: folder) }
         #expect(resumed.scene.motion == straight.scene.motion && resumed.scene.still.parameters == straight.scene.still.parameters)
+        #expect(resumed.scene.object == straight.scene.object && straight.scene.object != ObjectMotion())
         #expect(resumed.rng == straight.rng)
     }
 }
@@ -119,13 +120,27 @@ extension DynamicGaussianTests {
         func reward() -> Float {
             var quiet = RNG(seed: 0)
             let (_, view) = scene.render(camera: camera, background: background, rng: &quiet)
-            let cloud = scene.cloud(at: partnerTime)
-            let partner = DynamicGaussianScene.Frame(splat: SplatRasterizer.forward(cloud, camera: camera, settings: SplatRenderSettings(background: background), threads: 2),
-                                                     deformed: cloud, time: partnerTime, moved: true)
+            let partner = scene.movingFrame(at: partnerTime, camera: camera, background: background)
             return scene.motionPairGradient(view, partner: partner, partnerIsEarlier: partnerIsEarlier, model: scene.motionPairReward!.model, motion: .bouncing)!.reward
         }
         // Descending −log p is ascending the reward.
         Self.expectDescent(scene, camera: camera, background: background, rng: &rng, objective: { -reward() }, name: "−log p")
+        // The same through the object's own motion.
+        scene.discardGradient()
+        let (_, view) = scene.render(camera: camera, background: background, rng: &rng)
+        var small = [Float](repeating: 0, count: 3 * 32 * 32)
+        small[0] = 1e-3
+        scene.accumulate(view, dColor: small)
+        let og = scene.objectGradient.coefficients
+        let ogNorm = og.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+        #expect(ogNorm > 0)
+        let objectStart = scene.object, objectBefore = reward()
+        for (eta, higher) in [(Float(2e-3), true), (-2e-3, false)] {
+            scene.object = ObjectMotion(coefficients: zip(objectStart.coefficients, og).map { $0 - eta * $1 / ogNorm })
+            let after = reward()
+            #expect(higher ? after > objectBefore : after < objectBefore, "object η \(eta): log p \(objectBefore) → \(after)")
+        }
+        scene.object = objectStart
         // Past the confidence cap the term adds nothing: the motion's gradient is the view's own.
         func motionGradient(_ m: MotionSettings) throws -> [Float] {
             let other = try DynamicGaussianScene(settings: settings, motion: m, steps: 10, extent: 0.6, seed: 2, threads: 2)

@@ -58,6 +58,15 @@ public struct ObjectMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable
         return out
     }
 
+    @inline(__always)
+    static func product(_ a: SIMD4<R>, _ b: SIMD4<R>) -> SIMD4<R> {
+        let w: R = a[0] * b[0] - a[1] * b[1] - a[2] * b[2] - a[3] * b[3]
+        let x: R = a[0] * b[1] + a[1] * b[0] + a[2] * b[3] - a[3] * b[2]
+        let y: R = a[0] * b[2] - a[1] * b[3] + a[2] * b[0] + a[3] * b[1]
+        let z: R = a[0] * b[3] + a[1] * b[2] - a[2] * b[1] + a[3] * b[0]
+        return SIMD4(w, x, y, z)
+    }
+
     /// Hamilton product a ⊗ b of quaternions (w, x, y, z).
     static func product(_ a: [R], _ b: [R]) -> [R] {
         let w: R = a[0] * b[0] - a[1] * b[1] - a[2] * b[2] - a[3] * b[3]
@@ -76,7 +85,7 @@ public struct ObjectMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable
     func transform(at tau: R) -> Transform {
         let p = pose(at: tau)
         let y = AxisRotation(axis: 1, angle: p[3]), z = AxisRotation(axis: 2, angle: p[4]), x = AxisRotation(axis: 0, angle: p[5])
-        let m = Self.multiply, q = Self.product
+        let m = Self.multiply, q: ([R], [R]) -> [R] = Self.product
         return Transform(scale: R.exp(p[6]), rotation: m(m(y.matrix, z.matrix), x.matrix), quaternion: q(q(y.quaternion, z.quaternion), x.quaternion),
                          translation: Array(p[0..<3]),
                          dRotation: [m(m(y.dMatrix, z.matrix), x.matrix), m(m(y.matrix, z.dMatrix), x.matrix), m(m(y.matrix, z.matrix), x.dMatrix)],
@@ -87,15 +96,17 @@ public struct ObjectMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable
     /// The cloud moved by the object's transform at τ.
     public func applied(_ p: SplatParameters<R>, at tau: R) -> SplatParameters<R> {
         let t = transform(at: tau)
+        let qR = SIMD4(t.quaternion[0], t.quaternion[1], t.quaternion[2], t.quaternion[3])
+        let logScale = R.log(t.scale)
         var out = p
         for i in 0..<p.count {
             for a in 0..<3 {
                 var v = t.translation[a]
                 for b in 0..<3 { v += t.scale * t.rotation[a * 3 + b] * p.means[3 * i + b] }
                 out.means[3 * i + a] = v
-                out.logScales[3 * i + a] = p.logScales[3 * i + a] + R.log(t.scale)
+                out.logScales[3 * i + a] = p.logScales[3 * i + a] + logScale
             }
-            let q = Self.product(t.quaternion, Array(p.rotations[(4 * i)..<(4 * i + 4)]))
+            let q = Self.product(qR, SIMD4(p.rotations[4 * i], p.rotations[4 * i + 1], p.rotations[4 * i + 2], p.rotations[4 * i + 3]))
             for a in 0..<4 { out.rotations[4 * i + a] = q[a] }
         }
         return out
@@ -110,11 +121,13 @@ public struct ObjectMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable
     public static func backward(_ g: SplatParameters<R>, input p: SplatParameters<R>, motion: ObjectMotion<R>, at tau: R)
         -> (input: SplatParameters<R>, motion: ObjectMotion<R>) {
         let t = motion.transform(at: tau)
+        let conjugate = SIMD4(t.quaternion[0], -t.quaternion[1], -t.quaternion[2], -t.quaternion[3])
+        let dQ = t.dQuaternion.map { SIMD4($0[0], $0[1], $0[2], $0[3]) }
         var gInput = g
         var gPose = [R](repeating: 0, count: parameterCount)
         for i in 0..<p.count {
-            let mu = [p.means[3 * i], p.means[3 * i + 1], p.means[3 * i + 2]]
-            let gm = [g.means[3 * i], g.means[3 * i + 1], g.means[3 * i + 2]]
+            let mu = SIMD3(p.means[3 * i], p.means[3 * i + 1], p.means[3 * i + 2])
+            let gm = SIMD3(g.means[3 * i], g.means[3 * i + 1], g.means[3 * i + 2])
             for b in 0..<3 {
                 gInput.means[3 * i + b] = (0..<3).reduce(R(0)) { $0 + t.scale * t.rotation[$1 * 3 + b] * gm[$1] }
             }
@@ -126,13 +139,13 @@ public struct ObjectMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable
                     gPose[3 + angle] += gm[a] * t.scale * (0..<3).reduce(R(0)) { $0 + t.dRotation[angle][a * 3 + $1] * mu[$1] }
                 }
             }
-            let q = Array(p.rotations[(4 * i)..<(4 * i + 4)]), gq = Array(g.rotations[(4 * i)..<(4 * i + 4)])
+            let q = SIMD4(p.rotations[4 * i], p.rotations[4 * i + 1], p.rotations[4 * i + 2], p.rotations[4 * i + 3])
+            let gq = SIMD4(g.rotations[4 * i], g.rotations[4 * i + 1], g.rotations[4 * i + 2], g.rotations[4 * i + 3])
             // q' = q_R ⊗ q is linear in q: its transpose applied to g_q' is q_R* ⊗ g_q' (q_R* the conjugate).
-            let back = product([t.quaternion[0], -t.quaternion[1], -t.quaternion[2], -t.quaternion[3]], gq)
+            let back = product(conjugate, gq)
             for a in 0..<4 { gInput.rotations[4 * i + a] = back[a] }
             for angle in 0..<3 {
-                let d = product(t.dQuaternion[angle], q)
-                gPose[3 + angle] += (0..<4).reduce(R(0)) { $0 + d[$1] * gq[$1] }
+                gPose[3 + angle] += (product(dQ[angle], q) * gq).sum()
             }
         }
         let basis = SplatMotion<R>.basis(tau)

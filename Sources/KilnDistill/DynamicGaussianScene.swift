@@ -149,7 +149,8 @@ public final class DynamicGaussianScene: DistilledScene {
 
     public func accumulate(_ frame: Frame, dColor: [Float]) {
         var dColor = dColor
-        let sdsNorm = dColor.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot()
+        let usesPair = frame.moved && motionSettings.pairReward > 0 && motionPairReward != nil
+        let sdsNorm = usesPair ? dColor.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() : 0  // before the temporal term adds to it
         if frame.moved, motionSettings.temporal > 0 { addTemporalConsistency(frame, dColor: &dColor) }
         if frame.moved, motionSettings.pairReward > 0, let reward = motionPairReward {
             addMotionPairReward(frame, reward.model, reward.motion, sdsNorm: sdsNorm, dColor: &dColor)

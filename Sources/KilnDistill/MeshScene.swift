@@ -73,12 +73,13 @@ public final class MeshScene: DistilledScene {
         let n = mesh.normals.count == mesh.vertexCount ? mesh.normals : mesh.computedVertexNormals()
         normals = n.flatMap { [$0.x, $0.y, $0.z] }
         topology = MeshTopology(triangles: mesh.triangles, positions: mesh.positions)
-        var first: [SIMD3<UInt32>: Int] = [:]
+        // Welded vertices numbered in order of first appearance, as `MeshTopology` welds them.
+        var compact: [Int: Int] = [:]
         var base: [Float] = []
-        let welded = mesh.positions.map { p in
-            let key = SIMD3(p.x.bitPattern, p.y.bitPattern, p.z.bitPattern)
-            if let j = first[key] { return j }
-            first[key] = base.count / 3
+        let welded = MeshTopology.weldedIndices(mesh.positions).map { first in
+            if let j = compact[first] { return j }
+            let p = mesh.positions[first]
+            compact[first] = base.count / 3
             base += [p.x, p.y, p.z]
             return base.count / 3 - 1
         }

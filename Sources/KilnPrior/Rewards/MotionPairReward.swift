@@ -145,14 +145,12 @@ public final class MotionPairTrainer {
     public let model: MotionPairReward
     let optimizer: Adam
     let seed: UInt64
-    var rng: RNG
     public private(set) var step = 0
 
     public init(imageSize: Int = 32, width: Int = 32, learningRate: Double = 2e-3, seed: UInt64 = 0) {
         model = MotionPairReward(imageSize: imageSize, width: width, seed: seed)
         optimizer = Adam(parameters: model.net.parameters, configuration: .adamW(learningRate: learningRate, weightDecay: 1e-4))
         self.seed = seed
-        rng = RNG(seed: seed).split(7)
     }
 
     /// One step on a batch of fresh pairs (each index is drawn once: the pair set is unbounded);
@@ -162,13 +160,7 @@ public final class MotionPairTrainer {
         let indices = (0..<batchSize).map { step * batchSize + $0 }
         step += 1
         let (pairs, labels) = MotionPairReward.batch(seed: seed, indices: indices, size: model.imageSize)
-        let (logits, saved) = model.net.forwardForTraining(pairs)
-        let (loss, gradient) = RewardNet.crossEntropy(logits[0], targets: labels)
-        model.net.zeroGradients()
-        model.net.backward(saved, logitGradients: [gradient])
-        _ = clipGradientNorm(model.net.parameters, maxNorm: 5)
-        optimizer.step()
-        return loss
+        return model.net.trainingStep(pairs, targets: labels.map { [$0] }, optimizer: optimizer)
     }
 
     /// Accuracy on `count` pairs drawn with another seed, overall and per class.

@@ -103,6 +103,25 @@ public final class RewardNet: Module {
         return g * 2  // through x = 2·image − 1
     }
 
+    /// One optimisation step: cross-entropy summed over the heads (`targets[image][head]`, −1 to
+    /// ignore), gradients clipped to norm 5, then `optimizer`. Returns the loss.
+    @discardableResult
+    public func trainingStep(_ images: Tensor, targets: [[Int]], optimizer: Adam) -> Float {
+        let (logits, saved) = forwardForTraining(images)
+        var loss: Float = 0
+        var gradients: [Tensor] = []
+        for (h, logit) in logits.enumerated() {
+            let (l, g) = Self.crossEntropy(logit, targets: targets.map { $0[h] })
+            loss += l
+            gradients.append(g)
+        }
+        zeroGradients()
+        backward(saved, logitGradients: gradients)
+        _ = clipGradientNorm(parameters, maxNorm: 5)
+        optimizer.step()
+        return loss
+    }
+
     /// The most likely class of each row of `[N, K]` logits (the first on ties).
     public static func predictions(_ logits: Tensor) -> [Int] {
         let (n, k) = (logits.shape[0], logits.shape[1])

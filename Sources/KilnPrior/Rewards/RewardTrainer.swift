@@ -67,19 +67,7 @@ public final class RewardTrainer {
             }
             x = Tensor(shape: x.shape, storage: values)
         }
-        let (logits, saved) = net.forwardForTraining(x)
-        var loss: Float = 0
-        var gradients: [Tensor] = []
-        for (h, logit) in logits.enumerated() {
-            let (l, g) = RewardNet.crossEntropy(logit, targets: targets.map { $0[h] })
-            loss += l
-            gradients.append(g)
-        }
-        net.zeroGradients()
-        net.backward(saved, logitGradients: gradients)
-        _ = clipGradientNorm(net.parameters, maxNorm: 5)
-        optimizer.step()
-        return loss
+        return net.trainingStep(x, targets: targets, optimizer: optimizer)
     }
 
     /// Accuracy per head (quality: on the held-out images and one degraded copy of each).

@@ -14,17 +14,8 @@ public struct MeshTopology: Sendable, Equatable {
     ///   - triangles: `[F]` vertex indices.
     ///   - positions: `[V]` vertex positions used to weld seams, or nil to use the indices as they are.
     public init(triangles: [SIMD3<UInt32>], positions: [SIMD3<Float>]? = nil) {
-        var canonical: [UInt32]? = nil
-        if let positions {
-            var first: [SIMD3<UInt32>: UInt32] = [:]
-            canonical = positions.enumerated().map { i, p in
-                let key = SIMD3(p.x.bitPattern, p.y.bitPattern, p.z.bitPattern)
-                if let j = first[key] { return j }
-                first[key] = UInt32(i)
-                return UInt32(i)
-            }
-        }
-        func id(_ v: UInt32) -> UInt64 { UInt64(canonical?[Int(v)] ?? v) }
+        let canonical = positions.map(Self.weldedIndices)
+        func id(_ v: UInt32) -> UInt64 { UInt64(canonical?[Int(v)] ?? Int(v)) }
         // Edge (a, b) with a < b → the (triangle, edge) slots that use it.
         var slots: [UInt64: [Int32]] = [:]
         slots.reserveCapacity(triangles.count * 3 / 2)
@@ -43,6 +34,19 @@ public struct MeshTopology: Sendable, Equatable {
             } else if list.count > 2 {
                 for s in list { neighbors[Int(s)] = -2 }
             }
+        }
+    }
+}
+
+extension MeshTopology {
+    /// For each vertex, the first vertex with a bit-identical position (itself when it is the first).
+    public static func weldedIndices(_ positions: [SIMD3<Float>]) -> [Int] {
+        var first: [SIMD3<UInt32>: Int] = [:]
+        return positions.enumerated().map { i, p in
+            let key = SIMD3(p.x.bitPattern, p.y.bitPattern, p.z.bitPattern)
+            if let j = first[key] { return j }
+            first[key] = i
+            return i
         }
     }
 }

@@ -191,7 +191,7 @@ struct Bench: ParsableCommand {
         func number(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
         var csv = "prompt,variant,method,seed,mean_alignment,min_alignment,kind_accuracy,main_color_accuracy,azimuth_accuracy,back_seen_as_front,janus,"
             + "mesh_mean_alignment,mesh_kind_accuracy,refined_mesh_mean_alignment,refined_mesh_kind_accuracy,min_silhouette_coverage,depth_agreement,"
-            + "reprojection_color_error,frame_alignment,flicker,motion_shown,motion_matches,seconds,peak_memory_mib\n"
+            + "reprojection_color_error,frame_alignment,flicker,motion_shown,motion_matches,motion_judged,motion_judged_matches,seconds,peak_memory_mib\n"
         for row in rows {
             let r = row.record, s = r.score
             csv += "\"\(r.prompt)\",\(row.variant),\(r.method),\(r.seed),\(s.meanAlignment),\(s.minAlignment),\(number(s.kindAccuracy)),"
@@ -200,7 +200,8 @@ struct Bench: ParsableCommand {
                 + "\(number(row.mesh?.refined?.meanAlignment)),\(number(row.mesh?.refined?.kindAccuracy ?? nil)),\(number(row.geometry?.minSilhouetteCoverage)),"
                 + "\(number(row.geometry?.meanDepthAgreement)),\(number(row.geometry?.meanReprojectionColorError)),"
                 + "\(number(row.temporal?.meanAlignment)),\(number(row.temporal?.stability.flicker)),\(row.temporal?.motion.dominant ?? ""),"
-                + "\(row.temporal.map { $0.motionMatches ? "1" : "0" } ?? ""),\(r.seconds),\(r.peakMemoryMiB)\n"
+                + "\(row.temporal.map { $0.motionMatches ? "1" : "0" } ?? ""),\(row.temporal?.judged?.dominant ?? ""),"
+                + "\(row.temporal?.judgedMatches.map { $0 ? "1" : "0" } ?? ""),\(r.seconds),\(r.peakMemoryMiB)\n"
         }
         var md = "# Bench summary\n\n\(rows.count) runs. Scores from 16 views at elevation 15° (AssetScore) of the representation and of the "
             + "exported mesh (before and after refinement, when the run refined it); time and peak memory of each `kiln generate`.\n\n"
@@ -232,14 +233,21 @@ struct Bench: ParsableCommand {
         }
         let moving = rows.filter { $0.temporal != nil }
         if !moving.isEmpty {
-            md += "\n## 4D runs\n\n| prompt | variant | frame alignment (mean) | worst frame | frame change | flicker | motion shown | asked | matches |\n"
-                + "| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |\n"
+            md += "\n## 4D runs\n\nMotion shown: from the Gaussians' positions (the asked motion's share of the toy world's amplitude); "
+                + "motion seen: the motion-pair model's verdict on the renders at 4 fixed views (its mean probability), which names the kind "
+                + "of change, not its size.\n\n"
+                + "| prompt | variant | frame alignment (mean) | worst frame | frame change | flicker | asked | motion shown (share) | matches | "
+                + "motion seen (p) | matches |\n| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- |\n"
             for row in moving {
                 let t = row.temporal!
-                md += String(format: "| %@ | %@ | %.3f | %.3f | %.4f | %.4f | %@ | %@ | %@ |\n", row.record.prompt, row.variant, t.meanAlignment, t.minFrameAlignment,
-                             t.stability.frameChange, t.stability.flicker, t.motion.dominant, t.captionMotion ?? "none", t.motionMatches ? "yes" : "no")
+                let share = t.captionMotion.flatMap { t.motion.fractions[$0] }.map { String(format: " (%.2f)", $0) } ?? ""
+                let seen = t.judged.map { String(format: "%@ (%.2f)", $0.dominant, $0.probabilities[$0.dominant] ?? 0) } ?? "–"
+                md += String(format: "| %@ | %@ | %.3f | %.3f | %.4f | %.4f | %@ | %@%@ | %@ | %@ | %@ |\n", row.record.prompt, row.variant, t.meanAlignment,
+                             t.minFrameAlignment, t.stability.frameChange, t.stability.flicker, t.captionMotion ?? "none", t.motion.dominant, share,
+                             t.motionMatches ? "yes" : "no", seen, t.judgedMatches.map { $0 ? "yes" : "no" } ?? "–")
             }
-            md += String(format: "\nMotion matches the caption in %d of %d 4D runs.\n", moving.filter { $0.temporal!.motionMatches }.count, moving.count)
+            md += String(format: "\nMotion matches the caption in %d of %d 4D runs from the Gaussians, in %d by the motion-pair model.\n",
+                         moving.filter { $0.temporal!.motionMatches }.count, moving.count, moving.filter { $0.temporal!.judgedMatches == true }.count)
         }
         if !failures.isEmpty {
             md += "\n## Failed runs\n\n\(failures.count) run(s) failed and are not in the tables above:\n\n"

@@ -136,8 +136,16 @@ struct Eval: ParsableCommand {
         // A 4D run: its frames judged over time.
         var temporal: TemporalReport? = nil
         if let settings = run, settings.dynamic {
+            // The motion-pair model judges the frames too, where the rewards folder has one.
+            let pairURL = URL(fileURLWithPath: rewards).appendingPathComponent("motion_pair.safetensors")
+            var judge: MotionPairReward? = nil
+            if FileManager.default.fileExists(atPath: pairURL.path) {
+                judge = try MotionPairReward.load(pairURL)
+            } else {
+                warn("\(rewards) has no motion_pair.safetensors: the frames' motion is judged from the Gaussians only (kiln train-motion-reward --out \(rewards) --force makes it)")
+            }
             temporal = try TemporalReport.measure(runFolder: runFolder, settings: settings, caption: ToyCaption(caption ?? ""), rewards: models,
-                                                  size: models.imageSize * 2, camera: camera)
+                                                  motionJudge: judge, size: models.imageSize * 2, camera: camera)
         }
         var health: MeshHealth? = nil
         if case .mesh(let renderer)? = subject { health = renderer.mesh.health }
@@ -196,6 +204,13 @@ struct EvalReport: Codable {
             for (name, fraction) in t.motion.fractions.sorted(by: { $0.key < $1.key }) {
                 md += String(format: "| %@ (fraction of the toy world's amplitude) | %.2f |\n", name, fraction)
             }
+            if let j = t.judged {
+                md += "| motion seen by the motion-pair model (\(j.pairs) frame pairs) | \(j.dominant) |\n"
+                md += "| motion-pair model agrees with the caption | \(t.judgedMatches == true ? "yes" : "no") |\n"
+                for (name, p) in j.probabilities.sorted(by: { $0.key < $1.key }) {
+                    md += String(format: "| %@ (motion-pair model's mean probability) | %.2f |\n", name, p)
+                }
+            }
         }
         if let h = meshHealth {
             md += "\n## Mesh health\n\n| | |\n| --- | ---: |\n"
@@ -219,7 +234,8 @@ struct EvalReport: Codable {
 
 /// A 4D run judged over time (`kiln eval` of a run with frames): per-frame alignment from 8
 /// orbit views, temporal stability at 4 fixed views, and the motion its frames show against the
-/// caption's.
+/// caption's: from the Gaussians' positions (`MotionAnalysis`) and, where the rewards folder has
+/// the motion-pair model, from the renders at the 4 fixed views (`MotionJudgement`).
 struct TemporalReport: Codable {
     var frames: Int
     var perFrameAlignment: [Double]
@@ -229,8 +245,11 @@ struct TemporalReport: Codable {
     var motion: MotionAnalysis
     var captionMotion: String?
     var motionMatches: Bool
+    /// The motion-pair model's judgement of the renders (nil without the model, or with too few frames).
+    var judged: MotionJudgement?
+    var judgedMatches: Bool?
 
-    static func measure(runFolder: URL, settings: GenerateSettings, caption: ToyCaption, rewards: RewardModels, size: Int,
+    static func measure(runFolder: URL, settings: GenerateSettings, caption: ToyCaption, rewards: RewardModels, motionJudge: MotionPairReward?, size: Int,
                         camera: (Float, Float) -> Camera) throws -> TemporalReport {
         let count = settings.motion.frames
         var clouds: [SplatParameters<Float>] = []
@@ -243,7 +262,7 @@ struct TemporalReport: Codable {
         }
         guard clouds.allSatisfy({ $0.count == clouds[0].count }) else { throw CLIError("the frames of \(runFolder.path) hold different Gaussians; regenerate the run") }
         let times = (0..<count).map { Float($0) / Float(count - 1) }
-        func render(_ p: SplatParameters<Float>, _ a: Float, _ e: Float) -> Image {
+        func render(_ p: SplatParameters<Float>, _ a: Float, _ e: Float, size: Int = size) -> Image {
             let full = camera(a, e)
             let scaled = full.resized(width: size, height: size)
             return SplatRasterizer.render(p, camera: scaled, settings: SplatRenderSettings(background: SIMD3(1, 1, 1))).color
@@ -254,8 +273,12 @@ struct TemporalReport: Codable {
         let sequences = [0, 90, 180, 270].map { a in clouds.map { render($0, Float(a), 15) } }
         let motion = MotionAnalysis.measure(clouds, times: times)
         let asked = caption.motion?.rawValue
+        let judged = motionJudge.flatMap { model in
+            MotionJudgement.judge(model, sequences: [0, 90, 180, 270].map { a in clouds.map { render($0, Float(a), 15, size: model.imageSize) } }, times: times)
+        }
         return TemporalReport(frames: count, perFrameAlignment: perFrame, meanAlignment: perFrame.reduce(0, +) / Double(count),
                               minFrameAlignment: perFrame.min() ?? 0, stability: TemporalStability.measure(sequences), motion: motion,
-                              captionMotion: asked, motionMatches: motion.dominant == (asked ?? "still"))
+                              captionMotion: asked, motionMatches: motion.dominant == (asked ?? "still"),
+                              judged: judged, judgedMatches: judged.map { $0.dominant == (asked ?? "still") })
     }
 }

@@ -46,7 +46,8 @@ struct BenchCommandTests {
             let coverage = header.firstIndex(of: "min_silhouette_coverage")!
             #expect(csv.dropFirst().allSatisfy { (Double($0.split(separator: ",", omittingEmptySubsequences: false)[coverage]) ?? 0) > 0.5 }, "\(csv)")
             // The 4D prompt's runs are judged over time too.
-            #expect(summary.contains("## 4D runs") && summary.contains("| a yellow duck bouncing | gaussians sds |"), "\(summary)")
+            #expect(summary.contains("## 4D runs") && summary.contains("| a yellow duck bouncing | gaussians sds |") && summary.contains("motion seen (p)"), "\(summary)")
+            #expect(header.contains("motion_judged") && header.contains("motion_judged_matches"))
             // A run benched before the evaluation existed gets it when the bench runs again.
             try FileManager.default.removeItem(atPath: out + "/runs/a-red-snowman-sds-s0/eval")
             #expect(try bench([]).status == 0)

@@ -107,10 +107,18 @@ struct GenerateCommandTests {
             // A caption with a motion is 4D on its own.
             let bouncing = folder.appendingPathComponent("bouncing").path
             let config2 = URL(fileURLWithPath: bouncing + "-config.json")
-            try Data(#"{"views": {"views_per_step": 1, "render_size": 32}, "gaussians": {"initial_gaussians": 100}, "motion": {"frames": 2}}"#.utf8).write(to: config2)
+            try Data(#"{"views": {"views_per_step": 1, "render_size": 32}, "gaussians": {"initial_gaussians": 100}, "motion": {"frames": 5}}"#.utf8).write(to: config2)
             let moving = try KilnRun("generate", "a red snowman bouncing", "--prior", Self.tiny, "--steps", "2", "--preview-every", "0",
                                      "--config", config2.path, "--out", bouncing)
-            #expect(moving.status == 0 && FileManager.default.fileExists(atPath: bouncing + "/frames/splats_001.ply"), "\(moving.stderr)")
+            #expect(moving.status == 0 && FileManager.default.fileExists(atPath: bouncing + "/frames/splats_004.ply"), "\(moving.stderr)")
+            // Five frames 0.25 apart: the motion-pair model judges the 4 pairs 0.25 apart at each of 4 fixed views.
+            let judgedFolder = folder.appendingPathComponent("bouncing-eval").path
+            let judged = try KilnRun("eval", bouncing, "--size", "32", "--views", "4", "--out", judgedFolder)
+            #expect(judged.status == 0, "\(judged.stderr)")
+            let judgedReport = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: judgedFolder + "/report.json"))) as! [String: Any]
+            let verdict = (judgedReport["temporal"] as? [String: Any])?["judged"] as? [String: Any]
+            #expect(verdict?["pairs"] as? Int == 16 && (verdict?["probabilities"] as? [String: Double])?.count == 6, "\(judgedReport)")
+            #expect(try String(contentsOfFile: judgedFolder + "/report.md", encoding: .utf8).contains("motion-pair model agrees with the caption"))
             let nerf = try KilnRun("generate", "a red snowman", "--prior", Self.tiny, "--frames", "4", "--representation", "nerf",
                                    "--out", folder.appendingPathComponent("x").path)
             #expect(nerf.status != 0 && nerf.stderr.contains("4D runs"), "\(nerf.stderr)")

@@ -44,6 +44,10 @@ public struct MotionSettings: Codable, Sendable, Equatable {
     /// probability (the hinge DreamReward puts on its reward), so it cannot run away into motion
     /// the model merely finds more certain. 1 never stops.
     public var pairConfidence: Float = 0.9
+    /// The motion-pair term moves only the object's own motion (`ObjectMotion`), not each
+    /// Gaussian's: the model can then be satisfied only by moving the whole object, not by
+    /// non-rigid changes of appearance that merely look like the motion to it.
+    public var pairObjectOnly = false
     /// Adam's step on the object's own motion (`ObjectMotion`: one translation, turn and scale of
     /// the whole cloud per time, beside each Gaussian's); 0 leaves the object's frame still. The
     /// prior's push towards motion is weak and noisy; summed over the whole cloud it moves the
@@ -196,8 +200,13 @@ public final class DynamicGaussianScene: DistilledScene {
         let norm = (gView.reduce(Float(0)) { $0 + $1 * $1 } + gPartner.reduce(Float(0)) { $0 + $1 * $1 }).squareRoot()
         guard sdsNorm > 0, norm > 0 else { return }
         let scale = motionSettings.pairReward * sdsNorm / norm
-        for i in dColor.indices { dColor[i] -= scale * gView[i] }
-        accumulateRender(partner, dColor: gPartner.map { -scale * $0 }, isStepView: false)
+        if motionSettings.pairObjectOnly {
+            accumulateRender(frame, dColor: gView.map { -scale * $0 }, isStepView: false, objectOnly: true)
+            accumulateRender(partner, dColor: gPartner.map { -scale * $0 }, isStepView: false, objectOnly: true)
+        } else {
+            for i in dColor.indices { dColor[i] -= scale * gView[i] }
+            accumulateRender(partner, dColor: gPartner.map { -scale * $0 }, isStepView: false)
+        }
     }
 
     /// The temporal-consistency term of one view: renders at τ ± δ from the view's camera, the
@@ -221,8 +230,9 @@ public final class DynamicGaussianScene: DistilledScene {
 
     /// Takes a render's colour gradient back to the canonical cloud and, for a moving frame, to the
     /// motion. Only the step's own views (`isStepView`), not the temporal term's side renders at
-    /// τ ± δ, count for densification and get the coverage floor.
-    func accumulateRender(_ frame: Frame, dColor: [Float], isStepView: Bool = true) {
+    /// τ ± δ, count for densification and get the coverage floor. `objectOnly` keeps only the
+    /// gradient of the object's own motion.
+    func accumulateRender(_ frame: Frame, dColor: [Float], isStepView: Bool = true, objectOnly: Bool = false) {
         let dAlpha = isStepView ? still.settings.coverageGradient(alpha: frame.splat.images.alpha) : nil
         let back = SplatRasterizer.backward(frame.splat, frame.deformed, gradients: SplatImageGradients(color: dColor, alpha: dAlpha))
         if isStepView { still.optimizer.record(meanPixels: back.meanPixels, radii: frame.splat.radii, width: frame.splat.camera.width, height: frame.splat.camera.height) }
@@ -232,6 +242,7 @@ public final class DynamicGaussianScene: DistilledScene {
         }
         let (local, objectPart) = ObjectMotion<Float>.backward(back.parameters, input: frame.local, motion: object, at: frame.time)
         for i in objectGradient.coefficients.indices { objectGradient.coefficients[i] += objectPart.coefficients[i] }
+        if objectOnly { return }
         let (canonical, motionPart) = SplatMotion<Float>.backward(local, at: frame.time)
         still.add(canonical)
         for i in motionGradient.position.indices { motionGradient.position[i] += motionPart.position[i] }

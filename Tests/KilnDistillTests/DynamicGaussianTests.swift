@@ -142,7 +142,7 @@ extension DynamicGaussianTests {
         }
         scene.object = objectStart
         // Past the confidence cap the term adds nothing: the motion's gradient is the view's own.
-        func motionGradient(_ m: MotionSettings) throws -> [Float] {
+        func gradients(_ m: MotionSettings) throws -> (position: [Float], object: [Float]) {
             let other = try DynamicGaussianScene(settings: settings, motion: m, steps: 10, extent: 0.6, seed: 2, threads: 2)
             other.motionPairReward = scene.motionPairReward
             other.motion = scene.motion
@@ -153,12 +153,23 @@ extension DynamicGaussianTests {
             var dColor = [Float](repeating: 0, count: 3 * 32 * 32)
             dColor[0] = 1e-3
             other.accumulate(frame, dColor: dColor)
-            return other.motionGradient.position
+            return (other.motionGradient.position, other.objectGradient.coefficients)
         }
+        func motionGradient(_ m: MotionSettings) throws -> [Float] { try gradients(m).position }
         var capped = motionSettings, off = motionSettings
         capped.pairConfidence = 0.5 * Foundation.exp(reward())
         off.pairReward = 0
         #expect(try motionGradient(capped) == motionGradient(off))
         #expect(try motionGradient(motionSettings) != motionGradient(off))
+        // pair_object_only: the Gaussians' own motion gets only the view's gradient; the object's
+        // motion gets the pair term's in full (as when it flows everywhere, up to rounding).
+        var objectOnly = motionSettings
+        objectOnly.pairObjectOnly = true
+        let (onlyPosition, onlyObject) = try gradients(objectOnly)
+        let (_, allObject) = try gradients(motionSettings), (_, offObject) = try gradients(off)
+        #expect(try onlyPosition == motionGradient(off))
+        let scale = allObject.map(abs).max()!
+        #expect(zip(onlyObject, allObject).allSatisfy { abs($0 - $1) <= 1e-3 * scale }, "\(onlyObject) vs \(allObject)")
+        #expect(zip(onlyObject, offObject).contains { abs($0 - $1) > 0.1 * scale }, "the pair term reaches the object's motion")
     }
 }

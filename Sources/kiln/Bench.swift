@@ -234,15 +234,15 @@ struct Bench: ParsableCommand {
         let moving = rows.filter { $0.temporal != nil }
         if !moving.isEmpty {
             md += "\n## 4D runs\n\nMotion shown: from the Gaussians' positions (the asked motion's share of the toy world's amplitude); "
-                + "motion seen: the motion-pair model's verdict on the renders at 4 fixed views (its mean probability), which names the kind "
+                + "the asked motion's share: how much of the toy world's amplitude of the caption's motion the Gaussians reach; motion seen: the motion-pair model's verdict on the renders at 4 fixed views (its mean probability), which names the kind "
                 + "of change, not its size.\n\n"
-                + "| prompt | variant | frame alignment (mean) | worst frame | frame change | flicker | asked | motion shown (share) | matches | "
-                + "motion seen (p) | matches |\n| --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- |\n"
+                + "| prompt | variant | frame alignment (mean) | worst frame | frame change | flicker | asked | motion shown | asked motion's share | matches | "
+                + "motion seen (p) | matches |\n| --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | --- | --- |\n"
             for row in moving {
                 let t = row.temporal!
-                let share = t.captionMotion.flatMap { t.motion.fractions[$0] }.map { String(format: " (%.2f)", $0) } ?? ""
+                let share = t.captionMotion.flatMap { t.motion.fractions[$0] }.map { String(format: "%.2f", $0) } ?? "–"
                 let seen = t.judged.map { String(format: "%@ (%.2f)", $0.dominant, $0.probabilities[$0.dominant] ?? 0) } ?? "–"
-                md += String(format: "| %@ | %@ | %.3f | %.3f | %.4f | %.4f | %@ | %@%@ | %@ | %@ | %@ |\n", row.record.prompt, row.variant, t.meanAlignment,
+                md += String(format: "| %@ | %@ | %.3f | %.3f | %.4f | %.4f | %@ | %@ | %@ | %@ | %@ | %@ |\n", row.record.prompt, row.variant, t.meanAlignment,
                              t.minFrameAlignment, t.stability.frameChange, t.stability.flicker, t.captionMotion ?? "none", t.motion.dominant, share,
                              t.motionMatches ? "yes" : "no", seen, t.judgedMatches.map { $0 ? "yes" : "no" } ?? "–")
             }

@@ -228,8 +228,9 @@ struct Bench: ParsableCommand {
                 + "\(mean { $0.record.score.janus ? 1 : 0 }) | \(mean { $0.mesh?.coarse?.meanAlignment }) | \(mean { $0.mesh?.coarse?.kindAccuracy ?? nil }) | "
                 + "\(mean { $0.mesh?.refined?.meanAlignment }) | \(mean { $0.mesh?.refined?.kindAccuracy ?? nil }) | "
                 + "\(mean { $0.geometry?.minSilhouetteCoverage }) | \(mean { $0.geometry?.meanDepthAgreement }) | \(mean { $0.geometry?.meanReprojectionColorError }) | "
-                + "\(mean { $0.record.seconds }) | "
-                + "\(String(format: "%.1f", rs.map(\.record.seconds).max() ?? 0)) | \(String(format: "%.0f", rs.map(\.record.peakMemoryMiB).max() ?? 0)) |\n"
+                + "\(mean { $0.record.resumed ? nil : $0.record.seconds }) | "
+                + "\(rs.filter { !$0.record.resumed }.map(\.record.seconds).max().map { String(format: "%.1f", $0) } ?? "–") | "
+                + "\(String(format: "%.0f", rs.map(\.record.peakMemoryMiB).max() ?? 0)) |\n"
         }
         let moving = rows.filter { $0.temporal != nil }
         if !moving.isEmpty {
@@ -260,7 +261,10 @@ struct Bench: ParsableCommand {
             let meshAlignment = (row.mesh?.refined ?? row.mesh?.coarse).map { String(format: "%.3f", $0.meanAlignment) } ?? "–"
             md += "| \(r.prompt) | \(row.variant) | \(r.seed) | \(String(format: "%.3f", r.score.meanAlignment)) | "
                 + "\(r.score.kindAccuracy.map { String(format: "%.2f", $0) } ?? "–") | \(r.score.janus ? "yes" : "no") | \(meshAlignment) | "
-                + "\(String(format: "%.1f", r.seconds)) | \(String(format: "%.0f", r.peakMemoryMiB)) |\n"
+                + "\(String(format: "%.1f", r.seconds))\(r.resumed ? " (resumed)" : "") | \(String(format: "%.0f", r.peakMemoryMiB)) |\n"
+        }
+        if rows.contains(where: \.record.resumed) {
+            md += "\nA resumed run's time is that of its last part only; the mean and max times above leave resumed runs out.\n"
         }
         try FileIO.writeAtomically(Data(csv.utf8), to: folder.appendingPathComponent("summary.csv"))
         try FileIO.writeAtomically(Data(md.utf8), to: folder.appendingPathComponent("summary.md"))

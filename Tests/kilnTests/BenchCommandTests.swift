@@ -48,6 +48,15 @@ struct BenchCommandTests {
             // The 4D prompt's runs are judged over time too.
             #expect(summary.contains("## 4D runs") && summary.contains("| a yellow duck bouncing | gaussians sds |") && summary.contains("motion seen (p)"), "\(summary)")
             #expect(header.contains("motion_judged") && header.contains("motion_judged_matches"))
+            #expect(!summary.contains("(resumed)"))
+            // A resumed run's time is only its last part's: marked, and left out of the mean time.
+            let recordURL = URL(fileURLWithPath: out + "/runs/a-red-snowman-dpo-s0/bench.json")
+            let record = try String(contentsOf: recordURL, encoding: .utf8)
+            #expect(record.contains("\"resumed\" : false"), "\(record)")
+            try Data(record.replacingOccurrences(of: "\"resumed\" : false", with: "\"resumed\" : true").utf8).write(to: recordURL)
+            #expect(try KilnRun("bench", suite.path, "--out", out, "--merge").status == 0)
+            let resumedSummary = try String(contentsOfFile: out + "/summary.md", encoding: .utf8)
+            #expect(resumedSummary.contains("(resumed)") && resumedSummary.contains("leave resumed runs out"), "\(resumedSummary)")
             // A run benched before the evaluation existed gets it when the bench runs again.
             try FileManager.default.removeItem(atPath: out + "/runs/a-red-snowman-sds-s0/eval")
             #expect(try bench([]).status == 0)

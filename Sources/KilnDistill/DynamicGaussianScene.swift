@@ -46,7 +46,9 @@ public struct MotionSettings: Codable, Sendable, Equatable {
     public var pairConfidence: Float = 0.9
     /// The motion-pair term moves only the object's own motion (`ObjectMotion`), not each
     /// Gaussian's: the model can then be satisfied only by moving the whole object, not by
-    /// non-rigid changes of appearance that merely look like the motion to it.
+    /// non-rigid changes of appearance that merely look like the motion to it. On "a blue robot
+    /// spinning" (pair reward 1) the robot turned at most 14° with it and 6° without, while the
+    /// model's p(spinning) of the renders reached 0.78 and 0.96: neither makes a spin.
     public var pairObjectOnly = false
     /// Adam's step on the object's own motion (`ObjectMotion`: one translation, turn and scale of
     /// the whole cloud per time, beside each Gaussian's); 0 leaves the object's frame still. The

@@ -9,7 +9,9 @@ import KilnPrior
 /// Every pair of frames (τa < τb) whose gap lies in the model's training gaps (0.15…0.35) is shown to
 /// the model at each fixed camera, earlier frame first. The verdict is the class with the highest
 /// mean probability over all pairs and cameras. A still asset gives pairs of identical frames, which
-/// the model calls still; a moving one gives pairs that differ the way its motion moves them.
+/// the model calls still; a moving one gives pairs that differ the way its motion moves them. It
+/// names the kind of change, not its size, and it was never shown "still" pairs that differ: frames
+/// that change only non-rigidly (as SDS's Gaussians do) are named some motion too.
 public struct MotionJudgement: Codable, Sendable, Equatable {
     /// Mean probability of each class (still and the toy motions) over the pairs.
     public var probabilities: [String: Float]

@@ -270,11 +270,12 @@ struct TemporalReport: Codable {
         let perFrame = clouds.map { cloud in
             AssetScore.measure(caption: caption, rewards: rewards, views: ViewAngle.orbit(8), renderSize: size) { a, e in render(cloud, a, e).pixels }.meanAlignment
         }
-        let sequences = [0, 90, 180, 270].map { a in clouds.map { render($0, Float(a), 15) } }
+        let fixedAzimuths: [Float] = [0, 90, 180, 270]
+        let sequences = fixedAzimuths.map { a in clouds.map { render($0, a, 15) } }
         let motion = MotionAnalysis.measure(clouds, times: times)
         let asked = caption.motion?.rawValue
         let judged = motionJudge.flatMap { model in
-            MotionJudgement.judge(model, sequences: [0, 90, 180, 270].map { a in clouds.map { render($0, Float(a), 15, size: model.imageSize) } }, times: times)
+            MotionJudgement.judge(model, sequences: fixedAzimuths.map { a in clouds.map { render($0, a, 15, size: model.imageSize) } }, times: times)
         }
         return TemporalReport(frames: count, perFrameAlignment: perFrame, meanAlignment: perFrame.reduce(0, +) / Double(count),
                               minFrameAlignment: perFrame.min() ?? 0, stability: TemporalStability.measure(sequences), motion: motion,

@@ -41,19 +41,9 @@ public struct MotionJudgement: Codable, Sendable, Equatable {
         let classes = MotionPairReward.classes
         var sums = [Double](repeating: 0, count: classes.count)
         var count = 0
-        let plane = size * size
         // One batch per camera: its pairs stacked as [n, 6, S, S].
         for frames in sequences {
-            var values = [Float](repeating: 0, count: framePairs.count * 6 * plane)
-            for (n, (a, b)) in framePairs.enumerated() {
-                for (k, image) in [frames[a], frames[b]].enumerated() {
-                    for p in 0..<plane {
-                        for c in 0..<3 {
-                            values[n * 6 * plane + (3 * k + c) * plane + p] = min(1, max(0, image.pixels[p * image.channels + c]))
-                        }
-                    }
-                }
-            }
+            let values = framePairs.flatMap { a, b in MotionPairReward.stacked(frames[a], frames[b]) }
             for row in model.probabilities(Tensor(shape: [framePairs.count, 6, size, size], storage: values)) {
                 for c in classes.indices { sums[c] += Double(row[c]) }
                 count += 1

@@ -57,16 +57,26 @@ public final class MotionPairReward {
                 if motion.poseChange(from: a, to: a + gap) >= leastPoseChange { break }
             }
         }
-        let plane = 3 * size * size
-        var pixels = [Float](repeating: 0, count: 2 * plane)
-        for (k, tau) in [times.0, times.1].enumerated() {
+        let pictures = [times.0, times.1].map { tau -> Image in
             if sample.motion != nil { sample.time = tau }
-            let picture = sample.render(size: size)
-            for p in 0..<(size * size) {
-                for c in 0..<3 { pixels[k * plane + c * size * size + p] = min(1, max(0, picture.pixels[p * picture.channels + c])) }
+            return sample.render(size: size)
+        }
+        return (stacked(pictures[0], pictures[1]), label(sample.motion))
+    }
+
+    /// Two `[S, S, ≥3]` pictures, the earlier first, as the model's `[6, S, S]` input: RGB planes
+    /// clamped to [0, 1].
+    public static func stacked(_ early: Image, _ late: Image) -> [Float] {
+        precondition(early.width == late.width && early.height == late.height && early.channels >= 3 && late.channels >= 3,
+                     "MotionPairReward.stacked: two RGB pictures of one size")
+        let area = early.width * early.height
+        var pixels = [Float](repeating: 0, count: 6 * area)
+        for (k, picture) in [early, late].enumerated() {
+            for p in 0..<area {
+                for c in 0..<3 { pixels[(3 * k + c) * area + p] = min(1, max(0, picture.pixels[p * picture.channels + c])) }
             }
         }
-        return (pixels, label(sample.motion))
+        return pixels
     }
 
     /// Pairs `indices` as a batch `[n, 6, S, S]` and their classes.

@@ -13,31 +13,68 @@ public struct MeshIOError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// Which way is up in a written file: Kiln's world is +Y up; `.z` turns it so that the file's +Z is
+/// Kiln's up (and Kiln's front, +Z, faces the file's −Y), as Blender and 3D printing expect.
+public enum UpAxis: String, CaseIterable, Sendable, Codable, CustomStringConvertible {
+    case y, z
+    public var description: String { rawValue }
+
+    /// Kiln's world → the file's frame: a quarter turn about +X for `.z`, (x, y, z) → (x, −z, y).
+    @inlinable
+    public func fromKiln(_ p: SIMD3<Float>) -> SIMD3<Float> { self == .z ? SIMD3(p.x, -p.z, p.y) : p }
+
+    /// The file's frame → Kiln's world, the inverse of `fromKiln`.
+    @inlinable
+    public func toKiln(_ p: SIMD3<Float>) -> SIMD3<Float> { self == .z ? SIMD3(p.x, p.z, -p.y) : p }
+}
+
 /// Writes `TriangleMesh` values through Assimp's exporters.
 ///
 /// The scene is built by hand in C memory (Assimp's C API has no builders) following the Assimp
 /// 5.2.5 rules in REFERENCE.md §9: identity root transform, at least one material with
 /// `mNumAllocated ≥ mNumProperties`, triangle primitive type, two UV components, and an embedded
 /// texture `*0` for glb. `aiExportScene` deep-copies the scene, so Kiln frees what it allocated.
+///
+/// What Kiln does beyond Assimp, so that the files open right in Blender and engines:
+/// - vertex colours are sRGB-encoded in every format but glTF (whose `COLOR_0` is linear);
+/// - `up` turns the mesh for formats whose users expect Z up (PLY, STL), and Kiln marks the file
+///   (a PLY `comment kiln up z`, the STL header) so that its own import turns it back;
+/// - glTF states `baseColorFactor` and lists only the extensions it uses (`GLTFDocument`);
+/// - FBX is binary, Assimp's output with the list terminators its writer forgets (`FBXBinary`);
+/// - STL is binary, written by Kiln (`BinarySTL`).
 public enum MeshExport {
     /// Writes `mesh` to `url` in `format`. Formats that reference a texture file get a PNG named
     /// `<stem>_basecolor.png` beside the mesh (OBJ also gets `<stem>.mtl`, glTF `<stem>.bin`).
     /// Every file appears at once: all are written in a temporary folder and renamed into place.
+    /// - Parameter up: the file's up axis; nil takes the format's `defaultUp`.
     /// - Returns: the files written, the mesh first.
     @discardableResult
-    public static func write(_ mesh: TriangleMesh, to url: URL, format: MeshFormat? = nil) throws -> [URL] {
+    public static func write(_ mesh: TriangleMesh, to url: URL, format: MeshFormat? = nil, up: UpAxis? = nil) throws -> [URL] {
         guard let format = format ?? MeshFormat(pathExtension: url.pathExtension) else {
             throw MeshIOError(path: url.path, reason: "unknown mesh extension \".\(url.pathExtension)\": use one of \(MeshFormat.allCases.map(\.rawValue).joined(separator: ", ")) or pass --format")
         }
         if let failure = mesh.validationFailure() {
             throw MeshIOError(path: url.path, reason: "cannot export an invalid mesh: it \(failure)")
         }
-        let mesh = mesh.removingUnusedVertices()
+        let up = up ?? format.defaultUp
+        var mesh = mesh.removingUnusedVertices()
         if mesh.positions.count > Int(UInt32.max) / 2 {
             throw MeshIOError(path: url.path, reason: "too many vertices for export")
         }
+        if mesh.normals.isEmpty { mesh.normals = mesh.computedVertexNormals() }
+        if up != .y {
+            mesh.positions = mesh.positions.map(up.fromKiln)
+            mesh.normals = mesh.normals.map(up.fromKiln)
+        }
+        if format.storesSRGBColors {
+            mesh.colors = mesh.colors.map { SIMD4(SRGB.encode($0.x), SRGB.encode($0.y), SRGB.encode($0.z), $0.w) }
+        }
         let folder = url.deletingLastPathComponent()
         try FileIO.checkWritableFolder(folder)
+        if format == .stl {
+            try FileIO.writeAtomically(BinarySTL.encode(mesh, up: up), to: url)
+            return [url]
+        }
         let staging = folder.appendingPathComponent(".kiln-export-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         guard mkdir(staging.path, 0o755) == 0 else {
             throw FileIOError.posix(errno, path: staging.path, doing: "create a temporary folder")
@@ -64,6 +101,7 @@ public enum MeshExport {
                 throw MeshIOError(path: url.path, reason: "Assimp could not write \(format) (the C export API gives no reason; check free disk space and the folder's permissions)")
             }
         }
+        try finish(target, format: format, material: mesh.material, up: up, source: url.path)
         // Move the mesh last so that its sidecars (mtl, bin, png) exist before it appears.
         let produced = try FileManager.default.contentsOfDirectory(atPath: staging.path)
             .sorted { ($0 == url.lastPathComponent ? 1 : 0, $0) < ($1 == url.lastPathComponent ? 1 : 0, $1) }
@@ -77,6 +115,24 @@ public enum MeshExport {
         }
         return [written.last!] + written.dropLast()
     }
+
+    /// What Assimp's file still needs, edited in place in the staging folder.
+    static func finish(_ file: URL, format: MeshFormat, material: TriangleMesh.Material, up: UpAxis, source: String) throws {
+        switch format {
+        case .glb, .gltf:
+            let data = try Data(contentsOf: file)
+            var document = format == .glb ? try GLTFDocument(glb: data, source: source) : try GLTFDocument(gltf: data, source: source)
+            document.setBaseColorFactor(material.baseColorFactor)
+            document.dropUnusedExtensions()
+            try FileIO.writeAtomically(format == .glb ? document.glbData() : document.gltfData(), to: file)
+        case .fbx:
+            try FileIO.writeAtomically(FBXBinary.finishingAssimpOutput(Data(contentsOf: file), source: source), to: file)
+        case .ply where up != .y:
+            try FileIO.writeAtomically(PLYUpMark.marking(Data(contentsOf: file), up: up, source: source), to: file)
+        case .ply, .obj, .dae, .stl:
+            break
+        }
+    }
 }
 
 extension MeshExport {
@@ -84,8 +140,9 @@ extension MeshExport {
     /// (the first is `mesh` itself), played as a morph-target animation. Assimp writes the morph
     /// targets but drops the weights that animate them (`tools/assimp_animation_probe.sh`), so
     /// Kiln adds them to the file itself: an animation whose one channel drives the mesh node's
-    /// `weights`, each frame's target at full weight at its time, linear in between. The file
-    /// appears at once, as `write`'s do.
+    /// `weights`, each frame's target at full weight at its time, linear in between. Each target
+    /// carries its frame's normals too, so shading follows the motion. The file appears at once,
+    /// as `write`'s do.
     public static func writeAnimatedGLB(_ mesh: TriangleMesh, frames: [[SIMD3<Float>]], times: [Float], to url: URL) throws {
         guard frames.count >= 2, frames.count == times.count, frames.allSatisfy({ $0.count == mesh.positions.count }),
               zip(times, times.dropFirst()).allSatisfy({ $0 < $1 }) else {
@@ -95,79 +152,52 @@ extension MeshExport {
             throw MeshIOError(path: url.path, reason: "the animated mesh has unused vertices; clean it before exporting")
         }
         if let failure = mesh.validationFailure() { throw MeshIOError(path: url.path, reason: "cannot export an invalid mesh: it \(failure)") }
+        guard frames.allSatisfy({ $0.allSatisfy { $0.x.isFinite && $0.y.isFinite && $0.z.isFinite } }) else {
+            throw MeshIOError(path: url.path, reason: "an animation frame has non-finite vertex positions")
+        }
         let folder = url.deletingLastPathComponent()
         try FileIO.checkWritableFolder(folder)
         let staging = folder.appendingPathComponent(".kiln-export-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).glb")
         defer { try? FileManager.default.removeItem(at: staging) }
         let texture = try mesh.material.baseColorTexture.map { try PNG.encode($0, text: KilnMetadata(command: "export").textEntries, source: url.path) }
-        try SceneBuilder.withScene(mesh, embeddedPNG: mesh.uvs.isEmpty ? nil : texture, textureFile: nil, morphTargets: Array(frames.dropFirst())) { scene in
+        var base = mesh
+        if base.normals.isEmpty { base.normals = base.computedVertexNormals() }
+        let targets = frames.dropFirst().map { positions -> (positions: [SIMD3<Float>], normals: [SIMD3<Float>]) in
+            var frame = base
+            frame.positions = positions
+            return (positions, frame.computedVertexNormals())
+        }
+        try SceneBuilder.withScene(base, embeddedPNG: mesh.uvs.isEmpty ? nil : texture, textureFile: nil, morphTargets: targets) { scene in
             guard aiExportScene(scene, MeshFormat.glb.assimpExporterID, staging.path, 0) == aiReturn_SUCCESS else {
                 throw MeshIOError(path: url.path, reason: "Assimp could not write glb (check free disk space and the folder's permissions)")
             }
         }
-        let animated = try GLBAnimation.addMorphWeights(to: Data(contentsOf: staging), targets: frames.count - 1, times: times, source: url.path)
-        try FileIO.writeAtomically(animated, to: url)
+        var document = try GLTFDocument(glb: Data(contentsOf: staging), source: url.path)
+        try document.addMorphWeightAnimation(targets: frames.count - 1, times: times)
+        document.setBaseColorFactor(mesh.material.baseColorFactor)
+        document.dropUnusedExtensions()
+        try FileIO.writeAtomically(document.glbData(), to: url)
     }
 }
 
-/// Adds a morph-weight animation to a GLB's JSON and binary chunks.
-enum GLBAnimation {
-    static func addMorphWeights(to glb: Data, targets: Int, times: [Float], source: String) throws -> Data {
-        func fail(_ why: String) -> MeshIOError { MeshIOError(path: source, reason: "Assimp's GLB could not be animated: \(why)") }
-        func word(_ at: Int) -> UInt32 { glb.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self)) } }
-        guard glb.count >= 20, word(0) == 0x4654_6C67, word(4) == 2 else { throw fail("not a glTF 2 binary") }
-        let jsonLength = Int(word(12))
-        guard word(16) == 0x4E4F_534A, 20 + jsonLength <= glb.count else { throw fail("no JSON chunk") }
-        guard var json = try JSONSerialization.jsonObject(with: glb.subdata(in: 20..<(20 + jsonLength))) as? [String: Any] else { throw fail("unreadable JSON") }
-        var binary = Data()
-        let binStart = 20 + jsonLength
-        if binStart + 8 <= glb.count, word(binStart + 4) == 0x004E_4942 {
-            binary = glb.subdata(in: (binStart + 8)..<min(glb.count, binStart + 8 + Int(word(binStart))))
-        }
+extension GLTFDocument {
+    /// Adds an animation of the single mesh's morph weights: at `times[k]` (k ≥ 1) target k − 1
+    /// has weight 1 and the others 0 (frame 0 is the base mesh), linear in between.
+    mutating func addMorphWeightAnimation(targets: Int, times: [Float]) throws {
         guard var meshes = json["meshes"] as? [[String: Any]], meshes.count == 1,
               let nodes = json["nodes"] as? [[String: Any]], let node = nodes.firstIndex(where: { $0["mesh"] as? Int == 0 }) else {
-            throw fail("no node holding the mesh")
+            throw failure("no node holding the mesh")
         }
-        // Time keys, then per key one weight per target: frame k (k ≥ 1) is target k − 1.
         var weights: [Float] = []
         for k in times.indices { for target in 0..<targets { weights.append(target == k - 1 ? 1 : 0) } }
-        func append(_ values: [Float]) -> (offset: Int, length: Int) {
-            while binary.count % 4 != 0 { binary.append(0) }
-            let offset = binary.count
-            values.withUnsafeBufferPointer { binary.append(Data(buffer: $0)) }
-            return (offset, values.count * 4)
-        }
-        let input = append(times), output = append(weights)
-        var bufferViews = json["bufferViews"] as? [[String: Any]] ?? []
-        var accessors = json["accessors"] as? [[String: Any]] ?? []
-        for (place, count) in [(input, times.count), (output, weights.count)] {
-            bufferViews.append(["buffer": 0, "byteOffset": place.offset, "byteLength": place.length])
-            var accessor: [String: Any] = ["bufferView": bufferViews.count - 1, "componentType": 5126, "count": count, "type": "SCALAR"]
-            if place.offset == input.offset { accessor["min"] = [times.first!]; accessor["max"] = [times.last!] }
-            accessors.append(accessor)
-        }
-        meshes[0]["weights"] = [Float](repeating: 0, count: targets)
+        let input = appendFloatAccessor(times, minMax: true), output = appendFloatAccessor(weights)
+        meshes[0]["weights"] = [Float](repeating: 0, count: targets).map(Double.init)
+        json["meshes"] = meshes
         var animations = json["animations"] as? [[String: Any]] ?? []
         animations.append(["name": "motion",
-                           "samplers": [["input": accessors.count - 2, "output": accessors.count - 1, "interpolation": "LINEAR"]],
+                           "samplers": [["input": input, "output": output, "interpolation": "LINEAR"]],
                            "channels": [["sampler": 0, "target": ["node": node, "path": "weights"]]]])
-        var buffers = json["buffers"] as? [[String: Any]] ?? [[:]]
-        if buffers.isEmpty { buffers = [[:]] }
-        while binary.count % 4 != 0 { binary.append(0) }
-        buffers[0]["byteLength"] = binary.count
-        json["bufferViews"] = bufferViews
-        json["accessors"] = accessors
-        json["meshes"] = meshes
         json["animations"] = animations
-        json["buffers"] = buffers
-        var text = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
-        while text.count % 4 != 0 { text.append(0x20) }
-        var out = Data()
-        func put(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
-        put(0x4654_6C67); put(2); put(UInt32(12 + 8 + text.count + 8 + binary.count))
-        put(UInt32(text.count)); put(0x4E4F_534A); out.append(text)
-        put(UInt32(binary.count)); put(0x004E_4942); out.append(binary)
-        return out
     }
 }
 
@@ -187,7 +217,8 @@ private final class CArena {
 }
 
 private enum SceneBuilder {
-    static func withScene<R>(_ mesh: TriangleMesh, embeddedPNG: [UInt8]?, textureFile: String?, morphTargets: [[SIMD3<Float>]] = [],
+    static func withScene<R>(_ mesh: TriangleMesh, embeddedPNG: [UInt8]?, textureFile: String?,
+                             morphTargets: [(positions: [SIMD3<Float>], normals: [SIMD3<Float>])] = [],
                              _ body: (UnsafePointer<aiScene>) throws -> R) throws -> R {
         let arena = CArena()
         let scene = arena.allocate(aiScene.self)
@@ -204,13 +235,16 @@ private enum SceneBuilder {
         if !morphTargets.isEmpty {
             // Absolute positions; Assimp's glTF 2 exporter writes them as displacements.
             let targets = arena.allocate(UnsafeMutablePointer<aiAnimMesh>?.self, count: morphTargets.count)
-            for (k, positions) in morphTargets.enumerated() {
+            for (k, frame) in morphTargets.enumerated() {
                 let target = arena.allocate(aiAnimMesh.self)
                 setString(&target.pointee.mName, "frame_\(k + 1)")
-                target.pointee.mNumVertices = UInt32(positions.count)
-                let vertices = arena.allocate(aiVector3D.self, count: positions.count)
-                for (i, p) in positions.enumerated() { vertices[i] = aiVector3D(x: p.x, y: p.y, z: p.z) }
+                target.pointee.mNumVertices = UInt32(frame.positions.count)
+                let vertices = arena.allocate(aiVector3D.self, count: frame.positions.count)
+                for (i, p) in frame.positions.enumerated() { vertices[i] = aiVector3D(x: p.x, y: p.y, z: p.z) }
                 target.pointee.mVertices = vertices
+                let normals = arena.allocate(aiVector3D.self, count: frame.normals.count)
+                for (i, n) in frame.normals.enumerated() { normals[i] = aiVector3D(x: n.x, y: n.y, z: n.z) }
+                target.pointee.mNormals = normals
                 targets[k] = target
             }
             aimesh.pointee.mNumAnimMeshes = UInt32(morphTargets.count)
@@ -263,7 +297,7 @@ private enum SceneBuilder {
         let positions = arena.allocate(aiVector3D.self, count: v)
         for (i, p) in mesh.positions.enumerated() { positions[i] = aiVector3D(x: p.x, y: p.y, z: p.z) }
         target.pointee.mVertices = positions
-        let normalsSource = mesh.normals.isEmpty ? mesh.computedVertexNormals() : mesh.normals
+        let normalsSource = mesh.normals.isEmpty ? mesh.computedVertexNormals() : mesh.normals  // `write` fills them
         let normals = arena.allocate(aiVector3D.self, count: v)
         for (i, n) in normalsSource.enumerated() { normals[i] = aiVector3D(x: n.x, y: n.y, z: n.z) }
         target.pointee.mNormals = normals

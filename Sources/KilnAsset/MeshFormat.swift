@@ -3,19 +3,35 @@ public enum MeshFormat: String, CaseIterable, Sendable, Codable, CustomStringCon
     case glb, gltf, obj, ply, stl, fbx, dae
 
     /// Assimp's exporter id. Plain `gltf`/`glb` are glTF 1.0 in Assimp 5.2, so use the `2` ids;
-    /// binary PLY writes float colours under a uchar header and binary FBX cannot be read back,
-    /// so the ASCII writers are used for both.
+    /// binary PLY writes float colours under a uchar header, so the ASCII writer is used. FBX is
+    /// Assimp's binary writer, finished by `FBXBinary` (Blender refuses ASCII FBX). STL is written
+    /// by Kiln itself (`BinarySTL`); its id here is only for completeness.
     public var assimpExporterID: String {
         switch self {
         case .glb: "glb2"
         case .gltf: "gltf2"
         case .obj: "obj"
         case .ply: "ply"
-        case .stl: "stl"
-        case .fbx: "fbxa"
+        case .stl: "stlb"
+        case .fbx: "fbx"
         case .dae: "collada"
         }
     }
+
+    /// The up axis the format's users expect, and `MeshExport`'s default: Z for STL (slicers
+    /// for 3D printing) and PLY (Blender and most point-cloud tools take its axes as they are);
+    /// Y for glTF (Y up by its specification), OBJ, FBX and DAE (their importers convert from
+    /// Y up: OBJ by convention, FBX and DAE by the axis the file states).
+    public var defaultUp: UpAxis {
+        switch self {
+        case .stl, .ply: .z
+        case .glb, .gltf, .obj, .fbx, .dae: .y
+        }
+    }
+
+    /// Whether vertex colours in the file are sRGB-encoded, as PLY, OBJ, FBX and DAE readers
+    /// (Blender among them) take them; glTF's `COLOR_0` is linear by its specification.
+    public var storesSRGBColors: Bool { self != .glb && self != .gltf }
 
     public var fileExtension: String { rawValue }
     public var description: String { rawValue }

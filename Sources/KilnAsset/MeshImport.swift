@@ -50,7 +50,14 @@ public enum MeshImport {
         guard let executable = worker ?? workerExecutable() else {
             throw MeshIOError(path: url.path, reason: "cannot find the kiln executable to import meshes in isolation: set KILN_EXECUTABLE to its path")
         }
-        return try IsolatedProcess.importMesh(url, executable: executable, limits: limits)
+        var imported = try IsolatedProcess.importMesh(url, executable: executable, limits: limits)
+        // A PLY or STL that Kiln wrote Z up says so; turn it back to Kiln's Y up.
+        let up = UpMark.read(url)
+        if up != .y {
+            imported.mesh.positions = imported.mesh.positions.map(up.toKiln)
+            imported.mesh.normals = imported.mesh.normals.map(up.toKiln)
+        }
+        return imported
     }
 
     /// The executable that hosts isolated imports: `$KILN_EXECUTABLE`, this process when it is
@@ -138,6 +145,8 @@ public enum MeshImport {
         let bakeMaterialColors = distinctMaterialColors
         let bakeColors = anyColors || distinctMaterialColors
         let anyUVs = parts.contains { $0.mesh.pointee.mTextureCoords.0 != nil }
+        // Vertex colours are linear in glTF and sRGB-encoded everywhere else (PLY, OBJ, FBX, DAE...).
+        let srgbColors = MeshFormat(pathExtension: source.pathExtension)?.storesSRGBColors ?? true
 
         var out = TriangleMesh()
         for part in parts {
@@ -161,7 +170,10 @@ public enum MeshImport {
                 }
                 if bakeColors {
                     var c = SIMD4<Float>(1, 1, 1, 1)
-                    if let colors = m.mColors.0 { c = SIMD4(colors[v].r, colors[v].g, colors[v].b, colors[v].a) }
+                    if let colors = m.mColors.0 {
+                        c = SIMD4(colors[v].r, colors[v].g, colors[v].b, colors[v].a)
+                        if srgbColors { c = SIMD4(SRGB.decode(c.x), SRGB.decode(c.y), SRGB.decode(c.z), c.w) }
+                    }
                     out.colors.append(bakeMaterialColors ? c * part.baseColor : c)
                 }
             }

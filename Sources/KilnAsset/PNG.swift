@@ -195,14 +195,15 @@ public enum PNG {
         try decode(FileIO.read(url, limit: 1 << 31), source: url.path)
     }
 
-    /// Writes an image as an 8-bit PNG atomically, with text metadata.
-    public static func write(_ image: Image, to url: URL, text: [PNGTextEntry] = []) throws {
-        try FileIO.writeAtomically(encode(image, text: text, source: url.path), to: url)
+    /// Writes an image as an 8-bit PNG atomically. Every PNG Kiln writes to disk says what made it: `metadata`'s command, prompt, seed and
+    /// settings go into its text chunks (`KilnMetadata.textEntries`).
+    public static func write(_ image: Image, to url: URL, metadata: KilnMetadata) throws {
+        try FileIO.writeAtomically(encode(image, text: metadata.textEntries, source: url.path), to: url)
     }
 
     /// Writes 16-bit grayscale samples as a PNG atomically, with text metadata.
     public static func writeGray16(_ samples: [UInt16], width: Int, height: Int, to url: URL,
-                                   text: [PNGTextEntry] = []) throws {
-        try FileIO.writeAtomically(encodeGray16(samples, width: width, height: height, text: text, source: url.path), to: url)
+                                   metadata: KilnMetadata, extraText: [PNGTextEntry] = []) throws {
+        try FileIO.writeAtomically(encodeGray16(samples, width: width, height: height, text: metadata.textEntries + extraText, source: url.path), to: url)
     }
 }

@@ -51,8 +51,12 @@ struct MeshIOTests {
                 let dp = back.positions[j] - p
                 #expect((dp * dp).sum() < 1e-10, "vertex \(i) moved by \(dp)")
                 if format.holdsVertexColors {
-                    let dc = back.colors[j] - cube.colors[i]
-                    let tolerance: Float = format == .ply ? 0.5 / 255 + 1e-6 : 1e-5
+                    // PLY holds 8-bit sRGB: compare there, within half a step.
+                    func stored(_ c: SIMD4<Float>) -> SIMD4<Float> {
+                        format.storesSRGBColors ? SIMD4(SRGB.encode(c.x), SRGB.encode(c.y), SRGB.encode(c.z), c.w) : c
+                    }
+                    let dc = stored(back.colors[j]) - stored(cube.colors[i])
+                    let tolerance: Float = format == .ply ? 0.5 / 255 + 1e-5 : 1e-5
                     #expect(dc.x.magnitude <= tolerance && dc.y.magnitude <= tolerance && dc.z.magnitude <= tolerance, "colour of vertex \(i): \(back.colors[j]) vs \(cube.colors[i])")
                 }
                 if format != .stl {

@@ -68,7 +68,7 @@ def save_pipeline(out, unet, text, config, config_dir, manifest):
         "_class_name": "KilnPriorPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
         "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
         "scheduler": ["diffusers", "DDPMScheduler"]}, indent=2) + "\n")
-    (out / "kiln_prior.json").write_text(json.dumps({"conditioning": "view-v1", "vocabulary": manifest["vocabulary"]}, indent=2) + "\n")
+    (out / "kiln_prior.json").write_text(json.dumps({"conditioning": "view-v1", "vocabulary": manifest["vocabulary"], "guidance_scale": float(config["training"].get("sample_guidance", 7.5))}, indent=2) + "\n")
 
 
 def main():

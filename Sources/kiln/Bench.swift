@@ -41,11 +41,11 @@ struct Bench: ParsableCommand {
     @Option(help: "This machine's shard, i/n (0 ≤ i < n).")
     var shard: String = "0/1"
 
-    @Option(help: "The prior folder.", completion: .directory)
-    var prior: String = "assets/prior"
+    @Option(help: ArgumentHelp(ShippedAssets.help(.prior)), completion: .directory)
+    var prior: String?
 
-    @Option(help: "The reward-model folder.", completion: .directory)
-    var rewards: String = "assets/rewards"
+    @Option(help: ArgumentHelp(ShippedAssets.help(.rewards)), completion: .directory)
+    var rewards: String?
 
     @Option(help: "Extra settings for every run (a kiln generate --config file).", completion: .file())
     var config: String?
@@ -101,7 +101,8 @@ struct Bench: ParsableCommand {
                 say("  [\(n + 1)/\(mine.count)] \(job.name): done before")
                 continue
             }
-            var arguments = ["generate", job.prompt, "--out", runFolder.path, "--prior", prior, "--rewards", rewards, "--preview-every", "0"]
+            var arguments = ["generate", job.prompt, "--out", runFolder.path, "--prior", try ShippedAssets.resolve(prior, .prior).path,
+                             "--rewards", try ShippedAssets.resolve(rewards, .rewards).path, "--preview-every", "0"]
             if let steps { arguments += ["--steps", "\(steps)"] }
             // A run interrupted earlier resumes from its checkpoint (with its own config.json); a
             // fresh one replaces a partial folder.
@@ -127,7 +128,7 @@ struct Bench: ParsableCommand {
             try? FileManager.default.removeItem(at: marker)
             guard let scoreData = FileManager.default.contents(atPath: runFolder.appendingPathComponent("score.json").path),
                   let score = try? JSONDecoder().decode(AssetScore.self, from: scoreData) else {
-                throw CLIError("\(job.name): the run wrote no score.json; are the reward models in \(rewards)?")
+                throw CLIError("\(job.name): the run wrote no score.json; are the reward models in \(try ShippedAssets.resolve(rewards, .rewards).path)?")
             }
             let record = BenchRecord(prompt: job.prompt, method: job.method.rawValue, seed: job.seed, score: score,
                                      seconds: child.seconds, peakMemoryMiB: child.peakMemoryMiB, resumed: resumable)
@@ -148,7 +149,7 @@ struct Bench: ParsableCommand {
         let report = runFolder.appendingPathComponent("eval/report.json")
         guard !FileManager.default.fileExists(atPath: report.path) else { return }
         let child = try ChildProcess.run(executable: ChildProcess.selfPath,
-                                         arguments: ["eval", runFolder.path, "--rewards", rewards, "--out", runFolder.appendingPathComponent("eval").path, "--force"],
+                                         arguments: ["eval", runFolder.path, "--rewards", try ShippedAssets.resolve(rewards, .rewards).path, "--out", runFolder.appendingPathComponent("eval").path, "--force"],
                                          log: folder.appendingPathComponent("runs/\(name)-eval.log"))
         guard child.status == 0 else { throw CLIError("\(name): kiln eval exited \(child.status); see \(folder.path)/runs/\(name)-eval.log") }
     }

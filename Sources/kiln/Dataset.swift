@@ -97,7 +97,7 @@ struct Dataset: ParsableCommand {
         let shown = (0..<min(count, 16)).map { ToySample(seed: seed, index: $0, options: options) }
         let previews = shown.map { $0.render(size: size).resized(width: max(size, 128), height: max(size, 128)) }
         try PNG.write(Image.contactSheet(previews, columns: 4, labels: shown.map(\.caption)), to: folder.appendingPathComponent("preview.png"),
-                      text: KilnMetadata(command: "dataset", seed: seed, settings: manifest).textEntries)
+                      metadata: KilnMetadata(command: "dataset", seed: seed, settings: manifest))
         try writeJSON(manifest, to: folder.appendingPathComponent("dataset.json"))
         try? FileManager.default.removeItem(at: partial)
         print(String(format: "wrote %d samples in %d shards to %@ (%d rendered now, %.1f s)", count, manifest.shards.count, output.out, rendered,

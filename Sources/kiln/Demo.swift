@@ -68,7 +68,7 @@ struct Demo: ParsableCommand {
         let sheet = Image.contactSheet(previews, columns: 4, labels: (0..<8).map { "azimuth \($0 * 45)" })
         let settings = DemoSettings(splats: splats, tileSize: size, elevationDegrees: 15, views: cameras.count)
         try PNG.write(sheet, to: folder.appendingPathComponent("preview.png"),
-                      text: KilnMetadata(command: "demo", prompt: "a snowman with a carrot nose", seed: seed, settings: settings).textEntries)
+                      metadata: KilnMetadata(command: "demo", prompt: "a snowman with a carrot nose", seed: seed, settings: settings))
         let transforms = try NeRFTransforms(cameras: cameras, filePaths: (0..<8).map { "preview_\($0)" })
         try FileIO.writeAtomically(transforms.jsonData(), to: folder.appendingPathComponent("transforms.json"))
 

@@ -44,8 +44,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Render size (a multiple of the reward models' 32).")
     var size: Int = 128
 
-    @Option(help: "The reward-model folder.", completion: .directory)
-    var rewards: String = "assets/rewards"
+    @Option(help: ArgumentHelp(ShippedAssets.help(.rewards)), completion: .directory)
+    var rewards: String?
 
     @OptionGroup var output: OutputFolderOptions
 
@@ -94,7 +94,9 @@ struct Eval: ParsableCommand {
             // A run's splats are framed as the run framed them (its object ball), as its score.json was.
             (center, radius) = (.zero, settings.views.objectRadius)
         }
-        let models = try RewardModels(folder: URL(fileURLWithPath: rewards))
+        let rewardsURL = try ShippedAssets.resolve(self.rewards, .rewards)
+        let rewards = rewardsURL.path
+        let models = try RewardModels(folder: rewardsURL)
         guard size % models.imageSize == 0 else { throw CLIError("--size \(size) is not a multiple of the reward models' \(models.imageSize)") }
         try output.prepare()
         let angles = icosphere ? ViewAngle.icosphere() : ViewAngle.orbit(views, elevationDegrees: elevation)
@@ -137,7 +139,7 @@ struct Eval: ParsableCommand {
         var temporal: TemporalReport? = nil
         if let settings = run, settings.dynamic {
             // The motion-pair model judges the frames too, where the rewards folder has one.
-            let pairURL = URL(fileURLWithPath: rewards).appendingPathComponent("motion_pair.safetensors")
+            let pairURL = rewardsURL.appendingPathComponent("motion_pair.safetensors")
             var judge: MotionPairReward? = nil
             if FileManager.default.fileExists(atPath: pairURL.path) {
                 judge = try MotionPairReward.load(pairURL)
@@ -158,7 +160,7 @@ struct Eval: ParsableCommand {
             String(format: "%.0f°/%.0f° %@ %.1f", v.azimuthDegrees, v.elevationDegrees, v.predictedKind ?? "", v.alignment)
         }
         try PNG.write(Image.contactSheet(renders, columns: min(8, renders.count), labels: labels), to: folder.appendingPathComponent("sheet.png"),
-                      text: KilnMetadata(command: "eval", prompt: caption, settings: ["views": "\(angles.count)", "size": "\(size)"]).textEntries)
+                      metadata: KilnMetadata(command: "eval", prompt: caption, settings: ["views": "\(angles.count)", "size": "\(size)"]))
         say(String(format: "%@: alignment %.2f (min %.2f, spread %.2f), kind %@, azimuth %.2f, Janus %@ (%.0f%% of back views seen as fronts); "
                    + "silhouettes %.0f%% covered by the hull, neighbours agree in depth %.0f%%, colour error %.3f%@; %.1f s",
                    url.lastPathComponent, score.meanAlignment, score.minAlignment, score.alignmentSpread,

@@ -22,8 +22,8 @@ struct EvalPrior: ParsableCommand {
         """
     )
 
-    @Argument(help: "The prior's pipeline folder.", completion: .directory)
-    var prior: String
+    @Argument(help: ArgumentHelp(ShippedAssets.help(.prior)), completion: .directory)
+    var prior: String?
 
     @Option(help: "Prompt file: one prompt per line, # comments.", completion: .file())
     var prompts: String
@@ -39,8 +39,8 @@ struct EvalPrior: ParsableCommand {
     @Option(help: "DDIM steps per view.")
     var samplingSteps: Int = 30
 
-    @Option(help: "Classifier-free guidance scale.")
-    var guidanceScale: Double = 3
+    @Option(help: "Classifier-free guidance scale (default: the prior's own, guidance_scale in its kiln_prior.json, else 7.5).")
+    var guidanceScale: Double?
 
     @Option(help: "Fitting steps per reconstruction.")
     var steps: Int = 400
@@ -52,7 +52,7 @@ struct EvalPrior: ParsableCommand {
         guard (4...64).contains(views) else { throw ValidationError("--views must be 4…64, got \(views)") }
         guard (-89...89).contains(elevation) else { throw ValidationError("--elevation must be in −89…89, got \(elevation)") }
         guard (1...1000).contains(samplingSteps) else { throw ValidationError("--sampling-steps must be 1…1000, got \(samplingSteps)") }
-        guard guidanceScale.isFinite, guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") }
+        if let guidanceScale { guard guidanceScale.isFinite, guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") } }
         guard (10...100_000).contains(steps) else { throw ValidationError("--steps must be 10…100000, got \(steps)") }
     }
 
@@ -83,9 +83,10 @@ struct EvalPrior: ParsableCommand {
         guard let text = try? String(contentsOfFile: prompts, encoding: .utf8) else { throw CLIError("\(prompts) cannot be read: give a prompt file") }
         let list = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
         guard !list.isEmpty else { throw CLIError("\(prompts) holds no prompts") }
-        let pipeline = try PriorPipeline(folder: URL(fileURLWithPath: prior))
+        let pipeline = try PriorPipeline(folder: try ShippedAssets.resolve(prior, .prior))
+        let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale
         guard pipeline.hasViewConditioning else {
-            throw CLIError("\(prior) has no view conditioning: its samples cannot be placed around an object; give a camera-conditioned prior")
+            throw CLIError("\(pipeline.folder.path) has no view conditioning: its samples cannot be placed around an object; give a camera-conditioned prior")
         }
         try output.prepare()
         let folder = output.url
@@ -105,7 +106,11 @@ struct EvalPrior: ParsableCommand {
                 guard x.isFinite else { throw CLIError("the prior produced non-finite values for \"\(prompt)\"; its weights may be corrupt") }
                 let image = Self.onWhite(PriorPipeline.images(x)[0])
                 images.append(image)
-                try PNG.write(image, to: viewFolder.appendingPathComponent(String(format: "view_%03d.png", i)))
+                try PNG.write(image, to: viewFolder.appendingPathComponent(String(format: "view_%03d.png", i)),
+                              metadata: KilnMetadata(command: "eval-prior", prompt: prompt, seed: seed,
+                                                     settings: SampleRecord(prior: pipeline.folder.lastPathComponent, negativePrompt: "", steps: samplingSteps,
+                                                                            guidanceScale: guidanceScale, count: 1, view: request.view, scheduler: "DDIM",
+                                                                            height: image.height, width: image.width)))
             }
             let names = (0..<views).map { String(format: "view_%03d", $0) }
             let transforms = try NeRFTransforms(cameras: cameras, filePaths: names.map { $0 + ".png" })
@@ -128,7 +133,7 @@ struct EvalPrior: ParsableCommand {
                               flaggedViewShare: Double(rows.map(\.flagged.count).reduce(0, +)) / Double(rows.count * views),
                               seconds: (ContinuousClock.now - start).seconds)
         try writeJSON(summary, to: folder.appendingPathComponent("summary.json"))
-        var md = "# Multi-view consistency of \(URL(fileURLWithPath: prior).lastPathComponent)\n\n"
+        var md = "# Multi-view consistency of \(pipeline.folder.lastPathComponent)\n\n"
         md += String(format: "%d prompts × %d views at elevation %.0f°, %d DDIM steps, guidance %.1f, one initial noise per prompt; %.0f s.\n\n",
                      rows.count, views, elevation, samplingSteps, guidanceScale, summary.seconds)
         md += String(format: "Mean held-out PSNR %.2f dB, SSIM %.3f; %.1f%% of the views stand out.\n\n", summary.meanHeldOutPSNR, summary.meanHeldOutSSIM,

@@ -80,7 +80,7 @@ struct EvalViews: ParsableCommand {
             $0.resized(width: $0.width * factor, height: $0.height * factor)
         }
         try PNG.write(Image.contactSheet(tiles, columns: min(8, shown), labels: labels),
-                      to: folder.appendingPathComponent("sheet.png"), text: KilnMetadata(command: command, settings: ["views": "\(images.count)"]).textEntries)
+                      to: folder.appendingPathComponent("sheet.png"), metadata: KilnMetadata(command: command, settings: ["views": "\(images.count)"]))
     }
 }
 

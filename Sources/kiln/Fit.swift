@@ -85,7 +85,7 @@ struct Fit: ParsableCommand {
         let sheet = Image.contactSheet(shown.map { images[$0] } + renders, columns: shown.count,
                                        labels: shown.map { "target \($0)" } + shown.map { "fit \($0)" })
         try PNG.write(sheet, to: runFolder.appendingPathComponent("progress.png"),
-                      text: KilnMetadata(command: "fit", seed: seed, settings: metrics).textEntries)
+                      metadata: KilnMetadata(command: "fit", seed: seed, settings: metrics))
         print(String(format: "fitted %d Gaussians in %.1f s; held-out PSNR %@ dB, SSIM %@; train PSNR %@ dB",
                      fitted.count, seconds, metrics.heldOutPSNR.map { String(format: "%.2f", $0) } ?? "–",
                      metrics.heldOutSSIM.map { String(format: "%.3f", $0) } ?? "–", metrics.trainPSNR.map { String(format: "%.2f", $0) } ?? "–"))

@@ -20,8 +20,11 @@ struct Generate: ParsableCommand {
         config.json (every setting, resolved, reusable as --config), log.csv (per step: timestep, \
         losses, reward, Gaussians, seconds), checkpoint/ (every --checkpoint-every steps; \
         --resume continues bit-identically), previews/, and at the end sheet.png (8 views), \
-        turntable/ (36 frames), loss.png, reward.png, splats.ply and asset.glb (the mesh; \
-        kiln export RUNDIR makes others). Ctrl-C saves a checkpoint and exits 130. A prompt with \
+        turntable/ (36 frames), loss.png, reward.png (the reward-aware methods only), \
+        splats.ply (or field.safetensors for --representation nerf), asset.glb (the mesh; kiln \
+        export RUNDIR makes others) and score.json (when the reward models are found). Every PNG \
+        records the prompt, seed and settings in its text chunks. Ctrl-C saves a checkpoint and \
+        exits 130. A prompt with \
         a motion ("a yellow duck bouncing") or --frames N makes a 4D run: moving splats, and \
         frames/ with each frame's splats and mesh, an animated GLB, a frame-by-view sheet and \
         per-frame turntables.
@@ -72,11 +75,11 @@ struct Generate: ParsableCommand {
     @Option(help: "JSON settings overriding the defaults, in config.json's layout (flags override it in turn).")
     var config: String?
 
-    @Option(help: "The prior folder.", completion: .directory)
-    var prior: String = "assets/prior"
+    @Option(help: ArgumentHelp(ShippedAssets.help(.prior)), completion: .directory)
+    var prior: String?
 
-    @Option(help: "The reward-model folder.", completion: .directory)
-    var rewards: String = "assets/rewards"
+    @Option(help: ArgumentHelp(ShippedAssets.help(.rewards)), completion: .directory)
+    var rewards: String?
 
     @Option(help: "Steps between preview images (0: none).")
     var previewEvery: Int = 100
@@ -163,7 +166,7 @@ struct Generate: ParsableCommand {
             guard settings.refine.stage == "none" else { throw CLIError("--refine mesh refines a still asset; a 4D run has one mesh per frame") }
         }
         let (steps, seed) = (settings.steps, settings.seed)
-        let pipeline = try PriorPipeline(folder: URL(fileURLWithPath: prior))
+        let pipeline = try PriorPipeline(folder: try ShippedAssets.resolve(prior, .prior))
         let unknown = pipeline.settings.unknownWords(in: prompt)
         if !unknown.isEmpty, let vocabulary = pipeline.settings.vocabulary {
             warn("this prior was never trained on \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); it knows: \(vocabulary.sorted().joined(separator: ", "))")
@@ -172,7 +175,8 @@ struct Generate: ParsableCommand {
         if renderAtPriorSize { settings.views.renderSize = distillationPrior.imageSize }
         // The reward models steer the reward-aware methods and score the result; a run without them
         // (plain SDS and no models) still runs, unscored.
-        let rewardsURL = URL(fileURLWithPath: rewards)
+        let rewardsURL = try ShippedAssets.resolve(self.rewards, .rewards)
+        let rewards = rewardsURL.path
         let models: RewardModels?
         if settings.guidance.usesRewards {
             models = try RewardModels(folder: rewardsURL)
@@ -288,6 +292,8 @@ struct Generate: ParsableCommand {
             try run.saveCheckpoint(to: checkpoint)
             try FileIO.writeAtomically(Data(log.csv.utf8), to: logURL)
         }
+        // Every picture of the run records the prompt, seed and settings that made it.
+        let metadata = KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings)
         let interrupt = Interrupt.install()
         let progress = ProgressLine(total: steps, start: run.completedSteps)
         let unit = stage == .refine ? "vertices" : settings.representation == "nerf" ? "occupied cells" : "splats"
@@ -308,7 +314,7 @@ struct Generate: ParsableCommand {
             if previewEvery > 0, r.step % previewEvery == 0 || r.step == steps {
                 let views = [0, 90, 180, 270].map { run.render(azimuthDegrees: Float($0), elevationDegrees: 15, size: 128) }
                 try PNG.write(Image.contactSheet(views, columns: 4, labels: ["0°", "90°", "180°", "270°"]),
-                              to: folder.appendingPathComponent(String(format: "previews/step%@_%06d.png", stage.suffix, r.step)))
+                              to: folder.appendingPathComponent(String(format: "previews/step%@_%06d.png", stage.suffix, r.step)), metadata: metadata)
             }
             if r.step % max(1, checkpointEvery) == 0 || r.step == steps { try saveCheckpoint() }
             if interrupt.requested {
@@ -319,25 +325,24 @@ struct Generate: ParsableCommand {
             }
         }
         progress.finish()
-        let metadata = KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings).textEntries
         let mesh = try finish()
         _ = try MeshExport.write(mesh.mesh, to: folder.appendingPathComponent("asset.glb"))
         say("mesh: \(mesh.mesh.triangleCount) triangles (\(mesh.report))" + (mesh.summary.isEmpty ? "" : "; " + mesh.summary))
         let azimuths = (0..<8).map { Float($0 * 45) }
         let sheet = Image.contactSheet(azimuths.map { run.render(azimuthDegrees: $0, elevationDegrees: 15, size: 128) }, columns: 4,
                                        labels: azimuths.map { "\(Int($0))°" })
-        try PNG.write(sheet, to: folder.appendingPathComponent("sheet\(stage.suffix).png"), text: metadata)
-        try PNG.write(Image.linePlot(log.lossPoints, title: "SDS loss by step"), to: folder.appendingPathComponent("loss\(stage.suffix).png"))
+        try PNG.write(sheet, to: folder.appendingPathComponent("sheet\(stage.suffix).png"), metadata: metadata)
+        try PNG.write(Image.linePlot(log.lossPoints, title: "SDS loss by step"), to: folder.appendingPathComponent("loss\(stage.suffix).png"), metadata: metadata)
         let rewardPoints = log.rewardPoints
         if !rewardPoints.isEmpty {
-            try PNG.write(Image.linePlot(rewardPoints, logY: false, title: "reward of x0 by step"), to: folder.appendingPathComponent("reward\(stage.suffix).png"))
+            try PNG.write(Image.linePlot(rewardPoints, logY: false, title: "reward of x0 by step"), to: folder.appendingPathComponent("reward\(stage.suffix).png"), metadata: metadata)
         }
         guard stage == .coarse else { return mesh }
         let turntable = folder.appendingPathComponent("turntable")
         try FileManager.default.createDirectory(at: turntable, withIntermediateDirectories: true)
         for i in 0..<36 {
             try PNG.write(run.render(azimuthDegrees: Float(i * 10), elevationDegrees: 15, size: 128),
-                          to: turntable.appendingPathComponent(String(format: "frame_%03d.png", i)))
+                          to: turntable.appendingPathComponent(String(format: "frame_%03d.png", i)), metadata: metadata)
         }
         if let scorer {
             // Scored views at the render size, or the models' size when the renders are smaller.
@@ -366,6 +371,7 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
         let camera = views.camera(azimuthDegrees: azimuth, elevationDegrees: 15, size: 128)
         return SplatRasterizer.render(p, camera: camera, settings: SplatRenderSettings(background: SIMD3(1, 1, 1))).color
     }
+    let metadata = KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings)
     var sheet: [Image] = [], labels: [String] = []
     var firstMesh: MeshResult? = nil
     let shown = Set((0..<min(count, 8)).map { $0 * (count - 1) / max(1, min(count, 8) - 1) })
@@ -379,7 +385,7 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
         let turntable = frames.appendingPathComponent(String(format: "turntable_%03d", i))
         try FileManager.default.createDirectory(at: turntable, withIntermediateDirectories: true)
         for v in 0..<12 {
-            try PNG.write(render(cloud, azimuth: Float(v * 30)), to: turntable.appendingPathComponent(String(format: "view_%03d.png", v)))
+            try PNG.write(render(cloud, azimuth: Float(v * 30)), to: turntable.appendingPathComponent(String(format: "view_%03d.png", v)), metadata: metadata)
         }
         if shown.contains(i) {
             for azimuth in [0, 90, 180, 270] {
@@ -388,8 +394,7 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
             }
         }
     }
-    try PNG.write(Image.contactSheet(sheet, columns: 4, labels: labels), to: frames.appendingPathComponent("sheet.png"),
-                  text: KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings).textEntries)
+    try PNG.write(Image.contactSheet(sheet, columns: 4, labels: labels), to: frames.appendingPathComponent("sheet.png"), metadata: metadata)
     // One mesh that moves: frame 0's mesh, its vertices carried by the Gaussians around them.
     let base = firstMesh!.mesh.removingUnusedVertices()
     let times = (0..<count).map { Float($0) / Float(count - 1) }

@@ -83,7 +83,7 @@ struct Render: ParsableCommand {
             let azimuth = 360 * Float(i) / Float(views)
             let metadata = KilnMetadata(command: "render", settings: RenderSettingsRecord(asset: url.lastPathComponent, view: i, azimuthDegrees: azimuth,
                                                                                           elevationDegrees: elevation, size: size, depthScale: nil))
-            try PNG.write(color, to: folder.appendingPathComponent(name), text: metadata.textEntries)
+            try PNG.write(color, to: folder.appendingPathComponent(name), metadata: metadata)
             if depth {
                 // One scale for every view: 16 bits over the farthest possible depth.
                 let scale = depthScale ?? Float((length(camera.position - center) + sphere * 2) / 65535)
@@ -92,12 +92,12 @@ struct Render: ParsableCommand {
                 let record = KilnMetadata(command: "render", settings: RenderSettingsRecord(asset: url.lastPathComponent, view: i, azimuthDegrees: azimuth,
                                                                                             elevationDegrees: elevation, size: size, depthScale: scale))
                 try PNG.writeGray16(samples, width: size, height: size, to: folder.appendingPathComponent(String(format: "depth_%03d.png", i)),
-                                    text: record.textEntries + [PNGTextEntry("depth_scale", "\(scale)")])
+                                    metadata: record, extraText: [PNGTextEntry("depth_scale", "\(scale)")])
             }
             if normals, let normalImage {
                 var encoded = normalImage
                 encoded.pixels = normalImage.pixels.map { ($0 + 1) / 2 }
-                try PNG.write(encoded, to: folder.appendingPathComponent(String(format: "normal_%03d.png", i)), text: metadata.textEntries)
+                try PNG.write(encoded, to: folder.appendingPathComponent(String(format: "normal_%03d.png", i)), metadata: metadata)
             }
             tiles.append(color)
             names.append(name)
@@ -108,7 +108,7 @@ struct Render: ParsableCommand {
         try FileIO.writeAtomically(transforms.jsonData(), to: folder.appendingPathComponent("transforms.json"))
         let sheet = Image.contactSheet(tiles, labels: (0..<views).map { "azimuth \(Int((360 * Float($0) / Float(views)).rounded()))" })
         try PNG.write(sheet, to: folder.appendingPathComponent("sheet.png"),
-                      text: KilnMetadata(command: "render", settings: ["asset": url.lastPathComponent, "views": "\(views)"]).textEntries)
+                      metadata: KilnMetadata(command: "render", settings: ["asset": url.lastPathComponent, "views": "\(views)"]))
         print("wrote \(views) views, sheet.png and transforms.json to \(output.out)")
     }
 }

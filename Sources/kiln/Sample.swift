@@ -22,8 +22,8 @@ struct Sample: ParsableCommand {
     @Argument(help: "The text prompt.")
     var prompt: String
 
-    @Option(help: "The pipeline folder.", completion: .directory)
-    var prior: String
+    @Option(help: ArgumentHelp(ShippedAssets.help(.prior)), completion: .directory)
+    var prior: String?
 
     @Option(help: "Camera azimuth in degrees (priors with view conditioning).")
     var azimuth: Float?
@@ -37,8 +37,8 @@ struct Sample: ParsableCommand {
     @Option(help: "DDIM steps.")
     var steps: Int = 30
 
-    @Option(help: "Classifier-free guidance scale (1 turns guidance off).")
-    var guidanceScale: Double = 7.5
+    @Option(help: "Classifier-free guidance scale, 1 turns guidance off (default: the prior's own, guidance_scale in its kiln_prior.json, else 7.5).")
+    var guidanceScale: Double?
 
     @Option(help: "Prompt to guide away from.")
     var negativePrompt: String = ""
@@ -56,7 +56,7 @@ struct Sample: ParsableCommand {
         guard !prompt.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("the prompt is empty; describe what to draw") }
         guard (1...1000).contains(steps) else { throw ValidationError("--steps must be 1…1000, got \(steps)") }
         guard (1...64).contains(count) else { throw ValidationError("--count must be 1…64, got \(count)") }
-        guard guidanceScale.isFinite && guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0, got \(guidanceScale)") }
+        if let guidanceScale { guard guidanceScale.isFinite && guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0, got \(guidanceScale)") } }
         if let azimuth, !azimuth.isFinite { throw ValidationError("--azimuth must be a number of degrees, got \(azimuth)") }
         if let elevation, !(elevation >= -90 && elevation <= 90) { throw ValidationError("--elevation must be within ±90 degrees, got \(elevation)") }
         if let time, !(time >= 0 && time <= 1) { throw ValidationError("--time must be in [0, 1], got \(time)") }
@@ -67,7 +67,8 @@ struct Sample: ParsableCommand {
         _ = Memory.retainFreedMemory()
         let outURL = URL(fileURLWithPath: out)
         try FileIO.checkWritableFolder(outURL.deletingLastPathComponent())
-        let pipeline = try PriorPipeline(folder: URL(fileURLWithPath: prior))
+        let pipeline = try PriorPipeline(folder: try ShippedAssets.resolve(prior, .prior))
+        let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale
         let unknown = pipeline.settings.unknownWords(in: prompt + " " + negativePrompt)
         if !unknown.isEmpty, let vocabulary = pipeline.settings.vocabulary {
             warn("this prior was never trained on \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); it knows: \(vocabulary.sorted().joined(separator: ", "))")
@@ -91,7 +92,7 @@ struct Sample: ParsableCommand {
         let record = SampleRecord(prior: pipeline.folder.lastPathComponent, negativePrompt: negativePrompt, steps: steps,
                                   guidanceScale: guidanceScale, count: count, view: pipeline.hasViewConditioning ? view : nil,
                                   scheduler: "DDIM", height: images[0].height, width: images[0].width)
-        try PNG.write(sheet, to: outURL, text: KilnMetadata(command: "sample", prompt: prompt, seed: seed, settings: record).textEntries)
+        try PNG.write(sheet, to: outURL, metadata: KilnMetadata(command: "sample", prompt: prompt, seed: seed, settings: record))
         print(String(format: "wrote %d samples to %@ (%.1f s)", count, out, (clock.now - start).seconds))
     }
 }

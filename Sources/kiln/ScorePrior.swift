@@ -21,11 +21,11 @@ struct ScorePrior: ParsableCommand {
         """
     )
 
-    @Option(help: "The prior folder.", completion: .directory)
-    var prior: String
+    @Option(help: ArgumentHelp(ShippedAssets.help(.prior)), completion: .directory)
+    var prior: String?
 
-    @Option(help: "The reward-model folder (kiln train-rewards).", completion: .directory)
-    var rewards: String = "assets/rewards"
+    @Option(help: ArgumentHelp(ShippedAssets.help(.rewards) + " kiln train-rewards makes one."), completion: .directory)
+    var rewards: String?
 
     @Option(help: "Number of samples (at least 200 for a model card).")
     var count: Int = 200
@@ -36,21 +36,26 @@ struct ScorePrior: ParsableCommand {
     @Option(help: "DDIM steps per sample.")
     var steps: Int = 30
 
-    @Option(help: "Classifier-free guidance scale.")
-    var guidanceScale: Double = 3
+    @Option(help: "Classifier-free guidance scale (default: the prior's own, guidance_scale in its kiln_prior.json, else 7.5).")
+    var guidanceScale: Double?
 
-    @Option(help: "Report file (JSON).")
+    @Option(help: "Report file (JSON; default PRIOR/scores.json, which also updates PRIOR's model card; with the shipped prior, scores.json here).")
     var out: String?
 
     func validate() throws {
         guard (1...100_000).contains(count) else { throw ValidationError("--count must be 1…100000, got \(count)") }
         guard (1...1000).contains(steps) else { throw ValidationError("--steps must be 1…1000, got \(steps)") }
-        guard guidanceScale.isFinite && guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") }
+        if let guidanceScale { guard guidanceScale.isFinite && guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") } }
     }
 
     func run() throws {
         _ = Memory.retainFreedMemory()
-        let pipeline = try PriorPipeline(folder: URL(fileURLWithPath: prior))
+        let priorURL = try ShippedAssets.resolve(self.prior, .prior), prior = priorURL.path
+        let rewards = try ShippedAssets.resolve(self.rewards, .rewards).path
+        let pipeline = try PriorPipeline(folder: priorURL)
+        let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale
+        // The shipped prior is not this command's to change: its report goes to the working folder.
+        let out = self.out ?? (self.prior == nil ? "scores.json" : nil)
         var nets: [ToyRewardKind: RewardNet] = [:]
         for kind in ToyRewardKind.allCases {
             let (loaded, net) = try RewardNet.load(URL(fileURLWithPath: rewards).appendingPathComponent("\(kind.rawValue).safetensors"))

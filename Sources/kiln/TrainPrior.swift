@@ -78,15 +78,15 @@ struct TrainPrior: ParsableCommand {
             try trainer.exportPipeline(to: folder)
             let csv = "step,loss\n" + curve.map { "\(Int($0.x)),\(Float($0.y))\n" }.joined()
             try FileIO.writeAtomically(Data(csv.utf8), to: log)
-            try PNG.write(Image.linePlot(curve, title: "training loss (log scale) by step"), to: folder.appendingPathComponent("loss.png"))
+            let metadata = KilnMetadata(command: "train-prior", seed: t.seed, settings: ["step": "\(trainer.step)"])
+            try PNG.write(Image.linePlot(curve, title: "training loss (log scale) by step"), to: folder.appendingPathComponent("loss.png"), metadata: metadata)
             try FileIO.writeAtomically(Data(modelCard(trainer: trainer, dataset: dataset, settings: settings, curve: curve).utf8),
                                        to: folder.appendingPathComponent("README.md"))
             let images = try trainer.sampleImages(prompts: samplePrompt, seed: 0)
             let tiles = images.map { $0.resized(width: max(96, $0.width), height: max(96, $0.height)) }
             let labels = [0, 180].flatMap { az in samplePrompt.map { "\($0) @\(az)" } }
             let sheet = Image.contactSheet(tiles, columns: samplePrompt.count, labels: labels)
-            let metadata = KilnMetadata(command: "train-prior", seed: t.seed, settings: ["step": "\(trainer.step)"]).textEntries
-            try PNG.write(sheet, to: folder.appendingPathComponent(String(format: "samples/step_%07d.png", trainer.step)), text: metadata)
+            try PNG.write(sheet, to: folder.appendingPathComponent(String(format: "samples/step_%07d.png", trainer.step)), metadata: metadata)
         }
         if trainer.step >= t.steps {
             // A finished run resumed: export it again (a changed scheduler config or card format takes effect).

@@ -107,12 +107,12 @@ struct PNGTests {
     func files() throws {
         try withTemporaryFolder { folder in
             let url = folder.appendingPathComponent("a.png")
-            try PNG.write(Image(width: 3, height: 3, channels: 4, fill: 0.5), to: url, text: KilnMetadata(prompt: "p").textEntries)
+            try PNG.write(Image(width: 3, height: 3, channels: 4, fill: 0.5), to: url, metadata: KilnMetadata(prompt: "p"))
             #expect(try PNG.read(url).text(for: "prompt") == "p")
             #expect(allFiles(folder) == ["a.png"])
 
             let missing = folder.appendingPathComponent("no/such/folder/b.png")
-            let error = try #require(throws: FileIOError.self) { try PNG.write(Image(width: 1, height: 1, channels: 3), to: missing) }
+            let error = try #require(throws: FileIOError.self) { try PNG.write(Image(width: 1, height: 1, channels: 3), to: missing, metadata: KilnMetadata()) }
             #expect(error.reason.contains("does not exist"))
 
             let locked = folder.appendingPathComponent("locked")
@@ -120,18 +120,18 @@ struct PNGTests {
             chmod(locked.path, 0o500)
             defer { chmod(locked.path, 0o700) }
             if getuid() != 0 {  // root ignores permission bits
-                #expect(throws: FileIOError.self) { try PNG.write(Image(width: 1, height: 1, channels: 3), to: locked.appendingPathComponent("c.png")) }
+                #expect(throws: FileIOError.self) { try PNG.write(Image(width: 1, height: 1, channels: 3), to: locked.appendingPathComponent("c.png"), metadata: KilnMetadata()) }
                 #expect(allFiles(locked).isEmpty)
             }
             // A NaN image fails before anything is created.
             var bad = Image(width: 2, height: 2, channels: 3)
             bad.pixels[0] = .infinity
-            #expect(throws: PNGError.self) { try PNG.write(bad, to: folder.appendingPathComponent("bad.png")) }
+            #expect(throws: PNGError.self) { try PNG.write(bad, to: folder.appendingPathComponent("bad.png"), metadata: KilnMetadata()) }
             #expect(allFiles(folder) == ["a.png", "locked"])
             #expect(throws: FileIOError.self) { try PNG.read(folder.appendingPathComponent("locked")) }
             // A path whose "folder" is a file cannot be written, even by root.
             let notFolder = folder.appendingPathComponent("a.png/c.png")
-            let notFolderError = try #require(throws: FileIOError.self) { try PNG.write(Image(width: 1, height: 1, channels: 3), to: notFolder) }
+            let notFolderError = try #require(throws: FileIOError.self) { try PNG.write(Image(width: 1, height: 1, channels: 3), to: notFolder, metadata: KilnMetadata()) }
             #expect(notFolderError.description.contains("a.png"))
             #expect(allFiles(folder) == ["a.png", "locked"])
         }

@@ -4,30 +4,49 @@ import KilnNN
 
 /// Kiln's additions to a diffusers pipeline folder, in `kiln_prior.json` (optional):
 ///
-///     {"conditioning": "view-v1", "vocabulary": ["a", "red", "snowman", ...]}
+///     {"conditioning": "view-v1", "vocabulary": ["a", "red", "snowman", ...], "guidance_scale": 3.0}
 ///
 /// `conditioning` names the class-label layout the UNet was trained with (`view-v1`:
 /// `ViewConditioning`); `vocabulary`, when present, is the closed set of words the prior was
-/// trained on. Unknown keys are an error.
+/// trained on; `guidance_scale` is the classifier-free guidance its model card samples with,
+/// which `kiln sample` and the prior scorers use unless told otherwise. Unknown keys are an error.
 public struct PriorSettings: Sendable, Equatable, Codable {
     public var conditioning: String?
     public var vocabulary: [String]?
+    public var guidanceScale: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case conditioning, vocabulary
+        case guidanceScale = "guidance_scale"
+    }
 
     public static let fileName = "kiln_prior.json"
     public static let viewConditioning = "view-v1"
+    /// The guidance a prior without `guidance_scale` is sampled with (diffusers' default).
+    public static let defaultGuidanceScale = 7.5
 
-    public init(conditioning: String? = nil, vocabulary: [String]? = nil) {
+    public init(conditioning: String? = nil, vocabulary: [String]? = nil, guidanceScale: Double? = nil) {
         self.conditioning = conditioning
         self.vocabulary = vocabulary
+        self.guidanceScale = guidanceScale
     }
+
+    /// The guidance to sample with when none is asked for: the card's, else diffusers' 7.5.
+    public var samplingGuidanceScale: Double { guidanceScale ?? Self.defaultGuidanceScale }
 
     /// Parses `kiln_prior.json`; `source` names the file in errors.
     public init(json data: Data, source: String) throws {
         guard case .object(let object)? = try? JSONDecoder().decode(ConfigValue.self, from: data) else {
             throw PriorConfigError(source: source, key: nil, problem: "is not a JSON object", fix: "write {\"conditioning\": \"view-v1\", \"vocabulary\": [...]}")
         }
-        for key in object.keys.sorted() where !["conditioning", "vocabulary"].contains(key) {
-            throw PriorConfigError(source: source, key: key, problem: "is not a Kiln prior setting", fix: "keep conditioning and vocabulary only")
+        for key in object.keys.sorted() where !["conditioning", "vocabulary", "guidance_scale"].contains(key) {
+            throw PriorConfigError(source: source, key: key, problem: "is not a Kiln prior setting", fix: "keep conditioning, vocabulary and guidance_scale only")
+        }
+        switch object["guidance_scale"] {
+        case nil, .null?: guidanceScale = nil
+        case .int(let g)? where g >= 0: guidanceScale = Double(g)
+        case .double(let g)? where g.isFinite && g >= 0: guidanceScale = g
+        case let v?: throw PriorConfigError(source: source, key: "guidance_scale", problem: "is \(v.text)", fix: "give the guidance scale as a number ≥ 0, e.g. 3.0")
         }
         switch object["conditioning"] {
         case nil, .null?: conditioning = nil

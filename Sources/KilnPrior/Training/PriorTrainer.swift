@@ -213,7 +213,7 @@ public final class PriorTrainer {
             ])
             try writeJSON(index, "model_index.json")
             let settings = PriorSettings(conditioning: unet.config.projectionClassInputDim == nil ? nil : PriorSettings.viewConditioning,
-                                         vocabulary: data.manifest.vocabulary)
+                                         vocabulary: data.manifest.vocabulary, guidanceScale: config.training.sampleGuidance)
             try AtomicFile.write(try encoder.encode(settings), to: folder.appendingPathComponent(PriorSettings.fileName))
         }
     }

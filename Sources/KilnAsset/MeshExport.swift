@@ -69,6 +69,14 @@ public enum MeshExport {
         if format.storesSRGBColors {
             mesh.colors = mesh.colors.map { SIMD4(SRGB.encode($0.x), SRGB.encode($0.y), SRGB.encode($0.z), $0.w) }
         }
+        if format == .ply {
+            // Assimp's PLY writer stores `UInt8(c · 255)`, truncating: hand it the nearest byte
+            // plus a quarter step, so the file holds the rounded value.
+            mesh.colors = mesh.colors.map { c in
+                let clamped = pointwiseMin(pointwiseMax(c, .zero), .one)
+                return ((clamped * 255).rounded(.toNearestOrEven) + 0.25) / 255
+            }
+        }
         let folder = url.deletingLastPathComponent()
         try FileIO.checkWritableFolder(folder)
         if format == .stl {

@@ -32,6 +32,9 @@ struct Convert: ParsableCommand {
     @Flag(help: "Replace the output if it exists.")
     var force = false
 
+    @Option(help: ArgumentHelp(upAxisHelp))
+    var up: UpAxis?
+
     @Flag(help: "Meshes: drop degenerate and duplicate triangles, weld duplicate vertices, remove small islands.")
     var clean = false
 
@@ -61,7 +64,7 @@ struct Convert: ParsableCommand {
 
     /// The mesh-only flags given, as typed.
     private var meshFlags: [String] {
-        (clean ? ["--clean"] : []) + (minIsland == nil ? [] : ["--min-island"]) + (maxFaces == nil ? [] : ["--max-faces"])
+        (clean ? ["--clean"] : []) + (minIsland == nil ? [] : ["--min-island"]) + (maxFaces == nil ? [] : ["--max-faces"]) + (up == nil ? [] : ["--up"])
     }
 
     func run() throws {
@@ -92,7 +95,7 @@ struct Convert: ParsableCommand {
             let imported = try MeshImport.read(inURL)
             for warning in imported.info.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             let mesh = tidied(imported.mesh)
-            let files = try MeshExport.write(mesh, to: outURL, format: target)
+            let files = try MeshExport.write(mesh, to: outURL, format: target, up: up)
             print("wrote \(files.map(\.path).joined(separator: ", ")): \(mesh.vertexCount) vertices, \(mesh.triangleCount) triangles (\(target))")
         }
     }

@@ -6,6 +6,10 @@ import KilnDistill
 import KilnRender
 
 extension MeshFormat: ExpressibleByArgument {}
+extension UpAxis: ExpressibleByArgument {}
+
+/// The help of `--up`, shared by the commands that write meshes.
+let upAxisHelp = "Which way is up in the file: z or y (Kiln's world is Y up). Default: z for ply and stl, as Blender and 3D printing expect; y for glb, gltf, obj, fbx and dae, whose importers convert from Y up."
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,6 +38,9 @@ struct Export: ParsableCommand {
 
     @Option(help: "Output file (default RUNDIR/asset.FORMAT).", completion: .file())
     var out: String?
+
+    @Option(help: ArgumentHelp(upAxisHelp))
+    var up: UpAxis?
 
     @Option(help: "Largest number of triangles.")
     var faces: Int = 20_000
@@ -80,7 +87,7 @@ struct Export: ParsableCommand {
             let meshing = SplatMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize, views: views)
             result = try meshing.mesh(SplatParameters(cloud))
         }
-        let files = try MeshExport.write(result.mesh, to: target, format: format)
+        let files = try MeshExport.write(result.mesh, to: target, format: format, up: up)
         if !result.summary.isEmpty { say(result.summary) }
         say("\(result.mesh.triangleCount) triangles, \(result.mesh.vertexCount) vertices (\(result.report)); wrote " + files.map(\.path).joined(separator: ", "))
     }

@@ -398,7 +398,7 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
     // One mesh that moves: frame 0's mesh, its vertices carried by the Gaussians around them.
     let base = firstMesh!.mesh.removingUnusedVertices()
     let times = (0..<count).map { Float($0) / Float(count - 1) }
-    try MeshExport.writeAnimatedGLB(base, frames: carriedVertices(base, scene: scene, times: times), times: times.map { $0 * animationSeconds },
+    try MeshExport.writeAnimatedGLB(base, frames: scene.carriedVertices(of: base, times: times), times: times.map { $0 * animationSeconds },
                                     to: frames.appendingPathComponent("animated.glb"))
     say("frames: \(count) (frames/splats_NNN.ply, frames/asset_NNN.glb, frames/animated.glb, frames/sheet.png, frames/turntable_NNN/)")
     return firstMesh!
@@ -406,32 +406,6 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
 
 /// The length of a 4D run's loop in `frames/animated.glb`.
 let animationSeconds: Float = 2
-
-/// The vertices of a mesh of frame 0 at each time: each vertex moves by the mean displacement of
-/// its 4 nearest Gaussians that are not nearly transparent (opacity ≥ 5%), weighted by inverse
-/// squared distance at frame 0.
-func carriedVertices(_ mesh: TriangleMesh, scene: DynamicGaussianScene, times: [Float]) -> [[SIMD3<Float>]] {
-    let start = scene.cloud(at: 0)
-    let carriers = (0..<start.count).filter { start.opacityLogits[$0] > Float.log(0.05 / 0.95) }
-    guard !carriers.isEmpty else { return times.map { _ in mesh.positions } }
-    func centre(_ p: SplatParameters<Float>, _ i: Int) -> SIMD3<Float> { SIMD3(p.means[3 * i], p.means[3 * i + 1], p.means[3 * i + 2]) }
-    let origins = carriers.map { centre(start, $0) }
-    let nearest = NearestNeighbours.search(origins, queries: mesh.positions, k: 4)
-    let weights = mesh.positions.indices.map { v -> [Float] in
-        let w = nearest[v].map { i -> Float in let d = origins[i] - mesh.positions[v]; return 1 / max(1e-8, (d * d).sum()) }
-        let total = w.reduce(0, +)
-        return w.map { $0 / total }
-    }
-    return times.map { tau in
-        let cloud = scene.cloud(at: tau)
-        let moved = carriers.indices.map { centre(cloud, carriers[$0]) - origins[$0] }
-        return mesh.positions.indices.map { v -> SIMD3<Float> in
-            var p = mesh.positions[v]
-            for (i, w) in zip(nearest[v], weights[v]) { p += w * moved[i] }
-            return p
-        }
-    }
-}
 
 /// The exported mesh judged like the representation (`score_mesh.json`): rendered by the mesh
 /// rasterizer with the toy lighting, before and after refinement.

@@ -19,7 +19,8 @@ struct MeshIOTests {
     func triangleSignature(_ mesh: TriangleMesh) -> [String] {
         mesh.triangles.map { t in
             let a = mesh.positions[Int(t.x)], b = mesh.positions[Int(t.y)], c = mesh.positions[Int(t.z)]
-            let corners = [a, b, c].map { "\(($0.x * 1000).rounded()),\(($0.y * 1000).rounded()),\(($0.z * 1000).rounded())" }.sorted()
+            // `+ 0` makes −0 (from turning a Z-up file back) print as 0.
+            let corners = [a, b, c].map { "\(($0.x * 1000).rounded() + 0),\(($0.y * 1000).rounded() + 0),\(($0.z * 1000).rounded() + 0)" }.sorted()
             let e1 = b - a, e2 = c - a
             let n = SIMD3(e1.y * e2.z - e1.z * e2.y, e1.z * e2.x - e1.x * e2.z, e1.x * e2.y - e1.y * e2.x)
             let centroid = (a + b + c) / 3 - SIMD3(0.25, 0, -0.5)  // cube centre: outward normals point away

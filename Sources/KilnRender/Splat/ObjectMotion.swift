@@ -93,6 +93,23 @@ public struct ObjectMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable
                                        q(q(y.quaternion, z.quaternion), x.dQuaternion)])
     }
 
+    /// Points moved by the object's transform at τ: s·R·p + t.
+    public func moving(_ points: [SIMD3<R>], at tau: R) -> [SIMD3<R>] {
+        let t = transform(at: tau)
+        return points.map { p in
+            SIMD3((0..<3).map { a in t.translation[a] + t.scale * (t.rotation[a * 3] * p.x + t.rotation[a * 3 + 1] * p.y + t.rotation[a * 3 + 2] * p.z) })
+        }
+    }
+
+    /// Points taken back through the object's transform at τ: Rᵀ·(p − t)/s, the inverse of `moving`.
+    public func unmoving(_ points: [SIMD3<R>], at tau: R) -> [SIMD3<R>] {
+        let t = transform(at: tau)
+        return points.map { p in
+            let d = (p - SIMD3(t.translation[0], t.translation[1], t.translation[2])) / t.scale
+            return SIMD3((0..<3).map { a in t.rotation[a] * d.x + t.rotation[3 + a] * d.y + t.rotation[6 + a] * d.z })
+        }
+    }
+
     /// The cloud moved by the object's transform at τ.
     public func applied(_ p: SplatParameters<R>, at tau: R) -> SplatParameters<R> {
         let t = transform(at: tau)

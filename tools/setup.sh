@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Kiln needs. Idempotent; runs as root or through sudo.
 #   tools/setup.sh            system packages only
+#   tools/setup.sh --blender  also Blender (and numpy for its Python), which the tests import
+#                             every export format into when it is there
 #   tools/setup.sh --python   also the pinned Python packages for tools/ (checkers, parity scripts)
 set -euo pipefail
 
 PACKAGES=(pkg-config libpng-dev libassimp-dev zlib1g-dev libopenblas-dev)
+for option in "$@"; do
+  case "$option" in
+    --blender) PACKAGES+=(blender python3-numpy) ;;
+    --python) ;;
+    *) echo "setup: unknown option $option (use --blender or --python)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -22,7 +31,7 @@ else
   echo "setup: system packages present (${PACKAGES[*]})"
 fi
 
-if [ "${1:-}" = "--python" ]; then
+if [[ " $* " == *" --python "* ]]; then
   here="$(cd "$(dirname "$0")" && pwd)"
   python3 -m pip install -q -r "$here/requirements.txt"
 fi

@@ -108,3 +108,32 @@ public struct MeshStretch: Sendable, Equatable {
         self.overOneAndAHalf = edges > 0 ? Float(over) / Float(edges) : 0
     }
 }
+
+extension DynamicGaussianScene {
+    /// One orbit framing for a 4D run's turntables and sheet that keeps the object in view at
+    /// every one of `times`: the run's own (`views`: the origin at `cameraDistance`) while 99% of
+    /// the object stays inside the ball it frames, else the robust sphere (`OrbitFraming.robustSphere`) of the
+    /// opaque Gaussians over all times, with 10% margin — a bounce that rises out of the ball is
+    /// followed from further back, by the same camera at every time so the motion shows.
+    public func orbitFraming(times: [Float], views: ViewSettings) -> (target: SIMD3<Float>, distance: Float) {
+        var points: [SIMD3<Float>] = []
+        for tau in times {
+            let p = cloud(at: tau)
+            for i in 0..<p.count where p.opacityLogits[i] > Float.log(0.05 / 0.95) {
+                // The centre and 2σ of its largest axis outwards, so a Gaussian's visible body counts.
+                let centre = SIMD3(p.means[3 * i], p.means[3 * i + 1], p.means[3 * i + 2])
+                let reach = 2 * Float.exp(max(p.logScales[3 * i], p.logScales[3 * i + 1], p.logScales[3 * i + 2]))
+                let length = (centre * centre).sum().squareRoot()
+                points.append(length > 0 ? centre * (1 + min(reach, 1) / length) : centre)
+            }
+        }
+        // The run's framing shows the object ball with 10% margin: keep it while 99% of the points stay in that.
+        let distances = points.map { ($0 * $0).sum().squareRoot() }.sorted()
+        if distances.isEmpty || distances[Int(Float(distances.count - 1) * 0.99)] <= 1.1 * views.objectRadius {
+            return (.zero, views.cameraDistance)
+        }
+        let sphere = OrbitFraming.robustSphere(points)
+        let distance = max(views.cameraDistance, sphere.radius * 1.1 / Float.sin(ViewSettings.fovYDegrees * .pi / 360))
+        return (sphere.center, distance)
+    }
+}

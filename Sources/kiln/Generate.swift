@@ -367,8 +367,11 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
     let frames = folder.appendingPathComponent("frames")
     try FileManager.default.createDirectory(at: frames, withIntermediateDirectories: true)
     let count = settings.motion.frames, views = settings.views
+    // One camera path for every frame, far enough back that the object stays in view at all times.
+    let framing = scene.orbitFraming(times: (0..<count).map { Float($0) / Float(count - 1) }, views: views)
     func render(_ p: SplatParameters<Float>, azimuth: Float) -> Image {
-        let camera = views.camera(azimuthDegrees: azimuth, elevationDegrees: 15, size: 128)
+        let camera = Camera.orbit(azimuthDegrees: azimuth, elevationDegrees: 15, radius: framing.distance, target: framing.target,
+                                  width: 128, height: 128, fovYRadians: ViewSettings.fovYDegrees * .pi / 180)
         return SplatRasterizer.render(p, camera: camera, settings: SplatRenderSettings(background: SIMD3(1, 1, 1))).color
     }
     let metadata = KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings)

@@ -76,4 +76,35 @@ struct MeshCarryingTests {
             #expect(error < 1e-5)
         }
     }
+
+    @Test("a 4D run's turntable framing keeps a high bounce in view at every time, and leaves a still object's framing alone")
+    func framing() throws {
+        let views = ViewSettings()
+        let still = try Self.scene(objectMotion: false)
+        still.motion = SplatMotion(zerosFor: still.still.parameters.count)
+        let rest = still.orbitFraming(times: Self.times, views: views)
+        #expect(rest.target == .zero && rest.distance == views.cameraDistance)
+
+        let bouncing = try Self.scene(objectMotion: false)
+        var c = [Float](repeating: 0, count: ObjectMotion<Float>.basisCount * ObjectMotion<Float>.parameterCount)
+        c[1 * 7 + 1] = 0.8  // a bounce twice the object's size
+        bouncing.object = ObjectMotion(coefficients: c)
+        let framing = bouncing.orbitFraming(times: Self.times, views: views)
+        #expect(framing.distance > views.cameraDistance)
+        var outside = 0, total = 0
+        for tau in Self.times {
+            let p = bouncing.cloud(at: tau)
+            for azimuth: Float in [0, 90, 180, 270] {
+                let camera = Camera.orbit(azimuthDegrees: azimuth, elevationDegrees: 15, radius: framing.distance, target: framing.target,
+                                          width: 128, height: 128, fovYRadians: ViewSettings.fovYDegrees * .pi / 180)
+                for i in 0..<p.count {
+                    let centre = SIMD3(p.means[3 * i], p.means[3 * i + 1], p.means[3 * i + 2])
+                    let pixel = camera.project(centre).pixel
+                    total += 1
+                    if !(0...128).contains(pixel.x) || !(0...128).contains(pixel.y) { outside += 1 }
+                }
+            }
+        }
+        #expect(outside == 0, "\(outside) of \(total) Gaussian centres left the frame")
+    }
 }

@@ -1,105 +1,161 @@
-/// Texture baking: a per-triangle atlas and a base-colour texture sampled from a colour field.
+/// Texture baking: a `UVAtlas` and a base-colour texture sampled from a colour field.
 ///
-/// The atlas pairs triangles into square cells of a g×g grid (g = ⌈√⌈N/2⌉⌉): the first of a pair
-/// takes the cell's lower-left half, the second its upper-right half, each inset by one texel so
-/// that bilinear filtering and mip-mapping do not mix neighbours. Texels are coloured by the field
-/// at the 3D point their centre maps to (barycentric in UV space); texels outside every triangle
-/// take the mean of their coloured neighbours, repeated (dilation), so seams do not show the
-/// background. Vertices are not shared across triangles afterwards (each corner has its own UV).
+/// Every texel in a triangle's bilinear footprint (`UVFootprint`: the texels any bilinear lookup
+/// inside the triangle reads) is baked: it takes the field's colour at the 3D point of the closest
+/// point of the texel's centre on the nearest triangle that reaches it (barycentric in texture
+/// space; the earlier triangle wins a tie). So no lookup inside a triangle reads an unbaked texel.
+/// Then the charts' colours are dilated into the gutters (each empty texel takes the mean of its
+/// baked or dilated 8-neighbours, ring by ring, gutter-wide or 8 rings, whichever is more), and
+/// texels still empty take the mean baked colour, so mip levels do not fade to black.
 extension TriangleMesh {
     /// The mesh with a baked base-colour texture (`material.baseColorTexture`, RGBA, values as the
-    /// field gives them) and per-corner UVs; vertex colours are dropped.
+    /// field gives them, alpha 1) and UVs from a `UVAtlas`; vertex colours are dropped.
     /// - Parameters:
     ///   - size: texture side in texels (≥ 16).
-    ///   - color: the colour at a world position (called for every covered texel, concurrently).
+    ///   - threads: workers for the field's evaluations; the texture does not depend on it.
+    ///   - color: the colour at a world position (called once per baked texel, concurrently).
+    /// - Throws: `UVAtlasError` when the mesh's charts do not fit in the texture.
     public func bakedTexture(size: Int, threads: Int = Parallel.defaultThreadCount,
-                             color: @Sendable (SIMD3<Float>) -> SIMD3<Float>) -> TriangleMesh {
+                             color: @Sendable (SIMD3<Float>) -> SIMD3<Float>) throws(UVAtlasError) -> TriangleMesh {
+        try bakedTextureWithReport(size: size, threads: threads, color: color).mesh
+    }
+
+    /// `bakedTexture` with the atlas's report and which texels the triangles' footprints baked.
+    public func bakedTextureWithReport(size: Int, threads: Int = Parallel.defaultThreadCount,
+                                       color: @Sendable (SIMD3<Float>) -> SIMD3<Float>) throws(UVAtlasError) -> TextureBake {
         precondition(size >= 16, "bakedTexture: the texture must be at least 16 texels wide, got \(size)")
-        let n = triangleCount
-        let cells = max(1, (n + 1) / 2)
-        let grid = Int(Double(cells).squareRoot().rounded(.up))
-        let cell = Float(size) / Float(grid)
+        let atlas = try UVAtlas(self, size: size)
         let smoothNormals = normals.count == vertexCount ? normals : computedVertexNormals()
         var out = TriangleMesh(material: material)
-        out.positions.reserveCapacity(3 * n)
-        // Corner UVs of triangle t, in texels (x right, y down from the top row).
-        @Sendable func corners(_ t: Int) -> [SIMD2<Float>] {
-            let c = t / 2, x0 = Float(c % grid) * cell, y0 = Float(c / grid) * cell
-            let inset: Float = 1.5  // texels kept free between a triangle and its cell's edges and diagonal
-            let lo = inset, hi = cell - inset
-            if t % 2 == 0 {
-                return [SIMD2(x0 + lo, y0 + lo), SIMD2(x0 + hi - inset, y0 + lo), SIMD2(x0 + lo, y0 + hi - inset)]
+        out.positions = atlas.sourceVertices.map { positions[Int($0)] }
+        out.normals = atlas.sourceVertices.map { smoothNormals[Int($0)] }
+        // Texel coordinates → Kiln's UVs (origin bottom-left, v up).
+        out.uvs = atlas.texelCoordinates.map { SIMD2($0.x / Float(size), 1 - $0.y / Float(size)) }
+        out.triangles = atlas.triangles
+
+        // Which 3D point each footprint texel shows: serial, in triangle order, so it does not
+        // depend on the threads.
+        let count = size * size
+        var distance = [Float](repeating: .infinity, count: count)
+        var point = [SIMD3<Float>](repeating: .zero, count: count)
+        for tri in atlas.triangles {
+            let uv = (atlas.texelCoordinates[Int(tri.x)], atlas.texelCoordinates[Int(tri.y)], atlas.texelCoordinates[Int(tri.z)])
+            let p = (out.positions[Int(tri.x)], out.positions[Int(tri.y)], out.positions[Int(tri.z)])
+            UVFootprint.forEachTexel(uv.0, uv.1, uv.2, width: size, height: size) { x, y in
+                let centre = SIMD2(Float(x) + 0.5, Float(y) + 0.5)
+                let (w, d2) = Self.closestBarycentrics(centre, uv.0, uv.1, uv.2)
+                let i = y * size + x
+                if d2 < distance[i] {
+                    distance[i] = d2
+                    point[i] = w.x * p.0 + w.y * p.1 + w.z * p.2
+                }
             }
-            return [SIMD2(x0 + hi, y0 + hi), SIMD2(x0 + lo + inset, y0 + hi), SIMD2(x0 + hi, y0 + lo + inset)]
         }
-        for (t, tri) in triangles.enumerated() {
-            let uv = corners(t)
-            for k in 0..<3 {
-                let v = Int(tri[k])
-                out.positions.append(positions[v])
-                out.normals.append(smoothNormals[v])
-                // Texel coordinates → Kiln's UVs (origin bottom-left, v up).
-                out.uvs.append(SIMD2(uv[k].x / Float(size), 1 - uv[k].y / Float(size)))
-            }
-            out.triangles.append(SIMD3(UInt32(3 * t), UInt32(3 * t + 1), UInt32(3 * t + 2)))
-        }
-        // Rasterise each triangle's UV footprint: texel centres inside get the field's colour.
-        var texels = [SIMD4<Float>](repeating: .zero, count: size * size)  // rgb + coverage
-        let positions = self.positions, triangles = self.triangles
+        let baked = distance.indices.filter { distance[$0].isFinite }
+        var texels = [SIMD4<Float>](repeating: .zero, count: count)  // rgb + written (1) or not (0)
+        let points = point
         texels.withUnsafeMutableBufferPointer { buffer in
             let shared = UnsafeMutableSendableBuffer(buffer)
-            // Over cells: a cell's two triangles are drawn by one worker, in order, and cells do not
-            // share texels, so the result does not depend on the threads.
-            parallelFor(cells, threads: threads) { range in
-                for t in (2 * range.lowerBound)..<min(n, 2 * range.upperBound) {
-                    let uv = corners(t), tri = triangles[t]
-                    let p = (positions[Int(tri[0])], positions[Int(tri[1])], positions[Int(tri[2])])
-                    let minX = max(0, Int(min(uv[0].x, uv[1].x, uv[2].x).rounded(.down))), maxX = min(size - 1, Int(max(uv[0].x, uv[1].x, uv[2].x)))
-                    let minY = max(0, Int(min(uv[0].y, uv[1].y, uv[2].y).rounded(.down))), maxY = min(size - 1, Int(max(uv[0].y, uv[1].y, uv[2].y)))
-                    let e1 = uv[1] - uv[0], e2 = uv[2] - uv[0]
-                    let det = e1.x * e2.y - e1.y * e2.x
-                    guard abs(det) > 1e-12, minX <= maxX, minY <= maxY else { continue }
-                    for y in minY...maxY {
-                        for x in minX...maxX {
-                            let q = SIMD2(Float(x) + 0.5, Float(y) + 0.5) - uv[0]
-                            // Barycentrics, widened by half a texel so edge texels are covered too.
-                            let b1 = (q.x * e2.y - q.y * e2.x) / det, b2 = (e1.x * q.y - e1.y * q.x) / det, b0 = 1 - b1 - b2
-                            let slack = 0.75 / max(1, Float(cell) / 2)
-                            guard b0 >= -slack, b1 >= -slack, b2 >= -slack else { continue }
-                            let c0 = max(0, b0), c1 = max(0, b1), c2 = max(0, b2), s = c0 + c1 + c2
-                            let point = (c0 * p.0 + c1 * p.1 + c2 * p.2) / s
-                            let rgb = color(point)
-                            shared[y * size + x] = SIMD4(rgb.x, rgb.y, rgb.z, 1)
-                        }
-                    }
+            parallelFor(baked.count, threads: threads) { range in
+                for k in range {
+                    let rgb = color(points[baked[k]])
+                    shared[baked[k]] = SIMD4(rgb.x, rgb.y, rgb.z, 1)
                 }
             }
         }
-        // Dilation: empty texels take the mean of their covered 8-neighbours, a few rings deep.
-        for _ in 0..<4 {
-            var next = texels
-            for y in 0..<size {
-                for x in 0..<size where texels[y * size + x].w == 0 {
-                    var sum = SIMD4<Float>.zero
-                    for dy in -1...1 {
-                        for dx in -1...1 where (dx, dy) != (0, 0) {
-                            let xx = x + dx, yy = y + dy
-                            guard xx >= 0, yy >= 0, xx < size, yy < size else { continue }
-                            let v = texels[yy * size + xx]
-                            if v.w > 0 { sum += SIMD4(v.x, v.y, v.z, 1) }
-                        }
-                    }
-                    if sum.w > 0 { next[y * size + x] = SIMD4(sum.x / sum.w, sum.y / sum.w, sum.z / sum.w, 1) }
-                }
-            }
-            texels = next
-        }
+        let coverage = distance.map { $0.isFinite }
+        Self.dilate(&texels, size: size, rings: max(8, atlas.gutter), threads: threads)
+        // Texels no ring reached: the mean baked colour.
+        var mean = SIMD4<Double>.zero
+        for i in baked { mean += SIMD4<Double>(texels[i]) }
+        let fill = baked.isEmpty ? SIMD4<Float>(0, 0, 0, 1) : SIMD4<Float>(mean / Double(baked.count))
         var image = Image(width: size, height: size, channels: 4)
-        for i in 0..<(size * size) {
+        for i in 0..<count {
             let v = texels[i]
-            image.pixels[4 * i] = v.x; image.pixels[4 * i + 1] = v.y; image.pixels[4 * i + 2] = v.z; image.pixels[4 * i + 3] = 1
+            let c = v.w > 0 ? v : fill
+            image.pixels[4 * i] = c.x; image.pixels[4 * i + 1] = c.y; image.pixels[4 * i + 2] = c.z; image.pixels[4 * i + 3] = 1
         }
         out.material.baseColorTexture = image
-        return out
+
+        // The report.
+        var legs: [Float] = []
+        legs.reserveCapacity(3 * atlas.triangles.count)
+        var unwritten = 0
+        for tri in atlas.triangles {
+            let uv = (atlas.texelCoordinates[Int(tri.x)], atlas.texelCoordinates[Int(tri.y)], atlas.texelCoordinates[Int(tri.z)])
+            legs += [Self.distance(uv.1, uv.0), Self.distance(uv.2, uv.1), Self.distance(uv.0, uv.2)]
+            var reads = false
+            UVFootprint.forEachTexel(uv.0, uv.1, uv.2, width: size, height: size) { x, y in if !coverage[y * size + x] { reads = true } }
+            if reads { unwritten += 1 }
+        }
+        legs.sort()
+        var used = [Bool](repeating: false, count: vertexCount)
+        for t in triangles { for k in 0..<3 { used[Int(t[k])] = true } }
+        let report = UVAtlasReport(size: size, chartCount: atlas.chartCount, interiorEdgeCount: atlas.interiorEdgeCount,
+                                   continuousEdgeShare: atlas.continuousEdgeShare, texelUse: Double(baked.count) / Double(count),
+                                   texelsPerUnit: atlas.texelsPerUnit, medianEdgeTexels: legs.isEmpty ? 0 : legs[legs.count / 2],
+                                   seamVertexCount: atlas.sourceVertices.count - used.filter { $0 }.count,
+                                   trianglesReadingUnwrittenTexels: unwritten)
+        return TextureBake(mesh: out, report: report, coverage: coverage, atlas: atlas)
+    }
+
+    static func distance(_ a: SIMD2<Float>, _ b: SIMD2<Float>) -> Float { ((a - b) * (a - b)).sum().squareRoot() }
+
+    /// Barycentric weights of the point of triangle `(a, b, c)` closest to `p`, and the squared
+    /// distance to it (0 inside). Degenerate triangles are treated as their three edges.
+    static func closestBarycentrics(_ p: SIMD2<Float>, _ a: SIMD2<Float>, _ b: SIMD2<Float>, _ c: SIMD2<Float>) -> (SIMD3<Float>, Float) {
+        let e1 = b - a, e2 = c - a, q = p - a
+        let det = e1.x * e2.y - e1.y * e2.x
+        if abs(det) > 1e-12 * max(1, (e1 * e1).sum(), (e2 * e2).sum()) {
+            let w1 = (q.x * e2.y - q.y * e2.x) / det, w2 = (e1.x * q.y - e1.y * q.x) / det
+            if w1 >= 0 && w2 >= 0 && w1 + w2 <= 1 { return (SIMD3(1 - w1 - w2, w1, w2), 0) }
+        }
+        // Outside (or flat): the nearest point on the three edges.
+        var best = (SIMD3<Float>(1, 0, 0), Float.infinity)
+        let corners = [a, b, c]
+        for k in 0..<3 {
+            let s = corners[k], e = corners[(k + 1) % 3] - s
+            let l2 = (e * e).sum()
+            let t = l2 > 0 ? min(1, max(0, dot(p - s, e) / l2)) : 0
+            let d = p - (s + t * e), d2 = (d * d).sum()
+            if d2 < best.1 {
+                var w = SIMD3<Float>.zero
+                w[k] = 1 - t; w[(k + 1) % 3] = t
+                best = (w, d2)
+            }
+        }
+        return best
+    }
+
+    /// Fills empty texels (`w == 0`) with the mean of their non-empty 8-neighbours, `rings` times;
+    /// each ring reads the previous one only, so rows can run in parallel.
+    static func dilate(_ texels: inout [SIMD4<Float>], size: Int, rings: Int, threads: Int) {
+        for _ in 0..<rings {
+            let previous = texels
+            var changed = false
+            texels.withUnsafeMutableBufferPointer { buffer in
+                let shared = UnsafeMutableSendableBuffer(buffer)
+                let flags = parallelMapChunks(size, threads: threads) { rows in
+                    var any = false
+                    for y in rows {
+                        for x in 0..<size where previous[y * size + x].w == 0 {
+                            var sum = SIMD4<Float>.zero
+                            for dy in -1...1 {
+                                for dx in -1...1 where dx != 0 || dy != 0 {
+                                    let xx = x + dx, yy = y + dy
+                                    guard xx >= 0, yy >= 0, xx < size, yy < size else { continue }
+                                    let v = previous[yy * size + xx]
+                                    if v.w > 0 { sum += SIMD4(v.x, v.y, v.z, 1) }
+                                }
+                            }
+                            if sum.w > 0 { shared[y * size + x] = SIMD4(sum.x / sum.w, sum.y / sum.w, sum.z / sum.w, 1); any = true }
+                        }
+                    }
+                    return any
+                }
+                changed = flags.contains(true)
+            }
+            if !changed { break }
+        }
     }
 }

@@ -24,9 +24,11 @@ struct Export: ParsableCommand {
         level set has the same silhouettes as the field's renders from 8 views. Then clean-up and \
         decimation to --faces, and colours projected from 28 renders of the run (where a render \
         sees the surface; elsewhere the colour field): vertex colours, or with --texture-size N a \
-        baked N×N base-colour texture \
-        (per-triangle atlas, dilated seams). The default output is RUNDIR/asset.FORMAT; every \
-        file appears at once.
+        baked N×N base-colour texture on a UV atlas (charts of neighbouring triangles flattened \
+        on their planes at one texel density and packed with gutters; every texel a bilinear \
+        lookup inside a triangle reads is baked, and the gutters are dilated), with one line \
+        saying how many charts, how many interior edges stay continuous and how much of the \
+        texture is used. The default output is RUNDIR/asset.FORMAT; every file appears at once.
         """
     )
 
@@ -89,6 +91,7 @@ struct Export: ParsableCommand {
         }
         let files = try MeshExport.write(result.mesh, to: target, format: format, up: up)
         if !result.summary.isEmpty { say(result.summary) }
+        if let atlas = result.atlas { say(atlas.description) }
         say("\(result.mesh.triangleCount) triangles, \(result.mesh.vertexCount) vertices (\(result.report)); wrote " + files.map(\.path).joined(separator: ", "))
     }
 }

@@ -48,8 +48,9 @@ struct SplatMeshing {
         func candidate(_ name: String, _ grid: ScalarGrid, level: Float, inside: MarchingCubes.Inside) throws -> MeshResult {
             let (mesh, report) = try surfaceMesh(grid: grid, level: level, inside: inside, faces: faces)
             let projection = MeshColorProjection(mesh: mesh, pictures: renders.map { ($0.0, $0.1.color.pixels, $0.1.alpha.pixels) }, depthTolerance: 2 * spacing)
-            let colored = colored(mesh, textureSize: textureSize) { projection.color(at: $0) ?? sampler.sample($0) }
-            var result = MeshResult(mesh: colored, report: report, level: inside == .above ? level : nil)
+            let colored = try colored(mesh, textureSize: textureSize) { projection.color(at: $0) ?? sampler.sample($0) }
+            var result = MeshResult(mesh: colored.mesh, report: report, level: inside == .above ? level : nil)
+            result.atlas = colored.atlas
             result.projectedShare = projection.share(of: mesh.positions)
             result.surface = name
             return result
@@ -167,8 +168,9 @@ struct FieldMeshing {
         let projection = MeshColorProjection(mesh: mesh, pictures: pictures, depthTolerance: 2 * spacing)
         let colors = (0..<(n * n * n)).map { SIMD3(evaluated.color[3 * $0], evaluated.color[3 * $0 + 1], evaluated.color[3 * $0 + 2]) }
         let sampler = GridSampler(origin: origin, spacing: spacing, n: SIMD3(repeating: n), values: colors)
-        var result = MeshResult(mesh: colored(mesh, textureSize: textureSize) { projection.color(at: $0) ?? sampler.sample($0) }, report: report,
-                                level: level, levelIoU: iou)
+        let colored = try colored(mesh, textureSize: textureSize) { projection.color(at: $0) ?? sampler.sample($0) }
+        var result = MeshResult(mesh: colored.mesh, report: report, level: level, levelIoU: iou)
+        result.atlas = colored.atlas
         result.projectedShare = projection.share(of: mesh.positions)
         return result
     }
@@ -221,6 +223,8 @@ struct MeshResult {
     /// with how far their renders were from the representation's.
     var surface: String? = nil
     var candidates: [(surface: String, renderError: Double)] = []
+    /// The baked texture's atlas, when there is one.
+    var atlas: UVAtlasReport? = nil
 
     /// "depth fusion" or "density level set at 0.5"
     var describedSurface: String {
@@ -259,13 +263,15 @@ func surfaceMesh(grid: ScalarGrid, level: Float, inside: MarchingCubes.Inside, f
 }
 
 /// The mesh coloured by `displayColor` (display RGB at a surface point): linear vertex colours,
-/// or a texture baked from it when `textureSize` is given.
-func colored(_ mesh: TriangleMesh, textureSize: Int?, displayColor: @escaping @Sendable (SIMD3<Float>) -> SIMD3<Float>) -> TriangleMesh {
+/// or a texture baked from it when `textureSize` is given (with its atlas's report).
+func colored(_ mesh: TriangleMesh, textureSize: Int?,
+             displayColor: @escaping @Sendable (SIMD3<Float>) -> SIMD3<Float>) throws -> (mesh: TriangleMesh, atlas: UVAtlasReport?) {
     var mesh = mesh
     if let textureSize {
         mesh.colors = []
         mesh.material.name = "baked"
-        return mesh.bakedTexture(size: textureSize, color: displayColor)
+        let baked = try mesh.bakedTextureWithReport(size: textureSize, color: displayColor)
+        return (baked.mesh, baked.report)
     }
     // glTF vertex colours are linear; the renders' colours are display (sRGB) values.
     mesh.colors = mesh.positions.map { p in
@@ -273,7 +279,7 @@ func colored(_ mesh: TriangleMesh, textureSize: Int?, displayColor: @escaping @S
         return SIMD4(SRGB.decode(min(1, max(0, c.x))), SRGB.decode(min(1, max(0, c.y))), SRGB.decode(min(1, max(0, c.z))), 1)
     }
     mesh.material.name = "vertex_colors"
-    return mesh
+    return (mesh, nil)
 }
 
 /// The cameras whose renders colour an extracted mesh: 8 azimuths at elevations −20°, 15° and 50°,

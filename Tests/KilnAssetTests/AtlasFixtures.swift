@@ -1,0 +1,1 @@
+../KilnCoreTests/AtlasFixtures.swift

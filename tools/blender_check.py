@@ -5,11 +5,12 @@
 Each file goes into an empty scene through Blender's own importer for its extension (glTF, OBJ,
 FBX, PLY, STL, Collada). For each file the table gives: whether it imported (and the importer's
 error if not), the mesh objects and their faces, the world-space bounds in Blender's frame (Z up),
-and the colour Blender will show, read the way Blender shows it:
+and the colour Blender will show, read the way Blender shows it, as a mean over the mesh's
+corners (so that textures and vertex colours are measured at the same surface points):
   - the material's Base Color input: its own value, or what is wired into it (an image texture:
-    the image's mean colour; a colour attribute node: that attribute's mean);
-  - the mean of the mesh's first colour attribute (as Blender stores it: byte attributes are sRGB,
-    float attributes linear; both are reported in sRGB 0–1 here);
+    the texel at each corner's UV; a colour attribute node: that attribute at each corner);
+  - the mesh's first colour attribute (as Blender stores it: byte attributes are sRGB, float
+    attributes linear; both are reported in sRGB 0–1 here);
 so "shown" is the colour a viewport in Material Preview would paint, in sRGB.
 
 With --json the same rows are written to OUT, for tests. Blender 3.4's importers need
@@ -50,32 +51,36 @@ def import_file(path):
         raise RuntimeError("no Blender importer for " + ext)
 
 
-def attribute_mean_srgb(mesh, name=None):
-    """The mean of a colour attribute in sRGB (byte attributes hold sRGB, float ones linear)."""
+def attribute_loop_mean_srgb(mesh, name=None):
+    """The colour attribute's mean over the mesh's corners (loops), in sRGB."""
     attrs = mesh.color_attributes
     if len(attrs) == 0:
         return None
-    attr = attrs.get(name) if name else None
-    attr = attr or attrs.active_color or attrs[0]
-    n = len(attr.data)
-    if n == 0:
-        return None
-    values = numpy.zeros(n * 4, dtype=numpy.float32)
-    # `color_srgb` exists on both byte and float colour attributes from Blender 3.2 on.
+    attr = (attrs.get(name) if name else None) or attrs.active_color or attrs[0]
+    values = numpy.zeros(len(attr.data) * 4, dtype=numpy.float32)
     attr.data.foreach_get("color_srgb", values)
-    mean = values.reshape(n, 4).mean(axis=0)
-    return [float(v) for v in mean[:3]]
+    values = values.reshape(-1, 4)[:, :3]
+    if attr.domain == "CORNER":
+        return [float(v) for v in values.mean(axis=0)]
+    index = numpy.zeros(len(mesh.loops), dtype=numpy.int32)
+    mesh.loops.foreach_get("vertex_index", index)
+    return [float(v) for v in values[index].mean(axis=0)]
 
 
-def image_mean_srgb(image):
-    n = image.size[0] * image.size[1]
-    if n == 0:
+def image_loop_mean_srgb(image, mesh):
+    """The image's colour at each corner's UV (nearest texel), averaged over the corners."""
+    if len(mesh.uv_layers) == 0 or image.size[0] == 0:
         return None
-    pixels = numpy.zeros(n * 4, dtype=numpy.float32)
-    image.pixels.foreach_get(pixels)  # linear for sRGB images after Blender's own conversion? No: raw values
-    mean = pixels.reshape(n, 4).mean(axis=0)[:3]
-    # Blender's `pixels` are the stored (display-encoded for 8-bit sRGB images) values.
-    return [float(v) for v in mean]
+    w, h = image.size
+    pixels = numpy.zeros(w * h * 4, dtype=numpy.float32)
+    image.pixels.foreach_get(pixels)
+    pixels = pixels.reshape(h, w, 4)  # row 0 at the bottom, as UV v = 0
+    uv = numpy.zeros(len(mesh.loops) * 2, dtype=numpy.float32)
+    mesh.uv_layers.active.data.foreach_get("uv", uv)
+    uv = uv.reshape(-1, 2)
+    x = numpy.clip((uv[:, 0] % 1.0) * w, 0, w - 1).astype(int)
+    y = numpy.clip((uv[:, 1] % 1.0) * h, 0, h - 1).astype(int)
+    return [float(v) for v in pixels[y, x, :3].mean(axis=0)]
 
 
 def base_color(material, mesh):
@@ -102,10 +107,10 @@ def base_color(material, mesh):
         node = linked[0].links[0].from_node
         seen += 1
     if node.type == "TEX_IMAGE" and node.image is not None:
-        return image_mean_srgb(node.image), "image texture"
+        return image_loop_mean_srgb(node.image, mesh), "image texture"
     if node.type in ("VERTEX_COLOR", "ATTRIBUTE"):
         name = getattr(node, "layer_name", "") or getattr(node, "attribute_name", "")
-        return attribute_mean_srgb(mesh, name or None), "colour attribute"
+        return attribute_loop_mean_srgb(mesh, name or None), "colour attribute"
     return None, "linked to " + node.type
 
 
@@ -140,7 +145,7 @@ def check(path):
             "material": material.name if material else None,
             "shown": shown,
             "shown_by": how,
-            "attribute": attribute_mean_srgb(mesh),
+            "attribute": attribute_loop_mean_srgb(mesh),
             "uv_layers": len(mesh.uv_layers),
         })
     row["faces"] = faces

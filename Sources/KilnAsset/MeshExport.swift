@@ -36,7 +36,8 @@ public enum UpAxis: String, CaseIterable, Sendable, Codable, CustomStringConvert
 /// texture `*0` for glb. `aiExportScene` deep-copies the scene, so Kiln frees what it allocated.
 ///
 /// What Kiln does beyond Assimp, so that the files open right in Blender and engines:
-/// - vertex colours are sRGB-encoded in every format but glTF (whose `COLOR_0` is linear);
+/// - vertex colours are sRGB-encoded in every format but glTF (whose `COLOR_0` is linear), and
+///   for OBJ, FBX and DAE also baked into a texture the material shows (`bakesVertexColors`);
 /// - `up` turns the mesh for formats whose users expect Z up (PLY, STL), and Kiln marks the file
 ///   (a PLY `comment kiln up z`, the STL header) so that its own import turns it back;
 /// - glTF states `baseColorFactor` and lists only the extensions it uses (`GLTFDocument`);
@@ -60,6 +61,11 @@ public enum MeshExport {
         var mesh = mesh.removingUnusedVertices()
         if mesh.positions.count > Int(UInt32.max) / 2 {
             throw MeshIOError(path: url.path, reason: "too many vertices for export")
+        }
+        if format.bakesVertexColors, !mesh.colors.isEmpty, mesh.material.baseColorTexture == nil {
+            do { mesh = try mesh.bakingVertexColors(size: vertexColorTextureSize(triangles: mesh.triangleCount)) } catch {
+                throw MeshIOError(path: url.path, reason: "its vertex colours could not be baked into a texture: \(error); export as glb or ply, which keep vertex colours as they are")
+            }
         }
         if mesh.normals.isEmpty { mesh.normals = mesh.computedVertexNormals() }
         if up != .y {
@@ -122,6 +128,14 @@ public enum MeshExport {
             written.append(destination)
         }
         return [written.last!] + written.dropLast()
+    }
+
+    /// The side of the texture that carries vertex colours for OBJ, FBX and DAE: about 32 texels
+    /// a triangle, a power of two from 256 to 2048.
+    static func vertexColorTextureSize(triangles: Int) -> Int {
+        var size = 256
+        while size < 2048 && size * size < 32 * triangles { size *= 2 }
+        return size
     }
 
     /// What Assimp's file still needs, edited in place in the staging folder.

@@ -23,6 +23,33 @@ extension TriangleMesh {
     /// `bakedTexture` with the atlas's report and which texels the triangles' footprints baked.
     public func bakedTextureWithReport(size: Int, threads: Int = Parallel.defaultThreadCount,
                                        color: @Sendable (SIMD3<Float>) -> SIMD3<Float>) throws(UVAtlasError) -> TextureBake {
+        let positions = self.positions
+        return try baked(size: size, threads: threads) { corners, w in
+            color(w.x * positions[corners.x] + w.y * positions[corners.y] + w.z * positions[corners.z])
+        }
+    }
+
+    /// The mesh with its vertex colours baked into a base-colour texture on a `UVAtlas`, for
+    /// formats whose readers show a texture but not vertex colours (OBJ, FBX and DAE in Blender).
+    /// Colours are interpolated in linear light and stored sRGB-encoded, as 8-bit textures are;
+    /// the vertex colours are kept too (copied to the atlas's vertices).
+    /// - Precondition: the mesh has a colour per vertex.
+    public func bakingVertexColors(size: Int, threads: Int = Parallel.defaultThreadCount) throws(UVAtlasError) -> TriangleMesh {
+        precondition(colors.count == vertexCount, "bakingVertexColors: the mesh has no vertex colours")
+        let colors = self.colors
+        let bake = try baked(size: size, threads: threads) { corners, w in
+            let c = w.x * colors[corners.x] + w.y * colors[corners.y] + w.z * colors[corners.z]
+            return SIMD3(SRGB.encode(min(1, max(0, c.x))), SRGB.encode(min(1, max(0, c.y))), SRGB.encode(min(1, max(0, c.z))))
+        }
+        var out = bake.mesh
+        out.colors = bake.atlas.sourceVertices.map { colors[Int($0)] }
+        return out
+    }
+
+    /// The bake: `color(corners, w)` gives the colour at barycentrics `w` of the triangle whose
+    /// corners are the source vertices `corners`.
+    func baked(size: Int, threads: Int,
+               color: @Sendable (SIMD3<Int>, SIMD3<Float>) -> SIMD3<Float>) throws(UVAtlasError) -> TextureBake {
         precondition(size >= 16, "bakedTexture: the texture must be at least 16 texels wide, got \(size)")
         let atlas = try UVAtlas(self, size: size)
         let smoothNormals = normals.count == vertexCount ? normals : computedVertexNormals()
@@ -37,28 +64,30 @@ extension TriangleMesh {
         // depend on the threads.
         let count = size * size
         var distance = [Float](repeating: .infinity, count: count)
-        var point = [SIMD3<Float>](repeating: .zero, count: count)
+        var source = [SIMD3<Int>](repeating: .zero, count: count)  // the texel's triangle, as source vertices
+        var weights = [SIMD3<Float>](repeating: .zero, count: count)
         for tri in atlas.triangles {
             let uv = (atlas.texelCoordinates[Int(tri.x)], atlas.texelCoordinates[Int(tri.y)], atlas.texelCoordinates[Int(tri.z)])
-            let p = (out.positions[Int(tri.x)], out.positions[Int(tri.y)], out.positions[Int(tri.z)])
+            let corners = SIMD3(Int(atlas.sourceVertices[Int(tri.x)]), Int(atlas.sourceVertices[Int(tri.y)]), Int(atlas.sourceVertices[Int(tri.z)]))
             UVFootprint.forEachTexel(uv.0, uv.1, uv.2, width: size, height: size) { x, y in
                 let centre = SIMD2(Float(x) + 0.5, Float(y) + 0.5)
                 let (w, d2) = Self.closestBarycentrics(centre, uv.0, uv.1, uv.2)
                 let i = y * size + x
                 if d2 < distance[i] {
                     distance[i] = d2
-                    point[i] = w.x * p.0 + w.y * p.1 + w.z * p.2
+                    source[i] = corners
+                    weights[i] = w
                 }
             }
         }
         let baked = distance.indices.filter { distance[$0].isFinite }
         var texels = [SIMD4<Float>](repeating: .zero, count: count)  // rgb + written (1) or not (0)
-        let points = point
+        let sources = source, bakedWeights = weights
         texels.withUnsafeMutableBufferPointer { buffer in
             let shared = UnsafeMutableSendableBuffer(buffer)
             parallelFor(baked.count, threads: threads) { range in
                 for k in range {
-                    let rgb = color(points[baked[k]])
+                    let rgb = color(sources[baked[k]], bakedWeights[baked[k]])
                     shared[baked[k]] = SIMD4(rgb.x, rgb.y, rgb.z, 1)
                 }
             }

@@ -68,7 +68,7 @@ struct BlenderImportTests {
                     // The material shows the colours (texture or attribute), not a flat default.
                     let shown = try #require(colour.shown, "\(format): the material shows no colour (\(colour.shown_by))")
                     #expect(colour.shown_by != "base colour value", "\(format): the material does not use the colours")
-                    #expect(zip(shown, referenceColour).allSatisfy { abs($0 - $1) < 0.05 }, "\(format): shows \(shown), glb \(referenceColour)")
+                    #expect(zip(shown, referenceColour).allSatisfy { abs($0 - $1) < 0.02 }, "\(format): shows \(shown), glb \(referenceColour)")
                 }
             }
         }

@@ -8,9 +8,11 @@ struct Convert: ParsableCommand {
         abstract: "Convert a mesh to another mesh format, or a splat file between 3DGS PLY and .splat.",
         discussion: """
         Formats follow the extensions unless --format is given. Meshes: any format Assimp reads in; \
-        glb, gltf, obj, ply, stl, fbx (ASCII) or dae out. Textures are embedded in glb and written \
-        beside the file (NAME_basecolor.png) for the others; vertex colours are kept where the format \
-        holds them. Splats: .ply (INRIA 3DGS) ⇄ .splat (SH degree 0 only). The output appears whole \
+        glb, gltf, obj, ply, stl (binary), fbx (binary) or dae out. Textures are embedded in glb and \
+        written beside the file (NAME_basecolor.png) for the others; vertex colours are kept where \
+        the format holds them (sRGB outside glTF, and baked into a texture too for obj, fbx and dae, \
+        whose readers show textures but not vertex colours). --up z|y: ply and stl are Z up by \
+        default, the others Y up. Splats: .ply (INRIA 3DGS) ⇄ .splat (SH degree 0 only). The output appears whole \
         or not at all.
 
         Meshes can be tidied on the way: --clean drops degenerate and duplicate triangles, welds \

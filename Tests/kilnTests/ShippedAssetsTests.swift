@@ -1,0 +1,64 @@
+import Foundation
+import Testing
+
+@Suite("kiln finds its shipped weights from any folder")
+struct ShippedAssetsTests {
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    /// Runs `kiln` in `folder`, with `KILN_ASSETS` set to `assets` (unset when nil).
+    static func run(_ arguments: [String], in folder: URL, assets: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = KilnRun.executable
+        process.arguments = arguments
+        process.currentDirectoryURL = folder
+        var environment = ProcessInfo.processInfo.environment
+        environment["KILN_ASSETS"] = assets
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile(), errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    @Test("sample and score-prior work from a folder without assets/, with the card's guidance")
+    func fromAnotherFolder() throws {
+        try withScratchFolder { folder in
+            let sample = try Self.run(["sample", "a red snowman", "--out", "grid.png", "--count", "1", "--steps", "2"], in: folder)
+            #expect(sample.status == 0, "\(sample.stderr)")
+            let inspect = try Self.run(["inspect", "grid.png", "--json"], in: folder)
+            let json = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any]
+            let settings = (json?["kiln"] as? [String: Any])?["settings"] as? [String: Any]
+            #expect(settings?["guidanceScale"] as? Double == 3, "the shipped prior's card samples at guidance 3: \(String(describing: settings))")
+            // The shipped prior is not score-prior's to change: its report lands in the working folder.
+            let score = try Self.run(["score-prior", "--count", "2", "--steps", "2"], in: folder)
+            #expect(score.status == 0, "\(score.stderr)")
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("scores.json").path))
+        }
+    }
+
+    @Test("KILN_ASSETS names the only place looked at; a wrong one is an error that says so")
+    func environmentVariable() throws {
+        try withScratchFolder { folder in
+            let empty = folder.appendingPathComponent("empty")
+            try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+            let wrong = try Self.run(["sample", "a red snowman", "--out", "grid.png", "--count", "1", "--steps", "2"], in: folder, assets: empty.path)
+            #expect(wrong.status != 0 && wrong.status < 128)
+            #expect(wrong.stderr.contains("KILN_ASSETS") && wrong.stderr.contains(empty.path) && wrong.stderr.contains("--prior"), "\(wrong.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("grid.png").path))
+
+            // A folder laid out as the installer lays it out works.
+            let installed = folder.appendingPathComponent("share/kiln/assets")
+            try FileManager.default.createDirectory(at: installed, withIntermediateDirectories: true)
+            let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            for part in ["prior", "rewards"] {
+                try FileManager.default.createSymbolicLink(at: installed.appendingPathComponent(part), withDestinationURL: checkout.appendingPathComponent("assets/\(part)"))
+            }
+            let right = try Self.run(["sample", "a red snowman", "--out", "grid.png", "--count", "1", "--steps", "2"], in: folder, assets: installed.path)
+            #expect(right.status == 0, "\(right.stderr)")
+        }
+    }
+}

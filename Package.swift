@@ -41,6 +41,11 @@ let package = Package(
             pkgConfig: "assimp",
             providers: [.apt(["libassimp-dev"])]
         ),
+        // meshoptimizer (simplification, vertex-cache ordering); Debian ships no pkg-config file.
+        .systemLibrary(
+            name: "CMeshOptimizer",
+            providers: [.apt(["libmeshoptimizer-dev"])]
+        ),
         // CPU feature checks, header-only. (OpenBLAS is opened at run time, see KilnNN's BLAS.swift;
         // tools/setup.sh installs libopenblas-dev.)
         .systemLibrary(name: "CKilnSupport"),
@@ -59,8 +64,9 @@ let package = Package(
         .target(name: "KilnDistill", dependencies: ["KilnCore", "KilnNN", "KilnRender", "KilnPrior", .product(name: "RealModule", package: "swift-numerics")]),
         // Evaluation of assets and image sets: reward-model scores, consistency metrics, reports.
         .target(name: "KilnEval", dependencies: ["KilnCore", "KilnNN", "KilnRender", "KilnPrior", .product(name: "RealModule", package: "swift-numerics")]),
-        // File formats: PNG (libpng), meshes (Assimp), splat PLY and .splat, atomic writes.
-        .target(name: "KilnAsset", dependencies: ["KilnCore", "CPNG", "CAssimp"]),
+        // File formats: PNG (libpng), meshes (Assimp; index order and simplification through
+        // meshoptimizer), splat PLY and .splat, atomic writes.
+        .target(name: "KilnAsset", dependencies: ["KilnCore", "CPNG", "CAssimp", "CMeshOptimizer"]),
 
         // The command-line tool: the only target that wires everything together.
         .executableTarget(

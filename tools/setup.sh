@@ -6,7 +6,7 @@
 #   tools/setup.sh --python   also the pinned Python packages for tools/ (checkers, parity scripts)
 set -euo pipefail
 
-PACKAGES=(pkg-config libpng-dev libassimp-dev zlib1g-dev libopenblas-dev)
+PACKAGES=(pkg-config libpng-dev libassimp-dev zlib1g-dev libopenblas-dev libmeshoptimizer-dev)
 for option in "$@"; do
   case "$option" in
     --blender) PACKAGES+=(blender python3-numpy) ;;

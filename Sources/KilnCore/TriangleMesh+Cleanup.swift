@@ -364,6 +364,8 @@ public struct MeshCleanupReport: Sendable, Equatable, Codable, CustomStringConve
     /// Triangle counts before and after decimation, when it ran.
     public var decimatedFrom: Int? = nil
     public var decimatedTo: Int? = nil
+    /// Triangles dropped after decimation stopped above the budget (see `cleanedForExport`).
+    public var trianglesDroppedForBudget: Int? = nil
     /// Vertices no triangle used any more, removed at the end.
     public var unusedVertices = 0
 
@@ -379,6 +381,7 @@ public struct MeshCleanupReport: Sendable, Equatable, Codable, CustomStringConve
         clean.append("removed \(count(islands, "island", "islands")) (\(count(islandTriangles, "triangle", "triangles")))")
         var parts = [clean.joined(separator: ", ")]
         if let from = decimatedFrom, let to = decimatedTo { parts.append("decimated \(from) → \(to) triangles") }
+        if let dropped = trianglesDroppedForBudget { parts.append("dropped \(count(dropped, "triangle", "triangles")) that no collapse could remove, to meet the budget") }
         return parts.joined(separator: "; ")
     }
 }
@@ -399,6 +402,9 @@ extension TriangleMesh {
     /// 2. `mergingVertices(tolerance:)` with `mergeToleranceRelative` × bounding-box diagonal;
     /// 3. `removingSmallComponents(minimumAreaFraction:)`;
     /// 4. `decimated(toTriangleCount:options:)` when the mesh has more than `maximumTriangleCount`;
+    ///    when collapses alone stop above the budget (a torus keeps at least 14 triangles, every
+    ///    separate piece at least 4), `trimmedToBudget` drops whole pieces, smallest area first,
+    ///    then the smallest triangles, so the budget always holds;
     /// 5. `removingUnusedVertices()`.
     /// - Precondition: every index is below `vertexCount`.
     public func cleanedForExport(_ options: MeshCleanupOptions = MeshCleanupOptions()) -> MeshCleanupResult {
@@ -432,6 +438,11 @@ extension TriangleMesh {
         if let budget = options.maximumTriangleCount, mesh.triangleCount > budget {
             report.decimatedFrom = mesh.triangleCount
             mesh = mesh.decimated(toTriangleCount: budget, options: options.decimation)
+            if mesh.triangleCount > budget {
+                let step = mesh.trimmedToBudget(budget)
+                mesh = step.mesh
+                report.trianglesDroppedForBudget = step.dropped
+            }
             report.decimatedTo = mesh.triangleCount
         }
         let before = mesh.vertexCount
@@ -439,5 +450,39 @@ extension TriangleMesh {
         unused += before - mesh.vertexCount
         report.unusedVertices = unused
         return MeshCleanupResult(mesh: mesh, report: report)
+    }
+}
+
+extension TriangleMesh {
+    /// The mesh cut down to at most `budget` triangles without collapses: whole connected
+    /// components go first, smallest area first (the largest one stays), then the smallest-area
+    /// triangles (ties: the later one). For meshes that edge collapses cannot reduce further.
+    /// Vertices are kept; follow with `removingUnusedVertices()`.
+    func trimmedToBudget(_ budget: Int) -> (mesh: TriangleMesh, dropped: Int) {
+        guard triangleCount > budget else { return (self, 0) }
+        let components = connectedComponents()
+        var keep = [Bool](repeating: true, count: triangleCount)
+        var count = triangleCount
+        let smallestFirst = (0..<components.count).sorted {
+            components.areas[$0] != components.areas[$1] ? components.areas[$0] < components.areas[$1] : $0 > $1
+        }
+        var droppedComponent = Set<Int>()
+        for c in smallestFirst.dropLast() where count > budget {
+            droppedComponent.insert(c)
+            count -= components.triangleCounts[c]
+        }
+        for t in 0..<triangleCount where droppedComponent.contains(components.labels[t]) { keep[t] = false }
+        if count > budget {
+            func area(_ t: Int) -> Float {
+                let tri = triangles[t]
+                return length(cross(positions[Int(tri.y)] - positions[Int(tri.x)], positions[Int(tri.z)] - positions[Int(tri.x)]))
+            }
+            let candidates = (0..<triangleCount).filter { keep[$0] }.sorted { area($0) != area($1) ? area($0) < area($1) : $0 > $1 }
+            for t in candidates.prefix(count - budget) { keep[t] = false }
+            count = budget
+        }
+        var out = self
+        out.triangles = triangles.indices.filter { keep[$0] }.map { triangles[$0] }
+        return (out, triangleCount - out.triangleCount)
     }
 }

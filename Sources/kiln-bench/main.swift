@@ -1,4 +1,4 @@
-// Benchmarks: programs that print a table. `swift run -c release kiln-bench splat|mesh|atlas [--quick]`.
+// Benchmarks: programs that print a table. `swift run -c release kiln-bench splat|mesh|atlas|decimate [--quick]`.
 import Foundation
 import KilnCore
 import KilnRender
@@ -147,6 +147,7 @@ case "splat-export":
     }
 case "mesh": benchMesh(quick: arguments.contains("--quick"))
 case "atlas": benchAtlas(quick: arguments.contains("--quick"))
+case "decimate": benchDecimate(quick: arguments.contains("--quick"))
 case "marching-cubes": benchMarchingCubes(arguments: Array(arguments.dropFirst()))
 case "matmul": benchMatmul(json: arguments.contains("--json"), quick: arguments.contains("--quick"))
 case "unet": benchUNet(arguments: Array(arguments.dropFirst()))
@@ -154,6 +155,6 @@ case "nerf-export": benchNeRF(arguments: Array(arguments.dropFirst()))
 case "profile": profileSplat()
 case "once": runOnce()
 default:
-    print("usage: kiln-bench splat [--quick] | splat-export DIR | mesh [--quick] | atlas [--quick] | marching-cubes [--quick] [--json PATH] | matmul [--quick] [--json] | unet --folder DIR [--threads N] [--runs N] [--batches 1,4] [--json] | nerf-export DIR [--threads N] [--runs N] | profile | once")
+    print("usage: kiln-bench splat [--quick] | splat-export DIR | mesh [--quick] | atlas [--quick] | decimate [--quick] | marching-cubes [--quick] [--json PATH] | matmul [--quick] [--json] | unet --folder DIR [--threads N] [--runs N] [--batches 1,4] [--json] | nerf-export DIR [--threads N] [--runs N] | profile | once")
     exit(arguments.first == nil ? 0 : 64)
 }

@@ -247,7 +247,8 @@ struct MeshResult {
 
 /// Marching cubes on a grid (a density inside `.above` the level, a signed distance `.below`), then
 /// clean-up (degenerate triangles, welding, islands under 1% of the area, decimation to `faces`)
-/// and normals; no colours yet.
+/// and normals; no colours yet. Triangles in vertex-cache order (meshoptimizer; ACMR ~1.2 → 0.68
+/// on marching-cubes meshes, a few ms; `kiln-bench decimate`).
 func surfaceMesh(grid: ScalarGrid, level: Float, inside: MarchingCubes.Inside, faces: Int) throws -> (mesh: TriangleMesh, report: MeshCleanupReport) {
     let raw = try MarchingCubes.extract(grid, level: level, inside: inside)
     guard raw.triangleCount > 0 else {
@@ -258,6 +259,7 @@ func surfaceMesh(grid: ScalarGrid, level: Float, inside: MarchingCubes.Inside, f
     options.maximumTriangleCount = faces
     let cleaned = raw.cleanedForExport(options)
     var mesh = cleaned.mesh
+    mesh.triangles = MeshOptimizer.vertexCacheOrdered(mesh.triangles, vertexCount: mesh.vertexCount)
     mesh.normals = mesh.computedVertexNormals()
     return (mesh, cleaned.report)
 }

@@ -17,7 +17,7 @@ public struct FileIOError: Error, CustomStringConvertible, Equatable {
     }
 
     /// An error from `errno` after an operation on `path`, with a hint for the common cases.
-    static func posix(_ code: Int32, path: String, doing action: String) -> FileIOError {
+    public static func posix(_ code: Int32, path: String, doing action: String) -> FileIOError {
         let text = String(cString: strerror(code))
         let hint: String
         switch code {
@@ -151,5 +151,17 @@ extension FileIO {
             throw FileIOError(path: path, reason: "is a folder, not a file")
         }
         return (fd, info)
+    }
+}
+
+extension FileIO {
+    /// Whether `url` lies inside `folder` (or is it), after `..` and symbolic links are resolved:
+    /// the check readers make before following a path written inside an untrusted file.
+    public static func isInside(_ url: URL, folder: URL) -> Bool {
+        func resolved(_ u: URL) -> [String] {
+            u.standardizedFileURL.resolvingSymlinksInPath().standardizedFileURL.pathComponents
+        }
+        let inner = resolved(url), outer = resolved(folder)
+        return inner.count >= outer.count && Array(inner.prefix(outer.count)) == outer
     }
 }

@@ -34,6 +34,16 @@ public enum MeshImport {
         public var cpuSeconds: Int = 300
         public var wallSeconds: Double = 600
         public init() {}
+
+        /// Limits sized to the file: 20 s of CPU plus 3 s per MB (Assimp reads a 38 MB, 2M-face
+        /// binary PLY in about 5 s), at most 300 s; the wall clock gets twice that plus 10 s. A
+        /// small hostile file that sends an importer into a loop is stopped within seconds.
+        public static func scaled(toFileSize bytes: Int) -> Limits {
+            var limits = Limits()
+            limits.cpuSeconds = min(300, 20 + 3 * (bytes >> 20))
+            limits.wallSeconds = Double(2 * limits.cpuSeconds + 10)
+            return limits
+        }
     }
 
     /// Post-processing Kiln asks of Assimp: triangles, shared vertices, smooth normals where the
@@ -43,14 +53,23 @@ public enum MeshImport {
         | aiProcess_SortByPType.rawValue)
 
     /// Reads a mesh file in an isolated child process (see the type's documentation).
-    /// - Parameter worker: the `kiln` executable to run as `kiln _import-worker IN OUT`;
-    ///   defaults to `MeshImport.workerExecutable()`.
-    public static func read(_ url: URL, limits: Limits = Limits(), worker: URL? = nil) throws -> ImportedMesh {
-        try checkReadable(url)
+    ///
+    /// Files that are known to hang an Assimp importer (a PLY whose header never ends, or whose
+    /// body is shorter than its header promises) are refused before Assimp sees them.
+    /// - Parameters:
+    ///   - limits: the child's limits; by default `Limits.scaled(toFileSize:)`.
+    ///   - worker: the `kiln` executable to run as `kiln _import-worker IN OUT`;
+    ///     defaults to `MeshImport.workerExecutable()`.
+    ///   - allowOutsidePaths: let materials name texture files outside the mesh's folder
+    ///     (`../`, absolute paths); by default such a texture is an error.
+    public static func read(_ url: URL, limits: Limits? = nil, worker: URL? = nil, allowOutsidePaths: Bool = false) throws -> ImportedMesh {
+        let size = try checkReadable(url)
+        try PLYPrecheck.check(url)
         guard let executable = worker ?? workerExecutable() else {
             throw MeshIOError(path: url.path, reason: "cannot find the kiln executable to import meshes in isolation: set KILN_EXECUTABLE to its path")
         }
-        var imported = try IsolatedProcess.importMesh(url, executable: executable, limits: limits)
+        var imported = try IsolatedProcess.importMesh(url, executable: executable, limits: limits ?? .scaled(toFileSize: size),
+                                                      allowOutsidePaths: allowOutsidePaths)
         // A PLY or STL that Kiln wrote Z up says so; turn it back to Kiln's Y up.
         let up = UpMark.read(url)
         if up != .y {
@@ -77,32 +96,35 @@ public enum MeshImport {
         return nil
     }
 
-    static func checkReadable(_ url: URL) throws {
+    /// Throws unless `url` is a readable, non-empty regular file; returns its size in bytes.
+    @discardableResult
+    static func checkReadable(_ url: URL) throws -> Int {
         var info = stat()
         if stat(url.path, &info) != 0 {
             throw FileIOError.posix(errno, path: url.path, doing: "open the mesh")
         }
         if (info.st_mode & S_IFMT) == S_IFDIR { throw MeshIOError(path: url.path, reason: "is a folder, not a mesh file") }
-        if info.st_size == 0 { throw MeshIOError(path: url.path, reason: "is empty: re-export the mesh") }
+        if info.st_size == 0 { throw MeshIOError(path: url.path, reason: "is empty (0 bytes): re-export the file") }
         if access(url.path, R_OK) != 0 { throw FileIOError.posix(errno, path: url.path, doing: "read the mesh") }
+        return Int(info.st_size)
     }
 
     // MARK: - In-process import (only inside the isolated child)
 
     /// Imports in this process. Unsafe on untrusted files: a malformed file can abort the process.
     /// Use `read(_:)`; this is what the isolated child runs.
-    public static func unsafeReadInProcess(_ url: URL) throws -> ImportedMesh {
+    public static func unsafeReadInProcess(_ url: URL, allowOutsidePaths: Bool = false) throws -> ImportedMesh {
         try checkReadable(url)
         guard let scene = aiImportFile(url.path, postProcessFlags) else {
             let reason = String(cString: aiGetErrorString())
             throw MeshIOError(path: url.path, reason: "Assimp cannot read it: \(reason.isEmpty ? "unknown format or corrupt file" : reason)")
         }
         defer { aiReleaseImport(scene) }
-        return try convert(scene.pointee, source: url)
+        return try convert(scene.pointee, source: url, allowOutsidePaths: allowOutsidePaths)
     }
 
     /// Merges every triangle mesh of the scene, node transforms applied, into one `TriangleMesh`.
-    static func convert(_ scene: aiScene, source: URL) throws -> ImportedMesh {
+    static func convert(_ scene: aiScene, source: URL, allowOutsidePaths: Bool = false) throws -> ImportedMesh {
         var info = ImportedMesh.Info()
         info.materialCount = Int(scene.mNumMaterials)
         info.embeddedTextureCount = Int(scene.mNumTextures)
@@ -193,7 +215,7 @@ public enum MeshImport {
             out.material.baseColorFactor = bakeMaterialColors ? SIMD4(1, 1, 1, 1) : first.baseColor
             out.material.metallicFactor = materialFloat(material, "$mat.metallicFactor") ?? 0
             out.material.roughnessFactor = materialFloat(material, "$mat.roughnessFactor") ?? 1
-            if anyUVs { out.material.baseColorTexture = loadTexture(material, scene: scene, source: source, info: &info) }
+            if anyUVs { out.material.baseColorTexture = try loadTexture(material, scene: scene, source: source, allowOutsidePaths: allowOutsidePaths, info: &info) }
         }
         if let failure = out.validationFailure() {
             throw MeshIOError(path: source.path, reason: "the imported mesh is inconsistent: it \(failure)")
@@ -229,8 +251,8 @@ public enum MeshImport {
         return withUnsafeBytes(of: &copy.data) { String(decoding: $0.prefix(length), as: UTF8.self) }
     }
 
-    static func loadTexture(_ material: UnsafeMutablePointer<aiMaterial>, scene: aiScene, source: URL,
-                            info: inout ImportedMesh.Info) -> Image? {
+    static func loadTexture(_ material: UnsafeMutablePointer<aiMaterial>, scene: aiScene, source: URL, allowOutsidePaths: Bool,
+                            info: inout ImportedMesh.Info) throws -> Image? {
         var path = aiString()
         var found = false
         for type in [aiTextureType_BASE_COLOR, aiTextureType_DIFFUSE] where aiGetMaterialTexture(material, type, 0, &path, nil, nil, nil, nil, nil, nil) == aiReturn_SUCCESS {
@@ -272,6 +294,10 @@ public enum MeshImport {
         let normalized = reference.replacingOccurrences(of: "\\", with: "/")
         let file = normalized.hasPrefix("/") ? URL(fileURLWithPath: normalized)
             : source.deletingLastPathComponent().appendingPathComponent(normalized)
+        if !allowOutsidePaths, !FileIO.isInside(file, folder: source.deletingLastPathComponent()) {
+            throw MeshIOError(path: source.path, reason: "its material names the texture \"\(reference)\", outside the mesh's folder; "
+                              + "Kiln reads only files beside the mesh: copy the texture into the mesh's folder, or pass --allow-outside-paths if you trust the file")
+        }
         do {
             return try PNG.read(file).image()
         } catch {

@@ -1,24 +1,34 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKilnSupport
 import Foundation
 import KilnCore
 
 // MARK: - The child side
 
 extension MeshImport {
-    /// Entry point of the isolated import child (`kiln _import-worker IN OUT`): applies resource
-    /// limits, imports in process, and writes the plain serialisation to `output`.
+    /// Entry point of the isolated import child (`kiln _import-worker IN OUT`): ties its life to
+    /// the parent's (the kernel kills it when the parent dies), applies resource limits, imports
+    /// in process, and writes the plain serialisation to `output`.
     /// Errors go to standard error and a non-zero exit status; never returns.
-    public static func runWorker(input: String, output: String, limits: Limits = Limits()) -> Never {
+    public static func runWorker(input: String, output: String, limits: Limits = Limits(), allowOutsidePaths: Bool = false) -> Never {
+        // The parent passes its pid: if it dies (Ctrl-C, kill -9) the import must not spin on alone.
+        if let text = ProcessInfo.processInfo.environment[IsolatedProcess.parentVariable], let parent = pid_t(text),
+           kiln_die_with_parent(SIGKILL, parent) != 1 {
+            FileHandle.standardError.write(Data("the process that started this import is gone\n".utf8))
+            exit(3)
+        }
         var core = rlimit(rlim_cur: 0, rlim_max: 0)
         setrlimit(Int32(RLIMIT_CORE.rawValue), &core)  // an abort() must not dump core
         var memory = rlimit(rlim_cur: rlim_t(limits.addressSpaceBytes), rlim_max: rlim_t(limits.addressSpaceBytes))
         setrlimit(Int32(RLIMIT_AS.rawValue), &memory)
-        var cpu = rlimit(rlim_cur: rlim_t(limits.cpuSeconds), rlim_max: rlim_t(limits.cpuSeconds + 5))
+        // The parent sizes the CPU limit to the file (`Limits.scaled(toFileSize:)`).
+        let cpuSeconds = ProcessInfo.processInfo.environment["KILN_IMPORT_CPU_SECONDS"].flatMap(Int.init) ?? limits.cpuSeconds
+        var cpu = rlimit(rlim_cur: rlim_t(cpuSeconds), rlim_max: rlim_t(cpuSeconds + 5))
         setrlimit(Int32(RLIMIT_CPU.rawValue), &cpu)
         do {
-            let imported = try unsafeReadInProcess(URL(fileURLWithPath: input))
+            let imported = try unsafeReadInProcess(URL(fileURLWithPath: input), allowOutsidePaths: allowOutsidePaths)
             try FileIO.writeAtomically(MeshWire.encode(imported), to: URL(fileURLWithPath: output))
             exit(0)
         } catch {
@@ -31,9 +41,15 @@ extension MeshImport {
 // MARK: - The parent side
 
 enum IsolatedProcess {
-    static func importMesh(_ url: URL, executable: URL, limits: MeshImport.Limits) throws -> ImportedMesh {
-        let scratch = URL(fileURLWithPath: NSTemporaryDirectory())
-            .appendingPathComponent("kiln-import-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    /// The environment variable that tells the child its parent's pid.
+    static let parentVariable = "KILN_IMPORT_PARENT"
+    /// Scratch folders are `kiln-import-<parent pid>-<random>` in the temporary folder.
+    static let scratchPrefix = "kiln-import-"
+
+    static func importMesh(_ url: URL, executable: URL, limits: MeshImport.Limits, allowOutsidePaths: Bool = false) throws -> ImportedMesh {
+        let temporary = URL(fileURLWithPath: NSTemporaryDirectory())
+        removeStaleScratchFolders(in: temporary)
+        let scratch = temporary.appendingPathComponent("\(scratchPrefix)\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         guard mkdir(scratch.path, 0o700) == 0 else {
             throw FileIOError.posix(errno, path: scratch.path, doing: "create a temporary folder for the import")
         }
@@ -42,8 +58,9 @@ enum IsolatedProcess {
         let errors = scratch.appendingPathComponent("stderr.txt")
         let absolute = url.standardizedFileURL.path
 
-        let status = try spawnAndWait(executable.path, ["_import-worker", absolute, output.path],
-                                      stderrPath: errors.path, wallSeconds: limits.wallSeconds)
+        let status = try spawnAndWait(executable.path, ["_import-worker", absolute, output.path] + (allowOutsidePaths ? ["--allow-outside-paths"] : []),
+                                      stderrPath: errors.path, wallSeconds: limits.wallSeconds,
+                                      environment: ["\(parentVariable)=\(getpid())", "KILN_IMPORT_CPU_SECONDS=\(limits.cpuSeconds)"])
         let stderr = (try? String(contentsOf: errors, encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines).suffix(2000) ?? ""
         switch status {
@@ -71,10 +88,25 @@ enum IsolatedProcess {
         }
     }
 
+    /// Removes scratch folders left by imports whose process is gone (killed before its cleanup
+    /// ran); folders of live processes are left alone.
+    static func removeStaleScratchFolders(in temporary: URL) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: temporary.path) else { return }
+        for name in names where name.hasPrefix(scratchPrefix) {
+            let fields = name.dropFirst(scratchPrefix.count).split(separator: "-")
+            guard fields.count == 2, let pid = pid_t(fields[0]), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(at: temporary.appendingPathComponent(name))
+            }
+        }
+    }
+
     enum Status { case exited(Int32), signaled(Int32), timedOut }
 
-    /// Spawns `path args…` with stdin from /dev/null and stderr to a file; waits up to `wallSeconds`.
-    static func spawnAndWait(_ path: String, _ args: [String], stderrPath: String, wallSeconds: Double) throws -> Status {
+    /// Spawns `path args…` with stdin from /dev/null, stderr to a file and `environment` added to
+    /// this process's; waits up to `wallSeconds`.
+    static func spawnAndWait(_ path: String, _ args: [String], stderrPath: String, wallSeconds: Double,
+                             environment: [String] = []) throws -> Status {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -95,7 +127,17 @@ enum IsolatedProcess {
         posix_spawnattr_setsigdefault(&attributes, &all)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        let names = Set(environment.compactMap { $0.split(separator: "=").first.map(String.init) })
+        var inherited: [String] = []
+        var e = environ
+        while let entry = e.pointee {
+            let text = String(cString: entry)
+            if !names.contains(String(text.prefix { $0 != "=" })) { inherited.append(text) }
+            e += 1
+        }
+        let envp = (inherited + environment).map { strdup($0) } + [nil]
+        defer { envp.forEach { free($0) } }
+        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         guard spawned == 0 else {
             throw FileIOError.posix(spawned, path: path, doing: "start the isolated mesh import")
         }

@@ -20,6 +20,17 @@ public enum SplatPLY {
     /// The longest header the reader scans for `end_header`, in bytes.
     public static let headerLimitBytes = 64 * 1024
 
+    /// Whether the PLY header at the start of `bytes` (up to `end_header`, or all of `bytes`)
+    /// declares a 3DGS cloud: spherical-harmonic DC properties. Any other PLY is a mesh.
+    public static func declaresGaussians(header bytes: [UInt8]) -> Bool {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let header = text.range(of: "\nend_header").map { text[..<$0.lowerBound] } ?? Substring(text)
+        return header.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).contains { line in
+            let tokens = line.split(separator: " ")
+            return tokens.count == 3 && tokens[0] == "property" && ["float", "double", "float32", "float64"].contains(tokens[1]) && tokens[2] == "f_dc_0"
+        }
+    }
+
     // MARK: Layout
 
     /// The vertex property names of the 3DGS layout for an SH degree (0...3), in file order.

@@ -7,13 +7,13 @@ enum AssetKind: Equatable {
 
     static func of(_ url: URL) throws -> AssetKind {
         let ext = url.pathExtension.lowercased()
-        let head = try FileIO.readPrefix(url, count: 4096)
+        // The whole header a PLY reader accepts, not a fixed prefix: 3DGS headers with comments
+        // or many f_rest properties run past 4 KB.
+        let head = try FileIO.readPrefix(url, count: SplatPLY.headerLimitBytes)
         if head.starts(with: [0x89, 0x50, 0x4E, 0x47]) || ext == "png" { return .png }
         if ext == "splat" { return .splatFile }
         if ext == "ply" || head.starts(with: Array("ply".utf8)) {
-            // A 3DGS PLY declares spherical-harmonic DC properties; any other PLY is a mesh.
-            let text = String(decoding: head, as: UTF8.self)
-            return text.contains("property float f_dc_0") || text.contains("property double f_dc_0") ? .splatPLY : .mesh
+            return SplatPLY.declaresGaussians(header: head) ? .splatPLY : .mesh
         }
         return .mesh
     }

@@ -37,6 +37,8 @@ struct Convert: ParsableCommand {
     @Option(help: ArgumentHelp(upAxisHelp))
     var up: UpAxis?
 
+    @OptionGroup var paths: InputPathOptions
+
     @Flag(help: "Meshes: drop degenerate and duplicate triangles, weld duplicate vertices, remove small islands.")
     var clean = false
 
@@ -94,7 +96,7 @@ struct Convert: ParsableCommand {
             guard let target = format.flatMap(MeshFormat.init(rawValue:)) ?? MeshFormat(pathExtension: outURL.pathExtension) else {
                 throw CLIError("\(output): unknown mesh extension; use one of \(MeshFormat.allCases.map(\.rawValue).joined(separator: ", ")) or pass --format")
             }
-            let imported = try MeshImport.read(inURL)
+            let imported = try MeshImport.read(inURL, allowOutsidePaths: paths.allowOutsidePaths)
             for warning in imported.info.warnings { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             let mesh = tidied(imported.mesh)
             let files = try MeshExport.write(mesh, to: outURL, format: target, up: up)

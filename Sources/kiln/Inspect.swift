@@ -20,6 +20,8 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print a JSON object instead of text.")
     var json = false
 
+    @OptionGroup var paths: InputPathOptions
+
     func run() throws {
         let url = URL(fileURLWithPath: file)
         let report: InspectReport
@@ -27,7 +29,7 @@ struct Inspect: ParsableCommand {
         case .png: report = .png(PNGReport(try PNG.read(url)))
         case .splatPLY: report = .splat(SplatReport(try GaussianCloudIO.read(url, format: .ply), format: "3dgs-ply"))
         case .splatFile: report = .splat(SplatReport(try GaussianCloudIO.read(url, format: .splat), format: "splat"))
-        case .mesh: report = .mesh(MeshReport(try MeshImport.read(url)))
+        case .mesh: report = .mesh(MeshReport(try MeshImport.read(url, allowOutsidePaths: paths.allowOutsidePaths)))
         }
         if json {
             let encoder = JSONEncoder()

@@ -32,5 +32,6 @@ struct ImportWorker: ParsableCommand {
     )
     @Argument var input: String
     @Argument var output: String
-    func run() throws { MeshImport.runWorker(input: input, output: output) }
+    @Flag var allowOutsidePaths = false
+    func run() throws { MeshImport.runWorker(input: input, output: output, allowOutsidePaths: allowOutsidePaths) }
 }

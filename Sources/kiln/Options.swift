@@ -22,3 +22,11 @@ struct ColorArgument: ExpressibleByArgument, Sendable {
 
     static var defaultCompletionKind: CompletionKind { .list(["white", "black", "gray"]) }
 }
+
+/// `--allow-outside-paths`, shared by the commands that follow paths written inside input files
+/// (transforms.json's `file_path`, a material's texture): by default such a path must stay inside
+/// the input's folder, so that a downloaded file cannot make Kiln read elsewhere on the disk.
+struct InputPathOptions: ParsableArguments {
+    @Flag(help: "Follow paths written inside input files (transforms.json's file_path, a material's texture) that lead outside the input's folder (../, absolute paths).")
+    var allowOutsidePaths = false
+}

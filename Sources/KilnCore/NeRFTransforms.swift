@@ -142,12 +142,47 @@ public struct NeRFTransforms: Sendable, Equatable, Codable {
         }
         let fy = flY ?? cameraAngleY.map { 0.5 * Float(fileH) / tan(0.5 * $0) } ?? fx
         let px = cx ?? 0.5 * Float(fileW), py = cy ?? 0.5 * Float(fileH)
+        guard fx.isFinite, fy.isFinite, fx > 0, fy > 0, px.isFinite, py.isFinite else {
+            throw NeRFTransformsError.badIntrinsics(fx: fx, fy: fy, cx: px, cy: py)
+        }
+        for (i, frame) in frames.enumerated() {
+            if let problem = Self.poseProblem(frame.transformMatrix) {
+                throw NeRFTransformsError.badPose(index: i, filePath: frame.filePath, problem: problem)
+            }
+        }
         let outW = imageWidth ?? fileW, outH = imageHeight ?? fileH
         return frames.map { frame in
             let c = Camera(openGLWorldFromCamera: frame.transformMatrix, width: fileW, height: fileH,
                            fx: fx, fy: fy, cx: px, cy: py)
             return (outW, outH) == (fileW, fileH) ? c : c.resized(width: outW, height: outH)
         }
+    }
+
+    /// The largest camera position and axis length accepted: Float keeps about 7 digits, and
+    /// nothing posed by a capture tool comes near 1e9 scene units.
+    public static let poseLimit: Float = 1e9
+
+    /// What makes a camera-to-world matrix unusable, or nil: a non-finite entry, a bottom row other
+    /// than (0, 0, 0, 1), a position beyond `poseLimit`, or axes that are zero, huge or nearly
+    /// parallel (the matrix has no usable inverse). Axes may carry a uniform scale, as some tools
+    /// write.
+    public static func poseProblem(_ m: Mat4) -> String? {
+        let rows = (0..<4).map { m.row($0) }
+        guard rows.allSatisfy({ $0.x.isFinite && $0.y.isFinite && $0.z.isFinite && $0.w.isFinite }) else { return "it holds NaN or infinite numbers" }
+        guard rows[3] == Vec4(0, 0, 0, 1) else { return "its last row is (\(rows[3].x), \(rows[3].y), \(rows[3].z), \(rows[3].w)), not (0, 0, 0, 1)" }
+        let position = Vec3(rows[0].w, rows[1].w, rows[2].w)
+        guard max(abs(position.x), abs(position.y), abs(position.z)) <= poseLimit else {
+            return "its camera position (\(position.x), \(position.y), \(position.z)) is farther than \(Int(poseLimit)) units from the origin"
+        }
+        let axes = (0..<3).map { j in Vec3(rows[0][j], rows[1][j], rows[2][j]) }
+        let lengths = axes.map { ($0 * $0).sum().squareRoot() }
+        guard lengths.allSatisfy({ $0 >= 1e-6 && $0 <= 1e6 }) else {
+            return "its rotation axes have lengths \(lengths) (a zero or degenerate rotation)"
+        }
+        let unit = axes.indices.map { axes[$0] / lengths[$0] }
+        let volume = (unit[0] * cross(unit[1], unit[2])).sum()
+        guard abs(volume) > 1e-3 else { return "its rotation axes are (nearly) parallel: the matrix has no inverse" }
+        return nil
     }
 
     // MARK: JSON
@@ -205,6 +240,8 @@ public enum NeRFTransformsError: Error, Equatable, CustomStringConvertible {
     case badImageSize(width: Int, height: Int)
     case missingFocalLength
     case distortion(key: String, value: Float)
+    case badIntrinsics(fx: Float, fy: Float, cx: Float, cy: Float)
+    case badPose(index: Int, filePath: String, problem: String)
 
     public var description: String {
         switch self {
@@ -221,6 +258,12 @@ public enum NeRFTransformsError: Error, Equatable, CustomStringConvertible {
             return "transforms.json image size \(width)×\(height) is not positive"
         case .missingFocalLength:
             return "transforms.json has neither \"fl_x\" nor \"camera_angle_x\"; add one of them"
+        case let .badIntrinsics(fx, fy, cx, cy):
+            return "transforms.json gives the focal lengths \(fx), \(fy) and principal point (\(cx), \(cy)): they must be positive, finite numbers; "
+                + "fix \"fl_x\"/\"fl_y\"/\"camera_angle_x\"/\"cx\"/\"cy\""
+        case let .badPose(index, filePath, problem):
+            return "transforms.json frame \(index) (\(filePath)) has an unusable transform_matrix: \(problem); "
+                + "give each frame a camera-to-world rotation and position, or remove the frame"
         case let .distortion(key, value):
             return "transforms.json has lens distortion \(key) = \(value), but Kiln cameras are pinhole; "
                 + "undistort the images first and set \(key) to 0"

@@ -49,6 +49,8 @@ struct Eval: ParsableCommand {
 
     @OptionGroup var output: OutputFolderOptions
 
+    @OptionGroup var paths: InputPathOptions
+
     func validate() throws {
         guard (1...256).contains(views) else { throw ValidationError("--views must be 1…256, got \(views)") }
         guard (-89...89).contains(elevation) else { throw ValidationError("--elevation must be in −89…89, got \(elevation)") }
@@ -84,7 +86,7 @@ struct Eval: ParsableCommand {
             (subject, center, radius) = (nil, field.center, settings.views.objectRadius)
             nerfSamples = settings.nerf.samplesPerRay
         } else {
-            (subject, center, radius) = try RenderSubject.load(url, name: asset)
+            (subject, center, radius) = try RenderSubject.load(url, name: asset, allowOutsidePaths: paths.allowOutsidePaths)
         }
         if case .mesh(let renderer)? = subject, let bounds = renderer.mesh.bounds {
             // The toy world frames an object on half its bounding box's diagonal.
@@ -94,14 +96,15 @@ struct Eval: ParsableCommand {
             // A run's splats are framed as the run framed them (its object ball), as its score.json was.
             (center, radius) = (.zero, settings.views.objectRadius)
         }
+        let fov = ToySample.fovYDegrees * .pi / 180
+        let distance = radius / Foundation.sin(fov / 2) * 1.1
+        do { try OrbitFraming.check(center: center, radius: radius, distance: distance, name: asset) } catch { throw CLIError("\(error)") }
         let rewardsURL = try ShippedAssets.resolve(self.rewards, .rewards)
         let rewards = rewardsURL.path
         let models = try RewardModels(folder: rewardsURL)
         guard size % models.imageSize == 0 else { throw CLIError("--size \(size) is not a multiple of the reward models' \(models.imageSize)") }
-        try output.prepare()
+        let createdFolder = try output.prepare()
         let angles = icosphere ? ViewAngle.icosphere() : ViewAngle.orbit(views, elevationDegrees: elevation)
-        let fov = ToySample.fovYDegrees * .pi / 180
-        let distance = radius / Foundation.sin(fov / 2) * 1.1
         func camera(_ a: Float, _ e: Float) -> Camera {
             Camera.orbit(azimuthDegrees: a, elevationDegrees: e, radius: distance, target: center, width: size, height: size, fovYRadians: fov)
         }
@@ -153,14 +156,22 @@ struct Eval: ParsableCommand {
         if case .mesh(let renderer)? = subject { health = renderer.mesh.health }
         let report = EvalReport(asset: url.path, prompt: caption, representation: field != nil ? "nerf" : health == nil ? "splats" : "mesh", size: size, score: score,
                                 geometry: geometry, temporal: temporal, meshHealth: health, seconds: (clock.now - start).seconds)
-        let folder = output.url
-        try writeJSON(report, to: folder.appendingPathComponent("report.json"))
-        try FileIO.writeAtomically(Data(report.markdown.utf8), to: folder.appendingPathComponent("report.md"))
         let labels = score.perView.map { v in
             String(format: "%.0f°/%.0f° %@ %.1f", v.azimuthDegrees, v.elevationDegrees, v.predictedKind ?? "", v.alignment)
         }
-        try PNG.write(Image.contactSheet(renders, columns: min(8, renders.count), labels: labels), to: folder.appendingPathComponent("sheet.png"),
-                      metadata: KilnMetadata(command: "eval", prompt: caption, settings: ["views": "\(angles.count)", "size": "\(size)"]))
+        // The three files appear together (the folder was checked above, so --force here only
+        // means "the folder is ours"); if this command made the folder, a failure removes it.
+        do {
+            try OutputFolder.staged(output.url, force: true) { folder in
+                try writeJSON(report, to: folder.appendingPathComponent("report.json"))
+                try FileIO.writeAtomically(Data(report.markdown.utf8), to: folder.appendingPathComponent("report.md"))
+                try PNG.write(Image.contactSheet(renders, columns: min(8, renders.count), labels: labels), to: folder.appendingPathComponent("sheet.png"),
+                              metadata: KilnMetadata(command: "eval", prompt: caption, settings: ["views": "\(angles.count)", "size": "\(size)"]))
+            }
+        } catch {
+            if createdFolder { try? FileManager.default.removeItem(at: output.url) }
+            throw error
+        }
         say(String(format: "%@: alignment %.2f (min %.2f, spread %.2f), kind %@, azimuth %.2f, Janus %@ (%.0f%% of back views seen as fronts); "
                    + "silhouettes %.0f%% covered by the hull, neighbours agree in depth %.0f%%, colour error %.3f%@; %.1f s",
                    url.lastPathComponent, score.meanAlignment, score.minAlignment, score.alignmentSpread,

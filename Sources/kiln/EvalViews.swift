@@ -26,6 +26,8 @@ struct EvalViews: ParsableCommand {
 
     @OptionGroup var output: OutputFolderOptions
 
+    @OptionGroup var paths: InputPathOptions
+
     @Option(help: "Fitting steps per reconstruction (views + 1 of them).")
     var steps: Int = 400
 
@@ -48,7 +50,7 @@ struct EvalViews: ParsableCommand {
     }
 
     func run() throws {
-        let (transforms, images, cameras) = try PosedImageFolder.load(URL(fileURLWithPath: views), maximumSide: size)
+        let (transforms, images, cameras) = try PosedImageFolder.load(URL(fileURLWithPath: views), maximumSide: size, allowOutsidePaths: paths.allowOutsidePaths)
         guard images.count >= 4 else { throw CLIError("\(views)/transforms.json has \(images.count) frames: judging consistency needs at least 4 views") }
         try output.prepare()
         var options = ViewSetEvaluation.Options()
@@ -59,7 +61,7 @@ struct EvalViews: ParsableCommand {
         let posed = zip(cameras, images).map { PosedView(camera: $0, color: $1, alpha: PosedView.mask(of: $1, background: options.background)) }
         let names = transforms.frames.map { URL(fileURLWithPath: $0.filePath).deletingPathExtension().lastPathComponent }
         let evaluation = ViewSetEvaluation.evaluate(posed, names: names, options: options)
-        try Self.write(evaluation, images: images, to: output.url, command: "eval-views")
+        try OutputFolder.staged(output.url, force: true) { folder in try Self.write(evaluation, images: images, to: folder, command: "eval-views") }
         let r = evaluation.report
         say(String(format: "%d views: held-out PSNR %.2f dB, SSIM %.3f, silhouette coverage %.3f, photometric error %.4f; %@; %.1f s",
                    r.views.count, r.meanHeldOutPSNR, r.meanHeldOutSSIM, r.meanSilhouetteCoverage, r.meanPhotometricError,
@@ -88,18 +90,25 @@ struct EvalViews: ParsableCommand {
 enum PosedImageFolder {
     /// The frames, their RGB images (scaled down so that the longer side is at most
     /// `maximumSide`) and their cameras at the images' size.
-    static func load(_ folder: URL, maximumSide: Int? = nil) throws -> (transforms: NeRFTransforms, images: [Image], cameras: [Camera]) {
+    static func load(_ folder: URL, maximumSide: Int? = nil, allowOutsidePaths: Bool = false) throws -> (transforms: NeRFTransforms, images: [Image], cameras: [Camera]) {
         let transformsURL = folder.appendingPathComponent("transforms.json")
         let transforms: NeRFTransforms
-        do { transforms = try NeRFTransforms(jsonData: Data(FileIO.read(transformsURL))) } catch let error as FileIOError {
+        let bytes: Data
+        do { bytes = Data(try FileIO.read(transformsURL)) } catch {
             throw CLIError("\(error): VIEWS must be a folder holding transforms.json")
+        }
+        do { _ = try JSONSerialization.jsonObject(with: bytes) } catch {
+            throw CLIError("\(transformsURL.path) is not valid JSON: \(jsonSyntaxText(error, data: bytes)); fix or rewrite the file")
+        }
+        do { transforms = try NeRFTransforms(jsonData: bytes) } catch let error as DecodingError {
+            throw CLIError("\(transformsURL.path): \(describe(error)); fix the file (see the NeRF transforms.json layout)")
         } catch {
             throw CLIError("\(transformsURL.path): not a valid transforms.json (\(error))")
         }
         guard !transforms.frames.isEmpty else { throw CLIError("\(transformsURL.path) lists no frames") }
         var images: [Image] = []
         for frame in transforms.frames {
-            let png = try PNG.read(try resolve(frame.filePath, in: folder))
+            let png = try PNG.read(try resolve(frame.filePath, in: folder, allowOutsidePaths: allowOutsidePaths))
             images.append(png.image(channels: 3))
         }
         let size = (images[0].width, images[0].height)
@@ -115,9 +124,14 @@ enum PosedImageFolder {
         return (transforms, images, cameras)
     }
 
-    /// The image a frame names: as written, or with .png added (NeRF files often omit it).
-    static func resolve(_ path: String, in folder: URL) throws -> URL {
+    /// The image a frame names: as written, or with .png added (NeRF files often omit it). Paths
+    /// that lead outside `folder` (`../`, absolute, through a link) are refused unless allowed.
+    static func resolve(_ path: String, in folder: URL, allowOutsidePaths: Bool = false) throws -> URL {
         let base = path.hasPrefix("/") ? URL(fileURLWithPath: path) : folder.appendingPathComponent(path)
+        if !allowOutsidePaths, !FileIO.isInside(base, folder: folder) {
+            throw CLIError("\(folder.appendingPathComponent("transforms.json").path): file_path \"\(path)\" leads outside the folder; "
+                           + "Kiln reads only images inside VIEWS: copy the images into it, or pass --allow-outside-paths if you trust the file")
+        }
         for candidate in [base, base.appendingPathExtension("png")] where FileManager.default.fileExists(atPath: candidate.path) {
             return candidate
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnAsset
 import KilnCore
+import KilnEval
 import KilnRender
 
 struct Fit: ParsableCommand {
@@ -19,6 +20,8 @@ struct Fit: ParsableCommand {
     var views: String
 
     @OptionGroup var output: OutputFolderOptions
+
+    @OptionGroup var paths: InputPathOptions
 
     @Option(help: "Optimisation steps.")
     var steps: Int = 2_000
@@ -43,16 +46,22 @@ struct Fit: ParsableCommand {
     }
 
     func run() throws {
-        let (transforms, images, cameras) = try PosedImageFolder.load(URL(fileURLWithPath: views))
+        let (transforms, images, cameras) = try PosedImageFolder.load(URL(fileURLWithPath: views), allowOutsidePaths: paths.allowOutsidePaths)
         guard holdout < cameras.count else {
             throw CLIError("--holdout \(holdout) leaves no training view: \(views)/transforms.json has \(cameras.count) frames")
         }
         let heldOut = Set((0..<holdout).map { $0 * cameras.count / max(1, holdout) + cameras.count / max(1, 2 * holdout) })
         let train = cameras.indices.filter { !heldOut.contains($0) }
         let bg = background?.rgb ?? PosedImageFolder.borderMedian(images)
+        // Views that show only the background leave the fit nothing to reconstruct: every Gaussian
+        // fades and is pruned.
+        guard train.contains(where: { i in PosedView.mask(of: images[i], background: bg).pixels.contains { $0 > 0 } }) else {
+            throw CLIError("\(views): every training view shows only the background colour \(bg): there is nothing to fit; "
+                           + "check that the images show the object (or pass --background with the real background colour)")
+        }
 
         let runFolder = output.url
-        try output.prepare()
+        let createdFolder = try output.prepare()
         var options = SplatFit.Options()
         options.steps = steps
         options.initialGaussians = initial
@@ -67,6 +76,11 @@ struct Fit: ParsableCommand {
             }
         }
         let seconds = Date().timeIntervalSince(start)
+        guard fitted.count > 0 else {
+            if createdFolder { try? FileManager.default.removeItem(at: runFolder) }
+            throw CLIError("the fit kept no Gaussians after \(steps) steps: the cameras in \(views)/transforms.json do not see the object "
+                           + "(check their poses and the images), or the views show only the background")
+        }
         let settings = SplatRenderSettings(background: bg)
         func evaluate(_ i: Int) -> ViewMetrics {
             let render = SplatRasterizer.render(fitted, camera: cameras[i], settings: settings).color

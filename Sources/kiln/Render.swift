@@ -15,7 +15,8 @@ struct Render: ParsableCommand {
         camera headlight (Lambert + ambient) using their vertex colours, material colour and base \
         colour texture, with antialiased silhouettes; --normals adds normal_000.png … (world \
         normals as (n + 1)/2). The cameras orbit the asset's bounds (robust bounds for splats) \
-        unless --radius is given.
+        unless --radius is given. The files appear together or not at all: they are written to a \
+        hidden folder inside DIR and moved into place at the end.
         """
     )
 
@@ -45,15 +46,19 @@ struct Render: ParsableCommand {
     @Flag(help: "Also write world-normal PNGs (meshes only).")
     var normals = false
 
+    @OptionGroup var paths: InputPathOptions
+
     func validate() throws {
         guard (1...360).contains(views) else { throw ValidationError("--views must be 1…360, got \(views)") }
         guard (1...4096).contains(size) else { throw ValidationError("--size must be 1…4096, got \(size)") }
         guard (-89...89).contains(elevation) else { throw ValidationError("--elevation must be within ±89 degrees, got \(elevation)") }
-        if let radius, !(radius > 0 && radius.isFinite) { throw ValidationError("--radius must be a positive number, got \(radius)") }
+        if let radius, !(radius >= 1e-6 && radius <= OrbitFraming.coordinateLimit) {
+            throw ValidationError("--radius must be a distance from 1e-6 to 1e9 scene units, got \(radius)")
+        }
     }
 
     func load(_ url: URL) throws -> (RenderSubject, center: SIMD3<Float>, radius: Float) {
-        let loaded = try RenderSubject.load(url, name: asset)
+        let loaded = try RenderSubject.load(url, name: asset, allowOutsidePaths: paths.allowOutsidePaths)
         if normals, case .splats = loaded.subject { throw CLIError("--normals needs a mesh: \(asset) is a splat file") }
         return loaded
     }
@@ -61,9 +66,15 @@ struct Render: ParsableCommand {
     func run() throws {
         let url = URL(fileURLWithPath: asset)
         let (subject, center, sphere) = try load(url)
-        let folder = output.url
-        try output.prepare()
+        do { try OrbitFraming.check(center: center, radius: sphere, distance: radius, name: asset, distanceFlag: radius == nil ? nil : "--radius") } catch {
+            throw CLIError("\(error)")
+        }
+        // The views appear together or not at all (a full disk leaves nothing behind).
+        try output.staged { folder in try write(subject, center: center, sphere: sphere, url: url, to: folder) }
+        print("wrote \(views) views, sheet.png and transforms.json to \(output.out)")
+    }
 
+    func write(_ subject: RenderSubject, center: SIMD3<Float>, sphere: Float, url: URL, to folder: URL) throws {
         let cameras = OrbitFraming.cameras(views: views, size: size, center: center, radius: sphere, elevationDegrees: elevation, distance: radius)
         let splatSettings = SplatRenderSettings(background: background.rgb)
         let meshSettings = MeshRenderSettings(background: background.rgb)
@@ -109,7 +120,6 @@ struct Render: ParsableCommand {
         let sheet = Image.contactSheet(tiles, labels: (0..<views).map { "azimuth \(Int((360 * Float($0) / Float(views)).rounded()))" })
         try PNG.write(sheet, to: folder.appendingPathComponent("sheet.png"),
                       metadata: KilnMetadata(command: "render", settings: ["asset": url.lastPathComponent, "views": "\(views)"]))
-        print("wrote \(views) views, sheet.png and transforms.json to \(output.out)")
     }
 }
 

@@ -63,6 +63,7 @@ public final class DistillationRun<Scene: DistilledScene> {
     public init(scene: Scene, prior: DistillationPrior, rewards: RewardModels?, steps: Int, sds: SDSSettings, guidance: RewardGuidanceSettings,
                 views: ViewSettings, rng: RNG) throws {
         try views.validate(priorSize: prior.imageSize)
+        try sds.validate()
         try guidance.validate()
         guard steps > 0 else { throw DistillError.badSetting("--steps must be positive, got \(steps)") }
         if guidance.usesRewards {
@@ -190,9 +191,21 @@ public final class DistillationRun<Scene: DistilledScene> {
         guard let state = try? JSONDecoder().decode(State.self, from: data) else {
             throw DistillError.badCheckpoint("\(stateURL.path) is unreadable; start the run again without --resume")
         }
+        // A checkpoint is checked like any input: counters within the run, tensors finite.
+        guard (0...steps).contains(state.completedSteps), (0...state.completedSteps).contains(state.skippedSteps),
+              (0...Self.maxConsecutiveSkips).contains(state.consecutiveSkips) else {
+            throw DistillError.badCheckpoint("\(stateURL.path) says \(state.completedSteps) steps were done (\(state.skippedSteps) skipped, "
+                                             + "\(state.consecutiveSkips) in a row) in a run of \(steps): the checkpoint is corrupt or from a longer run; "
+                                             + (state.completedSteps <= 1_000_000 ? "pass --steps of at least \(state.completedSteps), or " : "")
+                                             + "start the run again without --resume")
+        }
         let file: SafeTensorsFile
         do { file = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("state.safetensors")) } catch {
             throw DistillError.badCheckpoint("\(folder.path)/state.safetensors: \(error)")
+        }
+        if let name = file.firstNonFiniteTensor() {
+            throw DistillError.badCheckpoint("\(folder.path)/state.safetensors: tensor '\(name)' holds NaN or infinite values: "
+                                             + "the checkpoint is corrupt (or saved from a diverged run); start the run again without --resume")
         }
         do { try scene.restore(tensors: file, state: state.scene) } catch let error as DistillError { throw error } catch {
             throw DistillError.badCheckpoint("\(folder.path): \(error); start the run again without --resume")

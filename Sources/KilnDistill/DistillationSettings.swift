@@ -27,7 +27,7 @@ public struct ViewSettings: Codable, Sendable, Equatable {
         guard renderSize >= priorSize, renderSize % priorSize == 0, renderSize <= 512 else {
             throw DistillError.badSetting("views.render_size must be a multiple of the prior's \(priorSize) up to 512, got \(renderSize)")
         }
-        guard objectRadius > 0, elevationMinDegrees < elevationMaxDegrees, elevationMinDegrees >= -89, elevationMaxDegrees <= 89 else {
+        guard objectRadius > 0, objectRadius.isFinite, elevationMinDegrees < elevationMaxDegrees, elevationMinDegrees >= -89, elevationMaxDegrees <= 89 else {
             throw DistillError.badSetting("views: object_radius must be positive and −89 ≤ elevation_min_degrees < elevation_max_degrees ≤ 89")
         }
     }
@@ -80,7 +80,16 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
         guard (1...1_000_000).contains(initialGaussians), maxGaussians >= initialGaussians else {
             throw DistillError.badSetting("gaussians.initial_gaussians must be 1…1000000 and at most max_gaussians")
         }
-        guard initialRadius > 0 else { throw DistillError.badSetting("gaussians.initial_radius must be positive") }
+        guard initialRadius > 0, initialRadius.isFinite else { throw DistillError.badSetting("gaussians.initial_radius must be positive") }
+        let rates = [("position_learning_rate", positionLearningRate), ("position_learning_rate_final", positionLearningRateFinal),
+                     ("feature_learning_rate", featureLearningRate), ("opacity_learning_rate", opacityLearningRate),
+                     ("scaling_learning_rate", scalingLearningRate), ("rotation_learning_rate", rotationLearningRate)]
+        for (name, rate) in rates where !(rate > 0 && rate < 10) {
+            throw DistillError.badSetting("gaussians.\(name) must be a positive learning rate below 10, got \(rate)")
+        }
+        guard densifyGradientThreshold > 0, densifyGradientThreshold.isFinite else {
+            throw DistillError.badSetting("gaussians.densify_gradient_threshold must be positive, got \(densifyGradientThreshold)")
+        }
         guard (0...1).contains(densifyFrom), (0...1).contains(densifyUntil), (0...1).contains(opacityResetAt), densifyEvery > 0 else {
             throw DistillError.badSetting("gaussians: densify_from, densify_until and opacity_reset_at are fractions; densify_every is positive")
         }

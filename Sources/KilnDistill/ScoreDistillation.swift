@@ -47,6 +47,20 @@ public struct SDSSettings: Codable, Sendable, Equatable {
     public var gradientClamp: Float? = nil
 
     public init() {}
+
+    /// - Throws: `DistillError.badSetting` naming the setting, its value and its range.
+    public func validate() throws {
+        guard guidanceScale.isFinite, guidanceScale >= 0 else { throw DistillError.badSetting("sds.guidance_scale must be a number ≥ 0, got \(guidanceScale)") }
+        guard timeGuidanceScale.isFinite, timeGuidanceScale >= 0 else {
+            throw DistillError.badSetting("sds.time_guidance_scale must be a number ≥ 0, got \(timeGuidanceScale)")
+        }
+        guard minStep >= 0, maxStep <= 1, minStep < maxStep else {
+            throw DistillError.badSetting("sds.min_step and sds.max_step are fractions of the schedule with 0 ≤ min_step < max_step ≤ 1, got \(minStep) and \(maxStep)")
+        }
+        if let gradientClamp, !(gradientClamp > 0 && gradientClamp.isFinite) {
+            throw DistillError.badSetting("sds.gradient_clamp must be a positive number (or absent), got \(gradientClamp)")
+        }
+    }
 }
 
 /// One score-distillation gradient: g = w(t)·(ε̂ − ε) on the prior's images, and the quantities

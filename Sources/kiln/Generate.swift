@@ -23,8 +23,11 @@ struct Generate: ParsableCommand {
         turntable/ (36 frames), loss.png, reward.png (the reward-aware methods only), \
         splats.ply (or field.safetensors for --representation nerf), asset.glb (the mesh; kiln \
         export RUNDIR makes others) and score.json (when the reward models are found). Every PNG \
-        records the prompt, seed and settings in its text chunks. Ctrl-C saves a checkpoint and \
-        exits 130. A prompt with \
+        records the prompt, seed and settings in its text chunks. Ctrl-C or SIGTERM saves a \
+        checkpoint and exits 130, during the steps or while the final files are written (--resume \
+        finishes them). One kiln generate at a time writes into a folder (RUNDIR/.kiln-lock); \
+        settings are checked before anything is written, and --resume may extend --steps but not \
+        shorten it. A prompt with \
         a motion ("a yellow duck bouncing") or --frames N makes a 4D run: moving splats, and \
         frames/ with each frame's splats and mesh, an animated GLB, a frame-by-view sheet and \
         per-frame turntables.
@@ -117,7 +120,16 @@ struct Generate: ParsableCommand {
                 throw CLIError("--resume continues with the run's own config.json; drop " + conflicting.joined(separator: ", ")
                                + " (only --steps may change, to extend the run, and --refine/--refine-steps, to add or extend the refinement)")
             }
-            if let steps { settings.steps = steps }
+            if let steps, steps != settings.steps {
+                // A run's schedules (learning-rate decay, timestep annealing, densification) follow
+                // its length, so a shorter run is a different run: only extending is allowed.
+                guard steps > settings.steps else {
+                    throw CLIError("--resume --steps \(steps): the run in \(folder.path) was set up for \(settings.steps) steps and cannot be shortened "
+                                   + "(its schedules follow its length); drop --steps to finish it, pass more than \(settings.steps) to extend it, or start a new run")
+                }
+                say("extending the run from \(settings.steps) to \(steps) steps (config.json is updated)")
+                settings.steps = steps
+            }
             // A finished coarse run can gain its refinement stage later (DreamGaussian's stage 2 on
             // stage 1's output); a refined run cannot lose it.
             if let refine {
@@ -160,11 +172,6 @@ struct Generate: ParsableCommand {
                 settings.dynamic = true
             }
         }
-        if settings.dynamic {
-            try settings.motion.validate()
-            guard settings.representation == "gaussians" else { throw CLIError("4D runs (--frames, or a motion in the prompt) use Gaussians; drop --representation \(settings.representation)") }
-            guard settings.refine.stage == "none" else { throw CLIError("--refine mesh refines a still asset; a 4D run has one mesh per frame") }
-        }
         let (steps, seed) = (settings.steps, settings.seed)
         let pipeline = try PriorPipeline(folder: try ShippedAssets.resolve(prior, .prior))
         let unknown = pipeline.settings.unknownWords(in: prompt)
@@ -173,6 +180,9 @@ struct Generate: ParsableCommand {
         }
         let distillationPrior = try DistillationPrior(pipeline: pipeline, prompt: prompt, negativePrompt: settings.negativePrompt)
         if renderAtPriorSize { settings.views.renderSize = distillationPrior.imageSize }
+        // Every setting is checked before anything is written: a refused run leaves no config.json
+        // behind, so the same command, corrected, runs in the same folder.
+        try settings.validate(priorSize: distillationPrior.imageSize)
         // The reward models steer the reward-aware methods and score the result; a run without them
         // (plain SDS and no models) still runs, unscored.
         let rewardsURL = try ShippedAssets.resolve(self.rewards, .rewards)
@@ -187,16 +197,22 @@ struct Generate: ParsableCommand {
         let runRNG = RNG(seed: seed).split(2)
         let extent = settings.views.objectRadius
         let coarse: MeshResult
-        guard ["none", "mesh"].contains(settings.refine.stage) else { throw CLIError("refine '\(settings.refine.stage)' is not a stage; use mesh (or leave it out)") }
-        guard settings.refine.stage == "mesh" || !settings.refine.offsets else { throw CLIError("refine.offsets needs the mesh stage; add --refine mesh") }
-        guard settings.refine.offsetLearningRate > 0, settings.refine.smoothness >= 0, settings.refine.smoothness.isFinite,
-              settings.refine.gradientSmoothing >= 0, settings.refine.gradientSmoothing.isFinite else {
-            throw CLIError("refine: offset_learning_rate must be positive, smoothness and gradient_smoothing 0 or more")
+        // One writer per run folder: a second kiln generate into the same --out is refused.
+        let existed = FileManager.default.fileExists(atPath: folder.path)
+        if !existed { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
+        let lock: FolderLock
+        do { lock = try FolderLock.acquire(folder, purpose: "kiln generate") } catch {
+            if !existed { try? FileManager.default.removeItem(at: folder) }
+            throw CLIError("--out \(error)")
         }
-        guard (1...1_000_000).contains(settings.refine.steps), settings.refine.learningRate > 0 else {
-            throw CLIError("refine: steps must be 1…1000000 and learning_rate positive")
+        defer { lock.release() }
+        if !resume {
+            do { try output.prepare() } catch {
+                lock.release()
+                if !existed { try? FileManager.default.removeItem(at: folder) }
+                throw error
+            }
         }
-        if !resume { try output.prepare() }
         try writeJSON(settings, to: configURL, snakeCase: true)
         switch settings.representation {
         case "gaussians" where settings.dynamic:
@@ -211,8 +227,8 @@ struct Generate: ParsableCommand {
             }
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
-            coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) {
-                let firstMesh = try writeFrames(scene, settings: settings, folder: folder)
+            coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) { stopIfInterrupted in
+                let firstMesh = try writeFrames(scene, settings: settings, folder: folder, stopIfInterrupted: stopIfInterrupted)
                 // The run's own sheet, turntable and score show frame 0.
                 scene.setTime(0)
                 try GaussianCloudIO.write(scene.cloud(at: 0).cloud, to: folder.appendingPathComponent("splats.ply"))
@@ -222,7 +238,7 @@ struct Generate: ParsableCommand {
             let scene = try GaussianScene(settings: settings.gaussians, steps: steps, extent: extent, seed: seed)
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
-            coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) {
+            coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) { _ in
                 try GaussianCloudIO.write(scene.parameters.cloud, to: folder.appendingPathComponent("splats.ply"))
                 return try SplatMeshing(views: settings.views).mesh(scene.parameters)
             }
@@ -231,7 +247,7 @@ struct Generate: ParsableCommand {
             precondition(scene.field.halfSize == FieldMeshing.halfSize(settings), "the field's box is FieldMeshing.halfSize")
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
-            coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) {
+            coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) { _ in
                 try FieldMeshing.write(scene.field, to: folder.appendingPathComponent("field.safetensors"))
                 return try FieldMeshing(views: settings.views).mesh(scene.field)
             }
@@ -253,7 +269,7 @@ struct Generate: ParsableCommand {
         let refineRun = try DistillationRun(scene: meshScene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil,
                                             steps: settings.refine.steps, sds: settings.sds, guidance: settings.guidance, views: settings.views,
                                             rng: RNG(seed: seed).split(3))
-        let refined = try execute(refineRun, stage: .refine, settings: settings, folder: folder, scorer: nil) {
+        let refined = try execute(refineRun, stage: .refine, settings: settings, folder: folder, scorer: nil) { _ in
             MeshResult(mesh: meshScene.refinedMesh, report: coarse.report)
         }
         meshScores.refined = models.map { MeshScores.score(refined.mesh, prompt: prompt, views: settings.views, scorer: $0) }
@@ -277,7 +293,7 @@ struct Generate: ParsableCommand {
     /// One stage's optimisation loop with its checkpoints, log, previews and interruption, then its
     /// final files; returns the stage's mesh (also written as asset.glb).
     func execute<Scene: DistilledScene>(_ run: DistillationRun<Scene>, stage: Stage, settings: GenerateSettings, folder: URL, scorer: RewardModels?,
-                                        finish: () throws -> MeshResult) throws -> MeshResult {
+                                        finish: (_ stopIfInterrupted: () throws -> Void) throws -> MeshResult) throws -> MeshResult {
         let steps = run.steps
         let checkpoint = folder.appendingPathComponent("checkpoint" + stage.suffix)
         let logURL = folder.appendingPathComponent("log\(stage.suffix).csv")
@@ -302,6 +318,16 @@ struct Generate: ParsableCommand {
                 ? "generating \"\(settings.prompt)\": \(settings.representation), \(steps) steps, \(settings.guidance.method.rawValue), \(settings.views.viewsPerStep) views per step, seed \(settings.seed)"
                 : "refining the mesh's colours: \(steps) steps")
         }
+        /// Ctrl-C or SIGTERM: the checkpoint is saved (the loop's last step saved it) and the run
+        /// exits 130; `--resume` redoes the finishing stage from it.
+        func stopIfInterrupted() throws {
+            guard interrupt.requested else { return }
+            try saveCheckpoint()
+            progress.finish()
+            say("interrupted: checkpoint at step \(run.completedSteps) saved; continue with kiln generate \"\(settings.prompt)\" --out \(folder.path) --resume"
+                + (run.completedSteps == steps ? " (it redoes the final files)" : ""))
+            throw ExitCode(130)
+        }
         while run.completedSteps < steps {
             let r: StepReport
             do { r = try run.step() } catch let error as DistillError {
@@ -317,16 +343,14 @@ struct Generate: ParsableCommand {
                               to: folder.appendingPathComponent(String(format: "previews/step%@_%06d.png", stage.suffix, r.step)), metadata: metadata)
             }
             if r.step % max(1, checkpointEvery) == 0 || r.step == steps { try saveCheckpoint() }
-            if interrupt.requested {
-                try saveCheckpoint()
-                progress.finish()
-                say("interrupted: checkpoint at step \(r.step) saved; continue with kiln generate \"\(settings.prompt)\" --out \(folder.path) --resume")
-                throw ExitCode(130)
-            }
+            try stopIfInterrupted()
         }
         progress.finish()
-        let mesh = try finish()
+        try stopIfInterrupted()
+        let mesh = try finish(stopIfInterrupted)
+        try stopIfInterrupted()
         _ = try MeshExport.write(mesh.mesh, to: folder.appendingPathComponent("asset.glb"))
+        try stopIfInterrupted()
         say("mesh: \(mesh.mesh.triangleCount) triangles (\(mesh.report))" + (mesh.summary.isEmpty ? "" : "; " + mesh.summary))
         let azimuths = (0..<8).map { Float($0 * 45) }
         let sheet = Image.contactSheet(azimuths.map { run.render(azimuthDegrees: $0, elevationDegrees: 15, size: 128) }, columns: 4,
@@ -341,9 +365,11 @@ struct Generate: ParsableCommand {
         let turntable = folder.appendingPathComponent("turntable")
         try FileManager.default.createDirectory(at: turntable, withIntermediateDirectories: true)
         for i in 0..<36 {
+            try stopIfInterrupted()
             try PNG.write(run.render(azimuthDegrees: Float(i * 10), elevationDegrees: 15, size: 128),
                           to: turntable.appendingPathComponent(String(format: "frame_%03d.png", i)), metadata: metadata)
         }
+        try stopIfInterrupted()
         if let scorer {
             // Scored views at the render size, or the models' size when the renders are smaller.
             let views = settings.views, size = scorer.imageSize * max(1, views.renderSize / scorer.imageSize)
@@ -363,7 +389,7 @@ struct Generate: ParsableCommand {
 /// sequence) at τ = i/(F − 1), `frames/sheet.png` (frames down, views across), and
 /// `frames/turntable_NNN/` (12 views of each frame).
 /// - Returns: frame 0's mesh (the run's asset.glb).
-func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, folder: URL) throws -> MeshResult {
+func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, folder: URL, stopIfInterrupted: () throws -> Void = {}) throws -> MeshResult {
     let frames = folder.appendingPathComponent("frames")
     try FileManager.default.createDirectory(at: frames, withIntermediateDirectories: true)
     let count = settings.motion.frames, views = settings.views
@@ -379,6 +405,7 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
     var firstMesh: MeshResult? = nil
     let shown = Set((0..<min(count, 8)).map { $0 * (count - 1) / max(1, min(count, 8) - 1) })
     for i in 0..<count {
+        try stopIfInterrupted()
         let tau = Float(i) / Float(count - 1)
         let cloud = scene.cloud(at: tau)
         try GaussianCloudIO.write(cloud.cloud, to: frames.appendingPathComponent(String(format: "splats_%03d.ply", i)))
@@ -515,8 +542,14 @@ struct GenerateSettings: Codable {
         let defaults = GenerateSettings()
         guard let url else { return (defaults, []) }
         guard let data = FileManager.default.contents(atPath: url.path) else { throw CLIError("--config \(url.path) cannot be read") }
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw CLIError("--config \(url.path) is not a JSON object")
+        let parsed: Any
+        do { parsed = try JSONSerialization.jsonObject(with: data) } catch {
+            // Foundation's message names the line and column of the syntax error.
+            let detail = jsonSyntaxText(error, data: data)
+            throw CLIError("--config \(url.path) is not valid JSON: \(detail); fix the file (config.json of an earlier run shows the layout)")
+        }
+        guard let object = parsed as? [String: Any] else {
+            throw CLIError("--config \(url.path) is not a JSON object: give {\"section\": {\"setting\": value}, …} as config.json of a run does")
         }
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -545,6 +578,8 @@ struct GenerateSettings: Codable {
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         do {
             return (try decoder.decode(GenerateSettings.self, from: JSONSerialization.data(withJSONObject: merged)), given)
+        } catch let error as DecodingError {
+            throw CLIError("--config \(url.path): \(describe(error))")
         } catch {
             throw CLIError("--config \(url.path): a value has the wrong type (\(error))")
         }
@@ -552,4 +587,33 @@ struct GenerateSettings: Codable {
 
     /// Settings whose default is nil, so they do not appear in the encoded defaults.
     static let optionalKeys: Set<String> = ["sds.gradient_clamp"]
+
+    /// Checks every setting a run uses, before anything is written; errors name the setting (as
+    /// config.json spells it), its value and its range.
+    func validate(priorSize: Int) throws {
+        guard (1...1_000_000).contains(steps) else { throw CLIError("steps must be 1…1000000, got \(steps)") }
+        guard ["gaussians", "nerf"].contains(representation) else {
+            throw CLIError("representation '\(representation)' is not available; use gaussians or nerf")
+        }
+        try sds.validate()
+        try guidance.validate()
+        try views.validate(priorSize: priorSize)
+        try gaussians.validate()
+        if representation == "nerf" { try nerf.validate() }
+        if dynamic {
+            try motion.validate()
+            guard representation == "gaussians" else { throw CLIError("4D runs (--frames, or a motion in the prompt) use Gaussians; drop --representation \(representation)") }
+            guard refine.stage == "none" else { throw CLIError("--refine mesh refines a still asset; a 4D run has one mesh per frame") }
+        }
+        guard ["none", "mesh"].contains(refine.stage) else { throw CLIError("refine '\(refine.stage)' is not a stage; use mesh (or leave it out)") }
+        guard refine.stage == "mesh" || !refine.offsets else { throw CLIError("refine.offsets needs the mesh stage; add --refine mesh") }
+        guard refine.offsetLearningRate > 0, refine.offsetLearningRate.isFinite, refine.smoothness >= 0, refine.smoothness.isFinite,
+              refine.gradientSmoothing >= 0, refine.gradientSmoothing.isFinite else {
+            throw CLIError("refine: offset_learning_rate must be positive, smoothness and gradient_smoothing 0 or more")
+        }
+        guard (1...1_000_000).contains(refine.steps), refine.learningRate > 0, refine.learningRate.isFinite else {
+            throw CLIError("refine: steps must be 1…1000000 and learning_rate positive, got \(refine.steps) and \(refine.learningRate)")
+        }
+    }
 }
+

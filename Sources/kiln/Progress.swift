@@ -52,15 +52,17 @@ final class ProgressLine {
     }
 }
 
-/// Ctrl-C for long runs: the first press asks the loop to finish its step, save and exit 130; a
-/// second press exits at once (130).
+/// Ctrl-C (SIGINT) and SIGTERM for long runs: the first asks the loop to finish its step, save and
+/// exit 130 (the finishing stage checks too, between its files); a second exits at once (130).
 final class Interrupt {
     nonisolated(unsafe) static var presses: Int32 = 0
 
     static func install() -> Interrupt {
-        signal(SIGINT) { _ in
-            Interrupt.presses += 1
-            if Interrupt.presses > 1 { _exit(130) }
+        for number in [SIGINT, SIGTERM] {
+            signal(number) { _ in
+                Interrupt.presses += 1
+                if Interrupt.presses > 1 { _exit(130) }
+            }
         }
         return Interrupt()
     }

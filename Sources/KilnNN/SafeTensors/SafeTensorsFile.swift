@@ -261,3 +261,16 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
 }
+
+extension SafeTensorsFile {
+    /// The name of the first floating-point tensor holding NaN or ±∞, or nil: a check for files
+    /// whose values must be finite (checkpoints, weights).
+    public func firstNonFiniteTensor() -> String? {
+        for name in names {
+            guard let info = try? info(name), [.f16, .bf16, .f32, .f64].contains(info.dtype) else { continue }
+            guard let values = try? tensor(name).values else { return name }
+            if !values.allSatisfy({ $0.isFinite }) { return name }
+        }
+        return nil
+    }
+}

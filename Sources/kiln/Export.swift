@@ -89,6 +89,12 @@ struct Export: ParsableCommand {
             let meshing = SplatMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize, views: views)
             result = try meshing.mesh(SplatParameters(cloud))
         }
+        // --faces is a promise about the file: a decimator that stops early (small N, a mesh it
+        // cannot collapse further) is an error here rather than a larger file.
+        guard result.mesh.triangleCount <= faces else {
+            throw CLIError("--faces \(faces): the mesh could be reduced only to \(result.mesh.triangleCount) triangles (its boundaries and seams are kept); "
+                           + "pass --faces \(result.mesh.triangleCount) or more")
+        }
         let files = try MeshExport.write(result.mesh, to: target, format: format, up: up)
         if !result.summary.isEmpty { say(result.summary) }
         if let atlas = result.atlas { say(atlas.description) }

@@ -52,6 +52,9 @@ struct Sample: ParsableCommand {
     @Option(help: "Output PNG file.", completion: .file(extensions: ["png"]))
     var out: String
 
+    @Flag(help: "Replace --out if it exists.")
+    var force = false
+
     func validate() throws {
         guard !prompt.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("the prompt is empty; describe what to draw") }
         guard (1...1000).contains(steps) else { throw ValidationError("--steps must be 1…1000, got \(steps)") }
@@ -66,6 +69,9 @@ struct Sample: ParsableCommand {
     func run() throws {
         _ = Memory.retainFreedMemory()
         let outURL = URL(fileURLWithPath: out)
+        if FileManager.default.fileExists(atPath: outURL.path) && !force {
+            throw CLIError("--out \(out) exists: pass --force to replace it or choose another name")
+        }
         try FileIO.checkWritableFolder(outURL.deletingLastPathComponent())
         let pipeline = try PriorPipeline(folder: try ShippedAssets.resolve(prior, .prior))
         let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale

@@ -58,6 +58,13 @@ final class Interrupt {
     nonisolated(unsafe) static var presses: Int32 = 0
 
     static func install() -> Interrupt {
+        // A parent may start us with these signals blocked (threads of a dispatch queue block
+        // them, and a spawned process inherits the mask): unblock them, or they never arrive.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        sigprocmask(SIG_UNBLOCK, &set, nil)
         for number in [SIGINT, SIGTERM] {
             signal(number) { _ in
                 Interrupt.presses += 1

@@ -32,8 +32,9 @@ extension OrbitFraming {
             throw FramingError("\(name) spans or lies farther than \(Int(coordinateLimit)) units from the origin (centre (\(center.x), \(center.y), \(center.z)), radius \(radius)): "
                                + "a coordinate is out of range (a stray vertex or Gaussian); remove it, or rescale and recentre the asset")
         }
-        guard radius > 0 else {
-            throw FramingError("\(name) has zero size (every point is at (\(center.x), \(center.y), \(center.z))): there is nothing to frame; give an asset with extent")
+        guard radius > 1e-5 else {  // renderers clamp a zero radius to a tiny one
+            throw FramingError("\(name) has zero size (every point lies within \(radius) of (\(center.x), \(center.y), \(center.z))): "
+                               + "there is nothing to frame; give an asset with extent")
         }
         let d = distance ?? radius * 1.1 / Float.sin(fovYRadians / 2)
         let flag = distanceFlag.map { "\($0) " } ?? "the camera distance "

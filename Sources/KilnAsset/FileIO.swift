@@ -158,10 +158,17 @@ extension FileIO {
     /// Whether `url` lies inside `folder` (or is it), after `..` and symbolic links are resolved:
     /// the check readers make before following a path written inside an untrusted file.
     public static func isInside(_ url: URL, folder: URL) -> Bool {
-        func resolved(_ u: URL) -> [String] {
-            u.standardizedFileURL.resolvingSymlinksInPath().standardizedFileURL.pathComponents
-        }
-        let inner = resolved(url), outer = resolved(folder)
+        isInside(url, resolvedFolder: resolvedComponents(folder))
+    }
+
+    /// `isInside` against a folder resolved once by `resolvedComponents` (for many files).
+    public static func isInside(_ url: URL, resolvedFolder outer: [String]) -> Bool {
+        let inner = resolvedComponents(url)
         return inner.count >= outer.count && Array(inner.prefix(outer.count)) == outer
+    }
+
+    /// The path components of `url` with `..` and symbolic links resolved.
+    public static func resolvedComponents(_ url: URL) -> [String] {
+        url.standardizedFileURL.resolvingSymlinksInPath().standardizedFileURL.pathComponents
     }
 }

@@ -107,8 +107,9 @@ enum PosedImageFolder {
         }
         guard !transforms.frames.isEmpty else { throw CLIError("\(transformsURL.path) lists no frames") }
         var images: [Image] = []
+        let resolvedFolder = FileIO.resolvedComponents(folder)  // once, not per frame
         for frame in transforms.frames {
-            let png = try PNG.read(try resolve(frame.filePath, in: folder, allowOutsidePaths: allowOutsidePaths))
+            let png = try PNG.read(try resolve(frame.filePath, in: folder, resolvedFolder: resolvedFolder, allowOutsidePaths: allowOutsidePaths))
             images.append(png.image(channels: 3))
         }
         let size = (images[0].width, images[0].height)
@@ -126,9 +127,9 @@ enum PosedImageFolder {
 
     /// The image a frame names: as written, or with .png added (NeRF files often omit it). Paths
     /// that lead outside `folder` (`../`, absolute, through a link) are refused unless allowed.
-    static func resolve(_ path: String, in folder: URL, allowOutsidePaths: Bool = false) throws -> URL {
+    static func resolve(_ path: String, in folder: URL, resolvedFolder: [String]? = nil, allowOutsidePaths: Bool = false) throws -> URL {
         let base = path.hasPrefix("/") ? URL(fileURLWithPath: path) : folder.appendingPathComponent(path)
-        if !allowOutsidePaths, !FileIO.isInside(base, folder: folder) {
+        if !allowOutsidePaths, !FileIO.isInside(base, resolvedFolder: resolvedFolder ?? FileIO.resolvedComponents(folder)) {
             throw CLIError("\(folder.appendingPathComponent("transforms.json").path): file_path \"\(path)\" leads outside the folder; "
                            + "Kiln reads only images inside VIEWS: copy the images into it, or pass --allow-outside-paths if you trust the file")
         }

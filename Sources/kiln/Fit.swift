@@ -56,7 +56,7 @@ struct Fit: ParsableCommand {
         // Views that show only the background leave the fit nothing to reconstruct: every Gaussian
         // fades and is pruned.
         guard train.contains(where: { i in PosedView.mask(of: images[i], background: bg).pixels.contains { $0 > 0 } }) else {
-            throw CLIError("\(views): every training view shows only the background colour \(bg): there is nothing to fit; "
+            throw CLIError("\(views): every training view shows only the background colour (\(bg.x), \(bg.y), \(bg.z)): there is nothing to fit; "
                            + "check that the images show the object (or pass --background with the real background colour)")
         }
 

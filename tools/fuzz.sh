@@ -5,7 +5,7 @@
 # SCRATCH (created if missing) holds everything the run writes: readers-corpus/ (kept between
 # runs), crash-* files from libFuzzer, mesh-corpus/ (seed meshes), and mesh-findings/ with every
 # mutated mesh on which `kiln inspect` crashed (a status ≥ 128: the parent, not the child, died) or
-# hung (over 30 s). SECONDS (default 300) is libFuzzer's time; the mesh loop runs for half of it.
+# hung (over 60 s; the import child of a small file is stopped after 10 s of CPU). SECONDS (default 300) is libFuzzer's time; the mesh loop runs for half of it.
 # KILN_BUILD=path sets the scratch path of the plain `kiln` build (default .build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +47,7 @@ ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=64}" \
   -rss_limit_mb=6144 -malloc_limit_mb=512 -print_final_stats=1 -artifact_prefix="$scratch/" "$@" || true
 
 # The mesh import path: byte flips, truncations, repeated and inserted spans of the seed meshes,
-# each read by `kiln inspect` (which runs Assimp in its isolated child) under a 30 s limit.
+# each read by `kiln inspect` (which runs Assimp in its isolated child) under a 60 s limit.
 mesh_seconds=$(( seconds / 2 ))
 python3 - "$kiln" "$meshes" "$scratch/mesh-findings" "$mesh_seconds" <<'EOF'
 import os, random, subprocess, sys, time
@@ -79,7 +79,7 @@ while time.time() < end and files:
     open(name, "wb").write(data)
     start = time.time()
     try:
-        status = subprocess.run([kiln, "inspect", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30).returncode
+        status = subprocess.run([kiln, "inspect", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60).returncode
     except subprocess.TimeoutExpired:
         status = "timeout"
     runs += 1

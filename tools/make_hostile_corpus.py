@@ -3,7 +3,8 @@
 
     tools/make_hostile_corpus.py [FOLDER]    default Tests/kilnTests/HostileCorpus
 
-Every file is a few hundred bytes; kilnTests' HostileCorpusTests runs each through the command
+Every file is a few hundred bytes (mesh-fuzz-cpu-loop.dae, 300 KB, is a tools/fuzz.sh finding kept
+as found, not written here); kilnTests' HostileCorpusTests runs each through the command
 line (the cases and the messages they must produce live there). Bulky cases (a 12,000-frame
 transforms.json, a 2M-face mesh) are made by the test or by tools/bench_hostile.sh instead.
 """

@@ -35,12 +35,13 @@ public enum MeshImport {
         public var wallSeconds: Double = 600
         public init() {}
 
-        /// Limits sized to the file: 20 s of CPU plus 3 s per MB (Assimp reads a 38 MB, 2M-face
+        /// Limits sized to the file: 10 s of CPU plus 2 s per MB (Assimp reads a 38 MB, 2M-face
         /// binary PLY in about 5 s), at most 300 s; the wall clock gets twice that plus 10 s. A
-        /// small hostile file that sends an importer into a loop is stopped within seconds.
+        /// small hostile file that sends an importer into a loop (a mutated 300 KB DAE did) is
+        /// stopped within seconds.
         public static func scaled(toFileSize bytes: Int) -> Limits {
             var limits = Limits()
-            limits.cpuSeconds = min(300, 20 + 3 * (bytes >> 20))
+            limits.cpuSeconds = min(300, 10 + 2 * (bytes >> 20))
             limits.wallSeconds = Double(2 * limits.cpuSeconds + 10)
             return limits
         }

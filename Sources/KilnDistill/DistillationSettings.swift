@@ -87,8 +87,9 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
         for (name, rate) in rates where !(rate > 0 && rate < 10) {
             throw DistillError.badSetting("gaussians.\(name) must be a positive learning rate below 10, got \(rate)")
         }
-        guard densifyGradientThreshold > 0, densifyGradientThreshold.isFinite else {
-            throw DistillError.badSetting("gaussians.densify_gradient_threshold must be positive, got \(densifyGradientThreshold)")
+        // 0 is allowed: every Gaussian that a view sees densifies.
+        guard densifyGradientThreshold >= 0, densifyGradientThreshold.isFinite else {
+            throw DistillError.badSetting("gaussians.densify_gradient_threshold must be 0 or more, got \(densifyGradientThreshold)")
         }
         guard (0...1).contains(densifyFrom), (0...1).contains(densifyUntil), (0...1).contains(opacityResetAt), densifyEvery > 0 else {
             throw DistillError.badSetting("gaussians: densify_from, densify_until and opacity_reset_at are fractions; densify_every is positive")

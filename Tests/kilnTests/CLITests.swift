@@ -19,10 +19,18 @@ struct KilnRun {
 
     init(_ arguments: String...) throws { try self.init(arguments) }
 
-    init(_ arguments: [String]) throws {
+    /// Runs `kiln arguments`, in `folder` when given, with `environment`'s variables set (a nil
+    /// value unsets one).
+    init(_ arguments: [String], in folder: URL? = nil, environment: [String: String?] = [:]) throws {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = arguments
+        if let folder { process.currentDirectoryURL = folder }
+        if !environment.isEmpty {
+            var merged = ProcessInfo.processInfo.environment
+            for (key, value) in environment { merged[key] = value }
+            process.environment = merged
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

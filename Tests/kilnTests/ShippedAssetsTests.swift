@@ -3,25 +3,9 @@ import Testing
 
 @Suite("kiln finds its shipped weights from any folder")
 struct ShippedAssetsTests {
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
     /// Runs `kiln` in `folder`, with `KILN_ASSETS` set to `assets` (unset when nil).
-    static func run(_ arguments: [String], in folder: URL, assets: String? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = KilnRun.executable
-        process.arguments = arguments
-        process.currentDirectoryURL = folder
-        var environment = ProcessInfo.processInfo.environment
-        environment["KILN_ASSETS"] = assets
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile(), errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    static func run(_ arguments: [String], in folder: URL, assets: String? = nil) throws -> KilnRun {
+        try KilnRun(arguments, in: folder, environment: ["KILN_ASSETS": assets])
     }
 
     @Test("sample and score-prior work from a folder without assets/, with the card's guidance")

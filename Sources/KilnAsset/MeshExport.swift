@@ -62,10 +62,10 @@ public enum MeshExport {
         if mesh.positions.count > Int(UInt32.max) / 2 {
             throw MeshIOError(path: url.path, reason: "too many vertices for export")
         }
-        if format.bakesVertexColors, !mesh.colors.isEmpty, mesh.material.baseColorTexture == nil {
-            do { mesh = try mesh.bakingVertexColors(size: vertexColorTextureSize(triangles: mesh.triangleCount)) } catch {
-                throw MeshIOError(path: url.path, reason: "its vertex colours could not be baked into a texture: \(error); export as glb or ply, which keep vertex colours as they are")
-            }
+        if format.bakesVertexColors, !mesh.colors.isEmpty, mesh.material.baseColorTexture == nil,
+           mesh.triangleCount <= maximumTrianglesToBake {
+            // Where the atlas cannot hold the charts, the file keeps its vertex colours alone.
+            if let baked = try? mesh.bakingVertexColors(size: vertexColorTextureSize(triangles: mesh.triangleCount)) { mesh = baked }
         }
         if mesh.normals.isEmpty { mesh.normals = mesh.computedVertexNormals() }
         if up != .y {
@@ -129,6 +129,10 @@ public enum MeshExport {
         }
         return [written.last!] + written.dropLast()
     }
+
+    /// Above this many triangles vertex colours are not baked (a 2048² texture would give each
+    /// under 8 texels, and the atlas takes seconds): OBJ, FBX and DAE keep them as vertex colours.
+    static let maximumTrianglesToBake = 500_000
 
     /// The side of the texture that carries vertex colours for OBJ, FBX and DAE: about 32 texels
     /// a triangle, a power of two from 256 to 2048.

@@ -31,7 +31,9 @@ public enum MeshFormat: String, CaseIterable, Sendable, Codable, CustomStringCon
 
     /// Whether a mesh's vertex colours are also baked into a texture for this format: OBJ, FBX
     /// and DAE readers (Blender's among them) load vertex colours but do not show them through
-    /// the material; a base-colour texture they show as they import it.
+    /// the material; a base-colour texture they show as they import it. (Meshes over
+    /// `MeshExport.maximumTrianglesToBake` triangles, or whose atlas does not fit, keep vertex
+    /// colours alone.)
     public var bakesVertexColors: Bool { self == .obj || self == .fbx || self == .dae }
 
     /// Whether vertex colours in the file are sRGB-encoded, as PLY, OBJ, FBX and DAE readers

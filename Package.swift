@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "KilnPrior", targets: ["KilnPrior"]),
         .library(name: "KilnDistill", targets: ["KilnDistill"]),
         .library(name: "KilnEval", targets: ["KilnEval"]),
+        .library(name: "KilnRun", targets: ["KilnRun"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -68,11 +69,14 @@ let package = Package(
         // meshoptimizer), splat PLY and .splat, atomic writes.
         .target(name: "KilnAsset", dependencies: ["KilnCore", "CPNG", "CAssimp", "CMeshOptimizer", "CKilnSupport"]),
 
+        // Run folders, settings and the job's stages (the run library; today its folder layout).
+        .target(name: "KilnRun"),
+
         // The command-line tool: the only target that wires everything together.
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior", "KilnDistill", "KilnEval",
+                "KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior", "KilnDistill", "KilnEval", "KilnRun",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -90,6 +94,7 @@ let package = Package(
         .testTarget(name: "KilnPriorTests", dependencies: ["KilnPrior", "KilnNN", "KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnDistillTests", dependencies: ["KilnDistill", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
         .testTarget(name: "KilnEvalTests", dependencies: ["KilnEval", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
+        .testTarget(name: "KilnRunTests", dependencies: ["KilnRun"]),
         // Runs the built `kiln` executable as a user would.
         .testTarget(name: "kilnTests", exclude: ["HostileCorpus"]),
     ],

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnAsset
 import KilnCore
+import KilnRun
 import KilnDistill
 import KilnEval
 import KilnPrior
@@ -94,7 +95,7 @@ struct Bench: ParsableCommand {
         var failed: [String] = []
         for (n, job) in mine.enumerated() {
             let runFolder = runs.appendingPathComponent(job.name)
-            let scoreURL = runFolder.appendingPathComponent("bench.json")
+            let scoreURL = RunFolder(runFolder).bench
             if FileManager.default.fileExists(atPath: scoreURL.path) {
                 // A run benched before `kiln eval` joined the bench gets its evaluation now.
                 try evaluate(runFolder, name: job.name, log: folder)
@@ -106,7 +107,7 @@ struct Bench: ParsableCommand {
             if let steps { arguments += ["--steps", "\(steps)"] }
             // A run interrupted earlier resumes from its checkpoint (with its own config.json); a
             // fresh one replaces a partial folder.
-            let resumable = FileManager.default.fileExists(atPath: runFolder.appendingPathComponent("checkpoint/state.json").path)
+            let resumable = FileManager.default.fileExists(atPath: RunFolder(runFolder).checkpointState(.coarse).path)
             if resumable {
                 arguments += ["--resume"]
             } else {
@@ -126,7 +127,7 @@ struct Bench: ParsableCommand {
                 continue
             }
             try? FileManager.default.removeItem(at: marker)
-            guard let scoreData = FileManager.default.contents(atPath: runFolder.appendingPathComponent("score.json").path),
+            guard let scoreData = FileManager.default.contents(atPath: RunFolder(runFolder).score.path),
                   let score = try? JSONDecoder().decode(AssetScore.self, from: scoreData) else {
                 throw CLIError("\(job.name): the run wrote no score.json; are the reward models in \(try ShippedAssets.resolve(rewards, .rewards).path)?")
             }
@@ -146,10 +147,10 @@ struct Bench: ParsableCommand {
     /// `kiln eval RUNDIR --out RUNDIR/eval` (reward models and geometric consistency from 16
     /// views), unless the run has its report already.
     func evaluate(_ runFolder: URL, name: String, log folder: URL) throws {
-        let report = runFolder.appendingPathComponent("eval/report.json")
+        let report = RunFolder(runFolder).evaluationReport
         guard !FileManager.default.fileExists(atPath: report.path) else { return }
         let child = try ChildProcess.run(executable: ChildProcess.selfPath,
-                                         arguments: ["eval", runFolder.path, "--rewards", try ShippedAssets.resolve(rewards, .rewards).path, "--out", runFolder.appendingPathComponent("eval").path, "--force"],
+                                         arguments: ["eval", runFolder.path, "--rewards", try ShippedAssets.resolve(rewards, .rewards).path, "--out", RunFolder(runFolder).evaluation.path, "--force"],
                                          log: folder.appendingPathComponent("runs/\(name)-eval.log"))
         guard child.status == 0 else { throw CLIError("\(name): kiln eval exited \(child.status); see \(folder.path)/runs/\(name)-eval.log") }
     }
@@ -170,15 +171,15 @@ struct Bench: ParsableCommand {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runs.path)) ?? []
         let rows = names.sorted().compactMap { name -> SummaryRow? in
             let run = runs.appendingPathComponent(name)
-            guard let data = FileManager.default.contents(atPath: run.appendingPathComponent("bench.json").path),
+            guard let data = FileManager.default.contents(atPath: RunFolder(run).bench.path),
                   let record = try? JSONDecoder().decode(BenchRecord.self, from: data) else { return nil }
             var variant = record.method
-            if let settings = try? GenerateSettings.load(run.appendingPathComponent("config.json")) {
+            if let settings = try? GenerateSettings.load(RunFolder(run).config) {
                 variant = "\(settings.representation) \(record.method)" + (settings.refine.stage == "mesh" ? " + refine" : "")
             }
-            let mesh = FileManager.default.contents(atPath: run.appendingPathComponent("score_mesh.json").path)
+            let mesh = FileManager.default.contents(atPath: RunFolder(run).meshScore.path)
                 .flatMap { try? JSONDecoder().decode(MeshScores.self, from: $0) }
-            let evaluation = FileManager.default.contents(atPath: run.appendingPathComponent("eval/report.json").path)
+            let evaluation = FileManager.default.contents(atPath: RunFolder(run).evaluationReport.path)
                 .flatMap { try? JSONDecoder().decode(EvalReport.self, from: $0) }
             return SummaryRow(record: record, variant: variant, mesh: mesh, geometry: evaluation?.geometry, temporal: evaluation?.temporal)
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KilnAsset
 import KilnCore
+import KilnRun
 import KilnDistill
 import KilnEval
 import KilnPrior
@@ -65,7 +66,7 @@ struct Eval: ParsableCommand {
         let isRunFolder = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory.boolValue
         // The run the asset belongs to (a run folder, or a file beside a run's config.json), read once.
         let runFolder = isRunFolder ? url : url.deletingLastPathComponent()
-        let run = try? GenerateSettings.load(runFolder.appendingPathComponent("config.json"))
+        let run = try? GenerateSettings.load(RunFolder(runFolder).config)
         if isRunFolder {
             if caption == nil { caption = run?.prompt }
             let candidates = ["splats.ply", "field.safetensors", "asset.glb"].map { url.appendingPathComponent($0) }
@@ -267,7 +268,7 @@ struct TemporalReport: Codable {
         let count = settings.motion.frames
         var clouds: [SplatParameters<Float>] = []
         for i in 0..<count {
-            let url = runFolder.appendingPathComponent(String(format: "frames/splats_%03d.ply", i))
+            let url = RunFolder(runFolder).frameSplats(i)
             guard FileManager.default.fileExists(atPath: url.path) else {
                 throw CLIError("\(url.path) is missing: the 4D run did not finish; resume it with kiln generate --resume")
             }

@@ -4,6 +4,7 @@ import KilnAsset
 import KilnCore
 import KilnDistill
 import KilnRender
+import KilnRun
 
 extension MeshFormat: ExpressibleByArgument {}
 extension UpAxis: ExpressibleByArgument {}
@@ -68,24 +69,25 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let folder = URL(fileURLWithPath: runFolder)
-        let splats = folder.appendingPathComponent("splats.ply"), field = folder.appendingPathComponent("field.safetensors")
+        let run = RunFolder(folder)
+        let splats = run.splats, field = run.field
         let isNeRF = !FileManager.default.fileExists(atPath: splats.path) && FileManager.default.fileExists(atPath: field.path)
         guard isNeRF || FileManager.default.fileExists(atPath: splats.path) else {
             throw CLIError("\(splats.path) (or field.safetensors) is missing: RUNDIR must be a finished kiln generate run (resume it with --resume if it stopped)")
         }
-        let target = URL(fileURLWithPath: out ?? folder.appendingPathComponent("asset." + format.fileExtension).path)
+        let target = URL(fileURLWithPath: out ?? run.asset(extension: format.fileExtension).path)
         if FileManager.default.fileExists(atPath: target.path) && !force {
             throw CLIError("\(target.path) exists: pass --force to replace it or choose another --out")
         }
         let result: MeshResult
         if isNeRF {
-            let settings = try GenerateSettings.load(folder.appendingPathComponent("config.json"))
+            let settings = try GenerateSettings.load(run.config)
             let meshing = FieldMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize, views: settings.views)
             result = try meshing.mesh(try FieldMeshing.load(runFolder: folder, settings: settings))
         } else {
             let cloud = try GaussianCloudIO.read(splats)
             // The run's framing, when its config.json is there to say it.
-            let views = (try? GenerateSettings.load(folder.appendingPathComponent("config.json")))?.views ?? ViewSettings()
+            let views = (try? GenerateSettings.load(run.config))?.views ?? ViewSettings()
             let meshing = SplatMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize, views: views)
             result = try meshing.mesh(SplatParameters(cloud))
         }

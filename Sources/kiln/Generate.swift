@@ -7,6 +7,7 @@ import KilnEval
 import KilnNN
 import KilnPrior
 import KilnRender
+import KilnRun
 
 extension DistillationMethod: ExpressibleByArgument {}
 
@@ -104,7 +105,8 @@ struct Generate: ParsableCommand {
     func run() throws {
         _ = Memory.retainFreedMemory()
         let folder = output.url
-        let configURL = folder.appendingPathComponent("config.json")
+        let run = RunFolder(folder)
+        let configURL = run.config
         var settings: GenerateSettings
         var renderAtPriorSize = false
         if resume {
@@ -140,7 +142,7 @@ struct Generate: ParsableCommand {
             }
             if let refineSteps { settings.refine.steps = refineSteps }
             if refineOffsets && !settings.refine.offsets {
-                guard !FileManager.default.fileExists(atPath: folder.appendingPathComponent("checkpoint-refine").path) else {
+                guard !FileManager.default.fileExists(atPath: run.checkpoint(.refine).path) else {
                     throw CLIError("--resume --refine-offsets: the run in \(folder.path) has begun refining colours only; start a new run to refine offsets")
                 }
                 settings.refine.offsets = true
@@ -231,7 +233,7 @@ struct Generate: ParsableCommand {
                 let firstMesh = try writeFrames(scene, settings: settings, folder: folder, stopIfInterrupted: stopIfInterrupted)
                 // The run's own sheet, turntable and score show frame 0.
                 scene.setTime(0)
-                try GaussianCloudIO.write(scene.cloud(at: 0).cloud, to: folder.appendingPathComponent("splats.ply"))
+                try GaussianCloudIO.write(scene.cloud(at: 0).cloud, to: RunFolder(folder).splats)
                 return firstMesh
             }
         case "gaussians":
@@ -239,7 +241,7 @@ struct Generate: ParsableCommand {
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) { _ in
-                try GaussianCloudIO.write(scene.parameters.cloud, to: folder.appendingPathComponent("splats.ply"))
+                try GaussianCloudIO.write(scene.parameters.cloud, to: RunFolder(folder).splats)
                 return try SplatMeshing(views: settings.views).mesh(scene.parameters)
             }
         case "nerf":
@@ -248,7 +250,7 @@ struct Generate: ParsableCommand {
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) { _ in
-                try FieldMeshing.write(scene.field, to: folder.appendingPathComponent("field.safetensors"))
+                try FieldMeshing.write(scene.field, to: RunFolder(folder).field)
                 return try FieldMeshing(views: settings.views).mesh(scene.field)
             }
         default:
@@ -261,7 +263,7 @@ struct Generate: ParsableCommand {
         }
         // Coarse to fine: the extracted mesh's colours (and with offsets its vertices) refined under
         // the same distillation.
-        try FileManager.default.moveItemReplacing(folder.appendingPathComponent("asset.glb"), to: folder.appendingPathComponent("asset-coarse.glb"))
+        try FileManager.default.moveItemReplacing(RunFolder(folder).asset, to: RunFolder(folder).coarseAsset)
         let offsets = settings.refine.offsets
             ? MeshOffsetSettings(learningRate: settings.refine.offsetLearningRate, smoothness: settings.refine.smoothness,
                                  gradientSmoothing: settings.refine.gradientSmoothing) : nil
@@ -278,32 +280,29 @@ struct Generate: ParsableCommand {
 
     func writeMeshScores(_ scores: MeshScores, _ folder: URL) throws {
         guard let coarse = scores.coarse else { return }
-        try writeJSON(scores, to: folder.appendingPathComponent("score_mesh.json"))
+        try writeJSON(scores, to: RunFolder(folder).meshScore)
         say(String(format: "mesh score: alignment %.2f%@", coarse.meanAlignment,
                    scores.refined.map { String(format: " → %.2f after refinement", $0.meanAlignment) } ?? ""))
     }
 
     /// The two stages of a run: the representation, then (with refine: mesh) the mesh's colours.
-    enum Stage {
-        case coarse, refine
-        /// File-name suffix of the stage's checkpoint, log, previews and sheet.
-        var suffix: String { self == .coarse ? "" : "-refine" }
-    }
+    typealias Stage = RunFolder.Stage
 
     /// One stage's optimisation loop with its checkpoints, log, previews and interruption, then its
     /// final files; returns the stage's mesh (also written as asset.glb).
     func execute<Scene: DistilledScene>(_ run: DistillationRun<Scene>, stage: Stage, settings: GenerateSettings, folder: URL, scorer: RewardModels?,
                                         finish: (_ stopIfInterrupted: () throws -> Void) throws -> MeshResult) throws -> MeshResult {
         let steps = run.steps
-        let checkpoint = folder.appendingPathComponent("checkpoint" + stage.suffix)
-        let logURL = folder.appendingPathComponent("log\(stage.suffix).csv")
+        let runFolder = RunFolder(folder)
+        let checkpoint = runFolder.checkpoint(stage)
+        let logURL = runFolder.log(stage)
         var log = RunLog()
-        if resume, FileManager.default.fileExists(atPath: checkpoint.appendingPathComponent("state.json").path) || stage == .coarse {
+        if resume, FileManager.default.fileExists(atPath: runFolder.checkpointState(stage).path) || stage == .coarse {
             try run.restore(from: checkpoint)
             log = RunLog(csv: (try? String(contentsOf: logURL, encoding: .utf8)) ?? "", upTo: run.completedSteps)
             if run.completedSteps < steps { say("resuming \(stage == .coarse ? "" : "the refinement ")at step \(run.completedSteps) of \(steps)") }
         }
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("previews"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: runFolder.previews, withIntermediateDirectories: true)
         func saveCheckpoint() throws {
             try run.saveCheckpoint(to: checkpoint)
             try FileIO.writeAtomically(Data(log.csv.utf8), to: logURL)
@@ -340,7 +339,7 @@ struct Generate: ParsableCommand {
             if previewEvery > 0, r.step % previewEvery == 0 || r.step == steps {
                 let views = [0, 90, 180, 270].map { run.render(azimuthDegrees: Float($0), elevationDegrees: 15, size: 128) }
                 try PNG.write(Image.contactSheet(views, columns: 4, labels: ["0°", "90°", "180°", "270°"]),
-                              to: folder.appendingPathComponent(String(format: "previews/step%@_%06d.png", stage.suffix, r.step)), metadata: metadata)
+                              to: runFolder.preview(stage, step: r.step), metadata: metadata)
             }
             if r.step % max(1, checkpointEvery) == 0 || r.step == steps { try saveCheckpoint() }
             try stopIfInterrupted()
@@ -349,25 +348,25 @@ struct Generate: ParsableCommand {
         try stopIfInterrupted()
         let mesh = try finish(stopIfInterrupted)
         try stopIfInterrupted()
-        _ = try MeshExport.write(mesh.mesh, to: folder.appendingPathComponent("asset.glb"))
+        _ = try MeshExport.write(mesh.mesh, to: runFolder.asset)
         try stopIfInterrupted()
         say("mesh: \(mesh.mesh.triangleCount) triangles (\(mesh.report))" + (mesh.summary.isEmpty ? "" : "; " + mesh.summary))
         let azimuths = (0..<8).map { Float($0 * 45) }
         let sheet = Image.contactSheet(azimuths.map { run.render(azimuthDegrees: $0, elevationDegrees: 15, size: 128) }, columns: 4,
                                        labels: azimuths.map { "\(Int($0))°" })
-        try PNG.write(sheet, to: folder.appendingPathComponent("sheet\(stage.suffix).png"), metadata: metadata)
-        try PNG.write(Image.linePlot(log.lossPoints, title: "SDS loss by step"), to: folder.appendingPathComponent("loss\(stage.suffix).png"), metadata: metadata)
+        try PNG.write(sheet, to: runFolder.sheet(stage), metadata: metadata)
+        try PNG.write(Image.linePlot(log.lossPoints, title: "SDS loss by step"), to: runFolder.lossPlot(stage), metadata: metadata)
         let rewardPoints = log.rewardPoints
         if !rewardPoints.isEmpty {
-            try PNG.write(Image.linePlot(rewardPoints, logY: false, title: "reward of x0 by step"), to: folder.appendingPathComponent("reward\(stage.suffix).png"), metadata: metadata)
+            try PNG.write(Image.linePlot(rewardPoints, logY: false, title: "reward of x0 by step"), to: runFolder.rewardPlot(stage), metadata: metadata)
         }
         guard stage == .coarse else { return mesh }
-        let turntable = folder.appendingPathComponent("turntable")
+        let turntable = runFolder.turntable
         try FileManager.default.createDirectory(at: turntable, withIntermediateDirectories: true)
         for i in 0..<36 {
             try stopIfInterrupted()
             try PNG.write(run.render(azimuthDegrees: Float(i * 10), elevationDegrees: 15, size: 128),
-                          to: turntable.appendingPathComponent(String(format: "frame_%03d.png", i)), metadata: metadata)
+                          to: runFolder.turntableFrame(i), metadata: metadata)
         }
         try stopIfInterrupted()
         if let scorer {
@@ -376,7 +375,7 @@ struct Generate: ParsableCommand {
             let score = AssetScore.measure(caption: ToyCaption(settings.prompt), rewards: scorer, renderSize: size) { a, e in
                 run.scene.preview(camera: views.camera(azimuthDegrees: a, elevationDegrees: e, size: size), background: SIMD3(1, 1, 1))
             }
-            try writeJSON(score, to: folder.appendingPathComponent("score.json"))
+            try writeJSON(score, to: runFolder.score)
             say(String(format: "score (16 views): alignment %.2f (min %.2f), kind %@, Janus %@", score.meanAlignment, score.minAlignment,
                        score.kindAccuracy.map { String(format: "%.2f", $0) } ?? "–", score.janus ? "yes" : "no"))
         }
@@ -390,7 +389,7 @@ struct Generate: ParsableCommand {
 /// `frames/turntable_NNN/` (12 views of each frame).
 /// - Returns: frame 0's mesh (the run's asset.glb).
 func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, folder: URL, stopIfInterrupted: () throws -> Void = {}) throws -> MeshResult {
-    let frames = folder.appendingPathComponent("frames")
+    let run = RunFolder(folder), frames = run.frames
     try FileManager.default.createDirectory(at: frames, withIntermediateDirectories: true)
     let count = settings.motion.frames, views = settings.views
     // One camera path for every frame, far enough back that the object stays in view at all times.
@@ -408,11 +407,11 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
         try stopIfInterrupted()
         let tau = Float(i) / Float(count - 1)
         let cloud = scene.cloud(at: tau)
-        try GaussianCloudIO.write(cloud.cloud, to: frames.appendingPathComponent(String(format: "splats_%03d.ply", i)))
+        try GaussianCloudIO.write(cloud.cloud, to: run.frameSplats(i))
         let mesh = try SplatMeshing(views: views).mesh(cloud)
         if i == 0 { firstMesh = mesh }
-        _ = try MeshExport.write(mesh.mesh, to: frames.appendingPathComponent(String(format: "asset_%03d.glb", i)))
-        let turntable = frames.appendingPathComponent(String(format: "turntable_%03d", i))
+        _ = try MeshExport.write(mesh.mesh, to: run.frameAsset(i))
+        let turntable = run.frameTurntable(i)
         try FileManager.default.createDirectory(at: turntable, withIntermediateDirectories: true)
         for v in 0..<12 {
             try PNG.write(render(cloud, azimuth: Float(v * 30)), to: turntable.appendingPathComponent(String(format: "view_%03d.png", v)), metadata: metadata)
@@ -424,12 +423,12 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
             }
         }
     }
-    try PNG.write(Image.contactSheet(sheet, columns: 4, labels: labels), to: frames.appendingPathComponent("sheet.png"), metadata: metadata)
+    try PNG.write(Image.contactSheet(sheet, columns: 4, labels: labels), to: run.framesSheet, metadata: metadata)
     // One mesh that moves: frame 0's mesh, its vertices carried by the Gaussians around them.
     let base = firstMesh!.mesh.removingUnusedVertices()
     let times = (0..<count).map { Float($0) / Float(count - 1) }
     try MeshExport.writeAnimatedGLB(base, frames: scene.carriedVertices(of: base, times: times), times: times.map { $0 * animationSeconds },
-                                    to: frames.appendingPathComponent("animated.glb"))
+                                    to: run.animatedAsset)
     say("frames: \(count) (frames/splats_NNN.ply, frames/asset_NNN.glb, frames/animated.glb, frames/sheet.png, frames/turntable_NNN/)")
     return firstMesh!
 }

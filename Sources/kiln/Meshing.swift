@@ -1,6 +1,7 @@
 import Foundation
 import KilnAsset
 import KilnCore
+import KilnRun
 import KilnDistill
 import KilnNN
 import KilnRender
@@ -189,7 +190,7 @@ extension FieldMeshing {
 
     /// The field of a finished NeRF run: its settings (from its config.json) and its field.safetensors.
     static func load(runFolder folder: URL, settings: GenerateSettings) throws -> NeRFField {
-        let weights = folder.appendingPathComponent("field.safetensors")
+        let weights = RunFolder(folder).field
         guard FileManager.default.fileExists(atPath: weights.path) else {
             throw CLIError("\(weights.path) is missing: RUNDIR must be a finished kiln generate run (resume it with --resume if it stopped)")
         }

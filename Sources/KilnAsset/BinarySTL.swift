@@ -39,9 +39,7 @@ public enum UpMark {
 
     /// The up axis Kiln marked in `url` (PLY or STL), or `.y` when there is no mark.
     public static func read(_ url: URL) -> UpAxis {
-        guard let handle = try? FileHandle(forReadingFrom: url) else { return .y }
-        defer { try? handle.close() }
-        let head = (try? handle.read(upToCount: 4096)) ?? Data()
+        guard let head = try? FileIO.readPrefix(url, count: 4096) else { return .y }
         switch url.pathExtension.lowercased() {
         case "ply":
             // Only the header counts: stop at end_header.
@@ -60,8 +58,7 @@ public enum UpMark {
 
 /// Puts `UpMark`'s comment into a PLY header that Assimp wrote (after its `format` line).
 enum PLYUpMark {
-    static func marking(_ ply: Data, up: UpAxis, source: String) throws -> Data {
-        guard up == .z else { return ply }
+    static func markingZUp(_ ply: Data, source: String) throws -> Data {
         let bytes = [UInt8](ply.prefix(4096))
         let text = String(decoding: bytes, as: UTF8.self)
         guard text.hasPrefix("ply"), let format = text.range(of: "\nformat "),

@@ -11,7 +11,7 @@ import Foundation
 ///
 /// Assimp 5.2.5's binary writer (`fbx`) leaves it out of every nested list, so neither Blender
 /// ("failed to read nested block sentinel") nor Assimp itself ("block offset is out of range")
-/// can open its files. `FBXBinary.addingNestedSentinels` rewrites such a file with the records
+/// can open its files. `FBXBinary.finishingAssimpOutput` rewrites such a file with the records
 /// in place; properties are copied byte for byte. Blender refuses ASCII FBX outright, which is
 /// why Kiln writes binary FBX this way rather than Assimp's ASCII `fbxa`.
 public enum FBXBinary {
@@ -47,7 +47,7 @@ public enum FBXBinary {
     }
 
     /// Assimp's binary FBX made readable and sized right: every nested list closed by its null
-    /// record (`addingNestedSentinels`), and `GlobalSettings`' `UnitScaleFactor` set to 100 —
+    /// record, and `GlobalSettings`' `UnitScaleFactor` set to 100 —
     /// Kiln's unit is the metre and FBX counts in centimetres, so with Assimp's 1 Blender
     /// imports the asset a hundred times too small.
     public static func finishingAssimpOutput(_ data: Data, source: String) throws -> Data {
@@ -60,15 +60,11 @@ public enum FBXBinary {
         }
     }
 
-    /// The file with a null record closing every nested list of children; the header, top-level
-    /// nodes, properties and footer are kept. Files that already have them come back unchanged.
+    /// Reads the records, lets `edit` change them, and writes them back with a null record closing
+    /// every nested list; the header, properties and footer are kept as they are. Files that
+    /// already have the records keep them.
     /// - Throws: `MeshIOError` naming `source` if the data is not a binary FBX or a record's
     ///   offsets leave the file.
-    public static func addingNestedSentinels(_ data: Data, source: String) throws -> Data {
-        try rewritten(data, source: source) { _ in }
-    }
-
-    /// Reads the records, lets `edit` change them, and writes them back with every list closed.
     static func rewritten(_ data: Data, source: String, edit: (inout [Node]) -> Void) throws -> Data {
         let bytes = [UInt8](data)
         func fail(_ why: String) -> MeshIOError { MeshIOError(path: source, reason: "not a readable binary FBX: \(why)") }

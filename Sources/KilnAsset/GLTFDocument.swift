@@ -79,19 +79,17 @@ struct GLTFDocument {
         }
     }
 
-    /// Appends `values` to the binary chunk (4-byte aligned) with a buffer view and a float
-    /// accessor; returns the accessor's index.
-    mutating func appendFloatAccessor(_ values: [Float], type: String = "SCALAR", minMax: Bool = false) -> Int {
+    /// Appends `values` to the binary chunk (4-byte aligned) with a buffer view and a scalar
+    /// float accessor (with its min and max when asked); returns the accessor's index.
+    mutating func appendFloatAccessor(_ values: [Float], minMax: Bool = false) -> Int {
         while binary.count % 4 != 0 { binary.append(0) }
         let offset = binary.count
         values.withUnsafeBufferPointer { binary.append(Data(buffer: $0)) }
         var bufferViews = json["bufferViews"] as? [[String: Any]] ?? []
         var accessors = json["accessors"] as? [[String: Any]] ?? []
         bufferViews.append(["buffer": 0, "byteOffset": offset, "byteLength": values.count * 4])
-        let components = type == "VEC3" ? 3 : 1
-        var accessor: [String: Any] = ["bufferView": bufferViews.count - 1, "componentType": 5126,
-                                       "count": values.count / components, "type": type]
-        if minMax, components == 1, let lo = values.min(), let hi = values.max() { accessor["min"] = [lo]; accessor["max"] = [hi] }
+        var accessor: [String: Any] = ["bufferView": bufferViews.count - 1, "componentType": 5126, "count": values.count, "type": "SCALAR"]
+        if minMax, let lo = values.min(), let hi = values.max() { accessor["min"] = [lo]; accessor["max"] = [hi] }
         accessors.append(accessor)
         json["bufferViews"] = bufferViews
         json["accessors"] = accessors

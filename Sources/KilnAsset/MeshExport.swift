@@ -73,7 +73,7 @@ public enum MeshExport {
             mesh.normals = mesh.normals.map(up.fromKiln)
         }
         if format.storesSRGBColors {
-            mesh.colors = mesh.colors.map { SIMD4(SRGB.encode($0.x), SRGB.encode($0.y), SRGB.encode($0.z), $0.w) }
+            mesh.colors = mesh.colors.map(SRGB.encode)
         }
         if format == .ply {
             // Assimp's PLY writer stores `UInt8(c · 255)`, truncating: hand it the nearest byte
@@ -154,7 +154,7 @@ public enum MeshExport {
         case .fbx:
             try FileIO.writeAtomically(FBXBinary.finishingAssimpOutput(Data(contentsOf: file), source: source), to: file)
         case .ply where up != .y:
-            try FileIO.writeAtomically(PLYUpMark.marking(Data(contentsOf: file), up: up, source: source), to: file)
+            try FileIO.writeAtomically(PLYUpMark.markingZUp(Data(contentsOf: file), source: source), to: file)
         case .ply, .obj, .dae, .stl:
             break
         }

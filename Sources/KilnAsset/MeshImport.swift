@@ -195,7 +195,7 @@ public enum MeshImport {
                     var c = SIMD4<Float>(1, 1, 1, 1)
                     if let colors = m.mColors.0 {
                         c = SIMD4(colors[v].r, colors[v].g, colors[v].b, colors[v].a)
-                        if srgbColors { c = SIMD4(SRGB.decode(c.x), SRGB.decode(c.y), SRGB.decode(c.z), c.w) }
+                        if srgbColors { c = SRGB.decode(c) }
                     }
                     out.colors.append(bakeMaterialColors ? c * part.baseColor : c)
                 }

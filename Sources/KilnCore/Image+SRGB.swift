@@ -20,6 +20,14 @@ public enum SRGB {
         srgb <= 0.04045 ? srgb / 12.92 : pow((srgb + 0.055) / 1.055, 2.4)
     }
 
+    /// `encode` of each colour channel; alpha (the fourth) is kept as it is.
+    @inlinable
+    public static func encode(_ rgba: SIMD4<Float>) -> SIMD4<Float> { SIMD4(encode(rgba.x), encode(rgba.y), encode(rgba.z), rgba.w) }
+
+    /// `decode` of each colour channel; alpha (the fourth) is kept as it is.
+    @inlinable
+    public static func decode(_ rgba: SIMD4<Float>) -> SIMD4<Float> { SIMD4(decode(rgba.x), decode(rgba.y), decode(rgba.z), rgba.w) }
+
     /// `decode(b / 255)` for every byte `b`: 8-bit sRGB → linear by table look-up.
     public static let decodedBytes: [Float] = (0..<256).map { decode(Float($0) / 255) }
 }

@@ -38,8 +38,8 @@ extension TriangleMesh {
         precondition(colors.count == vertexCount, "bakingVertexColors: the mesh has no vertex colours")
         let colors = self.colors
         let bake = try baked(size: size, threads: threads) { corners, w in
-            let c = w.x * colors[corners.x] + w.y * colors[corners.y] + w.z * colors[corners.z]
-            return SIMD3(SRGB.encode(min(1, max(0, c.x))), SRGB.encode(min(1, max(0, c.y))), SRGB.encode(min(1, max(0, c.z))))
+            let c = SRGB.encode(pointwiseMin(pointwiseMax(w.x * colors[corners.x] + w.y * colors[corners.y] + w.z * colors[corners.z], .zero), .one))
+            return SIMD3(c.x, c.y, c.z)
         }
         var out = bake.mesh
         out.colors = bake.atlas.sourceVertices.map { colors[Int($0)] }

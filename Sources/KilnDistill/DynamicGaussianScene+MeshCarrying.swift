@@ -29,7 +29,7 @@ extension DynamicGaussianScene {
         // The vertices in the object's frame at τ = 0, and the Gaussians there (before the object's transform).
         let local = object.unmoving(mesh.positions, at: 0)
         let carriers = (0..<canonical.count).filter { canonical.opacityLogits[$0] > Float.log(0.05 / 0.95) }
-        guard !carriers.isEmpty else { return times.map { object.moving(object.unmoving(mesh.positions, at: 0), at: $0) } }
+        guard !carriers.isEmpty else { return times.map { object.moving(local, at: $0) } }
         let origins = centres(motion.deformed(canonical, at: 0), carriers)
         let k = min(neighbours, carriers.count)
         let nearest = NearestNeighbours.search(origins, queries: local, k: k)

@@ -105,8 +105,8 @@ struct Generate: ParsableCommand {
     func run() throws {
         _ = Memory.retainFreedMemory()
         let folder = output.url
-        let run = RunFolder(folder)
-        let configURL = run.config
+        let runFolder = RunFolder(folder)
+        let configURL = runFolder.config
         var settings: GenerateSettings
         var renderAtPriorSize = false
         if resume {
@@ -142,7 +142,7 @@ struct Generate: ParsableCommand {
             }
             if let refineSteps { settings.refine.steps = refineSteps }
             if refineOffsets && !settings.refine.offsets {
-                guard !FileManager.default.fileExists(atPath: run.checkpoint(.refine).path) else {
+                guard !FileManager.default.fileExists(atPath: runFolder.checkpoint(.refine).path) else {
                     throw CLIError("--resume --refine-offsets: the run in \(folder.path) has begun refining colours only; start a new run to refine offsets")
                 }
                 settings.refine.offsets = true
@@ -233,7 +233,7 @@ struct Generate: ParsableCommand {
                 let firstMesh = try writeFrames(scene, settings: settings, folder: folder, stopIfInterrupted: stopIfInterrupted)
                 // The run's own sheet, turntable and score show frame 0.
                 scene.setTime(0)
-                try GaussianCloudIO.write(scene.cloud(at: 0).cloud, to: RunFolder(folder).splats)
+                try GaussianCloudIO.write(scene.cloud(at: 0).cloud, to: runFolder.splats)
                 return firstMesh
             }
         case "gaussians":
@@ -241,7 +241,7 @@ struct Generate: ParsableCommand {
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) { _ in
-                try GaussianCloudIO.write(scene.parameters.cloud, to: RunFolder(folder).splats)
+                try GaussianCloudIO.write(scene.parameters.cloud, to: runFolder.splats)
                 return try SplatMeshing(views: settings.views).mesh(scene.parameters)
             }
         case "nerf":
@@ -250,7 +250,7 @@ struct Generate: ParsableCommand {
             let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) { _ in
-                try FieldMeshing.write(scene.field, to: RunFolder(folder).field)
+                try FieldMeshing.write(scene.field, to: runFolder.field)
                 return try FieldMeshing(views: settings.views).mesh(scene.field)
             }
         default:
@@ -263,7 +263,7 @@ struct Generate: ParsableCommand {
         }
         // Coarse to fine: the extracted mesh's colours (and with offsets its vertices) refined under
         // the same distillation.
-        try FileManager.default.moveItemReplacing(RunFolder(folder).asset, to: RunFolder(folder).coarseAsset)
+        try FileManager.default.moveItemReplacing(runFolder.asset, to: runFolder.coarseAsset)
         let offsets = settings.refine.offsets
             ? MeshOffsetSettings(learningRate: settings.refine.offsetLearningRate, smoothness: settings.refine.smoothness,
                                  gradientSmoothing: settings.refine.gradientSmoothing) : nil
@@ -389,7 +389,7 @@ struct Generate: ParsableCommand {
 /// `frames/turntable_NNN/` (12 views of each frame).
 /// - Returns: frame 0's mesh (the run's asset.glb).
 func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, folder: URL, stopIfInterrupted: () throws -> Void = {}) throws -> MeshResult {
-    let run = RunFolder(folder), frames = run.frames
+    let runFolder = RunFolder(folder), frames = runFolder.frames
     try FileManager.default.createDirectory(at: frames, withIntermediateDirectories: true)
     let count = settings.motion.frames, views = settings.views
     // One camera path for every frame, far enough back that the object stays in view at all times.
@@ -407,11 +407,11 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
         try stopIfInterrupted()
         let tau = Float(i) / Float(count - 1)
         let cloud = scene.cloud(at: tau)
-        try GaussianCloudIO.write(cloud.cloud, to: run.frameSplats(i))
+        try GaussianCloudIO.write(cloud.cloud, to: runFolder.frameSplats(i))
         let mesh = try SplatMeshing(views: views).mesh(cloud)
         if i == 0 { firstMesh = mesh }
-        _ = try MeshExport.write(mesh.mesh, to: run.frameAsset(i))
-        let turntable = run.frameTurntable(i)
+        _ = try MeshExport.write(mesh.mesh, to: runFolder.frameAsset(i))
+        let turntable = runFolder.frameTurntable(i)
         try FileManager.default.createDirectory(at: turntable, withIntermediateDirectories: true)
         for v in 0..<12 {
             try PNG.write(render(cloud, azimuth: Float(v * 30)), to: turntable.appendingPathComponent(String(format: "view_%03d.png", v)), metadata: metadata)
@@ -423,12 +423,12 @@ func writeFrames(_ scene: DynamicGaussianScene, settings: GenerateSettings, fold
             }
         }
     }
-    try PNG.write(Image.contactSheet(sheet, columns: 4, labels: labels), to: run.framesSheet, metadata: metadata)
+    try PNG.write(Image.contactSheet(sheet, columns: 4, labels: labels), to: runFolder.framesSheet, metadata: metadata)
     // One mesh that moves: frame 0's mesh, its vertices carried by the Gaussians around them.
     let base = firstMesh!.mesh.removingUnusedVertices()
     let times = (0..<count).map { Float($0) / Float(count - 1) }
     try MeshExport.writeAnimatedGLB(base, frames: scene.carriedVertices(of: base, times: times), times: times.map { $0 * animationSeconds },
-                                    to: run.animatedAsset)
+                                    to: runFolder.animatedAsset)
     say("frames: \(count) (frames/splats_NNN.ply, frames/asset_NNN.glb, frames/animated.glb, frames/sheet.png, frames/turntable_NNN/)")
     return firstMesh!
 }

@@ -279,7 +279,7 @@ func colored(_ mesh: TriangleMesh, textureSize: Int?,
     // glTF vertex colours are linear; the renders' colours are display (sRGB) values.
     mesh.colors = mesh.positions.map { p in
         let c = displayColor(p)
-        return SIMD4(SRGB.decode(min(1, max(0, c.x))), SRGB.decode(min(1, max(0, c.y))), SRGB.decode(min(1, max(0, c.z))), 1)
+        return SRGB.decode(SIMD4(pointwiseMin(pointwiseMax(c, .zero), .one), 1))
     }
     mesh.material.name = "vertex_colors"
     return (mesh, nil)

@@ -69,8 +69,9 @@ let package = Package(
         // meshoptimizer), splat PLY and .splat, atomic writes.
         .target(name: "KilnAsset", dependencies: ["KilnCore", "CPNG", "CAssimp", "CMeshOptimizer", "CKilnSupport"]),
 
-        // Run folders, settings and the job's stages (the run library; today its folder layout).
-        .target(name: "KilnRun"),
+        // The run library: a generate job's settings, prompt, stages and run folder, and the
+        // meshing of its scenes; the commands are argument parsing over it.
+        .target(name: "KilnRun", dependencies: ["KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior", "KilnDistill", "KilnEval", .product(name: "RealModule", package: "swift-numerics")]),
 
         // The command-line tool: the only target that wires everything together.
         .executableTarget(
@@ -94,7 +95,7 @@ let package = Package(
         .testTarget(name: "KilnPriorTests", dependencies: ["KilnPrior", "KilnNN", "KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnDistillTests", dependencies: ["KilnDistill", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
         .testTarget(name: "KilnEvalTests", dependencies: ["KilnEval", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
-        .testTarget(name: "KilnRunTests", dependencies: ["KilnRun"]),
+        .testTarget(name: "KilnRunTests", dependencies: ["KilnRun", "KilnCore"]),
         // Runs the built `kiln` executable as a user would.
         .testTarget(name: "kilnTests", exclude: ["HostileCorpus"]),
     ],
@@ -108,7 +109,7 @@ for target in package.targets where target.type != .system {
 // The numeric modules are optimised in debug builds too: `swift test` trains and samples small
 // networks, which unoptimised code runs 20–50× slower. (-enable-testing stays on, so @testable
 // imports still work.)
-for name in ["KilnCore", "KilnNN", "KilnPrior", "KilnRender", "KilnDistill", "KilnEval"] {
+for name in ["KilnCore", "KilnNN", "KilnPrior", "KilnRender", "KilnDistill", "KilnEval", "KilnRun"] {
     let target = package.targets.first { $0.name == name }!
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 }

@@ -4,6 +4,7 @@ import Foundation
 ///
 ///     RUNDIR/
 ///       config.json                  every setting, resolved (reusable as --config)
+///       stages.json                  the stages finished (distil, refine, export, report)
 ///       log.csv, log-refine.csv      per step
 ///       checkpoint/, checkpoint-refine/   state.json + tensors, for --resume
 ///       previews/stepSTAGE_NNNNNN.png
@@ -22,12 +23,14 @@ public struct RunFolder: Sendable, Equatable {
 
     public init(_ url: URL) { self.url = url }
 
-    /// A stage of a run: the distillation, then optionally the mesh refinement, each with its own
-    /// checkpoint, log and pictures.
-    public enum Stage: Sendable, Equatable {
-        case coarse, refine
+    /// The stages of a generate job, in order: the distillation, the optional mesh refinement,
+    /// the exported files, the pictures and scores. The two optimising stages each have their own
+    /// checkpoint, log, previews and pictures; `stages.json` lists the stages finished.
+    public enum Stage: String, Codable, CaseIterable, Sendable, Comparable {
+        case distil, refine, export, report
         /// File-name suffix of the stage's checkpoint, log, previews and pictures.
-        public var suffix: String { self == .coarse ? "" : "-refine" }
+        public var suffix: String { self == .distil ? "" : "-" + rawValue }
+        public static func < (a: Stage, b: Stage) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
     }
 
     func file(_ name: String) -> URL { url.appendingPathComponent(name) }
@@ -35,6 +38,8 @@ public struct RunFolder: Sendable, Equatable {
     // MARK: Settings, checkpoints, logs
 
     public var config: URL { file("config.json") }
+    /// The stages finished, in order (`GenerateJob` skips them when it resumes).
+    public var stages: URL { file("stages.json") }
     public func checkpoint(_ stage: Stage) -> URL { file("checkpoint" + stage.suffix) }
     /// The file that says a stage's checkpoint is complete.
     public func checkpointState(_ stage: Stage) -> URL { checkpoint(stage).appendingPathComponent("state.json") }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnRun
 import KilnAsset
 import KilnCore
 import KilnDistill
@@ -120,7 +121,7 @@ struct EvalPrior: ParsableCommand {
             options.seed = seed
             let posed = zip(cameras, images).map { PosedView(camera: $0, color: $1, alpha: PosedView.mask(of: $1, background: SIMD3(1, 1, 1))) }
             let evaluation = ViewSetEvaluation.evaluate(posed, names: names, options: options)
-            try EvalViews.write(evaluation, images: images, to: promptFolder, command: "eval-prior")
+            try evaluation.write(images: images, to: promptFolder, command: "eval-prior")
             let r = evaluation.report
             rows.append(Row(prompt: prompt, folder: slug, meanHeldOutPSNR: r.meanHeldOutPSNR, meanHeldOutSSIM: r.meanHeldOutSSIM,
                             meanSilhouetteCoverage: r.meanSilhouetteCoverage, meanPhotometricError: r.meanPhotometricError, flagged: r.flagged))

@@ -68,35 +68,13 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
-        let folder = URL(fileURLWithPath: runFolder)
-        let run = RunFolder(folder)
-        let splats = run.splats, field = run.field
-        let isNeRF = !FileManager.default.fileExists(atPath: splats.path) && FileManager.default.fileExists(atPath: field.path)
-        guard isNeRF || FileManager.default.fileExists(atPath: splats.path) else {
-            throw CLIError("\(splats.path) (or field.safetensors) is missing: RUNDIR must be a finished kiln generate run (resume it with --resume if it stopped)")
-        }
+        let run = RunFolder(URL(fileURLWithPath: runFolder))
+        let meshing = RunMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize)
         let target = URL(fileURLWithPath: out ?? run.asset(extension: format.fileExtension).path)
         if FileManager.default.fileExists(atPath: target.path) && !force {
             throw CLIError("\(target.path) exists: pass --force to replace it or choose another --out")
         }
-        let result: MeshResult
-        if isNeRF {
-            let settings = try GenerateSettings.load(run.config)
-            let meshing = FieldMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize, views: settings.views)
-            result = try meshing.mesh(try FieldMeshing.load(runFolder: folder, settings: settings))
-        } else {
-            let cloud = try GaussianCloudIO.read(splats)
-            // The run's framing, when its config.json is there to say it.
-            let views = (try? GenerateSettings.load(run.config))?.views ?? ViewSettings()
-            let meshing = SplatMeshing(resolution: resolution, level: level, faces: faces, textureSize: textureSize, views: views)
-            result = try meshing.mesh(SplatParameters(cloud))
-        }
-        // --faces is a promise about the file: a decimator that stops early (small N, a mesh it
-        // cannot collapse further) is an error here rather than a larger file.
-        guard result.mesh.triangleCount <= faces else {
-            throw CLIError("--faces \(faces): the mesh could be reduced only to \(result.mesh.triangleCount) triangles (its boundaries and seams are kept); "
-                           + "pass --faces \(result.mesh.triangleCount) or more")
-        }
+        let result = try meshing.mesh(of: run)
         let files = try MeshExport.write(result.mesh, to: target, format: format, up: up)
         if !result.summary.isEmpty { say(result.summary) }
         if let atlas = result.atlas { say(atlas.description) }

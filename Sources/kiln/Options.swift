@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnRun
 
 /// An RGB colour given as a name (white, black, gray, red, green, blue), `#rrggbb`, or `r,g,b`
 /// with components in [0, 1].
@@ -29,4 +30,22 @@ struct ColorArgument: ExpressibleByArgument, Sendable {
 struct InputPathOptions: ParsableArguments {
     @Flag(help: "Follow paths written inside input files (transforms.json's file_path, a material's texture) that lead outside the input's folder (../, absolute paths).")
     var allowOutsidePaths = false
+}
+
+/// `--out DIR [--force]`, shared by every command that writes a folder.
+struct OutputFolderOptions: ParsableArguments {
+    @Option(help: "Output folder: created if missing; must be empty unless --force.")
+    var out: String
+
+    @Flag(help: "Write into an existing, non-empty output folder.")
+    var force = false
+
+    var url: URL { URL(fileURLWithPath: out) }
+
+    /// Creates or checks the folder (see `OutputFolder.prepare`).
+    @discardableResult
+    func prepare() throws -> Bool { try OutputFolder.prepare(url, force: force) }
+
+    /// Prepares the folder and writes into it all at once (see `OutputFolder.staged`).
+    func staged<R>(_ write: (URL) throws -> R) throws -> R { try OutputFolder.staged(url, force: force, write) }
 }

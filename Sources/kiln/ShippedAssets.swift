@@ -1,4 +1,5 @@
 import Foundation
+import KilnRun
 
 /// The weights Kiln ships (`assets/prior`, `assets/rewards`), found from whatever folder `kiln`
 /// runs in.

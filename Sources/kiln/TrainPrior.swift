@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KilnRun
 import KilnAsset
 import KilnCore
 import KilnNN

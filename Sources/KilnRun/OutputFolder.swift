@@ -1,42 +1,22 @@
-import ArgumentParser
 import Foundation
 import KilnAsset
 
-/// Writes pretty, sorted JSON atomically.
-func writeJSON(_ value: some Encodable, to url: URL, snakeCase: Bool = false) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    if snakeCase { encoder.keyEncodingStrategy = .convertToSnakeCase }
-    try FileIO.writeAtomically(encoder.encode(value), to: url)
-}
-
-
-/// A progress line, written at once (unbuffered), so a log file follows a long run.
-func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
-}
-
-/// A warning on standard error.
-func warn(_ message: String) {
-    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
-}
-
 /// Output folders: created when missing; an existing non-empty one needs `--force`.
-enum OutputFolder {
+public enum OutputFolder {
     /// - Returns: whether the folder was created (a failed command then removes it again).
     @discardableResult
-    static func prepare(_ folder: URL, force: Bool) throws -> Bool {
+    public static func prepare(_ folder: URL, force: Bool) throws -> Bool {
         var isFolder: ObjCBool = false
         var created = false
         if FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder) {
-            guard isFolder.boolValue else { throw CLIError("--out \(folder.path) is a file: give a folder") }
+            guard isFolder.boolValue else { throw RunError("--out \(folder.path) is a file: give a folder") }
             let contents = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []).filter { $0 != FolderLock.fileName }
             if !contents.isEmpty && !force {
-                throw CLIError("--out \(folder.path) is not empty: choose a new folder or pass --force")
+                throw RunError("--out \(folder.path) is not empty: choose a new folder or pass --force")
             }
         } else {
             do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-                throw CLIError("--out \(folder.path) cannot be created: \(error.localizedDescription)")
+                throw RunError("--out \(folder.path) cannot be created: \(error.localizedDescription)")
             }
             created = true
         }
@@ -49,7 +29,7 @@ enum OutputFolder {
     /// no space), so the set of outputs appears whole. On any failure (a full disk, an error, an
     /// interrupt that throws) the staging folder is removed, and so is `folder` if this call
     /// created it: nothing partial is left.
-    static func staged<R>(_ folder: URL, force: Bool, _ write: (URL) throws -> R) throws -> R {
+    public static func staged<R>(_ folder: URL, force: Bool, _ write: (URL) throws -> R) throws -> R {
         let created = try prepare(folder, force: force)
         let staging = folder.appendingPathComponent(".kiln-staging-\(getpid())")
         let files = FileManager.default
@@ -77,20 +57,3 @@ enum OutputFolder {
     }
 }
 
-/// `--out DIR [--force]`, shared by every command that writes a folder.
-struct OutputFolderOptions: ParsableArguments {
-    @Option(help: "Output folder: created if missing; must be empty unless --force.")
-    var out: String
-
-    @Flag(help: "Write into an existing, non-empty output folder.")
-    var force = false
-
-    var url: URL { URL(fileURLWithPath: out) }
-
-    /// Creates or checks the folder (see `OutputFolder.prepare`).
-    @discardableResult
-    func prepare() throws -> Bool { try OutputFolder.prepare(url, force: force) }
-
-    /// Prepares the folder and writes into it all at once (see `OutputFolder.staged`).
-    func staged<R>(_ write: (URL) throws -> R) throws -> R { try OutputFolder.staged(url, force: force, write) }
-}

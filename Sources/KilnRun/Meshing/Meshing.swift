@@ -1,10 +1,10 @@
 import Foundation
 import KilnAsset
 import KilnCore
-import KilnRun
 import KilnDistill
 import KilnNN
 import KilnRender
+import RealModule
 
 /// Splats to a mesh whose renders look like the splats'. The splats are rendered from 28 orbit
 /// views at 128² (`colorCameras`); three candidate surfaces are extracted on a grid spanning the
@@ -19,15 +19,19 @@ import KilnRender
 /// (mean absolute difference over a grey background, the 28 views) wins: no one extraction wins on
 /// every prompt of the suite. With `level` given, only that level set is made. Vertex colours, or
 /// a baked texture when `textureSize` is given.
-struct SplatMeshing {
-    var resolution = 96
-    var level: Float? = nil
-    var faces = 20_000
-    var textureSize: Int? = nil
+public struct SplatMeshing {
+    public var resolution = 96
+    public var level: Float? = nil
+    public var faces = 20_000
+    public var textureSize: Int? = nil
     /// The run's cameras, for the renders.
-    var views = ViewSettings()
+    public var views = ViewSettings()
 
-    func mesh(_ p: SplatParameters<Float>) throws -> MeshResult {
+    public init(resolution: Int = 96, level: Float? = nil, faces: Int = 20_000, textureSize: Int? = nil, views: ViewSettings = ViewSettings()) {
+        (self.resolution, self.level, self.faces, self.textureSize, self.views) = (resolution, level, faces, textureSize, views)
+    }
+
+    public func mesh(_ p: SplatParameters<Float>) throws -> MeshResult {
         // The box around every Gaussian that is not nearly transparent, 3 of its largest σ wide.
         var lo = SIMD3<Float>(repeating: .infinity), hi = SIMD3<Float>(repeating: -.infinity)
         for i in 0..<p.count where p.opacityLogits[i] > -4 {  // opacity > 1.8%
@@ -37,7 +41,7 @@ struct SplatMeshing {
             lo = pointwiseMin(lo, m - r)
             hi = pointwiseMax(hi, m + r)
         }
-        guard lo.x < hi.x else { throw CLIError("the splats are all transparent: there is no surface to extract") }
+        guard lo.x < hi.x else { throw RunError("the splats are all transparent: there is no surface to extract") }
         let spacing = (hi - lo).max() / Float(resolution - 3)
         let origin = lo - spacing
         let n = SIMD3<Int>(((hi - lo) / spacing).rounded(.up)) &+ 3
@@ -78,7 +82,7 @@ struct SplatMeshing {
             }
         }
         guard var best = tried.min(by: { $0.error < $1.error }) else {
-            throw CLIError("no surface could be extracted from the splats (\(failures.joined(separator: "; ")))")
+            throw RunError("no surface could be extracted from the splats (\(failures.joined(separator: "; ")))")
         }
         best.result.candidates = tried.map { ($0.result.describedSurface, $0.error) }
         return best.result
@@ -123,13 +127,17 @@ extension SplatMeshing {
 /// `level` (σ; by default the level whose level set has the field's own silhouettes from 8 orbit
 /// views, `NeRFRenderer.surfaceLevel`), the same clean-up, and colours from the field itself at
 /// each vertex (or texel).
-struct FieldMeshing {
-    var resolution = 96
-    var level: Float? = nil
-    var faces = 20_000
-    var textureSize: Int? = nil
+public struct FieldMeshing {
+    public var resolution = 96
+    public var level: Float? = nil
+    public var faces = 20_000
+    public var textureSize: Int? = nil
     /// The run's cameras, for choosing the level.
-    var views = ViewSettings()
+    public var views = ViewSettings()
+
+    public init(resolution: Int = 96, level: Float? = nil, faces: Int = 20_000, textureSize: Int? = nil, views: ViewSettings = ViewSettings()) {
+        (self.resolution, self.level, self.faces, self.textureSize, self.views) = (resolution, level, faces, textureSize, views)
+    }
 
     /// The iso level: `level` when given, else the one whose silhouettes match the field's renders (and their IoU).
     func chooseLevel(_ field: NeRFField) -> (level: Float, iou: Double?) {
@@ -139,7 +147,7 @@ struct FieldMeshing {
         return (chosen.level, chosen.iou)
     }
 
-    func mesh(_ field: NeRFField) throws -> MeshResult {
+    public func mesh(_ field: NeRFField) throws -> MeshResult {
         let (level, iou) = chooseLevel(field)
         let n = resolution
         let spacing = 2 * field.halfSize / Float(n - 1)
@@ -179,32 +187,32 @@ struct FieldMeshing {
 
 extension FieldMeshing {
     /// The field's box half-size in a run with these settings (NeRFScene: the object radius × 1.15).
-    static func halfSize(_ settings: GenerateSettings) -> Float { settings.views.objectRadius * 1.15 }
+    public static func halfSize(_ settings: GenerateSettings) -> Float { settings.views.objectRadius * 1.15 }
 
     /// A run's field weights, `field.safetensors`.
-    static func write(_ field: NeRFField, to url: URL) throws {
+    public static func write(_ field: NeRFField, to url: URL) throws {
         var weights = SafeTensorsWriter(metadata: ["kiln": "nerf field"])
         for (name, p) in field.namedParameters { try weights.add(name, shape: p.shape, values: p.value.storage) }
         try weights.write(to: url)
     }
 
     /// The field of a finished NeRF run: its settings (from its config.json) and its field.safetensors.
-    static func load(runFolder folder: URL, settings: GenerateSettings) throws -> NeRFField {
+    public static func load(runFolder folder: URL, settings: GenerateSettings) throws -> NeRFField {
         let weights = RunFolder(folder).field
         guard FileManager.default.fileExists(atPath: weights.path) else {
-            throw CLIError("\(weights.path) is missing: RUNDIR must be a finished kiln generate run (resume it with --resume if it stopped)")
+            throw RunError("\(weights.path) is missing: RUNDIR must be a finished kiln generate run (resume it with --resume if it stopped)")
         }
         try settings.nerf.validate()
         var rng = RNG(seed: 0)
         let field = NeRFField(grid: settings.nerf.grid, width: settings.nerf.width, halfSize: halfSize(settings), blobDensity: settings.nerf.blobDensity,
                               blobRadius: settings.nerf.blobRadius, rng: &rng)
         let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(contentsOf: weights) } catch { throw CLIError("\(weights.path) cannot be read as safetensors (\(error)); rerun kiln generate") }
+        do { file = try SafeTensorsFile(contentsOf: weights) } catch { throw RunError("\(weights.path) cannot be read as safetensors (\(error)); rerun kiln generate") }
         for (name, p) in field.namedParameters {
             do {
                 p.load(Tensor(shape: p.shape, storage: try file.expect(name, shape: p.shape)), name: name)
             } catch {
-                throw CLIError("\(weights.path) does not match the run's config.json (\(error)); was config.json edited after the run?")
+                throw RunError("\(weights.path) does not match the run's config.json (\(error)); was config.json edited after the run?")
             }
         }
         return field
@@ -212,28 +220,32 @@ extension FieldMeshing {
 }
 
 /// A mesh made for export and what its clean-up did.
-struct MeshResult {
-    var mesh: TriangleMesh
-    var report: MeshCleanupReport
+public struct MeshResult {
+    public var mesh: TriangleMesh
+    public var report: MeshCleanupReport
     /// The iso level used, and how well its silhouettes matched the renders when it was chosen (IoU).
-    var level: Float? = nil
-    var levelIoU: Double? = nil
+    public var level: Float? = nil
+    public var levelIoU: Double? = nil
     /// Share of the vertices (or texels) coloured from the renders rather than the colour field.
-    var projectedShare: Double? = nil
+    public var projectedShare: Double? = nil
     /// How the surface was made ("depth fusion", "density level set"), and the candidates tried
     /// with how far their renders were from the representation's.
-    var surface: String? = nil
-    var candidates: [(surface: String, renderError: Double)] = []
+    public var surface: String? = nil
+    public var candidates: [(surface: String, renderError: Double)] = []
     /// The baked texture's atlas, when there is one.
-    var atlas: UVAtlasReport? = nil
+    public var atlas: UVAtlasReport? = nil
+
+    public init(mesh: TriangleMesh, report: MeshCleanupReport, level: Float? = nil, levelIoU: Double? = nil) {
+        (self.mesh, self.report, self.level, self.levelIoU) = (mesh, report, level, levelIoU)
+    }
 
     /// "depth fusion" or "density level set at 0.5"
-    var describedSurface: String {
+    public var describedSurface: String {
         (surface ?? "level set") + (level.map { String(format: " at %.3g", $0) } ?? "")
     }
 
     /// "surface level 0.42 (silhouette IoU 0.93), 97% of the colour from renders"
-    var summary: String {
+    public var summary: String {
         var parts: [String] = []
         if surface != nil { parts.append("surface: " + describedSurface) }
         else if let level { parts.append(String(format: "surface level %.3g", level)) }
@@ -253,7 +265,7 @@ struct MeshResult {
 func surfaceMesh(grid: ScalarGrid, level: Float, inside: MarchingCubes.Inside, faces: Int) throws -> (mesh: TriangleMesh, report: MeshCleanupReport) {
     let raw = try MarchingCubes.extract(grid, level: level, inside: inside)
     guard raw.triangleCount > 0 else {
-        throw CLIError(inside == .above ? String(format: "no surface at density %.3g (the field peaks at %.3g); lower the level", level, grid.values.max() ?? 0)
+        throw RunError(inside == .above ? String(format: "no surface at density %.3g (the field peaks at %.3g); lower the level", level, grid.values.max() ?? 0)
                                         : "no surface: the renders show nothing opaque (alpha ≥ 0.5) that two views agree on")
     }
     var options = MeshCleanupOptions(minimumIslandAreaFraction: 0.01)

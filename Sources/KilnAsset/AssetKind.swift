@@ -1,11 +1,10 @@
 import Foundation
-import KilnAsset
 
 /// What kind of file a path holds, decided by content where the extension is ambiguous.
-enum AssetKind: Equatable {
+public enum AssetKind: Equatable, Sendable {
     case png, splatPLY, splatFile, mesh
 
-    static func of(_ url: URL) throws -> AssetKind {
+    public static func of(_ url: URL) throws -> AssetKind {
         let ext = url.pathExtension.lowercased()
         // The whole header a PLY reader accepts, not a fixed prefix: 3DGS headers with comments
         // or many f_rest properties run past 4 KB.

@@ -1,7 +1,28 @@
 import Foundation
+import KilnAsset
+
+/// Writes pretty, sorted JSON atomically.
+public func writeJSON(_ value: some Encodable, to url: URL, snakeCase: Bool = false) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    if snakeCase { encoder.keyEncodingStrategy = .convertToSnakeCase }
+    try FileIO.writeAtomically(encoder.encode(value), to: url)
+}
+
+
+/// A progress line, written at once (unbuffered), so a log file follows a long run.
+public func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// A warning on standard error.
+public func warn(_ message: String) {
+    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+}
+
 
 /// A progress bar with it/s and ETA on a terminal; plain lines (every 5%) otherwise.
-final class ProgressLine {
+public final class ProgressLine {
     let total: Int
     let interactive = isatty(1) != 0
     let clock = ContinuousClock()
@@ -10,15 +31,15 @@ final class ProgressLine {
     var lastLine = ContinuousClock.Instant.now
     var drawn = false
 
-    init(total: Int, start: Int) {
+    public init(total: Int, start: Int) {
         self.total = total
         firstStep = start
         started = clock.now
     }
 
-    var elapsed: Double { (clock.now - started).seconds }
+    public var elapsed: Double { (clock.now - started).seconds }
 
-    func update(step: Int, detail: String) {
+    public func update(step: Int, detail: String) {
         let done = step - firstStep
         let rate = done > 0 ? Double(done) / max(1e-9, elapsed) : 0
         let eta = rate > 0 ? Double(total - step) / rate : 0
@@ -36,17 +57,17 @@ final class ProgressLine {
     }
 
     /// A message on its own line (the bar is redrawn at the next update).
-    func note(_ text: String) {
+    public func note(_ text: String) {
         if interactive && drawn { FileHandle.standardOutput.write(Data("\r\u{1B}[K".utf8)) }
         say(text)
     }
 
-    func finish() {
+    public func finish() {
         if interactive && drawn { FileHandle.standardOutput.write(Data("\n".utf8)) }
         drawn = false
     }
 
-    static func clockText(_ seconds: Double) -> String {
+    public static func clockText(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
@@ -54,10 +75,10 @@ final class ProgressLine {
 
 /// Ctrl-C (SIGINT) and SIGTERM for long runs: the first asks the loop to finish its step, save and
 /// exit 130 (the finishing stage checks too, between its files); a second exits at once (130).
-final class Interrupt {
+public final class Interrupt {
     nonisolated(unsafe) static var presses: Int32 = 0
 
-    static func install() -> Interrupt {
+    public static func install() -> Interrupt {
         // A parent may start us with these signals blocked (threads of a dispatch queue block
         // them, and a spawned process inherits the mask): unblock them, or they never arrive.
         var set = sigset_t()
@@ -74,5 +95,5 @@ final class Interrupt {
         return Interrupt()
     }
 
-    var requested: Bool { Interrupt.presses > 0 }
+    public var requested: Bool { Interrupt.presses > 0 }
 }

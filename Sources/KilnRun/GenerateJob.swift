@@ -375,10 +375,7 @@ extension GenerateJob {
             (settings, rendersAtPriorSize) = try request.newSettings()
         }
         let pipeline = try PriorPipeline(folder: priorFolder)
-        let unknown = pipeline.settings.unknownWords(in: request.prompt)
-        if !unknown.isEmpty, let vocabulary = pipeline.settings.vocabulary {
-            warn("this prior was never trained on \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); it knows: \(vocabulary.sorted().joined(separator: ", "))")
-        }
+        if let warning = pipeline.unknownWordsWarning(request.prompt) { warn(warning) }
         let prior = try DistillationPrior(pipeline: pipeline, prompt: settings.prompt, negativePrompt: settings.negativePrompt)
         if rendersAtPriorSize { settings.views.renderSize = prior.imageSize }
         try settings.validate(priorSize: prior.imageSize)

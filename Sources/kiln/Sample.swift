@@ -69,50 +69,9 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         _ = Memory.retainFreedMemory()
-        let outURL = URL(fileURLWithPath: out)
-        if FileManager.default.fileExists(atPath: outURL.path) && !force {
-            throw CLIError("--out \(out) exists: pass --force to replace it or choose another name")
-        }
-        try FileIO.checkWritableFolder(outURL.deletingLastPathComponent())
-        let pipeline = try PriorPipeline(folder: try ShippedAssets.resolve(prior, .prior))
-        let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale
-        let unknown = pipeline.settings.unknownWords(in: prompt + " " + negativePrompt)
-        if !unknown.isEmpty, let vocabulary = pipeline.settings.vocabulary {
-            warn("this prior was never trained on \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); it knows: \(vocabulary.sorted().joined(separator: ", "))")
-        }
-        if !pipeline.hasViewConditioning && (azimuth != nil || elevation != nil || time != nil) {
-            warn("this prior has no view conditioning; --azimuth, --elevation and --time are ignored")
-        }
-        let view = ViewConditioning(azimuthDegrees: azimuth ?? 0, elevationDegrees: elevation ?? 15, time: time)
-        let request = SampleRequest(prompt: prompt, negativePrompt: negativePrompt, count: count, steps: steps,
-                                    guidanceScale: guidanceScale, seed: seed, view: view)
-        let clock = ContinuousClock(), start = clock.now
-        let x = try pipeline.sample(request) { step, total in
-            if step == total || step % 10 == 0 { print("  step \(step)/\(total)") }
-        }
-        guard x.isFinite else { throw CLIError("the prior produced non-finite values; its weights may be corrupt") }
-        // Small priors draw small images: tiles are enlarged (bilinear) to at least 128 pixels.
-        let images = PriorPipeline.images(x)
-        let factor = max(1, (128 + images[0].width - 1) / images[0].width)
-        let tiles = images.map { $0.resized(width: $0.width * factor, height: $0.height * factor) }
-        let sheet = Image.contactSheet(tiles, columns: min(count, 4), labels: (0..<count).map { "sample \($0 + 1)" })
-        let record = SampleRecord(prior: pipeline.folder.lastPathComponent, negativePrompt: negativePrompt, steps: steps,
-                                  guidanceScale: guidanceScale, count: count, view: pipeline.hasViewConditioning ? view : nil,
-                                  scheduler: "DDIM", height: images[0].height, width: images[0].width)
-        try PNG.write(sheet, to: outURL, metadata: KilnMetadata(command: "sample", prompt: prompt, seed: seed, settings: record))
-        print(String(format: "wrote %d samples to %@ (%.1f s)", count, out, (clock.now - start).seconds))
+        var job = PriorSampling(prior: try ShippedAssets.resolve(prior, .prior), prompt: prompt, output: URL(fileURLWithPath: out))
+        (job.negativePrompt, job.count, job.steps, job.guidanceScale, job.seed) = (negativePrompt, count, steps, guidanceScale, seed)
+        (job.azimuth, job.elevation, job.time, job.force) = (azimuth, elevation, time, force)
+        try job.run()
     }
-}
-
-/// The settings `kiln sample` records in its PNG.
-struct SampleRecord: Codable {
-    var prior: String
-    var negativePrompt: String
-    var steps: Int
-    var guidanceScale: Double
-    var count: Int
-    var view: ViewConditioning?
-    var scheduler: String
-    var height: Int
-    var width: Int
 }

@@ -1,0 +1,67 @@
+import Foundation
+import KilnAsset
+import KilnCore
+import KilnNN
+import KilnPrior
+
+/// `kiln sample`: images drawn from a prior (DDIM, classifier-free guidance, optionally seen from
+/// a camera at a time), written as one contact sheet.
+public struct PriorSampling {
+    public var prior: URL
+    public var prompt: String
+    public var output: URL
+    public var negativePrompt = ""
+    public var count = 4
+    public var steps = 30
+    /// nil: the prior's own guidance.
+    public var guidanceScale: Double? = nil
+    public var seed: UInt64 = 0
+    public var azimuth: Float? = nil, elevation: Float? = nil, time: Float? = nil
+    public var force = false
+
+    public init(prior: URL, prompt: String, output: URL) { (self.prior, self.prompt, self.output) = (prior, prompt, output) }
+
+    /// Samples and writes the contact sheet to `output`.
+    public func run() throws {
+        let outURL = output
+        if FileManager.default.fileExists(atPath: outURL.path) && !force {
+            throw RunError("--out \(output.relativePath) exists: pass --force to replace it or choose another name")
+        }
+        try FileIO.checkWritableFolder(outURL.deletingLastPathComponent())
+        let pipeline = try PriorPipeline(folder: prior)
+        let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale
+        if let warning = pipeline.unknownWordsWarning(prompt + " " + negativePrompt) { warn(warning) }
+        if !pipeline.hasViewConditioning && (azimuth != nil || elevation != nil || time != nil) {
+            warn("this prior has no view conditioning; --azimuth, --elevation and --time are ignored")
+        }
+        let view = ViewConditioning(azimuthDegrees: azimuth ?? 0, elevationDegrees: elevation ?? 15, time: time)
+        let request = SampleRequest(prompt: prompt, negativePrompt: negativePrompt, count: count, steps: steps,
+                                    guidanceScale: guidanceScale, seed: seed, view: view)
+        let clock = ContinuousClock(), start = clock.now
+        let x = try pipeline.sample(request) { step, total in
+            if step == total || step % 10 == 0 { print("  step \(step)/\(total)") }
+        }
+        guard x.isFinite else { throw RunError("the prior produced non-finite values; its weights may be corrupt") }
+        // Small priors draw small images: tiles are enlarged (bilinear) to at least 128 pixels.
+        let images = PriorPipeline.images(x)
+        let factor = max(1, (128 + images[0].width - 1) / images[0].width)
+        let tiles = images.map { $0.resized(width: $0.width * factor, height: $0.height * factor) }
+        let sheet = Image.contactSheet(tiles, columns: min(count, 4), labels: (0..<count).map { "sample \($0 + 1)" })
+        let record = SampleRecord(prior: pipeline.folder.lastPathComponent, negativePrompt: negativePrompt, steps: steps,
+                                  guidanceScale: guidanceScale, count: count, view: pipeline.hasViewConditioning ? view : nil,
+                                  scheduler: "DDIM", height: images[0].height, width: images[0].width)
+        try PNG.write(sheet, to: outURL, metadata: KilnMetadata(command: "sample", prompt: prompt, seed: seed, settings: record))
+        print(String(format: "wrote %d samples to %@ (%.1f s)", count, output.relativePath, (clock.now - start).seconds))
+    }
+}
+
+
+extension PriorPipeline {
+    /// "this prior was never trained on …; it knows: …", when `text` has words outside the
+    /// prior's vocabulary (nil when it has none, or the prior lists no vocabulary).
+    public func unknownWordsWarning(_ text: String) -> String? {
+        let unknown = settings.unknownWords(in: text)
+        guard !unknown.isEmpty, let vocabulary = settings.vocabulary else { return nil }
+        return "this prior was never trained on \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); it knows: \(vocabulary.sorted().joined(separator: ", "))"
+    }
+}

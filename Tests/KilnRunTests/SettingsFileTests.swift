@@ -1,0 +1,71 @@
+import Foundation
+import KilnCore
+import Testing
+@testable import KilnRun
+
+@Suite("Settings files")
+struct SettingsFileTests {
+    func read(_ text: String) throws -> (settings: GenerateSettings, given: Set<String>) {
+        let (value, given) = try SettingsFile.read(GenerateSettings(), from: Data(text.utf8), source: "config.json",
+                                                   optionalKeys: GenerateSettings.optionalKeys)
+        return (value, given)
+    }
+
+    func error(_ text: String) -> SettingsError? {
+        do { _ = try read(text); return nil } catch { return error as? SettingsError }
+    }
+
+    @Test("a run's config.json reads back to the same settings")
+    func roundTrip() throws {
+        var settings = GenerateSettings()
+        settings.prompt = "a red snowman"
+        settings.representation = .nerf
+        settings.refine.stage = .mesh
+        settings.sds.gradientClamp = 2
+        let data = try settings.encoded()
+        let (back, given) = try SettingsFile.read(GenerateSettings(), from: data, source: "config.json", optionalKeys: GenerateSettings.optionalKeys)
+        #expect(try back.encoded() == data)
+        #expect(given.contains("refine.stage") && given.contains("sds.gradient_clamp") && given.contains("prompt"))
+    }
+
+    @Test("keys left out keep their defaults, and the keys given are recorded")
+    func partial() throws {
+        let (settings, given) = try read("{\"steps\": 40, \"views\": {\"render_size\": 32}}")
+        #expect(settings.steps == 40 && settings.views.renderSize == 32 && settings.views.viewsPerStep == ViewSettings().viewsPerStep)
+        #expect(given == ["steps", "views", "views.render_size"])
+    }
+
+    @Test("an unknown key is named with its line and the known keys")
+    func unknownKey() throws {
+        let e = try #require(error("{\n  \"sds\": {\n    \"guidance\": 3\n  }\n}"))
+        #expect(e.key == "sds.guidance" && e.line == 3)
+        #expect(e.description.contains("'sds.guidance' (line 3) is not a setting") && e.description.contains("guidance_scale"))
+    }
+
+    @Test("a value of the wrong type is named with its line")
+    func wrongType() throws {
+        let e = try #require(error("{\"views\": {\n\"views_per_step\": \"four\"}}"))
+        #expect(e.key == "views.views_per_step" && e.line == 2 && e.problem.contains("whole number"))
+    }
+
+    @Test("a choice that is not one of the enum's names lists them")
+    func badChoice() throws {
+        let e = try #require(error("{\"representation\": \"mesh\"}"))
+        #expect(e.key == "representation" && e.line == 1)
+        #expect(e.problem.contains("'mesh', not one of gaussians, nerf"))
+        let stage = try #require(error("{\"refine\": {\"stage\": \"texture\"}}"))
+        #expect(stage.key == "refine.stage" && stage.problem.contains("none, mesh"))
+    }
+
+    @Test("a syntax error names its line and column")
+    func syntax() throws {
+        let e = try #require(error("{\n  \"steps\": 40,\n  \"seed\" 1\n}"))
+        #expect(e.key == nil && e.problem.contains("line 3"))
+    }
+
+    @Test("a section given as a value, or a file that is not an object, is refused")
+    func shapes() throws {
+        #expect(error("{\"views\": 3}")?.problem == "must be an object")
+        #expect(error("[1, 2]")?.problem == "is not a JSON object")
+    }
+}

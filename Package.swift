@@ -95,7 +95,7 @@ let package = Package(
         .testTarget(name: "KilnPriorTests", dependencies: ["KilnPrior", "KilnNN", "KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnDistillTests", dependencies: ["KilnDistill", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
         .testTarget(name: "KilnEvalTests", dependencies: ["KilnEval", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
-        .testTarget(name: "KilnRunTests", dependencies: ["KilnRun", "KilnCore"]),
+        .testTarget(name: "KilnRunTests", dependencies: ["KilnRun", "KilnCore", "KilnDistill"]),
         // Runs the built `kiln` executable as a user would.
         .testTarget(name: "kilnTests", exclude: ["HostileCorpus"]),
     ],

@@ -149,8 +149,7 @@ public struct SettingsError: Error, CustomStringConvertible, Equatable {
     }
 
     public var description: String {
-        let place = key.map { "'\($0)'" + (line.map { " (line \($0))" } ?? "") + " " } ?? ""
-        return "\(source): \(place)\(problem); \(fix)"
+        "\(source)" + (line.map { ", line \($0)" } ?? "") + ": " + (key.map { "'\($0)' " } ?? "") + "\(problem); \(fix)"
     }
 }
 

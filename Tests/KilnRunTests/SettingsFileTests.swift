@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnDistill
 import Testing
 @testable import KilnRun
 
@@ -39,7 +40,7 @@ struct SettingsFileTests {
     func unknownKey() throws {
         let e = try #require(error("{\n  \"sds\": {\n    \"guidance\": 3\n  }\n}"))
         #expect(e.key == "sds.guidance" && e.line == 3)
-        #expect(e.description.contains("'sds.guidance' (line 3) is not a setting") && e.description.contains("guidance_scale"))
+        #expect(e.description.contains("config.json, line 3: 'sds.guidance' is not a setting") && e.description.contains("guidance_scale"))
     }
 
     @Test("a value of the wrong type is named with its line")

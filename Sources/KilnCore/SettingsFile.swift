@@ -33,6 +33,30 @@ public enum SettingsFile {
         }
     }
 
+    /// `defaults` with the settings one section of `data` gives (`{"training": {…}, …}`); the other
+    /// top-level keys are left to their own readers. Keys are named "section.key".
+    public static func read<T: Codable>(_ defaults: T, section: String, from data: Data, source: String,
+                                        optionalKeys: Set<String> = []) throws -> (value: T, given: Set<String>) {
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], let part = object[section] else {
+            return try read(defaults, from: data, source: source, optionalKeys: optionalKeys)
+        }
+        guard let fields = part as? [String: Any] else {
+            throw SettingsError(source: source, key: section, line: line(of: section, in: data), problem: "must be an object", fix: "give {\"setting\": value, …}")
+        }
+        let reference = try JSONSerialization.jsonObject(with: encoder().encode(defaults)) as! [String: Any]
+        var given = Set<String>()
+        let merged = try merge(fields, over: reference, path: [section], given: &given, optionalKeys: optionalKeys, data: data, source: source)
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return (try decoder.decode(T.self, from: JSONSerialization.data(withJSONObject: merged)), given)
+        } catch let error as DecodingError {
+            let (key, problem) = describe(error)
+            let dotted = key.map { section + "." + $0 }
+            throw SettingsError(source: source, key: dotted, line: dotted.flatMap { line(of: $0, in: data) }, problem: problem, fix: "write a value of that type")
+        }
+    }
+
     /// Reads `url` over `defaults` (see `read(_:from:source:optionalKeys:)`).
     public static func read<T: Codable>(_ defaults: T, contentsOf url: URL, optionalKeys: Set<String> = []) throws -> (value: T, given: Set<String>) {
         guard let data = FileManager.default.contents(atPath: url.path) else {

@@ -136,44 +136,20 @@ public final class GenerateJob {
 
     /// Stage 1: the representation, optimised (or restored when the stage is finished) and written.
     func distil(finished: Bool) throws -> Distilled {
-        let (steps, seed, extent) = (settings.steps, settings.seed, settings.views.objectRadius)
-        let rng = RNG(seed: seed).split(2)
-        func loop<Scene: DistilledScene>(_ scene: Scene) throws -> Loop {
-            Loop(try DistillationRun(scene: scene, prior: prior, rewards: guidanceRewards, steps: steps, sds: settings.sds,
-                                     guidance: settings.guidance, views: settings.views, rng: rng), stage: .distil)
-        }
-        let distilled: Distilled
-        let write: () throws -> Void
-        switch settings.representation {
-        case .gaussians where settings.dynamic:
-            let scene = try DynamicGaussianScene(settings: settings.gaussians, motion: settings.motion, steps: steps, extent: extent, seed: seed)
-            if let motionPair { scene.motionPairReward = (motionPair, prompt.caption.motion) }
-            let l = try loop(scene)
-            distilled = Distilled(loop: l, optimised: try optimise(l, finished: finished), finished: finished, unit: "splats",
-                                  extractMesh: { try SplatMeshing(views: self.settings.views).mesh(scene.cloud(at: 0)) }, moving: scene)
-            // The run's own splats, sheet, turntable and score show frame 0.
-            write = {
-                scene.setTime(0)
-                try GaussianCloudIO.write(scene.cloud(at: 0).cloud, to: self.folder.splats)
-            }
-        case .gaussians:
-            let scene = try GaussianScene(settings: settings.gaussians, steps: steps, extent: extent, seed: seed)
-            let l = try loop(scene)
-            distilled = Distilled(loop: l, optimised: try optimise(l, finished: finished), finished: finished, unit: "splats",
-                                  extractMesh: { try SplatMeshing(views: self.settings.views).mesh(scene.parameters) }, moving: nil)
-            write = { try GaussianCloudIO.write(scene.parameters.cloud, to: self.folder.splats) }
-        case .nerf:
-            let scene = try NeRFScene(settings: settings.nerf, extent: extent, seed: seed)
-            precondition(scene.field.halfSize == FieldMeshing.halfSize(settings), "the field's box is FieldMeshing.halfSize")
-            let l = try loop(scene)
-            distilled = Distilled(loop: l, optimised: try optimise(l, finished: finished), finished: finished, unit: "occupied cells",
-                                  extractMesh: { try FieldMeshing(views: self.settings.views).mesh(scene.field) }, moving: nil)
-            write = { try FieldMeshing.write(scene.field, to: self.folder.field) }
-        }
-        if let moving = distilled.moving { moving.setTime(0) }
-        if distilled.ran { try write() }
+        let parts = try settings.representation.scene.make(for: self)
+        let distilled = Distilled(loop: parts.loop, optimised: try optimise(parts.loop, finished: finished), finished: finished, unit: parts.unit,
+                                  extractMesh: parts.extractMesh, moving: parts.moving)
+        // A 4D run's own splats, sheet, turntable and score show frame 0.
+        distilled.moving?.setTime(0)
+        if distilled.ran { try parts.write() }
         try stopIfInterrupted(.distil)
         return distilled
+    }
+
+    /// The distillation loop of a scene, as the settings ask.
+    func distillationLoop<Scene: DistilledScene>(_ scene: Scene) throws -> Loop {
+        Loop(try DistillationRun(scene: scene, prior: prior, rewards: guidanceRewards, steps: settings.steps, sds: settings.sds,
+                                 guidance: settings.guidance, views: settings.views, rng: RNG(seed: settings.seed).split(2)), stage: .distil)
     }
 
     /// Stage 2 (refine: mesh): the extracted mesh (asset-coarse.glb) refined under the same distillation.

@@ -1,4 +1,5 @@
 import Foundation
+import KilnCore
 
 /// A training run's configuration (`kiln train-prior --config FILE`): the three model configs in
 /// the files' own formats, the tokenizer folder, and the optimisation settings.
@@ -47,9 +48,10 @@ public struct PriorTrainingConfig: Sendable {
 
         public init() {}
 
-        nonisolated(unsafe) static let keys: [String: WritableKeyPath<Training, Int>] = [
-            "batch_size": \.batchSize, "steps": \.steps, "warmup_steps": \.warmupSteps, "checkpoint_every": \.checkpointEvery,
-            "log_every": \.logEvery, "sample_steps": \.sampleSteps,
+        /// The settings that must be positive whole numbers.
+        nonisolated(unsafe) static let counts: [(name: String, value: KeyPath<Training, Int>)] = [
+            ("batch_size", \.batchSize), ("steps", \.steps), ("warmup_steps", \.warmupSteps), ("checkpoint_every", \.checkpointEvery),
+            ("log_every", \.logEvery), ("sample_steps", \.sampleSteps),
         ]
     }
 
@@ -84,40 +86,20 @@ public struct PriorTrainingConfig: Sendable {
         case .string(let path)?: initFolder = URL(fileURLWithPath: path, relativeTo: url.deletingLastPathComponent()).standardizedFileURL
         case let value?: throw fail("init", "is \(value.text), not a folder path", "name a prior pipeline folder, or leave init out to train from scratch")
         }
+        // The optimisation settings go through Kiln's one settings reader, over the defaults.
         training = Training()
-        if case .object(let t)? = object["training"] {
-            for (key, value) in t.sorted(by: { $0.key < $1.key }) {
-                func number() throws -> Double {
-                    switch value {
-                    case .int(let v): return Double(v)
-                    case .double(let v): return v
-                    default: throw fail("training.\(key)", "is \(value.text), not a number", "write a number")
-                    }
-                }
-                if let path = Training.keys[key] {
-                    guard case .int(let v) = value, v > 0 else { throw fail("training.\(key)", "must be a positive integer", "write one") }
-                    training[keyPath: path] = v
-                    continue
-                }
-                switch key {
-                case "learning_rate": training.learningRate = try number()
-                case "weight_decay": training.weightDecay = try number()
-                case "max_grad_norm": training.maxGradNorm = Float(try number())
-                case "ema_decay": training.emaDecay = Float(try number())
-                case "caption_dropout": training.captionDropout = Float(try number())
-                case "sample_guidance": training.sampleGuidance = try number()
-                case "snr_gamma":
-                    if case .null = value { training.snrGamma = nil; continue }
-                    let gamma = try number()
-                    guard gamma > 0 else { throw fail("training.snr_gamma", "must be positive", "use 5, or leave it out for the plain loss") }
-                    training.snrGamma = gamma
-                case "seed":
-                    guard case .int(let v) = value, v >= 0 else { throw fail("training.seed", "must be a non-negative integer", "write one") }
-                    training.seed = UInt64(v)
-                default:
-                    throw fail("training.\(key)", "is not a training setting", "use " + (Array(Training.keys.keys) + ["learning_rate", "weight_decay", "max_grad_norm", "ema_decay", "caption_dropout", "sample_guidance", "snr_gamma", "seed"]).sorted().joined(separator: ", "))
-                }
+        if object["training"] != nil {
+            do {
+                training = try SettingsFile.read(Training(), section: "training", from: data, source: source, optionalKeys: ["training.snr_gamma"]).value
+            } catch let error as SettingsError {
+                throw fail(error.key, error.problem, error.fix)
             }
+        }
+        for (name, value) in Training.counts where training[keyPath: value] <= 0 {
+            throw fail("training.\(name)", "must be a positive integer", "write one")
+        }
+        if let gamma = training.snrGamma, !(gamma > 0) {
+            throw fail("training.snr_gamma", "must be positive", "use 5, or leave it out for the plain loss")
         }
         let t = training
         guard t.learningRate > 0, t.learningRate < 1 else { throw fail("training.learning_rate", "must be in (0, 1)", "use about 2e-4") }

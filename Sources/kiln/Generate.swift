@@ -180,7 +180,7 @@ struct Generate: ParsableCommand {
         if !unknown.isEmpty, let vocabulary = pipeline.settings.vocabulary {
             warn("this prior was never trained on \(unknown.map { "\"\($0)\"" }.joined(separator: ", ")); it knows: \(vocabulary.sorted().joined(separator: ", "))")
         }
-        let distillationPrior = try DistillationPrior(pipeline: pipeline, prompt: prompt, negativePrompt: settings.negativePrompt)
+        let distillationPrior = try PixelDiffusionPrior(pipeline: pipeline, prompt: prompt, negativePrompt: settings.negativePrompt, backgrounds: ToySample.backgrounds)
         if renderAtPriorSize { settings.views.renderSize = distillationPrior.imageSize }
         // Every setting is checked before anything is written: a refused run leaves no config.json
         // behind, so the same command, corrected, runs in the same folder.

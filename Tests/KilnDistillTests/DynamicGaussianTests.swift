@@ -9,7 +9,7 @@ import Testing
 @Suite("Dynamic (4D) Gaussian distillation")
 struct DynamicGaussianTests {
     static func run(steps: Int = 6, seed: UInt64 = 5) throws -> DistillationRun<DynamicGaussianScene> {
-        let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red ball bouncing")
+        let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red ball bouncing", backgrounds: ToySample.backgrounds)
         var views = ViewSettings()
         views.renderSize = 32
         views.viewsPerStep = 2

@@ -9,7 +9,7 @@ import Testing
 @Suite("Gaussian distillation")
 struct GaussianDistillationTests {
     static func run(method: DistillationMethod = .sds, steps: Int = 6, seed: UInt64 = 3, threads: Int = 2) throws -> DistillationRun<GaussianScene> {
-        let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman")
+        let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", backgrounds: ToySample.backgrounds)
         var views = ViewSettings()
         views.renderSize = 32
         views.viewsPerStep = 2

@@ -19,10 +19,10 @@ func tinyRewards(seed: UInt64 = 5) throws -> RewardModels {
 
 @Suite("Score distillation")
 struct ScoreDistillationTests {
-    let prior: DistillationPrior
+    let prior: PixelDiffusionPrior
 
     init() throws {
-        prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", negativePrompt: "blurry")
+        prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", negativePrompt: "blurry", backgrounds: ToySample.backgrounds)
     }
 
     static func images(_ b: Int, seed: UInt64) -> Tensor {
@@ -123,7 +123,7 @@ func straightAndResumed<Scene: DistilledScene>(_ make: () throws -> Distillation
 struct TimeGuidanceTests {
     @Test("ε̂ gains s_τ·(ε̂_c − ε̂_c,still); views without a time are unchanged")
     func timeGuidance() throws {
-        let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman bouncing")
+        let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman bouncing", backgrounds: ToySample.backgrounds)
         var rng = RNG(seed: 1)
         let size = prior.imageSize
         let x = Tensor(shape: [2, 3, size, size], storage: rng.uniforms(count: 2 * 3 * size * size, in: -1...1))

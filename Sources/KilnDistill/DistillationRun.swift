@@ -45,8 +45,7 @@ extension DistilledScene {
 public final class DistillationRun<Scene: DistilledScene> {
     public let scene: Scene
     public let prior: any DiffusionPrior
-    public let rewards: RewardModels?
-    public let caption: ToyCaption
+    public let rewards: (any ImageRewards)?
     public let steps: Int
     public let sds: SDSSettings
     public let guidance: RewardGuidanceSettings
@@ -61,7 +60,7 @@ public final class DistillationRun<Scene: DistilledScene> {
     var consecutiveSkips = 0
     public static var maxConsecutiveSkips: Int { 20 }
 
-    public init(scene: Scene, prior: any DiffusionPrior, rewards: RewardModels?, steps: Int, sds: SDSSettings, guidance: RewardGuidanceSettings,
+    public init(scene: Scene, prior: any DiffusionPrior, rewards: (any ImageRewards)?, steps: Int, sds: SDSSettings, guidance: RewardGuidanceSettings,
                 views: ViewSettings, rng: RNG) throws {
         try views.validate(priorSize: prior.imageSize)
         try sds.validate()
@@ -72,14 +71,13 @@ public final class DistillationRun<Scene: DistilledScene> {
             guard rewards.imageSize == prior.imageSize else {
                 throw DistillError.badReward("the reward models take \(rewards.imageSize)² images but the prior \(prior.imageSize)²; use reward models trained at the prior's size")
             }
-            for kind in guidance.rewards.weights.keys where rewards.nets[kind] == nil {
+            for kind in guidance.rewards.weights.keys where !rewards.provides(kind) {
                 throw DistillError.badReward("the \(kind.rawValue) model is not loaded")
             }
         }
         self.scene = scene
         self.prior = prior
         self.rewards = rewards
-        caption = ToyCaption(prior.prompt)
         self.steps = steps
         self.sds = sds
         self.guidance = guidance
@@ -125,7 +123,7 @@ public final class DistillationRun<Scene: DistilledScene> {
         }
         let k = drawn.count
         let x = prior.encode(renders: colors, size: size)
-        let result = RewardGuidance.gradient(prior: prior, rewards: rewards, caption: caption, images: x, views: drawn.map(\.view),
+        let result = RewardGuidance.gradient(prior: prior, rewards: rewards, images: x, views: drawn.map(\.view),
                                              progress: progress, sds: sds, settings: guidance, rng: &rng)
         // The loss is the mean over the step's views (DreamGaussian divides the SDS sum by the batch).
         let dRenders = prior.encodeBackward(Tensor(shape: x.shape, storage: result.gradient.map { $0 / Float(k) }), renders: colors, size: size)

@@ -97,7 +97,7 @@ public enum RewardGuidance {
     ///   - images: the prior's samples x `[B, C, h, w]` (`DiffusionPrior.encode`), sample b seen from `views[b]`.
     ///   - progress: the run's progress in [0, 1] (timestep annealing, reward schedules).
     ///   - rewards: required when `settings.usesRewards`.
-    public static func gradient(prior: any DiffusionPrior, rewards: RewardModels?, caption: ToyCaption, images x: Tensor,
+    public static func gradient(prior: any DiffusionPrior, rewards: (any ImageRewards)?, images x: Tensor,
                                 views: [ViewConditioning], progress: Double, sds: SDSSettings, settings: RewardGuidanceSettings,
                                 rng: inout RNG) -> DistillationGradient {
         let b = x.shape[0], plane = x.count / max(1, b)
@@ -121,7 +121,7 @@ public enum RewardGuidance {
         let needsScores = noiseCount > 1 || settings.viewAdvantage > 0
         var scores: [Float] = []
         if needsScores, let rewards {
-            scores = Self.rewards(rewards, settings.rewards, prior: prior, x: Tensor(shape: stacked.shape, storage: term.predictedOriginal), caption: caption,
+            scores = Self.rewards(rewards, settings.rewards, prior: prior, x: Tensor(shape: stacked.shape, storage: term.predictedOriginal),
                                   views: Array(repeating: views, count: noiseCount).flatMap { $0 }, gradient: false).total
         }
         var gradient = [Float](repeating: 0, count: x.count)
@@ -158,7 +158,7 @@ public enum RewardGuidance {
         if settings.method == .rewardFeedback, progress >= settings.feedbackFrom, let rewards {
             let throughEstimate = Double(t) < settings.straightThroughBelow * Double(prior.schedule.numTrainTimesteps)
             let seen = throughEstimate ? Tensor(shape: x.shape, storage: term.predictedOriginal) : x  // one noise: x̂₀ is x's shape
-            let evaluation = Self.rewards(rewards, settings.rewards, prior: prior, x: seen, caption: caption, views: views, gradient: true)
+            let evaluation = Self.rewards(rewards, settings.rewards, prior: prior, x: seen, views: views, gradient: true)
             var hinge = [Float](repeating: 0, count: x.count)
             var loss: Float = 0
             for v in 0..<b where settings.feedbackMargin - evaluation.total[v] > 0 {
@@ -216,11 +216,10 @@ public enum RewardGuidance {
     /// Rewards of the prior's samples x (`[N, C, h, w]`) seen from `views`, through the prior's
     /// display images (`DiffusionPrior.decode`); with `gradient`, the gradient of Σ total with
     /// respect to x (`decodeBackward`), `[N, C, h, w]` flat.
-    static func rewards(_ models: RewardModels, _ mix: RewardMix, prior: any DiffusionPrior, x: Tensor, caption: ToyCaption,
-                        views: [ViewConditioning], gradient: Bool) -> RewardEvaluation {
+    static func rewards(_ rewards: any ImageRewards, _ mix: RewardMix, prior: any DiffusionPrior, x: Tensor, views: [ViewConditioning],
+                        gradient: Bool) -> RewardEvaluation {
         let images = prior.decode(x)
-        var evaluation = models.evaluate(mix, images: images, caption: caption,
-                                         azimuthDegrees: views.map(\.azimuthDegrees), elevationDegrees: views.map(\.elevationDegrees), gradient: gradient)
+        var evaluation = rewards.evaluate(mix, images: images, views: views, gradient: gradient)
         if gradient {
             evaluation.imageGradient = prior.decodeBackward(Tensor(shape: images.shape, storage: evaluation.imageGradient), x: x).storage
         }

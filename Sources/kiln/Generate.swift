@@ -196,6 +196,7 @@ struct Generate: ParsableCommand {
             models = try? RewardModels(folder: rewardsURL)
             if models == nil { warn("no reward models in \(rewards): the run is not scored (score.json)") }
         }
+        let distillationRewards = models.map { ToyImageRewards(models: $0, caption: ToyCaption(prompt)) }
         let runRNG = RNG(seed: seed).split(2)
         let extent = settings.views.objectRadius
         let coarse: MeshResult
@@ -222,12 +223,12 @@ struct Generate: ParsableCommand {
             if settings.motion.pairReward > 0 {
                 let url = rewardsURL.appendingPathComponent("motion_pair.safetensors")
                 if FileManager.default.fileExists(atPath: url.path) {
-                    scene.motionPairReward = (try MotionPairReward.load(url), ToyCaption(prompt).motion)
+                    scene.motionPairReward = ToyMotionReward(model: try MotionPairReward.load(url), motion: ToyCaption(prompt).motion)
                 } else {
                     warn("\(rewards) has no motion_pair.safetensors: the motion-pair reward is off (kiln train-motion-reward --out \(rewards) --force makes it)")
                 }
             }
-            let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
+            let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? distillationRewards : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) { stopIfInterrupted in
                 let firstMesh = try writeFrames(scene, settings: settings, folder: folder, stopIfInterrupted: stopIfInterrupted)
@@ -238,7 +239,7 @@ struct Generate: ParsableCommand {
             }
         case "gaussians":
             let scene = try GaussianScene(settings: settings.gaussians, steps: steps, extent: extent, seed: seed)
-            let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
+            let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? distillationRewards : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) { _ in
                 try GaussianCloudIO.write(scene.parameters.cloud, to: runFolder.splats)
@@ -247,7 +248,7 @@ struct Generate: ParsableCommand {
         case "nerf":
             let scene = try NeRFScene(settings: settings.nerf, extent: extent, seed: seed)
             precondition(scene.field.halfSize == FieldMeshing.halfSize(settings), "the field's box is FieldMeshing.halfSize")
-            let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil, steps: steps,
+            let run = try DistillationRun(scene: scene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? distillationRewards : nil, steps: steps,
                                           sds: settings.sds, guidance: settings.guidance, views: settings.views, rng: runRNG)
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) { _ in
                 try FieldMeshing.write(scene.field, to: runFolder.field)
@@ -268,7 +269,7 @@ struct Generate: ParsableCommand {
             ? MeshOffsetSettings(learningRate: settings.refine.offsetLearningRate, smoothness: settings.refine.smoothness,
                                  gradientSmoothing: settings.refine.gradientSmoothing) : nil
         let meshScene = MeshScene(mesh: coarse.mesh, learningRate: settings.refine.learningRate, offsets: offsets)
-        let refineRun = try DistillationRun(scene: meshScene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? models : nil,
+        let refineRun = try DistillationRun(scene: meshScene, prior: distillationPrior, rewards: settings.guidance.usesRewards ? distillationRewards : nil,
                                             steps: settings.refine.steps, sds: settings.sds, guidance: settings.guidance, views: settings.views,
                                             rng: RNG(seed: seed).split(3))
         let refined = try execute(refineRun, stage: .refine, settings: settings, folder: folder, scorer: nil) { _ in

@@ -21,7 +21,7 @@ struct GaussianDistillationTests {
         guidance.method = method
         guidance.noises = 2
         let scene = try GaussianScene(settings: settings, steps: steps, extent: views.objectRadius, seed: seed, threads: threads)
-        return try DistillationRun(scene: scene, prior: prior, rewards: method == .sds ? nil : tinyRewards(), steps: steps, sds: SDSSettings(),
+        return try DistillationRun(scene: scene, prior: prior, rewards: method == .sds ? nil : ToyImageRewards(models: tinyRewards(), caption: ToyCaption("a red snowman")), steps: steps, sds: SDSSettings(),
                                    guidance: guidance, views: views, rng: RNG(seed: seed).split(2))
     }
 

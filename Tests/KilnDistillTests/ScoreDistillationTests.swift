@@ -12,8 +12,8 @@ let tinyPipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 /// Random reward models of the tiny prior's size.
 func tinyRewards(seed: UInt64 = 5) throws -> RewardModels {
     var rng = RNG(seed: seed)
-    var nets: [ToyRewardKind: RewardNet] = [:]
-    for kind in ToyRewardKind.allCases { nets[kind] = RewardNet(heads: kind.heads, width: 8, imageSize: 16, rng: &rng) }
+    var nets: [RewardTerm: RewardNet] = [:]
+    for kind in RewardTerm.allCases { nets[kind] = RewardNet(heads: kind.heads, width: 8, imageSize: 16, rng: &rng) }
     return try RewardModels(nets: nets)
 }
 

@@ -2,58 +2,13 @@ import Foundation
 import KilnCore
 import KilnNN
 
-/// A weighted sum of the toy-world rewards, written `alignment:1,view:0.5` on the command line.
-///
-///     r = Σ_k w_k · r_k,  r_alignment = Σ log p(attribute the prompt names),
-///     r_view = log p(azimuth bin) + log p(elevation bin) of the image's camera,  r_quality = log p(real)
-public struct RewardMix: Codable, Sendable, Equatable, CustomStringConvertible {
-    public var weights: [ToyRewardKind: Float]
-
-    public init(_ weights: [ToyRewardKind: Float]) { self.weights = weights.filter { $0.value != 0 } }
-
-    /// Parses `name:weight[,name:weight…]` (a bare name has weight 1).
-    /// - Throws: `RewardError` naming the part that is not understood.
-    public init(parsing text: String) throws {
-        var weights: [ToyRewardKind: Float] = [:]
-        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
-            let pieces = part.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            guard pieces.count <= 2, let kind = ToyRewardKind(rawValue: pieces[0]) else {
-                throw RewardError("'\(part)' is not a reward; use " + ToyRewardKind.allCases.map(\.rawValue).joined(separator: ", ") + ", each optionally :WEIGHT")
-            }
-            let weight = pieces.count == 2 ? Float(pieces[1]) : 1
-            guard let weight, weight.isFinite else { throw RewardError("'\(part)': the weight is not a number") }
-            guard weights[kind] == nil else { throw RewardError("'\(kind.rawValue)' is given twice") }
-            weights[kind] = weight
-        }
-        self.init(weights)
-    }
-
-    public var isEmpty: Bool { weights.isEmpty }
-
-    public var description: String {
-        ToyRewardKind.allCases.compactMap { kind in weights[kind].map { "\(kind.rawValue):\($0)" } }.joined(separator: ",")
-    }
-
-    /// Stored as the command-line string.
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        do { try self.init(parsing: text) } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\(error)"))
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
-}
-
-/// The reward models a run uses, loaded from a folder written by `kiln train-rewards`.
+/// The toy world's reward models, one `RewardNet` per term, loaded from a folder written by
+/// `kiln train-rewards`.
 public final class RewardModels {
-    public let nets: [ToyRewardKind: RewardNet]
+    public let nets: [RewardTerm: RewardNet]
     public let imageSize: Int
 
-    public init(nets: [ToyRewardKind: RewardNet]) throws {
+    public init(nets: [RewardTerm: RewardNet]) throws {
         guard let size = nets.values.first?.imageSize else { throw RewardError("no reward model given") }
         guard nets.values.allSatisfy({ $0.imageSize == size }) else {
             throw RewardError("the reward models take different image sizes; retrain them together with kiln train-rewards")
@@ -63,8 +18,8 @@ public final class RewardModels {
     }
 
     /// Loads `kinds` from `folder/<kind>.safetensors`.
-    public convenience init(folder: URL, kinds: [ToyRewardKind] = ToyRewardKind.allCases) throws {
-        var nets: [ToyRewardKind: RewardNet] = [:]
+    public convenience init(folder: URL, kinds: [RewardTerm] = RewardTerm.allCases) throws {
+        var nets: [RewardTerm: RewardNet] = [:]
         for kind in kinds {
             let url = folder.appendingPathComponent("\(kind.rawValue).safetensors")
             let (loaded, net) = try RewardNet.load(url)
@@ -80,9 +35,9 @@ public final class RewardModels {
                          gradient: Bool) -> RewardEvaluation {
         images.checkShape([nil, 3, imageSize, imageSize], "RewardModels.evaluate")
         let b = images.shape[0]
-        var total = [Float](repeating: 0, count: b), parts: [ToyRewardKind: [Float]] = [:]
+        var total = [Float](repeating: 0, count: b), parts: [RewardTerm: [Float]] = [:]
         var dImages = gradient ? [Float](repeating: 0, count: images.count) : []
-        for kind in ToyRewardKind.allCases {
+        for kind in RewardTerm.allCases {
             guard let weight = mix.weights[kind] else { continue }
             guard let net = nets[kind] else { preconditionFailure("RewardModels.evaluate: the \(kind.rawValue) model is not loaded") }
             let (reward, g): ([Float], Tensor)
@@ -97,19 +52,4 @@ public final class RewardModels {
         }
         return RewardEvaluation(total: total, parts: parts, imageGradient: dImages)
     }
-}
-
-/// Rewards per image: the weighted total, each model's own value, and (when asked for) the
-/// gradient of Σ total with respect to the images, `[B, 3, S, S]` flat.
-public struct RewardEvaluation {
-    public var total: [Float]
-    public var parts: [ToyRewardKind: [Float]]
-    public var imageGradient: [Float]
-}
-
-/// A reward specification or reward-model folder Kiln cannot use: what is wrong and how to fix it.
-public struct RewardError: Error, CustomStringConvertible, Equatable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { "--reward: \(message)" }
 }

@@ -2,17 +2,14 @@ import Foundation
 import KilnCore
 import KilnNN
 
-/// The three reward models trained on the toy world, their heads, and how a data-set record
-/// becomes their targets.
-public enum ToyRewardKind: String, CaseIterable, Sendable, Codable {
-    /// Kind, main colour, second colour, motion: how well an image matches a caption.
-    case alignment
-    /// Azimuth (8 bins of 45°, centred on 0°, 45°, …) and elevation (4 bins over −10°…60°): which
-    /// side of the object an image shows, so a front seen from behind (Janus) is detected.
-    case view
-    /// Real render or degraded image (noise, shuffled patches, spliced halves of two objects).
-    case quality
-
+/// The toy world's model of each reward term: its heads, and how a data-set record becomes their
+/// targets.
+///
+/// - alignment: kind, main colour, second colour, motion (how well an image matches a caption);
+/// - view: azimuth (8 bins of 45°, centred on 0°, 45°, …) and elevation (4 bins over −10°…60°):
+///   which side of the object an image shows, so a front seen from behind (Janus) is detected;
+/// - quality: real render or degraded image (noise, shuffled patches, spliced halves of two objects).
+extension RewardTerm {
     public static let azimuthBins = 8
     public static let elevationBins = 4
     static let stillMotion = "still"
@@ -98,7 +95,7 @@ public func alignmentReward(_ net: RewardNet, images: Tensor, caption: ToyCaptio
 /// each image's own camera, and its gradient with respect to the images. A front seen from
 /// behind (the Janus failure) scores low.
 public func viewReward(_ net: RewardNet, images: Tensor, azimuthDegrees: [Float], elevationDegrees: [Float]) -> (reward: [Float], imageGradient: Tensor) {
-    let targets = zip(azimuthDegrees, elevationDegrees).map { [ToyRewardKind.azimuthBin($0), ToyRewardKind.elevationBin($1)] as [Int?] }
+    let targets = zip(azimuthDegrees, elevationDegrees).map { [RewardTerm.azimuthBin($0), RewardTerm.elevationBin($1)] as [Int?] }
     return logLikelihood(net, images: images, perImageTargets: targets)
 }
 

@@ -3,6 +3,7 @@ import KilnCore
 import KilnNN
 import KilnPrior
 import KilnRender
+import KilnToyWorld
 import RealModule
 
 /// A camera direction around an asset: azimuth (0 = the front, +Z) and elevation, degrees.

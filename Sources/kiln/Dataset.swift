@@ -3,7 +3,7 @@ import Foundation
 import KilnAsset
 import KilnCore
 import KilnNN
-import KilnPrior
+import KilnToyWorld
 
 struct Dataset: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -8,6 +8,7 @@ import KilnNN
 import KilnPrior
 import KilnRender
 import KilnRun
+import KilnToyWorld
 
 extension DistillationMethod: ExpressibleByArgument {}
 

@@ -4,6 +4,7 @@ import KilnAsset
 import KilnCore
 import KilnNN
 import KilnPrior
+import KilnToyWorld
 
 struct TrainRewards: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import Foundation
 import KilnCore
 import KilnNN
 import KilnPrior
+import KilnToyWorld
 import Testing
 @testable import KilnDistill
 

@@ -4,8 +4,8 @@ import KilnNN
 /// construction), each image seen from its own view, and their gradient with respect to the
 /// images.
 ///
-/// The built-in implementation is the toy world's (`ToyImageRewards`: its alignment, view and
-/// quality models and a caption).
+/// Implementations live beside their models: the built-in prior's reward models implement it
+/// bound to a caption.
 public protocol ImageRewards {
     /// Side of the square images it takes.
     var imageSize: Int { get }

@@ -4,8 +4,8 @@ import KilnNN
 /// construction), two frames of one view (the same camera at two times) and the log-probability
 /// that the change between them is that motion, differentiable in both frames.
 ///
-/// The built-in implementation is the toy world's (`ToyMotionReward`: its motion-pair model and a
-/// caption's motion).
+/// Implementations live beside their models: the built-in prior's motion-pair model implements
+/// it bound to the motion a caption names.
 public protocol MotionReward {
     /// Side of the square frames it takes.
     var imageSize: Int { get }

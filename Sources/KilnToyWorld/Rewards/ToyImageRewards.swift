@@ -1,4 +1,5 @@
 import KilnNN
+import KilnPrior
 
 /// The toy world's reward models bound to a caption: the `ImageRewards` a reward-guided run over
 /// the built-in prior uses.

@@ -1,8 +1,9 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 import Testing
-@testable import KilnPrior
+@testable import KilnToyWorld
 
 @Suite("Reward models")
 struct RewardTests {
@@ -85,7 +86,7 @@ struct RewardTests {
 
     @Test("scoring a prior: fractions in [0, 1], reproducible; reward models of another size are refused")
     func priorScore() throws {
-        let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/pipelines/tiny")
+        let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../KilnPriorTests/Fixtures/pipelines/tiny").standardizedFileURL
         let prior = try PriorPipeline(folder: tiny)
         var nets: [RewardTerm: RewardNet] = [:]
         for kind in RewardTerm.allCases {

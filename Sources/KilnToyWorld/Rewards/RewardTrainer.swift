@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 
 /// Trains one toy reward model (a term's `RewardNet`) on a data set (AdamW, cross-entropy summed over heads) and
 /// measures its held-out accuracy per head.

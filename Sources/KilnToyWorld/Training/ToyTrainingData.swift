@@ -1,5 +1,6 @@
 import Foundation
 import KilnNN
+import KilnPrior
 
 /// A `kiln dataset` folder loaded for training: every shard's images (kept as bytes), view
 /// vectors and captions in memory.

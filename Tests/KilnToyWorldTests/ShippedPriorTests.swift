@@ -1,8 +1,9 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 import Testing
-@testable import KilnPrior
+@testable import KilnToyWorld
 
 /// The prior and reward models in assets/ (skipped in a checkout without them).
 @Suite("The shipped prior")

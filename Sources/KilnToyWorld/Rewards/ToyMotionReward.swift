@@ -1,4 +1,5 @@
 import KilnNN
+import KilnPrior
 
 /// The toy world's motion-pair model bound to the motion a caption names (nil: still): the
 /// `MotionReward` a 4D run over the built-in prior uses.

@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 
 /// How well a prior draws what it is asked for, judged by the reward models: for `count` toy-world
 /// captions and views (held-in: drawn by the data set's own grammar), one sample each, and the

@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 
 /// The toy world's reward models, one `RewardNet` per term, loaded from a folder written by
 /// `kiln train-rewards`.

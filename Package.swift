@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "KilnRender", targets: ["KilnRender"]),
         .library(name: "KilnNN", targets: ["KilnNN"]),
         .library(name: "KilnPrior", targets: ["KilnPrior"]),
+        .library(name: "KilnToyWorld", targets: ["KilnToyWorld"]),
         .library(name: "KilnDistill", targets: ["KilnDistill"]),
         .library(name: "KilnEval", targets: ["KilnEval"]),
         .library(name: "KilnRun", targets: ["KilnRun"]),
@@ -57,27 +58,31 @@ let package = Package(
         .target(name: "KilnCore", dependencies: ["CKilnSupport"]),
         // Tensors, layers with forward/backward, optimisers, safetensors; matrix products through OpenBLAS.
         .target(name: "KilnNN", dependencies: ["KilnCore", "CKilnKernels", .product(name: "RealModule", package: "swift-numerics")]),
-        // The diffusers-compatible 2D prior: CLIP tokenizer, noise schedulers, later text encoder and UNet.
-        .target(name: "KilnPrior", dependencies: ["KilnNN", "KilnCore", "KilnRender"]),
+        // The diffusion runtime: CLIP tokenizer and text encoder, UNet, noise schedulers, pipeline
+        // folders, training; the DiffusionPrior, ImageRewards and MotionReward protocols. No renderer.
+        .target(name: "KilnPrior", dependencies: ["KilnNN", "KilnCore"]),
+        // The procedural toy world the built-in prior is trained on: objects, captions, data sets,
+        // and the reward models trained on it.
+        .target(name: "KilnToyWorld", dependencies: ["KilnPrior", "KilnNN", "KilnRender", "KilnCore"]),
         // Differentiable renderers: Gaussian splats (Splat/), later meshes and fields.
         .target(name: "KilnRender", dependencies: ["KilnCore", .product(name: "RealModule", package: "swift-numerics")]),
         // Score distillation and its reward-aware variants, and the optimisation loops built on them.
         .target(name: "KilnDistill", dependencies: ["KilnCore", "KilnNN", "KilnRender", "KilnPrior", .product(name: "RealModule", package: "swift-numerics")]),
         // Evaluation of assets and image sets: reward-model scores, consistency metrics, reports.
-        .target(name: "KilnEval", dependencies: ["KilnCore", "KilnNN", "KilnRender", "KilnPrior", .product(name: "RealModule", package: "swift-numerics")]),
+        .target(name: "KilnEval", dependencies: ["KilnCore", "KilnNN", "KilnRender", "KilnPrior", "KilnToyWorld", .product(name: "RealModule", package: "swift-numerics")]),
         // File formats: PNG (libpng), meshes (Assimp; index order and simplification through
         // meshoptimizer), splat PLY and .splat, atomic writes.
         .target(name: "KilnAsset", dependencies: ["KilnCore", "CPNG", "CAssimp", "CMeshOptimizer", "CKilnSupport"]),
 
         // The run library: a generate job's settings, prompt, stages and run folder, and the
         // meshing of its scenes; the commands are argument parsing over it.
-        .target(name: "KilnRun", dependencies: ["KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior", "KilnDistill", "KilnEval", .product(name: "RealModule", package: "swift-numerics")]),
+        .target(name: "KilnRun", dependencies: ["KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior", "KilnToyWorld", "KilnDistill", "KilnEval", .product(name: "RealModule", package: "swift-numerics")]),
 
         // The command-line tool: the only target that wires everything together.
         .executableTarget(
             name: "kiln",
             dependencies: [
-                "KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior", "KilnDistill", "KilnEval", "KilnRun",
+                "KilnCore", "KilnAsset", "KilnRender", "KilnNN", "KilnPrior", "KilnToyWorld", "KilnDistill", "KilnEval", "KilnRun",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -93,8 +98,9 @@ let package = Package(
         .testTarget(name: "KilnRenderTests", dependencies: ["KilnRender", "KilnCore"]),
         .testTarget(name: "KilnNNTests", dependencies: ["KilnNN", "KilnCore"], exclude: ["Fixtures"]),
         .testTarget(name: "KilnPriorTests", dependencies: ["KilnPrior", "KilnNN", "KilnCore"], exclude: ["Fixtures"]),
-        .testTarget(name: "KilnDistillTests", dependencies: ["KilnDistill", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
-        .testTarget(name: "KilnEvalTests", dependencies: ["KilnEval", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
+        .testTarget(name: "KilnToyWorldTests", dependencies: ["KilnToyWorld", "KilnDistill", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
+        .testTarget(name: "KilnDistillTests", dependencies: ["KilnDistill", "KilnToyWorld", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
+        .testTarget(name: "KilnEvalTests", dependencies: ["KilnEval", "KilnToyWorld", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
         .testTarget(name: "KilnRunTests", dependencies: ["KilnRun", "KilnCore", "KilnDistill"]),
         // Runs the built `kiln` executable as a user would.
         .testTarget(name: "kilnTests", exclude: ["HostileCorpus"]),
@@ -109,7 +115,7 @@ for target in package.targets where target.type != .system {
 // The numeric modules are optimised in debug builds too: `swift test` trains and samples small
 // networks, which unoptimised code runs 20–50× slower. (-enable-testing stays on, so @testable
 // imports still work.)
-for name in ["KilnCore", "KilnNN", "KilnPrior", "KilnRender", "KilnDistill", "KilnEval", "KilnRun"] {
+for name in ["KilnCore", "KilnNN", "KilnPrior", "KilnToyWorld", "KilnRender", "KilnDistill", "KilnEval", "KilnRun"] {
     let target = package.targets.first { $0.name == name }!
     target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 }

@@ -38,14 +38,14 @@ extension DistilledScene {
     public func setTime(_ time: Float) {}
 }
 
-/// Text to 3D by score distillation, for any `DistilledScene`: per step K orbit views rendered,
-/// averaged down to the prior's size, judged by `RewardGuidance`, and the gradient taken back
-/// through the scene's renderer to its optimiser. Deterministic for a seed and a thread count.
+/// Text to 3D by score distillation, for any `DistilledScene` and any `DiffusionPrior`: per step K
+/// orbit views rendered, taken into the prior's space (`DiffusionPrior.encode`), judged by
+/// `RewardGuidance`, and the gradient taken back through the prior's encoding and the scene's
+/// renderer to its optimiser. Deterministic for a seed and a thread count.
 public final class DistillationRun<Scene: DistilledScene> {
     public let scene: Scene
-    public let prior: DistillationPrior
-    public let rewards: RewardModels?
-    public let caption: ToyCaption
+    public let prior: any DiffusionPrior
+    public let rewards: (any ImageRewards)?
     public let steps: Int
     public let sds: SDSSettings
     public let guidance: RewardGuidanceSettings
@@ -60,7 +60,7 @@ public final class DistillationRun<Scene: DistilledScene> {
     var consecutiveSkips = 0
     public static var maxConsecutiveSkips: Int { 20 }
 
-    public init(scene: Scene, prior: DistillationPrior, rewards: RewardModels?, steps: Int, sds: SDSSettings, guidance: RewardGuidanceSettings,
+    public init(scene: Scene, prior: any DiffusionPrior, rewards: (any ImageRewards)?, steps: Int, sds: SDSSettings, guidance: RewardGuidanceSettings,
                 views: ViewSettings, rng: RNG) throws {
         try views.validate(priorSize: prior.imageSize)
         try sds.validate()
@@ -71,14 +71,13 @@ public final class DistillationRun<Scene: DistilledScene> {
             guard rewards.imageSize == prior.imageSize else {
                 throw DistillError.badReward("the reward models take \(rewards.imageSize)² images but the prior \(prior.imageSize)²; use reward models trained at the prior's size")
             }
-            for kind in guidance.rewards.weights.keys where rewards.nets[kind] == nil {
+            for kind in guidance.rewards.weights.keys where !rewards.provides(kind) {
                 throw DistillError.badReward("the \(kind.rawValue) model is not loaded")
             }
         }
         self.scene = scene
         self.prior = prior
         self.rewards = rewards
-        caption = ToyCaption(prior.prompt)
         self.steps = steps
         self.sds = sds
         self.guidance = guidance
@@ -87,7 +86,8 @@ public final class DistillationRun<Scene: DistilledScene> {
     }
 
     /// The K cameras of a step: azimuths evenly spread from a random start, elevations drawn
-    /// independently, a toy-world background each; with their prior conditioning.
+    /// independently, a background each from the prior's training backgrounds; with their prior
+    /// conditioning.
     func drawViews() -> [(camera: Camera, view: ViewConditioning, background: SIMD3<Float>)] {
         let k = views.viewsPerStep
         let start = rng.uniform(0...360)
@@ -95,7 +95,7 @@ public final class DistillationRun<Scene: DistilledScene> {
             var azimuth = start + 360 * Float(i) / Float(k)
             if azimuth >= 360 { azimuth -= 360 }
             let elevation = rng.uniform(views.elevationMinDegrees...views.elevationMaxDegrees)
-            let background = ToySample.backgrounds[Int(rng.next() % UInt64(ToySample.backgrounds.count))]
+            let background = prior.backgrounds[Int(rng.next() % UInt64(prior.backgrounds.count))]
             return (views.camera(azimuthDegrees: azimuth, elevationDegrees: elevation, size: views.renderSize),
                     ViewConditioning(azimuthDegrees: azimuth, elevationDegrees: elevation), background)
         }
@@ -113,26 +113,21 @@ public final class DistillationRun<Scene: DistilledScene> {
         let clock = ContinuousClock(), started = clock.now
         let progress = Double(completedSteps) / Double(steps)
         let drawn = drawViews()
-        let size = views.renderSize, priorSize = prior.imageSize, factor = size / priorSize
+        let size = views.renderSize
         var frames: [Scene.Frame] = [], colors: [[Float]] = []
-        var x: [Float] = []
         for v in drawn {
             if let time = v.view.time { scene.setTime(time) }
             let (color, frame) = scene.render(camera: v.camera, background: v.background, rng: &rng)
-            x += PriorImage.fromRender(color, width: size, height: size, factor: factor)
             frames.append(frame)
             colors.append(color)
         }
         let k = drawn.count
-        let result = RewardGuidance.gradient(prior: prior, rewards: rewards, caption: caption,
-                                             images: Tensor(shape: [k, 3, priorSize, priorSize], storage: x), views: drawn.map(\.view),
+        let x = prior.encode(renders: colors, size: size)
+        let result = RewardGuidance.gradient(prior: prior, rewards: rewards, images: x, views: drawn.map(\.view),
                                              progress: progress, sds: sds, settings: guidance, rng: &rng)
         // The loss is the mean over the step's views (DreamGaussian divides the SDS sum by the batch).
-        let plane = 3 * priorSize * priorSize
-        for (i, frame) in frames.enumerated() {
-            let g = result.gradient[(i * plane)..<((i + 1) * plane)].map { $0 / Float(k) }
-            scene.accumulate(frame, dColor: PriorImage.renderGradient(g, width: size, height: size, factor: factor, color: colors[i]))
-        }
+        let dRenders = prior.encodeBackward(Tensor(shape: x.shape, storage: result.gradient.map { $0 / Float(k) }), renders: colors, size: size)
+        for (frame, dColor) in zip(frames, dRenders) { scene.accumulate(frame, dColor: dColor) }
         completedSteps += 1
         let finite = result.nonFinite == 0 && scene.gradientIsFinite
         if finite {

@@ -19,8 +19,9 @@ public struct ViewSettings: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// The toy camera's vertical field of view.
-    public static let fovYDegrees: Float = ToySample.fovYDegrees
+    /// The cameras' vertical field of view: the built-in prior's training camera's (its tests
+    /// keep the two equal).
+    public static let fovYDegrees: Float = 40
 
     public func validate(priorSize: Int) throws {
         guard (1...16).contains(viewsPerStep) else { throw DistillError.badSetting("views.views_per_step must be 1…16, got \(viewsPerStep)") }

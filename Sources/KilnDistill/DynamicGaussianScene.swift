@@ -31,9 +31,9 @@ public struct MotionSettings: Codable, Sendable, Equatable {
     /// duck bouncing" run measured flicker 0.0059 against 0.0135 without it (mean frame alignment
     /// −0.24 against −0.21), in 3 min 27 s against 2 min 16 s.
     public var temporal: Float = 0.5
-    /// The motion-pair reward (`MotionPairReward`): each moving view is also rendered from its
-    /// camera at the time its caption's motion moves the object most from the view's τ
-    /// (`ToyMotion.contrastPair`), and the two frames are pushed up the gradient of
+    /// The motion-pair reward (`MotionReward`): each moving view is also rendered from its camera
+    /// at its partner time (`MotionReward.partner`; the built-in reward's is the time the
+    /// caption's motion moves the object most from τ), and the two frames are pushed up the gradient of
     /// log p(the caption's motion | both), scaled to this many times the norm of the view's SDS
     /// gradient. 0 turns it off (it costs one more render per view). Off by default: on "a yellow
     /// duck bouncing" it added nothing to the object's own motion (bouncing share 0.618 against
@@ -90,9 +90,8 @@ public final class DynamicGaussianScene: DistilledScene {
     /// The time `render` and `preview` show.
     public internal(set) var time: Float = 0
     var moving = false
-    /// The motion-pair reward model and the motion the caption names (nil: still), for
-    /// `MotionSettings.pairReward`.
-    public var motionPairReward: (model: MotionPairReward, motion: ToyMotion?)?
+    /// The motion-pair reward, bound to the motion the prompt names, for `MotionSettings.pairReward`.
+    public var motionPairReward: (any MotionReward)?
 
     public init(settings: GaussianSettings, motion: MotionSettings, steps: Int, extent: Float, seed: UInt64,
                 threads: Int = Parallel.defaultThreadCount) throws {
@@ -159,21 +158,15 @@ public final class DynamicGaussianScene: DistilledScene {
         let sdsNorm = usesPair ? dColor.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() : 0  // before the temporal term adds to it
         if frame.moved, motionSettings.temporal > 0 { addTemporalConsistency(frame, dColor: &dColor) }
         if frame.moved, motionSettings.pairReward > 0, let reward = motionPairReward {
-            addMotionPairReward(frame, reward.model, reward.motion, sdsNorm: sdsNorm, dColor: &dColor)
+            addMotionPairReward(frame, reward, sdsNorm: sdsNorm, dColor: &dColor)
         }
         accumulateRender(frame, dColor: dColor)
     }
 
-    /// The time paired with a view at τ for the motion-pair reward, and whether it comes first.
-    static func partner(of time: Float, motion: ToyMotion?) -> (time: Float, isEarlier: Bool) {
-        let (a, b) = motion?.contrastPair(for: time) ?? (time + 0.25 <= 1 ? (time, time + 0.25) : (time - 0.25, time))
-        return a == time ? (b, false) : (a, true)
-    }
-
-    /// log p(`motion` | I(τa), I(τb)) of the view and its partner frame (same camera), and its
+    /// log p(the motion | I(τa), I(τb)) of the view and its partner frame (same camera), and its
     /// gradient with respect to the two renders (`[H, W, 3]` each, earlier first); nil when the
     /// render does not pool to the model's size.
-    func motionPairGradient(_ frame: Frame, partner: Frame, partnerIsEarlier: Bool, model: MotionPairReward, motion: ToyMotion?)
+    func motionPairGradient(_ frame: Frame, partner: Frame, partnerIsEarlier: Bool, model: any MotionReward)
         -> (reward: Float, view: [Float], partner: [Float])? {
         let w = frame.splat.camera.width, h = frame.splat.camera.height, size = model.imageSize
         guard w == h, w % size == 0 else { return nil }
@@ -182,7 +175,7 @@ public final class DynamicGaussianScene: DistilledScene {
         let (early, late) = partnerIsEarlier ? (other, own) : (own, other)
         let stacked = (PriorImage.fromRender(early, width: w, height: h, factor: f) + PriorImage.fromRender(late, width: w, height: h, factor: f))
             .map { ($0 + 1) / 2 }  // [0, 1], as the reward models take
-        let (reward, g) = model.logLikelihood(Tensor(shape: [1, 6, size, size], storage: stacked), target: MotionPairReward.label(motion))
+        let (reward, g) = model.logLikelihood(Tensor(shape: [1, 6, size, size], storage: stacked))
         let plane = 3 * size * size
         // ∂/∂x with x = 2·image − 1 is half ∂/∂image; `renderGradient` is `fromRender`'s transpose.
         let gEarly = PriorImage.renderGradient(g.storage[0..<plane].map { $0 / 2 }, width: w, height: h, factor: f, color: early)
@@ -194,10 +187,10 @@ public final class DynamicGaussianScene: DistilledScene {
     /// ascent direction of log p(the caption's motion) added to `dColor` and taken back through
     /// the partner's render, together scaled to `pairReward` × `sdsNorm`; nothing once the model is
     /// `pairConfidence` sure of the motion.
-    func addMotionPairReward(_ frame: Frame, _ model: MotionPairReward, _ motion: ToyMotion?, sdsNorm: Float, dColor: inout [Float]) {
-        let (tau, isEarlier) = Self.partner(of: frame.time, motion: motion)
+    func addMotionPairReward(_ frame: Frame, _ model: any MotionReward, sdsNorm: Float, dColor: inout [Float]) {
+        let (tau, isEarlier) = model.partner(of: frame.time)
         let partner = movingFrame(at: tau, camera: frame.splat.camera, background: frame.splat.settings.background)
-        guard let (logP, gView, gPartner) = motionPairGradient(frame, partner: partner, partnerIsEarlier: isEarlier, model: model, motion: motion),
+        guard let (logP, gView, gPartner) = motionPairGradient(frame, partner: partner, partnerIsEarlier: isEarlier, model: model),
               Foundation.exp(logP) < motionSettings.pairConfidence else { return }
         let norm = (gView.reduce(Float(0)) { $0 + $1 * $1 } + gPartner.reduce(Float(0)) { $0 + $1 * $1 }).squareRoot()
         guard sdsNorm > 0, norm > 0 else { return }

@@ -74,9 +74,9 @@ public struct RewardGuidanceSettings: Codable, Sendable, Equatable {
     }
 }
 
-/// One step's gradient on the prior's images and what it logs.
+/// One step's gradient on the prior's samples and what it logs.
 public struct DistillationGradient {
-    /// ∂L/∂x, `[B, 3, S, S]` flat, on images in [−1, 1].
+    /// ∂L/∂x, `[B, C, h, w]` flat, on the prior's samples x.
     public var gradient: [Float]
     public var timestep: Int
     /// The SDS surrogate loss ½‖g_SDS‖²/B.
@@ -89,15 +89,15 @@ public struct DistillationGradient {
     public var nonFinite: Int
 }
 
-/// Score distillation with the reward-aware variants of REFERENCE §1, on images already at the
-/// prior's size.
+/// Score distillation with the reward-aware variants of REFERENCE §1, on samples already in the
+/// prior's space.
 public enum RewardGuidance {
     /// The gradient of one step.
     /// - Parameters:
-    ///   - images: x `[B, 3, S, S]` in [−1, 1], view b seen from `views[b]`.
+    ///   - images: the prior's samples x `[B, C, h, w]` (`DiffusionPrior.encode`), sample b seen from `views[b]`.
     ///   - progress: the run's progress in [0, 1] (timestep annealing, reward schedules).
     ///   - rewards: required when `settings.usesRewards`.
-    public static func gradient(prior: DistillationPrior, rewards: RewardModels?, caption: ToyCaption, images x: Tensor,
+    public static func gradient(prior: any DiffusionPrior, rewards: (any ImageRewards)?, images x: Tensor,
                                 views: [ViewConditioning], progress: Double, sds: SDSSettings, settings: RewardGuidanceSettings,
                                 rng: inout RNG) -> DistillationGradient {
         let b = x.shape[0], plane = x.count / max(1, b)
@@ -121,7 +121,7 @@ public enum RewardGuidance {
         let needsScores = noiseCount > 1 || settings.viewAdvantage > 0
         var scores: [Float] = []
         if needsScores, let rewards {
-            scores = Self.rewards(rewards, settings.rewards, x: term.predictedOriginal, count: noiseCount * b, size: x.shape[2], caption: caption,
+            scores = Self.rewards(rewards, settings.rewards, prior: prior, x: Tensor(shape: stacked.shape, storage: term.predictedOriginal),
                                   views: Array(repeating: views, count: noiseCount).flatMap { $0 }, gradient: false).total
         }
         var gradient = [Float](repeating: 0, count: x.count)
@@ -157,8 +157,8 @@ public enum RewardGuidance {
         var reward: Float? = scores.isEmpty ? nil : scores.reduce(0, +) / Float(scores.count)
         if settings.method == .rewardFeedback, progress >= settings.feedbackFrom, let rewards {
             let throughEstimate = Double(t) < settings.straightThroughBelow * Double(prior.schedule.numTrainTimesteps)
-            let seen = throughEstimate ? term.predictedOriginal : x.storage
-            let evaluation = Self.rewards(rewards, settings.rewards, x: seen, count: b, size: x.shape[2], caption: caption, views: views, gradient: true)
+            let seen = throughEstimate ? Tensor(shape: x.shape, storage: term.predictedOriginal) : x  // one noise: x̂₀ is x's shape
+            let evaluation = Self.rewards(rewards, settings.rewards, prior: prior, x: seen, views: views, gradient: true)
             var hinge = [Float](repeating: 0, count: x.count)
             var loss: Float = 0
             for v in 0..<b where settings.feedbackMargin - evaluation.total[v] > 0 {
@@ -213,21 +213,15 @@ public enum RewardGuidance {
         return e.map { n * $0 / sum }
     }
 
-    /// Rewards of prior-space images x (`count` × `[3, S, S]` in [−1, 1]) after mapping them to the
-    /// reward models' [0, 1] inputs (x/2 + ½, clipped); the gradient is with respect to x (½ where
-    /// the pixel was inside [0, 1], 0 where it was clipped).
-    static func rewards(_ models: RewardModels, _ mix: RewardMix, x: [Float], count: Int, size: Int, caption: ToyCaption,
-                        views: [ViewConditioning], gradient: Bool) -> RewardEvaluation {
-        precondition(size == models.imageSize, "the reward models take \(models.imageSize)² images, the prior \(size)²")
-        var pixels = [Float](repeating: 0, count: x.count)
-        for i in 0..<x.count { pixels[i] = min(1, max(0, x[i] / 2 + 0.5)) }
-        var evaluation = models.evaluate(mix, images: Tensor(shape: [count, 3, size, size], storage: pixels), caption: caption,
-                                         azimuthDegrees: views.map(\.azimuthDegrees), elevationDegrees: views.map(\.elevationDegrees), gradient: gradient)
+    /// Rewards of the prior's samples x (`[N, C, h, w]`) seen from `views`, through the prior's
+    /// display images (`DiffusionPrior.decode`); with `gradient`, the gradient of Σ total with
+    /// respect to x (`decodeBackward`), `[N, C, h, w]` flat.
+    static func rewards(_ rewards: any ImageRewards, _ mix: RewardMix, prior: any DiffusionPrior, x: Tensor, views: [ViewConditioning],
+                        gradient: Bool) -> RewardEvaluation {
+        let images = prior.decode(x)
+        var evaluation = rewards.evaluate(mix, images: images, views: views, gradient: gradient)
         if gradient {
-            for i in 0..<x.count {
-                let inside = x[i] > -1 && x[i] < 1
-                evaluation.imageGradient[i] = inside ? evaluation.imageGradient[i] / 2 : 0
-            }
+            evaluation.imageGradient = prior.decodeBackward(Tensor(shape: images.shape, storage: evaluation.imageGradient), x: x).storage
         }
         return evaluation
     }

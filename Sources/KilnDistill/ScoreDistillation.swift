@@ -35,7 +35,7 @@ public enum TimestepSchedule: String, Codable, Sendable, CaseIterable {
 public struct SDSSettings: Codable, Sendable, Equatable {
     /// Classifier-free guidance scale s (7.5: measured better than 20 on the built-in prior).
     public var guidanceScale: Double = 7.5
-    /// For 4D: time guidance s_τ (`DistillationPrior.predictNoise`), amplifying what the prior
+    /// For 4D: time guidance s_τ (`DiffusionPrior.predictNoise`), amplifying what the prior
     /// draws differently at a view's time than for the object still; 0 turns it off.
     public var timeGuidanceScale: Double = 0
     /// Timesteps are drawn in [minStep, maxStep]·T.
@@ -63,12 +63,12 @@ public struct SDSSettings: Codable, Sendable, Equatable {
     }
 }
 
-/// One score-distillation gradient: g = w(t)·(ε̂ − ε) on the prior's images, and the quantities
+/// One score-distillation gradient: g = w(t)·(ε̂ − ε) on the prior's samples, and the quantities
 /// the reward-aware methods reuse.
 public struct SDSTerm {
     /// The timestep t ∈ [0, T).
     public var timestep: Int
-    /// ε `[B, 3, S, S]`.
+    /// ε, shaped as the samples x (`[B, C, h, w]`).
     public var noise: [Float]
     /// x_t = √ᾱ·x + √(1−ᾱ)·ε.
     public var noisy: [Float]
@@ -115,9 +115,9 @@ public enum ScoreDistillation {
         return out
     }
 
-    /// The SDS term for images `x` (`[B, 3, S, S]` in [−1, 1]) seen from `views`, at timestep `t`
+    /// The SDS term for the prior's samples `x` (`[B, C, h, w]`) seen from `views`, at timestep `t`
     /// with noise `noise` (same count as x).
-    public static func term(prior: DistillationPrior, images x: Tensor, views: [ViewConditioning], timestep t: Int, noise: [Float],
+    public static func term(prior: any DiffusionPrior, images x: Tensor, views: [ViewConditioning], timestep t: Int, noise: [Float],
                             settings: SDSSettings) -> SDSTerm {
         let a = prior.schedule.alphaCumprod(t)
         let noisy = addNoise(x.storage, noise: noise, alphaCumprod: a)

@@ -3,6 +3,7 @@ import KilnCore
 import KilnNN
 import KilnPrior
 import KilnRender
+import KilnToyWorld
 import RealModule
 
 /// A camera direction around an asset: azimuth (0 = the front, +Z) and elevation, degrees.
@@ -134,11 +135,11 @@ public struct AssetScore: Codable, Sendable, Equatable {
         }
         if let view = rewards.nets[.view] {
             let predicted = RewardNet.predictions(view.forward(images)[0])
-            let bins = ToyRewardKind.azimuthBins
+            let bins = RewardTerm.azimuthBins
             var right = 0, back = 0, backAsFront = 0
             for (i, v) in angles.enumerated() {
                 perView[i].predictedAzimuthDegrees = Float(predicted[i] * 360 / bins)
-                if predicted[i] == ToyRewardKind.azimuthBin(v.azimuthDegrees) { right += 1 }
+                if predicted[i] == RewardTerm.azimuthBin(v.azimuthDegrees) { right += 1 }
                 if abs(v.azimuthDegrees - 180) <= 45 {
                     back += 1
                     let p = predicted[i]

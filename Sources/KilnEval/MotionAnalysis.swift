@@ -1,7 +1,7 @@
 import Foundation
 import KilnCore
-import KilnPrior
 import KilnRender
+import KilnToyWorld
 import RealModule
 
 /// What a 4D asset does over time, from its frames (the same Gaussians at every frame, so each

@@ -1,7 +1,7 @@
 import Foundation
 import KilnCore
 import KilnNN
-import KilnPrior
+import KilnToyWorld
 
 /// The motion a 4D asset shows, as the learned motion-pair model (`MotionPairReward`) sees it in its
 /// renders: a judge from pictures, beside `MotionAnalysis`'s judge from the Gaussians' positions.

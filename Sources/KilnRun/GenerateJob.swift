@@ -6,6 +6,7 @@ import KilnEval
 import KilnNN
 import KilnPrior
 import KilnRender
+import KilnToyWorld
 
 /// `kiln generate` as a job of four stages, each finished before the next begins:
 ///
@@ -32,17 +33,17 @@ public final class GenerateJob {
     public let settings: GenerateSettings
     public let prompt: Prompt
     public let folder: RunFolder
-    public let prior: DistillationPrior
+    public let prior: any DiffusionPrior
     /// The reward models: they steer the reward-aware methods and score the result (nil: unscored).
     public let rewards: RewardModels?
     /// The 4D runs' motion-pair reward, when the settings ask for it and it was found.
-    public let motionPair: MotionPairReward?
+    public let motionPair: (any MotionReward)?
     public let options: Options
     let interrupt = Interrupt.install()
     /// Every picture of the run records the prompt, seed and settings that made it.
     let metadata: KilnMetadata
 
-    public init(settings: GenerateSettings, folder: RunFolder, prior: DistillationPrior, rewards: RewardModels?, motionPair: MotionPairReward?,
+    public init(settings: GenerateSettings, folder: RunFolder, prior: any DiffusionPrior, rewards: RewardModels?, motionPair: (any MotionReward)?,
                 options: Options) {
         self.settings = settings
         prompt = Prompt(settings.prompt, negative: settings.negativePrompt)
@@ -54,8 +55,11 @@ public final class GenerateJob {
         metadata = KilnMetadata(command: "generate", prompt: settings.prompt, seed: settings.seed, settings: settings)
     }
 
-    /// The models the loop's guidance uses (only the reward-aware methods take them).
-    var guidanceRewards: RewardModels? { settings.guidance.usesRewards ? rewards : nil }
+    /// The rewards the loop's guidance uses (only the reward-aware methods take them): the models
+    /// bound to the prompt's caption.
+    var guidanceRewards: (any ImageRewards)? {
+        settings.guidance.usesRewards ? rewards.map { ToyImageRewards(models: $0, caption: prompt.caption) } : nil
+    }
 
     // MARK: Running
 
@@ -350,9 +354,7 @@ extension GenerateJob {
         } else {
             (settings, rendersAtPriorSize) = try request.newSettings()
         }
-        let pipeline = try PriorPipeline(folder: priorFolder)
-        if let warning = pipeline.unknownWordsWarning(request.prompt) { warn(warning) }
-        let prior = try DistillationPrior(pipeline: pipeline, prompt: settings.prompt, negativePrompt: settings.negativePrompt)
+        let prior = try PriorRegistry.open(priorFolder, prompt: Prompt(settings.prompt, negative: settings.negativePrompt))
         if rendersAtPriorSize { settings.views.renderSize = prior.imageSize }
         try settings.validate(priorSize: prior.imageSize)
         // The reward models steer the reward-aware methods and score the result; a run without them
@@ -364,11 +366,11 @@ extension GenerateJob {
             rewards = try? RewardModels(folder: rewardsFolder)
             if rewards == nil { warn("no reward models in \(rewardsFolder.path): the run is not scored (score.json)") }
         }
-        var motionPair: MotionPairReward? = nil
+        var motionPair: (any MotionReward)? = nil
         if settings.dynamic, settings.motion.pairReward > 0 {
             let url = rewardsFolder.appendingPathComponent("motion_pair.safetensors")
             if FileManager.default.fileExists(atPath: url.path) {
-                motionPair = try MotionPairReward.load(url)
+                motionPair = ToyMotionReward(model: try MotionPairReward.load(url), motion: Prompt(settings.prompt).caption.motion)
             } else {
                 warn("\(rewardsFolder.path) has no motion_pair.safetensors: the motion-pair reward is off (kiln train-motion-reward --out \(rewardsFolder.path) --force makes it)")
             }

@@ -1,5 +1,5 @@
 import Foundation
-import KilnPrior
+import KilnToyWorld
 
 /// A prompt, parsed once and handed to what needs it: its text (and the text to guide away from)
 /// for the prior, and its reading in the built-in world's vocabulary (kind, main colour, the

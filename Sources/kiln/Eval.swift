@@ -7,6 +7,7 @@ import KilnDistill
 import KilnEval
 import KilnPrior
 import KilnRender
+import KilnToyWorld
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -7,6 +7,7 @@ import KilnEval
 import KilnNN
 import KilnPrior
 import KilnRender
+import KilnToyWorld
 import KilnRun
 
 extension DistillationMethod: ExpressibleByArgument {}

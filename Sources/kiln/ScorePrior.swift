@@ -5,6 +5,7 @@ import KilnAsset
 import KilnCore
 import KilnNN
 import KilnPrior
+import KilnToyWorld
 
 struct ScorePrior: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -57,8 +58,8 @@ struct ScorePrior: ParsableCommand {
         let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale
         // The shipped prior is not this command's to change: its report goes to the working folder.
         let out = self.out ?? (self.prior == nil ? "scores.json" : nil)
-        var nets: [ToyRewardKind: RewardNet] = [:]
-        for kind in ToyRewardKind.allCases {
+        var nets: [RewardTerm: RewardNet] = [:]
+        for kind in RewardTerm.allCases {
             let (loaded, net) = try RewardNet.load(URL(fileURLWithPath: rewards).appendingPathComponent("\(kind.rawValue).safetensors"))
             guard loaded == kind else { throw CLIError("\(rewards)/\(kind.rawValue).safetensors holds the \(loaded) model; retrain with kiln train-rewards") }
             nets[kind] = net

@@ -4,7 +4,7 @@ import KilnRun
 import KilnAsset
 import KilnCore
 import KilnNN
-import KilnPrior
+import KilnToyWorld
 
 struct TrainMotionReward: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ import KilnAsset
 import KilnCore
 import KilnNN
 import KilnPrior
+import KilnToyWorld
 
 struct TrainPrior: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ import KilnAsset
 import KilnCore
 import KilnNN
 import KilnPrior
+import KilnToyWorld
 
 struct TrainRewards: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,7 +66,7 @@ struct TrainRewards: ParsableCommand {
         let held = ToyDataset.renderShard(seed: holdoutSeed, indices: 0..<holdout, size: dataset.size, options: dataset.manifest.options)
         let heldImages = held.images.map { UInt8($0) }
         var accuracy: [String: [String: Double]] = [:]
-        for kind in ToyRewardKind.allCases {
+        for kind in RewardTerm.allCases {
             let trainer = RewardTrainer(kind: kind, imageSize: dataset.size, seed: seed)
             var window: [Float] = []
             for step in 1...steps {

@@ -3,13 +3,14 @@ import KilnCore
 import KilnNN
 import KilnPrior
 import KilnRender
+import KilnToyWorld
 import Testing
 @testable import KilnDistill
 
 @Suite("Dynamic (4D) Gaussian distillation")
 struct DynamicGaussianTests {
     static func run(steps: Int = 6, seed: UInt64 = 5) throws -> DistillationRun<DynamicGaussianScene> {
-        let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red ball bouncing")
+        let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red ball bouncing", backgrounds: ToySample.backgrounds)
         var views = ViewSettings()
         views.renderSize = 32
         views.viewsPerStep = 2
@@ -108,12 +109,12 @@ extension DynamicGaussianTests {
         motionSettings.pairReward = 1000  // the view's own (tiny) SDS gradient is negligible beside it
         motionSettings.pairConfidence = 1
         let scene = try DynamicGaussianScene(settings: settings, motion: motionSettings, steps: 10, extent: 0.6, seed: 2, threads: 2)
-        scene.motionPairReward = (MotionPairReward(imageSize: 16, width: 8, seed: 3), .bouncing)
+        scene.motionPairReward = ToyMotionReward(model: MotionPairReward(imageSize: 16, width: 8, seed: 3), motion: .bouncing)
         var rng = RNG(seed: 3)
         for i in scene.motion.position.indices { scene.motion.position[i] = rng.uniform(-0.05...0.05) }
         scene.moving = true
         scene.setTime(0.3)
-        let (partnerTime, partnerIsEarlier) = DynamicGaussianScene.partner(of: 0.3, motion: .bouncing)
+        let (partnerTime, partnerIsEarlier) = scene.motionPairReward!.partner(of: 0.3)
         #expect(ToyMotion.bouncing.poseChange(from: 0.3, to: partnerTime) > 0.1)
         let camera = ViewSettings().camera(azimuthDegrees: 30, elevationDegrees: 15, size: 32)
         let background = SIMD3<Float>(1, 1, 1)
@@ -121,7 +122,7 @@ extension DynamicGaussianTests {
             var quiet = RNG(seed: 0)
             let (_, view) = scene.render(camera: camera, background: background, rng: &quiet)
             let partner = scene.movingFrame(at: partnerTime, camera: camera, background: background)
-            return scene.motionPairGradient(view, partner: partner, partnerIsEarlier: partnerIsEarlier, model: scene.motionPairReward!.model, motion: .bouncing)!.reward
+            return scene.motionPairGradient(view, partner: partner, partnerIsEarlier: partnerIsEarlier, model: scene.motionPairReward!)!.reward
         }
         // Descending −log p is ascending the reward.
         Self.expectDescent(scene, camera: camera, background: background, rng: &rng, objective: { -reward() }, name: "−log p")

@@ -3,13 +3,14 @@ import KilnCore
 import KilnNN
 import KilnPrior
 import KilnRender
+import KilnToyWorld
 import Testing
 @testable import KilnDistill
 
 @Suite("Gaussian distillation")
 struct GaussianDistillationTests {
     static func run(method: DistillationMethod = .sds, steps: Int = 6, seed: UInt64 = 3, threads: Int = 2) throws -> DistillationRun<GaussianScene> {
-        let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman")
+        let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", backgrounds: ToySample.backgrounds)
         var views = ViewSettings()
         views.renderSize = 32
         views.viewsPerStep = 2
@@ -21,7 +22,7 @@ struct GaussianDistillationTests {
         guidance.method = method
         guidance.noises = 2
         let scene = try GaussianScene(settings: settings, steps: steps, extent: views.objectRadius, seed: seed, threads: threads)
-        return try DistillationRun(scene: scene, prior: prior, rewards: method == .sds ? nil : tinyRewards(), steps: steps, sds: SDSSettings(),
+        return try DistillationRun(scene: scene, prior: prior, rewards: method == .sds ? nil : ToyImageRewards(models: tinyRewards(), caption: ToyCaption("a red snowman")), steps: steps, sds: SDSSettings(),
                                    guidance: guidance, views: views, rng: RNG(seed: seed).split(2))
     }
 

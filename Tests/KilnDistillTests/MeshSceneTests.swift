@@ -3,6 +3,7 @@ import KilnCore
 import KilnNN
 import KilnPrior
 import KilnRender
+import KilnToyWorld
 import Testing
 @testable import KilnDistill
 
@@ -171,7 +172,7 @@ struct MeshOffsetTests {
     @Test("distilled with offsets, a checkpoint inside the refinement resumes bit-identically")
     func resume() throws {
         func make() throws -> DistillationRun<MeshScene> {
-            let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman")
+            let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", backgrounds: ToySample.backgrounds)
             var views = ViewSettings()
             views.renderSize = 32
             views.viewsPerStep = 2

@@ -3,6 +3,7 @@ import KilnCore
 import KilnNN
 import KilnPrior
 import KilnRender
+import KilnToyWorld
 import Testing
 @testable import KilnDistill
 
@@ -87,7 +88,7 @@ struct NeRFTests {
 
     /// A short NeRF distillation on the tiny test prior: 16² renders, occupancy updated every 2 steps.
     static func run(steps: Int = 6) throws -> DistillationRun<NeRFScene> {
-        let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman")
+        let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", backgrounds: ToySample.backgrounds)
         var views = ViewSettings()
         views.renderSize = 16
         views.viewsPerStep = 2

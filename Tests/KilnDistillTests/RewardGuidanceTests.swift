@@ -2,20 +2,20 @@ import Foundation
 import KilnCore
 import KilnNN
 import KilnPrior
+import KilnToyWorld
 import Testing
 @testable import KilnDistill
 
 @Suite("Reward-aware distillation")
 struct RewardGuidanceTests {
-    let prior: DistillationPrior
-    let rewards: RewardModels
-    let caption = ToyCaption("a red snowman")
+    let prior: PixelDiffusionPrior
+    let rewards: ToyImageRewards
     let views = [ViewConditioning(azimuthDegrees: 0, elevationDegrees: 10), ViewConditioning(azimuthDegrees: 135, elevationDegrees: 30),
                  ViewConditioning(azimuthDegrees: 250, elevationDegrees: 0)]
 
     init() throws {
-        prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman")
-        rewards = try tinyRewards()
+        prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", backgrounds: ToySample.backgrounds)
+        rewards = ToyImageRewards(models: try tinyRewards(), caption: ToyCaption("a red snowman"))
     }
 
     var x: Tensor { ScoreDistillationTests.images(3, seed: 11) }
@@ -40,7 +40,7 @@ struct RewardGuidanceTests {
         let sds = SDSSettings()
         let rng = RNG(seed: 21)
         var r = rng
-        let step = RewardGuidance.gradient(prior: prior, rewards: nil, caption: caption, images: x, views: views, progress: 0.3, sds: sds,
+        let step = RewardGuidance.gradient(prior: prior, rewards: nil, images: x, views: views, progress: 0.3, sds: sds,
                                            settings: RewardGuidanceSettings(), rng: &r)
         let (t, noise) = draws(sds, progress: 0.3, copies: 1, rng: rng)
         #expect(step.timestep == t && step.reward == nil && step.nonFinite == 0)
@@ -55,10 +55,10 @@ struct RewardGuidanceTests {
         settings.noises = 3
         let rng = RNG(seed: 22)
         var r = rng
-        let step = RewardGuidance.gradient(prior: prior, rewards: rewards, caption: caption, images: x, views: views, progress: 0.2, sds: sds, settings: settings, rng: &r)
+        let step = RewardGuidance.gradient(prior: prior, rewards: rewards, images: x, views: views, progress: 0.2, sds: sds, settings: settings, rng: &r)
         let (t, noise) = draws(sds, progress: 0.2, copies: 3, rng: rng)
         let term = terms(t, noise, copies: 3, sds: sds)
-        let scores = RewardGuidance.rewards(rewards, settings.rewards, x: term.predictedOriginal, count: 9, size: 16, caption: caption,
+        let scores = RewardGuidance.rewards(rewards, settings.rewards, prior: prior, x: Tensor(shape: [9, 3, 16, 16], storage: term.predictedOriginal),
                                             views: views + views + views, gradient: false).total
         let plane = 3 * 256
         var worst: Float = 0
@@ -75,7 +75,7 @@ struct RewardGuidanceTests {
         #expect(step.reward != nil)
         // Past reward-until: one noise, the plain term.
         var late = rng
-        let after = RewardGuidance.gradient(prior: prior, rewards: rewards, caption: caption, images: x, views: views, progress: 0.9, sds: sds, settings: settings, rng: &late)
+        let after = RewardGuidance.gradient(prior: prior, rewards: rewards, images: x, views: views, progress: 0.9, sds: sds, settings: settings, rng: &late)
         let (t1, noise1) = draws(sds, progress: 0.9, copies: 1, rng: rng)
         #expect(after.gradient == terms(t1, noise1, copies: 1, sds: sds).gradient)
     }
@@ -90,10 +90,10 @@ struct RewardGuidanceTests {
             settings.loserWeight = loserWeight
             let rng = RNG(seed: 23)
             var r = rng
-            let step = RewardGuidance.gradient(prior: prior, rewards: rewards, caption: caption, images: x, views: views, progress: 0.5, sds: sds, settings: settings, rng: &r)
+            let step = RewardGuidance.gradient(prior: prior, rewards: rewards, images: x, views: views, progress: 0.5, sds: sds, settings: settings, rng: &r)
             let (t, noise) = draws(sds, progress: 0.5, copies: 2, rng: rng)
             let term = terms(t, noise, copies: 2, sds: sds)
-            let scores = RewardGuidance.rewards(rewards, settings.rewards, x: term.predictedOriginal, count: 6, size: 16, caption: caption,
+            let scores = RewardGuidance.rewards(rewards, settings.rewards, prior: prior, x: Tensor(shape: [6, 3, 16, 16], storage: term.predictedOriginal),
                                                 views: views + views, gradient: false).total
             let plane = 3 * 256
             for v in 0..<3 {
@@ -116,11 +116,11 @@ struct RewardGuidanceTests {
         settings.feedbackWeight = 0.5
         let rng = RNG(seed: 24)
         var r1 = rng, r2 = rng
-        let step = RewardGuidance.gradient(prior: prior, rewards: rewards, caption: caption, images: x, views: views, progress: 0.8, sds: sds, settings: settings, rng: &r1)
-        let plain = RewardGuidance.gradient(prior: prior, rewards: rewards, caption: caption, images: x, views: views, progress: 0.8, sds: sds,
+        let step = RewardGuidance.gradient(prior: prior, rewards: rewards, images: x, views: views, progress: 0.8, sds: sds, settings: settings, rng: &r1)
+        let plain = RewardGuidance.gradient(prior: prior, rewards: rewards, images: x, views: views, progress: 0.8, sds: sds,
                                             settings: RewardGuidanceSettings(), rng: &r2)
         let added = zip(step.gradient, plain.gradient).map { $0 - $1 }
-        let dR = RewardGuidance.rewards(rewards, settings.rewards, x: x.storage, count: 3, size: 16, caption: caption, views: views, gradient: true).imageGradient
+        let dR = RewardGuidance.rewards(rewards, settings.rewards, prior: prior, x: x, views: views, gradient: true).imageGradient
         let ratio = RewardGuidance.norm(added) / RewardGuidance.norm(plain.gradient)
         let cosine = zip(added, dR).map { -$0 * $1 }.reduce(0, +) / (RewardGuidance.norm(added) * RewardGuidance.norm(dR))
         #expect(abs(ratio - 0.5) < 1e-3 && cosine > 0.9999, "ratio \(ratio), cosine \(cosine)")
@@ -130,8 +130,7 @@ struct RewardGuidanceTests {
     @Test("the reward gradient on prior-space images matches central differences")
     func rewardGradient() {
         let images = x
-        let evaluation = RewardGuidance.rewards(rewards, RewardMix([.alignment: 1, .view: 0.5, .quality: 0.25]), x: images.storage, count: 3, size: 16,
-                                                caption: caption, views: views, gradient: true)
+        let evaluation = RewardGuidance.rewards(rewards, RewardMix([.alignment: 1, .view: 0.5, .quality: 0.25]), prior: prior, x: images, views: views, gradient: true)
         var rng = RNG(seed: 25)
         for _ in 0..<12 {
             let i = Int(rng.next() % UInt64(images.count))
@@ -139,7 +138,7 @@ struct RewardGuidanceTests {
             func total(_ delta: Float) -> Double {
                 var y = images.storage
                 y[i] += delta
-                return RewardGuidance.rewards(rewards, RewardMix([.alignment: 1, .view: 0.5, .quality: 0.25]), x: y, count: 3, size: 16, caption: caption,
+                return RewardGuidance.rewards(rewards, RewardMix([.alignment: 1, .view: 0.5, .quality: 0.25]), prior: prior, x: Tensor(shape: [3, 3, 16, 16], storage: y),
                                               views: views, gradient: false).total.reduce(0) { $0 + Double($1) }
             }
             let h: Float = 2e-2

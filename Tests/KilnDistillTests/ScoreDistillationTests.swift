@@ -2,6 +2,7 @@ import Foundation
 import KilnCore
 import KilnNN
 import KilnPrior
+import KilnToyWorld
 import Testing
 @testable import KilnDistill
 
@@ -12,17 +13,17 @@ let tinyPipeline = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 /// Random reward models of the tiny prior's size.
 func tinyRewards(seed: UInt64 = 5) throws -> RewardModels {
     var rng = RNG(seed: seed)
-    var nets: [ToyRewardKind: RewardNet] = [:]
-    for kind in ToyRewardKind.allCases { nets[kind] = RewardNet(heads: kind.heads, width: 8, imageSize: 16, rng: &rng) }
+    var nets: [RewardTerm: RewardNet] = [:]
+    for kind in RewardTerm.allCases { nets[kind] = RewardNet(heads: kind.heads, width: 8, imageSize: 16, rng: &rng) }
     return try RewardModels(nets: nets)
 }
 
 @Suite("Score distillation")
 struct ScoreDistillationTests {
-    let prior: DistillationPrior
+    let prior: PixelDiffusionPrior
 
     init() throws {
-        prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", negativePrompt: "blurry")
+        prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", negativePrompt: "blurry", backgrounds: ToySample.backgrounds)
     }
 
     static func images(_ b: Int, seed: UInt64) -> Tensor {
@@ -123,7 +124,7 @@ func straightAndResumed<Scene: DistilledScene>(_ make: () throws -> Distillation
 struct TimeGuidanceTests {
     @Test("ε̂ gains s_τ·(ε̂_c − ε̂_c,still); views without a time are unchanged")
     func timeGuidance() throws {
-        let prior = try DistillationPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman bouncing")
+        let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman bouncing", backgrounds: ToySample.backgrounds)
         var rng = RNG(seed: 1)
         let size = prior.imageSize
         let x = Tensor(shape: [2, 3, size, size], storage: rng.uniforms(count: 2 * 3 * size * size, in: -1...1))

@@ -3,6 +3,7 @@ import KilnCore
 import KilnNN
 import KilnPrior
 import KilnRender
+import KilnToyWorld
 import Testing
 @testable import KilnEval
 

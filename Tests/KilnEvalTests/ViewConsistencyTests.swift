@@ -2,6 +2,7 @@ import Foundation
 import KilnCore
 import KilnPrior
 import KilnRender
+import KilnToyWorld
 import Testing
 @testable import KilnEval
 

@@ -83,6 +83,11 @@ public struct PriorConfigError: Error, CustomStringConvertible, Equatable {
     public var key: String?
     public var problem: String
     public var fix: String
+
+    public init(source: String, key: String?, problem: String, fix: String) {
+        (self.source, self.key, self.problem, self.fix) = (source, key, problem, fix)
+    }
+
     public var description: String {
         "\(source): " + (key.map { "\"\($0)\" " } ?? "") + "\(problem); \(fix)"
     }

@@ -3,7 +3,7 @@ import KilnCore
 import KilnNN
 
 /// Trains a text- and view-conditioned pixel-space prior (UNet + CLIP text encoder, from scratch
-/// or fine-tuned from a pipeline folder) on a toy-world data set with the DDPM ε objective (Ho et al. 2020):
+/// or fine-tuned from a pipeline folder) on a data set (`PriorTrainingData`) with the DDPM ε objective (Ho et al. 2020):
 ///
 ///     x₀ ∈ [−1, 1], t ~ U{0…T−1}, ε ~ N(0, I), x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε
 ///     L = mean_b w_b · mean ‖ε − ε_θ(x_t, t, text(caption), view)‖²
@@ -14,7 +14,7 @@ import KilnNN
 /// AdamW with linear warm-up, global gradient-norm clipping, an EMA of every weight (exported).
 public final class PriorTrainer {
     public let config: PriorTrainingConfig
-    public let data: ToyTrainingData
+    public let data: any PriorTrainingData
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
     public let unet: UNet2DConditionModel
@@ -27,7 +27,7 @@ public final class PriorTrainer {
     var rng: RNG
     var tokenCache: [String: [Int]] = [:]
 
-    public init(config: PriorTrainingConfig, data: ToyTrainingData) throws {
+    public init(config: PriorTrainingConfig, data: any PriorTrainingData) throws {
         self.config = config
         self.data = data
         tokenizer = try CLIPTokenizer(folder: config.tokenizerFolder)
@@ -64,13 +64,14 @@ public final class PriorTrainer {
     @discardableResult
     public func trainStep() throws -> Float {
         let t = config.training, n = t.batchSize, size = data.size, plane = 3 * size * size
+        let (images, viewVectors, dataCaptions) = (data.images, data.views, data.captions)
         var x0 = [Float](repeating: 0, count: n * plane), views = [Float](repeating: 0, count: n * ViewConditioning.length)
         var captions: [[Int]] = [], timesteps: [Int] = []
         for b in 0..<n {
             let i = Int(rng.next() % UInt64(data.count))
-            for j in 0..<plane { x0[b * plane + j] = Float(data.images[i * plane + j]) / 127.5 - 1 }
-            for j in 0..<ViewConditioning.length { views[b * ViewConditioning.length + j] = data.views[i * ViewConditioning.length + j] }
-            captions.append(ids(rng.nextFloat() < t.captionDropout ? "" : data.captions[i]))
+            for j in 0..<plane { x0[b * plane + j] = Float(images[i * plane + j]) / 127.5 - 1 }
+            for j in 0..<ViewConditioning.length { views[b * ViewConditioning.length + j] = viewVectors[i * ViewConditioning.length + j] }
+            captions.append(ids(rng.nextFloat() < t.captionDropout ? "" : dataCaptions[i]))
             timesteps.append(Int(rng.next() % UInt64(schedule.numTrainTimesteps)))
         }
         var noise = [Float](repeating: 0, count: n * plane)
@@ -213,7 +214,7 @@ public final class PriorTrainer {
             ])
             try writeJSON(index, "model_index.json")
             let settings = PriorSettings(conditioning: unet.config.projectionClassInputDim == nil ? nil : PriorSettings.viewConditioning,
-                                         vocabulary: data.manifest.vocabulary, guidanceScale: config.training.sampleGuidance)
+                                         vocabulary: data.vocabulary, guidanceScale: config.training.sampleGuidance)
             try AtomicFile.write(try encoder.encode(settings), to: folder.appendingPathComponent(PriorSettings.fileName))
         }
     }

@@ -4,6 +4,7 @@ import KilnCore
 import KilnDistill
 import KilnEval
 import KilnPrior
+import KilnToyWorld
 import KilnRender
 import RealModule
 

@@ -4,6 +4,7 @@ import KilnCore
 import KilnDistill
 import KilnEval
 import KilnPrior
+import KilnToyWorld
 
 /// `kiln eval-prior`: a prior's multi-view consistency. For each prompt, `views` samples around
 /// an object (the prior's camera conditioning) are judged as `kiln eval-views` judges posed images.

@@ -15,7 +15,7 @@ enum GaussianRunScene: RunScene {
                                  extractMesh: { try SplatMeshing(views: settings.views).mesh(scene.parameters) })
         }
         let scene = try DynamicGaussianScene(settings: settings.gaussians, motion: settings.motion, steps: steps, extent: extent, seed: seed)
-        if let motionPair = job.motionPair { scene.motionPairReward = (motionPair, job.prompt.caption.motion) }
+        scene.motionPairReward = job.motionPair
         // The run's own splats show frame 0.
         return RunSceneParts(loop: try job.distillationLoop(scene), unit: "splats",
                              write: { try GaussianCloudIO.write(scene.cloud(at: 0).cloud, to: folder.splats) },

@@ -1,8 +1,10 @@
 import Foundation
 import KilnCore
+import KilnDistill
 import KilnNN
+import KilnPrior
 import Testing
-@testable import KilnPrior
+@testable import KilnToyWorld
 
 @Suite("Toy world and data set")
 struct ToyWorldTests {
@@ -126,5 +128,10 @@ struct ToyWorldTests {
         var writer = SafeTensorsWriter()
         #expect(throws: SafeTensorsError.self) { try writer.add("bad", shape: [2], values: [1, 256], dtype: .u8) }
         #expect(throws: SafeTensorsError.self) { try writer.add("bad", shape: [1], values: [0.5], dtype: .u8) }
+    }
+
+    @Test("distillation cameras have the toy camera's field of view, so they frame objects as the prior saw them")
+    func distillationFieldOfView() {
+        #expect(ViewSettings.fovYDegrees == ToySample.fovYDegrees)
     }
 }

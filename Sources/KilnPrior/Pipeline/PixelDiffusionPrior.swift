@@ -1,26 +1,30 @@
 import Foundation
 import KilnCore
 import KilnNN
-import KilnPrior
 
-/// A diffusion prior as score distillation uses it: one prompt, its text states computed once, and
-/// batched, classifier-free-guided noise predictions for noisy renders.
+/// The built-in `DiffusionPrior`: a pixel-space pipeline (`PriorPipeline`) bound to one prompt, its
+/// text states computed once, with batched, classifier-free-guided noise predictions.
 ///
-/// Images are the prior's own values: `[B, 3, S, S]` in [−1, 1] at the prior's size S.
-public final class DistillationPrior {
+/// Its samples x are the prior's own images: `[B, 3, S, S]` in [−1, 1] at the prior's size S,
+/// made from renders by `PriorImage` (f×f average pooling, f = render size / S).
+public final class PixelDiffusionPrior: DiffusionPrior {
     public let pipeline: PriorPipeline
     /// The training noise schedule (β, ᾱ) of `scheduler/scheduler_config.json`.
     public let schedule: NoiseSchedule
     public let prompt: String
     public let negativePrompt: String
+    public let backgrounds: [SIMD3<Float>]
     /// Text states `[1, L, D]` of the negative prompt ("" by default) and of the prompt.
     let unconditional: Tensor, conditional: Tensor
 
+    /// - Parameter backgrounds: the background colours of the pipeline's training images.
     /// - Throws: `SchedulerError` if the pipeline's scheduler config does not give a schedule.
-    public init(pipeline: PriorPipeline, prompt: String, negativePrompt: String = "") throws {
+    public init(pipeline: PriorPipeline, prompt: String, negativePrompt: String = "", backgrounds: [SIMD3<Float>]) throws {
+        precondition(!backgrounds.isEmpty, "PixelDiffusionPrior: give the training images' background colours")
         self.pipeline = pipeline
         self.prompt = prompt
         self.negativePrompt = negativePrompt
+        self.backgrounds = backgrounds
         schedule = try NoiseSchedule(config: pipeline.schedulerConfig)
         let states = pipeline.encode([negativePrompt, prompt])
         let halves = states.chunked(2, axis: 0)
@@ -41,9 +45,9 @@ public final class DistillationPrior {
     /// - Returns: ε̂_u, ε̂_c and the guided ε̂ = ε̂_u + s·(ε̂_c − ε̂_u) (+ the time term), each `[B, 3, S, S]`.
     public func predictNoise(_ noisy: Tensor, timestep: Int, views: [ViewConditioning], guidanceScale: Double,
                              timeGuidanceScale: Double = 0) -> NoisePrediction {
-        noisy.checkShape([nil, 3, imageSize, imageSize], "DistillationPrior.predictNoise")
+        noisy.checkShape([nil, 3, imageSize, imageSize], "PixelDiffusionPrior.predictNoise")
         let b = noisy.shape[0]
-        precondition(views.count == b, "DistillationPrior.predictNoise: \(views.count) views for \(b) images")
+        precondition(views.count == b, "PixelDiffusionPrior.predictNoise: \(views.count) views for \(b) images")
         let timeGuided = timeGuidanceScale > 0 && pipeline.hasViewConditioning && views.contains { $0.time != nil }
         let copies = timeGuided ? 3 : 2
         let still = views.map { ViewConditioning(azimuthDegrees: $0.azimuthDegrees, elevationDegrees: $0.elevationDegrees) }
@@ -64,11 +68,39 @@ public final class DistillationPrior {
         }
         return NoisePrediction(unconditional: parts[0], conditional: parts[1], guided: Tensor(shape: noisy.shape, storage: guided))
     }
-}
 
-/// What `DistillationPrior.predictNoise` returns, each `[B, 3, S, S]`.
-public struct NoisePrediction {
-    public var unconditional: Tensor
-    public var conditional: Tensor
-    public var guided: Tensor
+    // MARK: Image space
+
+    /// The renders averaged down to the prior's size, in [−1, 1] (`PriorImage.fromRender`):
+    /// `[B, 3, S, S]`.
+    public func encode(renders: [[Float]], size: Int) -> Tensor {
+        let factor = size / imageSize
+        var x: [Float] = []
+        for color in renders { x += PriorImage.fromRender(color, width: size, height: size, factor: factor) }
+        return Tensor(shape: [renders.count, 3, imageSize, imageSize], storage: x)
+    }
+
+    /// `PriorImage.renderGradient` of each sample's gradient, with each render's clamp.
+    public func encodeBackward(_ gradient: Tensor, renders: [[Float]], size: Int) -> [[Float]] {
+        let factor = size / imageSize, plane = 3 * imageSize * imageSize
+        precondition(gradient.count == renders.count * plane, "PixelDiffusionPrior.encodeBackward: \(gradient.count) values for \(renders.count) renders")
+        return renders.indices.map { i in
+            PriorImage.renderGradient(Array(gradient.storage[(i * plane)..<((i + 1) * plane)]), width: size, height: size, factor: factor,
+                                      color: renders[i])
+        }
+    }
+
+    /// x/2 + ½, clipped to [0, 1].
+    public func decode(_ x: Tensor) -> Tensor { PriorPipeline.displayValues(x) }
+
+    /// ½ of the image gradient where x/2 + ½ was inside [0, 1], 0 where it was clipped.
+    public func decodeBackward(_ gradient: Tensor, x: Tensor) -> Tensor {
+        precondition(gradient.count == x.count, "PixelDiffusionPrior.decodeBackward: \(gradient.count) values for \(x.count)")
+        var out = [Float](repeating: 0, count: x.count)
+        for i in 0..<x.count {
+            let inside = x.storage[i] > -1 && x.storage[i] < 1
+            out[i] = inside ? gradient.storage[i] / 2 : 0
+        }
+        return Tensor(shape: x.shape, storage: out)
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KilnCore
+import KilnPrior
 import KilnRender
 
 /// One sample of the toy world: an object (kind, colours, motion and time), the caption that

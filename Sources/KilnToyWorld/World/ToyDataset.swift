@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 
 /// The toy world as a training set: shards of rendered samples with their captions and views.
 ///

@@ -1,8 +1,9 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 import Testing
-@testable import KilnPrior
+@testable import KilnToyWorld
 
 @Suite("Reward models")
 struct RewardTests {
@@ -19,14 +20,14 @@ struct RewardTests {
 
     @Test("view bins: azimuth to the nearest 45°, elevation in four bands")
     func bins() {
-        #expect([0, 22, 23, 44, 90, 180, 337, 338, 360, -45].map(ToyRewardKind.azimuthBin) == [0, 0, 1, 1, 2, 4, 7, 0, 0, 7])
-        #expect([-10, 7, 8, 24, 26, 43, 60, 90].map(ToyRewardKind.elevationBin) == [0, 0, 1, 1, 2, 3, 3, 3])
+        #expect([0, 22, 23, 44, 90, 180, 337, 338, 360, -45].map(RewardTerm.azimuthBin) == [0, 0, 1, 1, 2, 4, 7, 0, 0, 7])
+        #expect([-10, 7, 8, 24, 26, 43, 60, 90].map(RewardTerm.elevationBin) == [0, 0, 1, 1, 2, 3, 3, 3])
     }
 
     @Test("the reward's image gradient and the cross-entropy gradient match finite differences")
     func gradients() {
         var rng = RNG(seed: 5)
-        let net = RewardNet(heads: ToyRewardKind.alignment.heads, width: 8, imageSize: 16, rng: &rng)
+        let net = RewardNet(heads: RewardTerm.alignment.heads, width: 8, imageSize: 16, rng: &rng)
         let images = Tensor.uniform([2, 3, 16, 16], in: 0...1, rng: &rng)
         let caption = ToyCaption("a red duck with an orange beak bouncing")
         let (reward, gradient) = alignmentReward(net, images: images, caption: caption)
@@ -67,12 +68,12 @@ struct RewardTests {
 
     @Test("the shipped reward models beat their floors on a fixed held-out shard", .enabled(if: FileManager.default.fileExists(atPath: assets.appendingPathComponent("rewards.json").path)))
     func shipped() throws {
-        let nets = try ToyRewardKind.allCases.map { try RewardNet.load(Self.assets.appendingPathComponent("\($0.rawValue).safetensors")) }
+        let nets = try RewardTerm.allCases.map { try RewardNet.load(Self.assets.appendingPathComponent("\($0.rawValue).safetensors")) }
         let size = nets[0].net.imageSize
         #expect(nets.allSatisfy { $0.net.imageSize == size })
         let held = ToyDataset.renderShard(seed: 424_242, indices: 0..<200, size: size)
         let bytes = held.images.map { UInt8($0) }
-        for (kind, (loadedKind, net)) in zip(ToyRewardKind.allCases, nets) {
+        for (kind, (loadedKind, net)) in zip(RewardTerm.allCases, nets) {
             #expect(loadedKind == kind)
             let trainer = RewardTrainer(kind: kind, imageSize: size)
             for (name, p) in trainer.net.namedParameters { p.load(net.parameter(named: name)!.value) }
@@ -85,10 +86,10 @@ struct RewardTests {
 
     @Test("scoring a prior: fractions in [0, 1], reproducible; reward models of another size are refused")
     func priorScore() throws {
-        let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/pipelines/tiny")
+        let tiny = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../KilnPriorTests/Fixtures/pipelines/tiny").standardizedFileURL
         let prior = try PriorPipeline(folder: tiny)
-        var nets: [ToyRewardKind: RewardNet] = [:]
-        for kind in ToyRewardKind.allCases {
+        var nets: [RewardTerm: RewardNet] = [:]
+        for kind in RewardTerm.allCases {
             var rng = RNG(seed: 2)
             nets[kind] = RewardNet(heads: kind.heads, width: 8, imageSize: 16, rng: &rng)
         }
@@ -103,7 +104,7 @@ struct RewardTests {
         #expect(moving > 0 && timed.motion?.samples == moving)
         if let m = timed.motion { #expect((0...1).contains(m.recognised) && m.response >= 0 && (-1...1).contains(m.agreement)) }
         var rng = RNG(seed: 2)
-        nets[.view] = RewardNet(heads: ToyRewardKind.view.heads, width: 8, imageSize: 64, rng: &rng)
+        nets[.view] = RewardNet(heads: RewardTerm.view.heads, width: 8, imageSize: 64, rng: &rng)
         #expect { try PriorScore.measure(prior: prior, rewards: nets, count: 1, seed: 3, steps: 1, guidanceScale: 2) } throws: { "\($0)".contains("image_size") || "\($0)".contains("size") }
     }
 

@@ -1,16 +1,17 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 
-/// Trains one toy reward model on a data set (AdamW, cross-entropy summed over heads) and
+/// Trains one toy reward model (a term's `RewardNet`) on a data set (AdamW, cross-entropy summed over heads) and
 /// measures its held-out accuracy per head.
 public final class RewardTrainer {
-    public let kind: ToyRewardKind
+    public let kind: RewardTerm
     public let net: RewardNet
     let optimizer: Adam
     var rng: RNG
 
-    public init(kind: ToyRewardKind, width: Int = 32, imageSize: Int = 64, learningRate: Double = 2e-3, seed: UInt64 = 0) {
+    public init(kind: RewardTerm, width: Int = 32, imageSize: Int = 64, learningRate: Double = 2e-3, seed: UInt64 = 0) {
         self.kind = kind
         var r = RNG(seed: seed)
         net = RewardNet(heads: kind.heads, width: width, imageSize: imageSize, rng: &r)
@@ -108,9 +109,9 @@ public final class RewardTrainer {
 extension RewardNet {
     /// Loads a reward model written by `RewardTrainer.encoded()`.
     /// - Throws: `PriorConfigError` when the file is not a Kiln reward model, `SafeTensorsError` for its tensors.
-    public static func load(_ url: URL) throws -> (kind: ToyRewardKind, net: RewardNet) {
+    public static func load(_ url: URL) throws -> (kind: RewardTerm, net: RewardNet) {
         let file = try SafeTensorsFile(contentsOf: url)
-        guard let kindName = file.metadata["kiln_reward"], let kind = ToyRewardKind(rawValue: kindName),
+        guard let kindName = file.metadata["kiln_reward"], let kind = RewardTerm(rawValue: kindName),
               let width = file.metadata["width"].flatMap({ Int($0) }), let size = file.metadata["image_size"].flatMap({ Int($0) }) else {
             throw PriorConfigError(source: url.path, key: "__metadata__", problem: "is not a Kiln reward model", fix: "write it with kiln train-rewards")
         }

@@ -1,8 +1,9 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 import Testing
-@testable import KilnPrior
+@testable import KilnToyWorld
 
 @Suite("Motion-pair reward")
 struct MotionPairRewardTests {

@@ -1,9 +1,10 @@
 import Foundation
 import KilnNN
+import KilnPrior
 
 /// A `kiln dataset` folder loaded for training: every shard's images (kept as bytes), view
 /// vectors and captions in memory.
-public struct ToyTrainingData: Sendable {
+public struct ToyTrainingData: PriorTrainingData, Sendable {
     public let manifest: ToyDatasetManifest
     /// `[count, 3, size, size]` display RGB, 0–255.
     public let images: [UInt8]
@@ -15,6 +16,7 @@ public struct ToyTrainingData: Sendable {
 
     public var count: Int { captions.count }
     public var size: Int { manifest.size }
+    public var vocabulary: [String]? { manifest.vocabulary }
 
     /// Loads `folder` (it must hold `dataset.json`: a finished run).
     /// - Throws: `PriorConfigError` or `SafeTensorsError` naming the file.

@@ -1,18 +1,16 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 
-/// The three reward models trained on the toy world, their heads, and how a data-set record
-/// becomes their targets.
-public enum ToyRewardKind: String, CaseIterable, Sendable, Codable {
-    /// Kind, main colour, second colour, motion: how well an image matches a caption.
-    case alignment
-    /// Azimuth (8 bins of 45°, centred on 0°, 45°, …) and elevation (4 bins over −10°…60°): which
-    /// side of the object an image shows, so a front seen from behind (Janus) is detected.
-    case view
-    /// Real render or degraded image (noise, shuffled patches, spliced halves of two objects).
-    case quality
-
+/// The toy world's model of each reward term: its heads, and how a data-set record becomes their
+/// targets.
+///
+/// - alignment: kind, main colour, second colour, motion (how well an image matches a caption);
+/// - view: azimuth (8 bins of 45°, centred on 0°, 45°, …) and elevation (4 bins over −10°…60°):
+///   which side of the object an image shows, so a front seen from behind (Janus) is detected;
+/// - quality: real render or degraded image (noise, shuffled patches, spliced halves of two objects).
+extension RewardTerm {
     public static let azimuthBins = 8
     public static let elevationBins = 4
     static let stillMotion = "still"
@@ -57,37 +55,6 @@ public enum ToyRewardKind: String, CaseIterable, Sendable, Codable {
     }
 }
 
-/// The attributes a toy-world caption names ("a red house with a yellow roof bouncing"), nil
-/// where it names none. Words outside the grammar are ignored.
-public struct ToyCaption: Sendable, Equatable {
-    public var kind: ToyKind?
-    public var mainColor: ToyColor?
-    public var secondColor: ToyColor?
-    public var motion: ToyMotion?
-
-    public init(kind: ToyKind?, mainColor: ToyColor?, secondColor: ToyColor?, motion: ToyMotion?) {
-        (self.kind, self.mainColor, self.secondColor, self.motion) = (kind, mainColor, secondColor, motion)
-    }
-
-    /// Parses a caption of the toy grammar.
-    public init(_ text: String) {
-        let words = text.lowercased().split(whereSeparator: { !$0.isLetter }).map(String.init)
-        var seenKind = false
-        for (i, word) in words.enumerated() {
-            if let kind = ToyKind(rawValue: word), !seenKind {
-                self.kind = kind
-                seenKind = true
-                if i > 0, let color = ToyColor(rawValue: words[i - 1]) { mainColor = color }
-            } else if word == "with", i + 1 < words.count {
-                if let color = ToyColor(rawValue: words[i + 1]) { secondColor = color }
-                else if i + 2 < words.count, let color = ToyColor(rawValue: words[i + 2]) { secondColor = color }
-            } else if let motion = ToyMotion(rawValue: word) {
-                self.motion = motion
-            }
-        }
-    }
-}
-
 /// The alignment reward of an image for a caption: Σ over the attributes the caption names of
 /// log p(attribute | image), and its gradient with respect to the image.
 public func alignmentReward(_ net: RewardNet, images: Tensor, caption: ToyCaption) -> (reward: [Float], imageGradient: Tensor) {
@@ -98,7 +65,7 @@ public func alignmentReward(_ net: RewardNet, images: Tensor, caption: ToyCaptio
 /// each image's own camera, and its gradient with respect to the images. A front seen from
 /// behind (the Janus failure) scores low.
 public func viewReward(_ net: RewardNet, images: Tensor, azimuthDegrees: [Float], elevationDegrees: [Float]) -> (reward: [Float], imageGradient: Tensor) {
-    let targets = zip(azimuthDegrees, elevationDegrees).map { [ToyRewardKind.azimuthBin($0), ToyRewardKind.elevationBin($1)] as [Int?] }
+    let targets = zip(azimuthDegrees, elevationDegrees).map { [RewardTerm.azimuthBin($0), RewardTerm.elevationBin($1)] as [Int?] }
     return logLikelihood(net, images: images, perImageTargets: targets)
 }
 

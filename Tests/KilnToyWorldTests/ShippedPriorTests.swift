@@ -1,8 +1,9 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 import Testing
-@testable import KilnPrior
+@testable import KilnToyWorld
 
 /// The prior and reward models in assets/ (skipped in a checkout without them).
 @Suite("The shipped prior")
@@ -19,8 +20,8 @@ struct ShippedPriorTests {
         #expect(pipeline.hasViewConditioning && pipeline.imageSize == (32, 32) && pipeline.settings.vocabulary == ToySample.vocabulary)
         let x = try pipeline.sample(SampleRequest(prompt: "a red snowman", count: 2, steps: 10, guidanceScale: 3, seed: 1))
         #expect(x.shape == [2, 3, 32, 32] && x.isFinite)
-        var nets: [ToyRewardKind: RewardNet] = [:]
-        for kind in ToyRewardKind.allCases {
+        var nets: [RewardTerm: RewardNet] = [:]
+        for kind in RewardTerm.allCases {
             nets[kind] = try RewardNet.load(Self.assets.appendingPathComponent("rewards/\(kind.rawValue).safetensors")).net
         }
         // 24 held-in captions and cameras; the model card has the 200-sample numbers.

@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 
 /// A reward model that sees two frames of one object from one camera, the earlier one first, and
 /// says which toy motion (or none) takes the first to the second.
@@ -102,7 +103,7 @@ public final class MotionPairReward {
 
     /// log p(class `target` | pair) for pairs `[N, 6, S, S]`, and its gradient with respect to them.
     public func logLikelihood(_ pairs: Tensor, target: Int) -> (reward: [Float], gradient: Tensor) {
-        let (reward, gradient) = KilnPrior.logLikelihood(net, images: pairs, targets: [target])
+        let (reward, gradient) = KilnToyWorld.logLikelihood(net, images: pairs, targets: [target])
         return (reward, gradient)
     }
 

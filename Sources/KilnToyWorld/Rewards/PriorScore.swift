@@ -1,6 +1,7 @@
 import Foundation
 import KilnCore
 import KilnNN
+import KilnPrior
 
 /// How well a prior draws what it is asked for, judged by the reward models: for `count` toy-world
 /// captions and views (held-in: drawn by the data set's own grammar), one sample each, and the
@@ -41,7 +42,7 @@ public struct PriorScore: Sendable, Codable, Equatable {
     /// - Parameters:
     ///   - rewards: the alignment, view and quality models.
     ///   - progress: called with (done, count).
-    public static func measure(prior: PriorPipeline, rewards: [ToyRewardKind: RewardNet], count: Int, seed: UInt64, steps: Int,
+    public static func measure(prior: PriorPipeline, rewards: [RewardTerm: RewardNet], count: Int, seed: UInt64, steps: Int,
                                guidanceScale: Double, progress: ((Int, Int) -> Void)? = nil) throws -> PriorScore {
         guard let alignment = rewards[.alignment], let view = rewards[.view], let quality = rewards[.quality] else {
             throw PriorConfigError(source: "rewards", key: nil, problem: "lacks one of alignment, view, quality", fix: "train them with kiln train-rewards")
@@ -63,7 +64,7 @@ public struct PriorScore: Sendable, Codable, Equatable {
             func argmax(_ logits: Tensor) -> Int { RewardNet.predictions(logits)[0] }
             let a = alignment.forward(image), v = view.forward(image)
             let record = ToyRecord(index: i, sample: sample)
-            let targets = ToyRewardKind.alignment.targets(record), viewTargets = ToyRewardKind.view.targets(record)
+            let targets = RewardTerm.alignment.targets(record), viewTargets = RewardTerm.view.targets(record)
             if argmax(a[0]) == targets[0] { hits.kind += 1 }
             if argmax(a[1]) == targets[1] { hits.main += 1 }
             if sample.namesSecondColor {

@@ -54,54 +54,8 @@ struct Dataset: ParsableCommand {
     }
 
     func run() throws {
-        let folder = output.url
-        var options = ToySample.Options()
-        options.motionProbability = motionProbability
-        let manifest = ToyDatasetManifest(seed: seed, count: count, size: size, shardSize: shardSize, options: options)
-        let partial = folder.appendingPathComponent("dataset.partial.json")
-        if resume {
-            guard let data = FileManager.default.contents(atPath: partial.path),
-                  let previous = try? JSONDecoder().decode(ToyDatasetManifest.self, from: data) else {
-                throw CLIError("--resume: \(partial.path) is missing or unreadable; start a new run without --resume")
-            }
-            guard previous == manifest else {
-                throw CLIError("--resume: the run in \(output.out) used other settings (seed \(previous.seed), count \(previous.count), size \(previous.size), shard size \(previous.shardSize)); repeat them or start a new folder")
-            }
-        } else {
-            try output.prepare()
-            try writeJSON(manifest, to: partial)
-        }
-        if meshes { try FileManager.default.createDirectory(at: folder.appendingPathComponent("meshes"), withIntermediateDirectories: true) }
-        let clock = ContinuousClock(), start = clock.now
-        var rendered = 0
-        for (shard, stem) in manifest.shards.enumerated() {
-            let indices = (shard * shardSize)..<min(count, (shard + 1) * shardSize)
-            let tensors = folder.appendingPathComponent(stem + ".safetensors"), lines = folder.appendingPathComponent(stem + ".jsonl")
-            if resume, FileManager.default.fileExists(atPath: lines.path),
-               let file = try? SafeTensorsFile(contentsOf: tensors), file.contains("images"),
-               (try? file.info("images").shape.first) == indices.count {
-                continue  // finished before the interruption (the .jsonl is written after the tensors)
-            }
-            let contents = ToyDataset.renderShard(seed: seed, indices: indices, size: size, options: options)
-            try ToyDataset.encode(contents, size: size).write(to: tensors)
-            try FileIO.writeAtomically(ToyDataset.jsonLines(contents.records), to: lines)
-            if meshes {
-                for i in indices {
-                    try MeshExport.write(ToySample(seed: seed, index: i, options: options).mesh,
-                                         to: folder.appendingPathComponent(String(format: "meshes/sample_%07d.glb", i)), format: .glb)
-                }
-            }
-            rendered += indices.count
-            print("  \(stem): samples \(indices.lowerBound)…\(indices.upperBound - 1)")
-        }
-        // A preview of the first samples, captions as labels.
-        let shown = (0..<min(count, 16)).map { ToySample(seed: seed, index: $0, options: options) }
-        let previews = shown.map { $0.render(size: size).resized(width: max(size, 128), height: max(size, 128)) }
-        try PNG.write(Image.contactSheet(previews, columns: 4, labels: shown.map(\.caption)), to: folder.appendingPathComponent("preview.png"),
-                      metadata: KilnMetadata(command: "dataset", seed: seed, settings: manifest))
-        try writeJSON(manifest, to: folder.appendingPathComponent("dataset.json"))
-        try? FileManager.default.removeItem(at: partial)
-        print(String(format: "wrote %d samples in %d shards to %@ (%d rendered now, %.1f s)", count, manifest.shards.count, output.out, rendered,
-                     (clock.now - start).seconds))
+        var job = ToyDatasetJob(folder: output.url, seed: seed, count: count, size: size, shardSize: shardSize)
+        (job.motionProbability, job.resume, job.meshes, job.force) = (motionProbability, resume, meshes, output.force)
+        try job.run()
     }
 }

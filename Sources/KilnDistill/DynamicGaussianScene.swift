@@ -260,16 +260,8 @@ public final class DynamicGaussianScene: DistilledScene {
         if moving { stepMotion() }
         still.applyStep(step: step, of: steps, rng: &rng)
         // Densification renumbered the Gaussians: their motion (and its Adam state) follows.
-        if let (sources, kept) = still.optimizer.lastRebuild {
-            motion = motion.gathered(sources)
-            // Kept Gaussians keep their moments; new ones (clones, split children) start fresh.
-            var first = motionFirst.gathered(sources), second = motionSecond.gathered(sources)
-            let k = SplatMotion<Float>.basisCount
-            for j in kept..<sources.count {
-                for e in (j * 3 * k)..<((j + 1) * 3 * k) { (first.position[e], second.position[e], first.logScale[e], second.logScale[e]) = (0, 0, 0, 0) }
-                for e in (j * 4 * k)..<((j + 1) * 4 * k) { (first.rotation[e], second.rotation[e]) = (0, 0) }
-            }
-            (motionFirst, motionSecond) = (first, second)
+        if let densification = still.optimizer.lastDensification {
+            densification.carry(&motion, moments: &motionFirst, &motionSecond)
         }
         motionGradient = SplatMotion(zerosFor: motion.count)
         objectGradient = ObjectMotion()
@@ -288,25 +280,23 @@ public final class DynamicGaussianScene: DistilledScene {
             let rigid = motion.rigidity(neighbours: neighbours, weight: motionSettings.rigidity)
             for i in motionGradient.position.indices { motionGradient.position[i] += rigid.positionGradient[i] }
         }
-        let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-15
-        let c1 = 1 - Float.pow(b1, Float(motionStep)), c2 = 1 - Float.pow(b2, Float(motionStep))
+        let optimizer = AdamW(beta1: 0.9, beta2: 0.999, eps: 1e-15, arithmetic: .float32)
         let k = SplatMotion<Float>.basisCount, lambda = motionSettings.smoothness
-        func adam(_ values: inout [Float], _ grads: [Float], _ m: inout [Float], _ v: inout [Float], width: Int, lr: Float) {
+        func update(_ values: inout [Float], _ grads: [Float], _ m: inout [Float], _ v: inout [Float], width: Int, lr: Float) {
+            let scalars = optimizer.step(motionStep, learningRate: Double(lr))
             for i in values.indices {
                 let w = MotionSettings.frequencies[(i / width) % k]
                 let g = grads[i] + 2 * lambda * w * w * values[i]
-                m[i] = b1 * m[i] + (1 - b1) * g
-                v[i] = b2 * v[i] + (1 - b2) * g * g
-                values[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+                scalars.update(&values[i], gradient: g, m: &m[i], v: &v[i])
             }
         }
         let s = motionSettings
-        adam(&motion.position, motionGradient.position, &motionFirst.position, &motionSecond.position, width: 3, lr: s.positionLearningRate * still.extent)
-        adam(&motion.rotation, motionGradient.rotation, &motionFirst.rotation, &motionSecond.rotation, width: 4, lr: s.rotationLearningRate)
-        adam(&motion.logScale, motionGradient.logScale, &motionFirst.logScale, &motionSecond.logScale, width: 3, lr: s.scaleLearningRate)
+        update(&motion.position, motionGradient.position, &motionFirst.position, &motionSecond.position, width: 3, lr: s.positionLearningRate * still.extent)
+        update(&motion.rotation, motionGradient.rotation, &motionFirst.rotation, &motionSecond.rotation, width: 4, lr: s.rotationLearningRate)
+        update(&motion.logScale, motionGradient.logScale, &motionFirst.logScale, &motionSecond.logScale, width: 3, lr: s.scaleLearningRate)
         if s.objectLearningRate > 0 {
-            adam(&object.coefficients, objectGradient.coefficients, &objectFirst.coefficients, &objectSecond.coefficients,
-                 width: ObjectMotion<Float>.parameterCount, lr: s.objectLearningRate)
+            update(&object.coefficients, objectGradient.coefficients, &objectFirst.coefficients, &objectSecond.coefficients,
+                   width: ObjectMotion<Float>.parameterCount, lr: s.objectLearningRate)
         }
     }
 

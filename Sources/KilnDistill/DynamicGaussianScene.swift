@@ -75,8 +75,8 @@ public struct MotionSettings: Codable, Sendable, Equatable {
 /// Gaussian splats that move (text to 4D): a canonical cloud optimised as `GaussianScene`'s, plus
 /// `SplatMotion` coefficients with their own Adam. Each view of a step shows the cloud at its own
 /// time τ, which the prior sees too. For the first `staticFraction` of the run the cloud is still
-/// (motion neither applied nor learned); densification carries each Gaussian's motion to its
-/// clones and split children.
+/// (motion neither applied nor learned: `isMoving(step:of:)`); densification carries each
+/// Gaussian's motion to its clones and split children.
 public final class DynamicGaussianScene: DistilledScene {
     public let still: GaussianScene
     public let motionSettings: MotionSettings
@@ -87,9 +87,6 @@ public final class DynamicGaussianScene: DistilledScene {
     /// The whole object's motion, its gradient and Adam moments.
     public internal(set) var object = ObjectMotion<Float>()
     var objectGradient = ObjectMotion<Float>(), objectFirst = ObjectMotion<Float>(), objectSecond = ObjectMotion<Float>()
-    /// The time `render` and `preview` show.
-    public internal(set) var time: Float = 0
-    var moving = false
     /// The motion-pair reward model and the motion the caption names (nil: still), for
     /// `MotionSettings.pairReward`.
     public var motionPairReward: (model: MotionPairReward, motion: ToyMotion?)?
@@ -116,17 +113,15 @@ public final class DynamicGaussianScene: DistilledScene {
         var moved: Bool
     }
 
+    /// Whether step `step` of `steps` (counting from 1) moves the cloud and learns its motion:
+    /// after the still stage's first `staticFraction` of the run.
+    public func isMoving(step: Int, of steps: Int) -> Bool { Double(step) > motionSettings.staticFraction * Double(steps) }
+
     public func drawTimes(count: Int, step: Int, of steps: Int, rng: inout RNG) -> [Float]? {
-        moving = Double(step) > motionSettings.staticFraction * Double(steps)
         // Stratified over [0, 1]: every step sees early and late times.
         let start = rng.nextFloat()
         return (0..<count).map { i in (start + Float(i)) / Float(count) }
     }
-
-    public func setTime(_ time: Float) { self.time = time }
-
-    /// The cloud at the current time (the canonical one while still).
-    public var current: SplatParameters<Float> { moving ? cloud(at: time) : still.parameters }
 
     /// The cloud at time τ, whatever the stage: for frames and previews after the run.
     public func cloud(at tau: Float) -> SplatParameters<Float> { object.applied(motion.deformed(still.parameters, at: tau), at: tau) }
@@ -139,18 +134,21 @@ public final class DynamicGaussianScene: DistilledScene {
         return Frame(splat: splat, local: local, deformed: deformed, time: tau, moved: true)
     }
 
-    public func render(camera: Camera, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame) {
-        guard moving else {
+    /// A view at τ = `time` (nil: 0): the canonical cloud in the still stage, else the cloud moved to τ.
+    public func render(camera: Camera, time: Float?, step: Int, of steps: Int, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame) {
+        let tau = time ?? 0
+        guard isMoving(step: step, of: steps) else {
             let p = still.parameters
             let splat = SplatRasterizer.forward(p, camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads)
-            return (splat.images.color, Frame(splat: splat, local: p, deformed: p, time: time, moved: false))
+            return (splat.images.color, Frame(splat: splat, local: p, deformed: p, time: tau, moved: false))
         }
-        let frame = movingFrame(at: time, camera: camera, background: background)
+        let frame = movingFrame(at: tau, camera: camera, background: background)
         return (frame.splat.images.color, frame)
     }
 
-    public func preview(camera: Camera, background: SIMD3<Float>) -> [Float] {
-        SplatRasterizer.forward(cloud(at: time), camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads).images.color
+    /// The cloud at τ = `time` (nil: 0), whatever the stage.
+    public func preview(camera: Camera, time: Float?, background: SIMD3<Float>) -> [Float] {
+        SplatRasterizer.forward(cloud(at: time ?? 0), camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads).images.color
     }
 
     public func accumulate(_ frame: Frame, dColor: [Float]) {
@@ -257,7 +255,7 @@ public final class DynamicGaussianScene: DistilledScene {
     }
 
     public func applyStep(step: Int, of steps: Int, rng: inout RNG) {
-        if moving { stepMotion() }
+        if isMoving(step: step, of: steps) { stepMotion() }
         still.applyStep(step: step, of: steps, rng: &rng)
         // Densification renumbered the Gaussians: their motion (and its Adam state) follows.
         if let densification = still.optimizer.lastDensification {
@@ -313,8 +311,6 @@ public final class DynamicGaussianScene: DistilledScene {
     struct State: Codable {
         var still: Data
         var motionStep: Int
-        var time: Float
-        var moving: Bool
     }
 
     public func checkpoint(into tensors: inout SafeTensorsWriter) throws -> Data {
@@ -325,7 +321,7 @@ public final class DynamicGaussianScene: DistilledScene {
         for (prefix, o) in [("", object), ("adam.m.", objectFirst), ("adam.v.", objectSecond)] {
             try tensors.add(prefix + "motion.object", shape: [o.coefficients.count], values: o.coefficients)
         }
-        return try JSONEncoder().encode(State(still: stillState, motionStep: motionStep, time: time, moving: moving))
+        return try JSONEncoder().encode(State(still: stillState, motionStep: motionStep))
     }
 
     public func restore(tensors file: SafeTensorsFile, state data: Data) throws {
@@ -344,7 +340,7 @@ public final class DynamicGaussianScene: DistilledScene {
         }
         (object, objectFirst, objectSecond) = (try loadObject(""), try loadObject("adam.m."), try loadObject("adam.v."))
         objectGradient = ObjectMotion()
-        (motionStep, time, moving) = (state.motionStep, state.time, state.moving)
+        motionStep = state.motionStep
         motionGradient = SplatMotion(zerosFor: n)
     }
 }

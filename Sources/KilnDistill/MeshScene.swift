@@ -199,12 +199,12 @@ public final class MeshScene: DistilledScene {
         return color
     }
 
-    public func render(camera: Camera, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame) {
+    public func render(camera: Camera, time: Float?, step: Int, of steps: Int, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame) {
         let frame = forward(camera: camera, background: background)
         return (Self.display(frame), frame)
     }
 
-    public func preview(camera: Camera, background: SIMD3<Float>) -> [Float] { Self.display(forward(camera: camera, background: background)) }
+    public func preview(camera: Camera, time: Float?, background: SIMD3<Float>) -> [Float] { Self.display(forward(camera: camera, background: background)) }
 
     /// d sRGB(x)/dx of the encoding Kiln uses (IEC 61966-2-1).
     static func srgbDerivative(_ x: Float) -> Float {

@@ -232,7 +232,6 @@ struct Generate: ParsableCommand {
             coarse = try execute(run, stage: .coarse, settings: settings, folder: folder, scorer: models) { stopIfInterrupted in
                 let firstMesh = try writeFrames(scene, settings: settings, folder: folder, stopIfInterrupted: stopIfInterrupted)
                 // The run's own sheet, turntable and score show frame 0.
-                scene.setTime(0)
                 try GaussianCloudIO.write(scene.cloud(at: 0).cloud, to: runFolder.splats)
                 return firstMesh
             }
@@ -373,7 +372,7 @@ struct Generate: ParsableCommand {
             // Scored views at the render size, or the models' size when the renders are smaller.
             let views = settings.views, size = scorer.imageSize * max(1, views.renderSize / scorer.imageSize)
             let score = AssetScore.measure(caption: ToyCaption(settings.prompt), rewards: scorer, renderSize: size) { a, e in
-                run.scene.preview(camera: views.camera(azimuthDegrees: a, elevationDegrees: e, size: size), background: SIMD3(1, 1, 1))
+                run.scene.preview(camera: views.camera(azimuthDegrees: a, elevationDegrees: e, size: size), time: nil, background: SIMD3(1, 1, 1))
             }
             try writeJSON(score, to: runFolder.score)
             say(String(format: "score (16 views): alignment %.2f (min %.2f), kind %@, Janus %@", score.meanAlignment, score.minAlignment,
@@ -446,7 +445,7 @@ struct MeshScores: Codable {
         let scene = MeshScene(mesh: mesh)
         let size = scorer.imageSize * max(1, views.renderSize / scorer.imageSize)
         return AssetScore.measure(caption: ToyCaption(prompt), rewards: scorer, renderSize: size) { a, e in
-            scene.preview(camera: views.camera(azimuthDegrees: a, elevationDegrees: e, size: size), background: SIMD3(1, 1, 1))
+            scene.preview(camera: views.camera(azimuthDegrees: a, elevationDegrees: e, size: size), time: nil, background: SIMD3(1, 1, 1))
         }
     }
 }

@@ -128,7 +128,7 @@ public enum MarchingCubesError: Error, CustomStringConvertible, Equatable, Senda
 /// scikit-image's Lewiner MC33, which follows the trilinear interpolant.
 ///
 /// `extract` is the fast path (z-slabs in parallel, rolling two-plane edge caches);
-/// `Reference.extract` is a plain per-cube version with an edge dictionary, for tests.
+/// `MarchingCubesReference.extract` is a plain per-cube version with an edge dictionary, for tests.
 public enum MarchingCubes {
     /// Which side of the level is inside the surface.
     public enum Inside: String, Sendable, CaseIterable {
@@ -530,56 +530,5 @@ extension MarchingCubes {
             count = triangleStarts.last!
         }
         return TriangleMesh(positions: positions, triangles: triangles)
-    }
-}
-
-// MARK: - Reference
-
-extension MarchingCubes {
-    /// Plain marching cubes for tests: one cube at a time in (k, j, i) order, one dictionary entry
-    /// per crossing edge (keyed by the edge's lower sample and axis), vertices created when a
-    /// triangle first uses them. Same surface as `extract` (same tables and vertex rule), different
-    /// vertex numbering.
-    public enum Reference {
-        /// Same contract as `MarchingCubes.extract`, single-threaded.
-        public static func extract(_ grid: ScalarGrid, level: Float, inside: Inside = .below,
-                                   colors: VertexColors? = nil) throws -> TriangleMesh {
-            try validate(grid, level: level, colors: colors, values: true)
-            var mesh = TriangleMesh()
-            var vertexOfEdge: [Int: UInt32] = [:]
-            let corners = MarchingCubesTables.cornerOffsets
-            for k in 0..<(grid.nz - 1) {
-                for j in 0..<(grid.ny - 1) {
-                    for i in 0..<(grid.nx - 1) {
-                        var cubeIndex = 0
-                        for (c, o) in corners.enumerated() {
-                            let v = grid[i + o.x, j + o.y, k + o.z]
-                            if inside == .below ? v < level : v > level { cubeIndex |= 1 << c }
-                        }
-                        for triangle in MarchingCubesTables.caseTriangles[cubeIndex] {
-                            var corner = SIMD3<UInt32>()
-                            for (n, e) in triangle.enumerated() {
-                                let (a, b) = MarchingCubesTables.edgeCorners[e]
-                                let pa = SIMD3(i, j, k) &+ corners[a], pb = SIMD3(i, j, k) &+ corners[b]
-                                let axis = MarchingCubesTables.edgeAxes[e]
-                                let key = grid.index(pa.x, pa.y, pa.z) * 3 + axis
-                                if let v = vertexOfEdge[key] {
-                                    corner[n] = v
-                                } else {
-                                    let p = edgePoint(pa.x, pa.y, pa.z, axis: axis, grid[pa.x, pa.y, pa.z], grid[pb.x, pb.y, pb.z],
-                                                      level: level, origin: grid.origin, spacing: grid.spacing)
-                                    corner[n] = UInt32(mesh.positions.count)
-                                    vertexOfEdge[key] = corner[n]
-                                    mesh.positions.append(p)
-                                }
-                            }
-                            mesh.triangles.append(corner)
-                        }
-                    }
-                }
-            }
-            mesh.colors = vertexColors(colors, grid: grid, positions: mesh.positions, threads: 1)
-            return mesh
-        }
     }
 }

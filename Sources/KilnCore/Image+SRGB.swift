@@ -28,6 +28,10 @@ public enum SRGB {
     @inlinable
     public static func decode(_ rgba: SIMD4<Float>) -> SIMD4<Float> { SIMD4(decode(rgba.x), decode(rgba.y), decode(rgba.z), rgba.w) }
 
+    /// `decode` of each channel of an RGB colour.
+    @inlinable
+    public static func decode(_ rgb: SIMD3<Float>) -> SIMD3<Float> { SIMD3(decode(rgb.x), decode(rgb.y), decode(rgb.z)) }
+
     /// `decode(b / 255)` for every byte `b`: 8-bit sRGB → linear by table look-up.
     public static let decodedBytes: [Float] = (0..<256).map { decode(Float($0) / 255) }
 }

@@ -12,14 +12,14 @@
 public enum UVFootprint {
     /// Calls `body(x, y)` once for every texel of a `width × height` grid in the footprint of the
     /// triangle `(a, b, c)` (texel coordinates), row by row, x increasing; the square is widened by
-    /// 10⁻³ texel so that rounding can only add texels (`Reference.forEachTexel(grow: 0)` ⊆ this ⊆
-    /// `Reference.forEachTexel(grow: 2e-3)`).
+    /// 10⁻³ texel so that rounding can only add texels (`UVFootprintReference.forEachTexel(grow: 0)` ⊆ this ⊆
+    /// `UVFootprintReference.forEachTexel(grow: 2e-3)`).
     ///
     /// Per row `j` the triangle is clipped to the band `j − 0.5 ≤ y ≤ j + 1.5` (a convex polygon whose
     /// corners are the triangle's corners inside the band and its edges' crossings of the band's
     /// lines); the texels whose square meets the band's part of the triangle are then exactly those
     /// whose x-interval `[i − 0.5, i + 1.5]` meets the clipped polygon's x-extent.
-    /// - Complexity: O(rows + texels written); `Reference.forEachTexel` tests every texel.
+    /// - Complexity: O(rows + texels written); `UVFootprintReference.forEachTexel` tests every texel.
     @inlinable
     public static func forEachTexel(_ a: SIMD2<Float>, _ b: SIMD2<Float>, _ c: SIMD2<Float>, width: Int, height: Int,
                                     _ body: (Int, Int) -> Void) {
@@ -47,35 +47,6 @@ public enum UVFootprint {
             let firstColumn = max(0, Int((minX - 1.5 - slack).rounded(.up))), lastColumn = min(width - 1, Int((maxX + 0.5 + slack).rounded(.down)))
             guard firstColumn <= lastColumn else { continue }
             for i in firstColumn...lastColumn { body(i, j) }
-        }
-    }
-
-    /// Plain version of `UVFootprint.forEachTexel`: every texel of the grid is tested with the
-    /// separating-axis theorem (the square's two axes and the triangle's three edge normals; a
-    /// zero-length edge gives no axis, so segments and points are handled too), with the square's
-    /// half-width `1 + grow`.
-    public enum Reference {
-        public static func forEachTexel(_ a: SIMD2<Float>, _ b: SIMD2<Float>, _ c: SIMD2<Float>, width: Int, height: Int,
-                                        grow: Float = 0, _ body: (Int, Int) -> Void) {
-            let corners = [a, b, c]
-            guard corners.allSatisfy({ $0.x.isFinite && $0.y.isFinite }) else { return }
-            for j in 0..<height {
-                for i in 0..<width {
-                    let lo = -0.5 - grow, hi = 1.5 + grow
-                    let square = [SIMD2(Float(i) + lo, Float(j) + lo), SIMD2(Float(i) + hi, Float(j) + lo),
-                                  SIMD2(Float(i) + hi, Float(j) + hi), SIMD2(Float(i) + lo, Float(j) + hi)]
-                    var axes = [SIMD2<Float>(1, 0), SIMD2<Float>(0, 1)]
-                    for k in 0..<3 {
-                        let e = corners[(k + 1) % 3] - corners[k]
-                        if e != .zero { axes.append(SIMD2(-e.y, e.x)) }
-                    }
-                    let separated = axes.contains { axis in
-                        let t = corners.map { dot($0, axis) }, s = square.map { dot($0, axis) }
-                        return t.max()! < s.min()! || s.max()! < t.min()!
-                    }
-                    if !separated { body(i, j) }
-                }
-            }
         }
     }
 }

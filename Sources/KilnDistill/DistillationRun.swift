@@ -8,11 +8,13 @@ import KilnRender
 /// gradient on their colours, steps its optimiser, and saves and restores its state.
 public protocol DistilledScene: AnyObject {
     associatedtype Frame
-    /// `[H, W, 3]` display colours of a distillation view (`rng` for sample jitter), and what the
-    /// backward pass needs.
-    func render(camera: Camera, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame)
-    /// `[H, W, 3]` display colours for a preview: no jitter, nothing kept.
-    func preview(camera: Camera, background: SIMD3<Float>) -> [Float]
+    /// `[H, W, 3]` display colours of a distillation view in step `step` of `steps` (counting from 1)
+    /// at normalised time `time` (nil for a still scene), with `rng` for sample jitter, and what
+    /// the backward pass needs.
+    func render(camera: Camera, time: Float?, step: Int, of steps: Int, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame)
+    /// `[H, W, 3]` display colours for a preview at normalised time `time` (nil: a still scene, or a
+    /// dynamic scene's first frame): no jitter, nothing kept.
+    func preview(camera: Camera, time: Float?, background: SIMD3<Float>) -> [Float]
     /// Adds the gradient of a loss whose gradient on the frame's colours is `dColor`.
     func accumulate(_ frame: Frame, dColor: [Float])
     /// Whether every accumulated gradient is finite.
@@ -27,15 +29,12 @@ public protocol DistilledScene: AnyObject {
     func checkpoint(into tensors: inout SafeTensorsWriter) throws -> Data
     func restore(tensors: SafeTensorsFile, state: Data) throws
     /// A dynamic (4D) scene's normalised times for a step's `count` views, drawn from `rng`, or
-    /// nil for a still scene (the default, which draws nothing).
+    /// nil for a still scene (the default, which draws nothing). Each view is rendered at its time.
     func drawTimes(count: Int, step: Int, of steps: Int, rng: inout RNG) -> [Float]?
-    /// Sets the time the next `render`/`preview` shows (a still scene ignores it).
-    func setTime(_ time: Float)
 }
 
 extension DistilledScene {
     public func drawTimes(count: Int, step: Int, of steps: Int, rng: inout RNG) -> [Float]? { nil }
-    public func setTime(_ time: Float) {}
 }
 
 /// Text to 3D by score distillation, for any `DistilledScene` and any `DiffusionPrior`: per step K
@@ -116,8 +115,7 @@ public final class DistillationRun<Scene: DistilledScene> {
         let size = views.renderSize
         var frames: [Scene.Frame] = [], colors: [[Float]] = []
         for v in drawn {
-            if let time = v.view.time { scene.setTime(time) }
-            let (color, frame) = scene.render(camera: v.camera, background: v.background, rng: &rng)
+            let (color, frame) = scene.render(camera: v.camera, time: v.view.time, step: completedSteps + 1, of: steps, background: v.background, rng: &rng)
             frames.append(frame)
             colors.append(color)
         }
@@ -146,10 +144,11 @@ public final class DistillationRun<Scene: DistilledScene> {
                           seconds: (clock.now - started).seconds)
     }
 
-    /// Renders the scene from an orbit camera at `size`² on a background (no jitter): an image.
-    public func render(azimuthDegrees: Float, elevationDegrees: Float, size: Int, background: SIMD3<Float> = SIMD3(1, 1, 1)) -> Image {
+    /// Renders the scene from an orbit camera at `size`² on a background at normalised time `time`
+    /// (nil: still, or a dynamic scene's first frame), without jitter: an image.
+    public func render(azimuthDegrees: Float, elevationDegrees: Float, size: Int, time: Float? = nil, background: SIMD3<Float> = SIMD3(1, 1, 1)) -> Image {
         let color = scene.preview(camera: views.camera(azimuthDegrees: azimuthDegrees, elevationDegrees: elevationDegrees, size: size),
-                                  background: background)
+                                  time: time, background: background)
         var image = Image(width: size, height: size, channels: 3)
         image.pixels = color.map { min(1, max(0, $0)) }
         return image

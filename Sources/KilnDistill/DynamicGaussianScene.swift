@@ -75,8 +75,8 @@ public struct MotionSettings: Codable, Sendable, Equatable {
 /// Gaussian splats that move (text to 4D): a canonical cloud optimised as `GaussianScene`'s, plus
 /// `SplatMotion` coefficients with their own Adam. Each view of a step shows the cloud at its own
 /// time τ, which the prior sees too. For the first `staticFraction` of the run the cloud is still
-/// (motion neither applied nor learned); densification carries each Gaussian's motion to its
-/// clones and split children.
+/// (motion neither applied nor learned: `isMoving(step:of:)`); densification carries each
+/// Gaussian's motion to its clones and split children.
 public final class DynamicGaussianScene: DistilledScene {
     public let still: GaussianScene
     public let motionSettings: MotionSettings
@@ -87,9 +87,6 @@ public final class DynamicGaussianScene: DistilledScene {
     /// The whole object's motion, its gradient and Adam moments.
     public internal(set) var object = ObjectMotion<Float>()
     var objectGradient = ObjectMotion<Float>(), objectFirst = ObjectMotion<Float>(), objectSecond = ObjectMotion<Float>()
-    /// The time `render` and `preview` show.
-    public internal(set) var time: Float = 0
-    var moving = false
     /// The motion-pair reward, bound to the motion the prompt names, for `MotionSettings.pairReward`.
     public var motionPairReward: (any MotionReward)?
 
@@ -115,17 +112,15 @@ public final class DynamicGaussianScene: DistilledScene {
         var moved: Bool
     }
 
+    /// Whether step `step` of `steps` (counting from 1) moves the cloud and learns its motion:
+    /// after the still stage's first `staticFraction` of the run.
+    public func isMoving(step: Int, of steps: Int) -> Bool { Double(step) > motionSettings.staticFraction * Double(steps) }
+
     public func drawTimes(count: Int, step: Int, of steps: Int, rng: inout RNG) -> [Float]? {
-        moving = Double(step) > motionSettings.staticFraction * Double(steps)
         // Stratified over [0, 1]: every step sees early and late times.
         let start = rng.nextFloat()
         return (0..<count).map { i in (start + Float(i)) / Float(count) }
     }
-
-    public func setTime(_ time: Float) { self.time = time }
-
-    /// The cloud at the current time (the canonical one while still).
-    public var current: SplatParameters<Float> { moving ? cloud(at: time) : still.parameters }
 
     /// The cloud at time τ, whatever the stage: for frames and previews after the run.
     public func cloud(at tau: Float) -> SplatParameters<Float> { object.applied(motion.deformed(still.parameters, at: tau), at: tau) }
@@ -138,18 +133,21 @@ public final class DynamicGaussianScene: DistilledScene {
         return Frame(splat: splat, local: local, deformed: deformed, time: tau, moved: true)
     }
 
-    public func render(camera: Camera, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame) {
-        guard moving else {
+    /// A view at τ = `time` (nil: 0): the canonical cloud in the still stage, else the cloud moved to τ.
+    public func render(camera: Camera, time: Float?, step: Int, of steps: Int, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame) {
+        let tau = time ?? 0
+        guard isMoving(step: step, of: steps) else {
             let p = still.parameters
             let splat = SplatRasterizer.forward(p, camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads)
-            return (splat.images.color, Frame(splat: splat, local: p, deformed: p, time: time, moved: false))
+            return (splat.images.color, Frame(splat: splat, local: p, deformed: p, time: tau, moved: false))
         }
-        let frame = movingFrame(at: time, camera: camera, background: background)
+        let frame = movingFrame(at: tau, camera: camera, background: background)
         return (frame.splat.images.color, frame)
     }
 
-    public func preview(camera: Camera, background: SIMD3<Float>) -> [Float] {
-        SplatRasterizer.forward(cloud(at: time), camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads).images.color
+    /// The cloud at τ = `time` (nil: 0), whatever the stage.
+    public func preview(camera: Camera, time: Float?, background: SIMD3<Float>) -> [Float] {
+        SplatRasterizer.forward(cloud(at: time ?? 0), camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads).images.color
     }
 
     public func accumulate(_ frame: Frame, dColor: [Float]) {
@@ -250,19 +248,11 @@ public final class DynamicGaussianScene: DistilledScene {
     }
 
     public func applyStep(step: Int, of steps: Int, rng: inout RNG) {
-        if moving { stepMotion() }
+        if isMoving(step: step, of: steps) { stepMotion() }
         still.applyStep(step: step, of: steps, rng: &rng)
         // Densification renumbered the Gaussians: their motion (and its Adam state) follows.
-        if let (sources, kept) = still.optimizer.lastRebuild {
-            motion = motion.gathered(sources)
-            // Kept Gaussians keep their moments; new ones (clones, split children) start fresh.
-            var first = motionFirst.gathered(sources), second = motionSecond.gathered(sources)
-            let k = SplatMotion<Float>.basisCount
-            for j in kept..<sources.count {
-                for e in (j * 3 * k)..<((j + 1) * 3 * k) { (first.position[e], second.position[e], first.logScale[e], second.logScale[e]) = (0, 0, 0, 0) }
-                for e in (j * 4 * k)..<((j + 1) * 4 * k) { (first.rotation[e], second.rotation[e]) = (0, 0) }
-            }
-            (motionFirst, motionSecond) = (first, second)
+        if let densification = still.optimizer.lastDensification {
+            densification.carry(&motion, moments: &motionFirst, &motionSecond)
         }
         motionGradient = SplatMotion(zerosFor: motion.count)
         objectGradient = ObjectMotion()
@@ -281,25 +271,23 @@ public final class DynamicGaussianScene: DistilledScene {
             let rigid = motion.rigidity(neighbours: neighbours, weight: motionSettings.rigidity)
             for i in motionGradient.position.indices { motionGradient.position[i] += rigid.positionGradient[i] }
         }
-        let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-15
-        let c1 = 1 - Float.pow(b1, Float(motionStep)), c2 = 1 - Float.pow(b2, Float(motionStep))
+        let optimizer = AdamW(beta1: 0.9, beta2: 0.999, eps: 1e-15, arithmetic: .float32)
         let k = SplatMotion<Float>.basisCount, lambda = motionSettings.smoothness
-        func adam(_ values: inout [Float], _ grads: [Float], _ m: inout [Float], _ v: inout [Float], width: Int, lr: Float) {
+        func update(_ values: inout [Float], _ grads: [Float], _ m: inout [Float], _ v: inout [Float], width: Int, lr: Float) {
+            let scalars = optimizer.step(motionStep, learningRate: Double(lr))
             for i in values.indices {
                 let w = MotionSettings.frequencies[(i / width) % k]
                 let g = grads[i] + 2 * lambda * w * w * values[i]
-                m[i] = b1 * m[i] + (1 - b1) * g
-                v[i] = b2 * v[i] + (1 - b2) * g * g
-                values[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+                scalars.update(&values[i], gradient: g, m: &m[i], v: &v[i])
             }
         }
         let s = motionSettings
-        adam(&motion.position, motionGradient.position, &motionFirst.position, &motionSecond.position, width: 3, lr: s.positionLearningRate * still.extent)
-        adam(&motion.rotation, motionGradient.rotation, &motionFirst.rotation, &motionSecond.rotation, width: 4, lr: s.rotationLearningRate)
-        adam(&motion.logScale, motionGradient.logScale, &motionFirst.logScale, &motionSecond.logScale, width: 3, lr: s.scaleLearningRate)
+        update(&motion.position, motionGradient.position, &motionFirst.position, &motionSecond.position, width: 3, lr: s.positionLearningRate * still.extent)
+        update(&motion.rotation, motionGradient.rotation, &motionFirst.rotation, &motionSecond.rotation, width: 4, lr: s.rotationLearningRate)
+        update(&motion.logScale, motionGradient.logScale, &motionFirst.logScale, &motionSecond.logScale, width: 3, lr: s.scaleLearningRate)
         if s.objectLearningRate > 0 {
-            adam(&object.coefficients, objectGradient.coefficients, &objectFirst.coefficients, &objectSecond.coefficients,
-                 width: ObjectMotion<Float>.parameterCount, lr: s.objectLearningRate)
+            update(&object.coefficients, objectGradient.coefficients, &objectFirst.coefficients, &objectSecond.coefficients,
+                   width: ObjectMotion<Float>.parameterCount, lr: s.objectLearningRate)
         }
     }
 
@@ -316,8 +304,6 @@ public final class DynamicGaussianScene: DistilledScene {
     struct State: Codable {
         var still: Data
         var motionStep: Int
-        var time: Float
-        var moving: Bool
     }
 
     public func checkpoint(into tensors: inout SafeTensorsWriter) throws -> Data {
@@ -328,7 +314,7 @@ public final class DynamicGaussianScene: DistilledScene {
         for (prefix, o) in [("", object), ("adam.m.", objectFirst), ("adam.v.", objectSecond)] {
             try tensors.add(prefix + "motion.object", shape: [o.coefficients.count], values: o.coefficients)
         }
-        return try JSONEncoder().encode(State(still: stillState, motionStep: motionStep, time: time, moving: moving))
+        return try JSONEncoder().encode(State(still: stillState, motionStep: motionStep))
     }
 
     public func restore(tensors file: SafeTensorsFile, state data: Data) throws {
@@ -347,7 +333,7 @@ public final class DynamicGaussianScene: DistilledScene {
         }
         (object, objectFirst, objectSecond) = (try loadObject(""), try loadObject("adam.m."), try loadObject("adam.v."))
         objectGradient = ObjectMotion()
-        (motionStep, time, moving) = (state.motionStep, state.time, state.moving)
+        motionStep = state.motionStep
         motionGradient = SplatMotion(zerosFor: n)
     }
 }

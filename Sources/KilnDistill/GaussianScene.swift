@@ -32,12 +32,12 @@ public final class GaussianScene: DistilledScene {
         gradient = SplatParameters(zerosLike: parameters.count, shDegree: parameters.shDegree)
     }
 
-    public func render(camera: Camera, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: SplatFrame) {
+    public func render(camera: Camera, time: Float?, step: Int, of steps: Int, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: SplatFrame) {
         let frame = SplatRasterizer.forward(parameters, camera: camera, settings: SplatRenderSettings(background: background), threads: threads)
         return (frame.images.color, frame)
     }
 
-    public func preview(camera: Camera, background: SIMD3<Float>) -> [Float] {
+    public func preview(camera: Camera, time: Float?, background: SIMD3<Float>) -> [Float] {
         SplatRasterizer.forward(parameters, camera: camera, settings: SplatRenderSettings(background: background), threads: threads).images.color
     }
 

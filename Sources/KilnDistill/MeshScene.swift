@@ -25,9 +25,9 @@ public struct MeshOffsetSettings: Sendable, Equatable {
 
 /// A mesh refined by score distillation (the second stage of Magic3D and DreamGaussian): the
 /// albedo per vertex is learned through the differentiable mesh rasterizer, and optionally a
-/// smooth offset per vertex. It is rendered the way the toy world is (Lambert + ambient from a
-/// headlight, linear light, sRGB out, antialiased silhouettes), so that the exported colours are
-/// what a viewer's lighting expects.
+/// smooth offset per vertex. It is rendered the way the toy world is (`MeshShading`'s Lambert +
+/// ambient from a headlight, linear light, sRGB out, antialiased silhouettes), so that the
+/// exported colours are what a viewer's lighting expects.
 ///
 ///     albedo = sigmoid(logits) (linear),  surface = albedo · (ambient + diffuse · max(0, n·l))
 ///     colour = sRGB(antialias(surface over the background))
@@ -57,6 +57,9 @@ public final class MeshScene: DistilledScene {
     public var diffuse: Float = 0.65
     public var lightDirectionCamera = normalize(SIMD3<Float>(0, -0.4, -1))
     let threads: Int
+
+    /// The scene's light for `MeshShading`.
+    var light: MeshShading.Light { MeshShading.Light(directionCamera: lightDirectionCamera, ambient: ambient, diffuse: diffuse) }
 
     /// Starts from the mesh's vertex colours (linear; grey where it has none), and with
     /// `offsetSettings` from zero offsets.
@@ -133,8 +136,13 @@ public final class MeshScene: DistilledScene {
         var raster: MeshRaster<Float>
         var clip: [Float]
         var albedo: [Float]
-        /// `[H, W, 4]` before antialiasing, and per-pixel shading (0 where empty).
-        var rgba: [Float], shade: [Float]
+        var camera: Camera
+        /// Linear RGB behind the mesh.
+        var background: SIMD3<Float>
+        /// `[H, W, 3]` interpolated albedo and (unnormalised) normals.
+        var base: [Float], pixelNormals: [Float]
+        /// `MeshShading`'s output: `[H, W, 4]` before antialiasing, per-pixel shading and flips.
+        var shaded: MeshShading.Output
         /// `[H, W, 4]` after antialiasing (linear).
         var antialiased: [Float]
         /// With offsets: what the position gradient needs.
@@ -145,12 +153,6 @@ public final class MeshScene: DistilledScene {
         var clipFromWorld: Mat4
         /// `[U, 3]` welded positions and their normal sums; `[V, 3]` vertex normals.
         var weldedPositions: [Float], normalSums: [Float], vertexNormals: [Float]
-        /// `[H, W, 3]` interpolated albedo and (unnormalised) normals.
-        var base: [Float], pixelNormals: [Float]
-        /// `[H, W]` ±1: the normal was flipped to face the viewer.
-        var flip: [Float]
-        /// The light direction in world space.
-        var light: SIMD3<Float>
     }
 
     /// Near and far planes around the mesh's bounding sphere for this camera.
@@ -164,7 +166,7 @@ public final class MeshScene: DistilledScene {
     }
 
     func forward(camera: Camera, background: SIMD3<Float>) -> Frame {
-        let w = camera.width, h = camera.height, pixels = w * h
+        let w = camera.width, h = camera.height
         let weldedP = weldedPositions
         let positions = offsets == nil ? mesh.positions : welded.map { SIMD3(weldedP[3 * $0], weldedP[3 * $0 + 1], weldedP[3 * $0 + 2]) }
         var vertexNormals = normals, sums: [Float] = []
@@ -180,33 +182,14 @@ public final class MeshScene: DistilledScene {
         let a = albedo
         let base = MeshInterpolate.forward(a, channels: 3, triangles: mesh.triangles, raster: raster, threads: threads)
         let normal = MeshInterpolate.forward(vertexNormals, channels: 3, triangles: mesh.triangles, raster: raster, threads: threads)
-        let rotation = camera.cameraFromWorld.upperLeft
-        let bg = SIMD3(SRGB.decode(background.x), SRGB.decode(background.y), SRGB.decode(background.z))
-        var rgba = [Float](repeating: 0, count: 4 * pixels), shade = [Float](repeating: 0, count: pixels)
-        var flip = [Float](repeating: 1, count: offsets == nil ? 0 : pixels)
-        for p in 0..<pixels {
-            guard raster.triangleIDs[p] >= 0 else {
-                rgba[4 * p] = bg.x; rgba[4 * p + 1] = bg.y; rgba[4 * p + 2] = bg.z
-                continue
-            }
-            var n = SIMD3(normal[3 * p], normal[3 * p + 1], normal[3 * p + 2])
-            n = length(n) > 0 ? normalize(n) : n
-            // Light the side facing the viewer (as MeshRenderer does).
-            if dot(n, camera.ray(pixelX: p % w, pixelY: p / w).direction) > 0 {
-                n = -n
-                if !flip.isEmpty { flip[p] = -1 }
-            }
-            let s = ambient + diffuse * max(0, dot(rotation * n, lightDirectionCamera))
-            shade[p] = s
-            for c in 0..<3 { rgba[4 * p + c] = base[3 * p + c] * s }
-            rgba[4 * p + 3] = 1
-        }
-        let antialiased = MeshAntialias.forward(rgba, channels: 4, raster: raster, clipPositions: clip, triangles: mesh.triangles,
+        let bg = SRGB.decode(background)
+        let shaded = MeshShading.forward(base: base, channels: 3, normals: normal, raster: raster, camera: camera, light: light, background: bg)
+        let antialiased = MeshAntialias.forward(shaded.rgba, channels: 4, raster: raster, clipPositions: clip, triangles: mesh.triangles,
                                                 topology: topology, threads: threads)
         let geometry = offsets == nil ? nil
-            : Geometry(clipFromWorld: clipFromWorld, weldedPositions: weldedP, normalSums: sums, vertexNormals: vertexNormals,
-                       base: base, pixelNormals: normal, flip: flip, light: rotation.transpose * lightDirectionCamera)
-        return Frame(raster: raster, clip: clip, albedo: a, rgba: rgba, shade: shade, antialiased: antialiased, geometry: geometry)
+            : Geometry(clipFromWorld: clipFromWorld, weldedPositions: weldedP, normalSums: sums, vertexNormals: vertexNormals)
+        return Frame(raster: raster, clip: clip, albedo: a, camera: camera, background: bg, base: base, pixelNormals: normal, shaded: shaded,
+                     antialiased: antialiased, geometry: geometry)
     }
 
     static func display(_ frame: Frame) -> [Float] {
@@ -216,12 +199,12 @@ public final class MeshScene: DistilledScene {
         return color
     }
 
-    public func render(camera: Camera, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame) {
+    public func render(camera: Camera, time: Float?, step: Int, of steps: Int, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame) {
         let frame = forward(camera: camera, background: background)
         return (Self.display(frame), frame)
     }
 
-    public func preview(camera: Camera, background: SIMD3<Float>) -> [Float] { Self.display(forward(camera: camera, background: background)) }
+    public func preview(camera: Camera, time: Float?, background: SIMD3<Float>) -> [Float] { Self.display(forward(camera: camera, background: background)) }
 
     /// d sRGB(x)/dx of the encoding Kiln uses (IEC 61966-2-1).
     static func srgbDerivative(_ x: Float) -> Float {
@@ -229,7 +212,7 @@ public final class MeshScene: DistilledScene {
     }
 
     public func accumulate(_ frame: Frame, dColor: [Float]) {
-        let pixels = frame.shade.count
+        let pixels = frame.raster.width * frame.raster.height
         var dAntialiased = [Float](repeating: 0, count: 4 * pixels)
         for p in 0..<pixels {
             for c in 0..<3 {
@@ -238,13 +221,12 @@ public final class MeshScene: DistilledScene {
                 dAntialiased[4 * p + c] = dColor[3 * p + c] * Self.srgbDerivative(x)
             }
         }
-        let (dRGBA, dClipSilhouette) = MeshAntialias.backward(frame.rgba, channels: 4, raster: frame.raster, clipPositions: frame.clip,
+        let (dRGBA, dClipSilhouette) = MeshAntialias.backward(frame.shaded.rgba, channels: 4, raster: frame.raster, clipPositions: frame.clip,
                                                               triangles: mesh.triangles, topology: topology, outputGradient: dAntialiased,
                                                               threads: threads)
-        var dBase = [Float](repeating: 0, count: 3 * pixels)
-        for p in 0..<pixels where frame.raster.triangleIDs[p] >= 0 {
-            for c in 0..<3 { dBase[3 * p + c] = dRGBA[4 * p + c] * frame.shade[p] }
-        }
+        let (dBase, dPixelNormals) = MeshShading.backward(frame.shaded, base: frame.base, channels: 3, normals: frame.pixelNormals, raster: frame.raster,
+                                                          camera: frame.camera, light: light, background: frame.background, outputGradient: dRGBA,
+                                                          normalGradient: frame.geometry != nil)
         let (dAlbedo, dBarycentrics) = MeshInterpolate.backward(frame.albedo, channels: 3, triangles: mesh.triangles, raster: frame.raster,
                                                                 outputGradient: dBase, threads: threads)
         logits.withUnsafeMutableGradient { g in
@@ -253,26 +235,16 @@ public final class MeshScene: DistilledScene {
                 g[i] += dAlbedo[i] * a * (1 - a)
             }
         }
-        if let geometry = frame.geometry, let offsets { accumulateOffsets(frame, geometry, offsets, dRGBA: dRGBA, dBarycentrics: dBarycentrics, dClipSilhouette: dClipSilhouette) }
+        if let geometry = frame.geometry, let offsets, let dPixelNormals {
+            accumulateOffsets(frame, geometry, offsets, dPixelNormals: dPixelNormals, dBarycentrics: dBarycentrics, dClipSilhouette: dClipSilhouette)
+        }
     }
 
-    /// The offsets' share of `accumulate`: shading → pixel normals → vertex normals → positions, and
-    /// barycentrics (rasterize) plus silhouettes (antialias) → clip positions → positions.
-    func accumulateOffsets(_ frame: Frame, _ geometry: Geometry, _ offsets: Parameter, dRGBA: [Float], dBarycentrics: [Float], dClipSilhouette: [Float]) {
-        let pixels = frame.shade.count
-        var dPixelNormals = [Float](repeating: 0, count: 3 * pixels)
-        for p in 0..<pixels where frame.raster.triangleIDs[p] >= 0 {
-            var dShade: Float = 0
-            for c in 0..<3 { dShade += dRGBA[4 * p + c] * geometry.base[3 * p + c] }
-            let n = SIMD3(geometry.pixelNormals[3 * p], geometry.pixelNormals[3 * p + 1], geometry.pixelNormals[3 * p + 2])
-            let l = length(n)
-            guard dShade != 0, l > 0 else { continue }
-            let u = n / l
-            guard dot(geometry.flip[p] * u, geometry.light) > 0 else { continue }  // unlit: shade is the ambient alone
-            let gUnit = geometry.flip[p] * diffuse * dShade * geometry.light
-            let g = (gUnit - u * dot(u, gUnit)) / l
-            dPixelNormals[3 * p] = g.x; dPixelNormals[3 * p + 1] = g.y; dPixelNormals[3 * p + 2] = g.z
-        }
+    /// The offsets' share of `accumulate`: shading (`dPixelNormals`, from `MeshShading.backward`) →
+    /// vertex normals → positions, and barycentrics (rasterize) plus silhouettes (antialias) → clip
+    /// positions → positions.
+    func accumulateOffsets(_ frame: Frame, _ geometry: Geometry, _ offsets: Parameter, dPixelNormals: [Float], dBarycentrics: [Float],
+                           dClipSilhouette: [Float]) {
         let (dVertexNormals, dNormalBarycentrics) = MeshInterpolate.backward(geometry.vertexNormals, channels: 3, triangles: mesh.triangles,
                                                                              raster: frame.raster, outputGradient: dPixelNormals, threads: threads)
         let dBary = zip(dBarycentrics, dNormalBarycentrics).map { $0 + $1 }

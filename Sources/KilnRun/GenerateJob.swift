@@ -143,8 +143,6 @@ public final class GenerateJob {
         let parts = try settings.representation.scene.make(for: self)
         let distilled = Distilled(loop: parts.loop, optimised: try optimise(parts.loop, finished: finished), finished: finished, unit: parts.unit,
                                   extractMesh: parts.extractMesh, moving: parts.moving)
-        // A 4D run's own splats, sheet, turntable and score show frame 0.
-        distilled.moving?.setTime(0)
         if distilled.ran { try parts.write() }
         try stopIfInterrupted(.distil)
         return distilled
@@ -181,7 +179,6 @@ public final class GenerateJob {
         if let moving = distilled.moving {
             try FrameWriter(scene: moving, settings: settings, folder: folder, metadata: metadata)
                 .write(firstMesh: mesh) { try self.stopIfInterrupted(.export) }
-            moving.setTime(0)
         }
     }
 
@@ -252,7 +249,7 @@ public final class GenerateJob {
             save = run.saveCheckpoint(to:)
             restore = run.restore(from:)
             render = { run.render(azimuthDegrees: $0, elevationDegrees: $1, size: $2) }
-            preview = { run.scene.preview(camera: $0, background: SIMD3(1, 1, 1)) }
+            preview = { run.scene.preview(camera: $0, time: nil, background: SIMD3(1, 1, 1)) }
         }
 
         var size: Int { sceneSize() }
@@ -333,7 +330,7 @@ public struct MeshScores: Codable {
         let scene = MeshScene(mesh: mesh)
         let size = scorer.imageSize * max(1, views.renderSize / scorer.imageSize)
         return AssetScore.measure(caption: prompt.caption, rewards: scorer, renderSize: size) { a, e in
-            scene.preview(camera: views.camera(azimuthDegrees: a, elevationDegrees: e, size: size), background: SIMD3(1, 1, 1))
+            scene.preview(camera: views.camera(azimuthDegrees: a, elevationDegrees: e, size: size), time: nil, background: SIMD3(1, 1, 1))
         }
     }
 }

@@ -51,7 +51,7 @@ func benchMarchingCubes(arguments: [String]) {
                 rows.append(["size": n, "threads": threads, "ms": ms, "vertices": mesh.vertexCount, "triangles": mesh.triangleCount])
             }
             if n == 128 {
-                referenceMs = milliseconds { _ = try? MarchingCubes.Reference.extract(grid, level: 0) }
+                referenceMs = milliseconds { _ = try? MarchingCubesReference.extract(grid, level: 0) }
             }
         }
         print(String(format: "Reference (per cube, edge dictionary), 128³, 1 thread: %.0f ms", referenceMs))

@@ -74,7 +74,7 @@ struct MarchingCubesTests {
             let mesh = try MarchingCubes.extract(grid, level: 0)
             #expect(closedSurfaceFailure(mesh) == nil, "case \(c): \(closedSurfaceFailure(mesh) ?? "")")
             #expect(c == 0 ? mesh.triangleCount == 0 : mesh.signedVolume > 0, "case \(c): volume \(mesh.signedVolume)")
-            #expect(triangleKeys(mesh) == triangleKeys(try MarchingCubes.Reference.extract(grid, level: 0)), "case \(c)")
+            #expect(triangleKeys(mesh) == triangleKeys(try MarchingCubesReference.extract(grid, level: 0)), "case \(c)")
         }
         #expect(MarchingCubesTables.triangleCounts.max() == UInt8(MarchingCubesTables.maxTrianglesPerCase))
     }
@@ -100,7 +100,7 @@ struct MarchingCubesTests {
     func fastEqualsReference(nx: Int, ny: Int, nz: Int, seed: UInt64) throws {
         for inside in MarchingCubes.Inside.allCases {
             let grid = randomGrid(nx: nx, ny: ny, nz: nz, seed: seed)
-            let reference = try MarchingCubes.Reference.extract(grid, level: 0.1, inside: inside)
+            let reference = try MarchingCubesReference.extract(grid, level: 0.1, inside: inside)
             for threads in [1, 2, 3] {
                 let fast = try MarchingCubes.extract(grid, level: 0.1, inside: inside, threads: threads)
                 #expect(fast.vertexCount == reference.vertexCount)
@@ -200,7 +200,7 @@ struct MarchingCubesTests {
         #expect(worst < 1e-5, "worst colour error \(worst)")
         let fromFunction = try MarchingCubes.extract(grid, level: 0, colors: .function(rgba), threads: 2)
         #expect(fromFunction.colors == fromFunction.positions.map(rgba))
-        #expect(try MarchingCubes.Reference.extract(grid, level: 0, colors: .function(rgba)).colors.count == fromGrid.vertexCount)
+        #expect(try MarchingCubesReference.extract(grid, level: 0, colors: .function(rgba)).colors.count == fromGrid.vertexCount)
         #expect(try MarchingCubes.extract(grid, level: 0).colors.isEmpty)
     }
 
@@ -224,7 +224,7 @@ struct MarchingCubesTests {
                         #expect(error.description.contains("(x \(bad.x), y \(bad.y), z \(bad.z))") && error.description.contains("replace"))
                     }
                 }
-                #expect(throws: MarchingCubesError.self) { try MarchingCubes.Reference.extract(grid, level: 0) }
+                #expect(throws: MarchingCubesError.self) { try MarchingCubesReference.extract(grid, level: 0) }
             }
         }
         // The largest finite values are accepted.
@@ -266,7 +266,7 @@ struct MarchingCubesTests {
         for inside in MarchingCubes.Inside.allCases {
             let mesh = try MarchingCubes.extract(grid, level: level, inside: inside, colors: .function { _ in .zero })
             #expect(mesh == TriangleMesh())
-            #expect(try MarchingCubes.Reference.extract(grid, level: level, inside: inside) == TriangleMesh())
+            #expect(try MarchingCubesReference.extract(grid, level: level, inside: inside) == TriangleMesh())
         }
     }
 }

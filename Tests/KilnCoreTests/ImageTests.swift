@@ -91,23 +91,26 @@ func byteRoundTripIsExactForAll256Values(channels: Int) {
 
 // MARK: - Resize
 
-/// Plain bilinear resize, pixel-centre aligned: the reference for `Image.resized`.
-func referenceResize(_ image: Image, width: Int, height: Int) -> Image {
-    var out = Image(width: width, height: height, channels: image.channels)
-    func sample(_ x: Float, _ y: Float, _ c: Int) -> Float {
-        let sx = min(max(x, 0), Float(image.width - 1)), sy = min(max(y, 0), Float(image.height - 1))
-        let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
-        let x1 = min(x0 + 1, image.width - 1), y1 = min(y0 + 1, image.height - 1)
-        let tx = sx - Float(x0), ty = sy - Float(y0)
-        let top = image[x0, y0, c] * (1 - tx) + image[x1, y0, c] * tx
-        let bottom = image[x0, y1, c] * (1 - tx) + image[x1, y1, c] * tx
-        return top * (1 - ty) + bottom * ty
+/// Plain versions of `Image`'s resampling, for the tests.
+enum ImageReference {
+    /// Plain bilinear resize, pixel-centre aligned: the reference for `Image.resized`.
+    static func resized(_ image: Image, width: Int, height: Int) -> Image {
+        var out = Image(width: width, height: height, channels: image.channels)
+        func sample(_ x: Float, _ y: Float, _ c: Int) -> Float {
+            let sx = min(max(x, 0), Float(image.width - 1)), sy = min(max(y, 0), Float(image.height - 1))
+            let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
+            let x1 = min(x0 + 1, image.width - 1), y1 = min(y0 + 1, image.height - 1)
+            let tx = sx - Float(x0), ty = sy - Float(y0)
+            let top = image[x0, y0, c] * (1 - tx) + image[x1, y0, c] * tx
+            let bottom = image[x0, y1, c] * (1 - tx) + image[x1, y1, c] * tx
+            return top * (1 - ty) + bottom * ty
+        }
+        for y in 0..<height { for x in 0..<width { for c in 0..<image.channels {
+            out[x, y, c] = sample((Float(x) + 0.5) * Float(image.width) / Float(width) - 0.5,
+                                  (Float(y) + 0.5) * Float(image.height) / Float(height) - 0.5, c)
+        } } }
+        return out
     }
-    for y in 0..<height { for x in 0..<width { for c in 0..<image.channels {
-        out[x, y, c] = sample((Float(x) + 0.5) * Float(image.width) / Float(width) - 0.5,
-                              (Float(y) + 0.5) * Float(image.height) / Float(height) - 0.5, c)
-    } } }
-    return out
 }
 
 @Test func bilinearResizeKnownValues() {
@@ -127,7 +130,7 @@ func bilinearResizeMatchesReference(size: (Int, Int, Int, Int)) {
     for channels in 1...4 {
         let image = randomImage(&rng, width: size.0, height: size.1, channels: channels)
         let fast = image.resized(width: size.2, height: size.3)
-        let ref = referenceResize(image, width: size.2, height: size.3)
+        let ref = ImageReference.resized(image, width: size.2, height: size.3)
         let worst = zip(fast.pixels, ref.pixels).map { abs($0 - $1) }.max() ?? 0
         #expect(worst < 1e-6, "\(size) × \(channels): max error \(worst)")
     }

@@ -19,22 +19,25 @@ func randomQuat(_ rng: inout RNG) -> Quat {
     Quat(w: rng.normal(), x: rng.normal(), y: rng.normal(), z: rng.normal()).normalized
 }
 
-/// Plain Gauss–Jordan inverse with partial pivoting in double precision: the reference for
-/// `Mat4.inverse`.
-func referenceInverse(_ m: Mat4) -> [[Double]] {
-    var a = (0..<4).map { i in (0..<4).map { j in Double(m[row: i, column: j]) } }
-    var inv = (0..<4).map { i in (0..<4).map { j in i == j ? 1.0 : 0.0 } }
-    for col in 0..<4 {
-        let pivot = (col..<4).max { abs(a[$0][col]) < abs(a[$1][col]) }!
-        a.swapAt(col, pivot); inv.swapAt(col, pivot)
-        let p = a[col][col]
-        for j in 0..<4 { a[col][j] /= p; inv[col][j] /= p }
-        for r in 0..<4 where r != col {
-            let f = a[r][col]
-            for j in 0..<4 { a[r][j] -= f * a[col][j]; inv[r][j] -= f * inv[col][j] }
+/// Plain versions of `Mat4`'s operations, for the tests.
+enum Mat4Reference {
+    /// Plain Gauss–Jordan inverse with partial pivoting in double precision: the reference for
+    /// `Mat4.inverse`.
+    static func inverse(_ m: Mat4) -> [[Double]] {
+        var a = (0..<4).map { i in (0..<4).map { j in Double(m[row: i, column: j]) } }
+        var inv = (0..<4).map { i in (0..<4).map { j in i == j ? 1.0 : 0.0 } }
+        for col in 0..<4 {
+            let pivot = (col..<4).max { abs(a[$0][col]) < abs(a[$1][col]) }!
+            a.swapAt(col, pivot); inv.swapAt(col, pivot)
+            let p = a[col][col]
+            for j in 0..<4 { a[col][j] /= p; inv[col][j] /= p }
+            for r in 0..<4 where r != col {
+                let f = a[r][col]
+                for j in 0..<4 { a[r][j] -= f * a[col][j]; inv[r][j] -= f * inv[col][j] }
+            }
         }
+        return inv
     }
-    return inv
 }
 
 func isClose(_ a: Vec3, _ b: Vec3, _ tol: Float) -> Bool { maxAbs(a - b) <= tol }
@@ -66,7 +69,7 @@ func isClose(_ a: Vec3, _ b: Vec3, _ tol: Float) -> Bool { maxAbs(a - b) <= tol 
         let err = max(Mat4.maxAbsDifference(inv * m, .identity), Mat4.maxAbsDifference(m * inv, .identity))
         worst = max(worst, err)
         // Against the double-precision reference, relative to the inverse's size.
-        let ref = referenceInverse(m)
+        let ref = Mat4Reference.inverse(m)
         let scale = ref.joined().map(abs).max()!
         for i in 0..<4 { for j in 0..<4 {
             #expect(abs(Double(inv[row: i, column: j]) - ref[i][j]) <= 1e-4 * max(1, scale))
@@ -222,7 +225,7 @@ func shepperdHandlesHalfTurns(axis: Vec3) {
     #expect(rayBoxIntersection(origin: SIMD3(0, 1.5, -5), direction: SIMD3(0, 0, 1), lo: lo, hi: hi) == nil)
 }
 
-@Test func nearestNeighboursMatchBruteForce() {
+@Test func nearestNeighboursMatchReference() {
     var rng = RNG(seed: 9)
     // A clustered set (two blobs and a line), duplicates included.
     var points = (0..<300).map { _ in SIMD3<Float>(rng.normal(), rng.normal(), rng.normal()) * 0.2 }
@@ -230,11 +233,11 @@ func shepperdHandlesHalfTurns(axis: Vec3) {
     points += (0..<50).map { SIMD3<Float>(Float($0) * 0.1, 1, 0) }
     points += [points[3], points[3]]
     for k in [1, 6] {
-        #expect(NearestNeighbours.search(points, k: k, threads: 2) == NearestNeighbours.bruteForce(points, k: k))
+        #expect(NearestNeighbours.search(points, k: k, threads: 2) == NearestNeighboursReference.search(points, k: k))
     }
     #expect(NearestNeighbours.search([SIMD3<Float>(0, 0, 0), SIMD3(1, 0, 0)], k: 5) == [[1], [0]])
     // Queries inside and far outside the set.
     let queries = (0..<80).map { _ in SIMD3<Float>(rng.normal(), rng.normal(), rng.normal()) * 2 } + [SIMD3(40, -30, 5)]
-    #expect(NearestNeighbours.search(points, queries: queries, k: 4, threads: 2) == NearestNeighbours.bruteForce(points, queries: queries, k: 4))
+    #expect(NearestNeighbours.search(points, queries: queries, k: 4, threads: 2) == NearestNeighboursReference.search(points, queries: queries, k: 4))
     #expect(NearestNeighbours.search([SIMD3<Float>(0, 0, 0)], k: 3) == [[]])
 }

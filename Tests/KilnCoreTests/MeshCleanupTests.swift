@@ -75,21 +75,24 @@ private func subdividedBox(_ n: Int) -> TriangleMesh {
     return TriangleMesh.merged(parts)
 }
 
-/// The brute-force welding rule: each vertex joins the lowest-index kept vertex within tolerance
-/// whose attributes match. O(V²): the reference for the spatial-hash version.
-private func referenceRepresentatives(_ mesh: TriangleMesh, tolerance: Float, attributeTolerance: Float) -> [Int] {
-    var representative = Array(mesh.positions.indices)
-    var kept: [Int] = []
-    for i in mesh.positions.indices {
-        let match = kept.first { j in
-            lengthSquared(mesh.positions[i] - mesh.positions[j]) <= tolerance * tolerance
-                && (mesh.normals.isEmpty || maxAbs(mesh.normals[i] - mesh.normals[j]) <= attributeTolerance)
-                && (mesh.uvs.isEmpty || max(abs(mesh.uvs[i].x - mesh.uvs[j].x), abs(mesh.uvs[i].y - mesh.uvs[j].y)) <= attributeTolerance)
-                && (mesh.colors.isEmpty || maxAbs(mesh.colors[i] - mesh.colors[j]) <= attributeTolerance)
+/// Plain versions of `TriangleMesh`'s clean-up, for the tests.
+private enum TriangleMeshReference {
+    /// The brute-force welding rule: each vertex joins the lowest-index kept vertex within tolerance
+    /// whose attributes match. O(V²): the reference for the spatial-hash version.
+    static func weldRepresentatives(_ mesh: TriangleMesh, tolerance: Float, attributeTolerance: Float) -> [Int] {
+        var representative = Array(mesh.positions.indices)
+        var kept: [Int] = []
+        for i in mesh.positions.indices {
+            let match = kept.first { j in
+                lengthSquared(mesh.positions[i] - mesh.positions[j]) <= tolerance * tolerance
+                    && (mesh.normals.isEmpty || maxAbs(mesh.normals[i] - mesh.normals[j]) <= attributeTolerance)
+                    && (mesh.uvs.isEmpty || max(abs(mesh.uvs[i].x - mesh.uvs[j].x), abs(mesh.uvs[i].y - mesh.uvs[j].y)) <= attributeTolerance)
+                    && (mesh.colors.isEmpty || maxAbs(mesh.colors[i] - mesh.colors[j]) <= attributeTolerance)
+            }
+            if let match { representative[i] = match } else { kept.append(i) }
         }
-        if let match { representative[i] = match } else { kept.append(i) }
+        return representative
     }
-    return representative
 }
 
 // MARK: - Degenerate triangles
@@ -175,7 +178,7 @@ struct MeshCleanupTests {
             let fast = mesh.weldRepresentatives(tolerance: tolerance, attributeTolerance: 1e-4, ignoringAttributes: ignoring)
             var plain = mesh
             if ignoring { plain.uvs = [] }
-            let reference = referenceRepresentatives(plain, tolerance: tolerance, attributeTolerance: 1e-4)
+            let reference = TriangleMeshReference.weldRepresentatives(plain, tolerance: tolerance, attributeTolerance: 1e-4)
             let differ = fast.indices.filter { fast[$0] != reference[$0] }
             #expect(differ.isEmpty, "ignoring attributes \(ignoring): \(differ.count) differ, first \(differ.prefix(5).map { ($0, fast[$0], reference[$0]) })")
             #expect(fast.indices.allSatisfy { fast[$0] <= $0 && fast[fast[$0]] == fast[$0] })

@@ -87,8 +87,8 @@ struct TextureBakeTests {
             }
             var fast = Set<SIMD2<Int>>(), reference = Set<SIMD2<Int>>(), grown = Set<SIMD2<Int>>()
             UVFootprint.forEachTexel(a, b, c, width: width, height: height) { fast.insert(SIMD2($0, $1)) }
-            UVFootprint.Reference.forEachTexel(a, b, c, width: width, height: height) { reference.insert(SIMD2($0, $1)) }
-            UVFootprint.Reference.forEachTexel(a, b, c, width: width, height: height, grow: 2e-3) { grown.insert(SIMD2($0, $1)) }
+            UVFootprintReference.forEachTexel(a, b, c, width: width, height: height) { reference.insert(SIMD2($0, $1)) }
+            UVFootprintReference.forEachTexel(a, b, c, width: width, height: height, grow: 2e-3) { grown.insert(SIMD2($0, $1)) }
             func sorted(_ s: Set<SIMD2<Int>>) -> [SIMD2<Int>] { s.sorted { ($0.y, $0.x) < ($1.y, $1.x) } }
             #expect(reference.isSubset(of: fast) && fast.isSubset(of: grown),
                     "trial \(trial) \(a) \(b) \(c): missing \(sorted(reference.subtracting(fast))), extra \(sorted(fast.subtracting(grown)))")

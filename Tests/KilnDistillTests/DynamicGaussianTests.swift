@@ -68,8 +68,6 @@ extension DynamicGaussianTests {
         let scene = try DynamicGaussianScene(settings: settings, motion: motionSettings, steps: 10, extent: 0.6, seed: 2, threads: 2)
         var rng = RNG(seed: 3)
         for i in scene.motion.position.indices { scene.motion.position[i] = rng.uniform(-0.05...0.05) }
-        scene.moving = true
-        scene.setTime(0.5)
         let camera = ViewSettings().camera(azimuthDegrees: 30, elevationDegrees: 15, size: 32)
         func flicker() -> Float {
             let delta = 1 / Float(2 * motionSettings.frames)
@@ -78,14 +76,15 @@ extension DynamicGaussianTests {
             }
             return (0..<images[0].count).map { i -> Float in let d = images[2][i] - 2 * images[1][i] + images[0][i]; return d * d / 2 }.reduce(0, +)
         }
-        Self.expectDescent(scene, camera: camera, background: SIMD3(1, 1, 1), rng: &rng, objective: flicker, name: "flicker")
+        Self.expectDescent(scene, time: 0.5, camera: camera, background: SIMD3(1, 1, 1), rng: &rng, objective: flicker, name: "flicker")
     }
 
-    /// Accumulates a view whose own SDS gradient is negligible, then checks that a small step of
-    /// the motion's positions along −gradient lowers `objective` and a step along +gradient raises it.
-    static func expectDescent(_ scene: DynamicGaussianScene, camera: Camera, background: SIMD3<Float>, rng: inout RNG,
+    /// Accumulates a view at `time` in the moving stage whose own SDS gradient is negligible, then
+    /// checks that a small step of the motion's positions along −gradient lowers `objective` and a
+    /// step along +gradient raises it.
+    static func expectDescent(_ scene: DynamicGaussianScene, time: Float, camera: Camera, background: SIMD3<Float>, rng: inout RNG,
                               objective: () -> Float, name: String) {
-        let (_, frame) = scene.render(camera: camera, background: background, rng: &rng)
+        let (_, frame) = scene.render(camera: camera, time: time, step: 10, of: 10, background: background, rng: &rng)
         var dColor = [Float](repeating: 0, count: 3 * camera.width * camera.height)
         dColor[0] = 1e-3
         scene.accumulate(frame, dColor: dColor)
@@ -112,23 +111,21 @@ extension DynamicGaussianTests {
         scene.motionPairReward = ToyMotionReward(model: MotionPairReward(imageSize: 16, width: 8, seed: 3), motion: .bouncing)
         var rng = RNG(seed: 3)
         for i in scene.motion.position.indices { scene.motion.position[i] = rng.uniform(-0.05...0.05) }
-        scene.moving = true
-        scene.setTime(0.3)
         let (partnerTime, partnerIsEarlier) = scene.motionPairReward!.partner(of: 0.3)
         #expect(ToyMotion.bouncing.poseChange(from: 0.3, to: partnerTime) > 0.1)
         let camera = ViewSettings().camera(azimuthDegrees: 30, elevationDegrees: 15, size: 32)
         let background = SIMD3<Float>(1, 1, 1)
         func reward() -> Float {
             var quiet = RNG(seed: 0)
-            let (_, view) = scene.render(camera: camera, background: background, rng: &quiet)
+            let (_, view) = scene.render(camera: camera, time: 0.3, step: 10, of: 10, background: background, rng: &quiet)
             let partner = scene.movingFrame(at: partnerTime, camera: camera, background: background)
             return scene.motionPairGradient(view, partner: partner, partnerIsEarlier: partnerIsEarlier, model: scene.motionPairReward!)!.reward
         }
         // Descending −log p is ascending the reward.
-        Self.expectDescent(scene, camera: camera, background: background, rng: &rng, objective: { -reward() }, name: "−log p")
+        Self.expectDescent(scene, time: 0.3, camera: camera, background: background, rng: &rng, objective: { -reward() }, name: "−log p")
         // The same through the object's own motion.
         scene.discardGradient()
-        let (_, view) = scene.render(camera: camera, background: background, rng: &rng)
+        let (_, view) = scene.render(camera: camera, time: 0.3, step: 10, of: 10, background: background, rng: &rng)
         var small = [Float](repeating: 0, count: 3 * 32 * 32)
         small[0] = 1e-3
         scene.accumulate(view, dColor: small)
@@ -147,10 +144,8 @@ extension DynamicGaussianTests {
             let other = try DynamicGaussianScene(settings: settings, motion: m, steps: 10, extent: 0.6, seed: 2, threads: 2)
             other.motionPairReward = scene.motionPairReward
             other.motion = scene.motion
-            other.moving = true
-            other.setTime(0.3)
             var quiet = RNG(seed: 0)
-            let (_, frame) = other.render(camera: camera, background: background, rng: &quiet)
+            let (_, frame) = other.render(camera: camera, time: 0.3, step: 10, of: 10, background: background, rng: &quiet)
             var dColor = [Float](repeating: 0, count: 3 * 32 * 32)
             dColor[0] = 1e-3
             other.accumulate(frame, dColor: dColor)

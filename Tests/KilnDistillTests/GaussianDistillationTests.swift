@@ -137,7 +137,7 @@ struct CoverageFloorTests {
             let scene = try GaussianScene(settings: settings, steps: 200, extent: 0.6, seed: 1, threads: 2)
             var rng = RNG(seed: 2)
             for step in 1...120 {
-                let (color, frame) = scene.render(camera: camera, background: .zero, rng: &rng)
+                let (color, frame) = scene.render(camera: camera, time: nil, step: step, of: 200, background: .zero, rng: &rng)
                 scene.accumulate(frame, dColor: color.map { 4 * $0 })  // ∂/∂color of 2‖color‖²
                 scene.applyStep(step: step, of: 200, rng: &rng)
             }

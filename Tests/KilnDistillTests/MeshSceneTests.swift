@@ -26,10 +26,10 @@ struct MeshSceneTests {
         let weights = rng.uniforms(count: 24 * 24 * 3, in: -1...1)
         let background = SIMD3<Float>(0.9, 0.9, 0.85)
         func loss() -> Double {
-            zip(scene.preview(camera: Self.camera, background: background), weights).map { Double($0) * Double($1) }.reduce(0, +)
+            zip(scene.preview(camera: Self.camera, time: nil, background: background), weights).map { Double($0) * Double($1) }.reduce(0, +)
         }
         var quiet = RNG(seed: 0)
-        let (_, frame) = scene.render(camera: Self.camera, background: background, rng: &quiet)
+        let (_, frame) = scene.render(camera: Self.camera, time: nil, step: 1, of: 1, background: background, rng: &quiet)
         scene.discardGradient()
         scene.accumulate(frame, dColor: weights)
         let g = scene.logits.gradient.storage
@@ -56,12 +56,12 @@ struct MeshSceneTests {
         // Target: the same sphere painted orange.
         var orangeMesh = scene.mesh
         orangeMesh.colors = orangeMesh.colors.map { _ in SIMD4(0.9, 0.35, 0.05, 1) }
-        let target = MeshScene(mesh: orangeMesh).preview(camera: Self.camera, background: background)
-        func error() -> Float { zip(scene.preview(camera: Self.camera, background: background), target).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) }
+        let target = MeshScene(mesh: orangeMesh).preview(camera: Self.camera, time: nil, background: background)
+        func error() -> Float { zip(scene.preview(camera: Self.camera, time: nil, background: background), target).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) }
         let before = error()
         var rng = RNG(seed: 3)
         for step in 1...60 {
-            let (color, frame) = scene.render(camera: Self.camera, background: background, rng: &rng)
+            let (color, frame) = scene.render(camera: Self.camera, time: nil, step: step, of: 60, background: background, rng: &rng)
             scene.accumulate(frame, dColor: zip(color, target).map { 2 * ($0 - $1) })
             scene.applyStep(step: step, of: 60, rng: &rng)
         }
@@ -94,11 +94,11 @@ struct MeshOffsetTests {
         let weights = rng.uniforms(count: 24 * 24 * 3, in: -1...1)
         let background = SIMD3<Float>(0.9, 0.9, 0.85)
         func loss() -> Double {
-            zip(scene.preview(camera: camera, background: background), weights).map { Double($0) * Double($1) }.reduce(0, +)
+            zip(scene.preview(camera: camera, time: nil, background: background), weights).map { Double($0) * Double($1) }.reduce(0, +)
         }
         func visibility() -> [Int32] { scene.forward(camera: camera, background: background).raster.triangleIDs }
         var quiet = RNG(seed: 0)
-        let (_, frame) = scene.render(camera: camera, background: background, rng: &quiet)
+        let (_, frame) = scene.render(camera: camera, time: nil, step: 1, of: 1, background: background, rng: &quiet)
         scene.discardGradient()
         scene.accumulate(frame, dColor: weights)
         let g = offsets.gradient.storage
@@ -134,11 +134,11 @@ struct MeshOffsetTests {
         let targetScene = MeshScene(mesh: Self.scene(radius: 0.6).mesh)
         let background = SIMD3<Float>(1, 1, 1)
         let cameras = [0, 90, 180, 270].map { ViewSettings().camera(azimuthDegrees: Float($0), elevationDegrees: 20, size: 24) }
-        let targets = cameras.map { targetScene.preview(camera: $0, background: background) }
+        let targets = cameras.map { targetScene.preview(camera: $0, time: nil, background: background) }
         func error() -> Float {
             var total: Float = 0
             for (c, t) in zip(cameras, targets) {
-                for (a, b) in zip(scene.preview(camera: c, background: background), t) { total += (a - b) * (a - b) }
+                for (a, b) in zip(scene.preview(camera: c, time: nil, background: background), t) { total += (a - b) * (a - b) }
             }
             return total
         }
@@ -147,7 +147,7 @@ struct MeshOffsetTests {
         var rng = RNG(seed: 3)
         for step in 1...40 {
             for (c, t) in zip(cameras, targets) {
-                let (color, frame) = scene.render(camera: c, background: background, rng: &rng)
+                let (color, frame) = scene.render(camera: c, time: nil, step: step, of: 40, background: background, rng: &rng)
                 scene.accumulate(frame, dColor: zip(color, t).map { 2 * ($0 - $1) })
             }
             scene.applyStep(step: step, of: 40, rng: &rng)

@@ -135,7 +135,7 @@ struct CLIPTokenizerBPETests {
                 if rng.next() % 3 == 0, bytes.count > 1 { bytes.removeLast(Int(rng.next() % UInt64(bytes.count))) }
             }
             let fast = t.bpe.uncachedEncode(bytes).map { t.tokens[Int($0)] }
-            let reference = ByteLevelBPE.Reference.bpe(ByteLevel.token(ofBytes: bytes), ranks: ranks)
+            let reference = ByteLevelBPEReference.bpe(ByteLevel.token(ofBytes: bytes), ranks: ranks)
             if fast != reference, mismatches.count < 5 { mismatches.append("\(bytes): \(fast) vs \(reference)") }
         }
         #expect(mismatches.isEmpty, "\(mismatches)")
@@ -149,7 +149,7 @@ struct CLIPTokenizerBPETests {
             let text = String(repeating: "a", count: n)
             let tokens = t.tokenize(text)
             #expect(tokens.joined() == text + "</w>", "\(n): \(tokens)")
-            let reference = ByteLevelBPE.Reference.bpe(text, ranks: Self.ranks())
+            let reference = ByteLevelBPEReference.bpe(text, ranks: Self.ranks())
             #expect(tokens == reference, "\(n)")
         }
     }

@@ -52,6 +52,41 @@ struct SplatOptimizerTests {
         #expect(again == p, "densification is deterministic for a seed")
     }
 
+    @Test("Densification renumbers parameters and Adam moments together: kept Gaussians keep theirs, new ones start at zero")
+    func densificationCarriesState() throws {
+        var p = SplatParameters<Float>(zerosLike: 4, shDegree: 0)
+        for i in 0..<4 { p.rotations[4 * i] = 1; p.opacityLogits[i] = 2; p.means[3 * i] = Float(i) }
+        for a in 0..<3 { p.logScales[a] = log(0.001); p.logScales[3 + a] = log(0.5); p.logScales[6 + a] = log(0.01); p.logScales[9 + a] = log(0.01) }
+        p.opacityLogits[2] = -8
+        var optimizer = SplatOptimizer(parameters: p, extent: 2, seed: 3)
+        // One step gives every Gaussian non-zero moments (no densification before step 500).
+        var g = SplatParameters<Float>(zerosLike: 4, shDegree: 0)
+        for i in 0..<4 { g.means[3 * i] = Float(i + 1) * 1e-3; g.sh[3 * i] = Float(i + 1) * 1e-2 }
+        optimizer.step(&p, gradients: g)
+        #expect(optimizer.lastDensification == nil)
+        let before = optimizer.state
+        optimizer.record(meanPixels: [0.01, 0, 0.01, 0, 0, 0, 1e-7, 0], radii: [3, 3, 3, 3], width: 100, height: 100)
+        optimizer.densify(&p)
+        // 0 cloned, 1 split in two, 2 pruned, 3 kept: the kept ones first, then the new ones.
+        let d = try #require(optimizer.lastDensification)
+        #expect(d.sources == [0, 3, 0, 1, 1] && d.kept == 2 && d.added == 2..<5)
+        let after = optimizer.state
+        for (j, i) in d.sources.enumerated() {
+            let kept = j < d.kept
+            #expect(after.firstMoments.means[3 * j] == (kept ? before.firstMoments.means[3 * i] : 0))
+            #expect(after.secondMoments.sh[3 * j] == (kept ? before.secondMoments.sh[3 * i] : 0))
+            #expect(p.sh[3 * j] != 0 && p.opacityLogits[j] == 2, "parameters are copied from the source")
+        }
+        // Motion coefficients and their moments follow the same renumbering.
+        var motion = SplatMotion<Float>(zerosFor: 4), first = SplatMotion<Float>(zerosFor: 4), second = SplatMotion<Float>(zerosFor: 4)
+        for i in motion.position.indices { motion.position[i] = Float(i); first.position[i] = 1; second.position[i] = 2 }
+        d.carry(&motion, moments: &first, &second)
+        let width = 3 * SplatMotion<Float>.basisCount
+        #expect(motion.count == 5 && Array(motion.position[(4 * width)..<(5 * width)]) == (width..<(2 * width)).map(Float.init))
+        #expect(first.position[0..<(2 * width)].allSatisfy { $0 == 1 } && first.position[(2 * width)...].allSatisfy { $0 == 0 })
+        #expect(second.position[0..<(2 * width)].allSatisfy { $0 == 2 } && second.position[(2 * width)...].allSatisfy { $0 == 0 })
+    }
+
     @Test("Fitting a perturbed cloud to renders of a target lowers the image error tenfold")
     func fitConverges() {
         let (target64, _) = randomSplatScene(count: 30, shDegree: 0, seed: 8, opacityLogitRange: 1...3)

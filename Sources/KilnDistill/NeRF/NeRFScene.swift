@@ -25,13 +25,13 @@ public final class NeRFScene: DistilledScene {
         self.threads = threads
     }
 
-    public func render(camera: Camera, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: NeRFRenderer.Frame) {
+    public func render(camera: Camera, time: Float?, step: Int, of steps: Int, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: NeRFRenderer.Frame) {
         let jitter = rng.split(rng.next())
         let frame = renderer.render(field, camera: camera, background: background, occupancy: occupancy, jitter: jitter, threads: threads)
         return (frame.color, frame)
     }
 
-    public func preview(camera: Camera, background: SIMD3<Float>) -> [Float] {
+    public func preview(camera: Camera, time: Float?, background: SIMD3<Float>) -> [Float] {
         renderer.render(field, camera: camera, background: background, occupancy: occupancy, threads: threads).color
     }
 

@@ -62,8 +62,8 @@ enum ByteLevel {
 /// with `</w>` appended; then, while some adjacent pair is a merge, the pair of lowest rank is
 /// merged at every occurrence, left to right. Vocabulary strings and ids are in one-to-one
 /// correspondence and every merge's parts and result are in the vocabulary (checked at load), so
-/// running the same loop on ids gives the same tokens without building strings; `Reference.bpe`
-/// is the string version, and the tests hold the two equal.
+/// running the same loop on ids gives the same tokens without building strings;
+/// `ByteLevelBPEReference.bpe` is the string version, and the tests hold the two equal.
 struct ByteLevelBPE: Sendable {
     /// Rank and result of merging an adjacent id pair.
     struct Merge: Sendable {
@@ -173,46 +173,6 @@ struct ByteLevelBPE: Sendable {
             lock.lock()
             defer { lock.unlock() }
             return entries.count
-        }
-    }
-}
-
-extension ByteLevelBPE {
-    /// transformers' string BPE, line for line: the reference the id version is tested against.
-    enum Reference {
-        /// `CLIPTokenizer.bpe(token)` split on spaces: the tokens of one byte-symbol string.
-        static func bpe(_ token: String, ranks: [String: Int]) -> [String] {
-            let chars = token.unicodeScalars.map { String($0) }
-            var word = Array(chars.dropLast()) + [chars[chars.count - 1] + "</w>"]
-            if word.count == 1 { return word }
-            func rank(_ a: String, _ b: String) -> Int? { ranks[a + " " + b] }
-            while true {
-                var best: (Int, String, String)? = nil
-                for i in 0..<(word.count - 1) {
-                    if let r = rank(word[i], word[i + 1]), r < (best?.0 ?? .max) { best = (r, word[i], word[i + 1]) }
-                }
-                guard let (_, first, second) = best else { break }
-                var newWord: [String] = []
-                var i = 0
-                while i < word.count {
-                    guard let j = word[i...].firstIndex(of: first) else {
-                        newWord.append(contentsOf: word[i...])
-                        break
-                    }
-                    newWord.append(contentsOf: word[i..<j])
-                    i = j
-                    if word[i] == first, i < word.count - 1, word[i + 1] == second {
-                        newWord.append(first + second)
-                        i += 2
-                    } else {
-                        newWord.append(word[i])
-                        i += 1
-                    }
-                }
-                word = newWord
-                if word.count == 1 { break }
-            }
-            return word
         }
     }
 }

@@ -103,7 +103,7 @@ public struct MeshRenderer: Sendable {
     }
 
     /// Renders one view: rasterize → interpolate (normals, colours, UVs, depth) → texture →
-    /// Lambert + ambient → composite over the background → antialias, all in linear light
+    /// shade (`MeshShading`: Lambert + ambient, composite over the background) → antialias, all in linear light
     /// (vertex colours and factors are linear, as in glTF); the colour comes out sRGB-encoded.
     public func render(camera: Camera, settings: MeshRenderSettings = MeshRenderSettings(), threads: Int = Parallel.defaultThreadCount) -> MeshView {
         let w = camera.width, h = camera.height, pixels = w * h
@@ -124,38 +124,12 @@ public struct MeshRenderer: Sendable {
             for i in 0..<(4 * pixels) { base[i] *= texels[i] }
         }
 
-        // Shade in camera space: the light is fixed to the camera.
-        let rotation = camera.cameraFromWorld.upperLeft
-        let light = settings.lightDirectionCamera
-        let background = SIMD3(SRGB.decode(settings.background.x), SRGB.decode(settings.background.y), SRGB.decode(settings.background.z))
-        var rgba = [Float](repeating: 0, count: 4 * pixels)
-        var normalImage = [Float](repeating: 0, count: 3 * pixels)
+        let light = MeshShading.Light(directionCamera: settings.lightDirectionCamera, ambient: settings.ambient, diffuse: settings.diffuse)
+        let shaded = MeshShading.forward(base: base, channels: 4, normals: normal, raster: raster, camera: camera, light: light,
+                                         background: SRGB.decode(settings.background))
+        var rgba = shaded.rgba
         var depthImage = [Float](repeating: 0, count: pixels)
-        for p in 0..<pixels {
-            guard raster.triangleIDs[p] >= 0 else {
-                rgba[4 * p] = background.x; rgba[4 * p + 1] = background.y; rgba[4 * p + 2] = background.z
-                continue
-            }
-            var n = SIMD3(normal[3 * p], normal[3 * p + 1], normal[3 * p + 2])
-            n = length(n) > 0 ? normalize(n) : n
-            var nCamera = rotation * n
-            // Face the viewer: the ray from the eye to the surface point runs along +z in camera space
-            // near the centre; use the pixel's ray for the sign so back faces seen through holes light
-            // like their front.
-            let ray = camera.ray(pixelX: p % w, pixelY: p / w).direction
-            if dot(n, ray) > 0 { n = -n; nCamera = -nCamera }
-            let lambert = max(0, dot(nCamera, light))
-            let shade = settings.ambient + settings.diffuse * lambert
-            // Straight alpha from the material: blend over the background.
-            let a = min(1, max(0, base[4 * p + 3]))
-            for c in 0..<3 {
-                let surface = base[4 * p + c] * shade
-                rgba[4 * p + c] = surface * a + background[c] * (1 - a)
-            }
-            rgba[4 * p + 3] = 1
-            normalImage[3 * p] = n.x; normalImage[3 * p + 1] = n.y; normalImage[3 * p + 2] = n.z
-            depthImage[p] = cameraDepth[p]
-        }
+        for p in 0..<pixels where raster.triangleIDs[p] >= 0 { depthImage[p] = cameraDepth[p] }
         if settings.antialias {
             rgba = MeshAntialias.forward(rgba, channels: 4, raster: raster, clipPositions: clip, triangles: mesh.triangles,
                                          topology: topology, threads: threads)
@@ -168,7 +142,7 @@ public struct MeshRenderer: Sendable {
         return MeshView(color: Image(width: w, height: h, channels: 3, pixels: color),
                         alpha: Image(width: w, height: h, channels: 1, pixels: alpha),
                         depth: Image(width: w, height: h, channels: 1, pixels: depthImage),
-                        normal: Image(width: w, height: h, channels: 3, pixels: normalImage),
+                        normal: Image(width: w, height: h, channels: 3, pixels: shaded.normals),
                         mask: Image(width: w, height: h, channels: 1, pixels: raster.coverage))
     }
 }

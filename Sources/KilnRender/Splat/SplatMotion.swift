@@ -107,21 +107,6 @@ public struct SplatMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>
         return (loss, gradient)
     }
 
-    /// The coefficients of the Gaussians at `indices`, in that order (for pruning, cloning and
-    /// splitting alongside the cloud: a clone or split child moves as its parent).
-    public func gathered(_ indices: [Int]) -> SplatMotion<R> {
-        let k = Self.basisCount
-        var out = SplatMotion(zerosFor: indices.count)
-        for (o, i) in indices.enumerated() {
-            for e in 0..<(k * 3) {
-                out.position[o * k * 3 + e] = position[i * k * 3 + e]
-                out.logScale[o * k * 3 + e] = logScale[i * k * 3 + e]
-            }
-            for e in 0..<(k * 4) { out.rotation[o * k * 4 + e] = rotation[i * k * 4 + e] }
-        }
-        return out
-    }
-
     /// Every coefficient array in a fixed order, for optimisers and checkpoints.
     public var groups: [[R]] { [position, rotation, logScale] }
     public static var groupNames: [String] { ["motion.position", "motion.rotation", "motion.log_scale"] }

@@ -43,8 +43,9 @@ public struct SplatTrainingConfig: Codable, Sendable, Equatable {
     }()
 }
 
-/// Adam over Gaussian parameters with per-group learning rates, plus 3DGS adaptive density
-/// control (clone, split, prune, opacity reset). Deterministic for a seed.
+/// Adam over Gaussian parameters with per-group learning rates (KilnCore's `AdamW`, in its
+/// `.float32` arithmetic), plus 3DGS adaptive density control (clone, split, prune, opacity reset)
+/// whose renumbering of the Gaussians is a `SplatDensification`. Deterministic for a seed.
 public struct SplatOptimizer: Sendable {
     public var config: SplatTrainingConfig
     /// Scene extent (radius) used to scale the position learning rate and the size thresholds.
@@ -57,10 +58,9 @@ public struct SplatOptimizer: Sendable {
     var gradientAccumulator: [Float]
     var visibleCount: [Int32]
     public var rng: RNG
-    /// After a step that densified: for every Gaussian now, the index it came from before (the
-    /// `kept` ones first, in order, then the clones and split children of their sources); nil
-    /// after a step that did not. Per-Gaussian state kept outside the optimiser (motion) follows it.
-    public private(set) var lastRebuild: (sources: [Int], kept: Int)? = nil
+    /// After a step that densified, how it renumbered the Gaussians; nil after a step that did
+    /// not. Per-Gaussian state kept outside the optimiser (motion) follows it.
+    public private(set) var lastDensification: SplatDensification? = nil
 
     public init(parameters p: SplatParameters<Float>, extent: Float, config: SplatTrainingConfig = SplatTrainingConfig(), seed: UInt64 = 0) {
         self.config = config
@@ -130,28 +130,22 @@ public struct SplatOptimizer: Sendable {
     public mutating func step(_ p: inout SplatParameters<Float>, gradients g: SplatParameters<Float>) {
         precondition(g.count == p.count, "gradients are for \(g.count) Gaussians, parameters have \(p.count)")
         step += 1
-        lastRebuild = nil
+        lastDensification = nil
         let c = config
         let k = p.coefficientsPerChannel
-        let b1 = c.beta1, b2 = c.beta2
-        let correction1 = 1 - Float.pow(b1, Float(step)), correction2 = 1 - Float.pow(b2, Float(step))
-        func adam(_ values: inout [Float], _ grads: [Float], _ m: inout [Float], _ v: inout [Float], lr: (Int) -> Float) {
-            for i in values.indices {
-                let gi = grads[i]
-                guard gi.isFinite else { continue }  // a non-finite gradient leaves the parameter alone
-                m[i] = b1 * m[i] + (1 - b1) * gi
-                v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                let mh = m[i] / correction1, vh = v[i] / correction2
-                values[i] -= lr(i) * mh / (vh.squareRoot() + c.epsilon)
-            }
+        let adam = AdamW(beta1: Double(c.beta1), beta2: Double(c.beta2), eps: Double(c.epsilon), arithmetic: .float32)
+        func update(_ values: inout [Float], _ grads: [Float], _ m: inout [Float], _ v: inout [Float], _ scalars: (Int) -> AdamW.Step) {
+            // A non-finite gradient leaves the parameter (and its moments) alone.
+            for i in values.indices where grads[i].isFinite { scalars(i).update(&values[i], gradient: grads[i], m: &m[i], v: &v[i]) }
         }
-        let positionLR = positionLearningRate
-        adam(&p.means, g.means, &m.means, &v.means) { _ in positionLR }
-        adam(&p.logScales, g.logScales, &m.logScales, &v.logScales) { _ in c.scalingLR }
-        adam(&p.rotations, g.rotations, &m.rotations, &v.rotations) { _ in c.rotationLR }
-        adam(&p.opacityLogits, g.opacityLogits, &m.opacityLogits, &v.opacityLogits) { _ in c.opacityLR }
-        let rest = c.featureLR / c.restFeatureLRDivisor
-        adam(&p.sh, g.sh, &m.sh, &v.sh) { i in (i % (3 * k)) < 3 ? c.featureLR : rest }
+        func rate(_ learningRate: Float) -> AdamW.Step { adam.step(step, learningRate: Double(learningRate)) }
+        let position = rate(positionLearningRate), scaling = rate(c.scalingLR), rotation = rate(c.rotationLR), opacity = rate(c.opacityLR)
+        let feature = rate(c.featureLR), restFeature = rate(c.featureLR / c.restFeatureLRDivisor)
+        update(&p.means, g.means, &m.means, &v.means) { _ in position }
+        update(&p.logScales, g.logScales, &m.logScales, &v.logScales) { _ in scaling }
+        update(&p.rotations, g.rotations, &m.rotations, &v.rotations) { _ in rotation }
+        update(&p.opacityLogits, g.opacityLogits, &m.opacityLogits, &v.opacityLogits) { _ in opacity }
+        update(&p.sh, g.sh, &m.sh, &v.sh) { i in (i % (3 * k)) < 3 ? feature : restFeature }
 
         if step >= c.densifyFrom, step <= c.densifyUntil, c.densifyEvery > 0, step % c.densifyEvery == 0 {
             densify(&p)
@@ -215,33 +209,14 @@ public struct SplatOptimizer: Sendable {
     /// Keeps the marked Gaussians (with their Adam state) and appends copies of `added` sources
     /// with new centres and shifted log-scales (fresh Adam state); resets the statistics.
     mutating func rebuild(_ p: inout SplatParameters<Float>, keep: [Bool], added: [(source: Int, mean: SIMD3<Float>, logScaleShift: Float)]) {
-        let k3 = 3 * p.coefficientsPerChannel
-        func gather(_ q: SplatParameters<Float>, fresh: Bool) -> SplatParameters<Float> {
-            var out = SplatParameters<Float>(zerosLike: 0, shDegree: q.shDegree)
-            for i in keep.indices where keep[i] {
-                out.means += q.means[(3 * i)..<(3 * i + 3)]; out.logScales += q.logScales[(3 * i)..<(3 * i + 3)]
-                out.rotations += q.rotations[(4 * i)..<(4 * i + 4)]; out.opacityLogits.append(q.opacityLogits[i])
-                out.sh += q.sh[(k3 * i)..<(k3 * i + k3)]
-            }
-            for a in added {
-                let i = a.source
-                if fresh {
-                    out.means += [0, 0, 0]; out.logScales += [0, 0, 0]; out.rotations += [0, 0, 0, 0]
-                    out.opacityLogits.append(0); out.sh += [Float](repeating: 0, count: k3)
-                } else {
-                    out.means += [a.mean.x, a.mean.y, a.mean.z]
-                    out.logScales += q.logScales[(3 * i)..<(3 * i + 3)].map { $0 + a.logScaleShift }
-                    out.rotations += q.rotations[(4 * i)..<(4 * i + 4)]; out.opacityLogits.append(q.opacityLogits[i])
-                    out.sh += q.sh[(k3 * i)..<(k3 * i + k3)]
-                }
-            }
-            return out
-        }
         let kept = keep.indices.filter { keep[$0] }
-        lastRebuild = (kept + added.map(\.source), kept.count)
-        p = gather(p, fresh: false)
-        m = gather(m, fresh: true)
-        v = gather(v, fresh: true)
+        let densification = SplatDensification(sources: kept + added.map(\.source), kept: kept.count)
+        densification.carry(&p, moments: &m, &v)
+        for (j, a) in zip(densification.added, added) {
+            (p.means[3 * j], p.means[3 * j + 1], p.means[3 * j + 2]) = (a.mean.x, a.mean.y, a.mean.z)
+            for e in (3 * j)..<(3 * j + 3) { p.logScales[e] += a.logScaleShift }
+        }
+        lastDensification = densification
         gradientAccumulator = [Float](repeating: 0, count: p.count)
         visibleCount = [Int32](repeating: 0, count: p.count)
     }

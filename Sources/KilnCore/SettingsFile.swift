@@ -20,39 +20,38 @@ public enum SettingsFile {
             throw SettingsError(source: source, key: nil, line: nil, problem: "is not a JSON object",
                                 fix: "give {\"section\": {\"setting\": value}, …} as config.json of a run does")
         }
-        let reference = try JSONSerialization.jsonObject(with: encoder().encode(defaults)) as! [String: Any]
-        var given = Set<String>()
-        let merged = try merge(object, over: reference, path: [], given: &given, optionalKeys: optionalKeys, data: data, source: source)
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        do {
-            return (try decoder.decode(T.self, from: JSONSerialization.data(withJSONObject: merged)), given)
-        } catch let error as DecodingError {
-            let (key, problem) = describe(error)
-            throw SettingsError(source: source, key: key, line: key.flatMap { line(of: $0, in: data) }, problem: problem, fix: "write a value of that type")
-        }
+        return try decode(defaults, object, path: [], data: data, source: source, optionalKeys: optionalKeys)
     }
 
-    /// `defaults` with the settings one section of `data` gives (`{"training": {…}, …}`); the other
-    /// top-level keys are left to their own readers. Keys are named "section.key".
+    /// `defaults` with the settings one section of `data` gives (`{"training": {…}, …}`; the
+    /// defaults when the section is absent); the other top-level keys are left to their own
+    /// readers. Keys are named "section.key".
     public static func read<T: Codable>(_ defaults: T, section: String, from data: Data, source: String,
                                         optionalKeys: Set<String> = []) throws -> (value: T, given: Set<String>) {
-        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], let part = object[section] else {
-            return try read(defaults, from: data, source: source, optionalKeys: optionalKeys)
+        guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            return try read(defaults, from: data, source: source, optionalKeys: optionalKeys)  // reports what is wrong with the file
         }
+        guard let part = object[section] else { return (defaults, []) }
         guard let fields = part as? [String: Any] else {
             throw SettingsError(source: source, key: section, line: line(of: section, in: data), problem: "must be an object", fix: "give {\"setting\": value, …}")
         }
+        return try decode(defaults, fields, path: [section], data: data, source: source, optionalKeys: optionalKeys)
+    }
+
+    /// `object` (found at `path` in `data`) laid over `defaults` and decoded; errors name the key
+    /// with its path and line.
+    static func decode<T: Codable>(_ defaults: T, _ object: [String: Any], path: [String], data: Data, source: String,
+                                   optionalKeys: Set<String>) throws -> (value: T, given: Set<String>) {
         let reference = try JSONSerialization.jsonObject(with: encoder().encode(defaults)) as! [String: Any]
         var given = Set<String>()
-        let merged = try merge(fields, over: reference, path: [section], given: &given, optionalKeys: optionalKeys, data: data, source: source)
+        let merged = try merge(object, over: reference, path: path, given: &given, optionalKeys: optionalKeys, data: data, source: source)
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         do {
             return (try decoder.decode(T.self, from: JSONSerialization.data(withJSONObject: merged)), given)
         } catch let error as DecodingError {
             let (key, problem) = describe(error)
-            let dotted = key.map { section + "." + $0 }
+            let dotted = key.map { (path + [$0]).joined(separator: ".") }
             throw SettingsError(source: source, key: dotted, line: dotted.flatMap { line(of: $0, in: data) }, problem: problem, fix: "write a value of that type")
         }
     }

@@ -43,10 +43,10 @@ public final class GenerateJob {
     /// Every picture of the run records the prompt, seed and settings that made it.
     let metadata: KilnMetadata
 
-    public init(settings: GenerateSettings, folder: RunFolder, prior: any DiffusionPrior, rewards: RewardModels?, motionPair: (any MotionReward)?,
-                options: Options) {
+    public init(settings: GenerateSettings, prompt: Prompt, folder: RunFolder, prior: any DiffusionPrior, rewards: RewardModels?,
+                motionPair: (any MotionReward)?, options: Options) {
         self.settings = settings
-        prompt = Prompt(settings.prompt, negative: settings.negativePrompt)
+        self.prompt = prompt
         self.folder = folder
         self.prior = prior
         self.rewards = rewards
@@ -351,7 +351,9 @@ extension GenerateJob {
         } else {
             (settings, rendersAtPriorSize) = try request.newSettings()
         }
-        let prior = try PriorRegistry.open(priorFolder, prompt: Prompt(settings.prompt, negative: settings.negativePrompt))
+        // The prompt, parsed once: its text conditions the prior, its caption the rewards and the motion.
+        let prompt = Prompt(settings.prompt, negative: settings.negativePrompt)
+        let prior = try PriorRegistry.open(priorFolder, prompt: prompt)
         if rendersAtPriorSize { settings.views.renderSize = prior.imageSize }
         try settings.validate(priorSize: prior.imageSize)
         // The reward models steer the reward-aware methods and score the result; a run without them
@@ -367,7 +369,7 @@ extension GenerateJob {
         if settings.dynamic, settings.motion.pairReward > 0 {
             let url = rewardsFolder.appendingPathComponent("motion_pair.safetensors")
             if FileManager.default.fileExists(atPath: url.path) {
-                motionPair = ToyMotionReward(model: try MotionPairReward.load(url), motion: Prompt(settings.prompt).caption.motion)
+                motionPair = ToyMotionReward(model: try MotionPairReward.load(url), motion: prompt.caption.motion)
             } else {
                 warn("\(rewardsFolder.path) has no motion_pair.safetensors: the motion-pair reward is off (kiln train-motion-reward --out \(rewardsFolder.path) --force makes it)")
             }
@@ -375,7 +377,7 @@ extension GenerateJob {
         let existed = FileManager.default.fileExists(atPath: folder.url.path)
         if !existed { try FileManager.default.createDirectory(at: folder.url, withIntermediateDirectories: true) }
         let lock: FolderLock
-        do { lock = try FolderLock.acquire(folder.url, purpose: "kiln generate") } catch {
+        do { lock = try folder.lock(purpose: "kiln generate") } catch {
             if !existed { try? FileManager.default.removeItem(at: folder.url) }
             throw RunError("--out \(error)")
         }
@@ -390,6 +392,6 @@ extension GenerateJob {
             try? FileManager.default.removeItem(at: folder.stages)
         }
         try FileIO.writeAtomically(try settings.encoded(), to: folder.config)
-        try GenerateJob(settings: settings, folder: folder, prior: prior, rewards: rewards, motionPair: motionPair, options: options).run()
+        try GenerateJob(settings: settings, prompt: prompt, folder: folder, prior: prior, rewards: rewards, motionPair: motionPair, options: options).run()
     }
 }

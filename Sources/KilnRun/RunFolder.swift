@@ -1,4 +1,5 @@
 import Foundation
+import KilnAsset
 
 /// Every file of a `kiln generate` run folder, named in one place.
 ///
@@ -38,6 +39,10 @@ public struct RunFolder: Sendable, Equatable {
     // MARK: Settings, checkpoints, logs
 
     public var config: URL { file("config.json") }
+
+    /// Takes the folder's one-writer lock (`.kiln-lock`) for `purpose` ("kiln generate").
+    /// - Throws: `FolderLock`'s error naming the process that holds it.
+    public func lock(purpose: String) throws -> FolderLock { try FolderLock.acquire(url, purpose: purpose) }
     /// The stages finished, in order (`GenerateJob` skips them when it resumes).
     public var stages: URL { file("stages.json") }
     public func checkpoint(_ stage: Stage) -> URL { file("checkpoint" + stage.suffix) }

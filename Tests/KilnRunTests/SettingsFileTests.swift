@@ -70,3 +70,31 @@ struct SettingsFileTests {
         #expect(error("[1, 2]")?.problem == "is not a JSON object")
     }
 }
+
+@Suite("Settings files: one section")
+struct SettingsSectionTests {
+    struct Training: Codable, Equatable {
+        var batchSize = 32
+        var learningRate = 2e-4
+    }
+
+    @Test("a section is read over its defaults, other sections left alone, errors named section.key with their line")
+    func section() throws {
+        let text = "{\n  \"unet\": {\"anything\": 1},\n  \"training\": {\n    \"batch_size\": 8\n  }\n}"
+        let (value, given) = try SettingsFile.read(Training(), section: "training", from: Data(text.utf8), source: "train.json")
+        #expect(value == Training(batchSize: 8) && given == ["training.batch_size"])
+        #expect(try SettingsFile.read(Training(), section: "training", from: Data("{\"unet\": {}}".utf8), source: "t").value == Training())
+        do {
+            _ = try SettingsFile.read(Training(), section: "training", from: Data("{\"training\": {\n\"momentum\": 0.9}}".utf8), source: "t")
+            Issue.record("an unknown key should be refused")
+        } catch let error as SettingsError {
+            #expect(error.key == "training.momentum" && error.line == 2)
+        }
+        do {
+            _ = try SettingsFile.read(Training(), section: "training", from: Data("{\"training\": {\"batch_size\": \"8\"}}".utf8), source: "t")
+            Issue.record("a string for a number should be refused")
+        } catch let error as SettingsError {
+            #expect(error.key == "training.batch_size" && error.line == 1)
+        }
+    }
+}

@@ -82,7 +82,7 @@ public struct AssetEvaluation {
         // Meshes are lit as the toy world lights its objects (the reward models' training data).
         let meshSettings = MeshRenderSettings(background: SIMD3(1, 1, 1), lightDirectionCamera: normalize(SIMD3(0, -0.4, -1)), ambient: 0.35, diffuse: 0.65)
         var posed: [PosedView] = []
-        let score = AssetScore.measure(caption: ToyCaption(caption ?? ""), rewards: models, views: angles, renderSize: size) { a, e in
+        let score = AssetScore.measure(caption: Prompt(caption ?? "").caption, rewards: models, views: angles, renderSize: size) { a, e in
             let view = camera(a, e)
             switch subject {
             case nil:
@@ -120,7 +120,7 @@ public struct AssetEvaluation {
             } else {
                 warn("\(rewards) has no motion_pair.safetensors: the frames' motion is judged from the Gaussians only (kiln train-motion-reward --out \(rewards) --force makes it)")
             }
-            temporal = try TemporalReport.measure(runFolder: runFolder, settings: settings, caption: ToyCaption(caption ?? ""), rewards: models,
+            temporal = try TemporalReport.measure(runFolder: runFolder, settings: settings, caption: Prompt(caption ?? "").caption, rewards: models,
                                                   motionJudge: judge, size: models.imageSize * 2, camera: camera)
         }
         var health: MeshHealth? = nil

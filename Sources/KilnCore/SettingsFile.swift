@@ -52,7 +52,8 @@ public enum SettingsFile {
         } catch let error as DecodingError {
             let (key, problem) = describe(error)
             let dotted = key.map { (path + [$0]).joined(separator: ".") }
-            throw SettingsError(source: source, key: dotted, line: dotted.flatMap { line(of: $0, in: data) }, problem: problem, fix: "write a value of that type")
+            let fix = problem.contains("not one of") ? "use one of them" : problem.contains("missing") ? "add it" : "write a value of that type"
+            throw SettingsError(source: source, key: dotted, line: dotted.flatMap { line(of: $0, in: data) }, problem: problem, fix: fix)
         }
     }
 

@@ -53,7 +53,7 @@ struct SettingsFileTests {
     func badChoice() throws {
         let e = try #require(error("{\"representation\": \"mesh\"}"))
         #expect(e.key == "representation" && e.line == 1)
-        #expect(e.problem.contains("'mesh', not one of gaussians, nerf"))
+        #expect(e.problem.contains("'mesh', not one of gaussians, nerf") && e.fix == "use one of them")
         let stage = try #require(error("{\"refine\": {\"stage\": \"texture\"}}"))
         #expect(stage.key == "refine.stage" && stage.problem.contains("none, mesh"))
     }

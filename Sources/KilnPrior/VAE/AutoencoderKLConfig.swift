@@ -89,54 +89,15 @@ public struct AutoencoderKLConfig: Sendable, Equatable {
 extension AutoencoderKLConfig {
     /// Parses `vae/config.json` bytes; `source` names the file in errors.
     public init(json data: Data, source: String) throws {
-        func fail(_ key: String?, _ problem: String, _ fix: String) -> PriorConfigError {
-            PriorConfigError(source: source, key: key, problem: problem, fix: fix)
-        }
-        guard case .object(let object)? = try? JSONDecoder().decode(ConfigValue.self, from: data) else {
-            throw fail(nil, "is not a JSON object", "write the VAE's config.json as diffusers saves it")
-        }
-        if let name = object["_class_name"], name.text != "AutoencoderKL" {
-            throw fail("_class_name", "is \(name.text)", "point Kiln at an AutoencoderKL")
-        }
-        let read: Set<String> = [
-            "in_channels", "out_channels", "latent_channels", "block_out_channels", "down_block_types", "up_block_types",
-            "layers_per_block", "norm_num_groups", "scaling_factor", "shift_factor", "sample_size",
-        ]
-        for key in object.keys.sorted() where !read.contains(key) && !Self.ignoredKeys.contains(key) {
-            guard let rule = Self.requiredValues[key] else {
-                throw fail(key, "is not an AutoencoderKL field Kiln understands", "remove it, or convert the model to a supported configuration")
-            }
-            let value = object[key]!.text
-            guard rule.allowed.contains(value) else {
-                throw fail(key, "is \(value); Kiln supports \(rule.allowed.joined(separator: " or "))", rule.fix)
-            }
-        }
-
-        func int(_ key: String, default value: Int) throws -> Int {
-            switch object[key] {
-            case nil, .null?: return value
-            case .int(let v)?: return v
-            case let v?: throw fail(key, "is \(v.text), not an integer", "set \(key) as in the weights' original config")
-            }
-        }
-        func number(_ key: String, default value: Double) throws -> Double {
-            switch object[key] {
-            case nil, .null?: return value
-            case .int(let v)?: return Double(v)
-            case .double(let v)?: return v
-            case let v?: throw fail(key, "is \(v.text), not a number", "write a number")
-            }
-        }
-        guard case .array(let widths)? = object["block_out_channels"], !widths.isEmpty else {
-            throw fail("block_out_channels", "must be a non-empty list of integers", "list the channels of each level")
-        }
-        let blockOutChannels = try widths.map {
-            guard case .int(let v) = $0 else { throw fail("block_out_channels", "holds \($0.text)", "list integers") }
-            return v
-        }
+        let json = try DiffusersConfigObject(json: data, source: source, className: "AutoencoderKL", model: "VAE")
+        let fail = json.fail
+        try json.checkKeys(read: ["in_channels", "out_channels", "latent_channels", "block_out_channels", "down_block_types",
+                                  "up_block_types", "layers_per_block", "norm_num_groups", "scaling_factor", "shift_factor", "sample_size"],
+                           ignored: Self.ignoredKeys, required: Self.requiredValues, className: "AutoencoderKL")
+        let blockOutChannels = try json.ints("block_out_channels", fix: "list the channels of each level")
         // Absent block lists are diffusers' defaults: one encoder/decoder block per level.
         for (key, block) in [("down_block_types", "DownEncoderBlock2D"), ("up_block_types", "UpDecoderBlock2D")] {
-            switch object[key] {
+            switch json[key] {
             case nil: continue
             case .array(let items)?:
                 guard items.count == blockOutChannels.count else {
@@ -149,17 +110,17 @@ extension AutoencoderKLConfig {
             }
         }
         var sampleSize: Int?
-        switch object["sample_size"] {
+        switch json["sample_size"] {
         case nil, .null?: break
         case .int(let v)? where v > 0: sampleSize = v
         case let v?: throw fail("sample_size", "is \(v.text)", "give a positive image size")
         }
         let config = AutoencoderKLConfig(
-            inChannels: try int("in_channels", default: 3), outChannels: try int("out_channels", default: 3),
-            latentChannels: try int("latent_channels", default: 4), blockOutChannels: blockOutChannels,
-            layersPerBlock: try int("layers_per_block", default: 1), normGroups: try int("norm_num_groups", default: 32),
-            scalingFactor: Float(try number("scaling_factor", default: 0.18215)),
-            shiftFactor: Float(try number("shift_factor", default: 0)), sampleSize: sampleSize)
+            inChannels: try json.int("in_channels", default: 3), outChannels: try json.int("out_channels", default: 3),
+            latentChannels: try json.int("latent_channels", default: 4), blockOutChannels: blockOutChannels,
+            layersPerBlock: try json.int("layers_per_block", default: 1), normGroups: try json.int("norm_num_groups", default: 32),
+            scalingFactor: Float(try json.number("scaling_factor", default: 0.18215)),
+            shiftFactor: Float(try json.number("shift_factor", default: 0)), sampleSize: sampleSize)
         try config.validate(source: source)
         self = config
     }

@@ -13,7 +13,9 @@ Writes Tests/KilnPriorTests/Fixtures/vae/<name>/:
         vae.encode(image) (logvar clamped to [−30, 20] by diffusers);
         latents: (mean − shift_factor) · scaling_factor, the posterior's mode as a pipeline scales it;
         decoded [B, 3, H, W]: vae.decode(latents / scaling_factor + shift_factor);
-        grad.mean_weights (w) and grad.image: ∂(Σ w ⊙ posterior.mean)/∂image by autograd
+        grad.mean_weights (w) and grad.image: ∂(Σ w ⊙ posterior.mean)/∂image by autograd;
+        grad.decoded_weights (v) and grad.latents: ∂(Σ v ⊙ decoded)/∂latents by autograd;
+        sample.noise and sample.output: the posterior's sample() from that noise, mean + σ ⊙ noise
 
 Weights are drawn at random (fixed seed) with a spread that keeps activations O(1), rounded to
 float16, and the goldens are computed with exactly those rounded weights in float32.
@@ -77,15 +79,25 @@ def make(name, spec):
     (weights * posterior.mean).sum().backward()
     with torch.no_grad():
         latents = (posterior.mean - shift) * scaling
-        decoded = vae.decode(latents / scaling + shift).sample
+    # The posterior's sample() with the noise it draws from a seeded generator, drawn again to store it.
+    noise = torch.randn(posterior.mean.shape, generator=torch.Generator().manual_seed(spec["seed"] + 2))
+    sample = posterior.sample(generator=torch.Generator().manual_seed(spec["seed"] + 2)).detach()
+    latents.requires_grad_(True)
+    decoded = vae.decode(latents / scaling + shift).sample
+    decoded_weights = torch.randn(decoded.shape, generator=g)
+    (decoded_weights * decoded).sum().backward()
     tensors = {
         "image": image.detach(),
         "posterior.mean": posterior.mean.detach(),
         "posterior.logvar": posterior.logvar.detach(),
-        "latents": latents,
-        "decoded": decoded,
+        "latents": latents.detach(),
+        "decoded": decoded.detach(),
         "grad.mean_weights": weights,
         "grad.image": image.grad,
+        "grad.decoded_weights": decoded_weights,
+        "grad.latents": latents.grad,
+        "sample.noise": noise,
+        "sample.output": sample,
     }
     save_file({k: v.float().contiguous() for k, v in tensors.items()}, str(out / "goldens.safetensors"))
     print(name, {k: tuple(v.shape) for k, v in tensors.items()})

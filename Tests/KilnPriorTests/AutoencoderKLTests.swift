@@ -46,6 +46,18 @@ struct AutoencoderKLTests {
         try Self.expectClose(gradient, goldens, "grad.image")
     }
 
+    @Test("the decoder's backward matches PyTorch autograd, and sampling the posterior matches diffusers' sample()")
+    func decoderBackwardAndSampleParity() throws {
+        let (vae, goldens) = try Self.load("tiny")
+        let latents = try goldens.tensorValue("latents")
+        let (image, saved) = vae.decodeForTraining(latents)
+        #expect(image == vae.decode(latents))
+        let gradient = vae.decodeBackward(saved, imageGradient: try goldens.tensorValue("grad.decoded_weights"))
+        try Self.expectClose(gradient, goldens, "grad.latents")
+        let posterior = vae.encode(try goldens.tensorValue("image"))
+        try Self.expectClose(posterior.sample(noise: try goldens.tensorValue("sample.noise")), goldens, "sample.output")
+    }
+
     /// A VAE small enough for finite differences: three levels, two ResNets a block, 3 latent channels.
     static func tinyConfig() -> AutoencoderKLConfig {
         AutoencoderKLConfig(inChannels: 3, outChannels: 2, latentChannels: 3, blockOutChannels: [4, 8, 8], layersPerBlock: 2,

@@ -195,6 +195,26 @@ struct AutoencoderKLTests {
         #expect(throws: PriorConfigError.self) { try AutoencoderKLConfig(json: Data("[]".utf8), source: "vae.json") }
     }
 
+    @Test("Stable Diffusion 1.5's and SDXL's published vae/config.json parse to their structure")
+    func publishedConfigs() throws {
+        let blocks = { (name: String) in "[" + Array(repeating: "\"\(name)\"", count: 4).joined(separator: ", ") + "]" }
+        let sd15 = """
+            {"_class_name": "AutoencoderKL", "_diffusers_version": "0.6.0", "act_fn": "silu", "block_out_channels": [128, 256, 512, 512],
+             "down_block_types": \(blocks("DownEncoderBlock2D")), "in_channels": 3, "latent_channels": 4, "layers_per_block": 2,
+             "norm_num_groups": 32, "out_channels": 3, "sample_size": 512, "up_block_types": \(blocks("UpDecoderBlock2D"))}
+            """
+        let c15 = try AutoencoderKLConfig(json: Data(sd15.utf8), source: "sd15.json")
+        #expect(c15 == AutoencoderKLConfig(sampleSize: 512) && c15.downsamplingFactor == 8)
+        let sdxl = """
+            {"_class_name": "AutoencoderKL", "_diffusers_version": "0.20.0.dev0", "act_fn": "silu", "block_out_channels": [128, 256, 512, 512],
+             "down_block_types": \(blocks("DownEncoderBlock2D")), "force_upcast": true, "in_channels": 3, "latent_channels": 4,
+             "layers_per_block": 2, "norm_num_groups": 32, "out_channels": 3, "sample_size": 1024, "scaling_factor": 0.13025,
+             "up_block_types": \(blocks("UpDecoderBlock2D"))}
+            """
+        let cxl = try AutoencoderKLConfig(json: Data(sdxl.utf8), source: "sdxl.json")
+        #expect(cxl == AutoencoderKLConfig(scalingFactor: 0.13025, sampleSize: 1024))
+    }
+
     @Test("a weights file that does not fit the config is an error naming the tensor")
     func weightErrors() throws {
         var rng = RNG(seed: 3)

@@ -278,7 +278,7 @@ public struct SchedulerConfig: Sendable, Equatable {
 // MARK: - JSON values
 
 /// One value of a config file, typed as JSON typed it (so `true` is never read as 1).
-enum ConfigValue: Codable {
+enum ConfigValue: Codable, Sendable {
     case null
     case bool(Bool)
     case int(Int)

@@ -93,18 +93,7 @@ public final class UNet2DConditionModel: Module {
     ///   when the file holds tensors this model does not have (its config.json describes a
     ///   different network).
     public func load(from file: SafeTensorsFile) throws {
-        let named = namedParameters
-        for (name, parameter) in named {
-            let values = try file.expect(name, shape: parameter.shape)
-            parameter.load(Tensor(shape: parameter.shape, storage: values), name: name)
-        }
-        let known = Set(named.map(\.name))
-        let extra = file.names.filter { !known.contains($0) }.sorted()
-        if !extra.isEmpty {
-            throw PriorConfigError(source: file.source, key: nil,
-                                   problem: "holds \(extra.count) tensor(s) the UNet described by config.json does not have (\(extra.prefix(3).joined(separator: ", "))\(extra.count > 3 ? ", …" : ""))",
-                                   fix: "use the config.json saved with these weights")
-        }
+        try loadDiffusersWeights(from: file, model: "UNet")
     }
 
     // MARK: Forward

@@ -163,54 +163,15 @@ public struct UNetConfig: Sendable, Equatable {
 extension UNetConfig {
     /// Parses `unet/config.json` bytes; `source` names the file in errors.
     public init(json data: Data, source: String) throws {
-        func fail(_ key: String?, _ problem: String, _ fix: String) -> PriorConfigError {
-            PriorConfigError(source: source, key: key, problem: problem, fix: fix)
-        }
-        guard case .object(let object)? = try? JSONDecoder().decode(ConfigValue.self, from: data) else {
-            throw fail(nil, "is not a JSON object", "write the UNet's config.json as diffusers saves it")
-        }
-        if let name = object["_class_name"], name.text != "UNet2DConditionModel" {
-            throw fail("_class_name", "is \(name.text)", "point Kiln at a UNet2DConditionModel")
-        }
-        let read: Set<String> = [
+        let json = try DiffusersConfigObject(json: data, source: source, className: "UNet2DConditionModel", model: "UNet")
+        let (object, fail) = (json.object, json.fail)
+        try json.checkKeys(read: [
             "in_channels", "out_channels", "block_out_channels", "down_block_types", "up_block_types", "layers_per_block",
             "mid_block_type", "attention_head_dim", "cross_attention_dim", "transformer_layers_per_block",
             "use_linear_projection", "norm_num_groups", "norm_eps", "flip_sin_to_cos", "freq_shift", "time_embedding_dim",
             "class_embed_type", "projection_class_embeddings_input_dim", "conv_in_kernel", "conv_out_kernel",
             "center_input_sample", "mid_block_scale_factor", "sample_size",
-        ]
-        for key in object.keys.sorted() where !read.contains(key) && !Self.ignoredKeys.contains(key) {
-            guard let rule = Self.requiredValues[key] else {
-                throw fail(key, "is not a UNet2DConditionModel field Kiln understands", "remove it, or convert the model to a supported configuration")
-            }
-            let value = object[key]!.text
-            guard rule.allowed.contains(value) else {
-                throw fail(key, "is \(value); Kiln supports \(rule.allowed.joined(separator: " or "))", rule.fix)
-            }
-        }
-
-        func int(_ key: String, default value: Int) throws -> Int {
-            switch object[key] {
-            case nil, .null?: return value
-            case .int(let v)?: return v
-            case let v?: throw fail(key, "is \(v.text), not an integer", "set \(key) as in the weights' original config")
-            }
-        }
-        func number(_ key: String, default value: Double) throws -> Double {
-            switch object[key] {
-            case nil, .null?: return value
-            case .int(let v)?: return Double(v)
-            case .double(let v)?: return v
-            case let v?: throw fail(key, "is \(v.text), not a number", "write a number")
-            }
-        }
-        func bool(_ key: String, default value: Bool) throws -> Bool {
-            switch object[key] {
-            case nil, .null?: return value
-            case .bool(let v)?: return v
-            case let v?: throw fail(key, "is \(v.text), not true or false", "write true or false")
-            }
-        }
+        ], ignored: Self.ignoredKeys, required: Self.requiredValues, className: "UNet2DConditionModel")
         func names(_ key: String) throws -> [String] {
             guard case .array(let items)? = object[key], !items.isEmpty else {
                 throw fail(key, "must be a non-empty list of block names", "list the block types")
@@ -220,13 +181,7 @@ extension UNetConfig {
                 return s
             }
         }
-        guard case .array(let widths)? = object["block_out_channels"], !widths.isEmpty else {
-            throw fail("block_out_channels", "must be a non-empty list of integers", "list the channels of each level")
-        }
-        let blockOutChannels = try widths.map {
-            guard case .int(let v) = $0 else { throw fail("block_out_channels", "holds \($0.text)", "list integers") }
-            return v
-        }
+        let blockOutChannels = try json.ints("block_out_channels", fix: "list the channels of each level")
         let levels = blockOutChannels.count
         /// An int for every level, or a list with one per level.
         func perLevel(_ key: String, default value: Int) throws -> [Int] {
@@ -270,15 +225,15 @@ extension UNetConfig {
         case let v?: throw fail("class_embed_type", "is \(v.text)", "use projection or null")
         }
         var config = UNetConfig(
-            inChannels: try int("in_channels", default: 4), outChannels: try int("out_channels", default: 4),
+            inChannels: try json.int("in_channels", default: 4), outChannels: try json.int("out_channels", default: 4),
             blockOutChannels: blockOutChannels, downBlocks: downBlocks, upBlocks: upBlocks,
-            hasMidBlock: hasMidBlock, useLinearProjection: try bool("use_linear_projection", default: false),
-            normGroups: try int("norm_num_groups", default: 32), normEps: Float(try number("norm_eps", default: 1e-5)),
-            flipSinToCos: try bool("flip_sin_to_cos", default: true), freqShift: Float(try number("freq_shift", default: 0)),
-            timeEmbeddingDim: try int("time_embedding_dim", default: 4 * blockOutChannels[0]), projectionClassInputDim: projection,
-            convInKernel: try int("conv_in_kernel", default: 3), convOutKernel: try int("conv_out_kernel", default: 3),
-            centerInputSample: try bool("center_input_sample", default: false),
-            midBlockScaleFactor: Float(try number("mid_block_scale_factor", default: 1)))
+            hasMidBlock: hasMidBlock, useLinearProjection: try json.bool("use_linear_projection", default: false),
+            normGroups: try json.int("norm_num_groups", default: 32), normEps: Float(try json.number("norm_eps", default: 1e-5)),
+            flipSinToCos: try json.bool("flip_sin_to_cos", default: true), freqShift: Float(try json.number("freq_shift", default: 0)),
+            timeEmbeddingDim: try json.int("time_embedding_dim", default: 4 * blockOutChannels[0]), projectionClassInputDim: projection,
+            convInKernel: try json.int("conv_in_kernel", default: 3), convOutKernel: try json.int("conv_out_kernel", default: 3),
+            centerInputSample: try json.bool("center_input_sample", default: false),
+            midBlockScaleFactor: Float(try json.number("mid_block_scale_factor", default: 1)))
         switch object["sample_size"] {
         case nil, .null?: break
         case .int(let v)? where v > 0: (config.sampleHeight, config.sampleWidth) = (v, v)

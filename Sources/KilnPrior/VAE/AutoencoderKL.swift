@@ -55,7 +55,8 @@ public final class AutoencoderKL: Module {
 
     /// What `decodeBackward` needs from `decodeForTraining`.
     public struct DecoderSaved {
-        var latents: Tensor
+        /// latents / scaling + shift, the input of `post_quant_conv`.
+        var unscaledLatents: Tensor
         var decoder: VAEDecoder.Saved
     }
 
@@ -165,16 +166,16 @@ public final class AutoencoderKL: Module {
     /// `decode`, also returning what `decodeBackward` needs.
     public func decodeForTraining(_ latents: Tensor) -> (image: Tensor, saved: DecoderSaved) {
         checkLatents(latents, "AutoencoderKL.decodeForTraining")
-        let z = postQuantConv.forward(unscaled(latents))
-        let (image, saved) = decoder.forward(z, training: true)
-        return (image, DecoderSaved(latents: unscaled(latents), decoder: saved!))
+        let u = unscaled(latents)
+        let (image, saved) = decoder.forward(postQuantConv.forward(u), training: true)
+        return (image, DecoderSaved(unscaledLatents: u, decoder: saved!))
     }
 
     /// Adds ∂L/∂θ into the decoder's and `post_quant_conv`'s parameter gradients and returns
     /// ∂L/∂latents `[N, latent, h, w]` of the scaled latents, given ∂L/∂image.
     public func decodeBackward(_ s: DecoderSaved, imageGradient: Tensor) -> Tensor {
         let dz = decoder.backward(s.decoder, outputGradient: imageGradient)
-        return postQuantConv.backward(input: s.latents, outputGradient: dz) * (1 / config.scalingFactor)
+        return postQuantConv.backward(input: s.unscaledLatents, outputGradient: dz) * (1 / config.scalingFactor)
     }
 
     /// latents / scaling + shift.

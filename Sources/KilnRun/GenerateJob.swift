@@ -84,7 +84,7 @@ public final class GenerateJob {
             try report(distilled, refined: refined.map { ($0.loop, $0.log, $0.mesh) })
             finished = try mark(.report, in: finished)
         }
-        say(String(format: "wrote %@: %d %@, %d steps (%d skipped)", folder.url.path, distilled.loop.size, distilled.unit,
+        say(String(format: "wrote %@: %d %@, %d steps (%d skipped)", folder.url.path, distilled.loop.size, distilled.loop.unit,
                    settings.steps, distilled.loop.skippedSteps))
     }
 
@@ -117,16 +117,14 @@ public final class GenerateJob {
         let log: RunLog
         /// Whether the stage ran (it was not finished, or it took more steps).
         let ran: Bool
-        /// "splats", "occupied cells"
-        let unit: String
         let extract: () throws -> MeshResult
         /// A 4D run's moving cloud.
         let moving: DynamicGaussianScene?
         var extracted: MeshResult?
 
-        init(loop: Loop, optimised: (log: RunLog, stepped: Bool), finished: Bool, unit: String, extractMesh: @escaping () throws -> MeshResult,
+        init(loop: Loop, optimised: (log: RunLog, stepped: Bool), finished: Bool, extractMesh: @escaping () throws -> MeshResult,
              moving: DynamicGaussianScene?) {
-            (self.loop, self.log, ran, self.unit, extract, self.moving) = (loop, optimised.log, !finished || optimised.stepped, unit, extractMesh, moving)
+            (self.loop, self.log, ran, extract, self.moving) = (loop, optimised.log, !finished || optimised.stepped, extractMesh, moving)
         }
 
         /// The mesh extracted from the representation (marching cubes, clean-up, colours), made once.
@@ -141,17 +139,17 @@ public final class GenerateJob {
     /// Stage 1: the representation, optimised (or restored when the stage is finished) and written.
     func distil(finished: Bool) throws -> Distilled {
         let parts = try settings.representation.scene.make(for: self)
-        let distilled = Distilled(loop: parts.loop, optimised: try optimise(parts.loop, finished: finished), finished: finished, unit: parts.unit,
+        let distilled = Distilled(loop: parts.loop, optimised: try optimise(parts.loop, finished: finished), finished: finished,
                                   extractMesh: parts.extractMesh, moving: parts.moving)
         if distilled.ran { try parts.write() }
         try stopIfInterrupted(.distil)
         return distilled
     }
 
-    /// The distillation loop of a scene, as the settings ask.
-    func distillationLoop<Scene: DistilledScene>(_ scene: Scene) throws -> Loop {
+    /// The distillation loop of a scene, as the settings ask; `unit` is what its size counts.
+    func distillationLoop<Scene: DistilledScene>(_ scene: Scene, unit: String) throws -> Loop {
         Loop(try DistillationRun(scene: scene, prior: prior, rewards: guidanceRewards, steps: settings.steps, sds: settings.sds,
-                                 guidance: settings.guidance, views: settings.views, rng: RNG(seed: settings.seed).split(2)), stage: .distil)
+                                 guidance: settings.guidance, views: settings.views, rng: RNG(seed: settings.seed).split(2)), stage: .distil, unit: unit)
     }
 
     /// Stage 2 (refine: mesh): the extracted mesh (asset-coarse.glb) refined under the same distillation.
@@ -163,7 +161,8 @@ public final class GenerateJob {
         }
         let scene = MeshScene(mesh: coarse.mesh, learningRate: settings.refine.learningRate, offsets: settings.refine.meshOffsets)
         let loop = Loop(try DistillationRun(scene: scene, prior: prior, rewards: guidanceRewards, steps: settings.refine.steps, sds: settings.sds,
-                                            guidance: settings.guidance, views: settings.views, rng: RNG(seed: settings.seed).split(3)), stage: .refine)
+                                            guidance: settings.guidance, views: settings.views, rng: RNG(seed: settings.seed).split(3)), stage: .refine,
+                        unit: "vertices")
         let optimised = try optimise(loop, finished: finished)
         try stopIfInterrupted(.refine)
         return (loop, optimised.log, MeshResult(mesh: scene.refinedMesh, report: coarse.report), !finished || optimised.stepped)
@@ -227,6 +226,8 @@ public final class GenerateJob {
     /// One optimising stage's loop, whatever its scene.
     struct Loop {
         let stage: Stage
+        /// What `size` counts: "splats", "occupied cells", "vertices".
+        let unit: String
         let steps: Int
         let completedSteps: () -> Int
         let skipped: () -> Int
@@ -239,8 +240,8 @@ public final class GenerateJob {
         /// `[H, W, 3]` display colours from a camera, on white.
         let preview: (Camera) -> [Float]
 
-        init<Scene: DistilledScene>(_ run: DistillationRun<Scene>, stage: Stage) {
-            self.stage = stage
+        init<Scene: DistilledScene>(_ run: DistillationRun<Scene>, stage: Stage, unit: String) {
+            (self.stage, self.unit) = (stage, unit)
             steps = run.steps
             completedSteps = { run.completedSteps }
             skipped = { run.skippedSteps }
@@ -276,7 +277,7 @@ public final class GenerateJob {
             try FileIO.writeAtomically(Data(log.csv.utf8), to: logURL)
         }
         let progress = ProgressLine(total: steps, start: loop.completedSteps())
-        let unit = stage == .refine ? "vertices" : settings.representation == .nerf ? "occupied cells" : "splats"
+        let unit = loop.unit
         if loop.completedSteps() < steps {
             say(stage == .distil
                 ? "generating \"\(settings.prompt)\": \(settings.representation.rawValue), \(steps) steps, \(settings.guidance.method.rawValue), \(settings.views.viewsPerStep) views per step, seed \(settings.seed)"

@@ -38,9 +38,7 @@ public struct BenchJob {
     public func run() throws {
         let runs = folder.appendingPathComponent("runs")
         try FileManager.default.createDirectory(at: runs, withIntermediateDirectories: true)
-        guard let text = try? String(contentsOf: suite, encoding: .utf8) else { throw RunError("\(suite.path) cannot be read: give a prompt suite file") }
-        let prompts = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
-        guard !prompts.isEmpty else { throw RunError("\(suite.path) holds no prompts") }
+        let prompts = try Prompt.lines(of: suite, name: suite.path, kind: "a prompt suite file")
         let jobs = prompts.flatMap { p in methods.flatMap { m in seeds.map { Job(prompt: p, method: m, seed: $0) } } }
         let (index, count) = shard
         let mine = jobs.enumerated().filter { $0.offset % count == index }.map(\.element)

@@ -49,9 +49,7 @@ public struct PriorEvaluation {
     /// Samples, judges and writes every prompt's folder and the summary; `output` is created (it must be empty unless `force`).
     public func run() throws {
         let start = ContinuousClock.now
-        guard let text = try? String(contentsOf: prompts, encoding: .utf8) else { throw RunError("\(prompts.relativePath) cannot be read: give a prompt file") }
-        let list = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
-        guard !list.isEmpty else { throw RunError("\(prompts.relativePath) holds no prompts") }
+        let list = try Prompt.lines(of: prompts, name: prompts.relativePath, kind: "a prompt file")
         let pipeline = try PriorPipeline(folder: prior)
         let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale
         guard pipeline.hasViewConditioning else {

@@ -7,7 +7,7 @@ enum NeRFRunScene: RunScene {
         let settings = job.settings, folder = job.folder
         let scene = try NeRFScene(settings: settings.nerf, extent: settings.views.objectRadius, seed: settings.seed)
         precondition(scene.field.halfSize == FieldMeshing.halfSize(settings), "the field's box is FieldMeshing.halfSize")
-        return RunSceneParts(loop: try job.distillationLoop(scene), unit: "occupied cells",
+        return RunSceneParts(loop: try job.distillationLoop(scene, unit: "occupied cells"),
                              write: { try FieldMeshing.write(scene.field, to: folder.field) },
                              extractMesh: { try FieldMeshing(views: settings.views).mesh(scene.field) })
     }

@@ -12,8 +12,6 @@ protocol RunScene {
 /// What a job needs of its scene.
 struct RunSceneParts {
     let loop: GenerateJob.Loop
-    /// What `size` counts: "splats", "occupied cells".
-    let unit: String
     /// Writes the representation's file (splats.ply, field.safetensors).
     let write: () throws -> Void
     /// The mesh extracted from the representation (marching cubes, clean-up, colours).

@@ -67,8 +67,8 @@ public final class DistillationRun<Scene: DistilledScene> {
         guard steps > 0 else { throw DistillError.badSetting("--steps must be positive, got \(steps)") }
         if guidance.usesRewards {
             guard let rewards else { throw DistillError.badReward("\(guidance.method.rawValue) needs the reward models") }
-            guard rewards.imageSize == prior.imageSize else {
-                throw DistillError.badReward("the reward models take \(rewards.imageSize)² images but the prior \(prior.imageSize)²; use reward models trained at the prior's size")
+            guard prior.imageSize % rewards.imageSize == 0 else {
+                throw DistillError.badReward("the reward models take \(rewards.imageSize)² images and the prior's \(prior.imageSize)² images do not average down to them; use reward models trained at a size that divides the prior's")
             }
             for kind in guidance.rewards.weights.keys where !rewards.provides(kind) {
                 throw DistillError.badReward("the \(kind.rawValue) model is not loaded")

@@ -214,14 +214,17 @@ public enum RewardGuidance {
     }
 
     /// Rewards of the prior's samples x (`[N, C, h, w]`) seen from `views`, through the prior's
-    /// display images (`DiffusionPrior.decode`); with `gradient`, the gradient of Σ total with
+    /// display images (`DiffusionPrior.decode`, averaged down to the reward models' size); with `gradient`, the gradient of Σ total with
     /// respect to x (`decodeBackward`), `[N, C, h, w]` flat.
     static func rewards(_ rewards: any ImageRewards, _ mix: RewardMix, prior: any DiffusionPrior, x: Tensor, views: [ViewConditioning],
                         gradient: Bool) -> RewardEvaluation {
         let images = prior.decode(x)
-        var evaluation = rewards.evaluate(mix, images: images, views: views, gradient: gradient)
+        // A prior larger than the reward models (a latent prior's 512² decodings) is averaged down to them.
+        let judged = PriorImage.pooled(images, to: rewards.imageSize)
+        var evaluation = rewards.evaluate(mix, images: judged, views: views, gradient: gradient)
         if gradient {
-            evaluation.imageGradient = prior.decodeBackward(Tensor(shape: images.shape, storage: evaluation.imageGradient), x: x).storage
+            let dImages = PriorImage.pooledBackward(Tensor(shape: judged.shape, storage: evaluation.imageGradient), from: prior.imageSize)
+            evaluation.imageGradient = prior.decodeBackward(dImages, x: x).storage
         }
         return evaluation
     }

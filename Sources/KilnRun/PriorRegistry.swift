@@ -13,13 +13,13 @@ protocol PriorLoader {
 /// The priors a run can distil from, tried in order: adding a prior is its file (a
 /// `DiffusionPrior` and its `PriorLoader`) and one line in `loaders`.
 enum PriorRegistry {
-    static let loaders: [any PriorLoader.Type] = [PixelPriorLoader.self]
+    static let loaders: [any PriorLoader.Type] = [PixelPriorLoader.self, LatentPriorLoader.self]
 
     /// The prior in `folder`, conditioned on the prompt.
     /// - Throws: `RunError` when no kind of prior opens the folder, else the loader's error.
     static func open(_ folder: URL, prompt: Prompt) throws -> any DiffusionPrior {
         guard let loader = loaders.first(where: { $0.opens(folder) }) else {
-            throw RunError("\(folder.path) holds no prior Kiln can open (the built-in prior's layout: model_index.json, unet/, text_encoder/, tokenizer/, scheduler/); give --prior a prior folder")
+            throw RunError("\(folder.path) holds no prior Kiln can open (a diffusers pipeline folder: model_index.json, unet/, text_encoder/, tokenizer/, scheduler/, and vae/ for a latent prior); give --prior a prior folder")
         }
         return try loader.open(folder, prompt: prompt)
     }

@@ -10,13 +10,17 @@ struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Draw images from a diffusion prior: a grid of samples for a prompt.",
         discussion: """
-        PRIOR is a pixel-space diffusers pipeline folder (tokenizer/, text_encoder/, unet/, \
-        scheduler/; optional kiln_prior.json). Sampling is DDIM with classifier-free guidance \
+        PRIOR is a diffusers pipeline folder (tokenizer/, text_encoder/, unet/, scheduler/; \
+        optional kiln_prior.json): Kiln's own pixel-space priors, or a Stable Diffusion 1.x/2.x \
+        folder with vae/. Sampling is DDIM with classifier-free guidance \
         against the empty prompt (or --negative-prompt). Priors trained with view conditioning \
         draw the object from --azimuth/--elevation (degrees; azimuth 0 is the front). The PNG's \
         metadata records the prompt, the seed and every setting; sample i of the grid is \
         reproduced by the same command. A prior with a closed vocabulary warns about words it \
-        was never trained on and lists the ones it knows.
+        was never trained on and lists the ones it knows. --latents FILE.safetensors gives the \
+        initial noise (one tensor named latents, [count, channels, h, w], as diffusers' \
+        latents= argument takes it): the same noise draws the same picture in both. With one \
+        sample the PNG is the image itself.
         """
     )
 
@@ -47,8 +51,11 @@ struct Sample: ParsableCommand {
     @Option(help: "Random seed for the initial noise.")
     var seed: UInt64 = 0
 
-    @Option(help: "Number of samples in the grid.")
-    var count: Int = 4
+    @Option(help: "Number of samples in the grid (default 4, or as many as --latents holds); with 1 the PNG is the image itself.")
+    var count: Int?
+
+    @Option(help: "Initial noise: a .safetensors file with one tensor named latents, [count, channels, h, w].", completion: .file(extensions: ["safetensors"]))
+    var latents: String?
 
     @Option(help: "Output PNG file.", completion: .file(extensions: ["png"]))
     var out: String
@@ -59,7 +66,7 @@ struct Sample: ParsableCommand {
     func validate() throws {
         guard !prompt.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("the prompt is empty; describe what to draw") }
         guard (1...1000).contains(steps) else { throw ValidationError("--steps must be 1…1000, got \(steps)") }
-        guard (1...64).contains(count) else { throw ValidationError("--count must be 1…64, got \(count)") }
+        if let count { guard (1...64).contains(count) else { throw ValidationError("--count must be 1…64, got \(count)") } }
         if let guidanceScale { guard guidanceScale.isFinite && guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0, got \(guidanceScale)") } }
         if let azimuth, !azimuth.isFinite { throw ValidationError("--azimuth must be a number of degrees, got \(azimuth)") }
         if let elevation, !(elevation >= -90 && elevation <= 90) { throw ValidationError("--elevation must be within ±90 degrees, got \(elevation)") }
@@ -70,7 +77,9 @@ struct Sample: ParsableCommand {
     func run() throws {
         _ = Memory.retainFreedMemory()
         var job = PriorSampling(prior: try ShippedAssets.resolve(prior, .prior), prompt: prompt, output: URL(fileURLWithPath: out))
-        (job.negativePrompt, job.count, job.steps, job.guidanceScale, job.seed) = (negativePrompt, count, steps, guidanceScale, seed)
+        (job.negativePrompt, job.count, job.steps, job.guidanceScale, job.seed) = (negativePrompt, count ?? 4, steps, guidanceScale, seed)
+        job.latents = latents.map { URL(fileURLWithPath: $0) }
+        job.countGiven = count != nil
         (job.azimuth, job.elevation, job.time, job.force) = (azimuth, elevation, time, force)
         try job.run()
     }

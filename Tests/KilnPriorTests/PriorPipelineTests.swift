@@ -66,7 +66,7 @@ struct PriorPipelineTests {
         }
     }
 
-    @Test("folders that are not a pixel-space pipeline are refused, naming the problem")
+    @Test("broken pipeline folders are refused, naming the problem")
     func badFolders() throws {
         let temp = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-pipeline-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: temp) }
@@ -74,7 +74,13 @@ struct PriorPipelineTests {
         try FileManager.default.copyItem(at: Self.tiny, to: temp)
         let index = temp.appendingPathComponent("model_index.json")
         try Data(#"{"_class_name": "StableDiffusionPipeline", "vae": ["diffusers", "AutoencoderKL"]}"#.utf8).write(to: index)
-        #expect { try PriorPipeline(folder: temp) } throws: { "\($0)".contains("latent diffusion") }
+        #expect { try PriorPipeline(folder: temp) } throws: { "\($0)".contains("vae/config.json") }
+        try Data(#"{"_class_name": "StableDiffusionXLPipeline"}"#.utf8).write(to: index)
+        #expect { try PriorPipeline(folder: temp) } throws: { "\($0)".contains("StableDiffusionXLPipeline, a pipeline Kiln does not run") }
+        try Data(#"{"_class_name": "StableDiffusionPipeline", "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"]}"#.utf8).write(to: index)
+        #expect { try PriorPipeline(folder: temp) } throws: { "\($0)".contains("\"text_encoder_2\" names a component Kiln does not run") }
+        try Data("{not json".utf8).write(to: index)
+        #expect { try PriorPipeline(folder: temp) } throws: { "\($0)".contains("is not a JSON object") }
         try FileManager.default.removeItem(at: index)
         try FileManager.default.removeItem(at: temp.appendingPathComponent("text_encoder/model.safetensors"))
         #expect { try PriorPipeline(folder: temp) } throws: { "\($0)".contains("model.safetensors") }

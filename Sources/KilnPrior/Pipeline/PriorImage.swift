@@ -1,3 +1,5 @@
+import KilnNN
+
 /// Renders to the prior's input and the prior's gradient back to the renders.
 ///
 /// A render is `[H, W, 3]` colour in [0, 1] (the rasterizers' layout); the prior takes
@@ -54,5 +56,46 @@ public enum PriorImage {
             }
         }
         return out
+    }
+}
+
+extension PriorImage {
+    /// Images `[B, C, S, S]` averaged over f×f blocks to `[B, C, S/f, S/f]` (f = S / `size`): a large
+    /// prior's display images at the size of reward models trained smaller. The identity when f = 1.
+    public static func pooled(_ images: Tensor, to size: Int) -> Tensor {
+        let s = images.shape[2], f = s / size
+        precondition(images.shape.count == 4 && images.shape[3] == s && f * size == s, "PriorImage.pooled: \(images.shape) does not pool to \(size)²")
+        guard f > 1 else { return images }
+        let planes = images.shape[0] * images.shape[1], scale = 1 / Float(f * f)
+        var out = [Float](repeating: 0, count: planes * size * size)
+        images.storage.withUnsafeBufferPointer { x in
+            for p in 0..<planes {
+                for y in 0..<size {
+                    for xo in 0..<size {
+                        var sum: Float = 0
+                        for dy in 0..<f {
+                            let row = (p * s + y * f + dy) * s + xo * f
+                            for dx in 0..<f { sum += x[row + dx] }
+                        }
+                        out[(p * size + y) * size + xo] = sum * scale
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [images.shape[0], images.shape[1], size, size], storage: out)
+    }
+
+    /// The transpose of `pooled`: each pooled pixel's gradient spread over its f×f block, divided by f².
+    public static func pooledBackward(_ gradient: Tensor, from size: Int) -> Tensor {
+        let small = gradient.shape[2], f = size / small
+        guard f > 1 else { return gradient }
+        let planes = gradient.shape[0] * gradient.shape[1], scale = 1 / Float(f * f)
+        var out = [Float](repeating: 0, count: planes * size * size)
+        for p in 0..<planes {
+            for y in 0..<size {
+                for x in 0..<size { out[(p * size + y) * size + x] = gradient.storage[(p * small + y / f) * small + x / f] * scale }
+            }
+        }
+        return Tensor(shape: [gradient.shape[0], gradient.shape[1], size, size], storage: out)
     }
 }

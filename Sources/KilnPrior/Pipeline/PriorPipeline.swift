@@ -106,18 +106,23 @@ public struct SampleRequest: Sendable, Equatable, Codable {
     }
 }
 
-/// A pixel-space text-to-image diffusion pipeline in the diffusers folder layout (REFERENCE §8):
-/// `tokenizer/`, `text_encoder/`, `unet/`, `scheduler/`, and optionally `kiln_prior.json`.
+/// A text-to-image diffusion pipeline in the diffusers folder layout (REFERENCE §8): `tokenizer/`,
+/// `text_encoder/`, `unet/`, `scheduler/`, optionally `vae/` and `kiln_prior.json`.
 ///
-/// Sampling follows diffusers' StableDiffusionPipeline without the VAE: x_T ~ N(0, I), then for
-/// each DDIM timestep ε̂ = ε_u + s·(ε_c − ε_u) from one UNet call on [uncond; cond], x ← step(ε̂);
-/// images are x/2 + ½ clipped to [0, 1]. The scheduler config is read as DDIM (another class's
-/// config is converted, as diffusers' `from_config` does).
+/// Without a VAE it is a pixel-space prior (Kiln's own: the UNet draws RGB images in [−1, 1]); with
+/// one it is a latent diffusion pipeline in Stable Diffusion 1.x/2.x's layout (the UNet draws the
+/// VAE's scaled latents, the VAE decodes them). Sampling follows diffusers' StableDiffusionPipeline:
+/// x_T ~ N(0, I) (or given, as its `latents=` argument), then for each DDIM timestep
+/// ε̂ = ε_u + s·(ε_c − ε_u) from one UNet call on [uncond; cond], x ← step(ε̂); images are
+/// decode(x)/2 + ½ clipped to [0, 1]. The scheduler config is read as DDIM (another class's config
+/// is converted, as diffusers' `from_config` does).
 public final class PriorPipeline {
     public let folder: URL
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
     public let unet: UNet2DConditionModel
+    /// The VAE of a latent diffusion pipeline; nil for a pixel-space one.
+    public let vae: AutoencoderKL?
     public let schedulerConfig: SchedulerConfig
     public let settings: PriorSettings
 
@@ -131,17 +136,11 @@ public final class PriorPipeline {
             throw PriorConfigError(source: folder.path, key: nil, problem: "is not a folder",
                                    fix: "point --prior at a diffusers pipeline folder (tokenizer/, text_encoder/, unet/, scheduler/)")
         }
-        let index = folder.appendingPathComponent("model_index.json")
-        if let data = FileManager.default.contents(atPath: index.path),
-           case .object(let object)? = try? JSONDecoder().decode(ConfigValue.self, from: data) {
-            if let vae = object["vae"], vae.text != "null", vae.text != "[null, null]" {
-                throw PriorConfigError(source: index.path, key: "vae", problem: "names a VAE: this is a latent diffusion pipeline",
-                                       fix: "use a pixel-space prior (Kiln does not run VAEs)")
-            }
-        }
+        let index = try ModelIndex(folder: folder)
         tokenizer = try CLIPTokenizer(folder: folder.appendingPathComponent("tokenizer"))
         textEncoder = try CLIPTextModel(folder: folder.appendingPathComponent("text_encoder"))
         unet = try UNet2DConditionModel(folder: folder.appendingPathComponent("unet"))
+        vae = index.hasVAE ? try AutoencoderKL(folder: folder.appendingPathComponent("vae")) : nil
         schedulerConfig = try SchedulerConfig(contentsOf: folder.appendingPathComponent("scheduler/scheduler_config.json"), as: .ddim)
         let settingsURL = folder.appendingPathComponent(PriorSettings.fileName)
         if let data = FileManager.default.contents(atPath: settingsURL.path) {
@@ -156,10 +155,19 @@ public final class PriorPipeline {
                                    problem: "is \(width) but the text encoder gives \(textEncoder.config.hiddenSize)-wide states",
                                    fix: "use the UNet and text encoder that were trained together")
         }
-        guard c.inChannels == 3, c.outChannels == 3 else {
-            throw PriorConfigError(source: unetSource, key: "in_channels",
-                                   problem: "is \(c.inChannels) (out_channels \(c.outChannels)); a pixel-space RGB prior has 3 and 3",
-                                   fix: "use a pixel-space prior")
+        if let vae {
+            let latent = vae.config.latentChannels
+            guard c.inChannels == latent, c.outChannels == latent else {
+                throw PriorConfigError(source: unetSource, key: "in_channels",
+                                       problem: "is \(c.inChannels) (out_channels \(c.outChannels)) but the VAE's latents have \(latent) channels",
+                                       fix: "use the UNet and VAE that were trained together")
+            }
+        } else {
+            guard c.inChannels == 3, c.outChannels == 3 else {
+                throw PriorConfigError(source: unetSource, key: "in_channels",
+                                       problem: "is \(c.inChannels) (out_channels \(c.outChannels)); a pixel-space RGB prior has 3 and 3",
+                                       fix: "add the VAE the UNet was trained with (vae/, named in model_index.json), or use a pixel-space prior")
+            }
         }
         if let p = c.projectionClassInputDim, p != ViewConditioning.length {
             throw PriorConfigError(source: unetSource, key: "projection_class_embeddings_input_dim",
@@ -169,17 +177,28 @@ public final class PriorPipeline {
     }
 
     /// A pipeline over models already in memory (a training run's sample grids).
-    public init(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, schedulerConfig: SchedulerConfig,
-                settings: PriorSettings = PriorSettings(), folder: URL = URL(fileURLWithPath: ".")) {
-        (self.tokenizer, self.textEncoder, self.unet, self.schedulerConfig, self.settings, self.folder) =
-            (tokenizer, textEncoder, unet, schedulerConfig, settings, folder)
+    public init(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, vae: AutoencoderKL? = nil,
+                schedulerConfig: SchedulerConfig, settings: PriorSettings = PriorSettings(), folder: URL = URL(fileURLWithPath: ".")) {
+        (self.tokenizer, self.textEncoder, self.unet, self.vae, self.schedulerConfig, self.settings, self.folder) =
+            (tokenizer, textEncoder, unet, vae, schedulerConfig, settings, folder)
     }
 
     /// Whether the UNet takes a camera (and time) through its class embedding.
     public var hasViewConditioning: Bool { unet.config.projectionClassInputDim != nil }
 
-    /// The image size the prior draws at (`unet/config.json` `sample_size`, else 64).
-    public var imageSize: (height: Int, width: Int) { (unet.config.sampleHeight ?? 64, unet.config.sampleWidth ?? 64) }
+    /// The size of the UNet's samples x (`unet/config.json` `sample_size`, else 64): the image size
+    /// for a pixel-space prior, the latent size for a latent one.
+    public var sampleSize: (height: Int, width: Int) { (unet.config.sampleHeight ?? 64, unet.config.sampleWidth ?? 64) }
+
+    /// The image size the prior draws at: the sample size, times the VAE's factor for a latent prior
+    /// (Stable Diffusion 1.5: 64² latents, 512² images).
+    public var imageSize: (height: Int, width: Int) {
+        let f = vae?.config.downsamplingFactor ?? 1
+        return (sampleSize.height * f, sampleSize.width * f)
+    }
+
+    /// Channels of the UNet's samples: 3 (RGB) for a pixel-space prior, the VAE's latent channels for a latent one.
+    public var sampleChannels: Int { unet.config.inChannels }
 
     /// Text states `[N, 77, D]` for prompts (padded to the tokenizer's length, as diffusers does).
     public func encode(_ prompts: [String]) -> Tensor {
@@ -188,22 +207,24 @@ public final class PriorPipeline {
 
     /// Draws `request.count` samples.
     /// - Parameters:
-    ///   - initialNoise: x_T `[count, 3, H, W]`; nil draws it from `RNG(seed: request.seed)`.
+    ///   - initialNoise: x_T `[count, channels, h, w]` (diffusers' `latents=`); h and w may differ from
+    ///     the config's sample size when the UNet's levels divide them. nil draws it, at the sample
+    ///     size, from `RNG(seed: request.seed)`.
     ///   - progress: called after each step with (step, steps).
-    /// - Returns: x₀ `[count, 3, H, W]` in [−1, 1] (use `images(_:)` for pictures).
+    /// - Returns: x₀ `[count, channels, h, w]`: images in [−1, 1] for a pixel-space prior, scaled
+    ///   latents for a latent one (`pixels(_:)` turns either into images).
     public func sample(_ request: SampleRequest, initialNoise: Tensor? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> Tensor {
-        let (height, width) = imageSize
         let n = request.count
         precondition(n > 0, "PriorPipeline.sample: count must be positive")
         var rng = RNG(seed: request.seed)
-        let shape = [n, 3, height, width]
         var x: Tensor
         if let initialNoise {
-            initialNoise.checkShape(shape.map { $0 }, "PriorPipeline.sample (initial noise)")
+            try checkInitialNoise(initialNoise, count: n)
             x = initialNoise
         } else {
-            x = Tensor.random(shape, rng: &rng)
+            x = Tensor.random([n, sampleChannels, sampleSize.height, sampleSize.width], rng: &rng)
         }
+        let shape = x.shape
         var scheduler = try DDIMScheduler(config: schedulerConfig)
         try scheduler.setTimesteps(request.steps)
         let guided = request.guidanceScale > 1
@@ -228,6 +249,32 @@ public final class PriorPipeline {
             progress?(i + 1, scheduler.timesteps.count)
         }
         return x
+    }
+
+    /// Checks initial noise given from outside (a `--latents` file): its shape, its size against
+    /// the UNet's levels, its values.
+    /// - Throws: `PriorConfigError` naming the problem.
+    public func checkInitialNoise(_ noise: Tensor, count: Int, source: String = "the initial noise") throws {
+        let f = 1 << (unet.config.levels - 1)
+        let s = noise.shape
+        guard s.count == 4, s[0] == count, s[1] == sampleChannels, s[2] > 0, s[3] > 0 else {
+            throw PriorConfigError(source: source, key: nil, problem: "is shaped \(s), not [\(count), \(sampleChannels), h, w]",
+                                   fix: "give one \(sampleChannels)-channel noise tensor per sample")
+        }
+        guard s[2] % f == 0, s[3] % f == 0 else {
+            throw PriorConfigError(source: source, key: nil, problem: "is \(s[2])×\(s[3]), which the UNet's \(unet.config.levels) levels do not halve evenly",
+                                   fix: "use a size divisible by \(f), e.g. \(sampleSize.height)×\(sampleSize.width)")
+        }
+        guard noise.isFinite else {
+            throw PriorConfigError(source: source, key: nil, problem: "holds NaN or infinite values", fix: "draw the noise from N(0, 1)")
+        }
+    }
+
+    /// Images in [−1, 1] `[N, 3, H, W]` of samples x: x itself for a pixel-space prior, the VAE's
+    /// decoding of the latents for a latent one.
+    public func pixels(_ x: Tensor) -> Tensor {
+        guard let vae else { return x }
+        return vae.decode(x)
     }
 
     /// Samples in [−1, 1] as display values: x/2 + ½ clipped to [0, 1], same shape.

@@ -138,8 +138,12 @@ public struct SampleRecord: Codable {
     var scheduler: String
     var height: Int
     var width: Int
+    /// The `--latents` file the initial noise came from, if any.
+    var latents: String?
 
-    public init(prior: String, negativePrompt: String, steps: Int, guidanceScale: Double, count: Int, view: ViewConditioning?, scheduler: String, height: Int, width: Int) {
-        (self.prior, self.negativePrompt, self.steps, self.guidanceScale, self.count, self.view, self.scheduler, self.height, self.width) = (prior, negativePrompt, steps, guidanceScale, count, view, scheduler, height, width)
+    public init(prior: String, negativePrompt: String, steps: Int, guidanceScale: Double, count: Int, view: ViewConditioning?, scheduler: String,
+                height: Int, width: Int, latents: String? = nil) {
+        (self.prior, self.negativePrompt, self.steps, self.guidanceScale, self.count, self.view, self.scheduler, self.height, self.width, self.latents) =
+            (prior, negativePrompt, steps, guidanceScale, count, view, scheduler, height, width, latents)
     }
 }

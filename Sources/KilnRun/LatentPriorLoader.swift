@@ -1,0 +1,17 @@
+import Foundation
+import KilnPrior
+
+/// A latent diffusion pipeline in Stable Diffusion 1.x/2.x's folder layout (a diffusers folder with
+/// `vae/`): the user's own weights. It knows no cameras, so each view is named in the prompt
+/// ("…, side view"); its renders are the VAE's image size (512² for Stable Diffusion 1.5).
+enum LatentPriorLoader: PriorLoader {
+    static func opens(_ folder: URL) -> Bool {
+        FileManager.default.fileExists(atPath: folder.appendingPathComponent("vae").path)
+    }
+
+    static func open(_ folder: URL, prompt: Prompt) throws -> any DiffusionPrior {
+        let pipeline = try PriorPipeline(folder: folder)
+        if let warning = pipeline.unknownWordsWarning(prompt.text) { warn(warning) }
+        return try LatentDiffusionPrior(pipeline: pipeline, prompt: prompt.text, negativePrompt: prompt.negative)
+    }
+}

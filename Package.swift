@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "KilnToyWorldTests", dependencies: ["KilnToyWorld", "KilnDistill", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
         .testTarget(name: "KilnDistillTests", dependencies: ["KilnDistill", "KilnToyWorld", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
         .testTarget(name: "KilnEvalTests", dependencies: ["KilnEval", "KilnToyWorld", "KilnPrior", "KilnRender", "KilnNN", "KilnCore"]),
-        .testTarget(name: "KilnRunTests", dependencies: ["KilnRun", "KilnCore", "KilnDistill"]),
+        .testTarget(name: "KilnRunTests", dependencies: ["KilnRun", "KilnCore", "KilnDistill", "KilnAsset", "KilnNN", "KilnPrior"]),
         // Runs the built `kiln` executable as a user would.
         .testTarget(name: "kilnTests", exclude: ["HostileCorpus"]),
     ],

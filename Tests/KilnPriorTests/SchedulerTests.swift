@@ -399,20 +399,56 @@ func schedulerMismatch(_ got: [Float], _ want: [Double], noise: Double, relative
         #expect(Self.error(pndm) == .unsupportedClass(source: "scheduler_config.json", className: "PNDMScheduler"))
         #expect(Self.error("{}") == .unsupportedClass(source: "scheduler_config.json", className: "(no _class_name)"))
         #expect(Self.error(pndm, as: .ddpm) == nil)
+        // Only classes on DDPM's beta schedule convert; others fail by name.
+        for name in ["FlowMatchEulerDiscreteScheduler", "EDMEulerScheduler", "LCMScheduler", "MyScheduler"] {
+            let e = Self.error("{\"_class_name\": \"\(name)\"}", as: .ddim)
+            #expect(e == .notConvertible(source: "scheduler_config.json", className: name, target: "DDIMScheduler"))
+            #expect(e?.description.contains(name) == true && e?.description.contains("PNDMScheduler") == true)
+        }
     }
 
     @Test func unknownKeysAreErrors() {
-        guard case .unknownKey(_, "variance_type", "DDIMScheduler", let known)? =
-                Self.error(#"{"_class_name": "DDIMScheduler", "variance_type": "fixed_small"}"#) else {
+        guard case .unknownKey(_, "beta_strat", "DDPMScheduler", let known)? =
+                Self.error(#"{"_class_name": "DDPMScheduler", "beta_strat": 0.001}"#) else {
             Issue.record("expected unknownKey"); return
         }
-        #expect(known.contains("set_alpha_to_one"))
-        guard case .unknownKey(_, "beta_strat", _, _)? = Self.error(#"{"_class_name": "DDPMScheduler", "beta_strat": 0.001}"#) else {
-            Issue.record("expected unknownKey"); return
+        #expect(known.contains("variance_type"))
+        let e = Self.error(#"{"_class_name": "DDIMScheduler", "solver_ordre": 2}"#)
+        #expect(e?.description.contains("`solver_ordre`") == true)
+        #expect(Self.error(#"{"_class_name": "DDPMScheduler", "_diffusers_version": "0.30.0", "trained_betas": null}"#) == nil)
+    }
+
+    /// diffusers drops the settings of its other schedulers silently when it loads a DDPM/DDIM
+    /// config (SD 2.x's DDIM config carries PNDM's `skip_prk_steps`); Kiln skips and lists them.
+    @Test func otherSchedulersKeysAreListed() throws {
+        let ddim = try Self.parse(#"{"_class_name": "DDIMScheduler", "variance_type": "fixed_small", "skip_prk_steps": true, "solver_order": 2}"#)
+        #expect(ddim.ignoredKeys == ["skip_prk_steps", "solver_order", "variance_type"])
+        let ddpm = try Self.parse(#"{"_class_name": "DDPMScheduler", "set_alpha_to_one": false}"#)
+        #expect(ddpm.ignoredKeys == ["set_alpha_to_one"] && ddpm == { var c = SchedulerConfig(kind: .ddpm); c.ignoredKeys = ["set_alpha_to_one"]; return c }())
+    }
+
+    /// diffusers' `extract_init_dict`: keys named in `_use_default_values` take the class's default.
+    @Test func useDefaultValuesAreHonoured() throws {
+        let c = try Self.parse(#"{"_class_name": "EulerDiscreteScheduler", "_use_default_values": ["timestep_spacing"], "timestep_spacing": "linspace", "steps_offset": 1}"#, as: .ddim)
+        #expect(c.timestepSpacing == .leading && c.stepsOffset == 1 && c.ignoredKeys == ["timestep_spacing"])
+        guard case .wrongType(_, "_use_default_values", _, _)? = Self.error(#"{"_class_name": "DDIMScheduler", "_use_default_values": "x"}"#) else {
+            Issue.record("expected wrongType"); return
         }
-        let e = Self.error(#"{"_class_name": "DDPMScheduler", "set_alpha_to_one": false}"#)
-        #expect(e?.description.contains("`set_alpha_to_one`") == true)
-        #expect(Self.error(#"{"_class_name": "DDPMScheduler", "_use_default_values": ["x"], "_diffusers_version": "0.30.0", "trained_betas": null}"#) == nil)
+    }
+
+    /// What converts must be honoured: a value DDIM cannot apply fails by name.
+    @Test(arguments: [
+        (#""prediction_type": "flow_prediction""#, "prediction_type"),
+        (#""beta_schedule": "laplace""#, "beta_schedule"),
+        (#""timestep_spacing": "karras""#, "timestep_spacing"),
+        (#""use_flow_sigmas": true"#, "use_flow_sigmas"),
+    ])
+    func conversionRefusesWhatItCannotHonour(entry: String, key: String) {
+        let e = Self.error("{\"_class_name\": \"DPMSolverMultistepScheduler\", \(entry)}", as: .ddim)
+        guard case .unsupportedValue(_, let k, _, _, _)? = e else {
+            Issue.record("\(entry): expected unsupportedValue, got \(String(describing: e))"); return
+        }
+        #expect(k == key)
     }
 
     @Test(arguments: [
@@ -478,5 +514,82 @@ func schedulerMismatch(_ got: [Float], _ want: [Double], noise: Double, relative
         }() else { Issue.record("expected unreadable"); return }
         #expect(s.hasSuffix("missing.json"))
         #expect(Self.error("[1, 2]").map { if case .unreadable = $0 { true } else { false } } == true)
+    }
+}
+
+// MARK: - Other schedulers' configs (tools/make_scheduler_conversion_goldens.py)
+
+struct SchedulerConversionGoldens: Decodable {
+    struct Case: Decodable {
+        var name: String
+        var `class`: String
+        var ddimConfigJson: String
+        var ignoredKeys: [String]
+        var scheduleIndices: [Int]
+        var alphasCumprod: [Double]
+        var alphasCumprodNoise: Double
+        var timesteps: [String: [Int]]
+    }
+    var diffusersVersion: String
+    var compatibleClasses: [String]
+    var otherSchedulerKeys: [String]
+    var cases: [Case]
+
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let shared: SchedulerConversionGoldens = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try! decoder.decode(SchedulerConversionGoldens.self,
+                                   from: Data(contentsOf: fixtures.appendingPathComponent("scheduler_conversions.json")))
+    }()
+    static var caseNames: [String] { shared.cases.map(\.name) }
+    static func named(_ name: String) -> Case { shared.cases.first { $0.name == name }! }
+}
+
+@Suite struct SchedulerConversionTests {
+    /// The pipeline's scheduler_config.json, read as Kiln's pipeline reads it.
+    static func converted(_ name: String) throws -> SchedulerConfig {
+        try SchedulerConfig(contentsOf: SchedulerConversionGoldens.fixtures.appendingPathComponent("scheduler_configs/\(name)/scheduler_config.json"),
+                            as: .ddim)
+    }
+
+    /// Same settings as diffusers' `DDIMScheduler.from_config(file)`, the same keys skipped, the
+    /// same ᾱ and the same timesteps.
+    @Test(arguments: SchedulerConversionGoldens.caseNames)
+    func convertsAsDiffusers(name: String) throws {
+        let golden = SchedulerConversionGoldens.named(name)
+        var config = try Self.converted(name)
+        #expect(config.ignoredKeys == golden.ignoredKeys)
+        config.ignoredKeys = []
+        #expect(config == (try SchedulerConfig(json: Data(golden.ddimConfigJson.utf8), source: name)))
+        let schedule = try NoiseSchedule(config: config)
+        let cumprod = golden.scheduleIndices.map { schedule.alphasCumprod[$0] }
+        if let m = schedulerMismatch(cumprod, golden.alphasCumprod, noise: golden.alphasCumprodNoise, relative: true) {
+            Issue.record("\(name) alphas_cumprod: \(m)")
+        }
+        var scheduler = try DDIMScheduler(config: config)
+        for (count, want) in golden.timesteps {
+            try scheduler.setTimesteps(Int(count)!)
+            #expect(scheduler.timesteps == want, "\(name) n=\(count)")
+        }
+    }
+
+    @Test func stableDiffusionConfigsKeepTheirSettings() throws {
+        #expect(try Self.converted("sd21_ddim_v_prediction").predictionType == .vPrediction)
+        let sdxl = try Self.converted("sdxl_euler")
+        #expect(sdxl.timestepSpacing == .leading && sdxl.stepsOffset == 1 && !sdxl.clipSample && !sdxl.setAlphaToOne)
+        let dpm = try Self.converted("dpmsolver_pp_v_trailing_zero_snr")
+        #expect(dpm.rescaleBetasZeroSNR && dpm.timestepSpacing == .trailing && dpm.predictionType == .vPrediction)
+        // SD 2.x's DDIM file loads as it is, too (PNDM's skip_prk_steps listed, not refused).
+        let url = SchedulerConversionGoldens.fixtures.appendingPathComponent("scheduler_configs/sd21_ddim_v_prediction/scheduler_config.json")
+        #expect(try SchedulerConfig(contentsOf: url).ignoredKeys == ["skip_prk_steps"])
+    }
+
+    /// Kiln's copies of diffusers' lists are current.
+    @Test func classAndKeyListsMatchDiffusers() {
+        let golden = SchedulerConversionGoldens.shared
+        #expect(SchedulerConfig.convertibleClassNames == golden.compatibleClasses.filter { $0 != "EDMEulerScheduler" },
+                "diffusers \(golden.diffusersVersion)")
+        #expect(SchedulerConfig.otherSchedulerKeys == golden.otherSchedulerKeys, "diffusers \(golden.diffusersVersion)")
     }
 }

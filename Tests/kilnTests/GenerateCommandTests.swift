@@ -270,4 +270,22 @@ struct GenerateCommandTests {
             #expect(try String(contentsOfFile: out + "/stages.json", encoding: .utf8).contains("report"))
         }
     }
+
+    @Test("a Stable-Diffusion-layout folder (VAE): every method writes a run folder, rendered at the VAE's image size")
+    func latentPrior() throws {
+        let sd15 = URL(fileURLWithPath: Self.tiny).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("sd/sd15-tiny").path
+        try withScratchFolder { folder in
+            let config = folder.appendingPathComponent("config.json")
+            try Data(#"{"views": {"views_per_step": 2}, "gaussians": {"initial_gaussians": 300}}"#.utf8).write(to: config)
+            for method in ["sds", "rw-sds", "reward-feedback", "dpo"] {
+                let out = folder.appendingPathComponent(method).path
+                let run = try KilnRun("generate", "a red snowman", "--prior", sd15, "--method", method, "--steps", "2", "--preview-every", "0",
+                                      "--config", config.path, "--out", out)
+                #expect(run.status == 0, "\(method): \(run.stderr)")
+                #expect(FileManager.default.fileExists(atPath: out + "/splats.ply") && FileManager.default.fileExists(atPath: out + "/asset.glb"))
+                let settings = try String(contentsOfFile: out + "/config.json", encoding: .utf8)
+                #expect(settings.contains("\"render_size\" : 64"), "\(method): renders follow the VAE's 64² images")
+            }
+        }
+    }
 }

@@ -223,9 +223,12 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     // MARK: Suggestions
 
-    /// Up to five names most similar to `name`: edit distance on the whole name, with names that
-    /// share the last two dotted components (a prefix mismatch such as `model.` vs none) first.
-    func closeNames(to name: String) -> [String] {
+    /// Up to five names in this file most similar to `name` (see `closeNames(to:among:)`).
+    func closeNames(to name: String) -> [String] { Self.closeNames(to: name, among: names) }
+
+    /// Up to five of `names` most similar to `name`: edit distance on the whole name, with names
+    /// that share the last two dotted components (a prefix mismatch such as `model.` vs none) first.
+    public static func closeNames(to name: String, among names: [String]) -> [String] {
         let target = Array(name.utf8)
         let tail = name.split(separator: ".").suffix(2).joined(separator: ".")
         let limit = max(3, target.count / 3)

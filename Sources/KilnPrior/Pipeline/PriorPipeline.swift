@@ -127,9 +127,11 @@ public final class PriorPipeline {
     public let settings: PriorSettings
 
     /// Loads every component, checking that they fit together.
-    /// - Throws: `PriorConfigError`, `TokenizerError`, `SchedulerConfigError` or `SafeTensorsError`
-    ///   naming the file and the problem.
-    public init(folder: URL) throws {
+    /// - Parameter variant: the weights variant to load (`"fp16"`); nil chooses per component
+    ///   (plain files first, see `ComponentWeights`).
+    /// - Throws: `PriorConfigError`, `TokenizerError`, `SchedulerConfigError`, `ComponentWeightsError`
+    ///   or `SafeTensorsError` naming the file and the problem.
+    public init(folder: URL, variant: String? = nil) throws {
         self.folder = folder
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -138,9 +140,9 @@ public final class PriorPipeline {
         }
         let index = try ModelIndex(folder: folder)
         tokenizer = try CLIPTokenizer(folder: folder.appendingPathComponent("tokenizer"))
-        textEncoder = try CLIPTextModel(folder: folder.appendingPathComponent("text_encoder"))
-        unet = try UNet2DConditionModel(folder: folder.appendingPathComponent("unet"))
-        vae = index.hasVAE ? try AutoencoderKL(folder: folder.appendingPathComponent("vae")) : nil
+        textEncoder = try CLIPTextModel(folder: folder.appendingPathComponent("text_encoder"), variant: variant)
+        unet = try UNet2DConditionModel(folder: folder.appendingPathComponent("unet"), variant: variant)
+        vae = index.hasVAE ? try AutoencoderKL(folder: folder.appendingPathComponent("vae"), variant: variant) : nil
         schedulerConfig = try SchedulerConfig(contentsOf: folder.appendingPathComponent("scheduler/scheduler_config.json"), as: .ddim)
         let settingsURL = folder.appendingPathComponent(PriorSettings.fileName)
         if let data = FileManager.default.contents(atPath: settingsURL.path) {

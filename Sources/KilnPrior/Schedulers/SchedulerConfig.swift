@@ -9,16 +9,23 @@ import Foundation
 /// ## Key policy
 /// - `_class_name` must be `DDPMScheduler` or `DDIMScheduler`, unless the caller converts another
 ///   scheduler's config with `as:` (what `DDIMScheduler.from_config(pipe.scheduler.config)` does in
-///   diffusers, e.g. for Stable Diffusion's `PNDMScheduler` config).
-/// - Other keys starting with `_` (`_diffusers_version`, `_use_default_values`, …) are bookkeeping
-///   and accepted.
+///   diffusers, e.g. for Stable Diffusion's `PNDMScheduler` config). Only `convertibleClassNames`
+///   convert: classes on the same βₜ noise schedule. Any other name fails, naming it.
+/// - Other keys starting with `_` (`_diffusers_version`, …) are bookkeeping and accepted. Keys named
+///   in `_use_default_values` are skipped (the class's default is used, as in diffusers) and listed in
+///   `ignoredKeys`.
 /// - `trained_betas` may be `null` (the usual value) or an array of `num_train_timesteps` betas,
 ///   which then replace the beta schedule.
-/// - Every other key must be one the scheduler class takes, with a value Kiln supports; anything
-///   else is a `SchedulerConfigError` naming the key. Kiln never ignores a setting it does not
-///   apply, so a config cannot be silently misread. The one exception is conversion (`as:`): there
-///   keys the target class does not take are skipped, as diffusers skips them, and listed in
-///   `ignoredKeys` so the caller can report them.
+/// - Every key the class takes is applied, and must have a value Kiln supports; otherwise a
+///   `SchedulerConfigError` names the key. When converting, that covers everything that changes
+///   what DDPM/DDIM does (betas, `prediction_type`, `timestep_spacing`, `steps_offset`,
+///   `rescale_betas_zero_snr`, clipping, thresholding).
+/// - Keys the class does not take are skipped and listed in `ignoredKeys`, so the caller can report
+///   them, when they belong to another scheduler class (`otherSchedulerKeys`, or the other one of
+///   DDPM/DDIM: diffusers drops these silently, and SD 2.x's DDIM config carries PNDM's
+///   `skip_prk_steps`) or when converting (diffusers skips them too). Any other key (a typo) is an
+///   error: Kiln never ignores a setting silently. `use_flow_sigmas: true` is refused: it marks a
+///   flow-matching model, which no βₜ schedule describes.
 public struct SchedulerConfig: Sendable, Equatable {
     /// The scheduler class.
     public enum Kind: String, Sendable, CaseIterable {
@@ -85,7 +92,7 @@ public struct SchedulerConfig: Sendable, Equatable {
     public var setAlphaToOne = true
     /// DDPM: the posterior variance used by `step`.
     public var varianceType = VarianceType.fixedSmall
-    /// Keys skipped while converting another scheduler's config (`as:`), sorted.
+    /// Keys skipped while reading the file (another scheduler's settings, see the key policy), sorted.
     public var ignoredKeys: [String] = []
 
     /// diffusers' defaults for `kind`.
@@ -120,6 +127,29 @@ public struct SchedulerConfig: Sendable, Equatable {
         }
     }
 
+    /// The diffusers classes whose configs convert to DDPM/DDIM with `as:`: the classes diffusers
+    /// 0.42.1 lists as compatible with `DDIMScheduler` (`DDIMScheduler.compatibles`), which all build
+    /// the same βₜ from `beta_start`, `beta_end`, `beta_schedule`, less `EDMEulerScheduler` (σ-based,
+    /// no betas: as DDIM it would run the model on a schedule it was not trained for).
+    public static let convertibleClassNames = [
+        "DDIMScheduler", "DDPMScheduler", "DEISMultistepScheduler", "DPMSolverMultistepScheduler",
+        "DPMSolverSDEScheduler", "DPMSolverSinglestepScheduler", "EulerAncestralDiscreteScheduler",
+        "EulerDiscreteScheduler", "HeunDiscreteScheduler", "KDPM2AncestralDiscreteScheduler",
+        "KDPM2DiscreteScheduler", "LMSDiscreteScheduler", "PNDMScheduler", "UniPCMultistepScheduler",
+    ]
+
+    /// Settings only other schedulers take (solver order, σ spacing, …): the `__init__` parameters of
+    /// diffusers 0.42.1's DDIM-compatible classes that neither DDPM nor DDIM takes. None changes the
+    /// noise schedule; they choose how those samplers step (tools/make_scheduler_conversion_goldens.py
+    /// lists them again, and a test compares).
+    public static let otherSchedulerKeys = [
+        "algorithm_type", "disable_corrector", "euler_at_final", "final_sigmas_type", "flow_shift",
+        "interpolation_type", "lambda_min_clipped", "lower_order_final", "predict_x0", "rho", "shift_terminal",
+        "sigma_data", "sigma_max", "sigma_min", "sigma_schedule", "skip_prk_steps", "solver_order", "solver_p",
+        "solver_type", "time_shift_type", "timestep_type", "use_beta_sigmas", "use_dynamic_shifting",
+        "use_exponential_sigmas", "use_flow_sigmas", "use_karras_sigmas", "use_lu_lambdas",
+    ]
+
     // MARK: Loading
 
     /// Reads `scheduler_config.json`.
@@ -142,7 +172,11 @@ public struct SchedulerConfig: Sendable, Equatable {
     public init(json: Data, source: String = "<memory>", as kind: Kind? = nil) throws {
         let object: [String: ConfigValue]
         do {
-            object = try JSONDecoder().decode([String: ConfigValue].self, from: json)
+            // JSON5 for Python's `Infinity`/`NaN`: diffusers writes DPMSolverMultistepScheduler's default
+            // `lambda_min_clipped` as `-Infinity`.
+            let decoder = JSONDecoder()
+            decoder.allowsJSON5 = true
+            object = try decoder.decode([String: ConfigValue].self, from: json)
         } catch {
             throw SchedulerConfigError.unreadable(source: source, reason: "not a JSON object (\(error))")
         }
@@ -156,15 +190,41 @@ public struct SchedulerConfig: Sendable, Equatable {
         guard let target = kind ?? native else {
             throw SchedulerConfigError.unsupportedClass(source: source, className: className ?? "(no _class_name)")
         }
+        if let className, !Self.convertibleClassNames.contains(className) {
+            throw SchedulerConfigError.notConvertible(source: source, className: className, target: target.rawValue)
+        }
         let converting = native != target
+        // diffusers' `extract_init_dict`: keys the saver filled with its class's defaults give way
+        // to the new class's defaults.
+        var useDefaults: Set<String> = []
+        switch object["_use_default_values"] {
+        case nil: break
+        case .array(let items):
+            for item in items {
+                guard case .string(let key) = item else {
+                    throw SchedulerConfigError.wrongType(source: source, key: "_use_default_values",
+                                                         expected: "an array of key names", found: item.kindName)
+                }
+                useDefaults.insert(key)
+            }
+        case .some(let v):
+            throw SchedulerConfigError.wrongType(source: source, key: "_use_default_values", expected: "an array of key names", found: v.kindName)
+        }
         self.init(kind: target)
         let known = Set(Self.keys(for: target))
+        let otherClasses = Set(Self.otherSchedulerKeys + Self.keys(for: target == .ddim ? .ddpm : .ddim))
         var ignored: [String] = []
         for key in object.keys.sorted() {
             let value = object[key]!
             if key.hasPrefix("_") { continue }
+            if useDefaults.contains(key) { ignored.append(key); continue }
             guard known.contains(key) else {
-                if converting { ignored.append(key); continue }
+                if key == "use_flow_sigmas", case .bool(true) = value {
+                    throw SchedulerConfigError.unsupportedValue(
+                        source: source, key: key, value: "true", supported: ["false"],
+                        reason: "it marks a flow-matching model (σ from a flow shift, not from betas), which DDPM/DDIM cannot sample")
+                }
+                if converting || otherClasses.contains(key) { ignored.append(key); continue }
                 throw SchedulerConfigError.unknownKey(source: source, key: key, className: target.rawValue,
                                                       known: Self.keys(for: target).sorted())
             }
@@ -345,7 +405,9 @@ public enum SchedulerConfigError: Error, CustomStringConvertible, Equatable, Sen
     case unreadable(source: String, reason: String)
     /// `_class_name` is missing or not DDPM/DDIM, and no conversion was asked for.
     case unsupportedClass(source: String, className: String)
-    /// A key the scheduler class does not take.
+    /// `as:` was given a class that does not share DDPM's βₜ schedule (or that Kiln does not know).
+    case notConvertible(source: String, className: String, target: String)
+    /// A key no scheduler class takes.
     case unknownKey(source: String, key: String, className: String, known: [String])
     /// A value of the wrong JSON type.
     case wrongType(source: String, key: String, expected: String, found: String)
@@ -362,10 +424,14 @@ public enum SchedulerConfigError: Error, CustomStringConvertible, Equatable, Sen
             return "\(s): _class_name is \(name); Kiln runs DDPMScheduler and DDIMScheduler. To use another "
                 + "scheduler's noise schedule (e.g. Stable Diffusion's PNDMScheduler config), load it with "
                 + "`as: .ddim` or `as: .ddpm` (the equivalent of diffusers' from_config)"
+        case .notConvertible(let s, let name, let target):
+            return "\(s): _class_name is \(name), which Kiln cannot convert to \(target): only schedulers on DDPM's "
+                + "beta schedule convert (" + SchedulerConfig.convertibleClassNames.joined(separator: ", ") + "); "
+                + "use a pipeline trained with one of those"
         case .unknownKey(let s, let key, let className, let known):
-            return "\(s): `\(key)` is not a \(className) setting, so Kiln would ignore it; remove it, or "
-                + "load the file with `as:` to convert another scheduler's config. \(className) settings: "
-                + known.joined(separator: ", ")
+            return "\(s): `\(key)` is not a setting of \(className) or of any scheduler Kiln converts, so Kiln "
+                + "would ignore it; remove it, or load the file with `as:` to convert another scheduler's config. "
+                + "\(className) settings: " + known.joined(separator: ", ")
         case .wrongType(let s, let key, let expected, let found):
             return "\(s): `\(key)` must be \(expected), not \(found)"
         case .unsupportedValue(let s, let key, let value, let supported, let reason):

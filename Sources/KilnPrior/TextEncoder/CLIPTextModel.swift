@@ -190,25 +190,33 @@ public final class CLIPTextModel: Module {
         return out + prefixed("final_layer_norm", finalNorm)
     }
 
-    /// Loads a `text_encoder/` folder: `config.json` and `model.safetensors`.
-    public convenience init(folder: URL) throws {
+    /// Loads a `text_encoder/` folder: `config.json` and `model.safetensors` (or a variant, or
+    /// shards: `ComponentWeights` says which files are read).
+    /// - Parameter variant: the weights variant to load (`"fp16"`); nil chooses (plain files first).
+    public convenience init(folder: URL, variant: String? = nil) throws {
         let configURL = folder.appendingPathComponent("config.json")
         guard let data = FileManager.default.contents(atPath: configURL.path) else {
             throw PriorConfigError(source: configURL.path, key: nil, problem: "cannot be read", fix: "point Kiln at a diffusers pipeline folder with text_encoder/config.json")
         }
         var rng = RNG(seed: 0)
         self.init(try CLIPTextConfig(json: data, source: configURL.path), rng: &rng)
-        try load(from: SafeTensorsFile(contentsOf: folder.appendingPathComponent("model.safetensors")))
+        try load(from: ComponentWeights(folder: folder, library: .transformers, variant: variant))
     }
 
-    /// Replaces every parameter with the file's tensor of the same name. Files from transformers 4
-    /// prefix names with `text_model.`; transformers 5 drops it; both load. Shapes must match.
-    public func load(from file: SafeTensorsFile) throws {
-        let prefix = file.contains("text_model.final_layer_norm.weight") ? "text_model." : ""
+    /// Replaces every parameter with the tensor of the same name (F32, F16 or BF16). Files from
+    /// transformers 4 prefix names with `text_model.`; transformers 5 drops it; both load. Shapes
+    /// must match.
+    public func load(from weights: ComponentWeights) throws {
+        let prefix = weights.contains("text_model.final_layer_norm.weight") ? "text_model." : ""
         for (name, parameter) in namedParameters {
-            let values = try file.expect(prefix + name, shape: parameter.shape)
+            let values = try weights.expect(prefix + name, shape: parameter.shape)
             parameter.load(Tensor(shape: parameter.shape, storage: values), name: prefix + name)
         }
+    }
+
+    /// `load(from:)` for one safetensors file.
+    public func load(from file: SafeTensorsFile) throws {
+        try load(from: ComponentWeights(file))
     }
 
     /// What `backward` needs from `forwardForTraining`.

@@ -36,8 +36,8 @@ public final class PriorTrainer {
         textEncoder = CLIPTextModel(config.textEncoder, rng: &initRNG)
         if let start = config.initFolder {
             // A fine-tune: the pipeline's weights replace the random ones (the EMA starts from them too).
-            try unet.load(from: SafeTensorsFile(contentsOf: start.appendingPathComponent("unet/diffusion_pytorch_model.safetensors")))
-            try textEncoder.load(from: SafeTensorsFile(contentsOf: start.appendingPathComponent("text_encoder/model.safetensors")))
+            try unet.load(from: ComponentWeights(folder: start.appendingPathComponent("unet"), library: .diffusers))
+            try textEncoder.load(from: ComponentWeights(folder: start.appendingPathComponent("text_encoder"), library: .transformers))
         }
         schedule = try NoiseSchedule(config: config.scheduler)
         named = prefixed("unet", unet) + prefixed("text_encoder", textEncoder)

@@ -77,8 +77,10 @@ public final class AutoencoderKL: Module {
 
     // MARK: Loading
 
-    /// Loads a `vae/` folder: `config.json` and `diffusion_pytorch_model.safetensors`.
-    public convenience init(folder: URL) throws {
+    /// Loads a `vae/` folder: `config.json` and `diffusion_pytorch_model.safetensors` (or a
+    /// variant, or shards: `ComponentWeights` says which files are read).
+    /// - Parameter variant: the weights variant to load (`"fp16"`); nil chooses (plain files first).
+    public convenience init(folder: URL, variant: String? = nil) throws {
         let configURL = folder.appendingPathComponent("config.json")
         guard let data = FileManager.default.contents(atPath: configURL.path) else {
             throw PriorConfigError(source: configURL.path, key: nil, problem: "cannot be read",
@@ -86,15 +88,20 @@ public final class AutoencoderKL: Module {
         }
         var rng = RNG(seed: 0)
         self.init(try AutoencoderKLConfig(json: data, source: configURL.path), rng: &rng)
-        try load(from: SafeTensorsFile(contentsOf: folder.appendingPathComponent("diffusion_pytorch_model.safetensors")))
+        try load(from: ComponentWeights(folder: folder, library: .diffusers, variant: variant))
     }
 
-    /// Replaces every parameter with the file's tensor of the same name (F32, F16 or BF16).
+    /// Replaces every parameter with the tensor of the same name (F32, F16 or BF16).
     /// - Throws: `SafeTensorsError` for a missing tensor or a shape mismatch; `PriorConfigError`
-    ///   when the file holds tensors this model does not have (its config.json describes a
+    ///   when the files hold tensors this model does not have (its config.json describes a
     ///   different network).
+    public func load(from weights: ComponentWeights) throws {
+        try loadDiffusersWeights(from: weights, model: "VAE")
+    }
+
+    /// `load(from:)` for one safetensors file.
     public func load(from file: SafeTensorsFile) throws {
-        try loadDiffusersWeights(from: file, model: "VAE")
+        try load(from: ComponentWeights(file))
     }
 
     // MARK: Encode

@@ -16,7 +16,7 @@ extension RefineStage: ExpressibleByArgument {}
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Text to 3D or 4D: score-distil Gaussian splats (or a NeRF) from the built-in prior, steered by rewards.",
+        abstract: "Text to 3D or 4D: score-distil Gaussian splats (or a NeRF) from a diffusion prior, steered by rewards.",
         discussion: """
         Optimises Gaussian splats so that their renders, seen by the prior from each camera, look \
         like PROMPT (SDS with camera-conditioned guidance), optionally steered by the reward \
@@ -34,7 +34,9 @@ struct Generate: ParsableCommand {
         shorten it. A prompt with \
         a motion ("a yellow duck bouncing") or --frames N makes a 4D run: moving splats, and \
         frames/ with each frame's splats and mesh, an animated GLB, a frame-by-view sheet and \
-        per-frame turntables.
+        per-frame turntables. --prior also takes a Stable Diffusion 1.x/2.x folder (diffusers \
+        layout, with vae/): views are then rendered at the VAE's image size, encoded to latents, \
+        and named in the prompt ("…, side view").
         """
     )
 

@@ -71,7 +71,7 @@ public struct PriorEvaluation {
                                             view: ViewConditioning(azimuthDegrees: azimuth, elevationDegrees: elevation))
                 let x = try pipeline.sample(request)
                 guard x.isFinite else { throw RunError("the prior produced non-finite values for \"\(prompt)\"; its weights may be corrupt") }
-                let image = Self.onWhite(PriorPipeline.images(x)[0])
+                let image = Self.onWhite(PriorPipeline.images(pipeline.pixels(x))[0])
                 images.append(image)
                 try PNG.write(image, to: viewFolder.appendingPathComponent(String(format: "view_%03d.png", i)),
                               metadata: KilnMetadata(command: "eval-prior", prompt: prompt, seed: seed,

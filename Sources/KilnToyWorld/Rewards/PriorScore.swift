@@ -60,7 +60,7 @@ public struct PriorScore: Sendable, Codable, Equatable {
             let request = SampleRequest(prompt: sample.caption, count: 1, steps: steps, guidanceScale: guidanceScale, seed: seed &+ UInt64(i),
                                         view: sample.view)
             let x = try prior.sample(request)
-            let image = PriorPipeline.displayValues(x)
+            let image = PriorPipeline.displayValues(prior.pixels(x))
             func argmax(_ logits: Tensor) -> Int { RewardNet.predictions(logits)[0] }
             let a = alignment.forward(image), v = view.forward(image)
             let record = ToyRecord(index: i, sample: sample)
@@ -102,7 +102,7 @@ public struct PriorScore: Sendable, Codable, Equatable {
             var posed = sample, timed = request
             posed.time = time
             timed.view = posed.view
-            let drawn = PriorPipeline.images(try prior.sample(timed))[0]
+            let drawn = PriorPipeline.images(prior.pixels(try prior.sample(timed)))[0]
             frames.append((drawn.pixels, posed.render(size: size).pixels))
         }
         return (MotionDelta(frames[0].sampled, frames[1].sampled), MotionDelta(frames[0].truth, frames[1].truth))

@@ -98,10 +98,13 @@ extension CLIPTokenizer {
             self.normalizedSpecialTokens = normalizedSpecialTokens
         }
 
-        /// Stable Diffusion 1.x (`openai/clip-vit-large-patch14`).
-        public static let stableDiffusion1 = Configuration()
-        /// Stable Diffusion 2.x (OpenCLIP ViT-H/14): pads with `!` (id 0).
-        public static let stableDiffusion2 = Configuration(padToken: "!")
+        /// Stable Diffusion 1.x (`openai/clip-vit-large-patch14`). Under `.tokenizers`,
+        /// `<|startoftext|>` is found in the lower-cased text and `<|endoftext|>` only as typed, as in
+        /// the tokenizer.json transformers 5 saves from its folder.
+        public static let stableDiffusion1 = Configuration(normalizedSpecialTokens: ["<|startoftext|>"])
+        /// Stable Diffusion 2.x (OpenCLIP ViT-H/14): pads with `!` (id 0). Its pad token being `!`,
+        /// transformers 5 marks `<|endoftext|>` normalized too.
+        public static let stableDiffusion2 = Configuration(padToken: "!", normalizedSpecialTokens: ["<|startoftext|>", "<|endoftext|>"])
 
         /// Equal when every public setting is; the added tokens a file declared (checked once, at
         /// load) do not count.

@@ -27,8 +27,11 @@ import Foundation
 ///
 /// `CLIPTokenizerFast` (the Rust `tokenizers` port, and transformers 5's only `CLIPTokenizer`)
 /// gives different ids for CJK ideographs (no spaces around them), control and format characters
-/// (kept), Greek final sigma, U+0345, upper-case spellings of `<|endoftext|>`, and `\x0b`/`\x0c`
-/// (spaces there, dropped here); `tools/make_tokenizer_fixtures.py` lists the cases.
+/// (kept), Greek final sigma, U+0345, upper-case spellings of the special tokens, and `\x0b`/`\x0c`
+/// (spaces there, dropped here); `tools/make_tokenizer_fixtures.py` lists the cases. Kiln gives
+/// those ids too under `Configuration.Backend.tokenizers`, which a folder transformers 5 saved
+/// selects (`CLIPTokenizer(folder:backend:)`); `tools/make_clip_tokenizer_fixtures.py` checks it
+/// against transformers 5 on the real CLIP vocabulary.
 public struct CLIPTokenizer: Sendable {
     /// Model inputs: `inputIDs` and `attentionMask` (1 on tokens, 0 on padding), `[length]` each.
     public struct Encoding: Sendable, Equatable {

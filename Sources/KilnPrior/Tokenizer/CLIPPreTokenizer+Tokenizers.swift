@@ -84,16 +84,9 @@ extension CLIPPreTokenizer {
         return out
     }
 
+    /// The class under the Oniguruma pattern: as `characterClass`, but U+0345 is not skipped.
     @inlinable
     static func tokenizersClass(_ s: Unicode.Scalar) -> Class {
-        if s.value < 0x80 { return characterClass(s) }
-        switch s.properties.generalCategory {
-        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
-            return .letter
-        case .decimalNumber, .letterNumber, .otherNumber:
-            return .number
-        default:
-            return s.properties.isWhitespace ? .skipped : .other
-        }
+        s.value < 0x80 ? characterClass(s) : categoryClass(s)
     }
 }

@@ -20,7 +20,8 @@ extension CLIPTokenizer {
             /// `"backend": "tokenizers"`) and 4's `CLIPTokenizerFast`. Text is NFC, White_Space runs
             /// become one space, each code point is lower-cased on its own; nothing is dropped and
             /// CJK ideographs are not spaced out; special tokens marked `normalized` are found in
-            /// the lower-cased text, the others in the raw text. See `CLIPPreTokenizer.tokenizersWords`.
+            /// the lower-cased text, the others in the raw text. See
+            /// `CLIPPreTokenizer.tokenizersNormalized` and `tokenizersPieces`.
             case tokenizers
         }
 

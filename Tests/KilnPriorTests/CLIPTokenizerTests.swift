@@ -18,6 +18,7 @@ enum TokenizerFixture {
         var decoded_skip: String
         var tokens: [String]?
         var fast_agrees: Bool
+        var fast_ids: [Int]?
     }
 
     struct Decode: Decodable {

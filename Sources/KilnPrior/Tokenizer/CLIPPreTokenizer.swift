@@ -91,6 +91,12 @@ enum CLIPPreTokenizer {
             return (v >= 0x09 && v <= 0x0D) || v == 0x20 ? .skipped : .other
         }
         if v == 0x345 { return .skipped }
+        return categoryClass(s)
+    }
+
+    /// The pattern's class of a code point from its general category: `\p{L}`, `\p{N}`, White_Space, or other.
+    @inlinable
+    static func categoryClass(_ s: Unicode.Scalar) -> Class {
         switch s.properties.generalCategory {
         case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
             return .letter

@@ -11,6 +11,20 @@ extension CLIPTokenizer {
             case left, right
         }
 
+        /// Which transformers tokenizer the ids follow; the two differ on a few kinds of text.
+        public enum Backend: String, Sendable {
+            /// transformers 4's slow (Python) `CLIPTokenizer` on its no-ftfy path: what a folder
+            /// without a `"backend"` key and with vocab.json and merges.txt gets.
+            case slow
+            /// The Rust `tokenizers` pipeline: transformers 5's `CLIPTokenizer` (it writes
+            /// `"backend": "tokenizers"`) and 4's `CLIPTokenizerFast`. Text is NFC, White_Space runs
+            /// become one space, each code point is lower-cased on its own; nothing is dropped and
+            /// CJK ideographs are not spaced out; special tokens marked `normalized` are found in
+            /// the lower-cased text, the others in the raw text. See
+            /// `CLIPPreTokenizer.tokenizersNormalized` and `tokenizersPieces`.
+            case tokenizers
+        }
+
         /// `bytes.decode` error handling when decoded tokens are not valid UTF-8 (`errors`).
         public enum DecodeErrors: String, Sendable {
             /// `decode` throws `TokenizerError.invalidUTF8`.
@@ -42,10 +56,19 @@ extension CLIPTokenizer {
         /// Special-token text in a prompt is tokenized as text instead of becoming the special id
         /// (except `<|startoftext|>`/`<|endoftext|>` typed exactly, see `CLIPTokenizer.tokenize`).
         public var splitSpecialTokens: Bool
+        /// Which tokenizer's ids to give (`"backend"` in transformers 5's tokenizer_config.json).
+        public var backend: Backend
+        /// The special tokens the `.tokenizers` backend finds in the normalized (lower-cased) text
+        /// rather than the raw text (`"normalized": true` in tokenizer.json's `added_tokens`).
+        public var normalizedSpecialTokens: Set<String>
 
         /// Added tokens a configuration declares with their ids (`added_tokens_decoder`,
         /// `added_tokens.json`); the tokenizer checks them against the vocabulary.
         var declaredAddedTokens: [DeclaredToken] = []
+        /// The content and `normalized` flag each special-token key was last given, for
+        /// `normalizedSpecialTokens`.
+        var tokenDeclarations: [String: (String, Bool)] = [:]
+        var additionalDeclarations: [(String, Bool)] = []
 
         struct DeclaredToken: Sendable, Equatable {
             var id: Int
@@ -59,7 +82,8 @@ extension CLIPTokenizer {
                     unkToken: String = "<|endoftext|>", padToken: String = "<|endoftext|>",
                     additionalSpecialTokens: [String] = [], paddingSide: Side = .right, truncationSide: Side = .right,
                     errors: DecodeErrors = .replace, cleanUpTokenizationSpaces: Bool = false,
-                    splitSpecialTokens: Bool = false) {
+                    splitSpecialTokens: Bool = false, backend: Backend = .slow,
+                    normalizedSpecialTokens: Set<String> = []) {
             self.modelMaxLength = modelMaxLength
             self.bosToken = bosToken
             self.eosToken = eosToken
@@ -71,12 +95,17 @@ extension CLIPTokenizer {
             self.errors = errors
             self.cleanUpTokenizationSpaces = cleanUpTokenizationSpaces
             self.splitSpecialTokens = splitSpecialTokens
+            self.backend = backend
+            self.normalizedSpecialTokens = normalizedSpecialTokens
         }
 
-        /// Stable Diffusion 1.x (`openai/clip-vit-large-patch14`).
-        public static let stableDiffusion1 = Configuration()
-        /// Stable Diffusion 2.x (OpenCLIP ViT-H/14): pads with `!` (id 0).
-        public static let stableDiffusion2 = Configuration(padToken: "!")
+        /// Stable Diffusion 1.x (`openai/clip-vit-large-patch14`). Under `.tokenizers`,
+        /// `<|startoftext|>` is found in the lower-cased text and `<|endoftext|>` only as typed, as in
+        /// the tokenizer.json transformers 5 saves from its folder.
+        public static let stableDiffusion1 = Configuration(normalizedSpecialTokens: ["<|startoftext|>"])
+        /// Stable Diffusion 2.x (OpenCLIP ViT-H/14): pads with `!` (id 0). Its pad token being `!`,
+        /// transformers 5 marks `<|endoftext|>` normalized too.
+        public static let stableDiffusion2 = Configuration(padToken: "!", normalizedSpecialTokens: ["<|startoftext|>", "<|endoftext|>"])
 
         /// Equal when every public setting is; the added tokens a file declared (checked once, at
         /// load) do not count.
@@ -86,6 +115,7 @@ extension CLIPTokenizer {
                 && a.additionalSpecialTokens == b.additionalSpecialTokens && a.paddingSide == b.paddingSide
                 && a.truncationSide == b.truncationSide && a.errors == b.errors
                 && a.cleanUpTokenizationSpaces == b.cleanUpTokenizationSpaces && a.splitSpecialTokens == b.splitSpecialTokens
+                && a.backend == b.backend && a.normalizedSpecialTokens == b.normalizedSpecialTokens
         }
 
         /// All special tokens, in transformers' `all_special_tokens` order, without repeats.
@@ -169,9 +199,18 @@ extension CLIPTokenizer.Configuration {
                     throw TokenizerError.unsupportedConfiguration(
                         file: configName, key: key, reason: "named extra special tokens are not supported; remove them")
                 }
+            case "backend":
+                guard let name = value as? String, let b = Backend(rawValue: name), b == .tokenizers else {
+                    throw TokenizerError.unsupportedConfiguration(
+                        file: configName, key: key,
+                        reason: "\(Self.show(value)) is not supported; Kiln mirrors the \"tokenizers\" backend, the one "
+                            + "transformers 5 writes for CLIPTokenizer (re-save the folder with transformers 5's "
+                            + "CLIPTokenizer, or remove the key to get transformers 4's slow CLIPTokenizer)")
+                }
+                backend = b
             case "add_prefix_space", "name_or_path", "special_tokens_map_file", "tokenizer_file", "model_input_names",
-                 "processor_class":
-                break  // CLIPTokenizer ignores these: they cannot change ids.
+                 "processor_class", "is_local", "local_files_only":
+                break  // CLIPTokenizer ignores these: they cannot change ids (the last two say where transformers 5 loaded from).
             default:
                 throw TokenizerError.unknownConfigurationKey(file: configName, key: key)
             }
@@ -195,6 +234,21 @@ extension CLIPTokenizer.Configuration {
         if config["added_tokens_decoder"] == nil, let addedData = addedTokens {
             try readAddedTokensFile(addedData, file: addedTokensName)
         }
+        normalizedSpecialTokens = normalizedSpecialTokensFromDeclarations()
+    }
+
+    /// transformers 5 registers the special tokens with the Rust tokenizer in the order bos, eos,
+    /// unk, sep, pad, cls, mask, additional; a token declared twice keeps the last declaration's
+    /// `normalized` flag, and a plain string counts as `normalized: false` (Stable Diffusion 1.5's
+    /// files give `<|startoftext|>` true and `<|endoftext|>` false, as the folder transformers 5
+    /// saves from them records). Used when no tokenizer.json says it outright.
+    private func normalizedSpecialTokensFromDeclarations() -> Set<String> {
+        var flags: [String: Bool] = [:]
+        for key in ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"] {
+            if let (content, normalized) = tokenDeclarations[key] { flags[content] = normalized }
+        }
+        for (content, normalized) in additionalDeclarations { flags[content] = normalized }
+        return Set(flags.filter(\.value).keys)
     }
 
     private mutating func readAddedTokensFile(_ data: Data, file: String) throws {
@@ -227,6 +281,8 @@ extension CLIPTokenizer.Configuration {
                 reason: "null is not supported: CLIP needs this token (Stable Diffusion 1.x uses \"<|endoftext|>\")")
         }
         let content = try Self.token(value, key: key, file: file)
+        let normalized = Self.normalizedFlag(value)
+        tokenDeclarations[key] = (content, normalized)
         switch key {
         case "bos_token": bosToken = content
         case "eos_token": eosToken = content
@@ -242,8 +298,15 @@ extension CLIPTokenizer.Configuration {
         }
         for item in list {
             let content = try Self.token(item, key: "additional_special_tokens", file: file)
+            additionalDeclarations.append((content, Self.normalizedFlag(item)))
             if !additionalSpecialTokens.contains(content) { additionalSpecialTokens.append(content) }
         }
+    }
+
+    /// An `AddedToken` object's `normalized` (false when absent, as for special tokens); false for a string.
+    static func normalizedFlag(_ value: Any) -> Bool {
+        guard let object = value as? [String: Any], let flag = object["normalized"], isBoolean(flag) else { return false }
+        return (flag as? Bool) ?? false
     }
 
     /// A token given as a string or as an `AddedToken` object. `normalized` and `special` change

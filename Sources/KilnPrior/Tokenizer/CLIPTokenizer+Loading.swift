@@ -1,13 +1,20 @@
 import Foundation
 
 extension CLIPTokenizer {
-    /// Loads a diffusers pipeline's `tokenizer/` folder: `vocab.json`, `merges.txt` and
-    /// `tokenizer_config.json` (required), `special_tokens_map.json` and `added_tokens.json`
-    /// (read when present, as transformers does). `tokenizer.json` is the Rust tokenizer's file
-    /// and is not read.
+    /// Loads a diffusers pipeline's `tokenizer/` folder: `tokenizer_config.json` and either
+    /// `vocab.json` + `merges.txt` (transformers 4 saves; with `special_tokens_map.json` and
+    /// `added_tokens.json` read when present, as transformers does) or `tokenizer.json` alone (what
+    /// transformers 5's `save_pretrained` writes). When a folder has both, vocab.json and merges.txt
+    /// are read and tokenizer.json is not (the hub's CLIP folders hold the same tokens in both).
+    ///
+    /// The ids follow `backend` when given, else the folder: `"backend": "tokenizers"` in
+    /// tokenizer_config.json, or a folder with only tokenizer.json, gives transformers 5's ids
+    /// (`.tokenizers`); a transformers 4 folder gives 4's slow `CLIPTokenizer`'s (`.slow`).
+    /// transformers 5 reads a transformers 4 folder with its `.tokenizers` pipeline too.
     /// - Throws: `TokenizerError`, naming the file at fault and what to do.
-    public init(folder: URL) throws {
+    public init(folder: URL, backend: Configuration.Backend? = nil) throws {
         func path(_ name: String) -> URL { folder.appendingPathComponent(name) }
+        func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: path(name).path) }
         func read(_ name: String, fix: String?) throws -> Data? {
             let url = path(name)
             guard FileManager.default.fileExists(atPath: url.path) else {
@@ -20,18 +27,39 @@ extension CLIPTokenizer {
                 throw TokenizerError.unreadableFile(file: url.path, reason: error.localizedDescription)
             }
         }
-        let pipelineFolder = "pass the tokenizer/ folder of a diffusers pipeline, which holds vocab.json, "
-            + "merges.txt, tokenizer_config.json and special_tokens_map.json"
-        let vocabulary = try read("vocab.json", fix: pipelineFolder)!
-        let merges = try read("merges.txt", fix: pipelineFolder)!
+        let pipelineFolder = "pass the tokenizer/ folder of a diffusers pipeline, which holds tokenizer_config.json and "
+            + "vocab.json with merges.txt (transformers 4), or tokenizer.json (transformers 5)"
         let config = try read("tokenizer_config.json", fix: pipelineFolder
-            + " (a minimal one: {\"model_max_length\": 77})")!
-        let configuration = try Configuration(
+            + " (a minimal tokenizer_config.json: {\"model_max_length\": 77})")!
+        let fromTokenizerJSON = !exists("vocab.json") && !exists("merges.txt") && exists("tokenizer.json")
+        var configuration = try Configuration(
             tokenizerConfig: config, specialTokensMap: try read("special_tokens_map.json", fix: nil),
-            addedTokens: try read("added_tokens.json", fix: nil), configName: path("tokenizer_config.json").path,
-            mapName: path("special_tokens_map.json").path, addedTokensName: path("added_tokens.json").path)
-        try self.init(vocabulary: vocabulary, merges: merges, configuration: configuration,
-                      vocabularyName: path("vocab.json").path, mergesName: path("merges.txt").path)
+            addedTokens: fromTokenizerJSON ? nil : try read("added_tokens.json", fix: nil),
+            configName: path("tokenizer_config.json").path, mapName: path("special_tokens_map.json").path,
+            addedTokensName: path("added_tokens.json").path)
+        guard fromTokenizerJSON else {
+            if let backend { configuration.backend = backend }
+            let vocabulary = try read("vocab.json", fix: pipelineFolder)!
+            let merges = try read("merges.txt", fix: pipelineFolder)!
+            try self.init(vocabulary: vocabulary, merges: merges, configuration: configuration,
+                          vocabularyName: path("vocab.json").path, mergesName: path("merges.txt").path)
+            return
+        }
+        // Only the Rust tokenizer reads tokenizer.json, so its ids are the default here.
+        configuration.backend = backend ?? .tokenizers
+        let name = path("tokenizer.json").path
+        let file = try TokenizerJSON(try read("tokenizer.json", fix: pipelineFolder)!, file: name)
+        for (token, key, configured) in [(file.clsToken, "post_processor.cls", configuration.bosToken),
+                                         (file.sepToken, "post_processor.sep", configuration.eosToken)] where token != configured {
+            throw TokenizerError.invalidConfiguration(
+                file: name, key: key,
+                reason: "is \"\(token)\" but tokenizer_config.json's \(key.hasSuffix("cls") ? "bos_token" : "eos_token") is "
+                    + "\"\(configured)\"; Kiln puts the configured tokens around the text: make them agree")
+        }
+        configuration.normalizedSpecialTokens = file.normalizedTokens
+        configuration.declaredAddedTokens += file.addedTokens
+        try self.init(vocabulary: file.vocabulary, mergeLines: file.merges, configuration: configuration,
+                      vocabularyName: "\(name) model.vocab", mergesName: "\(name) model.merges")
     }
 
     /// A tokenizer from the contents of `vocab.json` (`{token: id}`) and `merges.txt` (a
@@ -144,7 +172,8 @@ extension CLIPTokenizer {
         padTokenID = try specialID(configuration.padToken, key: "pad_token")
         var specials: [SpecialToken] = []
         for token in configuration.allSpecialTokens where !token.isEmpty {
-            specials.append(SpecialToken(scalars: Array(token.unicodeScalars), id: try specialID(token, key: "additional_special_tokens")))
+            specials.append(SpecialToken(scalars: Array(token.unicodeScalars), id: try specialID(token, key: "additional_special_tokens"),
+                                         normalized: configuration.normalizedSpecialTokens.contains(token)))
         }
         let specialContents = Set(configuration.allSpecialTokens)
         for declared in configuration.declaredAddedTokens {

@@ -27,8 +27,11 @@ import Foundation
 ///
 /// `CLIPTokenizerFast` (the Rust `tokenizers` port, and transformers 5's only `CLIPTokenizer`)
 /// gives different ids for CJK ideographs (no spaces around them), control and format characters
-/// (kept), Greek final sigma, U+0345, upper-case spellings of `<|endoftext|>`, and `\x0b`/`\x0c`
-/// (spaces there, dropped here); `tools/make_tokenizer_fixtures.py` lists the cases.
+/// (kept), Greek final sigma, U+0345, upper-case spellings of the special tokens, and `\x0b`/`\x0c`
+/// (spaces there, dropped here); `tools/make_tokenizer_fixtures.py` lists the cases. Kiln gives
+/// those ids too under `Configuration.Backend.tokenizers`, which a folder transformers 5 saved
+/// selects (`CLIPTokenizer(folder:backend:)`); `tools/make_clip_tokenizer_fixtures.py` checks it
+/// against transformers 5 on the real CLIP vocabulary.
 public struct CLIPTokenizer: Sendable {
     /// Model inputs: `inputIDs` and `attentionMask` (1 on tokens, 0 on padding), `[length]` each.
     public struct Encoding: Sendable, Equatable {
@@ -71,6 +74,8 @@ public struct CLIPTokenizer: Sendable {
     struct SpecialToken: Sendable {
         var scalars: [Unicode.Scalar]
         var id: Int
+        /// Found in the normalized text rather than the raw text (`.tokenizers` backend only).
+        var normalized: Bool
     }
 
     /// Number of tokens in the vocabulary (49408 for CLIP).
@@ -98,14 +103,32 @@ public struct CLIPTokenizer: Sendable {
         let scalars = Array(text.unicodeScalars)
         var out: [Int] = []
         out.reserveCapacity(scalars.count / 3 + 2)
+        switch configuration.backend {
+        case .slow:
+            forEachSegment(scalars, normalized: nil, into: &out) { appendTextIDs($0, into: &$1) }
+        case .tokenizers:
+            // Raw-text special tokens first, then the rest normalized, then the normalized ones.
+            forEachSegment(scalars, normalized: false, into: &out) { segment, out in
+                let text = CLIPPreTokenizer.tokenizersNormalized(segment)
+                forEachSegment(text, normalized: true, into: &out) { appendTokenizersIDs($0, into: &$1) }
+            }
+        }
+        return out
+    }
+
+    /// Calls `body` on the text between special tokens, appending the special tokens' ids in
+    /// between; only the special tokens whose `normalized` flag is `normalized` (all when nil),
+    /// and none under `splitSpecialTokens`.
+    private func forEachSegment(_ scalars: [Unicode.Scalar], normalized: Bool?, into out: inout [Int],
+                                _ body: (ArraySlice<Unicode.Scalar>, inout [Int]) -> Void) {
         if configuration.splitSpecialTokens {
-            appendTextIDs(scalars[...], into: &out)
-            return out
+            body(scalars[...], &out)
+            return
         }
         var start = 0, i = 0
         while i < scalars.count {
-            if let special = specialToken(in: scalars, at: i) {
-                appendTextIDs(scalars[start..<i], into: &out)
+            if let special = specialToken(in: scalars, at: i, normalized: normalized) {
+                body(scalars[start..<i], &out)
                 out.append(special.id)
                 i += special.scalars.count
                 start = i
@@ -113,8 +136,7 @@ public struct CLIPTokenizer: Sendable {
                 i += 1
             }
         }
-        appendTextIDs(scalars[start..<scalars.count], into: &out)
-        return out
+        body(scalars[start..<scalars.count], &out)
     }
 
     /// `text` as model inputs: `<|startoftext|>` ids `<|endoftext|>`, cut to `maxLength` when
@@ -147,11 +169,24 @@ public struct CLIPTokenizer: Sendable {
         return Encoding(inputIDs: inputIDs, attentionMask: mask)
     }
 
-    private func specialToken(in scalars: [Unicode.Scalar], at i: Int) -> SpecialToken? {
-        for special in specialTokens where special.scalars[0] == scalars[i] && i + special.scalars.count <= scalars.count {
+    private func specialToken(in scalars: [Unicode.Scalar], at i: Int, normalized: Bool?) -> SpecialToken? {
+        for special in specialTokens where special.scalars[0] == scalars[i] && i + special.scalars.count <= scalars.count
+            && (normalized == nil || special.normalized == normalized) {
             if scalars[i..<(i + special.scalars.count)].elementsEqual(special.scalars) { return special }
         }
         return nil
+    }
+
+    /// The `.tokenizers` backend's ids of normalized text holding no special token.
+    private func appendTokenizersIDs(_ text: ArraySlice<Unicode.Scalar>, into out: inout [Int]) {
+        guard !text.isEmpty else { return }
+        let scalars = Array(text)
+        var bytes: [UInt8] = []
+        for range in CLIPPreTokenizer.tokenizersPieces(scalars) {
+            bytes.removeAll(keepingCapacity: true)
+            for s in scalars[range] { UTF8.encode(s) { bytes.append($0) } }
+            bpe.encode(bytes, into: &out)
+        }
     }
 
     private func appendTextIDs(_ text: ArraySlice<Unicode.Scalar>, into out: inout [Int]) {

@@ -11,7 +11,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable 
     case malformedJSON(file: String, reason: String)
     /// vocab.json is valid JSON but not a CLIP vocabulary (ids, byte symbols).
     case invalidVocabulary(file: String, reason: String)
-    /// A line of merges.txt (1-based, counting the `#version` header) that Kiln cannot use.
+    /// A line of merges.txt (1-based, counting the `#version` header), or an entry of tokenizer.json's
+    /// `model.merges` (1-based), that Kiln cannot use.
     case invalidMerge(file: String, line: Int, text: String, reason: String)
     /// A configuration value of the right key but a wrong value or type.
     case invalidConfiguration(file: String, key: String, reason: String)
@@ -35,10 +36,10 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable 
                 + "save_pretrained or copy it again from the pipeline's tokenizer/ folder"
         case let .invalidVocabulary(file, reason):
             return "\(file) is not a CLIP byte-level BPE vocabulary: \(reason); use the vocab.json "
-                + "that came with merges.txt in the pipeline's tokenizer/ folder"
+                + "that came with merges.txt (or the whole tokenizer.json) in the pipeline's tokenizer/ folder"
         case let .invalidMerge(file, line, text, reason):
             return "\(file) line \(line) (\"\(text)\"): \(reason); use the merges.txt that came with "
-                + "vocab.json in the pipeline's tokenizer/ folder"
+                + "vocab.json (or the whole tokenizer.json) in the pipeline's tokenizer/ folder"
         case let .invalidConfiguration(file, key, reason):
             return "\(file): \"\(key)\" \(reason)"
         case let .unknownConfigurationKey(file, key):

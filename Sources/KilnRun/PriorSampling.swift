@@ -69,7 +69,7 @@ public struct PriorSampling {
                                   guidanceScale: guidanceScale, count: count, view: pipeline.hasViewConditioning ? view : nil,
                                   scheduler: "DDIM", height: images[0].height, width: images[0].width, latents: latents?.lastPathComponent)
         try PNG.write(sheet, to: outURL, metadata: KilnMetadata(command: "sample", prompt: prompt, seed: seed, settings: record))
-        print(String(format: "wrote %d samples to %@ (%.1f s)", count, output.relativePath, (clock.now - start).seconds))
+        print(String(format: "wrote %@ to %@ (%.1f s)", count == 1 ? "1 sample" : "\(count) samples", output.relativePath, (clock.now - start).seconds))
     }
 }
 

@@ -18,6 +18,12 @@ public enum SchedulerError: Error, CustomStringConvertible, Equatable, Sendable 
     case wrongKind(expected: SchedulerConfig.Kind, actual: SchedulerConfig.Kind)
     /// η outside [0, ∞) or not finite.
     case invalidEta(Double)
+    /// A stochastic step's log-probability asked for with η that makes it deterministic or improper.
+    case invalidPolicyEta(Double)
+    /// A log-probability asked of a step with no noise (σ = 0: t and the step it lands on share ᾱ).
+    case deterministicStep(timestep: Int)
+    /// A log-probability asked of a config with dynamic thresholding.
+    case thresholdingWithLogProb
 
     public var description: String {
         switch self {
@@ -43,6 +49,12 @@ public enum SchedulerError: Error, CustomStringConvertible, Equatable, Sendable 
                 + "with `as: .\(expected == .ddpm ? "ddpm" : "ddim")` to convert it"
         case .invalidEta(let eta):
             return "eta = \(eta) must be a finite number ≥ 0 (0: deterministic DDIM, 1: DDPM-like noise)"
+        case .invalidPolicyEta(let eta):
+            return "eta = \(eta): a step's log-probability needs 0 < eta ≤ 1 (a Gaussian step with positive variance); DDPO uses 1"
+        case .deterministicStep(let timestep):
+            return "the step from timestep \(timestep) adds no noise (σ = 0), so it has no log-probability; take it with step(...) and leave it out of the policy"
+        case .thresholdingWithLogProb:
+            return "the scheduler config uses dynamic thresholding, which couples a sample's values; log-probabilities need clip_sample or no clipping"
         }
     }
 }

@@ -1,0 +1,121 @@
+import Foundation
+import KilnCore
+import KilnNN
+
+/// DDPO's settings (Black et al. 2023; defaults from ddpo-pytorch's config where they fit a small
+/// prior on 2 cores).
+public struct DDPOSettings: Sendable, Equatable, Codable {
+    /// Trajectories per condition: advantages are normalised within each condition's group.
+    public var samplesPerCondition = 4
+    /// DDIM steps per trajectory and its η.
+    public var steps = 10
+    public var eta = 1.0
+    public var guidanceScale = 3.0
+    /// Passes over each batch of trajectories (PPO's inner epochs).
+    public var innerEpochs = 1
+    /// The share of a trajectory's stochastic steps trained on per inner epoch (chosen at random).
+    public var timestepFraction = 1.0
+    /// PPO's ε: the ratio's trust region.
+    public var clipRange: Float = 1e-4
+    /// Advantages are clipped to ±this.
+    public var advantageClip: Float = 5
+    public var learningRate = 3e-5
+    public var weightDecay = 1e-4
+    public var maxGradNorm: Float = 1
+
+    public init() {}
+}
+
+/// What one DDPO epoch did.
+public struct DDPOEpochReport: Sendable, Equatable, Codable {
+    public var meanReward: Float
+    public var rewardStd: Float
+    /// The PPO loss averaged over the steps trained on.
+    public var loss: Float
+    /// ½·mean (log p − log p_old)², DDPO's approximate KL to the sampling policy.
+    public var approxKL: Float
+    /// The share of (sample, step) pairs whose ratio left the trust region.
+    public var clipFraction: Float
+}
+
+/// DDPO with PPO clipping on a pipeline's UNet: per epoch, trajectories for each condition
+/// (G samples per prompt and view), rewards of their final images, advantages normalised within
+/// each condition's group, then `innerEpochs` passes of the clipped objective over a random share
+/// of the stochastic steps, gradients accumulated over those steps, clipped, one AdamW step.
+public final class DDPOTrainer {
+    public let sampler: PolicySampler
+    public let settings: DDPOSettings
+    public let optimizer: Adam
+    public var rng: RNG
+    public private(set) var epochs = 0
+
+    public init(pipeline: PriorPipeline, settings: DDPOSettings, seed: UInt64) throws {
+        sampler = try PolicySampler(pipeline: pipeline, steps: settings.steps, eta: settings.eta, guidanceScale: settings.guidanceScale)
+        self.settings = settings
+        optimizer = Adam(parameters: pipeline.unet.namedParameters.map(\.parameter),
+                         configuration: .adamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay))
+        rng = RNG(seed: seed)
+    }
+
+    /// Advantages: each group's rewards standardised (mean 0, standard deviation 1; a group with
+    /// one value or no spread gets 0), clipped to ±`clip`.
+    public static func advantages(_ rewards: [Float], groupSize: Int, clip: Float) -> [Float] {
+        precondition(groupSize > 0 && rewards.count % groupSize == 0, "DDPOTrainer.advantages: groups of \(groupSize) do not divide \(rewards.count)")
+        var out = [Float](repeating: 0, count: rewards.count)
+        for start in stride(from: 0, to: rewards.count, by: groupSize) {
+            let group = rewards[start..<(start + groupSize)]
+            let mean = group.reduce(0, +) / Float(groupSize)
+            let std = (group.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(groupSize)).squareRoot()
+            for i in group.indices { out[i] = std > 1e-6 ? min(max((rewards[i] - mean) / std, -clip), clip) : 0 }
+        }
+        return out
+    }
+
+    /// One epoch.
+    /// - Parameters:
+    ///   - conditions: the prompts and views to sample, each `samplesPerCondition` times.
+    ///   - reward: the reward of each final sample given its prompts, views and display images
+    ///     `[B, 3, H, W]` in [0, 1].
+    public func epoch(conditions: [(prompt: String, view: ViewConditioning)],
+                      reward: (_ prompts: [String], _ views: [ViewConditioning], _ images: Tensor) throws -> [Float]) throws -> DDPOEpochReport {
+        let g = settings.samplesPerCondition
+        let prompts = conditions.flatMap { Array(repeating: $0.prompt, count: g) }
+        let views = conditions.flatMap { Array(repeating: $0.view, count: g) }
+        let trajectories = try sampler.sample(prompts: prompts, views: views, rng: &rng)
+        let images = PriorPipeline.displayValues(sampler.pipeline.pixels(trajectories.final))
+        let rewards = try reward(prompts, views, images)
+        precondition(rewards.count == prompts.count, "DDPOTrainer.epoch: \(rewards.count) rewards for \(prompts.count) samples")
+        let advantages = Self.advantages(rewards, groupSize: g, clip: settings.advantageClip)
+        let b = Float(prompts.count)
+        var lossSum: Float = 0, klSum: Float = 0, clipped = 0, pairs = 0
+        let parameters = optimizer.parameters
+        for _ in 0..<settings.innerEpochs {
+            var order = Array(trajectories.timesteps.indices)
+            for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+            let chosen = order.prefix(max(1, Int((Double(order.count) * settings.timestepFraction).rounded())))
+            parameters.forEach { $0.zeroGradient() }
+            for k in chosen {
+                let old = trajectories.logProbs[k]
+                let current = try sampler.accumulateGradient(trajectories, step: k) { current in
+                    PPOClip.logProbWeights(current: current, old: old, advantages: advantages, clipRange: settings.clipRange)
+                        .map { $0 / (b * Float(chosen.count)) }
+                }
+                lossSum += PPOClip.loss(current: current, old: old, advantages: advantages, clipRange: settings.clipRange)
+                for i in current.indices {
+                    let d = current[i] - old[i]
+                    klSum += 0.5 * d * d
+                    if abs(Foundation.exp(d) - 1) > settings.clipRange { clipped += 1 }
+                    pairs += 1
+                }
+            }
+            _ = clipGradientNorm(parameters, maxNorm: settings.maxGradNorm)
+            optimizer.step()
+        }
+        epochs += 1
+        let mean = rewards.reduce(0, +) / b
+        let std = (rewards.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / b).squareRoot()
+        let steps = Float(max(1, pairs)) / b
+        return DDPOEpochReport(meanReward: mean, rewardStd: std, loss: lossSum / steps, approxKL: klSum / Float(max(1, pairs)),
+                               clipFraction: Float(clipped) / Float(max(1, pairs)))
+    }
+}

@@ -178,6 +178,14 @@ public final class PriorPipeline {
         }
     }
 
+    /// The guidance scale a prior folder's card samples with (`kiln_prior.json`), else diffusers' 7.5.
+    /// - Throws: `PriorConfigError` for an unreadable `kiln_prior.json`.
+    public static func guidance(of folder: URL) throws -> Double {
+        let url = folder.appendingPathComponent(PriorSettings.fileName)
+        guard let data = FileManager.default.contents(atPath: url.path) else { return PriorSettings.defaultGuidanceScale }
+        return try PriorSettings(json: data, source: url.path).samplingGuidanceScale
+    }
+
     /// A pipeline over models already in memory (a training run's sample grids).
     public init(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, vae: AutoencoderKL? = nil,
                 schedulerConfig: SchedulerConfig, settings: PriorSettings = PriorSettings(), folder: URL = URL(fileURLWithPath: ".")) {

@@ -119,3 +119,48 @@ public final class DDPOTrainer {
                                clipFraction: Float(clipped) / Float(max(1, pairs)))
     }
 }
+
+// MARK: Checkpoints
+
+extension DDPOTrainer {
+    struct State: Codable {
+        var epochs: Int
+        var rng: RNG
+        var adamStep: Int
+    }
+
+    /// Writes the UNet's weights, the optimiser's moments and the RNG to `folder` (each file
+    /// atomically, `state.json` last): `restore(from:)` continues bit-identically.
+    public func saveCheckpoint(to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var weights = SafeTensorsWriter(), moments = SafeTensorsWriter()
+        for (i, (name, p)) in sampler.pipeline.unet.namedParameters.enumerated() {
+            try weights.add(name, shape: p.shape, values: p.value.storage)
+            try moments.add("m." + name, shape: p.shape, values: optimizer.firstMoments[i].storage)
+            try moments.add("v." + name, shape: p.shape, values: optimizer.secondMoments[i].storage)
+        }
+        try weights.write(to: folder.appendingPathComponent("unet.safetensors"))
+        try moments.write(to: folder.appendingPathComponent("adam.safetensors"))
+        try AtomicFile.write(try JSONEncoder().encode(State(epochs: epochs, rng: rng, adamStep: optimizer.stepCount)),
+                             to: folder.appendingPathComponent("state.json"))
+    }
+
+    /// Restores what `saveCheckpoint` wrote.
+    /// - Throws: `PriorConfigError` naming the file when the checkpoint is missing or does not fit.
+    public func restore(from folder: URL) throws {
+        let stateURL = folder.appendingPathComponent("state.json")
+        guard let data = FileManager.default.contents(atPath: stateURL.path), let state = try? JSONDecoder().decode(State.self, from: data) else {
+            throw PriorConfigError(source: stateURL.path, key: nil, problem: "is missing or unreadable", fix: "start a new run without --resume")
+        }
+        let weights = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("unet.safetensors"))
+        let moments = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("adam.safetensors"))
+        var first: [Tensor] = [], second: [Tensor] = []
+        for (name, p) in sampler.pipeline.unet.namedParameters {
+            p.load(Tensor(shape: p.shape, storage: try weights.expect(name, shape: p.shape)), name: name)
+            first.append(Tensor(shape: p.shape, storage: try moments.expect("m." + name, shape: p.shape)))
+            second.append(Tensor(shape: p.shape, storage: try moments.expect("v." + name, shape: p.shape)))
+        }
+        optimizer.restore(stepCount: state.adamStep, firstMoments: first, secondMoments: second)
+        (epochs, rng) = (state.epochs, state.rng)
+    }
+}

@@ -1,0 +1,226 @@
+import Foundation
+import KilnAsset
+import KilnCore
+import KilnNN
+import KilnPrior
+import KilnToyWorld
+
+/// How `kiln tune-prior` improves the prior.
+public enum TuningMethod: String, SettingChoice, Codable {
+    /// DDPO with PPO clipping (Black et al. 2023).
+    case ddpo
+}
+
+/// `kiln tune-prior`: reinforcement learning on the prior itself. Each epoch draws toy-world
+/// conditions (a caption and a camera), samples trajectories from the prior, scores their images
+/// with the reward models and updates the UNet (`DDPOTrainer`). A held-out judge (the same reward
+/// models trained on other data, never optimised against) scores a fixed evaluation set before
+/// and after, beside the training rewards, so reward hacking shows.
+///
+/// The output folder is a prior folder in the input's layout (the tuned UNet in float32), plus
+/// `tuning.csv` (per epoch: reward, loss, approximate KL, clip fraction), `reward.png`,
+/// `checkpoint/` for `--resume`, and a model card (README.md) with the before/after table and the
+/// command that made it.
+public struct PriorTuningJob {
+    public var prior: URL
+    public var rewards: URL
+    public var judge: URL?
+    public var output: URL
+    public var method = TuningMethod.ddpo
+    public var mix = RewardMix([.view: 1, .alignment: 1])
+    public var epochs = 20
+    /// Conditions per epoch; each is sampled `settings.samplesPerCondition` times.
+    public var conditionsPerEpoch = 4
+    public var settings = DDPOSettings()
+    public var seed: UInt64 = 0
+    /// Conditions in the fixed evaluation set (drawn from another toy-world seed than training's).
+    public var evaluationCount = 16
+    public var checkpointEvery = 5
+    public var resume = false
+    public var force = false
+    /// The command line, for the card.
+    public var command = "kiln tune-prior"
+
+    public init(prior: URL, rewards: URL, output: URL) { (self.prior, self.rewards, self.output) = (prior, rewards, output) }
+
+    struct EpochRow: Codable {
+        var epoch: Int
+        var report: DDPOEpochReport
+        var seconds: Double
+    }
+
+    /// Mean rewards of a fixed evaluation set, per term and in total, for one set of reward models.
+    struct Evaluation: Codable, Equatable {
+        var total: Float
+        var terms: [String: Float]
+    }
+
+    /// The toy-world conditions of epoch `epoch` (or of the evaluation set, `evaluation`).
+    func conditions(epoch: Int, count: Int, evaluation: Bool = false) -> [(prompt: String, view: ViewConditioning)] {
+        let worldSeed = evaluation ? seed &+ 1_000_003 : seed
+        return (0..<count).map { i in
+            let sample = ToySample(seed: worldSeed, index: epoch * count + i)
+            return (sample.caption, sample.view)
+        }
+    }
+
+    /// The rewards of images (display values) under `models`, each image's caption its prompt.
+    static func rewards(_ models: RewardModels, mix: RewardMix, prompts: [String], views: [ViewConditioning], images: Tensor) -> RewardEvaluation {
+        let judged = PriorImage.pooled(images, to: models.imageSize)
+        let plane = 3 * models.imageSize * models.imageSize
+        var total: [Float] = [], parts: [RewardTerm: [Float]] = [:]
+        for b in prompts.indices {
+            let one = Tensor(shape: [1, 3, models.imageSize, models.imageSize], storage: Array(judged.storage[(b * plane)..<((b + 1) * plane)]))
+            let e = ToyImageRewards(models: models, caption: ToyCaption(prompts[b])).evaluate(mix, images: one, views: [views[b]], gradient: false)
+            total.append(e.total[0])
+            for (term, values) in e.parts { parts[term, default: []].append(values[0]) }
+        }
+        return RewardEvaluation(total: total, parts: parts, imageGradient: [])
+    }
+
+    /// Samples the evaluation set (fixed noise, η = 0 DDIM as `kiln sample` draws) and scores it.
+    func evaluate(_ pipeline: PriorPipeline, models: RewardModels) throws -> Evaluation {
+        let set = conditions(epoch: 0, count: evaluationCount, evaluation: true)
+        var images: [Float] = []
+        for (i, c) in set.enumerated() {
+            let request = SampleRequest(prompt: c.prompt, count: 1, steps: settings.steps, guidanceScale: settings.guidanceScale, seed: seed &+ UInt64(i), view: c.view)
+            images += PriorPipeline.displayValues(pipeline.pixels(try pipeline.sample(request))).storage
+        }
+        let size = pipeline.imageSize.width
+        let e = Self.rewards(models, mix: mix, prompts: set.map(\.prompt), views: set.map(\.view),
+                             images: Tensor(shape: [set.count, 3, size, size], storage: images))
+        func mean(_ v: [Float]) -> Float { v.reduce(0, +) / Float(max(1, v.count)) }
+        return Evaluation(total: mean(e.total), terms: Dictionary(uniqueKeysWithValues: e.parts.map { ($0.key.rawValue, mean($0.value)) }))
+    }
+
+    public func run() throws {
+        let pipeline = try PriorPipeline(folder: prior)
+        let models = try RewardModels(folder: rewards)
+        for term in mix.weights.keys where models.nets[term] == nil {
+            throw RunError("\(rewards.path) has no \(term.rawValue) model; use --reward with \(RewardTerm.allCases.filter { models.nets[$0] != nil }.map(\.rawValue).joined(separator: ", "))")
+        }
+        let judgeModels = try judge.map { try RewardModels(folder: $0) }
+        for m in [models] + (judgeModels.map { [$0] } ?? []) where pipeline.imageSize.width % m.imageSize != 0 || pipeline.imageSize.height != pipeline.imageSize.width {
+            throw RunError("the prior draws \(pipeline.imageSize.height)×\(pipeline.imageSize.width) images, which do not average down to the reward models' \(m.imageSize)²; use reward models trained at a size that divides the prior's")
+        }
+        let trainer = try DDPOTrainer(pipeline: pipeline, settings: settings, seed: seed)
+        let checkpoint = output.appendingPathComponent("checkpoint")
+        let log = output.appendingPathComponent("tuning.json")
+        var rows: [EpochRow] = []
+        var before: [String: Evaluation] = [:]
+        if resume {
+            try trainer.restore(from: checkpoint)
+            if let data = FileManager.default.contents(atPath: log.path), let saved = try? JSONDecoder().decode(TuningLog.self, from: data) {
+                rows = saved.epochs.filter { $0.epoch <= trainer.epochs }
+                before = saved.before
+            }
+            say("resuming at epoch \(trainer.epochs)")
+        } else {
+            try OutputFolder.prepare(output, force: force)
+            try copyPrior(to: output)
+            say("scoring the untuned prior on \(evaluationCount) held-out conditions")
+            before["training rewards"] = try evaluate(pipeline, models: models)
+            if let judgeModels { before["held-out judge"] = try evaluate(pipeline, models: judgeModels) }
+        }
+        let interrupt = Interrupt.install()
+        let clock = ContinuousClock()
+        say("tuning \(pipeline.unet.parameterCount) UNet parameters with \(method.rawValue): \(conditionsPerEpoch) conditions × \(settings.samplesPerCondition) samples an epoch, reward \(mix)")
+        func save() throws {
+            try trainer.saveCheckpoint(to: checkpoint)
+            try writeWeights(pipeline, to: output)
+            try AtomicFile.write(try JSONEncoder.pretty.encode(TuningLog(before: before, epochs: rows)), to: log)
+            let points = rows.map { (x: Double($0.epoch), y: Double($0.report.meanReward)) }
+            if !points.isEmpty {
+                try PNG.write(Image.linePlot(points, logY: false, title: "mean training reward by epoch"), to: output.appendingPathComponent("reward.png"),
+                              metadata: KilnMetadata(command: "tune-prior", seed: seed, settings: ["epoch": "\(trainer.epochs)"]))
+            }
+        }
+        while trainer.epochs < epochs {
+            if interrupt.requested {
+                try save()
+                throw RunInterrupted("tune-prior stopped at epoch \(trainer.epochs); kiln tune-prior ... --resume continues")
+            }
+            let start = clock.now
+            let report = try trainer.epoch(conditions: conditions(epoch: trainer.epochs, count: conditionsPerEpoch)) { prompts, views, images in
+                Self.rewards(models, mix: mix, prompts: prompts, views: views, images: images).total
+            }
+            guard report.loss.isFinite else { throw RunError("the loss became \(report.loss) at epoch \(trainer.epochs); lower the learning rate or resume from the last checkpoint") }
+            rows.append(EpochRow(epoch: trainer.epochs, report: report, seconds: (clock.now - start).seconds))
+            say(String(format: "  epoch %d/%d  reward %.3f ± %.3f  KL %.2e  clipped %.2f  (%.1f s)", trainer.epochs, epochs, report.meanReward,
+                       report.rewardStd, report.approxKL, report.clipFraction, (clock.now - start).seconds))
+            if trainer.epochs % checkpointEvery == 0 || trainer.epochs == epochs { try save() }
+        }
+        var after: [String: Evaluation] = [:]
+        after["training rewards"] = try evaluate(pipeline, models: models)
+        if let judgeModels { after["held-out judge"] = try evaluate(pipeline, models: judgeModels) }
+        try save()
+        try AtomicFile.write(Data(card(before: before, after: after, rows: rows).utf8), to: output.appendingPathComponent("README.md"))
+        for (name, b) in before.sorted(by: { $0.key < $1.key }) {
+            say(String(format: "%@: %.3f → %.3f", name, b.total, after[name]?.total ?? .nan))
+        }
+        say("wrote the tuned prior to \(output.relativePath)")
+    }
+
+    struct TuningLog: Codable {
+        var before: [String: Evaluation]
+        var epochs: [EpochRow]
+    }
+
+    /// Copies the input prior's files (its tokenizer, text encoder, scheduler, settings) so the
+    /// output loads like it; the UNet is written by `writeWeights`.
+    func copyPrior(to folder: URL) throws {
+        let fm = FileManager.default
+        for name in ["model_index.json", PriorSettings.fileName, "tokenizer", "text_encoder", "scheduler", "vae"] {
+            let source = prior.appendingPathComponent(name)
+            guard fm.fileExists(atPath: source.path) else { continue }
+            try fm.copyItem(at: source, to: folder.appendingPathComponent(name))
+        }
+        try fm.createDirectory(at: folder.appendingPathComponent("unet"), withIntermediateDirectories: true)
+        try fm.copyItem(at: prior.appendingPathComponent("unet/config.json"), to: folder.appendingPathComponent("unet/config.json"))
+    }
+
+    /// The tuned UNet's weights, float32 (small updates would round away in float16).
+    func writeWeights(_ pipeline: PriorPipeline, to folder: URL) throws {
+        var weights = SafeTensorsWriter(metadata: ["format": "pt"])
+        for (name, p) in pipeline.unet.namedParameters { try weights.add(name, shape: p.shape, values: p.value.storage) }
+        try weights.write(to: folder.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
+    }
+
+    /// The model card: what was tuned, how, and the before/after table.
+    func card(before: [String: Evaluation], after: [String: Evaluation], rows: [EpochRow]) -> String {
+        var table = "| rewards | before | after |\n| --- | --- | --- |\n"
+        for (name, b) in before.sorted(by: { $0.key < $1.key }) {
+            table += String(format: "| %@ (total) | %.3f | %.3f |\n", name, b.total, after[name]?.total ?? .nan)
+            for (term, value) in b.terms.sorted(by: { $0.key < $1.key }) {
+                table += String(format: "| %@: %@ | %.3f | %.3f |\n", name, term, value, after[name]?.terms[term] ?? .nan)
+            }
+        }
+        let seconds = rows.map(\.seconds).reduce(0, +)
+        return """
+        # Kiln prior, tuned with \(method.rawValue)
+
+        `\(prior.lastPathComponent)` fine-tuned by reinforcement learning on its own samples: \(rows.count) epochs of \(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples, \(settings.steps) DDIM steps (η = \(settings.eta)), guidance \(settings.guidanceScale), reward \(mix), PPO clip \(settings.clipRange), AdamW at \(settings.learningRate); \(String(format: "%.0f", seconds)) s of tuning.
+
+        ```sh
+        \(command)
+        ```
+
+        ## Before and after
+        Mean rewards of \(evaluationCount) held-out conditions (another toy-world seed than training's), sampled with fixed noise. The held-out judge is the same kind of reward models trained on other data; it was never optimised against.
+
+        \(table)
+        ## Training reward by epoch
+        ![reward](reward.png)
+
+        """
+    }
+}
+
+extension JSONEncoder {
+    /// Sorted keys, indented: files people read.
+    static var pretty: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return e
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import KilnCore
+import KilnNN
+import KilnPrior
+import KilnRun
+
+extension TuningMethod: ExpressibleByArgument {}
+
+struct TunePrior: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tune-prior",
+        abstract: "Improve a prior by reinforcement learning on its own samples, scored by the reward models.",
+        discussion: """
+        Each epoch draws toy-world conditions (a caption and a camera), samples --samples-per-condition \
+        trajectories of each from the prior (DDIM with eta > 0), scores their images with the reward \
+        models (--reward, e.g. view:1,alignment:1) and updates the UNet: --method ddpo is DDPO with \
+        PPO clipping and advantages normalised per condition. OUT becomes a prior folder in the input's \
+        layout (every command loads it) with a model card (README.md: the command, the before/after \
+        table on held-out conditions, with --judge's held-out reward models beside the training ones), \
+        reward.png, tuning.json and checkpoint/ (--resume continues bit-identically; Ctrl-C saves and \
+        exits 130).
+        """
+    )
+
+    @Option(help: ArgumentHelp(ShippedAssets.help(.prior)), completion: .directory)
+    var prior: String?
+
+    @Option(help: ArgumentHelp(ShippedAssets.help(.rewards)), completion: .directory)
+    var rewards: String?
+
+    @Option(help: "Held-out reward models (trained on other data) that score before and after but are never optimised against.", completion: .directory)
+    var judge: String?
+
+    @Option(help: "The tuned prior folder to write.", completion: .directory)
+    var out: String
+
+    @Option(help: "The RL method: ddpo.")
+    var method: TuningMethod = .ddpo
+
+    @Option(help: "Reward terms and weights, e.g. view:1,alignment:1.")
+    var reward: String = "view:1,alignment:1"
+
+    @Option(help: "Epochs (each a batch of trajectories and its updates).")
+    var epochs: Int = 20
+
+    @Option(help: "Conditions (caption and camera) per epoch.")
+    var conditions: Int = 4
+
+    @Option(help: "Trajectories per condition (the group advantages are normalised in).")
+    var samplesPerCondition: Int = 4
+
+    @Option(help: "DDIM steps per trajectory.")
+    var steps: Int = 10
+
+    @Option(help: "Learning rate (AdamW).")
+    var learningRate: Double = 3e-5
+
+    @Option(help: "PPO passes over each batch.")
+    var innerEpochs: Int = 1
+
+    @Option(help: "Classifier-free guidance while sampling (default: the prior's own).")
+    var guidanceScale: Double?
+
+    @Option(help: "Seed of the conditions, the noise and the updates.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Epochs between checkpoints.")
+    var checkpointEvery: Int = 5
+
+    @Flag(help: "Continue the run saved in OUT/checkpoint.")
+    var resume = false
+
+    @Flag(help: "Write into an existing, non-empty folder (a new run).")
+    var force = false
+
+    func validate() throws {
+        if resume && force { throw ValidationError("--resume and --force contradict each other: choose one") }
+        for (name, value, range) in [("--epochs", epochs, 1...100_000), ("--conditions", conditions, 1...256), ("--samples-per-condition", samplesPerCondition, 2...64),
+                                     ("--steps", steps, 2...1000), ("--inner-epochs", innerEpochs, 1...16), ("--checkpoint-every", checkpointEvery, 1...100_000)]
+        where !range.contains(value) {
+            throw ValidationError("\(name) must be \(range.lowerBound)…\(range.upperBound), got \(value)")
+        }
+        guard learningRate.isFinite, learningRate > 0, learningRate < 1 else { throw ValidationError("--learning-rate must be in (0, 1), got \(learningRate)") }
+        if let guidanceScale { guard guidanceScale.isFinite, guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") } }
+        _ = try RewardMix(parsing: reward)
+    }
+
+    func run() throws {
+        _ = Memory.retainFreedMemory()
+        let priorFolder = try ShippedAssets.resolve(prior, .prior)
+        var job = PriorTuningJob(prior: priorFolder, rewards: try ShippedAssets.resolve(rewards, .rewards), output: URL(fileURLWithPath: out))
+        job.judge = judge.map { URL(fileURLWithPath: $0) }
+        (job.method, job.mix, job.epochs, job.conditionsPerEpoch) = (method, try RewardMix(parsing: reward), epochs, conditions)
+        (job.seed, job.checkpointEvery, job.resume, job.force) = (seed, checkpointEvery, resume, force)
+        (job.settings.samplesPerCondition, job.settings.steps, job.settings.learningRate, job.settings.innerEpochs) = (samplesPerCondition, steps, learningRate, innerEpochs)
+        job.settings.guidanceScale = try guidanceScale ?? PriorPipeline.guidance(of: priorFolder)
+        job.command = (["kiln"] + CommandLine.arguments.dropFirst()).map { $0.contains(" ") ? "\"\($0)\"" : $0 }.joined(separator: " ")
+        do {
+            try job.run()
+        } catch let stop as RunInterrupted {
+            say(stop.description)
+            throw ExitCode(130)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import Testing
+
+@Suite("kiln tune-prior", .serialized)
+struct TunePriorCommandTests {
+    static let arguments = ["--conditions", "1", "--samples-per-condition", "2", "--steps", "3", "--checkpoint-every", "1", "--seed", "4"]
+
+    @Test("tunes the shipped prior with DDPO into a loadable prior folder with a card; a resumed run is bit-identical")
+    func tuneAndResume() throws {
+        try withScratchFolder { folder in
+            let straight = folder.appendingPathComponent("straight").path, resumed = folder.appendingPathComponent("resumed").path
+            let run = try KilnRun(["tune-prior", "--out", straight, "--epochs", "2"] + Self.arguments)
+            #expect(run.status == 0, "\(run.stderr)")
+            for file in ["unet/config.json", "unet/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors", "tokenizer/vocab.json",
+                         "kiln_prior.json", "model_index.json", "README.md", "reward.png", "tuning.json", "checkpoint/state.json"] {
+                #expect(FileManager.default.fileExists(atPath: straight + "/" + file), "missing \(file)")
+            }
+            let card = try String(contentsOfFile: straight + "/README.md", encoding: .utf8)
+            #expect(card.contains("| training rewards (total) |") && card.contains("kiln tune-prior --out"), "\(card)")
+            #expect(try KilnRun("sample", "a red duck", "--prior", straight, "--steps", "2", "--count", "1",
+                                "--out", folder.appendingPathComponent("s.png").path).status == 0)
+            // One epoch, then --resume to two: the same weights as the straight run.
+            #expect(try KilnRun(["tune-prior", "--out", resumed, "--epochs", "1"] + Self.arguments).status == 0)
+            let more = try KilnRun(["tune-prior", "--out", resumed, "--epochs", "2", "--resume"] + Self.arguments)
+            #expect(more.status == 0 && more.stdout.contains("resuming at epoch 1"), "\(more.stderr)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: straight + "/unet/diffusion_pytorch_model.safetensors"))
+                    == Data(contentsOf: URL(fileURLWithPath: resumed + "/unet/diffusion_pytorch_model.safetensors")))
+        }
+    }
+
+    @Test("bad flags and a missing reward model are refused by name, leaving no folder")
+    func errors() throws {
+        try withScratchFolder { folder in
+            let out = folder.appendingPathComponent("t").path
+            for (extra, needle) in [(["--method", "ppo"], "ppo"), (["--epochs", "0"], "--epochs"), (["--reward", "colour:1"], "colour"),
+                                    (["--samples-per-condition", "1"], "--samples-per-condition"), (["--learning-rate", "nan"], "--learning-rate"),
+                                    (["--resume", "--force"], "contradict")] {
+                let run = try KilnRun(["tune-prior", "--out", out] + extra)
+                #expect(run.status != 0 && run.status < 128 && (run.stderr + run.stdout).contains(needle), "\(extra): \(run.stderr)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: out))
+            let resume = try KilnRun("tune-prior", "--out", out, "--resume")
+            #expect(resume.status != 0 && resume.stderr.contains("state.json"), "\(resume.stderr)")
+        }
+    }
+}

@@ -15,7 +15,8 @@ struct TunePrior: ParsableCommand {
         Each epoch draws toy-world conditions (a caption and a camera), samples --samples-per-condition \
         trajectories of each from the prior (DDIM with eta > 0), scores their images with the reward \
         models (--reward, e.g. view:1,alignment:1) and updates the UNet: --method ddpo is DDPO with \
-        PPO clipping and advantages normalised per condition. OUT becomes a prior folder in the input's \
+        PPO clipping and advantages normalised per condition; --method grpo adds a KL penalty to the \
+        starting prior (k3 estimator, --kl-coefficient). OUT becomes a prior folder in the input's \
         layout (every command loads it) with a model card (README.md: the command, the before/after \
         table on held-out conditions, with --judge's held-out reward models beside the training ones), \
         reward.png, tuning.json and checkpoint/ (--resume continues bit-identically; Ctrl-C saves and \
@@ -35,8 +36,11 @@ struct TunePrior: ParsableCommand {
     @Option(help: "The tuned prior folder to write.", completion: .directory)
     var out: String
 
-    @Option(help: "The RL method: ddpo.")
+    @Option(help: "The RL method: ddpo, or grpo (DDPO's objective plus a KL penalty to the starting prior).")
     var method: TuningMethod = .ddpo
+
+    @Option(help: "β of the KL penalty to the starting prior (default: 0.04 for grpo, 0 for ddpo).")
+    var klCoefficient: Float?
 
     @Option(help: "Reward terms and weights, e.g. view:1,alignment:1.")
     var reward: String = "view:1,alignment:1"
@@ -84,6 +88,10 @@ struct TunePrior: ParsableCommand {
         guard learningRate.isFinite, learningRate > 0, learningRate < 1 else { throw ValidationError("--learning-rate must be in (0, 1), got \(learningRate)") }
         if let guidanceScale { guard guidanceScale.isFinite, guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") } }
         _ = try RewardMix(parsing: reward)
+        if let klCoefficient {
+            guard klCoefficient.isFinite, klCoefficient >= 0 else { throw ValidationError("--kl-coefficient must be a number ≥ 0, got \(klCoefficient)") }
+            if method == .ddpo && klCoefficient > 0 { throw ValidationError("--kl-coefficient is grpo's; use --method grpo") }
+        }
     }
 
     func run() throws {
@@ -94,6 +102,7 @@ struct TunePrior: ParsableCommand {
         (job.method, job.mix, job.epochs, job.conditionsPerEpoch) = (method, try RewardMix(parsing: reward), epochs, conditions)
         (job.seed, job.checkpointEvery, job.resume, job.force) = (seed, checkpointEvery, resume, force)
         (job.settings.samplesPerCondition, job.settings.steps, job.settings.learningRate, job.settings.innerEpochs) = (samplesPerCondition, steps, learningRate, innerEpochs)
+        job.settings.klCoefficient = klCoefficient ?? method.defaultKLCoefficient
         job.settings.guidanceScale = try guidanceScale ?? PriorPipeline.guidance(of: priorFolder)
         job.command = (["kiln"] + CommandLine.arguments.dropFirst()).map { $0.contains(" ") ? "\"\($0)\"" : $0 }.joined(separator: " ")
         do {

@@ -93,4 +93,20 @@ struct DDPOTrainerTests {
         #expect(after > before + 0.05, "redness \(before) → \(after); epochs: \(reports.map(\.meanReward))")
         #expect(reports.allSatisfy { $0.loss.isFinite && $0.approxKL.isFinite })
     }
+
+    @Test("GRPO's KL to the frozen start: zero while the policy is the start, positive once it moved")
+    func klToReference() throws {
+        let pipeline = try PriorPipeline(folder: PriorPipelineTests.tiny)
+        var settings = DDPOSettings()
+        (settings.steps, settings.samplesPerCondition, settings.learningRate, settings.klCoefficient) = (3, 2, 1e-3, 0.5)
+        let trainer = try DDPOTrainer(pipeline: pipeline, settings: settings, seed: 2)
+        let conditions = [("a red snowman", ViewConditioning())]
+        let reward: ([String], [ViewConditioning], Tensor) -> [Float] = { _, _, images in
+            (0..<images.shape[0]).map { b in images.storage[(b * images.count / images.shape[0])..<((b + 1) * images.count / images.shape[0])].reduce(0, +) }
+        }
+        let first = try trainer.epoch(conditions: conditions, reward: reward)
+        let second = try trainer.epoch(conditions: conditions, reward: reward)
+        #expect(first.klToReference == 0)
+        #expect((second.klToReference ?? 0) > 0, "\(second)")
+    }
 }

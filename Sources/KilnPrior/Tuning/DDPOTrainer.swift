@@ -22,6 +22,8 @@ public struct DDPOSettings: Sendable, Equatable, Codable {
     public var learningRate = 3e-5
     public var weightDecay = 1e-4
     public var maxGradNorm: Float = 1
+    /// β of the KL penalty to the frozen starting policy (GRPO-style, k3 estimator); 0 for DDPO.
+    public var klCoefficient: Float = 0
 
     public init() {}
 }
@@ -36,16 +38,25 @@ public struct DDPOEpochReport: Sendable, Equatable, Codable {
     public var approxKL: Float
     /// The share of (sample, step) pairs whose ratio left the trust region.
     public var clipFraction: Float
+    /// The mean k3 estimate of KL(policy ‖ reference) per step, when a reference is kept.
+    public var klToReference: Float? = nil
 }
 
 /// DDPO with PPO clipping on a pipeline's UNet: per epoch, trajectories for each condition
 /// (G samples per prompt and view), rewards of their final images, advantages normalised within
 /// each condition's group, then `innerEpochs` passes of the clipped objective over a random share
 /// of the stochastic steps, gradients accumulated over those steps, clipped, one AdamW step.
+///
+/// With `klCoefficient` β > 0 it is GRPO as Flow-GRPO and AR3D-R1 apply it to diffusion: the same
+/// group-normalised, clipped objective plus β·KL(π_θ ‖ π_ref) to a frozen copy of the starting
+/// UNet, estimated per sampled step with k3 = e^(log p_ref − log p) − (log p_ref − log p) − 1,
+/// whose derivative in log p is 1 − e^(log p_ref − log p).
 public final class DDPOTrainer {
     public let sampler: PolicySampler
     public let settings: DDPOSettings
     public let optimizer: Adam
+    /// The frozen starting UNet the KL penalty measures against (kept when β > 0).
+    public let reference: UNet2DConditionModel?
     public var rng: RNG
     public private(set) var epochs = 0
 
@@ -55,6 +66,14 @@ public final class DDPOTrainer {
         optimizer = Adam(parameters: pipeline.unet.namedParameters.map(\.parameter),
                          configuration: .adamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay))
         rng = RNG(seed: seed)
+        if settings.klCoefficient > 0 {
+            var unused = RNG(seed: 0)
+            let copy = UNet2DConditionModel(pipeline.unet.config, rng: &unused)
+            for ((_, target), (_, source)) in zip(copy.namedParameters, pipeline.unet.namedParameters) { target.load(source.value) }
+            reference = copy
+        } else {
+            reference = nil
+        }
     }
 
     /// Advantages: each group's rewards standardised (mean 0, standard deviation 1; a group with
@@ -87,7 +106,7 @@ public final class DDPOTrainer {
         precondition(rewards.count == prompts.count, "DDPOTrainer.epoch: \(rewards.count) rewards for \(prompts.count) samples")
         let advantages = Self.advantages(rewards, groupSize: g, clip: settings.advantageClip)
         let b = Float(prompts.count)
-        var lossSum: Float = 0, klSum: Float = 0, clipped = 0, pairs = 0
+        var lossSum: Float = 0, klSum: Float = 0, k3Sum: Float = 0, clipped = 0, pairs = 0
         let parameters = optimizer.parameters
         for _ in 0..<settings.innerEpochs {
             var order = Array(trajectories.timesteps.indices)
@@ -96,9 +115,20 @@ public final class DDPOTrainer {
             parameters.forEach { $0.zeroGradient() }
             for k in chosen {
                 let old = trajectories.logProbs[k]
+                let referenceLogProbs = try reference.map { try sampler.logProbs(trajectories, step: k, unet: $0) }
+                let beta = settings.klCoefficient
                 let current = try sampler.accumulateGradient(trajectories, step: k) { current in
-                    PPOClip.logProbWeights(current: current, old: old, advantages: advantages, clipRange: settings.clipRange)
-                        .map { $0 / (b * Float(chosen.count)) }
+                    let ppo = PPOClip.logProbWeights(current: current, old: old, advantages: advantages, clipRange: settings.clipRange)
+                    return ppo.indices.map { i in
+                        let kl = referenceLogProbs.map { beta * (1 - Foundation.exp($0[i] - current[i])) } ?? 0
+                        return (ppo[i] + kl) / (b * Float(chosen.count))
+                    }
+                }
+                if let referenceLogProbs {
+                    for i in current.indices {
+                        let r = referenceLogProbs[i] - current[i]
+                        k3Sum += Foundation.exp(r) - r - 1
+                    }
                 }
                 lossSum += PPOClip.loss(current: current, old: old, advantages: advantages, clipRange: settings.clipRange)
                 for i in current.indices {
@@ -116,7 +146,7 @@ public final class DDPOTrainer {
         let std = (rewards.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / b).squareRoot()
         let steps = Float(max(1, pairs)) / b
         return DDPOEpochReport(meanReward: mean, rewardStd: std, loss: lossSum / steps, approxKL: klSum / Float(max(1, pairs)),
-                               clipFraction: Float(clipped) / Float(max(1, pairs)))
+                               clipFraction: Float(clipped) / Float(max(1, pairs)), klToReference: reference.map { _ in k3Sum / Float(max(1, pairs)) })
     }
 }
 

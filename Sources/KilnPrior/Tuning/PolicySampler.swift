@@ -90,11 +90,12 @@ public final class PolicySampler {
         return trajectories
     }
 
-    /// The current policy's log-probabilities of stored step k, `[B]` (no gradient).
-    public func logProbs(_ trajectories: PolicyTrajectories, step k: Int) throws -> [Float] {
+    /// The log-probabilities of stored step k under the current policy, or under another UNet of
+    /// the same configuration (a frozen reference), `[B]` (no gradient).
+    public func logProbs(_ trajectories: PolicyTrajectories, step k: Int, unet: UNet2DConditionModel? = nil) throws -> [Float] {
         let (context, labels) = conditioning(prompts: trajectories.prompts, views: trajectories.views)
         let x = trajectories.states[k], t = trajectories.timesteps[k]
-        let output = pipeline.unet.forward(Tensor.concatenated([x, x], axis: 0), timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels)
+        let output = (unet ?? pipeline.unet).forward(Tensor.concatenated([x, x], axis: 0), timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels)
         return try scheduler.stepWithLogProb(modelOutput: guided(output), timestep: t, sample: x.storage, eta: eta,
                                              prevSample: trajectories.actions[k].storage, batchSize: trajectories.count).logProb
     }

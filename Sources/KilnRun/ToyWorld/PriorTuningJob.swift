@@ -9,6 +9,12 @@ import KilnToyWorld
 public enum TuningMethod: String, SettingChoice, Codable {
     /// DDPO with PPO clipping (Black et al. 2023).
     case ddpo
+    /// DDPO's clipped objective with group-normalised advantages plus a KL penalty to the frozen
+    /// starting prior (k3 estimator), as Flow-GRPO and AR3D-R1 apply GRPO to diffusion.
+    case grpo
+
+    /// The KL coefficient β a method uses unless told otherwise.
+    public var defaultKLCoefficient: Float { self == .grpo ? 0.04 : 0 }
 }
 
 /// `kiln tune-prior`: reinforcement learning on the prior itself. Each epoch draws toy-world
@@ -146,8 +152,9 @@ public struct PriorTuningJob {
             }
             guard report.loss.isFinite else { throw RunError("the loss became \(report.loss) at epoch \(trainer.epochs); lower the learning rate or resume from the last checkpoint") }
             rows.append(EpochRow(epoch: trainer.epochs, report: report, seconds: (clock.now - start).seconds))
-            say(String(format: "  epoch %d/%d  reward %.3f ± %.3f  KL %.2e  clipped %.2f  (%.1f s)", trainer.epochs, epochs, report.meanReward,
-                       report.rewardStd, report.approxKL, report.clipFraction, (clock.now - start).seconds))
+            say(String(format: "  epoch %d/%d  reward %.3f ± %.3f  KL %.2e  clipped %.2f%@  (%.1f s)", trainer.epochs, epochs, report.meanReward,
+                       report.rewardStd, report.approxKL, report.clipFraction,
+                       report.klToReference.map { String(format: "  KL to the start %.2e", $0) } ?? "", (clock.now - start).seconds))
             if trainer.epochs % checkpointEvery == 0 || trainer.epochs == epochs { try save() }
         }
         var after: [String: Evaluation] = [:]
@@ -199,7 +206,7 @@ public struct PriorTuningJob {
         return """
         # Kiln prior, tuned with \(method.rawValue)
 
-        `\(prior.lastPathComponent)` fine-tuned by reinforcement learning on its own samples: \(rows.count) epochs of \(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples, \(settings.steps) DDIM steps (η = \(settings.eta)), guidance \(settings.guidanceScale), reward \(mix), PPO clip \(settings.clipRange), AdamW at \(settings.learningRate); \(String(format: "%.0f", seconds)) s of tuning.
+        `\(prior.lastPathComponent)` fine-tuned by reinforcement learning on its own samples: \(rows.count) epochs of \(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples, \(settings.steps) DDIM steps (η = \(settings.eta)), guidance \(settings.guidanceScale), reward \(mix), PPO clip \(settings.clipRange)\(settings.klCoefficient > 0 ? ", KL penalty β = \(settings.klCoefficient) to the starting prior" : ""), AdamW at \(settings.learningRate); \(String(format: "%.0f", seconds)) s of tuning.
 
         ```sh
         \(command)

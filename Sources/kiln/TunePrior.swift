@@ -16,7 +16,9 @@ struct TunePrior: ParsableCommand {
         trajectories of each from the prior (DDIM with eta > 0), scores their images with the reward \
         models (--reward, e.g. view:1,alignment:1) and updates the UNet: --method ddpo is DDPO with \
         PPO clipping and advantages normalised per condition; --method grpo adds a KL penalty to the \
-        starting prior (k3 estimator, --kl-coefficient). OUT becomes a prior folder in the input's \
+        starting prior (k3 estimator, --kl-coefficient); --method draft samples deterministically and \
+        back-propagates the reward's gradient through the last --draft-steps sampling steps (DRaFT-K, \
+        ReFL when K = 1). OUT becomes a prior folder in the input's \
         layout (every command loads it) with a model card (README.md: the command, the before/after \
         table on held-out conditions, with --judge's held-out reward models beside the training ones), \
         reward.png, tuning.json and checkpoint/ (--resume continues bit-identically; Ctrl-C saves and \
@@ -36,11 +38,14 @@ struct TunePrior: ParsableCommand {
     @Option(help: "The tuned prior folder to write.", completion: .directory)
     var out: String
 
-    @Option(help: "The RL method: ddpo, or grpo (DDPO's objective plus a KL penalty to the starting prior).")
+    @Option(help: "The method: ddpo, grpo (DDPO's objective plus a KL penalty to the starting prior) or draft (reward gradients through the last sampling steps).")
     var method: TuningMethod = .ddpo
 
     @Option(help: "β of the KL penalty to the starting prior (default: 0.04 for grpo, 0 for ddpo).")
     var klCoefficient: Float?
+
+    @Option(help: "draft: the last sampling steps the reward's gradient flows through (K).")
+    var draftSteps: Int = 1
 
     @Option(help: "Reward terms and weights, e.g. view:1,alignment:1.")
     var reward: String = "view:1,alignment:1"
@@ -81,7 +86,7 @@ struct TunePrior: ParsableCommand {
     func validate() throws {
         if resume && force { throw ValidationError("--resume and --force contradict each other: choose one") }
         for (name, value, range) in [("--epochs", epochs, 1...100_000), ("--conditions", conditions, 1...256), ("--samples-per-condition", samplesPerCondition, 2...64),
-                                     ("--steps", steps, 2...1000), ("--inner-epochs", innerEpochs, 1...16), ("--checkpoint-every", checkpointEvery, 1...100_000)]
+                                     ("--steps", steps, 2...1000), ("--draft-steps", draftSteps, 1...steps), ("--inner-epochs", innerEpochs, 1...16), ("--checkpoint-every", checkpointEvery, 1...100_000)]
         where !range.contains(value) {
             throw ValidationError("\(name) must be \(range.lowerBound)…\(range.upperBound), got \(value)")
         }
@@ -90,7 +95,7 @@ struct TunePrior: ParsableCommand {
         _ = try RewardMix(parsing: reward)
         if let klCoefficient {
             guard klCoefficient.isFinite, klCoefficient >= 0 else { throw ValidationError("--kl-coefficient must be a number ≥ 0, got \(klCoefficient)") }
-            if method == .ddpo && klCoefficient > 0 { throw ValidationError("--kl-coefficient is grpo's; use --method grpo") }
+            if method != .grpo && klCoefficient > 0 { throw ValidationError("--kl-coefficient is grpo's; use --method grpo") }
         }
     }
 
@@ -103,6 +108,7 @@ struct TunePrior: ParsableCommand {
         (job.seed, job.checkpointEvery, job.resume, job.force) = (seed, checkpointEvery, resume, force)
         (job.settings.samplesPerCondition, job.settings.steps, job.settings.learningRate, job.settings.innerEpochs) = (samplesPerCondition, steps, learningRate, innerEpochs)
         job.settings.klCoefficient = klCoefficient ?? method.defaultKLCoefficient
+        job.draftSteps = draftSteps
         job.settings.guidanceScale = try guidanceScale ?? PriorPipeline.guidance(of: priorFolder)
         job.command = (["kiln"] + CommandLine.arguments.dropFirst()).map { $0.contains(" ") ? "\"\($0)\"" : $0 }.joined(separator: " ")
         do {

@@ -28,13 +28,27 @@ struct TunePriorCommandTests {
         }
     }
 
+    @Test("the other methods run from the CLI: grpo reports its KL to the start, draft back-propagates through the last steps")
+    func methods() throws {
+        try withScratchFolder { folder in
+            for (method, extra, needle) in [("grpo", [String](), "KL to the start"), ("draft", ["--draft-steps", "2"], "through the last 2 steps")] {
+                let out = folder.appendingPathComponent(method).path
+                let run = try KilnRun(["tune-prior", "--out", out, "--epochs", "1", "--method", method] + extra + Self.arguments)
+                #expect(run.status == 0, "\(method): \(run.stderr)")
+                let said = run.stdout + (try String(contentsOfFile: out + "/README.md", encoding: .utf8))
+                #expect(said.contains(needle), "\(method): \(said)")
+            }
+        }
+    }
+
     @Test("bad flags and a missing reward model are refused by name, leaving no folder")
     func errors() throws {
         try withScratchFolder { folder in
             let out = folder.appendingPathComponent("t").path
             for (extra, needle) in [(["--method", "ppo"], "ppo"), (["--epochs", "0"], "--epochs"), (["--reward", "colour:1"], "colour"),
                                     (["--samples-per-condition", "1"], "--samples-per-condition"), (["--learning-rate", "nan"], "--learning-rate"),
-                                    (["--resume", "--force"], "contradict")] {
+                                    (["--resume", "--force"], "contradict"), (["--method", "draft", "--steps", "3", "--draft-steps", "4"], "--draft-steps"),
+                                    (["--method", "draft", "--kl-coefficient", "0.1"], "grpo")] {
                 let run = try KilnRun(["tune-prior", "--out", out] + extra)
                 #expect(run.status != 0 && run.status < 128 && (run.stderr + run.stdout).contains(needle), "\(extra): \(run.stderr)")
             }

@@ -28,20 +28,6 @@ public struct DDPOSettings: Sendable, Equatable, Codable {
     public init() {}
 }
 
-/// What one DDPO epoch did.
-public struct DDPOEpochReport: Sendable, Equatable, Codable {
-    public var meanReward: Float
-    public var rewardStd: Float
-    /// The PPO loss averaged over the steps trained on.
-    public var loss: Float
-    /// ½·mean (log p − log p_old)², DDPO's approximate KL to the sampling policy.
-    public var approxKL: Float
-    /// The share of (sample, step) pairs whose ratio left the trust region.
-    public var clipFraction: Float
-    /// The mean k3 estimate of KL(policy ‖ reference) per step, when a reference is kept.
-    public var klToReference: Float? = nil
-}
-
 /// DDPO with PPO clipping on a pipeline's UNet: per epoch, trajectories for each condition
 /// (G samples per prompt and view), rewards of their final images, advantages normalised within
 /// each condition's group, then `innerEpochs` passes of the clipped objective over a random share
@@ -58,7 +44,7 @@ public final class DDPOTrainer {
     /// The frozen starting UNet the KL penalty measures against (kept when β > 0).
     public let reference: UNet2DConditionModel?
     public var rng: RNG
-    public private(set) var epochs = 0
+    public var epochs = 0
 
     public init(pipeline: PriorPipeline, settings: DDPOSettings, seed: UInt64) throws {
         sampler = try PolicySampler(pipeline: pipeline, steps: settings.steps, eta: settings.eta, guidanceScale: settings.guidanceScale)
@@ -93,16 +79,14 @@ public final class DDPOTrainer {
     /// One epoch.
     /// - Parameters:
     ///   - conditions: the prompts and views to sample, each `samplesPerCondition` times.
-    ///   - reward: the reward of each final sample given its prompts, views and display images
-    ///     `[B, 3, H, W]` in [0, 1].
-    public func epoch(conditions: [(prompt: String, view: ViewConditioning)],
-                      reward: (_ prompts: [String], _ views: [ViewConditioning], _ images: Tensor) throws -> [Float]) throws -> DDPOEpochReport {
+    ///   - reward: scores each final sample (`reward.score`).
+    public func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport {
         let g = settings.samplesPerCondition
         let prompts = conditions.flatMap { Array(repeating: $0.prompt, count: g) }
         let views = conditions.flatMap { Array(repeating: $0.view, count: g) }
         let trajectories = try sampler.sample(prompts: prompts, views: views, rng: &rng)
         let images = PriorPipeline.displayValues(sampler.pipeline.pixels(trajectories.final))
-        let rewards = try reward(prompts, views, images)
+        let rewards = try reward.score(prompts, views, images)
         precondition(rewards.count == prompts.count, "DDPOTrainer.epoch: \(rewards.count) rewards for \(prompts.count) samples")
         let advantages = Self.advantages(rewards, groupSize: g, clip: settings.advantageClip)
         let b = Float(prompts.count)
@@ -142,55 +126,18 @@ public final class DDPOTrainer {
             optimizer.step()
         }
         epochs += 1
-        let mean = rewards.reduce(0, +) / b
-        let std = (rewards.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / b).squareRoot()
+        let (mean, std) = TuningEpochReport.statistics(rewards)
         let steps = Float(max(1, pairs)) / b
-        return DDPOEpochReport(meanReward: mean, rewardStd: std, loss: lossSum / steps, approxKL: klSum / Float(max(1, pairs)),
-                               clipFraction: Float(clipped) / Float(max(1, pairs)), klToReference: reference.map { _ in k3Sum / Float(max(1, pairs)) })
+        var report = TuningEpochReport(meanReward: mean, rewardStd: std, loss: lossSum / steps)
+        report.approxKL = klSum / Float(max(1, pairs))
+        report.clipFraction = Float(clipped) / Float(max(1, pairs))
+        report.klToReference = reference.map { _ in k3Sum / Float(max(1, pairs)) }
+        return report
     }
 }
 
 // MARK: Checkpoints
 
-extension DDPOTrainer {
-    struct State: Codable {
-        var epochs: Int
-        var rng: RNG
-        var adamStep: Int
-    }
-
-    /// Writes the UNet's weights, the optimiser's moments and the RNG to `folder` (each file
-    /// atomically, `state.json` last): `restore(from:)` continues bit-identically.
-    public func saveCheckpoint(to folder: URL) throws {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var weights = SafeTensorsWriter(), moments = SafeTensorsWriter()
-        for (i, (name, p)) in sampler.pipeline.unet.namedParameters.enumerated() {
-            try weights.add(name, shape: p.shape, values: p.value.storage)
-            try moments.add("m." + name, shape: p.shape, values: optimizer.firstMoments[i].storage)
-            try moments.add("v." + name, shape: p.shape, values: optimizer.secondMoments[i].storage)
-        }
-        try weights.write(to: folder.appendingPathComponent("unet.safetensors"))
-        try moments.write(to: folder.appendingPathComponent("adam.safetensors"))
-        try AtomicFile.write(try JSONEncoder().encode(State(epochs: epochs, rng: rng, adamStep: optimizer.stepCount)),
-                             to: folder.appendingPathComponent("state.json"))
-    }
-
-    /// Restores what `saveCheckpoint` wrote.
-    /// - Throws: `PriorConfigError` naming the file when the checkpoint is missing or does not fit.
-    public func restore(from folder: URL) throws {
-        let stateURL = folder.appendingPathComponent("state.json")
-        guard let data = FileManager.default.contents(atPath: stateURL.path), let state = try? JSONDecoder().decode(State.self, from: data) else {
-            throw PriorConfigError(source: stateURL.path, key: nil, problem: "is missing or unreadable", fix: "start a new run without --resume")
-        }
-        let weights = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("unet.safetensors"))
-        let moments = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("adam.safetensors"))
-        var first: [Tensor] = [], second: [Tensor] = []
-        for (name, p) in sampler.pipeline.unet.namedParameters {
-            p.load(Tensor(shape: p.shape, storage: try weights.expect(name, shape: p.shape)), name: name)
-            first.append(Tensor(shape: p.shape, storage: try moments.expect("m." + name, shape: p.shape)))
-            second.append(Tensor(shape: p.shape, storage: try moments.expect("v." + name, shape: p.shape)))
-        }
-        optimizer.restore(stepCount: state.adamStep, firstMoments: first, secondMoments: second)
-        (epochs, rng) = (state.epochs, state.rng)
-    }
+extension DDPOTrainer: PriorTuner {
+    public var unet: UNet2DConditionModel { sampler.pipeline.unet }
 }

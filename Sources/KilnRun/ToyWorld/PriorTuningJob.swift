@@ -12,14 +12,20 @@ public enum TuningMethod: String, SettingChoice, Codable {
     /// DDPO's clipped objective with group-normalised advantages plus a KL penalty to the frozen
     /// starting prior (k3 estimator), as Flow-GRPO and AR3D-R1 apply GRPO to diffusion.
     case grpo
+    /// DRaFT-K (Clark et al. 2024; ReFL when K = 1): the reward's gradient back-propagated through
+    /// the last K deterministic sampling steps.
+    case draft
 
     /// The KL coefficient β a method uses unless told otherwise.
     public var defaultKLCoefficient: Float { self == .grpo ? 0.04 : 0 }
+    /// Whether the method samples a group of trajectories per condition.
+    public var usesGroups: Bool { self == .ddpo || self == .grpo }
 }
 
 /// `kiln tune-prior`: reinforcement learning on the prior itself. Each epoch draws toy-world
 /// conditions (a caption and a camera), samples trajectories from the prior, scores their images
-/// with the reward models and updates the UNet (`DDPOTrainer`). A held-out judge (the same reward
+/// with the reward models and updates the UNet with the method's `PriorTuner` (`DDPOTrainer` for
+/// ddpo and grpo, `DRaFTTrainer` for draft). A held-out judge (the same reward
 /// models trained on other data, never optimised against) scores a fixed evaluation set before
 /// and after, beside the training rewards, so reward hacking shows.
 ///
@@ -38,6 +44,8 @@ public struct PriorTuningJob {
     /// Conditions per epoch; each is sampled `settings.samplesPerCondition` times.
     public var conditionsPerEpoch = 4
     public var settings = DDPOSettings()
+    /// DRaFT's K: the last sampling steps the reward's gradient flows through.
+    public var draftSteps = 1
     public var seed: UInt64 = 0
     /// Conditions in the fixed evaluation set (drawn from another toy-world seed than training's).
     public var evaluationCount = 16
@@ -51,7 +59,7 @@ public struct PriorTuningJob {
 
     struct EpochRow: Codable {
         var epoch: Int
-        var report: DDPOEpochReport
+        var report: TuningEpochReport
         var seconds: Double
     }
 
@@ -70,19 +78,46 @@ public struct PriorTuningJob {
         }
     }
 
-    /// The rewards of images (display values) under `models`, each image's caption its prompt.
-    static func rewards(_ models: RewardModels, mix: RewardMix, prompts: [String], views: [ViewConditioning], images: Tensor) -> RewardEvaluation {
+    /// The rewards of images (display values `[B, 3, H, W]`) under `models`, each image's caption
+    /// its prompt; with `gradient`, ∂(Σ rewards)/∂images at the images' own size.
+    static func rewards(_ models: RewardModels, mix: RewardMix, prompts: [String], views: [ViewConditioning], images: Tensor, gradient: Bool = false) -> RewardEvaluation {
         let judged = PriorImage.pooled(images, to: models.imageSize)
         let plane = 3 * models.imageSize * models.imageSize
-        var total: [Float] = [], parts: [RewardTerm: [Float]] = [:]
+        var total: [Float] = [], parts: [RewardTerm: [Float]] = [:], dJudged: [Float] = []
         for b in prompts.indices {
             let one = Tensor(shape: [1, 3, models.imageSize, models.imageSize], storage: Array(judged.storage[(b * plane)..<((b + 1) * plane)]))
-            let e = ToyImageRewards(models: models, caption: ToyCaption(prompts[b])).evaluate(mix, images: one, views: [views[b]], gradient: false)
+            let e = ToyImageRewards(models: models, caption: ToyCaption(prompts[b])).evaluate(mix, images: one, views: [views[b]], gradient: gradient)
             total.append(e.total[0])
             for (term, values) in e.parts { parts[term, default: []].append(values[0]) }
+            dJudged += e.imageGradient
         }
-        return RewardEvaluation(total: total, parts: parts, imageGradient: [])
+        let dImages = gradient ? PriorImage.pooledBackward(Tensor(shape: judged.shape, storage: dJudged), from: images.shape[2]).storage : []
+        return RewardEvaluation(total: total, parts: parts, imageGradient: dImages)
     }
+
+    /// The training reward as the tuners take it.
+    func tuningReward(_ models: RewardModels) -> TuningReward {
+        TuningReward(score: { prompts, views, images in
+            Self.rewards(models, mix: mix, prompts: prompts, views: views, images: images).total
+        }, scoreWithGradient: { prompts, views, images in
+            let e = Self.rewards(models, mix: mix, prompts: prompts, views: views, images: images, gradient: true)
+            return (e.total, Tensor(shape: images.shape, storage: e.imageGradient))
+        })
+    }
+
+    /// The method's tuner on `pipeline`'s UNet.
+    func makeTuner(_ pipeline: PriorPipeline) throws -> any PriorTuner {
+        switch method {
+        case .ddpo, .grpo:
+            return try DDPOTrainer(pipeline: pipeline, settings: settings, seed: seed)
+        case .draft:
+            return try DRaFTTrainer(pipeline: pipeline, steps: settings.steps, truncation: draftSteps, guidanceScale: settings.guidanceScale,
+                                    learningRate: settings.learningRate, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm, seed: seed)
+        }
+    }
+
+    /// Samples drawn per condition in an epoch.
+    var samplesPerCondition: Int { method.usesGroups ? settings.samplesPerCondition : 1 }
 
     /// Samples the evaluation set (fixed noise, η = 0 DDIM as `kiln sample` draws) and scores it.
     func evaluate(_ pipeline: PriorPipeline, models: RewardModels) throws -> Evaluation {
@@ -109,7 +144,8 @@ public struct PriorTuningJob {
         for m in [models] + (judgeModels.map { [$0] } ?? []) where pipeline.imageSize.width % m.imageSize != 0 || pipeline.imageSize.height != pipeline.imageSize.width {
             throw RunError("the prior draws \(pipeline.imageSize.height)×\(pipeline.imageSize.width) images, which do not average down to the reward models' \(m.imageSize)²; use reward models trained at a size that divides the prior's")
         }
-        let trainer = try DDPOTrainer(pipeline: pipeline, settings: settings, seed: seed)
+        let trainer = try makeTuner(pipeline)
+        let reward = tuningReward(models)
         let checkpoint = output.appendingPathComponent("checkpoint")
         let log = output.appendingPathComponent("tuning.json")
         var rows: [EpochRow] = []
@@ -130,7 +166,7 @@ public struct PriorTuningJob {
         }
         let interrupt = Interrupt.install()
         let clock = ContinuousClock()
-        say("tuning \(pipeline.unet.parameterCount) UNet parameters with \(method.rawValue): \(conditionsPerEpoch) conditions × \(settings.samplesPerCondition) samples an epoch, reward \(mix)")
+        say("tuning \(pipeline.unet.parameterCount) UNet parameters with \(method.rawValue): \(conditionsPerEpoch) conditions × \(samplesPerCondition) samples an epoch, reward \(mix)")
         func save() throws {
             try trainer.saveCheckpoint(to: checkpoint)
             try writeWeights(pipeline, to: output)
@@ -147,14 +183,11 @@ public struct PriorTuningJob {
                 throw RunInterrupted("tune-prior stopped at epoch \(trainer.epochs); kiln tune-prior ... --resume continues")
             }
             let start = clock.now
-            let report = try trainer.epoch(conditions: conditions(epoch: trainer.epochs, count: conditionsPerEpoch)) { prompts, views, images in
-                Self.rewards(models, mix: mix, prompts: prompts, views: views, images: images).total
-            }
+            let report = try trainer.epoch(conditions: conditions(epoch: trainer.epochs, count: conditionsPerEpoch), reward: reward)
             guard report.loss.isFinite else { throw RunError("the loss became \(report.loss) at epoch \(trainer.epochs); lower the learning rate or resume from the last checkpoint") }
             rows.append(EpochRow(epoch: trainer.epochs, report: report, seconds: (clock.now - start).seconds))
-            say(String(format: "  epoch %d/%d  reward %.3f ± %.3f  KL %.2e  clipped %.2f%@  (%.1f s)", trainer.epochs, epochs, report.meanReward,
-                       report.rewardStd, report.approxKL, report.clipFraction,
-                       report.klToReference.map { String(format: "  KL to the start %.2e", $0) } ?? "", (clock.now - start).seconds))
+            say(String(format: "  epoch %d/%d  reward %.3f ± %.3f  loss %.3g%@  (%.1f s)", trainer.epochs, epochs, report.meanReward,
+                       report.rewardStd, report.loss, Self.details(report), (clock.now - start).seconds))
             if trainer.epochs % checkpointEvery == 0 || trainer.epochs == epochs { try save() }
         }
         var after: [String: Evaluation] = [:]
@@ -166,6 +199,28 @@ public struct PriorTuningJob {
             say(String(format: "%@: %.3f → %.3f", name, b.total, after[name]?.total ?? .nan))
         }
         say("wrote the tuned prior to \(output.relativePath)")
+    }
+
+    /// The method-specific numbers of an epoch, for the log line.
+    static func details(_ report: TuningEpochReport) -> String {
+        var parts: [String] = []
+        if let v = report.approxKL { parts.append(String(format: "KL %.2e", v)) }
+        if let v = report.clipFraction { parts.append(String(format: "clipped %.2f", v)) }
+        if let v = report.klToReference { parts.append(String(format: "KL to the start %.2e", v)) }
+        if let v = report.preferenceAccuracy { parts.append(String(format: "pairs ranked right %.2f", v)) }
+        return parts.map { "  " + $0 }.joined()
+    }
+
+    /// How the method was run, for the card.
+    var methodSummary: String {
+        let sampling = "\(settings.steps) DDIM steps, guidance \(settings.guidanceScale), reward \(mix), AdamW at \(settings.learningRate)"
+        switch method {
+        case .ddpo, .grpo:
+            return "\(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), PPO clip \(settings.clipRange)"
+                + (settings.klCoefficient > 0 ? ", KL penalty β = \(settings.klCoefficient) to the starting prior" : "")
+        case .draft:
+            return "\(conditionsPerEpoch) toy-world conditions an epoch, \(sampling) (η = 0), the reward's gradient through the last \(draftSteps) step\(draftSteps == 1 ? "" : "s")"
+        }
     }
 
     struct TuningLog: Codable {
@@ -206,7 +261,7 @@ public struct PriorTuningJob {
         return """
         # Kiln prior, tuned with \(method.rawValue)
 
-        `\(prior.lastPathComponent)` fine-tuned by reinforcement learning on its own samples: \(rows.count) epochs of \(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples, \(settings.steps) DDIM steps (η = \(settings.eta)), guidance \(settings.guidanceScale), reward \(mix), PPO clip \(settings.clipRange)\(settings.klCoefficient > 0 ? ", KL penalty β = \(settings.klCoefficient) to the starting prior" : ""), AdamW at \(settings.learningRate); \(String(format: "%.0f", seconds)) s of tuning.
+        `\(prior.lastPathComponent)` fine-tuned on its own samples against the reward models: \(rows.count) epochs of \(methodSummary); \(String(format: "%.0f", seconds)) s of tuning.
 
         ```sh
         \(command)

@@ -1,0 +1,120 @@
+import Foundation
+import KilnCore
+import KilnNN
+
+/// One conditioning a tuning epoch samples: a prompt and a camera.
+public typealias TuningCondition = (prompt: String, view: ViewConditioning)
+
+/// The reward a tuner optimises: rewards `[B]` of display images `[B, 3, H, W]` in [0, 1], sample
+/// b drawn for `prompts[b]` seen from `views[b]`; and, for methods that back-propagate through
+/// the reward (DRaFT), the same with ∂(Σ rewards)/∂images.
+public struct TuningReward {
+    public typealias Score = (_ prompts: [String], _ views: [ViewConditioning], _ images: Tensor) throws -> [Float]
+    public typealias ScoreWithGradient = (_ prompts: [String], _ views: [ViewConditioning], _ images: Tensor) throws -> (rewards: [Float], gradient: Tensor)
+    public let score: Score
+    public let scoreWithGradient: ScoreWithGradient?
+
+    public init(score: @escaping Score, scoreWithGradient: ScoreWithGradient? = nil) {
+        (self.score, self.scoreWithGradient) = (score, scoreWithGradient)
+    }
+
+    /// A differentiable reward; `score` drops the gradient.
+    public init(differentiable: @escaping ScoreWithGradient) {
+        self.init(score: { try differentiable($0, $1, $2).rewards }, scoreWithGradient: differentiable)
+    }
+}
+
+/// What one tuning epoch did. Fields a method has no use for are nil.
+public struct TuningEpochReport: Sendable, Equatable, Codable {
+    public var meanReward: Float
+    public var rewardStd: Float
+    /// The method's loss (averaged over what it trained on).
+    public var loss: Float
+    /// ½·mean (log p − log p_old)², DDPO's approximate KL to the sampling policy.
+    public var approxKL: Float? = nil
+    /// The share of (sample, step) pairs whose ratio left PPO's trust region.
+    public var clipFraction: Float? = nil
+    /// The mean k3 estimate of KL(policy ‖ reference) per step, when a reference is kept.
+    public var klToReference: Float? = nil
+    /// Diffusion-DPO: the share of pairs whose implicit reward ranks the winner first.
+    public var preferenceAccuracy: Float? = nil
+
+    public init(meanReward: Float, rewardStd: Float, loss: Float) {
+        (self.meanReward, self.rewardStd, self.loss) = (meanReward, rewardStd, loss)
+    }
+
+    /// Mean and population standard deviation of `rewards`.
+    static func statistics(_ rewards: [Float]) -> (mean: Float, std: Float) {
+        let n = Float(max(1, rewards.count))
+        let mean = rewards.reduce(0, +) / n
+        return (mean, (rewards.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / n).squareRoot())
+    }
+}
+
+/// A method that tunes a prior's UNet epoch by epoch (DDPO, GRPO, Diffusion-DPO, DRaFT), with
+/// checkpoints that resume bit-identically: the UNet's weights, the optimiser's moments, the RNG
+/// and the epoch.
+public protocol PriorTuner: AnyObject {
+    var unet: UNet2DConditionModel { get }
+    var optimizer: Adam { get }
+    var rng: RNG { get set }
+    /// Epochs completed (restored from a checkpoint).
+    var epochs: Int { get set }
+    /// One epoch on `conditions`: sample, score with `reward`, update the UNet.
+    func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport
+}
+
+extension PriorTuner {
+    /// Writes the checkpoint to `folder` (each file atomically, `state.json` last).
+    public func saveCheckpoint(to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var weights = SafeTensorsWriter(), moments = SafeTensorsWriter()
+        for (i, (name, p)) in unet.namedParameters.enumerated() {
+            try weights.add(name, shape: p.shape, values: p.value.storage)
+            try moments.add("m." + name, shape: p.shape, values: optimizer.firstMoments[i].storage)
+            try moments.add("v." + name, shape: p.shape, values: optimizer.secondMoments[i].storage)
+        }
+        try weights.write(to: folder.appendingPathComponent("unet.safetensors"))
+        try moments.write(to: folder.appendingPathComponent("adam.safetensors"))
+        try AtomicFile.write(try JSONEncoder().encode(TunerState(epochs: epochs, rng: rng, adamStep: optimizer.stepCount)),
+                             to: folder.appendingPathComponent("state.json"))
+    }
+
+    /// Restores what `saveCheckpoint` wrote.
+    /// - Throws: `PriorConfigError` naming the file when the checkpoint is missing or does not fit.
+    public func restore(from folder: URL) throws {
+        let stateURL = folder.appendingPathComponent("state.json")
+        guard let data = FileManager.default.contents(atPath: stateURL.path), let state = try? JSONDecoder().decode(TunerState.self, from: data) else {
+            throw PriorConfigError(source: stateURL.path, key: nil, problem: "is missing or unreadable", fix: "start a new run without --resume")
+        }
+        let weights = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("unet.safetensors"))
+        let moments = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("adam.safetensors"))
+        var first: [Tensor] = [], second: [Tensor] = []
+        for (name, p) in unet.namedParameters {
+            p.load(Tensor(shape: p.shape, storage: try weights.expect(name, shape: p.shape)), name: name)
+            first.append(Tensor(shape: p.shape, storage: try moments.expect("m." + name, shape: p.shape)))
+            second.append(Tensor(shape: p.shape, storage: try moments.expect("v." + name, shape: p.shape)))
+        }
+        optimizer.restore(stepCount: state.adamStep, firstMoments: first, secondMoments: second)
+        (epochs, rng) = (state.epochs, state.rng)
+    }
+}
+
+/// Why a tuner cannot run.
+public enum TuningError: Error, CustomStringConvertible, Equatable {
+    case rewardNotDifferentiable
+    case invalidSetting(String)
+
+    public var description: String {
+        switch self {
+        case .rewardNotDifferentiable: "this method back-propagates through the reward, which gives no image gradient; use a differentiable reward or --method ddpo, grpo or dpo"
+        case .invalidSetting(let problem): problem
+        }
+    }
+}
+
+struct TunerState: Codable {
+    var epochs: Int
+    var rng: RNG
+    var adamStep: Int
+}

@@ -16,7 +16,8 @@ struct TunePrior: ParsableCommand {
         trajectories of each from the prior (DDIM with eta > 0), scores their images with the reward \
         models (--reward, e.g. view:1,alignment:1) and updates the UNet: --method ddpo is DDPO with \
         PPO clipping and advantages normalised per condition; --method grpo adds a KL penalty to the \
-        starting prior (k3 estimator, --kl-coefficient); --method draft samples deterministically and \
+        starting prior (k3 estimator, --kl-coefficient); --method dpo pairs each condition's best sample with its worst and minimises Diffusion-DPO's loss against \
+        the starting prior (--dpo-beta); --method draft samples deterministically and \
         back-propagates the reward's gradient through the last --draft-steps sampling steps (DRaFT-K, \
         ReFL when K = 1). OUT becomes a prior folder in the input's \
         layout (every command loads it) with a model card (README.md: the command, the before/after \
@@ -38,11 +39,14 @@ struct TunePrior: ParsableCommand {
     @Option(help: "The tuned prior folder to write.", completion: .directory)
     var out: String
 
-    @Option(help: "The method: ddpo, grpo (DDPO's objective plus a KL penalty to the starting prior) or draft (reward gradients through the last sampling steps).")
+    @Option(help: "The method: ddpo, grpo (DDPO's objective plus a KL penalty to the starting prior), dpo (Diffusion-DPO on best/worst pairs) or draft (reward gradients through the last sampling steps).")
     var method: TuningMethod = .ddpo
 
     @Option(help: "β of the KL penalty to the starting prior (default: 0.04 for grpo, 0 for ddpo).")
     var klCoefficient: Float?
+
+    @Option(help: "dpo: β of the DPO loss (larger keeps closer to the starting prior).")
+    var dpoBeta: Float = 5000
 
     @Option(help: "draft: the last sampling steps the reward's gradient flows through (K).")
     var draftSteps: Int = 1
@@ -93,6 +97,7 @@ struct TunePrior: ParsableCommand {
         guard learningRate.isFinite, learningRate > 0, learningRate < 1 else { throw ValidationError("--learning-rate must be in (0, 1), got \(learningRate)") }
         if let guidanceScale { guard guidanceScale.isFinite, guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") } }
         _ = try RewardMix(parsing: reward)
+        guard dpoBeta.isFinite, dpoBeta > 0 else { throw ValidationError("--dpo-beta must be a number > 0, got \(dpoBeta)") }
         if let klCoefficient {
             guard klCoefficient.isFinite, klCoefficient >= 0 else { throw ValidationError("--kl-coefficient must be a number ≥ 0, got \(klCoefficient)") }
             if method != .grpo && klCoefficient > 0 { throw ValidationError("--kl-coefficient is grpo's; use --method grpo") }
@@ -109,6 +114,7 @@ struct TunePrior: ParsableCommand {
         (job.settings.samplesPerCondition, job.settings.steps, job.settings.learningRate, job.settings.innerEpochs) = (samplesPerCondition, steps, learningRate, innerEpochs)
         job.settings.klCoefficient = klCoefficient ?? method.defaultKLCoefficient
         job.draftSteps = draftSteps
+        job.settings.dpoBeta = dpoBeta
         job.settings.guidanceScale = try guidanceScale ?? PriorPipeline.guidance(of: priorFolder)
         job.command = (["kiln"] + CommandLine.arguments.dropFirst()).map { $0.contains(" ") ? "\"\($0)\"" : $0 }.joined(separator: " ")
         do {

@@ -69,7 +69,7 @@ struct DDPOTrainerTests {
     @Test("a few DDPO epochs raise a reward on fresh samples (the red minus the blue of the image)")
     func learns() throws {
         let pipeline = try PriorPipeline(folder: PriorPipelineTests.tiny)
-        var settings = DDPOSettings()
+        var settings = TuningSettings()
         (settings.steps, settings.samplesPerCondition, settings.innerEpochs, settings.clipRange, settings.learningRate) = (4, 4, 1, 0.2, 5e-4)
         let trainer = try DDPOTrainer(pipeline: pipeline, settings: settings, seed: 1)
         func redness(_: [String], _: [ViewConditioning], _ images: Tensor) -> [Float] {
@@ -97,7 +97,7 @@ struct DDPOTrainerTests {
     @Test("GRPO's KL to the frozen start: zero while the policy is the start, positive once it moved")
     func klToReference() throws {
         let pipeline = try PriorPipeline(folder: PriorPipelineTests.tiny)
-        var settings = DDPOSettings()
+        var settings = TuningSettings()
         (settings.steps, settings.samplesPerCondition, settings.learningRate, settings.klCoefficient) = (3, 2, 1e-3, 0.5)
         let trainer = try DDPOTrainer(pipeline: pipeline, settings: settings, seed: 2)
         let conditions = [("a red snowman", ViewConditioning())]
@@ -173,6 +173,96 @@ struct DRaFTTrainerTests {
         let trainer = try DRaFTTrainer(pipeline: try PriorPipeline(folder: PriorPipelineTests.tiny), steps: 2, truncation: 1, guidanceScale: 2, learningRate: 1e-3, seed: 5)
         #expect(throws: TuningError.rewardNotDifferentiable) {
             try trainer.epoch(conditions: [("a red snowman", ViewConditioning())], reward: TuningReward(score: { _, _, images in [Float](repeating: 0, count: images.shape[0]) }))
+        }
+    }
+}
+
+@Suite("Diffusion-DPO on the prior")
+struct DiffusionDPOTrainerTests {
+    @Test("pairs: each group's best against its worst; a group without spread gives none")
+    func pairs() {
+        let pairs = DiffusionDPOTrainer.pairs([0.1, 0.5, 0.3, 2, 2, 2, -1, 4, 0], groupSize: 3)
+        #expect(pairs.map(\.winner) == [1, 7] && pairs.map(\.loser) == [0, 6])
+    }
+
+    @Test("at the start (policy = reference) the loss is log 2; its parameter gradient matches finite differences (ε and v-prediction)")
+    func gradient() throws {
+        for folder in [PriorPipelineTests.tiny, LatentPipelineTests.sd21] {
+            let pipeline = try PriorPipeline(folder: folder)
+            var settings = TuningSettings()
+            (settings.steps, settings.samplesPerCondition, settings.dpoBeta) = (2, 2, 500)
+            let trainer = try DiffusionDPOTrainer(pipeline: pipeline, settings: settings, seed: 3)
+            var rng = RNG(seed: 4)
+            let shape = [2, pipeline.sampleChannels, pipeline.sampleSize.height, pipeline.sampleSize.width]
+            let winners = Tensor.random(shape, rng: &rng), losers = Tensor.random(shape, rng: &rng)
+            let prompts = ["a red snowman", "a blue house"], views = [ViewConditioning(azimuthDegrees: 10), ViewConditioning(azimuthDegrees: 250)]
+            let start = rng
+            trainer.optimizer.parameters.forEach { $0.zeroGradient() }
+            let first = try trainer.accumulateGradient(winners: winners, losers: losers, prompts: prompts, views: views, rng: &rng)
+            #expect(abs(first.loss - Float(Foundation.log(2.0))) < 1e-5, "\(first)")
+            let named = Dictionary(uniqueKeysWithValues: pipeline.unet.namedParameters.map { ($0.name, $0.parameter) })
+            let names = ["conv_out.bias", "conv_in.weight"]
+            let analytic = names.map { Double(named[$0]!.gradient.storage[named[$0]!.shape.reduce(1, *) / 2]) }
+            func loss() throws -> Double {
+                var r = start
+                return Double(try trainer.accumulateGradient(winners: winners, losers: losers, prompts: prompts, views: views, rng: &r).loss)
+            }
+            for (name, analytic) in zip(names, analytic) {
+                let p = named[name]!
+                let index = p.shape.reduce(1, *) / 2, original = p.value.storage[index], h: Float = 1e-2
+                p.withUnsafeMutableValue { $0[index] = original + h }
+                let up = try loss()
+                p.withUnsafeMutableValue { $0[index] = original - h }
+                let down = try loss()
+                p.withUnsafeMutableValue { $0[index] = original }
+                let numeric = (up - down) / Double(2 * h)
+                #expect(abs(numeric - analytic) < 0.05 * max(0.002, abs(numeric)), "\(folder.lastPathComponent) \(name): numeric \(numeric), analytic \(analytic)")
+            }
+        }
+    }
+
+    @Test("a few steps on fixed pairs rank them right on noise draws never trained on, and lower the loss below log 2")
+    func ranksPairs() throws {
+        let pipeline = try PriorPipeline(folder: PriorPipelineTests.tiny)
+        var settings = TuningSettings()
+        (settings.steps, settings.samplesPerCondition, settings.learningRate, settings.dpoBeta) = (2, 2, 3e-4, 1000)
+        let trainer = try DiffusionDPOTrainer(pipeline: pipeline, settings: settings, seed: 1)
+        var rng = RNG(seed: 6)
+        let shape = [3, pipeline.sampleChannels, pipeline.sampleSize.height, pipeline.sampleSize.width]
+        let winners = Tensor.random(shape, rng: &rng).map { max(-1, min(1, $0)) }, losers = Tensor.random(shape, rng: &rng).map { max(-1, min(1, $0)) }
+        let prompts = ["a red snowman", "a blue house", "a green tree"], views = [ViewConditioning(), ViewConditioning(azimuthDegrees: 90), ViewConditioning(azimuthDegrees: 180)]
+        func heldOut() throws -> (loss: Float, accuracy: Float) {
+            var r = RNG(seed: 1234), loss: Float = 0, accuracy: Float = 0
+            for _ in 0..<8 {
+                let e = try trainer.accumulateGradient(winners: winners, losers: losers, prompts: prompts, views: views, rng: &r)
+                (loss, accuracy) = (loss + e.loss / 8, accuracy + e.accuracy / 8)
+            }
+            return (loss, accuracy)
+        }
+        let before = try heldOut()
+        #expect(abs(before.loss - Float(Foundation.log(2.0))) < 1e-4 && before.accuracy == 0)
+        for _ in 0..<15 {
+            trainer.optimizer.parameters.forEach { $0.zeroGradient() }
+            for _ in 0..<4 { _ = try trainer.accumulateGradient(winners: winners, losers: losers, prompts: prompts, views: views, scale: 0.25, rng: &trainer.rng) }
+            trainer.optimizer.step()
+        }
+        let after = try heldOut()
+        #expect(after.loss < 0.6 && after.accuracy > 0.7, "held-out DPO loss \(before.loss) → \(after.loss), pairs ranked right \(after.accuracy)")
+    }
+
+    @Test("an epoch samples, pairs and steps; the report carries the preference accuracy")
+    func epoch() throws {
+        var settings = TuningSettings()
+        (settings.steps, settings.samplesPerCondition, settings.dpoNoiseDraws) = (2, 3, 1)
+        let trainer = try DiffusionDPOTrainer(pipeline: try PriorPipeline(folder: PriorPipelineTests.tiny), settings: settings, seed: 1)
+        let report = try trainer.epoch(conditions: [("a red snowman", ViewConditioning())], reward: TuningReward(score: { _, _, images in
+            (0..<images.shape[0]).map { Float($0) }
+        }))
+        #expect(trainer.epochs == 1 && abs(report.loss - Float(Foundation.log(2.0))) < 1e-4 && report.preferenceAccuracy == 0 && report.meanReward == 1)
+        #expect(throws: TuningError.self) {
+            var bad = settings
+            bad.samplesPerCondition = 1
+            _ = try DiffusionDPOTrainer(pipeline: trainer.sampler.pipeline, settings: bad, seed: 1)
         }
     }
 }

@@ -28,10 +28,11 @@ struct TunePriorCommandTests {
         }
     }
 
-    @Test("the other methods run from the CLI: grpo reports its KL to the start, draft back-propagates through the last steps")
+    @Test("the other methods run from the CLI: grpo reports its KL to the start, draft back-propagates through the last steps, dpo pairs samples")
     func methods() throws {
         try withScratchFolder { folder in
-            for (method, extra, needle) in [("grpo", [String](), "KL to the start"), ("draft", ["--draft-steps", "2"], "through the last 2 steps")] {
+            for (method, extra, needle) in [("grpo", [String](), "KL to the start"), ("draft", ["--draft-steps", "2"], "through the last 2 steps"),
+                                           ("dpo", ["--dpo-beta", "1000"], "DPO β = 1000")] {
                 let out = folder.appendingPathComponent(method).path
                 let run = try KilnRun(["tune-prior", "--out", out, "--epochs", "1", "--method", method] + extra + Self.arguments)
                 #expect(run.status == 0, "\(method): \(run.stderr)")
@@ -48,7 +49,8 @@ struct TunePriorCommandTests {
             for (extra, needle) in [(["--method", "ppo"], "ppo"), (["--epochs", "0"], "--epochs"), (["--reward", "colour:1"], "colour"),
                                     (["--samples-per-condition", "1"], "--samples-per-condition"), (["--learning-rate", "nan"], "--learning-rate"),
                                     (["--resume", "--force"], "contradict"), (["--method", "draft", "--steps", "3", "--draft-steps", "4"], "--draft-steps"),
-                                    (["--method", "draft", "--kl-coefficient", "0.1"], "grpo")] {
+                                    (["--method", "draft", "--kl-coefficient", "0.1"], "grpo"),
+                                    (["--method", "dpo", "--dpo-beta", "-1"], "--dpo-beta")] {
                 let run = try KilnRun(["tune-prior", "--out", out] + extra)
                 #expect(run.status != 0 && run.status < 128 && (run.stderr + run.stdout).contains(needle), "\(extra): \(run.stderr)")
             }

@@ -2,32 +2,6 @@ import Foundation
 import KilnCore
 import KilnNN
 
-/// DDPO's settings (Black et al. 2023; defaults from ddpo-pytorch's config where they fit a small
-/// prior on 2 cores).
-public struct DDPOSettings: Sendable, Equatable, Codable {
-    /// Trajectories per condition: advantages are normalised within each condition's group.
-    public var samplesPerCondition = 4
-    /// DDIM steps per trajectory and its η.
-    public var steps = 10
-    public var eta = 1.0
-    public var guidanceScale = 3.0
-    /// Passes over each batch of trajectories (PPO's inner epochs).
-    public var innerEpochs = 1
-    /// The share of a trajectory's stochastic steps trained on per inner epoch (chosen at random).
-    public var timestepFraction = 1.0
-    /// PPO's ε: the ratio's trust region.
-    public var clipRange: Float = 1e-4
-    /// Advantages are clipped to ±this.
-    public var advantageClip: Float = 5
-    public var learningRate = 3e-5
-    public var weightDecay = 1e-4
-    public var maxGradNorm: Float = 1
-    /// β of the KL penalty to the frozen starting policy (GRPO-style, k3 estimator); 0 for DDPO.
-    public var klCoefficient: Float = 0
-
-    public init() {}
-}
-
 /// DDPO with PPO clipping on a pipeline's UNet: per epoch, trajectories for each condition
 /// (G samples per prompt and view), rewards of their final images, advantages normalised within
 /// each condition's group, then `innerEpochs` passes of the clipped objective over a random share
@@ -39,24 +13,21 @@ public struct DDPOSettings: Sendable, Equatable, Codable {
 /// whose derivative in log p is 1 − e^(log p_ref − log p).
 public final class DDPOTrainer {
     public let sampler: PolicySampler
-    public let settings: DDPOSettings
+    public let settings: TuningSettings
     public let optimizer: Adam
     /// The frozen starting UNet the KL penalty measures against (kept when β > 0).
     public let reference: UNet2DConditionModel?
     public var rng: RNG
     public var epochs = 0
 
-    public init(pipeline: PriorPipeline, settings: DDPOSettings, seed: UInt64) throws {
+    public init(pipeline: PriorPipeline, settings: TuningSettings, seed: UInt64) throws {
         sampler = try PolicySampler(pipeline: pipeline, steps: settings.steps, eta: settings.eta, guidanceScale: settings.guidanceScale)
         self.settings = settings
         optimizer = Adam(parameters: pipeline.unet.namedParameters.map(\.parameter),
                          configuration: .adamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay))
         rng = RNG(seed: seed)
         if settings.klCoefficient > 0 {
-            var unused = RNG(seed: 0)
-            let copy = UNet2DConditionModel(pipeline.unet.config, rng: &unused)
-            for ((_, target), (_, source)) in zip(copy.namedParameters, pipeline.unet.namedParameters) { target.load(source.value) }
-            reference = copy
+            reference = pipeline.unet.copy()
         } else {
             reference = nil
         }

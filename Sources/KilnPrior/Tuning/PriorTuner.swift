@@ -2,6 +2,37 @@ import Foundation
 import KilnCore
 import KilnNN
 
+/// The settings of the tuners (DDPO's defaults from ddpo-pytorch's config where they fit a small
+/// prior on 2 cores); each field names the methods that read it.
+public struct TuningSettings: Sendable, Equatable, Codable {
+    /// Trajectories per condition: DDPO and GRPO normalise advantages within each condition's
+    /// group; Diffusion-DPO pairs the group's best with its worst.
+    public var samplesPerCondition = 4
+    /// DDIM steps per trajectory and its η.
+    public var steps = 10
+    public var eta = 1.0
+    public var guidanceScale = 3.0
+    /// Passes over each batch of trajectories (PPO's inner epochs).
+    public var innerEpochs = 1
+    /// The share of a trajectory's stochastic steps trained on per inner epoch (chosen at random).
+    public var timestepFraction = 1.0
+    /// PPO's ε: the ratio's trust region.
+    public var clipRange: Float = 1e-4
+    /// Advantages are clipped to ±this.
+    public var advantageClip: Float = 5
+    public var learningRate = 3e-5
+    public var weightDecay = 1e-4
+    public var maxGradNorm: Float = 1
+    /// β of the KL penalty to the frozen starting policy (GRPO-style, k3 estimator); 0 for DDPO.
+    public var klCoefficient: Float = 0
+    /// Diffusion-DPO's β (Wallace et al. use 5000 for Stable Diffusion's per-element mean error).
+    public var dpoBeta: Float = 5000
+    /// Diffusion-DPO: noise levels (t, ε) drawn per pair in an epoch.
+    public var dpoNoiseDraws = 4
+
+    public init() {}
+}
+
 /// One conditioning a tuning epoch samples: a prompt and a camera.
 public typealias TuningCondition = (prompt: String, view: ViewConditioning)
 
@@ -117,4 +148,15 @@ struct TunerState: Codable {
     var epochs: Int
     var rng: RNG
     var adamStep: Int
+}
+
+extension UNet2DConditionModel {
+    /// A separate UNet with the same configuration and weights (the frozen reference of GRPO's KL
+    /// penalty and of Diffusion-DPO).
+    func copy() -> UNet2DConditionModel {
+        var unused = RNG(seed: 0)
+        let copy = UNet2DConditionModel(config, rng: &unused)
+        for ((_, target), (_, source)) in zip(copy.namedParameters, namedParameters) { target.load(source.value) }
+        return copy
+    }
 }

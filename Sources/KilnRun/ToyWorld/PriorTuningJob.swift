@@ -15,11 +15,14 @@ public enum TuningMethod: String, SettingChoice, Codable {
     /// DRaFT-K (Clark et al. 2024; ReFL when K = 1): the reward's gradient back-propagated through
     /// the last K deterministic sampling steps.
     case draft
+    /// Diffusion-DPO (Wallace et al. 2024): each condition's best and worst samples as a
+    /// preference pair, the DPO loss against the frozen starting prior.
+    case dpo
 
     /// The KL coefficient β a method uses unless told otherwise.
     public var defaultKLCoefficient: Float { self == .grpo ? 0.04 : 0 }
     /// Whether the method samples a group of trajectories per condition.
-    public var usesGroups: Bool { self == .ddpo || self == .grpo }
+    public var usesGroups: Bool { self != .draft }
 }
 
 /// `kiln tune-prior`: reinforcement learning on the prior itself. Each epoch draws toy-world
@@ -43,7 +46,7 @@ public struct PriorTuningJob {
     public var epochs = 20
     /// Conditions per epoch; each is sampled `settings.samplesPerCondition` times.
     public var conditionsPerEpoch = 4
-    public var settings = DDPOSettings()
+    public var settings = TuningSettings()
     /// DRaFT's K: the last sampling steps the reward's gradient flows through.
     public var draftSteps = 1
     public var seed: UInt64 = 0
@@ -110,6 +113,8 @@ public struct PriorTuningJob {
         switch method {
         case .ddpo, .grpo:
             return try DDPOTrainer(pipeline: pipeline, settings: settings, seed: seed)
+        case .dpo:
+            return try DiffusionDPOTrainer(pipeline: pipeline, settings: settings, seed: seed)
         case .draft:
             return try DRaFTTrainer(pipeline: pipeline, steps: settings.steps, truncation: draftSteps, guidanceScale: settings.guidanceScale,
                                     learningRate: settings.learningRate, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm, seed: seed)
@@ -218,6 +223,8 @@ public struct PriorTuningJob {
         case .ddpo, .grpo:
             return "\(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), PPO clip \(settings.clipRange)"
                 + (settings.klCoefficient > 0 ? ", KL penalty β = \(settings.klCoefficient) to the starting prior" : "")
+        case .dpo:
+            return "\(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), each condition's best and worst as a preference pair, DPO β = \(settings.dpoBeta) against the starting prior, \(settings.dpoNoiseDraws) noise draws per pair"
         case .draft:
             return "\(conditionsPerEpoch) toy-world conditions an epoch, \(sampling) (η = 0), the reward's gradient through the last \(draftSteps) step\(draftSteps == 1 ? "" : "s")"
         }

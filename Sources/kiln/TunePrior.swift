@@ -4,6 +4,7 @@ import KilnCore
 import KilnNN
 import KilnPrior
 import KilnRun
+import KilnToyWorld
 
 extension TuningMethod: ExpressibleByArgument {}
 
@@ -51,7 +52,7 @@ struct TunePrior: ParsableCommand {
     @Option(help: "draft: the last sampling steps the reward's gradient flows through (K).")
     var draftSteps: Int = 1
 
-    @Option(help: "Reward terms and weights, e.g. view:1,alignment:1.")
+    @Option(help: "Rewards and weights: view, alignment, quality, motion (two samples of a caption at two times, judged as a motion), e.g. view:1,alignment:1.")
     var reward: String = "view:1,alignment:1"
 
     @Option(help: "Epochs (each a batch of trajectories and its updates).")
@@ -96,7 +97,7 @@ struct TunePrior: ParsableCommand {
         }
         guard learningRate.isFinite, learningRate > 0, learningRate < 1 else { throw ValidationError("--learning-rate must be in (0, 1), got \(learningRate)") }
         if let guidanceScale { guard guidanceScale.isFinite, guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") } }
-        _ = try RewardMix(parsing: reward)
+        _ = try TuningRewardRegistry.weights(parsing: reward)
         guard dpoBeta.isFinite, dpoBeta > 0 else { throw ValidationError("--dpo-beta must be a number > 0, got \(dpoBeta)") }
         if let klCoefficient {
             guard klCoefficient.isFinite, klCoefficient >= 0 else { throw ValidationError("--kl-coefficient must be a number ≥ 0, got \(klCoefficient)") }
@@ -109,7 +110,7 @@ struct TunePrior: ParsableCommand {
         let priorFolder = try ShippedAssets.resolve(prior, .prior)
         var job = PriorTuningJob(prior: priorFolder, rewards: try ShippedAssets.resolve(rewards, .rewards), output: URL(fileURLWithPath: out))
         job.judge = judge.map { URL(fileURLWithPath: $0) }
-        (job.method, job.mix, job.epochs, job.conditionsPerEpoch) = (method, try RewardMix(parsing: reward), epochs, conditions)
+        (job.method, job.reward, job.epochs, job.conditionsPerEpoch) = (method, reward, epochs, conditions)
         (job.seed, job.checkpointEvery, job.resume, job.force) = (seed, checkpointEvery, resume, force)
         (job.settings.samplesPerCondition, job.settings.steps, job.settings.learningRate, job.settings.innerEpochs) = (samplesPerCondition, steps, learningRate, innerEpochs)
         job.settings.klCoefficient = klCoefficient ?? method.defaultKLCoefficient

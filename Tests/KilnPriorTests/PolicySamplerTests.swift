@@ -72,7 +72,7 @@ struct DDPOTrainerTests {
         var settings = TuningSettings()
         (settings.steps, settings.samplesPerCondition, settings.innerEpochs, settings.clipRange, settings.learningRate) = (4, 4, 1, 0.2, 5e-4)
         let trainer = try DDPOTrainer(pipeline: pipeline, settings: settings, seed: 1)
-        func redness(_: [String], _: [ViewConditioning], _ images: Tensor) -> [Float] {
+        func redness(_: [TuningCondition], _ images: Tensor) -> [Float] {
             let plane = images.shape[2] * images.shape[3]
             return (0..<images.shape[0]).map { b in
                 let base = b * 3 * plane
@@ -83,7 +83,7 @@ struct DDPOTrainerTests {
         func evaluate() throws -> Float {
             var rng = RNG(seed: 99)
             let t = try trainer.sampler.sample(prompts: Array(repeating: "a red snowman", count: 8), views: Array(repeating: ViewConditioning(), count: 8), rng: &rng)
-            let r = redness([], [], PriorPipeline.displayValues(t.final))
+            let r = redness([], PriorPipeline.displayValues(t.final))
             return r.reduce(0, +) / 8
         }
         let before = try evaluate()
@@ -101,7 +101,7 @@ struct DDPOTrainerTests {
         (settings.steps, settings.samplesPerCondition, settings.learningRate, settings.klCoefficient) = (3, 2, 1e-3, 0.5)
         let trainer = try DDPOTrainer(pipeline: pipeline, settings: settings, seed: 2)
         let conditions = [("a red snowman", ViewConditioning())]
-        let reward: ([String], [ViewConditioning], Tensor) -> [Float] = { _, _, images in
+        let reward: ([TuningCondition], Tensor) -> [Float] = { _, images in
             (0..<images.shape[0]).map { b in images.storage[(b * images.count / images.shape[0])..<((b + 1) * images.count / images.shape[0])].reduce(0, +) }
         }
         let first = try trainer.epoch(conditions: conditions, reward: TuningReward(score: reward))
@@ -114,7 +114,7 @@ struct DDPOTrainerTests {
 @Suite("DRaFT on the prior")
 struct DRaFTTrainerTests {
     /// Mean red minus mean blue, and its gradient.
-    static func redness(_: [String], _: [ViewConditioning], _ images: Tensor) -> (rewards: [Float], gradient: Tensor) {
+    static func redness(_: [TuningCondition], _ images: Tensor) -> (rewards: [Float], gradient: Tensor) {
         let plane = images.shape[2] * images.shape[3]
         var gradient = [Float](repeating: 0, count: images.count)
         let rewards = (0..<images.shape[0]).map { b -> Float in
@@ -133,12 +133,12 @@ struct DRaFTTrainerTests {
         var rng = RNG(seed: 8)
         let start = rng
         trainer.optimizer.parameters.forEach { $0.zeroGradient() }
-        _ = try trainer.accumulateGradient(conditions: conditions, reward: Self.redness, rng: &rng)
+        _ = try trainer.accumulateGradient(conditions: conditions, reward: TuningReward(differentiable: Self.redness), rng: &rng)
         let named = Dictionary(uniqueKeysWithValues: pipeline.unet.namedParameters.map { ($0.name, $0.parameter) })
         let analytic = names.map { name in Double(named[name]!.gradient.storage[named[name]!.shape.reduce(1, *) / 2]) }
         func loss() throws -> Double {
             var r = start
-            let rewards = try trainer.accumulateGradient(conditions: conditions, reward: Self.redness, rng: &r)
+            let rewards = try trainer.accumulateGradient(conditions: conditions, reward: TuningReward(differentiable: Self.redness), rng: &r)
             return -Double(rewards.reduce(0, +)) / Double(rewards.count)
         }
         for (name, analytic) in zip(names, analytic) {
@@ -172,7 +172,7 @@ struct DRaFTTrainerTests {
     func needsGradient() throws {
         let trainer = try DRaFTTrainer(pipeline: try PriorPipeline(folder: PriorPipelineTests.tiny), steps: 2, truncation: 1, guidanceScale: 2, learningRate: 1e-3, seed: 5)
         #expect(throws: TuningError.rewardNotDifferentiable) {
-            try trainer.epoch(conditions: [("a red snowman", ViewConditioning())], reward: TuningReward(score: { _, _, images in [Float](repeating: 0, count: images.shape[0]) }))
+            try trainer.epoch(conditions: [("a red snowman", ViewConditioning())], reward: TuningReward(score: { _, images in [Float](repeating: 0, count: images.shape[0]) }))
         }
     }
 }
@@ -255,7 +255,7 @@ struct DiffusionDPOTrainerTests {
         var settings = TuningSettings()
         (settings.steps, settings.samplesPerCondition, settings.dpoNoiseDraws) = (2, 3, 1)
         let trainer = try DiffusionDPOTrainer(pipeline: try PriorPipeline(folder: PriorPipelineTests.tiny), settings: settings, seed: 1)
-        let report = try trainer.epoch(conditions: [("a red snowman", ViewConditioning())], reward: TuningReward(score: { _, _, images in
+        let report = try trainer.epoch(conditions: [("a red snowman", ViewConditioning())], reward: TuningReward(score: { _, images in
             (0..<images.shape[0]).map { Float($0) }
         }))
         #expect(trainer.epochs == 1 && abs(report.loss - Float(Foundation.log(2.0))) < 1e-4 && report.preferenceAccuracy == 0 && report.meanReward == 1)
@@ -264,5 +264,23 @@ struct DiffusionDPOTrainerTests {
             bad.samplesPerCondition = 1
             _ = try DiffusionDPOTrainer(pipeline: trainer.sampler.pipeline, settings: bad, seed: 1)
         }
+    }
+}
+
+@Suite("Linked samples for tuning rewards")
+struct LinkedSamplingTests {
+    @Test("samples with one noise source are the same sample under the same condition, and differ under another; DPO pairs whole units")
+    func sharedNoise() throws {
+        let sampler = try PolicySampler(pipeline: try PriorPipeline(folder: PriorPipelineTests.tiny), steps: 3, eta: 1, guidanceScale: 3)
+        var rng = RNG(seed: 5)
+        let v = ViewConditioning(azimuthDegrees: 30)
+        let t = try sampler.sample(prompts: ["a red snowman", "a red snowman", "a red snowman", "a blue house"], views: [v, v, v, v],
+                                   noiseSources: [0, 0, 1, 0], rng: &rng)
+        let s = t.final.chunked(4, axis: 0)
+        func distance(_ a: Tensor, _ b: Tensor) -> Float { zip(a.storage, b.storage).map { abs($0 - $1) }.max()! }
+        // The same up to the matrix products' rounding at another batch position.
+        #expect(distance(s[0], s[1]) < 1e-3 && distance(s[0], s[2]) > 0.1 && distance(s[0], s[3]) > 0.1, "\(distance(s[0], s[1])) \(distance(s[0], s[2])) \(distance(s[0], s[3]))")
+        let pairs = DiffusionDPOTrainer.pairs([1, 3, 5, 5, 0, 0], groupSize: 6, links: 2)
+        #expect(pairs.map(\.winner) == [2, 3] && pairs.map(\.loser) == [4, 5])
     }
 }

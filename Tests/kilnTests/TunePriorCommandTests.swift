@@ -32,8 +32,9 @@ struct TunePriorCommandTests {
     func methods() throws {
         try withScratchFolder { folder in
             for (method, extra, needle) in [("grpo", [String](), "KL to the start"), ("draft", ["--draft-steps", "2"], "through the last 2 steps"),
-                                           ("dpo", ["--dpo-beta", "1000"], "DPO β = 1000")] {
-                let out = folder.appendingPathComponent(method).path
+                                           ("dpo", ["--dpo-beta", "1000"], "DPO β = 1000"),
+                                           ("ddpo", ["--reward", "view:1,motion:0.5"], "| training rewards: motion |")] {
+                let out = folder.appendingPathComponent(method + "-" + extra.joined()).path
                 let run = try KilnRun(["tune-prior", "--out", out, "--epochs", "1", "--method", method] + extra + Self.arguments)
                 #expect(run.status == 0, "\(method): \(run.stderr)")
                 let said = run.stdout + (try String(contentsOfFile: out + "/README.md", encoding: .utf8))

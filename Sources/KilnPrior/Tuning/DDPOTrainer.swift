@@ -49,15 +49,15 @@ public final class DDPOTrainer {
 
     /// One epoch.
     /// - Parameters:
-    ///   - conditions: the prompts and views to sample, each `samplesPerCondition` times.
+    ///   - conditions: the prompts and views to sample, each `samplesPerCondition` times (each
+    ///     time as the reward's linked samples).
     ///   - reward: scores each final sample (`reward.score`).
     public func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport {
-        let g = settings.samplesPerCondition
-        let prompts = conditions.flatMap { Array(repeating: $0.prompt, count: g) }
-        let views = conditions.flatMap { Array(repeating: $0.view, count: g) }
-        let trajectories = try sampler.sample(prompts: prompts, views: views, rng: &rng)
+        let layout = reward.layout(conditions, samplesPerCondition: settings.samplesPerCondition)
+        let prompts = layout.prompts, g = layout.groupSize
+        let trajectories = try sampler.sample(prompts: prompts, views: layout.views, noiseSources: layout.noiseSources, rng: &rng)
         let images = PriorPipeline.displayValues(sampler.pipeline.pixels(trajectories.final))
-        let rewards = try reward.score(prompts, views, images)
+        let rewards = try reward.score(layout.conditions, images)
         precondition(rewards.count == prompts.count, "DDPOTrainer.epoch: \(rewards.count) rewards for \(prompts.count) samples")
         let advantages = Self.advantages(rewards, groupSize: g, clip: settings.advantageClip)
         let b = Float(prompts.count)

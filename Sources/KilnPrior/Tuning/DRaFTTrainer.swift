@@ -66,8 +66,7 @@ public final class DRaFTTrainer {
     /// One epoch: sample one image per condition, score it, back-propagate, step.
     /// - Parameter reward: must be differentiable (`scoreWithGradient`).
     public func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport {
-        guard let differentiable = reward.scoreWithGradient else { throw TuningError.rewardNotDifferentiable }
-        let rewards = try accumulateGradient(conditions: conditions, reward: differentiable, rng: &rng)
+        let rewards = try accumulateGradient(conditions: conditions, reward: reward, rng: &rng)
         _ = clipGradientNorm(optimizer.parameters, maxNorm: maxGradNorm)
         optimizer.step()
         epochs += 1
@@ -77,10 +76,14 @@ public final class DRaFTTrainer {
 
     /// The parameter gradient of −mean reward through the last K steps, into the UNet's (zeroed)
     /// gradients, for noise drawn from `rng`; returns the rewards.
-    public func accumulateGradient(conditions: [TuningCondition], reward: TuningReward.ScoreWithGradient, rng: inout RNG) throws -> [Float] {
-        let prompts = conditions.map(\.prompt), views = conditions.map(\.view), b = prompts.count
+    /// Each condition is sampled once (as the reward's linked samples, from shared noise).
+    /// - Throws: `TuningError.rewardNotDifferentiable` when the reward has no image gradient.
+    public func accumulateGradient(conditions: [TuningCondition], reward: TuningReward, rng: inout RNG) throws -> [Float] {
+        guard let differentiable = reward.scoreWithGradient else { throw TuningError.rewardNotDifferentiable }
+        let layout = reward.layout(conditions, samplesPerCondition: 1)
+        let prompts = layout.prompts, views = layout.views, b = prompts.count
         let shape = [b, pipeline.sampleChannels, pipeline.sampleSize.height, pipeline.sampleSize.width]
-        var x = Tensor.random(shape, rng: &rng)
+        var x = PolicySampler.noise(shape, sources: layout.noiseSources, rng: &rng)
         let context = pipeline.encode(Array(repeating: "", count: b) + prompts)
         let labels = pipeline.hasViewConditioning
             ? Tensor(shape: [2 * b, ViewConditioning.length], storage: Array((views + views).map(\.vector).joined()))
@@ -109,7 +112,7 @@ public final class DRaFTTrainer {
         let decoded = pipeline.vae.map { $0.decodeForTraining(x) }
         let pixels = decoded?.image ?? x
         let images = PriorPipeline.displayValues(pixels)
-        let (rewards, dImages) = try reward(prompts, views, images)
+        let (rewards, dImages) = try differentiable(layout.conditions, images)
         precondition(rewards.count == b && dImages.shape == images.shape, "DRaFTTrainer: the reward returned \(rewards.count) values and a \(dImages.shape) gradient for \(images.shape) images")
         // Minimise −mean reward.
         let dPixels = Tensor(shape: pixels.shape, storage: zip(pixels.storage, dImages.storage).map { v, d in v > -1 && v < 1 ? -d / (2 * Float(b)) : 0 })

@@ -36,13 +36,16 @@ public final class DiffusionDPOTrainer {
         rng = RNG(seed: seed)
     }
 
-    /// Preference pairs: per group of `groupSize`, the indices of the highest and the lowest
-    /// reward; a group without spread gives no pair.
-    public static func pairs(_ rewards: [Float], groupSize: Int) -> [(winner: Int, loser: Int)] {
-        stride(from: 0, to: rewards.count, by: groupSize).compactMap { start in
-            let group = start..<min(rewards.count, start + groupSize)
-            let best = group.max { rewards[$0] < rewards[$1] }!, worst = group.min { rewards[$0] < rewards[$1] }!
-            return rewards[best] - rewards[worst] > 1e-6 ? (best, worst) : nil
+    /// Preference pairs: per group of `groupSize` samples (units of `links` linked samples), the
+    /// unit with the highest mean reward against the unit with the lowest, sample by sample; a
+    /// group without spread gives no pair.
+    public static func pairs(_ rewards: [Float], groupSize: Int, links: Int = 1) -> [(winner: Int, loser: Int)] {
+        precondition(groupSize % links == 0, "DiffusionDPOTrainer.pairs: units of \(links) do not divide groups of \(groupSize)")
+        return stride(from: 0, to: rewards.count, by: groupSize).flatMap { start -> [(winner: Int, loser: Int)] in
+            let units = Array(stride(from: start, to: min(rewards.count, start + groupSize), by: links))
+            func mean(_ u: Int) -> Float { rewards[u..<(u + links)].reduce(0, +) / Float(links) }
+            let best = units.max { mean($0) < mean($1) }!, worst = units.min { mean($0) < mean($1) }!
+            return mean(best) - mean(worst) > 1e-6 ? (0..<links).map { (best + $0, worst + $0) } : []
         }
     }
 
@@ -99,13 +102,12 @@ public final class DiffusionDPOTrainer {
 
     /// One epoch: sample, rank, pair, `dpoNoiseDraws` gradient draws, one AdamW step.
     public func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport {
-        let g = settings.samplesPerCondition
-        let prompts = conditions.flatMap { Array(repeating: $0.prompt, count: g) }
-        let views = conditions.flatMap { Array(repeating: $0.view, count: g) }
-        let trajectories = try sampler.sample(prompts: prompts, views: views, rng: &rng)
-        let rewards = try reward.score(prompts, views, PriorPipeline.displayValues(sampler.pipeline.pixels(trajectories.final)))
+        let layout = reward.layout(conditions, samplesPerCondition: settings.samplesPerCondition)
+        let prompts = layout.prompts, views = layout.views
+        let trajectories = try sampler.sample(prompts: prompts, views: views, noiseSources: layout.noiseSources, rng: &rng)
+        let rewards = try reward.score(layout.conditions, PriorPipeline.displayValues(sampler.pipeline.pixels(trajectories.final)))
         precondition(rewards.count == prompts.count, "DiffusionDPOTrainer.epoch: \(rewards.count) rewards for \(prompts.count) samples")
-        let pairs = Self.pairs(rewards, groupSize: g)
+        let pairs = Self.pairs(rewards, groupSize: layout.groupSize, links: layout.links)
         let (mean, std) = TuningEpochReport.statistics(rewards)
         var report = TuningEpochReport(meanReward: mean, rewardStd: std, loss: 0)
         epochs += 1

@@ -63,18 +63,20 @@ public final class PolicySampler {
     }
 
     /// Draws one trajectory per condition, from noise drawn from `rng`.
-    public func sample(prompts: [String], views: [ViewConditioning], rng: inout RNG) throws -> PolicyTrajectories {
+    /// - Parameter noiseSources: per sample, the noise it draws from (samples with the same source
+    ///   share their initial noise and every step's); nil: each sample its own.
+    public func sample(prompts: [String], views: [ViewConditioning], noiseSources: [Int]? = nil, rng: inout RNG) throws -> PolicyTrajectories {
         precondition(!prompts.isEmpty && prompts.count == views.count, "PolicySampler.sample: one view per prompt")
         let b = prompts.count
         let shape = [b, pipeline.sampleChannels, pipeline.sampleSize.height, pipeline.sampleSize.width]
-        var x = Tensor.random(shape, rng: &rng)
+        var x = Self.noise(shape, sources: noiseSources, rng: &rng)
         let (context, labels) = conditioning(prompts: prompts, views: views)
         var trajectories = PolicyTrajectories(prompts: prompts, views: views, timesteps: [], states: [], actions: [], logProbs: [], final: x)
         for t in scheduler.timesteps {
             let output = pipeline.unet.forward(Tensor.concatenated([x, x], axis: 0), timesteps: [Float(t)], encoderHiddenStates: context,
                                                classLabels: labels)
             let epsilon = guided(output)
-            let noise = rng.normals(count: x.count)
+            let noise = Self.noise(shape, sources: noiseSources, rng: &rng).storage
             do {
                 let step = try scheduler.stepWithLogProb(modelOutput: epsilon, timestep: t, sample: x.storage, eta: eta, noise: noise, batchSize: b)
                 trajectories.timesteps.append(t)
@@ -88,6 +90,16 @@ public final class PolicySampler {
         }
         trajectories.final = x
         return trajectories
+    }
+
+    /// Standard normal noise of `shape`, sample b drawn from `sources[b]` (shared between samples
+    /// with the same source), or independent per sample when `sources` is nil.
+    static func noise(_ shape: [Int], sources: [Int]?, rng: inout RNG) -> Tensor {
+        guard let sources else { return Tensor.random(shape, rng: &rng) }
+        precondition(sources.count == shape[0], "PolicySampler: \(sources.count) noise sources for \(shape[0]) samples")
+        let per = shape.dropFirst().reduce(1, *), distinct = (sources.max() ?? 0) + 1
+        let drawn = rng.normals(count: distinct * per)
+        return Tensor(shape: shape, storage: sources.flatMap { drawn[($0 * per)..<(($0 + 1) * per)] })
     }
 
     /// The log-probabilities of stored step k under the current policy, or under another UNet of

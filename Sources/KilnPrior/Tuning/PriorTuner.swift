@@ -37,22 +37,55 @@ public struct TuningSettings: Sendable, Equatable, Codable {
 public typealias TuningCondition = (prompt: String, view: ViewConditioning)
 
 /// The reward a tuner optimises: rewards `[B]` of display images `[B, 3, H, W]` in [0, 1], sample
-/// b drawn for `prompts[b]` seen from `views[b]`; and, for methods that back-propagate through
-/// the reward (DRaFT), the same with ∂(Σ rewards)/∂images.
+/// b drawn under `conditions[b]`; and, for methods that back-propagate through the reward (DRaFT),
+/// the same with ∂(Σ rewards)/∂images. A reward of linked samples (`SampleReward.links` > 1)
+/// expands each condition into `links` conditions sampled from shared noise.
 public struct TuningReward {
-    public typealias Score = (_ prompts: [String], _ views: [ViewConditioning], _ images: Tensor) throws -> [Float]
-    public typealias ScoreWithGradient = (_ prompts: [String], _ views: [ViewConditioning], _ images: Tensor) throws -> (rewards: [Float], gradient: Tensor)
+    public typealias Score = (_ conditions: [TuningCondition], _ images: Tensor) throws -> [Float]
+    public typealias ScoreWithGradient = (_ conditions: [TuningCondition], _ images: Tensor) throws -> (rewards: [Float], gradient: Tensor)
     public let score: Score
     public let scoreWithGradient: ScoreWithGradient?
+    public let links: Int
+    public let linked: (TuningCondition) -> [TuningCondition]
 
-    public init(score: @escaping Score, scoreWithGradient: ScoreWithGradient? = nil) {
-        (self.score, self.scoreWithGradient) = (score, scoreWithGradient)
+    public init(score: @escaping Score, scoreWithGradient: ScoreWithGradient? = nil, links: Int = 1,
+                linked: @escaping (TuningCondition) -> [TuningCondition] = { [$0] }) {
+        (self.score, self.scoreWithGradient, self.links, self.linked) = (score, scoreWithGradient, links, linked)
     }
 
-    /// A differentiable reward; `score` drops the gradient.
+    /// A differentiable reward of single images; `score` drops the gradient.
     public init(differentiable: @escaping ScoreWithGradient) {
-        self.init(score: { try differentiable($0, $1, $2).rewards }, scoreWithGradient: differentiable)
+        self.init(score: { try differentiable($0, $1).rewards }, scoreWithGradient: differentiable)
     }
+
+    /// An epoch's samples: for each condition, `samplesPerCondition` units of `links` linked
+    /// conditions; the samples of a unit share their noise.
+    public func layout(_ conditions: [TuningCondition], samplesPerCondition g: Int) -> TuningLayout {
+        var samples: [TuningCondition] = [], sources: [Int] = []
+        for (c, condition) in conditions.enumerated() {
+            let link = linked(condition)
+            precondition(link.count == links, "TuningReward: \(link.count) linked conditions, \(links) expected")
+            for u in 0..<g {
+                samples += link
+                sources += Array(repeating: c * g + u, count: links)
+            }
+        }
+        return TuningLayout(conditions: samples, noiseSources: links > 1 ? sources : nil, groupSize: g * links, links: links)
+    }
+}
+
+/// The samples of an epoch in order: condition by condition, each condition's `groupSize` samples
+/// together (units of `links` linked samples).
+public struct TuningLayout {
+    public var conditions: [TuningCondition]
+    /// The noise each sample draws from (samples of a unit share one), or nil: each its own.
+    public var noiseSources: [Int]?
+    /// Samples per condition.
+    public var groupSize: Int
+    public var links: Int
+
+    public var prompts: [String] { conditions.map(\.prompt) }
+    public var views: [ViewConditioning] { conditions.map(\.view) }
 }
 
 /// What one tuning epoch did. Fields a method has no use for are nil.

@@ -42,7 +42,8 @@ public struct PriorTuningJob {
     public var judge: URL?
     public var output: URL
     public var method = TuningMethod.ddpo
-    public var mix = RewardMix([.view: 1, .alignment: 1])
+    /// The reward mix, `name:weight,…` over `TuningRewardRegistry`'s rewards.
+    public var reward = "view:1,alignment:1"
     public var epochs = 20
     /// Conditions per epoch; each is sampled `settings.samplesPerCondition` times.
     public var conditionsPerEpoch = 4
@@ -81,33 +82,6 @@ public struct PriorTuningJob {
         }
     }
 
-    /// The rewards of images (display values `[B, 3, H, W]`) under `models`, each image's caption
-    /// its prompt; with `gradient`, ∂(Σ rewards)/∂images at the images' own size.
-    static func rewards(_ models: RewardModels, mix: RewardMix, prompts: [String], views: [ViewConditioning], images: Tensor, gradient: Bool = false) -> RewardEvaluation {
-        let judged = PriorImage.pooled(images, to: models.imageSize)
-        let plane = 3 * models.imageSize * models.imageSize
-        var total: [Float] = [], parts: [RewardTerm: [Float]] = [:], dJudged: [Float] = []
-        for b in prompts.indices {
-            let one = Tensor(shape: [1, 3, models.imageSize, models.imageSize], storage: Array(judged.storage[(b * plane)..<((b + 1) * plane)]))
-            let e = ToyImageRewards(models: models, caption: ToyCaption(prompts[b])).evaluate(mix, images: one, views: [views[b]], gradient: gradient)
-            total.append(e.total[0])
-            for (term, values) in e.parts { parts[term, default: []].append(values[0]) }
-            dJudged += e.imageGradient
-        }
-        let dImages = gradient ? PriorImage.pooledBackward(Tensor(shape: judged.shape, storage: dJudged), from: images.shape[2]).storage : []
-        return RewardEvaluation(total: total, parts: parts, imageGradient: dImages)
-    }
-
-    /// The training reward as the tuners take it.
-    func tuningReward(_ models: RewardModels) -> TuningReward {
-        TuningReward(score: { prompts, views, images in
-            Self.rewards(models, mix: mix, prompts: prompts, views: views, images: images).total
-        }, scoreWithGradient: { prompts, views, images in
-            let e = Self.rewards(models, mix: mix, prompts: prompts, views: views, images: images, gradient: true)
-            return (e.total, Tensor(shape: images.shape, storage: e.imageGradient))
-        })
-    }
-
     /// The method's tuner on `pipeline`'s UNet.
     func makeTuner(_ pipeline: PriorPipeline) throws -> any PriorTuner {
         switch method {
@@ -124,33 +98,38 @@ public struct PriorTuningJob {
     /// Samples drawn per condition in an epoch.
     var samplesPerCondition: Int { method.usesGroups ? settings.samplesPerCondition : 1 }
 
-    /// Samples the evaluation set (fixed noise, η = 0 DDIM as `kiln sample` draws) and scores it.
-    func evaluate(_ pipeline: PriorPipeline, models: RewardModels) throws -> Evaluation {
-        let set = conditions(epoch: 0, count: evaluationCount, evaluation: true)
-        var images: [Float] = []
-        for (i, c) in set.enumerated() {
-            let request = SampleRequest(prompt: c.prompt, count: 1, steps: settings.steps, guidanceScale: settings.guidanceScale, seed: seed &+ UInt64(i), view: c.view)
-            images += PriorPipeline.displayValues(pipeline.pixels(try pipeline.sample(request))).storage
+    /// Samples the evaluation set (fixed noise, η = 0 DDIM as `kiln sample` draws; a condition's
+    /// linked samples share their seed) and scores it with `mix`.
+    func evaluate(_ pipeline: PriorPipeline, mix: SampleRewardMix) throws -> Evaluation {
+        let reward = mix.tuningReward
+        var linked: [TuningCondition] = [], images: [Float] = []
+        for (i, c) in conditions(epoch: 0, count: evaluationCount, evaluation: true).enumerated() {
+            for l in reward.linked(c) {
+                let request = SampleRequest(prompt: l.prompt, count: 1, steps: settings.steps, guidanceScale: settings.guidanceScale, seed: seed &+ UInt64(i), view: l.view)
+                images += PriorPipeline.displayValues(pipeline.pixels(try pipeline.sample(request))).storage
+                linked.append(l)
+            }
         }
-        let size = pipeline.imageSize.width
-        let e = Self.rewards(models, mix: mix, prompts: set.map(\.prompt), views: set.map(\.view),
-                             images: Tensor(shape: [set.count, 3, size, size], storage: images))
+        let size = pipeline.imageSize
+        let e = try mix.evaluate(linked, images: Tensor(shape: [linked.count, 3, size.height, size.width], storage: images), gradient: false)
         func mean(_ v: [Float]) -> Float { v.reduce(0, +) / Float(max(1, v.count)) }
-        return Evaluation(total: mean(e.total), terms: Dictionary(uniqueKeysWithValues: e.parts.map { ($0.key.rawValue, mean($0.value)) }))
+        return Evaluation(total: mean(e.total), terms: e.parts.mapValues(mean))
+    }
+
+    /// Fails early (before any folder is written) when `mix` cannot score the prior's images.
+    func check(_ mix: SampleRewardMix, _ pipeline: PriorPipeline) throws {
+        let probe = mix.tuningReward.linked(conditions(epoch: 0, count: 1)[0])
+        let size = pipeline.imageSize
+        _ = try mix.evaluate(probe, images: Tensor(repeating: 0.5, shape: [probe.count, 3, size.height, size.width]), gradient: false)
     }
 
     public func run() throws {
         let pipeline = try PriorPipeline(folder: prior)
-        let models = try RewardModels(folder: rewards)
-        for term in mix.weights.keys where models.nets[term] == nil {
-            throw RunError("\(rewards.path) has no \(term.rawValue) model; use --reward with \(RewardTerm.allCases.filter { models.nets[$0] != nil }.map(\.rawValue).joined(separator: ", "))")
-        }
-        let judgeModels = try judge.map { try RewardModels(folder: $0) }
-        for m in [models] + (judgeModels.map { [$0] } ?? []) where pipeline.imageSize.width % m.imageSize != 0 || pipeline.imageSize.height != pipeline.imageSize.width {
-            throw RunError("the prior draws \(pipeline.imageSize.height)×\(pipeline.imageSize.width) images, which do not average down to the reward models' \(m.imageSize)²; use reward models trained at a size that divides the prior's")
-        }
+        let mix = try TuningRewardRegistry.mix(reward, folder: rewards)
+        let judgeMix = try judge.map { try TuningRewardRegistry.mix(reward, folder: $0) }
+        for m in [mix] + (judgeMix.map { [$0] } ?? []) { try check(m, pipeline) }
         let trainer = try makeTuner(pipeline)
-        let reward = tuningReward(models)
+        let tuningReward = mix.tuningReward
         let checkpoint = output.appendingPathComponent("checkpoint")
         let log = output.appendingPathComponent("tuning.json")
         var rows: [EpochRow] = []
@@ -166,12 +145,12 @@ public struct PriorTuningJob {
             try OutputFolder.prepare(output, force: force)
             try copyPrior(to: output)
             say("scoring the untuned prior on \(evaluationCount) held-out conditions")
-            before["training rewards"] = try evaluate(pipeline, models: models)
-            if let judgeModels { before["held-out judge"] = try evaluate(pipeline, models: judgeModels) }
+            before["training rewards"] = try evaluate(pipeline, mix: mix)
+            if let judgeMix { before["held-out judge"] = try evaluate(pipeline, mix: judgeMix) }
         }
         let interrupt = Interrupt.install()
         let clock = ContinuousClock()
-        say("tuning \(pipeline.unet.parameterCount) UNet parameters with \(method.rawValue): \(conditionsPerEpoch) conditions × \(samplesPerCondition) samples an epoch, reward \(mix)")
+        say("tuning \(pipeline.unet.parameterCount) UNet parameters with \(method.rawValue): \(conditionsPerEpoch) conditions × \(samplesPerCondition) samples an epoch, reward \(mix.description)")
         func save() throws {
             try trainer.saveCheckpoint(to: checkpoint)
             try writeWeights(pipeline, to: output)
@@ -188,7 +167,7 @@ public struct PriorTuningJob {
                 throw RunInterrupted("tune-prior stopped at epoch \(trainer.epochs); kiln tune-prior ... --resume continues")
             }
             let start = clock.now
-            let report = try trainer.epoch(conditions: conditions(epoch: trainer.epochs, count: conditionsPerEpoch), reward: reward)
+            let report = try trainer.epoch(conditions: conditions(epoch: trainer.epochs, count: conditionsPerEpoch), reward: tuningReward)
             guard report.loss.isFinite else { throw RunError("the loss became \(report.loss) at epoch \(trainer.epochs); lower the learning rate or resume from the last checkpoint") }
             rows.append(EpochRow(epoch: trainer.epochs, report: report, seconds: (clock.now - start).seconds))
             say(String(format: "  epoch %d/%d  reward %.3f ± %.3f  loss %.3g%@  (%.1f s)", trainer.epochs, epochs, report.meanReward,
@@ -196,8 +175,8 @@ public struct PriorTuningJob {
             if trainer.epochs % checkpointEvery == 0 || trainer.epochs == epochs { try save() }
         }
         var after: [String: Evaluation] = [:]
-        after["training rewards"] = try evaluate(pipeline, models: models)
-        if let judgeModels { after["held-out judge"] = try evaluate(pipeline, models: judgeModels) }
+        after["training rewards"] = try evaluate(pipeline, mix: mix)
+        if let judgeMix { after["held-out judge"] = try evaluate(pipeline, mix: judgeMix) }
         try save()
         try AtomicFile.write(Data(card(before: before, after: after, rows: rows).utf8), to: output.appendingPathComponent("README.md"))
         for (name, b) in before.sorted(by: { $0.key < $1.key }) {
@@ -218,7 +197,7 @@ public struct PriorTuningJob {
 
     /// How the method was run, for the card.
     var methodSummary: String {
-        let sampling = "\(settings.steps) DDIM steps, guidance \(settings.guidanceScale), reward \(mix), AdamW at \(settings.learningRate)"
+        let sampling = "\(settings.steps) DDIM steps, guidance \(settings.guidanceScale), reward \(reward), AdamW at \(settings.learningRate)"
         switch method {
         case .ddpo, .grpo:
             return "\(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), PPO clip \(settings.clipRange)"

@@ -46,6 +46,9 @@ struct TunePrior: ParsableCommand {
     @Option(help: "β of the KL penalty to the starting prior (default: 0.04 for grpo, 0 for ddpo).")
     var klCoefficient: Float?
 
+    @Option(help: "Keep an exponential moving average of the weights with this largest decay (e.g. 0.99) and write it as the tuned prior.")
+    var emaDecay: Float?
+
     @Option(help: "dpo: β of the DPO loss (larger keeps closer to the starting prior).")
     var dpoBeta: Float = 5000
 
@@ -98,6 +101,7 @@ struct TunePrior: ParsableCommand {
         guard learningRate.isFinite, learningRate > 0, learningRate < 1 else { throw ValidationError("--learning-rate must be in (0, 1), got \(learningRate)") }
         if let guidanceScale { guard guidanceScale.isFinite, guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") } }
         _ = try TuningRewardRegistry.weights(parsing: reward)
+        if let emaDecay { guard emaDecay.isFinite, emaDecay > 0, emaDecay < 1 else { throw ValidationError("--ema-decay must be in (0, 1), got \(emaDecay)") } }
         guard dpoBeta.isFinite, dpoBeta > 0 else { throw ValidationError("--dpo-beta must be a number > 0, got \(dpoBeta)") }
         if let klCoefficient {
             guard klCoefficient.isFinite, klCoefficient >= 0 else { throw ValidationError("--kl-coefficient must be a number ≥ 0, got \(klCoefficient)") }
@@ -116,6 +120,7 @@ struct TunePrior: ParsableCommand {
         job.settings.klCoefficient = klCoefficient ?? method.defaultKLCoefficient
         job.draftSteps = draftSteps
         job.settings.dpoBeta = dpoBeta
+        job.settings.emaDecay = emaDecay
         job.settings.guidanceScale = try guidanceScale ?? PriorPipeline.guidance(of: priorFolder)
         job.command = (["kiln"] + CommandLine.arguments.dropFirst()).map { $0.contains(" ") ? "\"\($0)\"" : $0 }.joined(separator: " ")
         do {

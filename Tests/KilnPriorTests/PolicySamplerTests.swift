@@ -284,3 +284,36 @@ struct LinkedSamplingTests {
         #expect(pairs.map(\.winner) == [2, 3] && pairs.map(\.loser) == [4, 5])
     }
 }
+
+@Suite("Tuner checkpoints and the moving average")
+struct TunerCheckpointTests {
+    @Test("with --ema-decay the averaged weights are swapped in and back; a checkpoint restores weights, moments, RNG and the average")
+    func emaCheckpoint() throws {
+        var settings = TuningSettings()
+        (settings.steps, settings.samplesPerCondition, settings.learningRate, settings.emaDecay) = (2, 2, 1e-3, 0.9)
+        let reward = TuningReward(score: { _, images in (0..<images.shape[0]).map { Float($0) } })
+        let conditions: [TuningCondition] = [("a red snowman", ViewConditioning())]
+        let trainer = try DDPOTrainer(pipeline: try PriorPipeline(folder: PriorPipelineTests.tiny), settings: settings, seed: 3)
+        for _ in 0..<3 { _ = try trainer.epoch(conditions: conditions, reward: reward) }
+        let trained = trainer.optimizer.parameters.map(\.value.storage)
+        let averaged = trainer.withAveragedWeights { trainer.optimizer.parameters.map(\.value.storage) }
+        #expect(averaged == trainer.ema!.shadow.map(\.storage) && averaged != trained)
+        #expect(trainer.optimizer.parameters.map(\.value.storage) == trained)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-tuner-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        do {
+            try trainer.saveCheckpoint(to: folder)
+            let again = try DDPOTrainer(pipeline: try PriorPipeline(folder: PriorPipelineTests.tiny), settings: settings, seed: 99)
+            try again.restore(from: folder)
+            #expect(again.epochs == 3 && again.ema!.optimizationStep == trainer.ema!.optimizationStep)
+            #expect(again.ema!.shadow.map(\.storage) == trainer.ema!.shadow.map(\.storage) && again.optimizer.parameters.map(\.value.storage) == trained)
+            let a = try trainer.epoch(conditions: conditions, reward: reward), b = try again.epoch(conditions: conditions, reward: reward)
+            #expect(a == b && again.ema!.shadow.map(\.storage) == trainer.ema!.shadow.map(\.storage))
+            var plain = settings
+            plain.emaDecay = nil
+            let noAverage = try DDPOTrainer(pipeline: try PriorPipeline(folder: PriorPipelineTests.tiny), settings: plain, seed: 1)
+            try noAverage.saveCheckpoint(to: folder.appendingPathComponent("plain"))
+            #expect(throws: PriorConfigError.self) { try again.restore(from: folder.appendingPathComponent("plain")) }
+        }
+    }
+}

@@ -19,6 +19,7 @@ public final class DDPOTrainer {
     public let reference: UNet2DConditionModel?
     public var rng: RNG
     public var epochs = 0
+    public let ema: EMA?
 
     public init(pipeline: PriorPipeline, settings: TuningSettings, seed: UInt64) throws {
         sampler = try PolicySampler(pipeline: pipeline, steps: settings.steps, eta: settings.eta, guidanceScale: settings.guidanceScale)
@@ -26,6 +27,7 @@ public final class DDPOTrainer {
         optimizer = Adam(parameters: pipeline.unet.namedParameters.map(\.parameter),
                          configuration: .adamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay))
         rng = RNG(seed: seed)
+        ema = settings.makeEMA(optimizer.parameters)
         if settings.klCoefficient > 0 {
             reference = pipeline.unet.copy()
         } else {
@@ -94,7 +96,7 @@ public final class DDPOTrainer {
                 }
             }
             _ = clipGradientNorm(parameters, maxNorm: settings.maxGradNorm)
-            optimizer.step()
+            step()
         }
         epochs += 1
         let (mean, std) = TuningEpochReport.statistics(rewards)

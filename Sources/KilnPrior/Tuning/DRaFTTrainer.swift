@@ -19,19 +19,21 @@ public final class DRaFTTrainer {
     public let maxGradNorm: Float
     public var rng: RNG
     public var epochs = 0
+    public let ema: EMA?
     let scheduler: DDIMScheduler
 
     public init(pipeline: PriorPipeline, steps: Int, truncation: Int, guidanceScale: Double, learningRate: Double, weightDecay: Double = 1e-4,
-                maxGradNorm: Float = 1, seed: UInt64) throws {
+                maxGradNorm: Float = 1, emaDecay: Float? = nil, seed: UInt64) throws {
         guard truncation >= 1 else { throw TuningError.invalidSetting("DRaFT's K (the steps the gradient flows through) must be at least 1, got \(truncation)") }
         var scheduler = try DDIMScheduler(config: pipeline.schedulerConfig)
         try scheduler.setTimesteps(steps)
         guard !pipeline.schedulerConfig.thresholding else { throw SchedulerError.thresholdingWithLogProb }
         (self.pipeline, self.steps, self.truncation, self.guidanceScale, self.maxGradNorm, self.scheduler) =
             (pipeline, steps, min(truncation, steps), guidanceScale, maxGradNorm, scheduler)
-        optimizer = Adam(parameters: pipeline.unet.namedParameters.map(\.parameter),
-                         configuration: .adamW(learningRate: learningRate, weightDecay: weightDecay))
+        let parameters = pipeline.unet.namedParameters.map(\.parameter)
+        optimizer = Adam(parameters: parameters, configuration: .adamW(learningRate: learningRate, weightDecay: weightDecay))
         rng = RNG(seed: seed)
+        ema = emaDecay.map { EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: $0)) }
     }
 
     /// The DDIM step (η = 0) x_p = √ᾱ_p·x̂₀ + √(1 − ᾱ_p)·ε̂ as a function of the sample x_t and
@@ -68,7 +70,7 @@ public final class DRaFTTrainer {
     public func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport {
         let rewards = try accumulateGradient(conditions: conditions, reward: reward, rng: &rng)
         _ = clipGradientNorm(optimizer.parameters, maxNorm: maxGradNorm)
-        optimizer.step()
+        step()
         epochs += 1
         let (mean, std) = TuningEpochReport.statistics(rewards)
         return TuningEpochReport(meanReward: mean, rewardStd: std, loss: -mean)

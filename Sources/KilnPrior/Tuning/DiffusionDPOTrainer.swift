@@ -20,6 +20,7 @@ public final class DiffusionDPOTrainer {
     public let reference: UNet2DConditionModel
     public var rng: RNG
     public var epochs = 0
+    public let ema: EMA?
 
     public init(pipeline: PriorPipeline, settings: TuningSettings, seed: UInt64) throws {
         guard settings.samplesPerCondition >= 2 else {
@@ -34,6 +35,7 @@ public final class DiffusionDPOTrainer {
                          configuration: .adamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay))
         reference = pipeline.unet.copy()
         rng = RNG(seed: seed)
+        ema = settings.makeEMA(optimizer.parameters)
     }
 
     /// Preference pairs: per group of `groupSize` samples (units of `links` linked samples), the
@@ -126,7 +128,7 @@ public final class DiffusionDPOTrainer {
             accuracy += r.accuracy / Float(draws)
         }
         _ = clipGradientNorm(parameters, maxNorm: settings.maxGradNorm)
-        optimizer.step()
+        step()
         report.loss = loss
         report.preferenceAccuracy = accuracy
         return report

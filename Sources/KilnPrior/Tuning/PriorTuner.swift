@@ -29,6 +29,10 @@ public struct TuningSettings: Sendable, Equatable, Codable {
     public var dpoBeta: Float = 5000
     /// Diffusion-DPO: noise levels (t, ε) drawn per pair in an epoch.
     public var dpoNoiseDraws = 4
+    /// All methods: the largest decay of an exponential moving average of the UNet's weights
+    /// (diffusers' EMAModel warm-up (1 + s)/(10 + s) below it), which is what the tuned prior
+    /// keeps; nil: the weights as trained.
+    public var emaDecay: Float? = nil
 
     public init() {}
 }
@@ -124,11 +128,30 @@ public protocol PriorTuner: AnyObject {
     var rng: RNG { get set }
     /// Epochs completed (restored from a checkpoint).
     var epochs: Int { get set }
+    /// The moving average of the weights, when the settings ask for one.
+    var ema: EMA? { get }
     /// One epoch on `conditions`: sample, score with `reward`, update the UNet.
     func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport
 }
 
 extension PriorTuner {
+    /// One optimiser step, folded into the moving average.
+    func step() {
+        optimizer.step()
+        ema?.update(optimizer.parameters)
+    }
+
+    /// Runs `body` with the UNet holding the averaged weights (when averaging), then puts the
+    /// trained weights back.
+    public func withAveragedWeights<T>(_ body: () throws -> T) rethrows -> T {
+        guard let ema else { return try body() }
+        let parameters = optimizer.parameters
+        let trained = parameters.map(\.value)
+        ema.copy(to: parameters)
+        defer { for (p, v) in zip(parameters, trained) { p.load(v, name: "trained weights") } }
+        return try body()
+    }
+
     /// Writes the checkpoint to `folder` (each file atomically, `state.json` last).
     public func saveCheckpoint(to folder: URL) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -140,7 +163,12 @@ extension PriorTuner {
         }
         try weights.write(to: folder.appendingPathComponent("unet.safetensors"))
         try moments.write(to: folder.appendingPathComponent("adam.safetensors"))
-        try AtomicFile.write(try JSONEncoder().encode(TunerState(epochs: epochs, rng: rng, adamStep: optimizer.stepCount)),
+        if let ema {
+            var average = SafeTensorsWriter()
+            for ((name, p), value) in zip(unet.namedParameters, ema.shadow) { try average.add(name, shape: p.shape, values: value.storage) }
+            try average.write(to: folder.appendingPathComponent("ema.safetensors"))
+        }
+        try AtomicFile.write(try JSONEncoder().encode(TunerState(epochs: epochs, rng: rng, adamStep: optimizer.stepCount, emaStep: ema?.optimizationStep)),
                              to: folder.appendingPathComponent("state.json"))
     }
 
@@ -160,6 +188,14 @@ extension PriorTuner {
             second.append(Tensor(shape: p.shape, storage: try moments.expect("v." + name, shape: p.shape)))
         }
         optimizer.restore(stepCount: state.adamStep, firstMoments: first, secondMoments: second)
+        if let ema {
+            guard let step = state.emaStep else {
+                throw PriorConfigError(source: stateURL.path, key: "emaStep", problem: "is missing: the checkpoint was written without a moving average", fix: "resume with the settings it was started with")
+            }
+            let average = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("ema.safetensors"))
+            ema.restore(shadow: try unet.namedParameters.map { Tensor(shape: $0.parameter.shape, storage: try average.expect($0.name, shape: $0.parameter.shape)) },
+                        optimizationStep: step)
+        }
         (epochs, rng) = (state.epochs, state.rng)
     }
 }
@@ -181,6 +217,14 @@ struct TunerState: Codable {
     var epochs: Int
     var rng: RNG
     var adamStep: Int
+    var emaStep: Int?
+}
+
+extension TuningSettings {
+    /// The moving average these settings ask for, over `parameters`.
+    func makeEMA(_ parameters: [Parameter]) -> EMA? {
+        emaDecay.map { EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: $0)) }
+    }
 }
 
 extension UNet2DConditionModel {

@@ -91,7 +91,7 @@ public struct PriorTuningJob {
             return try DiffusionDPOTrainer(pipeline: pipeline, settings: settings, seed: seed)
         case .draft:
             return try DRaFTTrainer(pipeline: pipeline, steps: settings.steps, truncation: draftSteps, guidanceScale: settings.guidanceScale,
-                                    learningRate: settings.learningRate, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm, seed: seed)
+                                    learningRate: settings.learningRate, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm, emaDecay: settings.emaDecay, seed: seed)
         }
     }
 
@@ -153,7 +153,7 @@ public struct PriorTuningJob {
         say("tuning \(pipeline.unet.parameterCount) UNet parameters with \(method.rawValue): \(conditionsPerEpoch) conditions × \(samplesPerCondition) samples an epoch, reward \(mix.description)")
         func save() throws {
             try trainer.saveCheckpoint(to: checkpoint)
-            try writeWeights(pipeline, to: output)
+            try trainer.withAveragedWeights { try writeWeights(pipeline, to: output) }
             try AtomicFile.write(try JSONEncoder.pretty.encode(TuningLog(before: before, epochs: rows)), to: log)
             let points = rows.map { (x: Double($0.epoch), y: Double($0.report.meanReward)) }
             if !points.isEmpty {
@@ -175,8 +175,10 @@ public struct PriorTuningJob {
             if trainer.epochs % checkpointEvery == 0 || trainer.epochs == epochs { try save() }
         }
         var after: [String: Evaluation] = [:]
-        after["training rewards"] = try evaluate(pipeline, mix: mix)
-        if let judgeMix { after["held-out judge"] = try evaluate(pipeline, mix: judgeMix) }
+        try trainer.withAveragedWeights {
+            after["training rewards"] = try evaluate(pipeline, mix: mix)
+            if let judgeMix { after["held-out judge"] = try evaluate(pipeline, mix: judgeMix) }
+        }
         try save()
         try AtomicFile.write(Data(card(before: before, after: after, rows: rows).utf8), to: output.appendingPathComponent("README.md"))
         for (name, b) in before.sorted(by: { $0.key < $1.key }) {
@@ -198,6 +200,7 @@ public struct PriorTuningJob {
     /// How the method was run, for the card.
     var methodSummary: String {
         let sampling = "\(settings.steps) DDIM steps, guidance \(settings.guidanceScale), reward \(reward), AdamW at \(settings.learningRate)"
+            + (settings.emaDecay.map { ", the weights' moving average (decay up to \($0)) kept" } ?? "")
         switch method {
         case .ddpo, .grpo:
             return "\(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), PPO clip \(settings.clipRange)"

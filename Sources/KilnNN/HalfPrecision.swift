@@ -1,3 +1,6 @@
+import CKilnKernels
+import KilnCore
+
 /// Bit-exact conversions between `Float` and the 16-bit float formats of weight files.
 ///
 /// - IEEE 754 binary16 (`F16`): 1 sign, 5 exponent (bias 15), 10 mantissa bits; subnormals down to
@@ -74,5 +77,88 @@ public enum HalfPrecision {
     @inlinable
     public static func float(bfloat16Bits b: UInt16) -> Float {
         Float(bitPattern: UInt32(b) << 16)
+    }
+}
+
+extension HalfPrecision {
+    /// A 16-bit float format.
+    public enum Format: String, Sendable, Hashable {
+        /// IEEE 754 binary16 (safetensors `F16`).
+        case binary16
+        /// bfloat16 (safetensors `BF16`).
+        case bfloat16
+    }
+
+    /// The exact `Float` of a bit pattern in `format` (the reference for `widen`).
+    @inlinable
+    public static func float(bits: UInt16, format: Format) -> Float {
+        format == .binary16 ? float(float16Bits: bits) : float(bfloat16Bits: bits)
+    }
+
+    /// The bit pattern in `format` nearest to `x` (ties to even).
+    @inlinable
+    public static func bits(_ x: Float, format: Format) -> UInt16 {
+        format == .binary16 ? float16Bits(x) : bfloat16Bits(x)
+    }
+
+    /// Widens `count` values from `source` into `destination` (exact): the C kernel (F16C where the
+    /// CPU has it), split across `threads` for large blocks.
+    public static func widen(_ source: UnsafePointer<UInt16>, format: Format, count: Int,
+                             into destination: UnsafeMutablePointer<Float>, threads: Int = 1) {
+        nonisolated(unsafe) let (source, destination) = (source, destination)
+        let chunk = 1 << 20
+        let chunks = (count + chunk - 1) / chunk
+        @Sendable func run(_ range: Range<Int>) {
+            for c in range {
+                let start = c * chunk, n = min(chunk, count - start)
+                switch format {
+                case .binary16: kiln_f16_to_f32(source + start, destination + start, n)
+                case .bfloat16: kiln_bf16_to_f32(source + start, destination + start, n)
+                }
+            }
+        }
+        if threads > 1 && chunks > 1 {
+            parallelFor(chunks, threads: threads) { run($0) }
+        } else if chunks > 0 {
+            run(0..<chunks)
+        }
+    }
+}
+
+/// A tensor stored as 16-bit floats: half the memory of a `Tensor`, widened exactly to one on
+/// demand. Model weights read from F16 or BF16 files stay in this form (see `Parameter`).
+public struct HalfTensor: Sendable {
+    public let shape: [Int]
+    public let format: HalfPrecision.Format
+    /// The bit patterns, row-major.
+    public let bits: [UInt16]
+
+    /// - Precondition: `bits.count` is the product of `shape`.
+    public init(shape: [Int], format: HalfPrecision.Format, bits: [UInt16]) {
+        precondition(bits.count == shape.reduce(1, *), "HalfTensor: \(bits.count) values for shape \(shape)")
+        self.shape = shape
+        self.format = format
+        self.bits = bits
+    }
+
+    /// `x` rounded to `format` (ties to even).
+    public init(_ x: Tensor, format: HalfPrecision.Format) {
+        self.init(shape: x.shape, format: format, bits: x.storage.map { HalfPrecision.bits($0, format: format) })
+    }
+
+    public var count: Int { bits.count }
+
+    /// The exact `Float` tensor.
+    public func widened(threads: Int = BLAS.threadCount) -> Tensor {
+        let values = [Float](unsafeUninitializedCapacity: bits.count) { out, initialized in
+            bits.withUnsafeBufferPointer { src in
+                if let s = src.baseAddress, let d = out.baseAddress {
+                    HalfPrecision.widen(s, format: format, count: bits.count, into: d,
+                                        threads: bits.count >= 1 << 21 ? threads : 1)
+                }
+            }
+            initialized = bits.count
+        }
+        return Tensor(shape: shape, storage: values)
     }
 }

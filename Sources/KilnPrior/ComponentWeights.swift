@@ -133,6 +133,22 @@ public final class ComponentWeights {
         return try files[i].expect(name, shape: shape)
     }
 
+    /// Loads tensor `name` into `parameter`: F16 and BF16 stay 16-bit in memory (widened exactly
+    /// each time a layer reads them, half the memory of `Float`; see `Parameter`), other dtypes
+    /// are converted to `Float`.
+    /// - Throws: as `expect`.
+    public func load(_ name: String, into parameter: Parameter) throws {
+        guard let i = fileOfTensor[name] else {
+            throw SafeTensorsError.tensorNotFound(source: source, name: name,
+                                                  closeNames: SafeTensorsFile.closeNames(to: name, among: names))
+        }
+        if let half = try files[i].expectHalf(name, shape: parameter.shape) {
+            parameter.loadHalf(half, name: name)
+        } else {
+            parameter.load(Tensor(shape: parameter.shape, storage: try files[i].expect(name, shape: parameter.shape)), name: name)
+        }
+    }
+
     // MARK: Finding
 
     /// Chooses the weight files of a component folder without opening them.

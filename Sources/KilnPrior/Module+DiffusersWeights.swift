@@ -1,7 +1,8 @@
 import KilnNN
 
 extension Module {
-    /// Replaces every parameter with the tensor of the same name (F32, F16 or BF16), as a diffusers
+    /// Replaces every parameter with the tensor of the same name (F32, or F16 and BF16 kept 16-bit
+    /// in memory), as a diffusers
     /// model folder stores them (`diffusion_pytorch_model.safetensors`, a variant or shards: see
     /// `ComponentWeights`).
     /// - Parameter model: what the weights are for, in errors ("UNet", "VAE").
@@ -11,8 +12,7 @@ extension Module {
     func loadDiffusersWeights(from weights: ComponentWeights, model: String) throws {
         let named = namedParameters
         for (name, parameter) in named {
-            let values = try weights.expect(name, shape: parameter.shape)
-            parameter.load(Tensor(shape: parameter.shape, storage: values), name: name)
+            try weights.load(name, into: parameter)
         }
         let known = Set(named.map(\.name))
         let extra = weights.names.filter { !known.contains($0) }.sorted()

@@ -49,6 +49,10 @@ struct LayerTests {
         // Rectangular kernel, no padding; kernel wider than the unpadded image.
         Conv2dGeometry(batch: 1, inChannels: 2, height: 4, width: 5, outChannels: 3, kernelHeight: 2, kernelWidth: 3, stride: 2, padding: 0),
         Conv2dGeometry(batch: 2, inChannels: 1, height: 3, width: 3, outChannels: 2, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 1),
+        // Bands of 2 rows and of 1 row: the backward pass folds bands in 3 and 5 phases so that
+        // no two running at once add into the same input row.
+        Conv2dGeometry(batch: 1, inChannels: 64, height: 12, width: 200, outChannels: 3, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        Conv2dGeometry(batch: 2, inChannels: 64, height: 7, width: 300, outChannels: 2, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 2),
     ]
 
     @Test("Conv2d (im2col + sgemm) against direct loops", arguments: convolutions)
@@ -71,6 +75,54 @@ struct LayerTests {
         layer.zeroGradients()
         layer.accumulateParameterGradients(input: input, outputGradient: tensor(dy, outShape))
         expectClose(layer.weight.gradient, ref.weight, tolerance: tolerance, "dW (parameters only)")
+    }
+
+    @Test("Frozen parameters: the same input gradients, no parameter gradient computed or stored")
+    func frozenParameters() {
+        var rng = RNG(seed: 9)
+        for g in [LayerTests.convolutions[0], LayerTests.convolutions[4], LayerTests.convolutions[11]] {
+            let layer = Conv2d(inChannels: g.inChannels, outChannels: g.outChannels, kernelSize: g.kernelHeight,
+                               stride: g.stride, padding: g.padding, rng: &rng)
+            let x = tensor(randomValues(g.batch * g.inChannels * g.height * g.width, seed: 10), [g.batch, g.inChannels, g.height, g.width])
+            let dy = tensor(randomValues(g.batch * g.outChannels * g.outHeight * g.outWidth, seed: 11), [g.batch, g.outChannels, g.outHeight, g.outWidth])
+            let trained = layer.backward(input: x, outputGradient: dy)
+            layer.setRequiresGradient(false)
+            #expect(!layer.weight.hasGradient && !layer.bias!.hasGradient)
+            let frozen = layer.backward(input: x, outputGradient: dy)
+            #expect(frozen.storage == trained.storage, "Conv2d \(g): the input gradient does not depend on freezing")
+            #expect(!layer.weight.hasGradient && !layer.bias!.hasGradient, "Conv2d \(g) stored a frozen gradient")
+        }
+        let linear = Linear(inFeatures: 5, outFeatures: 3, rng: &rng)
+        let x = tensor(randomValues(10, seed: 12), [2, 5]), dy = tensor(randomValues(6, seed: 13), [2, 3])
+        let trained = linear.backward(input: x, outputGradient: dy)
+        linear.setRequiresGradient(false)
+        #expect(linear.backward(input: x, outputGradient: dy).storage == trained.storage)
+        #expect(!linear.weight.hasGradient && !linear.bias!.hasGradient)
+        let norms: [(any Module, Tensor, (Tensor) -> Tensor)] = {
+            let group = GroupNorm(groups: 2, channels: 4)
+            let layer = LayerNorm(features: 5)
+            let gx = tensor(randomValues(2 * 4 * 9, seed: 14), [2, 4, 3, 3]), lx = tensor(randomValues(10, seed: 15), [2, 5])
+            return [
+                (group, gx, { group.backward(input: gx, outputGradient: $0) }),
+                (layer, lx, { layer.backward(input: lx, outputGradient: $0) }),
+            ]
+        }()
+        for (module, x, backward) in norms {
+            let dy = tensor(randomValues(x.count, seed: 16), x.shape)
+            let trained = backward(dy)
+            module.setRequiresGradient(false)
+            #expect(backward(dy).storage == trained.storage)
+            #expect(module.parameters.allSatisfy { !$0.hasGradient })
+        }
+        // A frozen parameter is left alone by Adam.
+        let frozen = Parameter(Tensor(shape: [2], storage: [1, 2])), free = Parameter(Tensor(shape: [2], storage: [1, 2]))
+        frozen.requiresGradient = false
+        frozen.setGradient(Tensor(shape: [2], storage: [1, 1]))
+        free.setGradient(Tensor(shape: [2], storage: [1, 1]))
+        let adam = Adam(parameters: [frozen, free], configuration: .init(learningRate: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, decoupledWeightDecay: true))
+        adam.step()
+        #expect(frozen.value.storage == [1, 2])
+        #expect(free.value.storage != [1, 2])
     }
 
     @Test("Conv2d without bias; PyTorch's initialisation bound")

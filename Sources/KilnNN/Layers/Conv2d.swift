@@ -205,25 +205,43 @@ public final class Conv2d: Module {
     func backward(_ x: Tensor, _ dy: Tensor, inputGradient: Bool) -> Tensor? {
         let g = geometry(for: x, "Conv2d.backward (input)")
         dy.checkShape([g.batch, outChannels, g.outHeight, g.outWidth], "Conv2d.backward (output gradient)")
+        let weightGradient = weight.requiresGradient, biasGradient = bias?.requiresGradient ?? false
+        if g.outHeight * g.outWidth >= Conv2d.bandedPixels {
+            var dx = [Float](repeating: 0, count: inputGradient ? x.count : 0)  // col2im adds into dx
+            if dy.count > 0 && x.count > 0 && (inputGradient || weightGradient || biasGradient) {
+                dx.withUnsafeMutableBufferPointer { pdx in
+                    backwardBanded(x, dy, g, weightGradient: weightGradient, biasGradient: biasGradient,
+                                   inputGradient: inputGradient ? pdx.baseAddress! : nil)
+                }
+            }
+            return inputGradient ? Tensor(shape: x.shape, storage: dx) : nil
+        }
+        if !weightGradient && !biasGradient && !inputGradient { return nil }
         let (o, k, p) = (outChannels, g.patchSize, g.outHeight * g.outWidth)
         // col2im adds into dx, so it starts at zero.
         var dxStorage = [Float](repeating: 0, count: inputGradient ? x.count : 0)
         if dy.count == 0 || x.count == 0 { return inputGradient ? Tensor(shape: x.shape, storage: dxStorage) : nil }
         let group = Conv2d.samplesPerProduct(batch: g.batch, pixels: p)
         let pointwise = isPointwise
-        var col = [Float](unsafeUninitializedCapacity: pointwise && group == 1 ? 0 : k * group * p) { $1 = $0.count }
+        var col = [Float](unsafeUninitializedCapacity: !weightGradient || (pointwise && group == 1) ? 0 : k * group * p) { $1 = $0.count }
         var dyGroup = [Float](unsafeUninitializedCapacity: group == 1 ? 0 : o * group * p) { $1 = $0.count }
         var dcol = [Float](unsafeUninitializedCapacity: inputGradient && !(pointwise && group == 1) ? k * group * p : 0) { $1 = $0.count }
         x.withUnsafeBufferPointer { px in
             dy.withUnsafeBufferPointer { pdy in
                 weight.value.withUnsafeBufferPointer { pw in
-                    weight.gradient.withUnsafeMutableBufferPointer { pgw in
+                    var unused = [Float]()
+                    func gradientBuffer(_ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
+                        if weightGradient { weight.gradient.withUnsafeMutableBufferPointer { body($0) } } else { unused.withUnsafeMutableBufferPointer { body($0) } }
+                    }
+                    gradientBuffer { pgw in
                         for n0 in Swift.stride(from: 0, to: g.batch, by: group) {
                             let samples = min(group, g.batch - n0)
                             let columns = samples * p
                             col.withUnsafeMutableBufferPointer { pc in
                                 dyGroup.withUnsafeMutableBufferPointer { pg in
-                                    let source = Conv2d.unfolded(px.baseAddress!, g, firstSample: n0, samples: samples, pointwise: pointwise, scratch: pc)
+                                    let source = weightGradient
+                                        ? Conv2d.unfolded(px.baseAddress!, g, firstSample: n0, samples: samples, pointwise: pointwise, scratch: pc)
+                                        : px.baseAddress!  // not read
                                     let upstream: UnsafePointer<Float>
                                     if samples == 1 {
                                         upstream = pdy.baseAddress! + n0 * o * p
@@ -232,10 +250,14 @@ public final class Conv2d: Module {
                                         upstream = UnsafePointer(pg.baseAddress!)
                                     }
                                     // dW[O, K] += dy[O, cols]·colᵀ[cols, K]
-                                    Matmul.sgemm(transposeB: true, m: o, n: k, k: columns, a: upstream, lda: columns,
-                                                 b: source, ldb: columns, beta: 1, c: pgw.baseAddress!, ldc: k)
-                                    bias?.gradient.withUnsafeMutableBufferPointer { pgb in
-                                        Matmul.accumulateRowSums(upstream, rows: o, columns: columns, into: pgb.baseAddress!)
+                                    if weightGradient {
+                                        Matmul.sgemm(transposeB: true, m: o, n: k, k: columns, a: upstream, lda: columns,
+                                                     b: source, ldb: columns, beta: 1, c: pgw.baseAddress!, ldc: k)
+                                    }
+                                    if biasGradient {
+                                        bias!.gradient.withUnsafeMutableBufferPointer { pgb in
+                                            Matmul.accumulateRowSums(upstream, rows: o, columns: columns, into: pgb.baseAddress!)
+                                        }
                                     }
                                     guard inputGradient else { return }
                                     dxStorage.withUnsafeMutableBufferPointer { pdx in
@@ -259,6 +281,124 @@ public final class Conv2d: Module {
             }
         }
         return inputGradient ? Tensor(shape: x.shape, storage: dxStorage) : nil
+    }
+
+    /// Large images: the adjoint of `forwardBanded`, one task per (sample, band of output rows)
+    /// with per-thread scratch, so no unfolding of a whole image is ever held (at 512², 128
+    /// channels, that would be 1.2 GB for the patches and as much for their gradient). Each
+    /// thread adds ∂W and ∂b of its bands into its own partial sums, added in thread order at the
+    /// end; ∂x bands are folded straight into dx, in phases of bands far enough apart that no two
+    /// running at once touch the same input row.
+    func backwardBanded(_ x: Tensor, _ dy: Tensor, _ g: Conv2dGeometry, weightGradient: Bool, biasGradient: Bool,
+                        inputGradient dx: UnsafeMutablePointer<Float>?) {
+        let (o, k, wo, p) = (outChannels, g.patchSize, g.outWidth, g.outHeight * g.outWidth)
+        let bandRows = max(1, min(g.outHeight, Conv2d.bandColumns(patchSize: k) / wo))
+        let bandsPerSample = (g.outHeight + bandRows - 1) / bandRows
+        // Band b reads input rows b·R·s − p ... (b·R + R − 1)·s − p + kh − 1; band b + m starts
+        // past them when m·R·s > (R − 1)·s + kh − 1.
+        let phases = dx == nil ? 1 : ((bandRows - 1) * stride + kernelHeight - 1) / (bandRows * stride) + 1
+        let pointwise = isPointwise
+        let threads = max(1, min(BLAS.threadCount, g.batch * bandsPerSample))
+        let partialSize = (weightGradient ? o * k : 0) + (biasGradient ? o : 0)
+        var partials = [Float](repeating: 0, count: threads * partialSize)
+        x.withUnsafeBufferPointer { px in
+            dy.withUnsafeBufferPointer { pdy in
+                weight.value.withUnsafeBufferPointer { pw in
+                    partials.withUnsafeMutableBufferPointer { pp in
+                        nonisolated(unsafe) let (px, pdy, pw, pp, dx) = (px.baseAddress!, pdy.baseAddress!, pw.baseAddress!, pp.baseAddress!, dx)
+                        for phase in 0..<phases {
+                            let bands = (bandsPerSample - phase + phases - 1) / phases
+                            parallelForChunks(g.batch * bands, threads: threads) { chunk, range in
+                                let colCount = weightGradient && !pointwise ? k * bandRows * wo : 0
+                                let dcolCount = dx != nil && !pointwise ? k * bandRows * wo : 0
+                                var scratch = [Float](unsafeUninitializedCapacity: colCount + dcolCount) { $1 = $0.count }
+                                scratch.withUnsafeMutableBufferPointer { ps in
+                                    let col = ps.baseAddress!, dcol = ps.baseAddress! + colCount
+                                    let dW = pp + chunk * partialSize, db = dW + (weightGradient ? o * k : 0)
+                                    for task in range {
+                                        let (n, index) = task.quotientAndRemainder(dividingBy: bands)
+                                        let i0 = (index * phases + phase) * bandRows
+                                        let rows = min(bandRows, g.outHeight - i0), columns = rows * wo
+                                        let upstream = pdy + n * o * p + i0 * wo  // [O, columns], rows p apart
+                                        if weightGradient {
+                                            let source: UnsafePointer<Float>, ldb: Int
+                                            if pointwise {
+                                                (source, ldb) = (px + n * k * p + i0 * wo, p)
+                                            } else {
+                                                Conv2d.im2colBand(px, g, sample: n, firstRow: i0, rows: rows, into: col)
+                                                (source, ldb) = (UnsafePointer(col), columns)
+                                            }
+                                            // dW[O, K] += dy[O, cols]·colᵀ[cols, K]
+                                            Matmul.sgemm(transposeB: true, m: o, n: k, k: columns, a: upstream, lda: p,
+                                                         b: source, ldb: ldb, beta: 1, c: dW, ldc: k, threads: 1)
+                                        }
+                                        if biasGradient {
+                                            for c in 0..<o { db[c] += Float(VectorMath.sum(upstream + c * p, columns)) }
+                                        }
+                                        guard let dx else { continue }
+                                        if pointwise {
+                                            // dx[n][C, band] += Wᵀ[C, O]·dy[O, band]
+                                            Matmul.sgemm(transposeA: true, m: k, n: columns, k: o, a: pw, lda: k, b: upstream, ldb: p,
+                                                         beta: 1, c: dx + n * k * p + i0 * wo, ldc: p, threads: 1)
+                                        } else {
+                                            Matmul.sgemm(transposeA: true, m: k, n: columns, k: o, a: pw, lda: k, b: upstream, ldb: p,
+                                                         c: dcol, ldc: columns, threads: 1)
+                                            Conv2d.col2imBand(dcol, g, sample: n, firstRow: i0, rows: rows, into: dx)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if weightGradient {
+            weight.gradient.withUnsafeMutableBufferPointer { pgw in
+                for t in 0..<threads { for i in 0..<(o * k) { pgw[i] += partials[t * partialSize + i] } }
+            }
+        }
+        if biasGradient, let bias {
+            let offset = weightGradient ? o * k : 0
+            bias.gradient.withUnsafeMutableBufferPointer { pgb in
+                for t in 0..<threads { for c in 0..<o { pgb[c] += partials[t * partialSize + offset + c] } }
+            }
+        }
+    }
+
+    /// The adjoint of `im2colBand`: adds a band's patch gradients `[C·kh·kw, rows·Wo]` back into
+    /// sample `sample` of dx `[N, C, H, W]`, on the calling thread.
+    static func col2imBand(_ dcol: UnsafePointer<Float>, _ g: Conv2dGeometry, sample: Int, firstRow: Int, rows: Int,
+                           into dx: UnsafeMutablePointer<Float>) {
+        let wo = g.outWidth, columns = rows * wo, taps = g.kernelHeight * g.kernelWidth
+        for r in 0..<g.patchSize {
+            let c = r / taps, u = r / g.kernelWidth % g.kernelHeight, v = r % g.kernelWidth
+            let (jLow, jHigh) = g.validOutputColumns(tap: v)
+            let plane = dx + (sample * g.inChannels + c) * g.height * g.width
+            for i in 0..<rows {
+                let yy = (firstRow + i) * g.stride - g.padding + u
+                guard yy >= 0 && yy < g.height else { continue }
+                addRow(dcol + r * columns + i * wo, into: plane + yy * g.width - g.padding + v, columns: (jLow, jHigh), stride: g.stride)
+            }
+        }
+    }
+
+    /// dst[j·stride] += src[j] for j in `columns`.
+    @inline(__always)
+    static func addRow(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, columns: (low: Int, high: Int), stride: Int) {
+        let (jLow, jHigh) = columns
+        if stride == 1 {
+            var j = jLow
+            while j + 16 <= jHigh {
+                let a = UnsafeRawPointer(dst + j).loadUnaligned(as: SIMD16<Float>.self)
+                let b = UnsafeRawPointer(src + j).loadUnaligned(as: SIMD16<Float>.self)
+                UnsafeMutableRawPointer(dst + j).storeBytes(of: a + b, as: SIMD16<Float>.self)
+                j += 16
+            }
+            while j < jHigh { dst[j] += src[j]; j += 1 }
+        } else {
+            for j in jLow..<jHigh { dst[j * stride] += src[j] }
+        }
     }
 
     // MARK: Unfolding
@@ -340,20 +480,7 @@ public final class Conv2d: Module {
                         for i in 0..<ho {
                             let yy = i * g.stride - g.padding + u
                             guard yy >= 0 && yy < g.height else { continue }
-                            let src = rowBase + i * wo
-                            let dst = plane + yy * g.width - g.padding + v
-                            if g.stride == 1 {
-                                var j = jLow
-                                while j + 16 <= jHigh {
-                                    let a = UnsafeRawPointer(dst + j).loadUnaligned(as: SIMD16<Float>.self)
-                                    let b = UnsafeRawPointer(src + j).loadUnaligned(as: SIMD16<Float>.self)
-                                    UnsafeMutableRawPointer(dst + j).storeBytes(of: a + b, as: SIMD16<Float>.self)
-                                    j += 16
-                                }
-                                while j < jHigh { dst[j] += src[j]; j += 1 }
-                            } else {
-                                for j in jLow..<jHigh { dst[j * g.stride] += src[j] }
-                            }
+                            addRow(rowBase + i * wo, into: plane + yy * g.width - g.padding + v, columns: (jLow, jHigh), stride: g.stride)
                         }
                     }
                 }

@@ -52,6 +52,7 @@ public final class Embedding: Module {
     public func backward(indices: [Int], outputGradient dy: Tensor) {
         precondition(dy.rank >= 1 && dy.shape.last == dim, "Embedding.backward: expected gradient [..., \(dim)], got \(dy.shape)")
         check(indices, Array(dy.shape.dropLast()), "Embedding.backward")
+        guard weight.requiresGradient else { return }
         let d = dim
         dy.withUnsafeBufferPointer { pdy in
             weight.gradient.withUnsafeMutableBufferPointer { pg in

@@ -146,7 +146,7 @@ public final class GroupNorm: Module {
                 }
             }
         }
-        if let weight, let bias {
+        if let weight, let bias, weight.requiresGradient || bias.requiresGradient {
             for n in 0..<batch {
                 for c in 0..<channels {
                     weight.gradient.storage[c] += sumDyXhat[n * channels + c]

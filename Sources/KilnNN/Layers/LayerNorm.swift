@@ -124,7 +124,7 @@ public final class LayerNorm: Module {
                 }
             }
         }
-        if let weight, let bias {
+        if let weight, let bias, weight.requiresGradient || bias.requiresGradient {
             weight.gradient.withUnsafeMutableBufferPointer { pw in
                 bias.gradient.withUnsafeMutableBufferPointer { pb in
                     for part in partials {

@@ -86,7 +86,8 @@ public final class Linear: Module {
         return dx
     }
 
-    /// The parameter half of `backward`, for a layer whose input needs no gradient.
+    /// The parameter half of `backward`, for a layer whose input needs no gradient (nothing for a
+    /// frozen parameter: see `Parameter.requiresGradient`).
     public func accumulateParameterGradients(input x: Tensor, outputGradient dy: Tensor) {
         checkInput(x, "Linear.backward (input)")
         dy.checkShape(x.shape.dropLast().map { $0 } + [outFeatures], "Linear.backward (output gradient)")
@@ -94,14 +95,17 @@ public final class Linear: Module {
         if rows == 0 { return }
         let (i, o) = (inFeatures, outFeatures)
         dy.withUnsafeBufferPointer { pdy in
-            x.withUnsafeBufferPointer { px in
-                weight.gradient.withUnsafeMutableBufferPointer { pgw in
-                    // dW[o, i] += Σ_r dy[r, o]·x[r, i]
-                    Matmul.sgemm(transposeA: true, m: o, n: i, k: rows, a: pdy.baseAddress!, lda: o,
-                                 b: px.baseAddress!, ldb: i, beta: 1, c: pgw.baseAddress!, ldc: i)
+            if weight.requiresGradient {
+                x.withUnsafeBufferPointer { px in
+                    weight.gradient.withUnsafeMutableBufferPointer { pgw in
+                        // dW[o, i] += Σ_r dy[r, o]·x[r, i]
+                        Matmul.sgemm(transposeA: true, m: o, n: i, k: rows, a: pdy.baseAddress!, lda: o,
+                                     b: px.baseAddress!, ldb: i, beta: 1, c: pgw.baseAddress!, ldc: i)
+                    }
                 }
             }
-            bias?.gradient.withUnsafeMutableBufferPointer { pgb in
+            guard let bias, bias.requiresGradient else { return }
+            bias.gradient.withUnsafeMutableBufferPointer { pgb in
                 Matmul.accumulateColumnSums(pdy.baseAddress!, rows: rows, columns: o, into: pgb.baseAddress!)
             }
         }

@@ -43,9 +43,9 @@ public final class Adam {
     public func step() {
         stepCount += 1
         let scalars = configuration.step(stepCount)
-        for (index, parameter) in parameters.enumerated() {
+        for (index, parameter) in parameters.enumerated() where parameter.requiresGradient {
             parameter.gradient.withUnsafeBufferPointer { pg in
-                parameter.value.withUnsafeMutableBufferPointer { pp in
+                parameter.withUnsafeMutableValue { pp in
                     firstMoments[index].withUnsafeMutableBufferPointer { pm in
                         secondMoments[index].withUnsafeMutableBufferPointer { pv in
                             let n = pp.count

@@ -147,6 +147,32 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return try decode(name, info)
     }
 
+    /// A F16 or BF16 tensor's bit patterns as stored (no conversion), after checking its shape;
+    /// nil for any other dtype (read those with `expect`).
+    /// - Throws: `SafeTensorsError.tensorNotFound` or `.shapeMismatch`.
+    public func expectHalf(_ name: String, shape: [Int]) throws -> HalfTensor? {
+        let info = try info(name)
+        guard info.shape == shape else {
+            throw SafeTensorsError.shapeMismatch(source: source, tensor: name, expected: shape, actual: info.shape)
+        }
+        let format: HalfPrecision.Format
+        switch info.dtype {
+        case .f16: format = .binary16
+        case .bf16: format = .bfloat16
+        default: return nil
+        }
+        let raw = dataBytes(info), n = info.elementCount
+        let bits = [UInt16](unsafeUninitializedCapacity: n) { out, initialized in
+            #if _endian(little)
+            if n > 0 { UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: raw.baseAddress!, byteCount: n * 2) }
+            #else
+            for i in 0..<n { out[i] = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+            #endif
+            initialized = n
+        }
+        return HalfTensor(shape: shape, format: format, bits: bits)
+    }
+
     /// A tensor's raw little-endian bytes, as stored.
     public func rawBytes(_ name: String) throws -> [UInt8] {
         Array(dataBytes(try info(name)))

@@ -143,6 +143,7 @@ public final class PriorPipeline {
         textEncoder = try CLIPTextModel(folder: folder.appendingPathComponent("text_encoder"), variant: variant)
         unet = try UNet2DConditionModel(folder: folder.appendingPathComponent("unet"), variant: variant)
         vae = index.hasVAE ? try AutoencoderKL(folder: folder.appendingPathComponent("vae"), variant: variant) : nil
+        vae?.setRequiresGradient(false)  // Kiln never trains a VAE: its backward passes give input gradients only
         schedulerConfig = try SchedulerConfig(contentsOf: folder.appendingPathComponent("scheduler/scheduler_config.json"), as: .ddim)
         let settingsURL = folder.appendingPathComponent(PriorSettings.fileName)
         if let data = FileManager.default.contents(atPath: settingsURL.path) {

@@ -209,8 +209,7 @@ public final class CLIPTextModel: Module {
     public func load(from weights: ComponentWeights) throws {
         let prefix = weights.contains("text_model.final_layer_norm.weight") ? "text_model." : ""
         for (name, parameter) in namedParameters {
-            let values = try weights.expect(prefix + name, shape: parameter.shape)
-            parameter.load(Tensor(shape: parameter.shape, storage: values), name: prefix + name)
+            try weights.load(prefix + name, into: parameter)
         }
     }
 

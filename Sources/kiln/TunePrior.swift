@@ -49,6 +49,12 @@ struct TunePrior: ParsableCommand {
     @Option(help: "Keep an exponential moving average of the weights with this largest decay (e.g. 0.99) and write it as the tuned prior.")
     var emaDecay: Float?
 
+    @Option(help: "Train LoRA adapters of this rank on the UNet's attention projections instead of every weight (merged into the written prior).")
+    var loraRank: Int?
+
+    @Option(help: "LoRA's α: the adapters' term is scaled by α/rank (default: α = rank).")
+    var loraAlpha: Float?
+
     @Option(help: "dpo: β of the DPO loss (larger keeps closer to the starting prior).")
     var dpoBeta: Float = 5000
 
@@ -102,6 +108,11 @@ struct TunePrior: ParsableCommand {
         if let guidanceScale { guard guidanceScale.isFinite, guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") } }
         _ = try TuningRewardRegistry.weights(parsing: reward)
         if let emaDecay { guard emaDecay.isFinite, emaDecay > 0, emaDecay < 1 else { throw ValidationError("--ema-decay must be in (0, 1), got \(emaDecay)") } }
+        if let loraRank { guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1, got \(loraRank)") } }
+        if let loraAlpha {
+            guard loraAlpha.isFinite, loraAlpha > 0 else { throw ValidationError("--lora-alpha must be a number > 0, got \(loraAlpha)") }
+            guard loraRank != nil else { throw ValidationError("--lora-alpha needs --lora-rank") }
+        }
         guard dpoBeta.isFinite, dpoBeta > 0 else { throw ValidationError("--dpo-beta must be a number > 0, got \(dpoBeta)") }
         if let klCoefficient {
             guard klCoefficient.isFinite, klCoefficient >= 0 else { throw ValidationError("--kl-coefficient must be a number ≥ 0, got \(klCoefficient)") }
@@ -121,6 +132,7 @@ struct TunePrior: ParsableCommand {
         job.draftSteps = draftSteps
         job.settings.dpoBeta = dpoBeta
         job.settings.emaDecay = emaDecay
+        (job.settings.loraRank, job.settings.loraAlpha) = (loraRank, loraAlpha)
         job.settings.guidanceScale = try guidanceScale ?? PriorPipeline.guidance(of: priorFolder)
         job.command = (["kiln"] + CommandLine.arguments.dropFirst()).map { $0.contains(" ") ? "\"\($0)\"" : $0 }.joined(separator: " ")
         do {

@@ -316,4 +316,43 @@ struct TunerCheckpointTests {
             #expect(throws: PriorConfigError.self) { try again.restore(from: folder.appendingPathComponent("plain")) }
         }
     }
+
+    @Test("LoRA: only the adapters train, the base UNet stays as loaded, a checkpoint resumes bit-identically, the written weights are the merge")
+    func loraTuning() throws {
+        var settings = TuningSettings()
+        (settings.steps, settings.samplesPerCondition, settings.learningRate, settings.loraRank) = (2, 2, 1e-2, 2)
+        let reward = TuningReward(score: { _, images in (0..<images.shape[0]).map { Float($0) } })
+        let conditions: [TuningCondition] = [("a red snowman", ViewConditioning())]
+        let pipeline = try PriorPipeline(folder: PriorPipelineTests.tiny)
+        let start = pipeline.unet.namedParameters.map(\.parameter.value.storage)
+        let trainer = try DDPOTrainer(pipeline: pipeline, settings: settings, seed: 3)
+        let projections = Set(pipeline.unet.attentionProjections.map(\.name))
+        #expect(!projections.isEmpty && trainer.trainable.count == 2 * projections.count)
+        #expect(trainer.trainable.allSatisfy { $0.name.hasSuffix(".lora_A.weight") || $0.name.hasSuffix(".lora_B.weight") })
+        for name in projections { #expect(pipeline.unet.parameter(named: name + ".weight") != nil, "\(name) is a diffusers module name") }
+        for _ in 0..<2 { _ = try trainer.epoch(conditions: conditions, reward: reward) }
+        #expect(pipeline.unet.namedParameters.map(\.parameter.value.storage) == start, "the base UNet is frozen")
+        let merged = pipeline.unet.namedValuesWithAdaptersMerged
+        let changed = zip(merged, start).filter { $0.0.value.storage != $0.1 }.map(\.0.name)
+        #expect(!changed.isEmpty && changed.allSatisfy { projections.contains(String($0.dropLast(".weight".count))) })
+
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-lora-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try trainer.saveCheckpoint(to: folder)
+        let again = try DDPOTrainer(pipeline: try PriorPipeline(folder: PriorPipelineTests.tiny), settings: settings, seed: 99)
+        try again.restore(from: folder)
+        let a = try trainer.epoch(conditions: conditions, reward: reward), b = try again.epoch(conditions: conditions, reward: reward)
+        #expect(a == b)
+        #expect(trainer.trainable.map(\.parameter.value.storage) == again.trainable.map(\.parameter.value.storage))
+
+        let before = pipeline.unet.namedValuesWithAdaptersMerged.map(\.value.storage)
+        pipeline.unet.mergeLowRankAdapters()
+        #expect(pipeline.unet.lowRankAdapterParameters.isEmpty)
+        #expect(pipeline.unet.namedParameters.map(\.parameter.value.storage) == before)
+        #expect(throws: TuningError.self) {
+            var wide = settings
+            wide.loraRank = 100_000
+            _ = try DDPOTrainer(pipeline: try PriorPipeline(folder: PriorPipelineTests.tiny), settings: wide, seed: 1)
+        }
+    }
 }

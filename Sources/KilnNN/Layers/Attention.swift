@@ -123,8 +123,10 @@ public final class Attention: Module {
     }
 
     /// Queries per task in the forward pass: a block's scores `[64, Lk]` stay in cache between the
-    /// two products and the softmax.
-    static let queryBlock = 64
+    /// two products and the softmax. Long key sequences take blocks of 256: each block's products
+    /// pack the head's keys and values again (`[Lk, d]` each), which for 4096 keys of 40 values
+    /// (Stable Diffusion's 64² self-attention) costs as much as the products of a 64-query block.
+    static func queryBlock(keys: Int) -> Int { keys >= 1024 ? 256 : 64 }
 
     /// Per (batch, head, block of queries): P = softmax(q·kᵀ/√d), o = P·v, into `[B, Lq, inner]`.
     /// Keeps every head's P (`[B, heads, Lq, Lk]`) when asked, else each thread reuses one
@@ -145,7 +147,7 @@ public final class Attention: Module {
         var merged = Tensor(uninitializedShape: [s.batch, lq, inner])
         var probabilities = keepProbabilities ? Tensor(uninitializedShape: [s.batch, s.heads, lq, lk]) : nil
         let scale = 1 / Float(d).squareRoot()
-        let block = min(lq, queryBlock), blocksPerHead = (lq + block - 1) / block
+        let block = min(lq, queryBlock(keys: lk)), blocksPerHead = (lq + block - 1) / block
         let tasks = s.batch * s.heads * blocksPerHead
         let threads = 2 * lq * lk * d * s.batch * s.heads < Matmul.parallelFlops ? 1 : BLAS.threadCount
         q.withUnsafeBufferPointer { pq in

@@ -12,6 +12,8 @@ public final class Linear: Module {
     public let weight: Parameter
     /// `[out]`, or nil without bias.
     public let bias: Parameter?
+    /// A LoRA adapter whose term the passes add (`attach(rank:alpha:rng:)`), or nil.
+    public internal(set) var adapter: LowRankAdapter?
 
     /// PyTorch's default initialisation: weight and bias uniform in ±1/√in.
     public init(inFeatures: Int, outFeatures: Int, bias: Bool = true, rng: inout RNG) {
@@ -63,13 +65,14 @@ public final class Linear: Module {
                 }
             }
         }
+        if let adapter { y += adapter.forward(x) }
         return y
     }
 
     /// Given the forward's input and ∂L/∂y `[…, out]`, adds ∂L/∂W and ∂L/∂b into the parameters'
     /// gradients and returns ∂L/∂x `[…, in]`.
     public func backward(input x: Tensor, outputGradient dy: Tensor) -> Tensor {
-        accumulateParameterGradients(input: x, outputGradient: dy)
+        accumulateOwnParameterGradients(input: x, outputGradient: dy)
         let rows = x.count / inFeatures
         var dx = Tensor(uninitializedShape: x.shape)
         if rows == 0 { return dx }
@@ -83,12 +86,19 @@ public final class Linear: Module {
                 }
             }
         }
+        if let adapter { dx += adapter.backward(input: x, outputGradient: dy, inputGradient: true)! }
         return dx
     }
 
     /// The parameter half of `backward`, for a layer whose input needs no gradient (nothing for a
     /// frozen parameter: see `Parameter.requiresGradient`).
     public func accumulateParameterGradients(input x: Tensor, outputGradient dy: Tensor) {
+        accumulateOwnParameterGradients(input: x, outputGradient: dy)
+        if let adapter { _ = adapter.backward(input: x, outputGradient: dy, inputGradient: false) }
+    }
+
+    /// ∂L/∂W and ∂L/∂b, without the adapter's.
+    func accumulateOwnParameterGradients(input x: Tensor, outputGradient dy: Tensor) {
         checkInput(x, "Linear.backward (input)")
         dy.checkShape(x.shape.dropLast().map { $0 } + [outFeatures], "Linear.backward (output gradient)")
         let rows = x.count / inFeatures

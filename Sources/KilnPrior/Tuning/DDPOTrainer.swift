@@ -20,19 +20,17 @@ public final class DDPOTrainer {
     public var rng: RNG
     public var epochs = 0
     public let ema: EMA?
+    public let trainable: [(name: String, parameter: Parameter)]
 
     public init(pipeline: PriorPipeline, settings: TuningSettings, seed: UInt64) throws {
         sampler = try PolicySampler(pipeline: pipeline, steps: settings.steps, eta: settings.eta, guidanceScale: settings.guidanceScale)
         self.settings = settings
-        optimizer = Adam(parameters: pipeline.unet.namedParameters.map(\.parameter),
+        reference = settings.klCoefficient > 0 ? pipeline.unet.copy() : nil
+        trainable = try settings.trainable(pipeline.unet, seed: seed)
+        optimizer = Adam(parameters: trainable.map(\.parameter),
                          configuration: .adamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay))
         rng = RNG(seed: seed)
         ema = settings.makeEMA(optimizer.parameters)
-        if settings.klCoefficient > 0 {
-            reference = pipeline.unet.copy()
-        } else {
-            reference = nil
-        }
     }
 
     /// Advantages: each group's rewards standardised (mean 0, standard deviation 1; a group with

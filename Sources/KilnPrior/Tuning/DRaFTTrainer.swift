@@ -20,17 +20,19 @@ public final class DRaFTTrainer {
     public var rng: RNG
     public var epochs = 0
     public let ema: EMA?
+    public let trainable: [(name: String, parameter: Parameter)]
     let scheduler: DDIMScheduler
 
     public init(pipeline: PriorPipeline, steps: Int, truncation: Int, guidanceScale: Double, learningRate: Double, weightDecay: Double = 1e-4,
-                maxGradNorm: Float = 1, emaDecay: Float? = nil, seed: UInt64) throws {
+                maxGradNorm: Float = 1, emaDecay: Float? = nil, loraRank: Int? = nil, loraAlpha: Float? = nil, seed: UInt64) throws {
         guard truncation >= 1 else { throw TuningError.invalidSetting("DRaFT's K (the steps the gradient flows through) must be at least 1, got \(truncation)") }
         var scheduler = try DDIMScheduler(config: pipeline.schedulerConfig)
         try scheduler.setTimesteps(steps)
         guard !pipeline.schedulerConfig.thresholding else { throw SchedulerError.thresholdingWithLogProb }
         (self.pipeline, self.steps, self.truncation, self.guidanceScale, self.maxGradNorm, self.scheduler) =
             (pipeline, steps, min(truncation, steps), guidanceScale, maxGradNorm, scheduler)
-        let parameters = pipeline.unet.namedParameters.map(\.parameter)
+        trainable = try TuningSettings.trainable(pipeline.unet, rank: loraRank, alpha: loraAlpha, seed: seed)
+        let parameters = trainable.map(\.parameter)
         optimizer = Adam(parameters: parameters, configuration: .adamW(learningRate: learningRate, weightDecay: weightDecay))
         rng = RNG(seed: seed)
         ema = emaDecay.map { EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: $0)) }

@@ -18,6 +18,7 @@ public final class DiffusionDPOTrainer {
     public let optimizer: Adam
     /// The frozen starting UNet.
     public let reference: UNet2DConditionModel
+    public let trainable: [(name: String, parameter: Parameter)]
     public var rng: RNG
     public var epochs = 0
     public let ema: EMA?
@@ -31,9 +32,10 @@ public final class DiffusionDPOTrainer {
         }
         sampler = try PolicySampler(pipeline: pipeline, steps: settings.steps, eta: settings.eta, guidanceScale: settings.guidanceScale)
         self.settings = settings
-        optimizer = Adam(parameters: pipeline.unet.namedParameters.map(\.parameter),
-                         configuration: .adamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay))
         reference = pipeline.unet.copy()
+        trainable = try settings.trainable(pipeline.unet, seed: seed)
+        optimizer = Adam(parameters: trainable.map(\.parameter),
+                         configuration: .adamW(learningRate: settings.learningRate, weightDecay: settings.weightDecay))
         rng = RNG(seed: seed)
         ema = settings.makeEMA(optimizer.parameters)
     }

@@ -29,6 +29,12 @@ public struct TuningSettings: Sendable, Equatable, Codable {
     public var dpoBeta: Float = 5000
     /// Diffusion-DPO: noise levels (t, ε) drawn per pair in an epoch.
     public var dpoNoiseDraws = 4
+    /// All methods: LoRA instead of full fine-tuning: adapters of this rank on every attention
+    /// projection train while the UNet stays frozen, and are merged into it when the prior is
+    /// written; nil: every UNet weight trains.
+    public var loraRank: Int? = nil
+    /// LoRA's α (the adapter's term is scaled by α/r); nil: α = r.
+    public var loraAlpha: Float? = nil
     /// All methods: the largest decay of an exponential moving average of the UNet's weights
     /// (diffusers' EMAModel warm-up (1 + s)/(10 + s) below it), which is what the tuned prior
     /// keeps; nil: the weights as trained.
@@ -124,6 +130,8 @@ public struct TuningEpochReport: Sendable, Equatable, Codable {
 /// and the epoch.
 public protocol PriorTuner: AnyObject {
     var unet: UNet2DConditionModel { get }
+    /// What trains, by name: the UNet's parameters, or its LoRA adapters' (`TuningSettings.loraRank`).
+    var trainable: [(name: String, parameter: Parameter)] { get }
     var optimizer: Adam { get }
     var rng: RNG { get set }
     /// Epochs completed (restored from a checkpoint).
@@ -156,7 +164,7 @@ extension PriorTuner {
     public func saveCheckpoint(to folder: URL) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var weights = SafeTensorsWriter(), moments = SafeTensorsWriter()
-        for (i, (name, p)) in unet.namedParameters.enumerated() {
+        for (i, (name, p)) in trainable.enumerated() {
             try weights.add(name, shape: p.shape, values: p.value.storage)
             try moments.add("m." + name, shape: p.shape, values: optimizer.firstMoments[i].storage)
             try moments.add("v." + name, shape: p.shape, values: optimizer.secondMoments[i].storage)
@@ -165,7 +173,7 @@ extension PriorTuner {
         try moments.write(to: folder.appendingPathComponent("adam.safetensors"))
         if let ema {
             var average = SafeTensorsWriter()
-            for ((name, p), value) in zip(unet.namedParameters, ema.shadow) { try average.add(name, shape: p.shape, values: value.storage) }
+            for ((name, p), value) in zip(trainable, ema.shadow) { try average.add(name, shape: p.shape, values: value.storage) }
             try average.write(to: folder.appendingPathComponent("ema.safetensors"))
         }
         try AtomicFile.write(try JSONEncoder().encode(TunerState(epochs: epochs, rng: rng, adamStep: optimizer.stepCount, emaStep: ema?.optimizationStep)),
@@ -182,7 +190,7 @@ extension PriorTuner {
         let weights = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("unet.safetensors"))
         let moments = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("adam.safetensors"))
         var first: [Tensor] = [], second: [Tensor] = []
-        for (name, p) in unet.namedParameters {
+        for (name, p) in trainable {
             p.load(Tensor(shape: p.shape, storage: try weights.expect(name, shape: p.shape)), name: name)
             first.append(Tensor(shape: p.shape, storage: try moments.expect("m." + name, shape: p.shape)))
             second.append(Tensor(shape: p.shape, storage: try moments.expect("v." + name, shape: p.shape)))
@@ -193,7 +201,7 @@ extension PriorTuner {
                 throw PriorConfigError(source: stateURL.path, key: "emaStep", problem: "is missing: the checkpoint was written without a moving average", fix: "resume with the settings it was started with")
             }
             let average = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("ema.safetensors"))
-            ema.restore(shadow: try unet.namedParameters.map { Tensor(shape: $0.parameter.shape, storage: try average.expect($0.name, shape: $0.parameter.shape)) },
+            ema.restore(shadow: try trainable.map { Tensor(shape: $0.parameter.shape, storage: try average.expect($0.name, shape: $0.parameter.shape)) },
                         optimizationStep: step)
         }
         (epochs, rng) = (state.epochs, state.rng)
@@ -221,6 +229,25 @@ struct TunerState: Codable {
 }
 
 extension TuningSettings {
+    /// What trains in `unet`: LoRA adapters attached now (their A drawn from a stream of `seed` of
+    /// its own) when `loraRank` is set, else every parameter.
+    /// - Throws: `TuningError.invalidSetting` for a rank below 1 or above a projection's width.
+    func trainable(_ unet: UNet2DConditionModel, seed: UInt64) throws -> [(name: String, parameter: Parameter)] {
+        try Self.trainable(unet, rank: loraRank, alpha: loraAlpha, seed: seed)
+    }
+
+    static func trainable(_ unet: UNet2DConditionModel, rank: Int?, alpha: Float?, seed: UInt64) throws -> [(name: String, parameter: Parameter)] {
+        guard let rank else { return unet.namedParameters }
+        let projections = unet.attentionProjections
+        guard !projections.isEmpty else { throw TuningError.invalidSetting("LoRA adapts attention projections and this prior's UNet has none; tune it without --lora-rank") }
+        let widest = projections.map { min($0.layer.inFeatures, $0.layer.outFeatures) }.min()!
+        guard (1...widest).contains(rank) else { throw TuningError.invalidSetting("--lora-rank must be 1…\(widest) for this UNet, got \(rank)") }
+        let a = alpha ?? Float(rank)
+        guard a.isFinite && a > 0 else { throw TuningError.invalidSetting("--lora-alpha must be a positive number, got \(a)") }
+        var rng = RNG(seed: seed &+ 0x4C6F_5241)  // "LoRA"
+        return unet.attachLowRankAdapters(rank: rank, alpha: a, rng: &rng)
+    }
+
     /// The moving average these settings ask for, over `parameters`.
     func makeEMA(_ parameters: [Parameter]) -> EMA? {
         emaDecay.map { EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: $0)) }

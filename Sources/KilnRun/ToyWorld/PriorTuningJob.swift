@@ -91,7 +91,8 @@ public struct PriorTuningJob {
             return try DiffusionDPOTrainer(pipeline: pipeline, settings: settings, seed: seed)
         case .draft:
             return try DRaFTTrainer(pipeline: pipeline, steps: settings.steps, truncation: draftSteps, guidanceScale: settings.guidanceScale,
-                                    learningRate: settings.learningRate, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm, emaDecay: settings.emaDecay, seed: seed)
+                                    learningRate: settings.learningRate, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm, emaDecay: settings.emaDecay,
+                                    loraRank: settings.loraRank, loraAlpha: settings.loraAlpha, seed: seed)
         }
     }
 
@@ -150,7 +151,8 @@ public struct PriorTuningJob {
         }
         let interrupt = Interrupt.install()
         let clock = ContinuousClock()
-        say("tuning \(pipeline.unet.parameterCount) UNet parameters with \(method.rawValue): \(conditionsPerEpoch) conditions × \(samplesPerCondition) samples an epoch, reward \(mix.description)")
+        let trained = trainer.trainable.reduce(0) { $0 + $1.parameter.count }
+        say("tuning \(trained) \(settings.loraRank.map { "LoRA (rank \($0)) parameters of the UNet's \(pipeline.unet.parameterCount)" } ?? "UNet parameters") with \(method.rawValue): \(conditionsPerEpoch) conditions × \(samplesPerCondition) samples an epoch, reward \(mix.description)")
         func save() throws {
             try trainer.saveCheckpoint(to: checkpoint)
             try trainer.withAveragedWeights { try writeWeights(pipeline, to: output) }
@@ -200,6 +202,7 @@ public struct PriorTuningJob {
     /// How the method was run, for the card.
     var methodSummary: String {
         let sampling = "\(settings.steps) DDIM steps, guidance \(settings.guidanceScale), reward \(reward), AdamW at \(settings.learningRate)"
+            + (settings.loraRank.map { ", LoRA of rank \($0) (α = \(settings.loraAlpha ?? Float($0))) on the attention projections, merged into the written UNet" } ?? ", every UNet weight trained")
             + (settings.emaDecay.map { ", the weights' moving average (decay up to \($0)) kept" } ?? "")
         switch method {
         case .ddpo, .grpo:
@@ -233,7 +236,7 @@ public struct PriorTuningJob {
     /// The tuned UNet's weights, float32 (small updates would round away in float16).
     func writeWeights(_ pipeline: PriorPipeline, to folder: URL) throws {
         var weights = SafeTensorsWriter(metadata: ["format": "pt"])
-        for (name, p) in pipeline.unet.namedParameters { try weights.add(name, shape: p.shape, values: p.value.storage) }
+        for (name, value) in pipeline.unet.namedValuesWithAdaptersMerged { try weights.add(name, shape: value.shape, values: value.storage) }
         try weights.write(to: folder.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
     }
 

@@ -3,6 +3,7 @@
 Run from the repository root:
 
     python3 tools/bench_sd_torch.py [--kiln PATH_TO_kiln-bench] [--threads 2] [--runs 2]
+    python3 tools/bench_sd_torch.py --layers [--kiln ...]    # the UNet's layers one by one
 
 It writes (once) a Stable Diffusion 1.5-layout pipeline folder under .build/bench-sd/sd15 with SD
 1.5's architecture (UNet 860 M, VAE 84 M, CLIP ViT-L text encoder 123 M parameters) and random
@@ -171,6 +172,42 @@ def measure_torch(measure, runs):
     print(json.dumps(result))
 
 
+def torch_layers(runs):
+    """The layers `kiln-bench sd-layers` times, as diffusers builds them (random weights)."""
+    from diffusers.models.attention import FeedForward
+    from diffusers.models.attention_processor import Attention
+    torch.manual_seed(1)
+    results = {}
+    with torch.no_grad():
+        for c, size in ((320, 64), (640, 32), (1280, 16)):
+            x = torch.rand(2, c, size, size) * 2 - 1
+            conv = torch.nn.Conv2d(c, c, 3, padding=1)
+            results[f"conv3x3 {c} at {size}²"] = best_ms(runs, lambda: conv(x))
+            tokens = torch.rand(2, size * size, c) * 2 - 1
+            context = torch.rand(2, 77, 768) * 2 - 1
+            self_attention = Attention(c, heads=8, dim_head=c // 8)
+            cross_attention = Attention(c, cross_attention_dim=768, heads=8, dim_head=c // 8)
+            results[f"self-attention {c} at {size}²"] = best_ms(runs, lambda: self_attention(tokens))
+            results[f"cross-attention {c} at {size}²"] = best_ms(runs, lambda: cross_attention(tokens, encoder_hidden_states=context))
+            feed_forward = FeedForward(c, activation_fn="geglu")
+            results[f"feed-forward {c} at {size}²"] = best_ms(runs, lambda: feed_forward(tokens))
+            norm = torch.nn.GroupNorm(32, c, eps=1e-5)
+            results[f"group norm {c} at {size}²"] = best_ms(runs, lambda: norm(x))
+    return results
+
+
+def layers(kiln, threads, runs):
+    env = {**os.environ, "KILN_THREADS": str(threads)}
+    k = subprocess.run([kiln, "sd-layers", "--threads", str(threads), "--runs", str(runs)], check=True, capture_output=True, text=True, env=env)
+    ours = {j["layer"]: j["ms"] for j in (json.loads(line) for line in k.stdout.splitlines() if line.startswith("{"))}
+    theirs = torch_layers(runs)
+    print(f"Stable Diffusion 1.5 UNet layers, batch 2, {threads} threads, best of {runs} runs, ms")
+    print("| layer | Kiln | PyTorch | Kiln / PyTorch |")
+    print("| --- | ---: | ---: | ---: |")
+    for name, ms in ours.items():
+        print(f"| {name} | {ms:.1f} | {theirs[name]:.1f} | {ms / theirs[name]:.2f} |")
+
+
 def last_json(text):
     return json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
 
@@ -182,16 +219,20 @@ def main():
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--measure", choices=MEASURES, help="run one PyTorch measurement in this process (used by the driver)")
     parser.add_argument("--only", help="comma-separated measurements to run (default: all)")
+    parser.add_argument("--layers", action="store_true", help="time the UNet's layers one by one instead (kiln-bench sd-layers)")
     a = parser.parse_args()
     torch.set_num_threads(a.threads)
     if a.measure:
         measure_torch(a.measure, a.runs)
         return
-    build()
     kiln = a.kiln
     if kiln is None:
         subprocess.run(["swift", "build", "-c", "release", "--product", "kiln-bench"], cwd=ROOT, check=True)
         kiln = str(ROOT / ".build" / "release" / "kiln-bench")
+    if a.layers:
+        layers(kiln, a.threads, a.runs)
+        return
+    build()
     env = {**os.environ, "KILN_THREADS": str(a.threads), "OMP_NUM_THREADS": str(a.threads)}
     rows = {}
     for measure in (a.only.split(",") if a.only else MEASURES):

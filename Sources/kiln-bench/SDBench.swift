@@ -116,3 +116,37 @@ func peakResidentGiB() -> Double {
           let kib = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return 0 }
     return kib / (1024 * 1024)
 }
+
+/// `kiln-bench sd-layers [--threads N] [--runs N]`: the layers of the Stable Diffusion 1.5 UNet
+/// at 64² latents, batch 2, each timed alone (best of `--runs`) with random weights; prints JSON
+/// lines for `tools/bench_sd_torch.py --layers`, which times the same layers in PyTorch.
+func benchSDLayers(arguments: [String]) {
+    func value(_ flag: String) -> String? {
+        guard let i = arguments.firstIndex(of: flag), i + 1 < arguments.count else { return nil }
+        return arguments[i + 1]
+    }
+    let threads = Int(value("--threads") ?? "2") ?? 2
+    let runs = Int(value("--runs") ?? "3") ?? 3
+    BLAS.setThreadCount(threads)
+    Memory.retainFreedMemory()
+    var rng = RNG(seed: 1)
+    func report(_ name: String, _ body: () -> Void) {
+        print("{\"layer\": \"\(name)\", \"ms\": \(bestMilliseconds(runs: runs, body))}")
+    }
+    for (c, size) in [(320, 64), (640, 32), (1280, 16)] {
+        let x = Tensor.uniform([2, c, size, size], in: -1...1, rng: &rng)
+        let conv = Conv2d(inChannels: c, outChannels: c, kernelSize: 3, padding: 1, rng: &rng)
+        report("conv3x3 \(c) at \(size)²") { _ = conv.forward(x) }
+        let tokens = Tensor.uniform([2, size * size, c], in: -1...1, rng: &rng)
+        let context = Tensor.uniform([2, 77, 768], in: -1...1, rng: &rng)
+        let selfAttention = Attention(queryDim: c, heads: 8, headDim: c / 8, rng: &rng)
+        let crossAttention = Attention(queryDim: c, contextDim: 768, heads: 8, headDim: c / 8, rng: &rng)
+        report("self-attention \(c) at \(size)²") { _ = selfAttention.forward(tokens) }
+        report("cross-attention \(c) at \(size)²") { _ = crossAttention.forward(tokens, context: context) }
+        let geglu = GEGLU(inFeatures: c, outFeatures: 4 * c, rng: &rng)
+        let down = Linear(inFeatures: 4 * c, outFeatures: c, rng: &rng)
+        report("feed-forward \(c) at \(size)²") { _ = down.forward(geglu.forward(tokens)) }
+        let norm = GroupNorm(groups: 32, channels: c, eps: 1e-5)
+        report("group norm \(c) at \(size)²") { _ = norm.forward(x) }
+    }
+}

@@ -152,10 +152,11 @@ case "marching-cubes": benchMarchingCubes(arguments: Array(arguments.dropFirst()
 case "matmul": benchMatmul(json: arguments.contains("--json"), quick: arguments.contains("--quick"))
 case "unet": benchUNet(arguments: Array(arguments.dropFirst()))
 case "sd": benchSD(arguments: Array(arguments.dropFirst()))
+case "sd-layers": benchSDLayers(arguments: Array(arguments.dropFirst()))
 case "nerf-export": benchNeRF(arguments: Array(arguments.dropFirst()))
 case "profile": profileSplat()
 case "once": runOnce()
 default:
-    print("usage: kiln-bench splat [--quick] | splat-export DIR | mesh [--quick] | atlas [--quick] | decimate [--quick] | marching-cubes [--quick] [--json PATH] | matmul [--quick] [--json] | unet --folder DIR [--threads N] [--runs N] [--batches 1,4] [--json] | sd --folder DIR --measure unet|vae|sds [--threads N] [--runs N] | nerf-export DIR [--threads N] [--runs N] | profile | once")
+    print("usage: kiln-bench splat [--quick] | splat-export DIR | mesh [--quick] | atlas [--quick] | decimate [--quick] | marching-cubes [--quick] [--json PATH] | matmul [--quick] [--json] | unet --folder DIR [--threads N] [--runs N] [--batches 1,4] [--json] | sd --folder DIR --measure unet|vae|sds [--threads N] [--runs N] | sd-layers [--threads N] [--runs N] | nerf-export DIR [--threads N] [--runs N] | profile | once")
     exit(arguments.first == nil ? 0 : 64)
 }

@@ -33,7 +33,8 @@ struct TunePriorCommandTests {
         try withScratchFolder { folder in
             for (method, extra, needle) in [("grpo", [String](), "KL to the start"), ("draft", ["--draft-steps", "2"], "through the last 2 steps"),
                                            ("dpo", ["--dpo-beta", "1000"], "DPO β = 1000"),
-                                           ("ddpo", ["--reward", "view:1,motion:0.5"], "| training rewards: motion |")] {
+                                           ("ddpo", ["--reward", "view:1,motion:0.5"], "| training rewards: motion |"),
+                                           ("grpo", ["--lora-rank", "4", "--lora-alpha", "8"], "LoRA of rank 4 (α = 8.0)")] {
                 let out = folder.appendingPathComponent(method + "-" + extra.joined()).path
                 let run = try KilnRun(["tune-prior", "--out", out, "--epochs", "1", "--method", method] + extra + Self.arguments)
                 #expect(run.status == 0, "\(method): \(run.stderr)")
@@ -51,7 +52,8 @@ struct TunePriorCommandTests {
                                     (["--samples-per-condition", "1"], "--samples-per-condition"), (["--learning-rate", "nan"], "--learning-rate"),
                                     (["--resume", "--force"], "contradict"), (["--method", "draft", "--steps", "3", "--draft-steps", "4"], "--draft-steps"),
                                     (["--method", "draft", "--kl-coefficient", "0.1"], "grpo"),
-                                    (["--method", "dpo", "--dpo-beta", "-1"], "--dpo-beta")] {
+                                    (["--method", "dpo", "--dpo-beta", "-1"], "--dpo-beta"), (["--lora-rank", "0"], "--lora-rank"),
+                                    (["--lora-alpha", "2"], "--lora-rank"), (["--lora-rank", "100000"], "--lora-rank must be 1…")] {
                 let run = try KilnRun(["tune-prior", "--out", out] + extra)
                 #expect(run.status != 0 && run.status < 128 && (run.stderr + run.stdout).contains(needle), "\(extra): \(run.stderr)")
             }

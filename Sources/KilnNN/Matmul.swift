@@ -110,7 +110,13 @@ public enum Matmul {
     /// Whether a product runs on Kiln's AVX-512 kernel: when it is in use and the product is wide
     /// enough for its 12×32 tiles.
     @inline(__always)
-    static func ownKernelFits(m: Int, n: Int, k: Int) -> Bool { useOwnKernel && n >= 32 && m >= 8 && k >= 16 }
+    /// Kiln's kernel computes 32 columns at a time, so a width just past a multiple of 32 wastes
+    /// most of its last panel (40 columns, the head size of Stable Diffusion's 64² attention, run
+    /// at 62% of its rate): widths that would waste more than a fifth go to OpenBLAS.
+    static func ownKernelFits(m: Int, n: Int, k: Int) -> Bool {
+        let padded = (n + 31) / 32 * 32
+        return useOwnKernel && n >= 32 && m >= 8 && k >= 16 && 5 * (padded - n) <= padded
+    }
 
     /// Products below this many flops run as one call: splitting them costs more in
     /// thread hand-off than it saves.

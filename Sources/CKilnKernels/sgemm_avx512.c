@@ -162,11 +162,102 @@ void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alph
     }
 }
 
+// MARK: Convolution with the unfolding fused into the packing (implicit GEMM)
+
+size_t kiln_packed_a_size(int m, int k) { return (size_t)((m + MR - 1) / MR * MR) * (size_t)k; }
+
+void kiln_pack_a_avx512(int m, int k, const float *a, int lda, float *out) {
+    size_t padded = (size_t)((m + MR - 1) / MR * MR);
+    for (int pc = 0; pc < k; pc += KC) {
+        int kc = k - pc < KC ? k - pc : KC;
+        pack_a(m, kc, a + pc, lda, 0, out + (size_t)pc * padded);
+    }
+}
+
+// The unfolded patches of output pixels n0 .. n0+nc, rows p0 .. p0+kc, as pack_b lays out B:
+// panel s holds, for each p, the NR values x[c, i·s − pad + u, j·s − pad + v] of pixels
+// (i, j) = n0 + s·NR + jj (zero outside the image and past nc), with (c, u, v) = p0 + p.
+static void pack_b_conv(int kc, int nc, int p0, int n0, const float *x, const kiln_conv_geometry *g, float *out) {
+    int taps = g->kernel_height * g->kernel_width, plane = g->height * g->width;
+    int channel[KC], row_tap[KC], column_tap[KC];
+    for (int p = 0; p < kc; p++) {
+        int kk = p0 + p, t = kk % taps;
+        channel[p] = kk / taps;
+        row_tap[p] = t / g->kernel_width;
+        column_tap[p] = t % g->kernel_width;
+    }
+    for (int s = 0; s < nc; s += NR) {
+        float *panel = out + (size_t)s * kc;
+        int width = nc - s < NR ? nc - s : NR;
+        int n = n0 + s, i = n / g->out_width, j = n % g->out_width;
+        if (g->stride == 1 && j + width <= g->out_width) {
+            // One output row: each patch row is a run of one input row, clipped to the image.
+            for (int p = 0; p < kc; p++) {
+                float *dst = panel + (size_t)p * NR;
+                int yy = i - g->padding + row_tap[p], xx = j - g->padding + column_tap[p];
+                if (yy < 0 || yy >= g->height) { memset(dst, 0, NR * sizeof(float)); continue; }
+                int lo = xx < 0 ? -xx : 0, hi = g->width - xx < width ? g->width - xx : width;
+                if (lo > width) lo = width;
+                if (hi < lo) hi = lo;
+                const float *src = x + (size_t)channel[p] * plane + (size_t)yy * g->width + xx;
+                if (lo > 0) memset(dst, 0, (size_t)lo * sizeof(float));
+                memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
+                if (hi < NR) memset(dst + hi, 0, (size_t)(NR - hi) * sizeof(float));
+            }
+            continue;
+        }
+        for (int jj = 0; jj < NR; jj++) {
+            if (jj >= width) {
+                for (int p = 0; p < kc; p++) panel[p * NR + jj] = 0;
+                continue;
+            }
+            int pixel = n + jj, pi = pixel / g->out_width, pj = pixel % g->out_width;
+            for (int p = 0; p < kc; p++) {
+                int yy = pi * g->stride - g->padding + row_tap[p], xx = pj * g->stride - g->padding + column_tap[p];
+                panel[p * NR + jj] = yy >= 0 && yy < g->height && xx >= 0 && xx < g->width
+                    ? x[(size_t)channel[p] * plane + (size_t)yy * g->width + xx] : 0.0f;
+            }
+        }
+    }
+}
+
+void kiln_conv_band_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_pixel,
+                           int n, float *y, int ldy, const float *bias) {
+    size_t padded = (size_t)((m + MR - 1) / MR * MR);
+    float *pb = buffer(&packed_b, (size_t)KC * NC);
+    for (int jc = 0; jc < n; jc += NC) {
+        int nc = n - jc < NC ? n - jc : NC;
+        for (int pc = 0; pc < k; pc += KC) {
+            int kc = k - pc < KC ? k - pc : KC;
+            pack_b_conv(kc, nc, pc, first_pixel + jc, x, g, pb);
+            for (int ic = 0; ic < m; ic += MC) {
+                int mc = m - ic < MC ? m - ic : MC;
+                const float *pa = packed_w + (size_t)pc * padded + (size_t)ic * kc;
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, y + (size_t)(ic + ir) * ldy + jc + jr, ldy,
+                               1.0f, pc == 0 ? 0.0f : 1.0f, pc == 0 && bias ? bias + ic + ir : NULL, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #else
 int kiln_sgemm_avx512_available(void) { return 0; }
 void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                        const float *b, int ldb, float beta, float *c, int ldc, const float *row_bias) {
     (void)row_bias; (void)trans_a; (void)trans_b; (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)b; (void)ldb; (void)beta; (void)c; (void)ldc;
     abort();  // never called: kiln_sgemm_avx512_available() is 0
+}
+size_t kiln_packed_a_size(int m, int k) { (void)m; (void)k; abort(); }
+void kiln_pack_a_avx512(int m, int k, const float *a, int lda, float *out) { (void)m; (void)k; (void)a; (void)lda; (void)out; abort(); }
+void kiln_conv_band_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_pixel,
+                           int n, float *y, int ldy, const float *bias) {
+    (void)m; (void)k; (void)packed_w; (void)x; (void)g; (void)first_pixel; (void)n; (void)y; (void)ldy; (void)bias;
+    abort();
 }
 #endif

@@ -53,6 +53,11 @@ struct LayerTests {
         // no two running at once add into the same input row.
         Conv2dGeometry(batch: 1, inChannels: 64, height: 12, width: 200, outChannels: 3, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         Conv2dGeometry(batch: 2, inChannels: 64, height: 7, width: 300, outChannels: 2, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 2),
+        // Kiln's implicit-GEMM forward (AVX-512 CPUs, ≥ 8 outputs): two blocks of patch rows and of
+        // output channels, panels across output rows; stride 2; 5×5 taps and a second, short band.
+        Conv2dGeometry(batch: 2, inChannels: 40, height: 33, width: 40, outChannels: 100, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        Conv2dGeometry(batch: 1, inChannels: 8, height: 70, width: 66, outChannels: 12, kernelHeight: 3, kernelWidth: 3, stride: 2, padding: 1),
+        Conv2dGeometry(batch: 1, inChannels: 5, height: 34, width: 64, outChannels: 9, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 2),
     ]
 
     @Test("Conv2d (im2col + sgemm) against direct loops", arguments: convolutions)

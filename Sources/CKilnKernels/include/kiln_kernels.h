@@ -22,6 +22,28 @@ int kiln_sgemm_avx512_available(void);
 void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                        const float *b, int ldb, float beta, float *c, int ldc, const float *row_bias);
 
+/// The geometry of one sample's 2D convolution (NCHW, no groups or dilation).
+typedef struct {
+    int channels, height, width;
+    int kernel_height, kernel_width, stride, padding;
+    int out_width;
+} kiln_conv_geometry;
+
+/// Floats `kiln_pack_a_avx512` writes for an [m, k] matrix.
+size_t kiln_packed_a_size(int m, int k);
+
+/// Packs A [m, k] (row-major, rows of lda) once into the panels `kiln_conv_band_avx512` reads,
+/// so that the bands of a convolution share one packing of its weight. AVX-512 CPUs only.
+void kiln_pack_a_avx512(int m, int k, const float *a, int lda, float *out);
+
+/// One band of a convolution as an implicit GEMM: y[o, j] = Σ_p W[o, p]·col[p, first_pixel + j]
+/// (+ bias[o]) for j < n, where col is the unfolding (im2col) of one sample x [C, H, W], read
+/// straight from x while packing (no unfolded matrix is written); W [m, k] packed by
+/// `kiln_pack_a_avx512`, k = C·kh·kw; y's rows are ldy apart. Single-threaded, safe to call from
+/// several threads at once. AVX-512 CPUs only (`kiln_sgemm_avx512_available`).
+void kiln_conv_band_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_pixel,
+                           int n, float *y, int ldy, const float *bias);
+
 /// dst[i] = the binary32 value of the IEEE binary16 bit pattern src[i], for i < n (exact; NaNs
 /// stay NaN with their sign and payload, quieted where the CPU's converter quiets them).
 void kiln_f16_to_f32(const uint16_t *src, float *dst, size_t n);

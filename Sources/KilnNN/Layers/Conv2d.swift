@@ -1,3 +1,4 @@
+import CKilnKernels
 import KilnCore
 
 /// A 2D convolution, `torch.nn.Conv2d` without groups or dilation: NCHW input, square or
@@ -113,6 +114,10 @@ public final class Conv2d: Module {
     /// 5.9 ms, at OpenBLAS's AVX2 ceiling of about 200 GFLOP/s.
     func forwardBanded(_ x: Tensor, _ g: Conv2dGeometry, into y: inout Tensor) {
         let (o, k, wo, p) = (outChannels, g.patchSize, g.outWidth, g.outHeight * g.outWidth)
+        if !isPointwise && Matmul.ownKernelFits(m: o, n: 32, k: k) {
+            forwardImplicit(x, g, into: &y)
+            return
+        }
         let bandRows = max(1, min(g.outHeight, Conv2d.bandColumns(patchSize: k) / wo))
         let bandsPerSample = (g.outHeight + bandRows - 1) / bandRows
         let pointwise = isPointwise
@@ -144,6 +149,45 @@ public final class Conv2d: Module {
                                     } else {
                                         Matmul.sgemm(m: o, n: columns, k: k, a: pw, lda: k, b: source, ldb: ldb, c: dst, ldc: p, threads: 1)
                                     }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Large images on CPUs with Kiln's AVX-512 kernel: an implicit GEMM. The weight is packed once
+    /// for all bands, and each band's patches are read from the image straight into the kernel's
+    /// packed panels, so no unfolded matrix is written and read back (at Stable Diffusion's widths
+    /// that traffic and the weight's repacking per band cost a fifth of the convolution).
+    func forwardImplicit(_ x: Tensor, _ g: Conv2dGeometry, into y: inout Tensor) {
+        let (o, k, p) = (outChannels, g.patchSize, g.outHeight * g.outWidth)
+        let bandPixels = max(32, min(p, 2048))
+        let bandsPerSample = (p + bandPixels - 1) / bandPixels
+        var packed = [Float](unsafeUninitializedCapacity: kiln_packed_a_size(Int32(o), Int32(k))) { $1 = $0.count }
+        weight.value.withUnsafeBufferPointer { pw in
+            packed.withUnsafeMutableBufferPointer { kiln_pack_a_avx512(Int32(o), Int32(k), pw.baseAddress!, Int32(k), $0.baseAddress!) }
+        }
+        var geometry = kiln_conv_geometry(channels: Int32(g.inChannels), height: Int32(g.height), width: Int32(g.width),
+                                          kernel_height: Int32(g.kernelHeight), kernel_width: Int32(g.kernelWidth),
+                                          stride: Int32(g.stride), padding: Int32(g.padding), out_width: Int32(g.outWidth))
+        let biasValues = bias?.value ?? Tensor.zeros([0])
+        let plane = g.inChannels * g.height * g.width
+        x.withUnsafeBufferPointer { px in
+            packed.withUnsafeBufferPointer { pw in
+                biasValues.withUnsafeBufferPointer { pBias in
+                    y.withUnsafeMutableBufferPointer { py in
+                        withUnsafePointer(to: &geometry) { pg in
+                            nonisolated(unsafe) let (px, pw, py, pg) = (px.baseAddress!, pw.baseAddress!, py.baseAddress!, pg)
+                            nonisolated(unsafe) let pb = bias == nil ? nil : pBias.baseAddress
+                            parallelFor(g.batch * bandsPerSample, threads: BLAS.threadCount) { range in
+                                for task in range {
+                                    let (n, band) = task.quotientAndRemainder(dividingBy: bandsPerSample)
+                                    let first = band * bandPixels, pixels = min(bandPixels, p - first)
+                                    kiln_conv_band_avx512(Int32(o), Int32(k), pw, px + n * plane, pg, Int32(first), Int32(pixels),
+                                                          py + n * o * p + first, Int32(p), pb)
                                 }
                             }
                         }

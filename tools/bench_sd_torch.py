@@ -179,6 +179,10 @@ def torch_layers(runs):
     torch.manual_seed(1)
     results = {}
     with torch.no_grad():
+        for c, o, size in ((960, 320, 64), (640, 640, 64), (1920, 640, 32), (1280, 1280, 32), (2560, 1280, 16)):
+            x = torch.rand(2, c, size, size) * 2 - 1
+            conv = torch.nn.Conv2d(c, o, 3, padding=1)
+            results[f"conv3x3 {c}→{o} at {size}²"] = best_ms(runs, lambda: conv(x))
         for c, size in ((320, 64), (640, 32), (1280, 16)):
             x = torch.rand(2, c, size, size) * 2 - 1
             conv = torch.nn.Conv2d(c, c, 3, padding=1)

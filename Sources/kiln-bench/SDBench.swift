@@ -133,6 +133,13 @@ func benchSDLayers(arguments: [String]) {
     func report(_ name: String, _ body: () -> Void) {
         print("{\"layer\": \"\(name)\", \"ms\": \(bestMilliseconds(runs: runs, body))}")
     }
+    // The up path's widest convolutions: a ResNet's first after the skip concatenation, and the
+    // upsamplers'.
+    for (c, o, size) in [(960, 320, 64), (640, 640, 64), (1920, 640, 32), (1280, 1280, 32), (2560, 1280, 16)] {
+        let x = Tensor.uniform([2, c, size, size], in: -1...1, rng: &rng)
+        let conv = Conv2d(inChannels: c, outChannels: o, kernelSize: 3, padding: 1, rng: &rng)
+        report("conv3x3 \(c)→\(o) at \(size)²") { _ = conv.forward(x) }
+    }
     for (c, size) in [(320, 64), (640, 32), (1280, 16)] {
         let x = Tensor.uniform([2, c, size, size], in: -1...1, rng: &rng)
         let conv = Conv2d(inChannels: c, outChannels: c, kernelSize: 3, padding: 1, rng: &rng)

@@ -61,7 +61,7 @@ struct TunePrior: ParsableCommand {
     @Option(help: "draft: the last sampling steps the reward's gradient flows through (K).")
     var draftSteps: Int = 1
 
-    @Option(help: "Rewards and weights: view, alignment, quality, motion (two samples of a caption at two times, judged as a motion), e.g. view:1,alignment:1.")
+    @Option(help: "Rewards and weights: view, alignment, quality, motion (two samples of a caption at two times, judged as a motion), consistency (four azimuths from one noise, a splat fit to them rendered back: PSNR), e.g. view:1,alignment:1.")
     var reward: String = "view:1,alignment:1"
 
     @Option(help: "Epochs (each a batch of trajectories and its updates).")

@@ -100,4 +100,31 @@ struct TuningRewardTests {
         #expect(throws: TuningError.self) { try mix.tuningReward.scoreWithGradient!(layout.conditions, Tensor.zeros([12, 3, 4, 4])) }
         #expect(throws: TuningError.self) { try SampleRewardMix([(Linking(name: "a"), 1), (Linking(name: "b"), 1)]) }
     }
+
+    @Test("consistency: four true views of one object score above one view repeated four times (a Janus prior); the link shares its score")
+    func consistency() throws {
+        let reward = ConsistencySampleReward(fitSteps: 150, gaussians: 1000)
+        var sample = ToySample(seed: 5, index: 2)
+        sample.motion = nil
+        sample.time = nil
+        let condition: TuningCondition = (sample.caption, ViewConditioning(azimuthDegrees: 20, elevationDegrees: 15))
+        let linked = reward.linked(condition)
+        #expect(linked.map(\.view.azimuthDegrees) == [20, 110, 200, 290])
+        func planes(_ pictures: [Image]) -> Tensor {
+            var values: [Float] = []
+            for p in pictures { for c in 0..<3 { for i in 0..<(p.width * p.height) { values.append(p.pixels[3 * i + c]) } } }
+            return Tensor(shape: [pictures.count, 3, 32, 32], storage: values)
+        }
+        let views = linked.map { c -> Image in
+            var s = sample
+            (s.azimuthDegrees, s.elevationDegrees) = (c.view.azimuthDegrees, c.view.elevationDegrees)
+            return s.render(size: 32)
+        }
+        let consistent = try reward.score(linked, images: planes(views), gradient: false).rewards
+        let janus = try reward.score(linked, images: planes(Array(repeating: views[0], count: 4)), gradient: false).rewards
+        #expect(Set(consistent).count == 1 && Set(janus).count == 1)
+        #expect(consistent[0] > janus[0] + 0.2, "PSNR/10: true views \(consistent[0]), one view four times \(janus[0])")
+        #expect(try reward.score(linked, images: planes(views), gradient: true).gradient == nil)
+        #expect(try TuningRewardRegistry.weights(parsing: "consistency:0.5,view:1").map(\.name) == ["consistency", "view"])
+    }
 }

@@ -12,6 +12,7 @@ public enum TuningRewardRegistry {
         ("alignment", { try ImageModelReward(.alignment, folder: $0) }),
         ("quality", { try ImageModelReward(.quality, folder: $0) }),
         ("motion", { try MotionSampleReward(folder: $0) }),
+        ("consistency", { _ in ConsistencySampleReward() }),
     ]
 
     public static var names: [String] { makers.map(\.name) }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Compares kiln tune-prior's methods on the shipped prior at an equal sample budget, and prints a
+# table: the training rewards and the held-out judge's before and after (each run's model card),
+# the judge's kiln score-prior attributes, and the time spent.
+#
+#   tools/compare_tuning.sh OUT [EPOCHS] [REWARD]
+#
+# EPOCHS (default 20) epochs of 4 conditions x 4 samples for ddpo, grpo and dpo; draft draws one
+# sample per condition, so it gets 4x the epochs. Runs already finished in OUT are kept (delete
+# a run's folder to redo it). KILN names the binary (default: kiln on PATH).
+set -euo pipefail
+out=${1:?usage: tools/compare_tuning.sh OUT [EPOCHS] [REWARD]}
+epochs=${2:-20}
+reward=${3:-view:1,alignment:1}
+kiln=${KILN:-kiln}
+here="$(cd "$(dirname "$0")/.." && pwd)"
+judge="$here/assets/judge"
+mkdir -p "$out"
+
+tune() {  # NAME ARGS...
+  local name=$1; shift
+  if [ ! -f "$out/$name/README.md" ]; then
+    local resume=()
+    [ -f "$out/$name/checkpoint/state.json" ] && resume=(--resume)
+    local start=$SECONDS
+    "$kiln" tune-prior --out "$out/$name" --judge "$judge" --reward "$reward" --conditions 4 "${resume[@]}" "$@"
+    echo $((SECONDS - start)) > "$out/$name/seconds.txt"
+  fi
+}
+score() {  # NAME PRIOR
+  [ -f "$out/$1.scores.json" ] || "$kiln" score-prior --prior "$2" --rewards "$judge" --count 200 --out "$out/$1.scores.json"
+}
+
+tune ddpo --method ddpo --epochs "$epochs" --samples-per-condition 4
+tune grpo --method grpo --epochs "$epochs" --samples-per-condition 4
+tune dpo --method dpo --epochs "$epochs" --samples-per-condition 4
+tune draft --method draft --epochs $((4 * epochs)) --learning-rate 1e-5
+score untuned "$here/assets/prior"
+for m in ddpo grpo dpo draft; do score "$m" "$out/$m"; done
+
+python3 - "$out" "$reward" <<'PY'
+import json, sys, os
+out, reward = sys.argv[1], sys.argv[2]
+def scores(name):
+    s = json.load(open(os.path.join(out, name + ".scores.json")))
+    return s["azimuth"], s["elevation"], s["kind"], s["mainColor"], s["secondColor"]
+print(f"reward {reward}; judge = reward models trained on another data seed (assets/judge)\n")
+print("| method | training reward before → after | judge before → after | judge: azimuth | elevation | kind | main colour | second colour | time |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+a = scores("untuned")
+print(f"| untuned | | | {a[0]:.3f} | {a[1]:.3f} | {a[2]:.3f} | {a[3]:.3f} | {a[4]:.3f} | |")
+for m in ["ddpo", "grpo", "dpo", "draft"]:
+    log = json.load(open(os.path.join(out, m, "tuning.json")))
+    b = log["before"]
+    rows = log["epochs"]
+    after = None
+    card = open(os.path.join(out, m, "README.md")).read()
+    def pair(name):
+        for line in card.splitlines():
+            if line.startswith(f"| {name} (total) |"):
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                return f"{cells[1]} → {cells[2]}"
+        return "?"
+    seconds = int(open(os.path.join(out, m, "seconds.txt")).read()) if os.path.exists(os.path.join(out, m, "seconds.txt")) else sum(r["seconds"] for r in rows)
+    s = scores(m)
+    print(f"| {m} | {pair('training rewards')} | {pair('held-out judge')} | {s[0]:.3f} | {s[1]:.3f} | {s[2]:.3f} | {s[3]:.3f} | {s[4]:.3f} | {seconds // 60} min {seconds % 60} s |")
+PY

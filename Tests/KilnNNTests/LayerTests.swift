@@ -58,6 +58,10 @@ struct LayerTests {
         Conv2dGeometry(batch: 2, inChannels: 40, height: 33, width: 40, outChannels: 100, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         Conv2dGeometry(batch: 1, inChannels: 8, height: 70, width: 66, outChannels: 12, kernelHeight: 3, kernelWidth: 3, stride: 2, padding: 1),
         Conv2dGeometry(batch: 1, inChannels: 5, height: 34, width: 64, outChannels: 9, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 2),
+        // Winograd F(2×2, 3×3) (≥ 64 channels each way, ≥ 256 tiles): even sizes, and odd ones
+        // whose last tile row and column fall half outside the plane.
+        Conv2dGeometry(batch: 2, inChannels: 64, height: 32, width: 32, outChannels: 64, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        Conv2dGeometry(batch: 1, inChannels: 70, height: 33, width: 35, outChannels: 66, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
     ]
 
     @Test("Conv2d (im2col + sgemm) against direct loops", arguments: convolutions)

@@ -89,7 +89,9 @@ public final class Conv2d: Module {
         let p = g.outHeight * g.outWidth
         var y = Tensor(uninitializedShape: [g.batch, outChannels, g.outHeight, g.outWidth])  // every value written below
         if y.count == 0 { return y }
-        if p >= Conv2d.bandedPixels {
+        if Conv2d.usesWinograd(g) {
+            forwardWinograd(x, g, into: &y)
+        } else if p >= Conv2d.bandedPixels {
             forwardBanded(x, g, into: &y)
         } else {
             forwardBatched(x, g, into: &y)
@@ -252,6 +254,10 @@ public final class Conv2d: Module {
         let g = geometry(for: x, "Conv2d.backward (input)")
         dy.checkShape([g.batch, outChannels, g.outHeight, g.outWidth], "Conv2d.backward (output gradient)")
         let weightGradient = weight.requiresGradient, biasGradient = bias?.requiresGradient ?? false
+        if Conv2d.usesWinograd(g) && dy.count > 0 {
+            if weightGradient || biasGradient { backwardBanded(x, dy, g, weightGradient: weightGradient, biasGradient: biasGradient, inputGradient: nil) }
+            return inputGradient ? inputGradientWinograd(dy, g) : nil
+        }
         if g.outHeight * g.outWidth >= Conv2d.bandedPixels {
             var dx = [Float](repeating: 0, count: inputGradient ? x.count : 0)  // col2im adds into dx
             if dy.count > 0 && x.count > 0 && (inputGradient || weightGradient || biasGradient) {

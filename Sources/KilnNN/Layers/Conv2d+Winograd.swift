@@ -1,0 +1,213 @@
+import KilnCore
+
+/// Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray 2016) for the 3×3, stride-1, padding-1
+/// convolutions that dominate Stable Diffusion's UNet and VAE: each 2×2 block of outputs
+/// ("tile") comes from its 4×4 input patch with 16 multiplications per channel pair instead of
+/// 36, so the products do 4/9 of the direct convolution's work:
+///
+///     Y = Aᵀ·[Σ_c (G·g_oc·Gᵀ) ⊙ (Bᵀ·d_c·B)]·A
+///
+/// with the 4×4 input patch d_c of channel c, the 3×3 kernel g_oc, and
+/// Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
+/// Aᵀ = [1 1 1 0; 0 1 −1 −1]. The sum over channels is 16 matrix products, one per position ξ of
+/// the 4×4 transformed tile: M_ξ [O, T] = U_ξ [O, C]·V_ξ [C, T] over T tiles. The transforms are
+/// exact in real arithmetic; in float32 they add a few ulps (F(2×2, 3×3) is the best-conditioned
+/// of Winograd's tiles), which the reference tests bound.
+///
+/// Work is split into tasks of one sample's band of tile rows, each with its own transformed
+/// input and product buffers (a few tens of MB at most), run in parallel.
+extension Conv2d {
+    /// Whether `forward` takes the Winograd path for `g`: a 3×3 kernel, stride 1, padding 1, at
+    /// least 64 channels in and out (with fewer, the transforms cost more than the products
+    /// save), and at least 256 tiles per sample (32² outputs) so that the products stay wide.
+    static func usesWinograd(_ g: Conv2dGeometry) -> Bool {
+        g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1
+            && g.inChannels >= 64 && g.outChannels >= 64 && (g.outHeight + 1) / 2 * ((g.outWidth + 1) / 2) >= 256
+    }
+
+    /// y = conv(x) (+ bias) through F(2×2, 3×3), for `usesWinograd(g)`.
+    func forwardWinograd(_ x: Tensor, _ g: Conv2dGeometry, into y: inout Tensor) {
+        let filters = weight.value.withUnsafeBufferPointer { Conv2d.winogradFilters($0.baseAddress!, outChannels: outChannels, inChannels: inChannels) }
+        let biasValues = bias?.value
+        x.withUnsafeBufferPointer { px in
+            filters.withUnsafeBufferPointer { pf in
+                y.withUnsafeMutableBufferPointer { py in
+                    if let biasValues {
+                        biasValues.withUnsafeBufferPointer { Conv2d.winogradForward(px.baseAddress!, filters: pf.baseAddress!, bias: $0.baseAddress!, g, into: py.baseAddress!) }
+                    } else {
+                        Conv2d.winogradForward(px.baseAddress!, filters: pf.baseAddress!, bias: nil, g, into: py.baseAddress!)
+                    }
+                }
+            }
+        }
+    }
+
+    /// ∂L/∂x of a `usesWinograd` convolution: the convolution of ∂L/∂y with the kernel flipped
+    /// and its channel axes swapped (again 3×3, stride 1, padding 1), through F(2×2, 3×3).
+    func inputGradientWinograd(_ dy: Tensor, _ g: Conv2dGeometry) -> Tensor {
+        let (o, c) = (outChannels, inChannels)
+        let w = weight.value.storage
+        var flipped = [Float](repeating: 0, count: w.count)
+        for oc in 0..<o {
+            for ic in 0..<c {
+                for t in 0..<9 { flipped[((ic * o + oc) * 9) + 8 - t] = w[(oc * c + ic) * 9 + t] }
+            }
+        }
+        let filters = flipped.withUnsafeBufferPointer { Conv2d.winogradFilters($0.baseAddress!, outChannels: c, inChannels: o) }
+        let transposed = Conv2dGeometry(batch: g.batch, inChannels: o, height: g.outHeight, width: g.outWidth, outChannels: c,
+                                        kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1)
+        var dx = Tensor(uninitializedShape: [g.batch, c, g.height, g.width])
+        dy.withUnsafeBufferPointer { pdy in
+            filters.withUnsafeBufferPointer { pf in
+                dx.withUnsafeMutableBufferPointer { Conv2d.winogradForward(pdy.baseAddress!, filters: pf.baseAddress!, bias: nil, transposed, into: $0.baseAddress!) }
+            }
+        }
+        return dx
+    }
+
+    /// U_ξ[o, c] = (G·g_oc·Gᵀ)_ξ for a weight `[O, C, 3, 3]`: `[16, O, C]`.
+    static func winogradFilters(_ w: UnsafePointer<Float>, outChannels o: Int, inChannels c: Int) -> [Float] {
+        let pairs = o * c
+        return [Float](unsafeUninitializedCapacity: 16 * pairs) { u, initialized in
+            for pair in 0..<pairs {
+                let g = w + 9 * pair
+                // G·g: 4×3, rows (g0, (g0+g1+g2)/2, (g0−g1+g2)/2, g2) over the kernel's rows.
+                var t = [Float](repeating: 0, count: 12)
+                for j in 0..<3 {
+                    let (a, b, d) = (g[j], g[3 + j], g[6 + j])
+                    t[j] = a
+                    t[3 + j] = (a + b + d) / 2
+                    t[6 + j] = (a - b + d) / 2
+                    t[9 + j] = d
+                }
+                // (G·g)·Gᵀ: 4×4.
+                for i in 0..<4 {
+                    let (a, b, d) = (t[3 * i], t[3 * i + 1], t[3 * i + 2])
+                    u[(4 * i + 0) * pairs + pair] = a
+                    u[(4 * i + 1) * pairs + pair] = (a + b + d) / 2
+                    u[(4 * i + 2) * pairs + pair] = (a - b + d) / 2
+                    u[(4 * i + 3) * pairs + pair] = d
+                }
+            }
+            initialized = 16 * pairs
+        }
+    }
+
+    /// y = conv(x) (+ bias) through F(2×2, 3×3); `filters` from `winogradFilters`.
+    static func winogradForward(_ x: UnsafePointer<Float>, filters: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                _ g: Conv2dGeometry, into y: UnsafeMutablePointer<Float>) {
+        let (c, o, h, w) = (g.inChannels, g.outChannels, g.height, g.width)
+        let tileColumns = (w + 1) / 2, tileRows = (h + 1) / 2
+        // Tiles per task: transformed input and products of ~32 MB, between 256 and 2048 tiles.
+        let target = max(256, min(2048, 524_288 / max(c, o)))
+        let rowsPerBand = max(1, min(tileRows, target / tileColumns))
+        let bands = (tileRows + rowsPerBand - 1) / rowsPerBand
+        nonisolated(unsafe) let (x, filters, bias, y) = (x, filters, bias, y)
+        parallelFor(g.batch * bands, threads: BLAS.threadCount) { range in
+            let capacity = rowsPerBand * tileColumns
+            var v = [Float](unsafeUninitializedCapacity: 16 * c * capacity) { $1 = $0.count }
+            var m = [Float](unsafeUninitializedCapacity: 16 * o * capacity) { $1 = $0.count }
+            var rowScratch = [Float](unsafeUninitializedCapacity: inputScratch(tileColumns: tileColumns)) { $1 = $0.count }
+            v.withUnsafeMutableBufferPointer { pv in
+                m.withUnsafeMutableBufferPointer { pm in
+                    rowScratch.withUnsafeMutableBufferPointer { ps in
+                        for task in range {
+                            let (n, band) = task.quotientAndRemainder(dividingBy: bands)
+                            let r0 = band * rowsPerBand, rows = min(rowsPerBand, tileRows - r0), tiles = rows * tileColumns
+                            let sample = x + n * c * h * w
+                            for channel in 0..<c {
+                                for r in 0..<rows {
+                                    inputTransform(sample + channel * h * w, height: h, width: w, tileRow: r0 + r, tileColumns: tileColumns,
+                                                   scratch: ps.baseAddress!, into: pv.baseAddress! + channel * tiles + r * tileColumns, stride: c * tiles)
+                                }
+                            }
+                            for xi in 0..<16 {
+                                Matmul.sgemm(m: o, n: tiles, k: c, a: filters + xi * o * c, lda: c, b: pv.baseAddress! + xi * c * tiles, ldb: tiles,
+                                             c: pm.baseAddress! + xi * o * tiles, ldc: tiles, threads: 1)
+                            }
+                            for channel in 0..<o {
+                                outputTransform(pm.baseAddress! + channel * tiles, stride: o * tiles, tiles: tiles, tileColumns: tileColumns,
+                                                firstTileRow: r0, bias: bias?[channel] ?? 0,
+                                                into: y + (n * o + channel) * h * w, height: h, width: w)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Floats of scratch `inputTransform` needs for `tileColumns` tiles per row.
+    static func inputScratch(tileColumns tc: Int) -> Int { 2 * (tc + 1) + 16 * tc }
+
+    /// V_ξ[t] = (Bᵀ·d_t·B)_ξ for the tiles t of one tile row of one channel plane: d_t is the 4×4
+    /// patch at rows 2r − 1 … 2r + 2, columns 2t − 1 … 2t + 2 (zero outside the plane). Writes
+    /// `out[ξ·stride + t]`. Vectorisable over tiles: each input row is split into its odd and even
+    /// columns, so the four columns of every patch are contiguous arrays.
+    @inline(__always)
+    static func inputTransform(_ plane: UnsafePointer<Float>, height h: Int, width w: Int, tileRow r: Int, tileColumns tc: Int,
+                               scratch: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, stride: Int) {
+        let n = tc + 1
+        let odd = scratch, even = scratch + n  // odd[t] = x[2t − 1], even[t] = x[2t], t in 0...tc
+        let e = scratch + 2 * n  // e[(4i + j)·tc + t]: patch row i after the row transform (d·B), column j
+        for i in 0..<4 {
+            let yy = 2 * r - 1 + i, ei = e + 4 * i * tc
+            if yy < 0 || yy >= h {
+                ei.update(repeating: 0, count: 4 * tc)
+                continue
+            }
+            let row = plane + yy * w
+            odd[0] = 0
+            for t in 0..<n {
+                let evenColumn = 2 * t, oddColumn = 2 * t + 1
+                even[t] = evenColumn < w ? row[evenColumn] : 0
+                if t < tc { odd[t + 1] = oddColumn < w ? row[oddColumn] : 0 }
+            }
+            // Patch columns of tile t: x0 = odd[t], x1 = even[t], x2 = odd[t+1], x3 = even[t+1].
+            let (e0, e1, e2, e3) = (ei, ei + tc, ei + 2 * tc, ei + 3 * tc)
+            for t in 0..<tc {
+                let x0 = odd[t], x1 = even[t], x2 = odd[t + 1], x3 = even[t + 1]
+                e0[t] = x0 - x2
+                e1[t] = x1 + x2
+                e2[t] = x2 - x1
+                e3[t] = x1 - x3
+            }
+        }
+        // Column transform over the patch rows: Bᵀ·(d·B).
+        for j in 0..<4 {
+            let (a, b, c, d) = (e + j * tc, e + (4 + j) * tc, e + (8 + j) * tc, e + (12 + j) * tc)
+            let o0 = out + j * stride, o1 = out + (4 + j) * stride, o2 = out + (8 + j) * stride, o3 = out + (12 + j) * stride
+            for t in 0..<tc {
+                o0[t] = a[t] - c[t]
+                o1[t] = b[t] + c[t]
+                o2[t] = c[t] - b[t]
+                o3[t] = b[t] - d[t]
+            }
+        }
+    }
+
+    /// Y_t = Aᵀ·m_t·A (+ bias) for the tiles of one output channel: m_t[ξ] = `products[ξ·stride + t]`,
+    /// written to output rows 2r, 2r + 1 and columns 2t', 2t' + 1 (tile t = r·tc + t', rows from
+    /// `firstTileRow`), dropping what falls outside an odd-sized plane.
+    @inline(__always)
+    static func outputTransform(_ products: UnsafePointer<Float>, stride: Int, tiles: Int, tileColumns tc: Int, firstTileRow: Int,
+                                bias: Float, into plane: UnsafeMutablePointer<Float>, height h: Int, width w: Int) {
+        for t in 0..<tiles {
+            // Aᵀ·m (rows): s0j = m0j + m1j + m2j, s1j = m1j − m2j − m3j; then ·A (columns).
+            let m = products + t
+            let s00 = m[0] + m[4 * stride] + m[8 * stride], s01 = m[stride] + m[5 * stride] + m[9 * stride]
+            let s02 = m[2 * stride] + m[6 * stride] + m[10 * stride], s03 = m[3 * stride] + m[7 * stride] + m[11 * stride]
+            let s10 = m[4 * stride] - m[8 * stride] - m[12 * stride], s11 = m[5 * stride] - m[9 * stride] - m[13 * stride]
+            let s12 = m[6 * stride] - m[10 * stride] - m[14 * stride], s13 = m[7 * stride] - m[11 * stride] - m[15 * stride]
+            let (r, column) = t.quotientAndRemainder(dividingBy: tc)
+            let yy = 2 * (firstTileRow + r), xx = 2 * column
+            let top = plane + yy * w + xx
+            top[0] = s00 + s01 + s02 + bias
+            if xx + 1 < w { top[1] = s01 - s02 - s03 + bias }
+            if yy + 1 < h {
+                top[w] = s10 + s11 + s12 + bias
+                if xx + 1 < w { top[w + 1] = s11 - s12 - s13 + bias }
+            }
+        }
+    }
+}

@@ -221,6 +221,30 @@ static void pack_b_conv(int kc, int nc, int p0, int n0, const float *x, const ki
     }
 }
 
+void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, const float *b, int ldb, float *c, int ldc) {
+    size_t padded = (size_t)((m + MR - 1) / MR * MR);
+    float *pb = buffer(&packed_b, (size_t)KC * NC);
+    for (int jc = 0; jc < n; jc += NC) {
+        int nc = n - jc < NC ? n - jc : NC;
+        for (int pc = 0; pc < k; pc += KC) {
+            int kc = k - pc < KC ? k - pc : KC;
+            pack_b(kc, nc, b + (size_t)pc * ldb + jc, ldb, 0, pb);
+            for (int ic = 0; ic < m; ic += MC) {
+                int mc = m - ic < MC ? m - ic : MC;
+                const float *pa = packed_a + (size_t)pc * padded + (size_t)ic * kc;
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c + (size_t)(ic + ir) * ldc + jc + jr, ldc,
+                               1.0f, pc == 0 ? 0.0f : 1.0f, NULL, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+}
+
 void kiln_conv_band_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_pixel,
                            int n, float *y, int ldy, const float *bias) {
     size_t padded = (size_t)((m + MR - 1) / MR * MR);
@@ -254,6 +278,10 @@ void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alph
     abort();  // never called: kiln_sgemm_avx512_available() is 0
 }
 size_t kiln_packed_a_size(int m, int k) { (void)m; (void)k; abort(); }
+void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, const float *b, int ldb, float *c, int ldc) {
+    (void)m; (void)n; (void)k; (void)packed_a; (void)b; (void)ldb; (void)c; (void)ldc;
+    abort();
+}
 void kiln_pack_a_avx512(int m, int k, const float *a, int lda, float *out) { (void)m; (void)k; (void)a; (void)lda; (void)out; abort(); }
 void kiln_conv_band_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_pixel,
                            int n, float *y, int ldy, const float *bias) {

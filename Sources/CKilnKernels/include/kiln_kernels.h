@@ -36,6 +36,10 @@ size_t kiln_packed_a_size(int m, int k);
 /// so that the bands of a convolution share one packing of its weight. AVX-512 CPUs only.
 void kiln_pack_a_avx512(int m, int k, const float *a, int lda, float *out);
 
+/// C [m, n] (rows of ldc) = A·B with A packed by `kiln_pack_a_avx512` and B [k, n] row-major
+/// (rows of ldb): for a weight that many products share. Single-threaded; AVX-512 CPUs only.
+void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, const float *b, int ldb, float *c, int ldc);
+
 /// One band of a convolution as an implicit GEMM: y[o, j] = Σ_p W[o, p]·col[p, first_pixel + j]
 /// (+ bias[o]) for j < n, where col is the unfolding (im2col) of one sample x [C, H, W], read
 /// straight from x while packing (no unfolded matrix is written); W [m, k] packed by

@@ -1,3 +1,4 @@
+import CKilnKernels
 import KilnCore
 
 /// Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray 2016) for the 3×3, stride-1, padding-1
@@ -93,7 +94,8 @@ extension Conv2d {
         }
     }
 
-    /// y = conv(x) (+ bias) through F(2×2, 3×3); `filters` from `winogradFilters`.
+    /// y = conv(x) (+ bias) through F(2×2, 3×3); `filters` from `winogradFilters`. On CPUs with
+    /// Kiln's AVX-512 kernel each U_ξ is packed once for all tasks.
     static func winogradForward(_ x: UnsafePointer<Float>, filters: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                 _ g: Conv2dGeometry, into y: UnsafeMutablePointer<Float>) {
         let (c, o, h, w) = (g.inChannels, g.outChannels, g.height, g.width)
@@ -102,33 +104,47 @@ extension Conv2d {
         let target = max(256, min(2048, 524_288 / max(c, o)))
         let rowsPerBand = max(1, min(tileRows, target / tileColumns))
         let bands = (tileRows + rowsPerBand - 1) / rowsPerBand
-        nonisolated(unsafe) let (x, filters, bias, y) = (x, filters, bias, y)
-        parallelFor(g.batch * bands, threads: BLAS.threadCount) { range in
-            let capacity = rowsPerBand * tileColumns
-            var v = [Float](unsafeUninitializedCapacity: 16 * c * capacity) { $1 = $0.count }
-            var m = [Float](unsafeUninitializedCapacity: 16 * o * capacity) { $1 = $0.count }
-            var rowScratch = [Float](unsafeUninitializedCapacity: inputScratch(tileColumns: tileColumns)) { $1 = $0.count }
-            v.withUnsafeMutableBufferPointer { pv in
-                m.withUnsafeMutableBufferPointer { pm in
-                    rowScratch.withUnsafeMutableBufferPointer { ps in
-                        for task in range {
-                            let (n, band) = task.quotientAndRemainder(dividingBy: bands)
-                            let r0 = band * rowsPerBand, rows = min(rowsPerBand, tileRows - r0), tiles = rows * tileColumns
-                            let sample = x + n * c * h * w
-                            for channel in 0..<c {
-                                for r in 0..<rows {
-                                    inputTransform(sample + channel * h * w, height: h, width: w, tileRow: r0 + r, tileColumns: tileColumns,
-                                                   scratch: ps.baseAddress!, into: pv.baseAddress! + channel * tiles + r * tileColumns, stride: c * tiles)
+        let prepacked = Matmul.ownKernelFits(m: o, n: 32, k: c)
+        let packedSize = prepacked ? kiln_packed_a_size(Int32(o), Int32(c)) : 0
+        var packed = [Float](unsafeUninitializedCapacity: 16 * packedSize) { $1 = $0.count }
+        if prepacked {
+            packed.withUnsafeMutableBufferPointer { pp in
+                for xi in 0..<16 { kiln_pack_a_avx512(Int32(o), Int32(c), filters + xi * o * c, Int32(c), pp.baseAddress! + xi * packedSize) }
+            }
+        }
+        packed.withUnsafeBufferPointer { pp in
+            nonisolated(unsafe) let (x, filters, bias, y, pp) = (x, filters, bias, y, pp.baseAddress)
+            parallelFor(g.batch * bands, threads: BLAS.threadCount) { range in
+                let capacity = rowsPerBand * tileColumns
+                var v = [Float](unsafeUninitializedCapacity: 16 * c * capacity) { $1 = $0.count }
+                var m = [Float](unsafeUninitializedCapacity: 16 * o * capacity) { $1 = $0.count }
+                var rowScratch = [Float](unsafeUninitializedCapacity: 16 * tileColumns) { $1 = $0.count }
+                v.withUnsafeMutableBufferPointer { pv in
+                    m.withUnsafeMutableBufferPointer { pm in
+                        rowScratch.withUnsafeMutableBufferPointer { ps in
+                            for task in range {
+                                let (n, band) = task.quotientAndRemainder(dividingBy: bands)
+                                let r0 = band * rowsPerBand, rows = min(rowsPerBand, tileRows - r0), tiles = rows * tileColumns
+                                let sample = x + n * c * h * w
+                                for channel in 0..<c {
+                                    for r in 0..<rows {
+                                        inputTransform(sample + channel * h * w, height: h, width: w, tileRow: r0 + r, tileColumns: tileColumns,
+                                                       scratch: ps.baseAddress!, into: pv.baseAddress! + channel * tiles + r * tileColumns, stride: c * tiles)
+                                    }
                                 }
-                            }
-                            for xi in 0..<16 {
-                                Matmul.sgemm(m: o, n: tiles, k: c, a: filters + xi * o * c, lda: c, b: pv.baseAddress! + xi * c * tiles, ldb: tiles,
-                                             c: pm.baseAddress! + xi * o * tiles, ldc: tiles, threads: 1)
-                            }
-                            for channel in 0..<o {
-                                outputTransform(pm.baseAddress! + channel * tiles, stride: o * tiles, tiles: tiles, tileColumns: tileColumns,
-                                                firstTileRow: r0, bias: bias?[channel] ?? 0,
-                                                into: y + (n * o + channel) * h * w, height: h, width: w)
+                                for xi in 0..<16 {
+                                    let b = pv.baseAddress! + xi * c * tiles, product = pm.baseAddress! + xi * o * tiles
+                                    if let pp {
+                                        kiln_sgemm_avx512_packed_a(Int32(o), Int32(tiles), Int32(c), pp + xi * packedSize, b, Int32(tiles), product, Int32(tiles))
+                                    } else {
+                                        Matmul.sgemm(m: o, n: tiles, k: c, a: filters + xi * o * c, lda: c, b: b, ldb: tiles, c: product, ldc: tiles, threads: 1)
+                                    }
+                                }
+                                for channel in 0..<o {
+                                    outputTransform(pm.baseAddress! + channel * tiles, stride: o * tiles, tileRows: rows, tileColumns: tileColumns,
+                                                    firstTileRow: r0, bias: bias?[channel] ?? 0,
+                                                    into: y + (n * o + channel) * h * w, height: h, width: w)
+                                }
                             }
                         }
                     }
@@ -137,19 +153,16 @@ extension Conv2d {
         }
     }
 
-    /// Floats of scratch `inputTransform` needs for `tileColumns` tiles per row.
-    static func inputScratch(tileColumns tc: Int) -> Int { 2 * (tc + 1) + 16 * tc }
-
     /// V_ξ[t] = (Bᵀ·d_t·B)_ξ for the tiles t of one tile row of one channel plane: d_t is the 4×4
     /// patch at rows 2r − 1 … 2r + 2, columns 2t − 1 … 2t + 2 (zero outside the plane). Writes
-    /// `out[ξ·stride + t]`. Vectorisable over tiles: each input row is split into its odd and even
-    /// columns, so the four columns of every patch are contiguous arrays.
+    /// `out[ξ·stride + t]`; `scratch` holds 16·tileColumns floats. The interior tiles' loops have
+    /// no branches (the edges are done apart), so they vectorise.
     @inline(__always)
     static func inputTransform(_ plane: UnsafePointer<Float>, height h: Int, width w: Int, tileRow r: Int, tileColumns tc: Int,
-                               scratch: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, stride: Int) {
-        let n = tc + 1
-        let odd = scratch, even = scratch + n  // odd[t] = x[2t − 1], even[t] = x[2t], t in 0...tc
-        let e = scratch + 2 * n  // e[(4i + j)·tc + t]: patch row i after the row transform (d·B), column j
+                               scratch e: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Float>, stride: Int) {
+        // e[(4i + j)·tc + t]: patch row i after the row transform d·B, column j.
+        @inline(__always) func at(_ row: UnsafePointer<Float>, _ column: Int) -> Float { column >= 0 && column < w ? row[column] : 0 }
+        let interior = 1..<max(1, (w - 3) / 2 + 1)  // tiles t with 2t − 1 ≥ 0 and 2t + 2 ≤ w − 1
         for i in 0..<4 {
             let yy = 2 * r - 1 + i, ei = e + 4 * i * tc
             if yy < 0 || yy >= h {
@@ -157,21 +170,23 @@ extension Conv2d {
                 continue
             }
             let row = plane + yy * w
-            odd[0] = 0
-            for t in 0..<n {
-                let evenColumn = 2 * t, oddColumn = 2 * t + 1
-                even[t] = evenColumn < w ? row[evenColumn] : 0
-                if t < tc { odd[t + 1] = oddColumn < w ? row[oddColumn] : 0 }
-            }
-            // Patch columns of tile t: x0 = odd[t], x1 = even[t], x2 = odd[t+1], x3 = even[t+1].
             let (e0, e1, e2, e3) = (ei, ei + tc, ei + 2 * tc, ei + 3 * tc)
-            for t in 0..<tc {
-                let x0 = odd[t], x1 = even[t], x2 = odd[t + 1], x3 = even[t + 1]
+            for t in interior {
+                let x0 = row[2 * t - 1], x1 = row[2 * t], x2 = row[2 * t + 1], x3 = row[2 * t + 2]
                 e0[t] = x0 - x2
                 e1[t] = x1 + x2
                 e2[t] = x2 - x1
                 e3[t] = x1 - x3
             }
+            @inline(__always) func edge(_ t: Int) {
+                let x0 = at(row, 2 * t - 1), x1 = at(row, 2 * t), x2 = at(row, 2 * t + 1), x3 = at(row, 2 * t + 2)
+                e0[t] = x0 - x2
+                e1[t] = x1 + x2
+                e2[t] = x2 - x1
+                e3[t] = x1 - x3
+            }
+            edge(0)
+            for t in interior.upperBound..<tc { edge(t) }
         }
         // Column transform over the patch rows: Bᵀ·(d·B).
         for j in 0..<4 {
@@ -187,26 +202,45 @@ extension Conv2d {
     }
 
     /// Y_t = Aᵀ·m_t·A (+ bias) for the tiles of one output channel: m_t[ξ] = `products[ξ·stride + t]`,
-    /// written to output rows 2r, 2r + 1 and columns 2t', 2t' + 1 (tile t = r·tc + t', rows from
-    /// `firstTileRow`), dropping what falls outside an odd-sized plane.
+    /// tile t = r·tc + t' written to output rows 2r, 2r + 1 and columns 2t', 2t' + 1 (tile rows
+    /// from `firstTileRow`), dropping what falls outside an odd-sized plane.
     @inline(__always)
-    static func outputTransform(_ products: UnsafePointer<Float>, stride: Int, tiles: Int, tileColumns tc: Int, firstTileRow: Int,
+    static func outputTransform(_ products: UnsafePointer<Float>, stride: Int, tileRows rows: Int, tileColumns tc: Int, firstTileRow: Int,
                                 bias: Float, into plane: UnsafeMutablePointer<Float>, height h: Int, width w: Int) {
-        for t in 0..<tiles {
-            // Aᵀ·m (rows): s0j = m0j + m1j + m2j, s1j = m1j − m2j − m3j; then ·A (columns).
-            let m = products + t
-            let s00 = m[0] + m[4 * stride] + m[8 * stride], s01 = m[stride] + m[5 * stride] + m[9 * stride]
-            let s02 = m[2 * stride] + m[6 * stride] + m[10 * stride], s03 = m[3 * stride] + m[7 * stride] + m[11 * stride]
-            let s10 = m[4 * stride] - m[8 * stride] - m[12 * stride], s11 = m[5 * stride] - m[9 * stride] - m[13 * stride]
-            let s12 = m[6 * stride] - m[10 * stride] - m[14 * stride], s13 = m[7 * stride] - m[11 * stride] - m[15 * stride]
-            let (r, column) = t.quotientAndRemainder(dividingBy: tc)
-            let yy = 2 * (firstTileRow + r), xx = 2 * column
-            let top = plane + yy * w + xx
-            top[0] = s00 + s01 + s02 + bias
-            if xx + 1 < w { top[1] = s01 - s02 - s03 + bias }
-            if yy + 1 < h {
-                top[w] = s10 + s11 + s12 + bias
-                if xx + 1 < w { top[w + 1] = s11 - s12 - s13 + bias }
+        let full = w / 2  // tiles whose two columns are both inside
+        for r in 0..<rows {
+            let yy = 2 * (firstTileRow + r)
+            let top = plane + yy * w, bottom = top + w, hasBottom = yy + 1 < h
+            let m = products + r * tc
+            let (m0, m1, m2, m3) = (m, m + stride, m + 2 * stride, m + 3 * stride)
+            let (m4, m5, m6, m7) = (m + 4 * stride, m + 5 * stride, m + 6 * stride, m + 7 * stride)
+            let (m8, m9, m10, m11) = (m + 8 * stride, m + 9 * stride, m + 10 * stride, m + 11 * stride)
+            let (m12, m13, m14, m15) = (m + 12 * stride, m + 13 * stride, m + 14 * stride, m + 15 * stride)
+            @inline(__always) func tile(_ t: Int) -> (Float, Float, Float, Float) {
+                // Aᵀ·m (rows): s0j = m0j + m1j + m2j, s1j = m1j − m2j − m3j; then ·A (columns).
+                let s00 = m0[t] + m4[t] + m8[t], s01 = m1[t] + m5[t] + m9[t], s02 = m2[t] + m6[t] + m10[t], s03 = m3[t] + m7[t] + m11[t]
+                let s10 = m4[t] - m8[t] - m12[t], s11 = m5[t] - m9[t] - m13[t], s12 = m6[t] - m10[t] - m14[t], s13 = m7[t] - m11[t] - m15[t]
+                return (s00 + s01 + s02 + bias, s01 - s02 - s03 + bias, s10 + s11 + s12 + bias, s11 - s12 - s13 + bias)
+            }
+            if hasBottom {
+                for t in 0..<full {
+                    let (a, b, c, d) = tile(t)
+                    top[2 * t] = a
+                    top[2 * t + 1] = b
+                    bottom[2 * t] = c
+                    bottom[2 * t + 1] = d
+                }
+            } else {
+                for t in 0..<full {
+                    let (a, b, _, _) = tile(t)
+                    top[2 * t] = a
+                    top[2 * t + 1] = b
+                }
+            }
+            if full < tc {  // an odd width: the last tile's left column only
+                let (a, _, c, _) = tile(full)
+                top[2 * full] = a
+                if hasBottom { bottom[2 * full] = c }
             }
         }
     }

@@ -72,18 +72,19 @@ extension Conv2d {
         return [Float](unsafeUninitializedCapacity: 16 * pairs) { u, initialized in
             for pair in 0..<pairs {
                 let g = w + 9 * pair
-                // G·g: 4×3, rows (g0, (g0+g1+g2)/2, (g0−g1+g2)/2, g2) over the kernel's rows.
-                var t = [Float](repeating: 0, count: 12)
-                for j in 0..<3 {
-                    let (a, b, d) = (g[j], g[3 + j], g[6 + j])
-                    t[j] = a
-                    t[3 + j] = (a + b + d) / 2
-                    t[6 + j] = (a - b + d) / 2
-                    t[9 + j] = d
-                }
-                // (G·g)·Gᵀ: 4×4.
+                // G·g (4×3): rows g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2 over the kernel's rows;
+                // then (G·g)·Gᵀ (4×4) the same way over its columns.
                 for i in 0..<4 {
-                    let (a, b, d) = (t[3 * i], t[3 * i + 1], t[3 * i + 2])
+                    @inline(__always) func row(_ j: Int) -> Float {
+                        let (a, b, d) = (g[j], g[3 + j], g[6 + j])
+                        switch i {
+                        case 0: return a
+                        case 1: return (a + b + d) / 2
+                        case 2: return (a - b + d) / 2
+                        default: return d
+                        }
+                    }
+                    let (a, b, d) = (row(0), row(1), row(2))
                     u[(4 * i + 0) * pairs + pair] = a
                     u[(4 * i + 1) * pairs + pair] = (a + b + d) / 2
                     u[(4 * i + 2) * pairs + pair] = (a - b + d) / 2

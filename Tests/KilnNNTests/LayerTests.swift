@@ -62,6 +62,8 @@ struct LayerTests {
         // whose last tile row and column fall half outside the plane.
         Conv2dGeometry(batch: 2, inChannels: 64, height: 32, width: 32, outChannels: 64, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         Conv2dGeometry(batch: 1, inChannels: 70, height: 33, width: 35, outChannels: 66, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        // A small image whose bands span samples (3 samples of 9×9 tiles).
+        Conv2dGeometry(batch: 3, inChannels: 64, height: 17, width: 18, outChannels: 72, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
     ]
 
     @Test("Conv2d (im2col + sgemm) against direct loops", arguments: convolutions)

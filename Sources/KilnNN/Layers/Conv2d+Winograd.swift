@@ -15,15 +15,17 @@ import KilnCore
 /// exact in real arithmetic; in float32 they add a few ulps (F(2×2, 3×3) is the best-conditioned
 /// of Winograd's tiles), which the reference tests bound.
 ///
-/// Work is split into tasks of one sample's band of tile rows, each with its own transformed
-/// input and product buffers (a few tens of MB at most), run in parallel.
+/// Work is split into tasks of a band of tile rows (the batch's samples one after the other, so a
+/// band of a small image spans samples), each with its own transformed input and product
+/// buffers (a few tens of MB at most), run in parallel.
 extension Conv2d {
     /// Whether `forward` takes the Winograd path for `g`: a 3×3 kernel, stride 1, padding 1, at
     /// least 64 channels in and out (with fewer, the transforms cost more than the products
-    /// save), and at least 256 tiles per sample (32² outputs) so that the products stay wide.
+    /// save), and at least 128 tiles over the batch (16² outputs, batch 2) so that the products
+    /// stay wide.
     static func usesWinograd(_ g: Conv2dGeometry) -> Bool {
         g.kernelHeight == 3 && g.kernelWidth == 3 && g.stride == 1 && g.padding == 1
-            && g.inChannels >= 64 && g.outChannels >= 64 && (g.outHeight + 1) / 2 * ((g.outWidth + 1) / 2) >= 256
+            && g.inChannels >= 64 && g.outChannels >= 64 && g.batch * ((g.outHeight + 1) / 2) * ((g.outWidth + 1) / 2) >= 128
     }
 
     /// y = conv(x) (+ bias) through F(2×2, 3×3), for `usesWinograd(g)`.
@@ -100,11 +102,13 @@ extension Conv2d {
     static func winogradForward(_ x: UnsafePointer<Float>, filters: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                 _ g: Conv2dGeometry, into y: UnsafeMutablePointer<Float>) {
         let (c, o, h, w) = (g.inChannels, g.outChannels, g.height, g.width)
-        let tileColumns = (w + 1) / 2, tileRows = (h + 1) / 2
-        // Tiles per task: transformed input and products of ~32 MB, between 256 and 2048 tiles.
+        let tileColumns = (w + 1) / 2, tileRows = (h + 1) / 2, totalRows = g.batch * tileRows
+        // Tiles per task: transformed input and products of ~32 MB, between 256 and 2048 tiles,
+        // and at least one task per thread.
         let target = max(256, min(2048, 524_288 / max(c, o)))
-        let rowsPerBand = max(1, min(tileRows, target / tileColumns))
-        let bands = (tileRows + rowsPerBand - 1) / rowsPerBand
+        let threads = BLAS.threadCount
+        let rowsPerBand = max(1, min(target / tileColumns, (totalRows + threads - 1) / threads))
+        let bands = (totalRows + rowsPerBand - 1) / rowsPerBand
         let prepacked = Matmul.ownKernelFits(m: o, n: 32, k: c)
         let packedSize = prepacked ? kiln_packed_a_size(Int32(o), Int32(c)) : 0
         var packed = [Float](unsafeUninitializedCapacity: 16 * packedSize) { $1 = $0.count }
@@ -115,7 +119,7 @@ extension Conv2d {
         }
         packed.withUnsafeBufferPointer { pp in
             nonisolated(unsafe) let (x, filters, bias, y, pp) = (x, filters, bias, y, pp.baseAddress)
-            parallelFor(g.batch * bands, threads: BLAS.threadCount) { range in
+            parallelFor(bands, threads: threads) { range in
                 let capacity = rowsPerBand * tileColumns
                 var v = [Float](unsafeUninitializedCapacity: 16 * c * capacity) { $1 = $0.count }
                 var m = [Float](unsafeUninitializedCapacity: 16 * o * capacity) { $1 = $0.count }
@@ -123,14 +127,13 @@ extension Conv2d {
                 v.withUnsafeMutableBufferPointer { pv in
                     m.withUnsafeMutableBufferPointer { pm in
                         rowScratch.withUnsafeMutableBufferPointer { ps in
-                            for task in range {
-                                let (n, band) = task.quotientAndRemainder(dividingBy: bands)
-                                let r0 = band * rowsPerBand, rows = min(rowsPerBand, tileRows - r0), tiles = rows * tileColumns
-                                let sample = x + n * c * h * w
+                            for band in range {
+                                let r0 = band * rowsPerBand, rows = min(rowsPerBand, totalRows - r0), tiles = rows * tileColumns
                                 for channel in 0..<c {
-                                    for r in 0..<rows {
-                                        inputTransform(sample + channel * h * w, height: h, width: w, tileRow: r0 + r, tileColumns: tileColumns,
-                                                       scratch: ps.baseAddress!, into: pv.baseAddress! + channel * tiles + r * tileColumns, stride: c * tiles)
+                                    for rr in 0..<rows {
+                                        let (n, r) = (r0 + rr).quotientAndRemainder(dividingBy: tileRows)
+                                        inputTransform(x + (n * c + channel) * h * w, height: h, width: w, tileRow: r, tileColumns: tileColumns,
+                                                       scratch: ps.baseAddress!, into: pv.baseAddress! + channel * tiles + rr * tileColumns, stride: c * tiles)
                                     }
                                 }
                                 for xi in 0..<16 {
@@ -142,9 +145,12 @@ extension Conv2d {
                                     }
                                 }
                                 for channel in 0..<o {
-                                    outputTransform(pm.baseAddress! + channel * tiles, stride: o * tiles, tileRows: rows, tileColumns: tileColumns,
-                                                    firstTileRow: r0, bias: bias?[channel] ?? 0,
-                                                    into: y + (n * o + channel) * h * w, height: h, width: w)
+                                    for rr in 0..<rows {
+                                        let (n, r) = (r0 + rr).quotientAndRemainder(dividingBy: tileRows)
+                                        outputTransform(pm.baseAddress! + channel * tiles + rr * tileColumns, stride: o * tiles, tileRows: 1,
+                                                        tileColumns: tileColumns, firstTileRow: r, bias: bias?[channel] ?? 0,
+                                                        into: y + (n * o + channel) * h * w, height: h, width: w)
+                                    }
                                 }
                             }
                         }

@@ -7,13 +7,18 @@ import KilnCore
 /// Parameters: `weight` `[O, C, kh, kw]`, `bias` `[O]` (optional). Input `[N, C, H, W]` → output
 /// `[N, O, Ho, Wo]` with Ho = ⌊(H + 2p − kh)/s⌋ + 1.
 ///
-/// Fast path: im2col + `sgemm`. The patches of one or more samples are unfolded into a
-/// `[C·kh·kw, g·Ho·Wo]` matrix (rows in parallel) and multiplied by the `[O, C·kh·kw]` weight.
-/// Small images are batched `g` samples to a product so the GEMM stays wide (an 8×8 feature map
-/// alone gives only 64 columns); a 1×1 stride-1 convolution of one sample skips the unfolding and
-/// multiplies the input in place. Backward recomputes the unfolding instead of keeping it (it is
-/// kh·kw times the size of the input) and folds the patch gradients back per input channel in
-/// parallel (col2im).
+/// Paths, chosen by shape (every one checked against `NNReference.conv2d` on random inputs):
+/// - Wide 3×3, stride-1, padding-1 convolutions on images of ≥ 32² outputs (Stable Diffusion's
+///   UNet and VAE): Winograd F(2×2, 3×3), forward and input gradient (`Conv2d+Winograd.swift`).
+/// - Other large images (≥ 1024 output pixels): bands of output rows in parallel; on CPUs with
+///   Kiln's AVX-512 kernel an implicit GEMM (the weight packed once, patches packed straight from
+///   the image), else im2col + `sgemm` per band.
+/// - Small images: im2col + `sgemm`, `g` samples to a product so the GEMM stays wide (an 8×8
+///   feature map alone gives only 64 columns); a 1×1 stride-1 convolution of one sample skips the
+///   unfolding and multiplies the input in place.
+/// Backward recomputes the unfolding instead of keeping it (it is kh·kw times the size of the
+/// input) and folds the patch gradients back (col2im), in bands for large images; a frozen
+/// weight's gradient is skipped (`Parameter.requiresGradient`).
 public final class Conv2d: Module {
     public let inChannels: Int
     public let outChannels: Int

@@ -221,6 +221,55 @@ static void pack_b_conv(int kc, int nc, int p0, int n0, const float *x, const ki
     }
 }
 
+// Packed B: the (jc, pc) blocks of kiln_sgemm_avx512 one after the other, jc-major, each as pack_b
+// lays it out (kc rows of NR-column panels over nc rounded up to NR).
+size_t kiln_packed_b_size(int k, int n) {
+    size_t total = 0;
+    for (int jc = 0; jc < n; jc += NC) {
+        int nc = n - jc < NC ? n - jc : NC;
+        total += (size_t)k * (size_t)((nc + NR - 1) / NR * NR);
+    }
+    return total;
+}
+
+void kiln_pack_b_avx512(int k, int n, const float *b, int ldb, int trans_b, float *out) {
+    for (int jc = 0; jc < n; jc += NC) {
+        int nc = n - jc < NC ? n - jc : NC;
+        size_t padded = (size_t)((nc + NR - 1) / NR * NR);
+        for (int pc = 0; pc < k; pc += KC) {
+            int kc = k - pc < KC ? k - pc : KC;
+            pack_b(kc, nc, trans_b ? b + (size_t)jc * ldb + pc : b + (size_t)pc * ldb + jc, ldb, trans_b, out + (size_t)pc * padded);
+        }
+        out += (size_t)k * padded;
+    }
+}
+
+void kiln_sgemm_avx512_packed_b(int m, int n, int k, float alpha, const float *a, int lda, const float *packed_b, float *c, int ldc) {
+    float *pa = buffer(&packed_a, (size_t)MC * KC);
+    const float *block = packed_b;
+    for (int jc = 0; jc < n; jc += NC) {
+        int nc = n - jc < NC ? n - jc : NC;
+        size_t padded = (size_t)((nc + NR - 1) / NR * NR);
+        for (int pc = 0; pc < k; pc += KC) {
+            int kc = k - pc < KC ? k - pc : KC;
+            const float *pb = block + (size_t)pc * padded;
+            for (int ic = 0; ic < m; ic += MC) {
+                int mc = m - ic < MC ? m - ic : MC;
+                pack_a(mc, kc, a + (size_t)ic * lda + pc, lda, 0, pa);
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c + (size_t)(ic + ir) * ldc + jc + jr, ldc,
+                               alpha, pc == 0 ? 0.0f : 1.0f, NULL, mr, nr);
+                    }
+                }
+            }
+        }
+        block += (size_t)k * padded;
+    }
+}
+
 void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, const float *b, int ldb, float *c, int ldc) {
     size_t padded = (size_t)((m + MR - 1) / MR * MR);
     float *pb = buffer(&packed_b, (size_t)KC * NC);
@@ -278,6 +327,15 @@ void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alph
     abort();  // never called: kiln_sgemm_avx512_available() is 0
 }
 size_t kiln_packed_a_size(int m, int k) { (void)m; (void)k; abort(); }
+size_t kiln_packed_b_size(int k, int n) { (void)k; (void)n; abort(); }
+void kiln_pack_b_avx512(int k, int n, const float *b, int ldb, int trans_b, float *out) {
+    (void)k; (void)n; (void)b; (void)ldb; (void)trans_b; (void)out;
+    abort();
+}
+void kiln_sgemm_avx512_packed_b(int m, int n, int k, float alpha, const float *a, int lda, const float *packed_b, float *c, int ldc) {
+    (void)m; (void)n; (void)k; (void)alpha; (void)a; (void)lda; (void)packed_b; (void)c; (void)ldc;
+    abort();
+}
 void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, const float *b, int ldb, float *c, int ldc) {
     (void)m; (void)n; (void)k; (void)packed_a; (void)b; (void)ldb; (void)c; (void)ldc;
     abort();

@@ -62,8 +62,8 @@ struct LayerTests {
         // whose last tile row and column fall half outside the plane.
         Conv2dGeometry(batch: 2, inChannels: 64, height: 32, width: 32, outChannels: 64, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         Conv2dGeometry(batch: 1, inChannels: 70, height: 33, width: 35, outChannels: 66, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
-        // A small image whose bands span samples (3 samples of 9×9 tiles).
-        Conv2dGeometry(batch: 3, inChannels: 64, height: 17, width: 18, outChannels: 72, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        // Bands that span samples (3 samples of 16 tile rows, two bands of 24 rows).
+        Conv2dGeometry(batch: 3, inChannels: 64, height: 32, width: 32, outChannels: 64, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
     ]
 
     @Test("Conv2d (im2col + sgemm) against direct loops", arguments: convolutions)
@@ -280,6 +280,9 @@ struct LayerTests {
                                             causal: true), cross: false, biases: true, naming: .clip),
         AttentionCase(shape: AttentionShape(batch: 1, queryLength: 70, keyLength: 77, queryDim: 8, contextDim: 12, heads: 1, headDim: 8, outDim: 8),
                       cross: true, biases: true, naming: .diffusers),
+        // Three query blocks per head sharing one packing of the head's keys (AVX-512 CPUs).
+        AttentionCase(shape: AttentionShape(batch: 2, queryLength: 150, keyLength: 150, queryDim: 32, contextDim: 32, heads: 2, headDim: 16, outDim: 32),
+                      cross: false, biases: true, naming: .diffusers),
     ]
 
     @Test("Attention: self, cross, causal; parameter names", arguments: attentionCases)

@@ -40,6 +40,17 @@ void kiln_pack_a_avx512(int m, int k, const float *a, int lda, float *out);
 /// (rows of ldb): for a weight that many products share. Single-threaded; AVX-512 CPUs only.
 void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, const float *b, int ldb, float *c, int ldc);
 
+/// Floats `kiln_pack_b_avx512` writes for op(B) [k, n].
+size_t kiln_packed_b_size(int k, int n);
+
+/// Packs op(B) [k, n] (stored [k, n], or [n, k] when trans_b; rows of ldb) once for several
+/// products that share it. AVX-512 CPUs only.
+void kiln_pack_b_avx512(int k, int n, const float *b, int ldb, int trans_b, float *out);
+
+/// C [m, n] (rows of ldc) = α·A·B with A [m, k] row-major (rows of lda) and B packed by
+/// `kiln_pack_b_avx512`. Single-threaded; AVX-512 CPUs only.
+void kiln_sgemm_avx512_packed_b(int m, int n, int k, float alpha, const float *a, int lda, const float *packed_b, float *c, int ldc);
+
 /// One band of a convolution as an implicit GEMM: y[o, j] = Σ_p W[o, p]·col[p, first_pixel + j]
 /// (+ bias[o]) for j < n, where col is the unfolding (im2col) of one sample x [C, H, W], read
 /// straight from x while packing (no unfolded matrix is written); W [m, k] packed by

@@ -202,16 +202,16 @@ public struct PriorTuningJob {
     /// How the method was run, for the card.
     var methodSummary: String {
         let sampling = "\(settings.steps) DDIM steps, guidance \(settings.guidanceScale), reward \(reward), AdamW at \(settings.learningRate)"
-            + (settings.loraRank.map { ", LoRA of rank \($0) (α = \(settings.loraAlpha ?? Float($0))) on the attention projections, merged into the written UNet" } ?? ", every UNet weight trained")
+        let training = (settings.loraRank.map { "; LoRA of rank \($0) (α = \(settings.loraAlpha ?? Float($0))) on the attention projections, merged into the written UNet" } ?? "; every UNet weight trained")
             + (settings.emaDecay.map { ", the weights' moving average (decay up to \($0)) kept" } ?? "")
         switch method {
         case .ddpo, .grpo:
             return "\(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), PPO clip \(settings.clipRange)"
-                + (settings.klCoefficient > 0 ? ", KL penalty β = \(settings.klCoefficient) to the starting prior" : "")
+                + (settings.klCoefficient > 0 ? ", KL penalty β = \(settings.klCoefficient) to the starting prior" : "") + training
         case .dpo:
-            return "\(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), each condition's best and worst as a preference pair, DPO β = \(settings.dpoBeta) against the starting prior, \(settings.dpoNoiseDraws) noise draws per pair"
+            return "\(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), each condition's best and worst as a preference pair, DPO β = \(settings.dpoBeta) against the starting prior, \(settings.dpoNoiseDraws) noise draws per pair" + training
         case .draft:
-            return "\(conditionsPerEpoch) toy-world conditions an epoch, \(sampling) (η = 0), the reward's gradient through the last \(draftSteps) step\(draftSteps == 1 ? "" : "s")"
+            return "\(conditionsPerEpoch) toy-world conditions an epoch, \(sampling) (η = 0), the reward's gradient through the last \(draftSteps) step\(draftSteps == 1 ? "" : "s")" + training
         }
     }
 

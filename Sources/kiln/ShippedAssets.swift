@@ -1,8 +1,8 @@
 import Foundation
 import KilnRun
 
-/// The weights Kiln ships (`assets/prior`, `assets/rewards`), found from whatever folder `kiln`
-/// runs in.
+/// The weights Kiln ships (`assets/prior`, `assets/rewards`, `assets/judge`), found from whatever
+/// folder `kiln` runs in.
 ///
 /// An assets folder is looked for, in order:
 /// 1. `$KILN_ASSETS`, when set (then it is the only place: a wrong value is an error, not skipped);
@@ -16,7 +16,8 @@ enum ShippedAssets {
 
     /// A part of the assets folder, with the file that shows it is there.
     enum Part: String {
-        case prior, rewards
+        /// `judge`: reward models trained on other data, the held-out judge of `kiln tune-prior`.
+        case prior, rewards, judge
         var marker: String { self == .prior ? "model_index.json" : "rewards.json" }
         var flag: String { "--\(rawValue)" }
     }

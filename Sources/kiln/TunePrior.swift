@@ -34,8 +34,11 @@ struct TunePrior: ParsableCommand {
     @Option(help: ArgumentHelp(ShippedAssets.help(.rewards)), completion: .directory)
     var rewards: String?
 
-    @Option(help: "Held-out reward models (trained on other data) that score before and after but are never optimised against.", completion: .directory)
+    @Option(help: "Held-out reward models (trained on other data) that score before and after but are never optimised against (default: the shipped judge, assets/judge, when it is found).", completion: .directory)
     var judge: String?
+
+    @Flag(help: "Score with the training rewards only, without the held-out judge.")
+    var noJudge = false
 
     @Option(help: "The tuned prior folder to write.", completion: .directory)
     var out: String
@@ -98,6 +101,7 @@ struct TunePrior: ParsableCommand {
     var force = false
 
     func validate() throws {
+        if noJudge && judge != nil { throw ValidationError("--judge and --no-judge contradict each other; give one") }
         if resume && force { throw ValidationError("--resume and --force contradict each other: choose one") }
         for (name, value, range) in [("--epochs", epochs, 1...100_000), ("--conditions", conditions, 1...256), ("--samples-per-condition", samplesPerCondition, 2...64),
                                      ("--steps", steps, 2...1000), ("--draft-steps", draftSteps, 1...steps), ("--inner-epochs", innerEpochs, 1...16), ("--checkpoint-every", checkpointEvery, 1...100_000)]
@@ -124,7 +128,15 @@ struct TunePrior: ParsableCommand {
         _ = Memory.retainFreedMemory()
         let priorFolder = try ShippedAssets.resolve(prior, .prior)
         var job = PriorTuningJob(prior: priorFolder, rewards: try ShippedAssets.resolve(rewards, .rewards), output: URL(fileURLWithPath: out))
-        job.judge = judge.map { URL(fileURLWithPath: $0) }
+        if noJudge {
+            job.judge = nil
+        } else if let judge {
+            job.judge = URL(fileURLWithPath: judge)
+        } else if let shipped = try? ShippedAssets.folder(.judge) {
+            job.judge = shipped
+        } else {
+            say("no held-out judge found (assets/judge); scoring with the training rewards only (pass --judge DIR to add one)")
+        }
         (job.method, job.reward, job.epochs, job.conditionsPerEpoch) = (method, reward, epochs, conditions)
         (job.seed, job.checkpointEvery, job.resume, job.force) = (seed, checkpointEvery, resume, force)
         (job.settings.samplesPerCondition, job.settings.steps, job.settings.learningRate, job.settings.innerEpochs) = (samplesPerCondition, steps, learningRate, innerEpochs)

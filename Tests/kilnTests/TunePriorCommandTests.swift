@@ -5,7 +5,7 @@ import Testing
 struct TunePriorCommandTests {
     static let arguments = ["--conditions", "1", "--samples-per-condition", "2", "--steps", "3", "--checkpoint-every", "1", "--seed", "4"]
 
-    @Test("tunes the shipped prior with DDPO into a loadable prior folder with a card; a resumed run is bit-identical")
+    @Test("tunes the shipped prior with DDPO into a loadable prior folder with a card (the shipped judge beside the training rewards); a resumed run is bit-identical")
     func tuneAndResume() throws {
         try withScratchFolder { folder in
             let straight = folder.appendingPathComponent("straight").path, resumed = folder.appendingPathComponent("resumed").path
@@ -17,6 +17,7 @@ struct TunePriorCommandTests {
             }
             let card = try String(contentsOfFile: straight + "/README.md", encoding: .utf8)
             #expect(card.contains("| training rewards (total) |") && card.contains("kiln tune-prior --out"), "\(card)")
+            #expect(card.contains("| held-out judge (total) |"), "the shipped judge scores by default: \(card)")
             #expect(try KilnRun("sample", "a red duck", "--prior", straight, "--steps", "2", "--count", "1",
                                 "--out", folder.appendingPathComponent("s.png").path).status == 0)
             // One epoch, then --resume to two: the same weights as the straight run.
@@ -53,7 +54,8 @@ struct TunePriorCommandTests {
                                     (["--resume", "--force"], "contradict"), (["--method", "draft", "--steps", "3", "--draft-steps", "4"], "--draft-steps"),
                                     (["--method", "draft", "--kl-coefficient", "0.1"], "grpo"),
                                     (["--method", "dpo", "--dpo-beta", "-1"], "--dpo-beta"), (["--lora-rank", "0"], "--lora-rank"),
-                                    (["--lora-alpha", "2"], "--lora-rank"), (["--lora-rank", "100000"], "--lora-rank must be 1…")] {
+                                    (["--lora-alpha", "2"], "--lora-rank"), (["--lora-rank", "100000"], "--lora-rank must be 1…"),
+                                    (["--judge", "x", "--no-judge"], "contradict")] {
                 let run = try KilnRun(["tune-prior", "--out", out] + extra)
                 #expect(run.status != 0 && run.status < 128 && (run.stderr + run.stdout).contains(needle), "\(extra): \(run.stderr)")
             }

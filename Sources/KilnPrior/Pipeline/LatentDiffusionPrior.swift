@@ -89,7 +89,6 @@ public final class LatentDiffusionPrior: DiffusionPrior {
         }
         lastEncoding = nil
         let dImages = vae.encodeBackward(saved, meanGradient: vae.latentsBackward(latentGradient: gradient))
-        vae.zeroGradients()  // the VAE is frozen: only the input gradient is wanted
         let plane = 3 * imageSize * imageSize
         return renders.indices.map { i in
             PriorImage.renderGradient(Array(dImages.storage[(i * plane)..<((i + 1) * plane)]), width: size, height: size,
@@ -107,7 +106,6 @@ public final class LatentDiffusionPrior: DiffusionPrior {
         precondition(gradient.count == image.count, "LatentDiffusionPrior.decodeBackward: \(gradient.count) values for \(image.count)")
         let dImage = Tensor(shape: image.shape, storage: zip(image.storage, gradient.storage).map { v, g in v > -1 && v < 1 ? g / 2 : 0 })
         let dLatents = vae.decodeBackward(saved, imageGradient: dImage)
-        vae.zeroGradients()
         return dLatents
     }
 }

@@ -192,6 +192,7 @@ public final class PriorPipeline {
                 schedulerConfig: SchedulerConfig, settings: PriorSettings = PriorSettings(), folder: URL = URL(fileURLWithPath: ".")) {
         (self.tokenizer, self.textEncoder, self.unet, self.vae, self.schedulerConfig, self.settings, self.folder) =
             (tokenizer, textEncoder, unet, vae, schedulerConfig, settings, folder)
+        vae?.setRequiresGradient(false)  // as the folder loader does
     }
 
     /// Whether the UNet takes a camera (and time) through its class embedding.

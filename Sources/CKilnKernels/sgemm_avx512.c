@@ -136,6 +136,22 @@ static void kernel(int kc, const float *ap, const float *bp, float *c, int ldc, 
 #undef STORE
 }
 
+// The macro-kernel: every MR×NR tile of the packed A block [mc, kc] times the packed B block
+// [kc, nc], into C at `c` (rows of ldc), with the row bias of its first rows when not NULL.
+static void macro_kernel(int mc, int nc, int kc, const float *pa, const float *pb, float *c, int ldc, float alpha, float beta,
+                         const float *bias) {
+    for (int jr = 0; jr < nc; jr += NR) {
+        int nr = nc - jr < NR ? nc - jr : NR;
+        for (int ir = 0; ir < mc; ir += MR) {
+            int mr = mc - ir < MR ? mc - ir : MR;
+            kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c + (size_t)ir * ldc + jr, ldc, alpha, beta, bias ? bias + ir : NULL, mr, nr);
+        }
+    }
+}
+
+// x rounded up to a multiple of r.
+static size_t round_up(int x, int r) { return (size_t)((x + r - 1) / r * r); }
+
 void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                        const float *b, int ldb, float beta, float *c, int ldc, const float *row_bias) {
     float *pa = buffer(&packed_a, (size_t)MC * KC);
@@ -149,14 +165,7 @@ void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alph
             for (int ic = 0; ic < m; ic += MC) {
                 int mc = m - ic < MC ? m - ic : MC;
                 pack_a(mc, kc, trans_a ? a + (size_t)pc * lda + ic : a + (size_t)ic * lda + pc, lda, trans_a, pa);
-                for (int jr = 0; jr < nc; jr += NR) {
-                    int nr = nc - jr < NR ? nc - jr : NR;
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        int mr = mc - ir < MR ? mc - ir : MR;
-                        kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c + (size_t)(ic + ir) * ldc + jc + jr, ldc,
-                               alpha, beta_block, pc == 0 && row_bias ? row_bias + ic + ir : NULL, mr, nr);
-                    }
-                }
+                macro_kernel(mc, nc, kc, pa, pb, c + (size_t)ic * ldc + jc, ldc, alpha, beta_block, pc == 0 && row_bias ? row_bias + ic : NULL);
             }
         }
     }
@@ -164,10 +173,10 @@ void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alph
 
 // MARK: Convolution with the unfolding fused into the packing (implicit GEMM)
 
-size_t kiln_packed_a_size(int m, int k) { return (size_t)((m + MR - 1) / MR * MR) * (size_t)k; }
+size_t kiln_packed_a_size(int m, int k) { return round_up(m, MR) * (size_t)k; }
 
 void kiln_pack_a_avx512(int m, int k, const float *a, int lda, float *out) {
-    size_t padded = (size_t)((m + MR - 1) / MR * MR);
+    size_t padded = round_up(m, MR);
     for (int pc = 0; pc < k; pc += KC) {
         int kc = k - pc < KC ? k - pc : KC;
         pack_a(m, kc, a + pc, lda, 0, out + (size_t)pc * padded);
@@ -227,7 +236,7 @@ size_t kiln_packed_b_size(int k, int n) {
     size_t total = 0;
     for (int jc = 0; jc < n; jc += NC) {
         int nc = n - jc < NC ? n - jc : NC;
-        total += (size_t)k * (size_t)((nc + NR - 1) / NR * NR);
+        total += (size_t)k * round_up(nc, NR);
     }
     return total;
 }
@@ -235,7 +244,7 @@ size_t kiln_packed_b_size(int k, int n) {
 void kiln_pack_b_avx512(int k, int n, const float *b, int ldb, int trans_b, float *out) {
     for (int jc = 0; jc < n; jc += NC) {
         int nc = n - jc < NC ? n - jc : NC;
-        size_t padded = (size_t)((nc + NR - 1) / NR * NR);
+        size_t padded = round_up(nc, NR);
         for (int pc = 0; pc < k; pc += KC) {
             int kc = k - pc < KC ? k - pc : KC;
             pack_b(kc, nc, trans_b ? b + (size_t)jc * ldb + pc : b + (size_t)pc * ldb + jc, ldb, trans_b, out + (size_t)pc * padded);
@@ -249,21 +258,14 @@ void kiln_sgemm_avx512_packed_b(int m, int n, int k, float alpha, const float *a
     const float *block = packed_b;
     for (int jc = 0; jc < n; jc += NC) {
         int nc = n - jc < NC ? n - jc : NC;
-        size_t padded = (size_t)((nc + NR - 1) / NR * NR);
+        size_t padded = round_up(nc, NR);
         for (int pc = 0; pc < k; pc += KC) {
             int kc = k - pc < KC ? k - pc : KC;
             const float *pb = block + (size_t)pc * padded;
             for (int ic = 0; ic < m; ic += MC) {
                 int mc = m - ic < MC ? m - ic : MC;
                 pack_a(mc, kc, a + (size_t)ic * lda + pc, lda, 0, pa);
-                for (int jr = 0; jr < nc; jr += NR) {
-                    int nr = nc - jr < NR ? nc - jr : NR;
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        int mr = mc - ir < MR ? mc - ir : MR;
-                        kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c + (size_t)(ic + ir) * ldc + jc + jr, ldc,
-                               alpha, pc == 0 ? 0.0f : 1.0f, NULL, mr, nr);
-                    }
-                }
+                macro_kernel(mc, nc, kc, pa, pb, c + (size_t)ic * ldc + jc, ldc, alpha, pc == 0 ? 0.0f : 1.0f, NULL);
             }
         }
         block += (size_t)k * padded;
@@ -271,7 +273,7 @@ void kiln_sgemm_avx512_packed_b(int m, int n, int k, float alpha, const float *a
 }
 
 void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, const float *b, int ldb, float *c, int ldc) {
-    size_t padded = (size_t)((m + MR - 1) / MR * MR);
+    size_t padded = round_up(m, MR);
     float *pb = buffer(&packed_b, (size_t)KC * NC);
     for (int jc = 0; jc < n; jc += NC) {
         int nc = n - jc < NC ? n - jc : NC;
@@ -281,14 +283,7 @@ void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, cons
             for (int ic = 0; ic < m; ic += MC) {
                 int mc = m - ic < MC ? m - ic : MC;
                 const float *pa = packed_a + (size_t)pc * padded + (size_t)ic * kc;
-                for (int jr = 0; jr < nc; jr += NR) {
-                    int nr = nc - jr < NR ? nc - jr : NR;
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        int mr = mc - ir < MR ? mc - ir : MR;
-                        kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c + (size_t)(ic + ir) * ldc + jc + jr, ldc,
-                               1.0f, pc == 0 ? 0.0f : 1.0f, NULL, mr, nr);
-                    }
-                }
+                macro_kernel(mc, nc, kc, pa, pb, c + (size_t)ic * ldc + jc, ldc, 1.0f, pc == 0 ? 0.0f : 1.0f, NULL);
             }
         }
     }
@@ -296,7 +291,7 @@ void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, cons
 
 void kiln_conv_band_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_pixel,
                            int n, float *y, int ldy, const float *bias) {
-    size_t padded = (size_t)((m + MR - 1) / MR * MR);
+    size_t padded = round_up(m, MR);
     float *pb = buffer(&packed_b, (size_t)KC * NC);
     for (int jc = 0; jc < n; jc += NC) {
         int nc = n - jc < NC ? n - jc : NC;
@@ -306,14 +301,7 @@ void kiln_conv_band_avx512(int m, int k, const float *packed_w, const float *x, 
             for (int ic = 0; ic < m; ic += MC) {
                 int mc = m - ic < MC ? m - ic : MC;
                 const float *pa = packed_w + (size_t)pc * padded + (size_t)ic * kc;
-                for (int jr = 0; jr < nc; jr += NR) {
-                    int nr = nc - jr < NR ? nc - jr : NR;
-                    for (int ir = 0; ir < mc; ir += MR) {
-                        int mr = mc - ir < MR ? mc - ir : MR;
-                        kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, y + (size_t)(ic + ir) * ldy + jc + jr, ldy,
-                               1.0f, pc == 0 ? 0.0f : 1.0f, pc == 0 && bias ? bias + ic + ir : NULL, mr, nr);
-                    }
-                }
+                macro_kernel(mc, nc, kc, pa, pb, y + (size_t)ic * ldy + jc, ldy, 1.0f, pc == 0 ? 0.0f : 1.0f, pc == 0 && bias ? bias + ic : NULL);
             }
         }
     }

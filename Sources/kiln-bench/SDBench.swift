@@ -19,10 +19,7 @@ import KilnRender
 ///   view: render 512² splats → VAE encode → noise → UNet with guidance → SDS gradient → back
 ///   through the encoder and the rasterizer. The rasterizer's share is timed apart.
 func benchSD(arguments: [String]) {
-    func value(_ flag: String) -> String? {
-        guard let i = arguments.firstIndex(of: flag), i + 1 < arguments.count else { return nil }
-        return arguments[i + 1]
-    }
+    func value(_ flag: String) -> String? { optionValue(flag, in: arguments) }
     guard let folderPath = value("--folder"), let measure = value("--measure") else {
         print("usage: kiln-bench sd --folder DIR --measure unet|vae|sds [--threads N] [--runs N]")
         exit(2)
@@ -121,10 +118,7 @@ func peakResidentGiB() -> Double {
 /// at 64² latents, batch 2, each timed alone (best of `--runs`) with random weights; prints JSON
 /// lines for `tools/bench_sd_torch.py --layers`, which times the same layers in PyTorch.
 func benchSDLayers(arguments: [String]) {
-    func value(_ flag: String) -> String? {
-        guard let i = arguments.firstIndex(of: flag), i + 1 < arguments.count else { return nil }
-        return arguments[i + 1]
-    }
+    func value(_ flag: String) -> String? { optionValue(flag, in: arguments) }
     let threads = Int(value("--threads") ?? "2") ?? 2
     let runs = Int(value("--runs") ?? "3") ?? 3
     BLAS.setThreadCount(threads)

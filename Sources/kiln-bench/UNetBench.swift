@@ -7,10 +7,7 @@ import KilnPrior
 /// `DIR/unet` and the inputs and diffusers outputs in `DIR/io.safetensors` (written by
 /// `tools/bench_unet_torch.py`), checks Kiln's output against them and times the forward pass.
 func benchUNet(arguments: [String]) {
-    func value(_ flag: String) -> String? {
-        guard let i = arguments.firstIndex(of: flag), i + 1 < arguments.count else { return nil }
-        return arguments[i + 1]
-    }
+    func value(_ flag: String) -> String? { optionValue(flag, in: arguments) }
     guard let folderPath = value("--folder") else {
         print("usage: kiln-bench unet --folder DIR [--threads N] [--runs N] [--batches 1,4] [--json]")
         exit(2)

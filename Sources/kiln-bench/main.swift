@@ -22,6 +22,12 @@ func benchScene(count: Int, size: Int, seed: UInt64) -> (SplatParameters<Float>,
     return (p, camera)
 }
 
+/// The word after `flag` in `arguments`, if both are there.
+func optionValue(_ flag: String, in arguments: [String]) -> String? {
+    guard let i = arguments.firstIndex(of: flag), i + 1 < arguments.count else { return nil }
+    return arguments[i + 1]
+}
+
 func milliseconds(_ body: () -> Void) -> Double {
     let start = DispatchTime.now().uptimeNanoseconds
     body()

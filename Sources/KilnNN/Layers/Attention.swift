@@ -162,69 +162,65 @@ public final class Attention: Module {
         defer { packedKeys.deallocate() }
         if packKeys {
             k.withUnsafeBufferPointer { pk in
-                do {
-                    nonisolated(unsafe) let (pk, pp) = (pk.baseAddress!, packedKeys)
-                    parallelFor(s.batch * s.heads, threads: threads) { range in
-                        for bh in range {
-                            let (b, h) = bh.quotientAndRemainder(dividingBy: s.heads)
-                            kiln_pack_b_avx512(Int32(d), Int32(lk), pk + b * lk * inner + h * d, Int32(inner), 1, pp + bh * packedSize)
-                        }
+                nonisolated(unsafe) let (pk, pp) = (pk.baseAddress!, packedKeys)
+                parallelFor(s.batch * s.heads, threads: threads) { range in
+                    for bh in range {
+                        let (b, h) = bh.quotientAndRemainder(dividingBy: s.heads)
+                        kiln_pack_b_avx512(Int32(d), Int32(lk), pk + b * lk * inner + h * d, Int32(inner), 1, pp + bh * packedSize)
                     }
                 }
             }
         }
-        do {
-            q.withUnsafeBufferPointer { pq in
-                k.withUnsafeBufferPointer { pk in
-                    v.withUnsafeBufferPointer { pv in
-                        merged.withUnsafeMutableBufferPointer { po in
-                            nonisolated(unsafe) let (pq, pk, pv, po) = (pq.baseAddress!, pk.baseAddress!, pv.baseAddress!, po.baseAddress!)
-                            nonisolated(unsafe) var keep: UnsafeMutablePointer<Float>? = nil
-                            nonisolated(unsafe) let packed: UnsafeMutablePointer<Float>? = packKeys ? packedKeys : nil
-                            let run = {
-                                parallelFor(tasks, threads: threads) { range in
-                                    // The scores block (inference only; training writes into the kept
-                                    // probabilities), then the row sums of the unnormalised probabilities.
-                                    var scratch = [Float](unsafeUninitializedCapacity: (keep == nil ? block * lk : 0) + block) { $1 = $0.count }
-                                    scratch.withUnsafeMutableBufferPointer { buffer in
-                                        for task in range {
-                                            let (bh, qb) = task.quotientAndRemainder(dividingBy: blocksPerHead)
-                                            let (b, h) = bh.quotientAndRemainder(dividingBy: s.heads)
-                                            let q0 = qb * block, rows = min(block, lq - q0)
-                                            let scores = keep.map { $0 + (bh * lq + q0) * lk } ?? buffer.baseAddress!
-                                            let qs = pq + (b * lq + q0) * inner + h * d
-                                            let ks = pk + b * lk * inner + h * d
-                                            let vs = pv + b * lk * inner + h * d
-                                            // scores[rows, Lk] = q·kᵀ/√d
-                                            if let packed {
-                                                kiln_sgemm_avx512_packed_b(Int32(rows), Int32(lk), Int32(d), scale, qs, Int32(inner),
-                                                                           packed + bh * packedSize, scores, Int32(lk))
-                                            } else {
-                                                Matmul.sgemm(transposeB: true, m: rows, n: lk, k: d, alpha: scale, a: qs, lda: inner,
-                                                             b: ks, ldb: inner, c: scores, ldc: lk, threads: 1)
-                                            }
-                                            // o = (E·v)/Σ E with E = exp(scores − max), into this head's columns of
-                                            // merged: the division moves from the [rows, Lk] probabilities to the
-                                            // [rows, d] outputs. Training normalises E into P afterwards, for
-                                            // backward; inference skips that pass. Both give identical outputs.
-                                            let out = po + (b * lq + q0) * inner + h * d
-                                            let sums = buffer.baseAddress! + (keep == nil ? block * lk : 0)
-                                            Softmax.exponentiatedRowsInPlace(scores, rows: rows, columns: lk, causal: s.causal, firstRow: q0, sums: sums)
-                                            Matmul.sgemm(m: rows, n: d, k: lk, a: scores, lda: lk, b: vs, ldb: inner, c: out, ldc: inner, threads: 1)
-                                            for r in 0..<rows {
-                                                let inverse = 1 / sums[r]
-                                                for j in 0..<d { out[r * inner + j] *= inverse }
-                                                if keep != nil { VectorMath.affine(scores + r * lk, scores + r * lk, lk, scale: inverse, shift: 0) }
-                                            }
+        q.withUnsafeBufferPointer { pq in
+            k.withUnsafeBufferPointer { pk in
+                v.withUnsafeBufferPointer { pv in
+                    merged.withUnsafeMutableBufferPointer { po in
+                        nonisolated(unsafe) let (pq, pk, pv, po) = (pq.baseAddress!, pk.baseAddress!, pv.baseAddress!, po.baseAddress!)
+                        nonisolated(unsafe) var keep: UnsafeMutablePointer<Float>? = nil
+                        nonisolated(unsafe) let packed: UnsafeMutablePointer<Float>? = packKeys ? packedKeys : nil
+                        let run = {
+                            parallelFor(tasks, threads: threads) { range in
+                                // The scores block (inference only; training writes into the kept
+                                // probabilities), then the row sums of the unnormalised probabilities.
+                                var scratch = [Float](unsafeUninitializedCapacity: (keep == nil ? block * lk : 0) + block) { $1 = $0.count }
+                                scratch.withUnsafeMutableBufferPointer { buffer in
+                                    for task in range {
+                                        let (bh, qb) = task.quotientAndRemainder(dividingBy: blocksPerHead)
+                                        let (b, h) = bh.quotientAndRemainder(dividingBy: s.heads)
+                                        let q0 = qb * block, rows = min(block, lq - q0)
+                                        let scores = keep.map { $0 + (bh * lq + q0) * lk } ?? buffer.baseAddress!
+                                        let qs = pq + (b * lq + q0) * inner + h * d
+                                        let ks = pk + b * lk * inner + h * d
+                                        let vs = pv + b * lk * inner + h * d
+                                        // scores[rows, Lk] = q·kᵀ/√d
+                                        if let packed {
+                                            kiln_sgemm_avx512_packed_b(Int32(rows), Int32(lk), Int32(d), scale, qs, Int32(inner),
+                                                                       packed + bh * packedSize, scores, Int32(lk))
+                                        } else {
+                                            Matmul.sgemm(transposeB: true, m: rows, n: lk, k: d, alpha: scale, a: qs, lda: inner,
+                                                         b: ks, ldb: inner, c: scores, ldc: lk, threads: 1)
+                                        }
+                                        // o = (E·v)/Σ E with E = exp(scores − max), into this head's columns of
+                                        // merged: the division moves from the [rows, Lk] probabilities to the
+                                        // [rows, d] outputs. Training normalises E into P afterwards, for
+                                        // backward; inference skips that pass. Both give identical outputs.
+                                        let out = po + (b * lq + q0) * inner + h * d
+                                        let sums = buffer.baseAddress! + (keep == nil ? block * lk : 0)
+                                        Softmax.exponentiatedRowsInPlace(scores, rows: rows, columns: lk, causal: s.causal, firstRow: q0, sums: sums)
+                                        Matmul.sgemm(m: rows, n: d, k: lk, a: scores, lda: lk, b: vs, ldb: inner, c: out, ldc: inner, threads: 1)
+                                        for r in 0..<rows {
+                                            let inverse = 1 / sums[r]
+                                            for j in 0..<d { out[r * inner + j] *= inverse }
+                                            if keep != nil { VectorMath.affine(scores + r * lk, scores + r * lk, lk, scale: inverse, shift: 0) }
                                         }
                                     }
                                 }
                             }
-                            if keepProbabilities {
-                                probabilities!.withUnsafeMutableBufferPointer { keep = $0.baseAddress!; run() }
-                            } else {
-                                run()
-                            }
+                        }
+                        if keepProbabilities {
+                            probabilities!.withUnsafeMutableBufferPointer { keep = $0.baseAddress!; run() }
+                        } else {
+                            run()
                         }
                     }
                 }

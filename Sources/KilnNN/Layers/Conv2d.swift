@@ -286,19 +286,13 @@ public final class Conv2d: Module {
         x.withUnsafeBufferPointer { px in
             dy.withUnsafeBufferPointer { pdy in
                 weight.value.withUnsafeBufferPointer { pw in
-                    var unused = [Float]()
-                    func gradientBuffer(_ body: (UnsafeMutableBufferPointer<Float>) -> Void) {
-                        if weightGradient { weight.gradient.withUnsafeMutableBufferPointer { body($0) } } else { unused.withUnsafeMutableBufferPointer { body($0) } }
-                    }
-                    gradientBuffer { pgw in
+                    // pgw: ∂L/∂W to add into, nil for a frozen weight.
+                    func accumulate(into pgw: UnsafeMutablePointer<Float>?) {
                         for n0 in Swift.stride(from: 0, to: g.batch, by: group) {
                             let samples = min(group, g.batch - n0)
                             let columns = samples * p
                             col.withUnsafeMutableBufferPointer { pc in
                                 dyGroup.withUnsafeMutableBufferPointer { pg in
-                                    let source = weightGradient
-                                        ? Conv2d.unfolded(px.baseAddress!, g, firstSample: n0, samples: samples, pointwise: pointwise, scratch: pc)
-                                        : px.baseAddress!  // not read
                                     let upstream: UnsafePointer<Float>
                                     if samples == 1 {
                                         upstream = pdy.baseAddress! + n0 * o * p
@@ -306,10 +300,11 @@ public final class Conv2d: Module {
                                         Conv2d.gatherSamples(pdy.baseAddress! + n0 * o * p, channels: o, samples: samples, pixels: p, into: pg.baseAddress!)
                                         upstream = UnsafePointer(pg.baseAddress!)
                                     }
-                                    // dW[O, K] += dy[O, cols]·colᵀ[cols, K]
-                                    if weightGradient {
+                                    if let pgw {
+                                        // dW[O, K] += dy[O, cols]·colᵀ[cols, K]
+                                        let source = Conv2d.unfolded(px.baseAddress!, g, firstSample: n0, samples: samples, pointwise: pointwise, scratch: pc)
                                         Matmul.sgemm(transposeB: true, m: o, n: k, k: columns, a: upstream, lda: columns,
-                                                     b: source, ldb: columns, beta: 1, c: pgw.baseAddress!, ldc: k)
+                                                     b: source, ldb: columns, beta: 1, c: pgw, ldc: k)
                                     }
                                     if biasGradient {
                                         bias!.gradient.withUnsafeMutableBufferPointer { pgb in
@@ -333,6 +328,11 @@ public final class Conv2d: Module {
                                 }
                             }
                         }
+                    }
+                    if weightGradient {
+                        weight.gradient.withUnsafeMutableBufferPointer { accumulate(into: $0.baseAddress!) }
+                    } else {
+                        accumulate(into: nil)
                     }
                 }
             }

@@ -18,6 +18,8 @@ struct TunePriorCommandTests {
             let card = try String(contentsOfFile: straight + "/README.md", encoding: .utf8)
             #expect(card.contains("| training rewards (total) |") && card.contains("kiln tune-prior --out"), "\(card)")
             #expect(card.contains("| held-out judge (total) |"), "the shipped judge scores by default: \(card)")
+            // Where the time went: throughput and each stage's share.
+            #expect(card.contains("samples/s") && card.contains("| sampling (UNet forward) |") && card.contains("| UNet backward |") && card.contains("| rewards |"), "\(card)")
             #expect(try KilnRun("sample", "a red duck", "--prior", straight, "--steps", "2", "--count", "1",
                                 "--out", folder.appendingPathComponent("s.png").path).status == 0)
             // One epoch, then --resume to two: the same weights as the straight run.

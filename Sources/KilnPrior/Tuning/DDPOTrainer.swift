@@ -55,9 +55,11 @@ public final class DDPOTrainer {
     public func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport {
         let layout = reward.layout(conditions, samplesPerCondition: settings.samplesPerCondition)
         let prompts = layout.prompts, g = layout.groupSize
+        _ = sampler.takeTimes()
         let trajectories = try sampler.sample(prompts: prompts, views: layout.views, noiseSources: layout.noiseSources, rng: &rng)
-        let images = PriorPipeline.displayValues(sampler.pipeline.pixels(trajectories.final))
-        let rewards = try reward.score(layout.conditions, images)
+        var times = sampler.takeTimes()
+        let images = times.measure(TuningStage.decode) { PriorPipeline.displayValues(sampler.pipeline.pixels(trajectories.final)) }
+        let rewards = try times.measure(TuningStage.rewards) { try reward.score(layout.conditions, images) }
         precondition(rewards.count == prompts.count, "DDPOTrainer.epoch: \(rewards.count) rewards for \(prompts.count) samples")
         let advantages = Self.advantages(rewards, groupSize: g, clip: settings.advantageClip)
         let b = Float(prompts.count)
@@ -93,8 +95,8 @@ public final class DDPOTrainer {
                     pairs += 1
                 }
             }
-            _ = clipGradientNorm(parameters, maxNorm: settings.maxGradNorm)
-            step()
+            times.add(sampler.takeTimes())
+            step(maxGradNorm: settings.maxGradNorm, times: &times)
         }
         epochs += 1
         let (mean, std) = TuningEpochReport.statistics(rewards)
@@ -103,6 +105,7 @@ public final class DDPOTrainer {
         report.approxKL = klSum / Float(max(1, pairs))
         report.clipFraction = Float(clipped) / Float(max(1, pairs))
         report.klToReference = reference.map { _ in k3Sum / Float(max(1, pairs)) }
+        report.times = times
         return report
     }
 }

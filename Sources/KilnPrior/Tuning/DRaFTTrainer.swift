@@ -70,19 +70,22 @@ public final class DRaFTTrainer {
     /// One epoch: sample one image per condition, score it, back-propagate, step.
     /// - Parameter reward: must be differentiable (`scoreWithGradient`).
     public func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport {
-        let rewards = try accumulateGradient(conditions: conditions, reward: reward, rng: &rng)
-        _ = clipGradientNorm(optimizer.parameters, maxNorm: maxGradNorm)
-        step()
+        var times = StageTimes()
+        let rewards = try accumulateGradient(conditions: conditions, reward: reward, rng: &rng, times: &times)
+        step(maxGradNorm: maxGradNorm, times: &times)
         epochs += 1
         let (mean, std) = TuningEpochReport.statistics(rewards)
-        return TuningEpochReport(meanReward: mean, rewardStd: std, loss: -mean)
+        var report = TuningEpochReport(meanReward: mean, rewardStd: std, loss: -mean)
+        report.times = times
+        return report
     }
 
     /// The parameter gradient of −mean reward through the last K steps, into the UNet's (zeroed)
-    /// gradients, for noise drawn from `rng`; returns the rewards.
-    /// Each condition is sampled once (as the reward's linked samples, from shared noise).
+    /// gradients, for noise drawn from `rng`; returns the rewards and adds the wall time to `times`
+    /// by `TuningStage`. Each condition is sampled once (as the reward's linked samples, from
+    /// shared noise).
     /// - Throws: `TuningError.rewardNotDifferentiable` when the reward has no image gradient.
-    public func accumulateGradient(conditions: [TuningCondition], reward: TuningReward, rng: inout RNG) throws -> [Float] {
+    public func accumulateGradient(conditions: [TuningCondition], reward: TuningReward, rng: inout RNG, times: inout StageTimes) throws -> [Float] {
         guard let differentiable = reward.scoreWithGradient else { throw TuningError.rewardNotDifferentiable }
         let layout = reward.layout(conditions, samplesPerCondition: 1)
         let prompts = layout.prompts, views = layout.views, b = prompts.count
@@ -102,9 +105,11 @@ public final class DRaFTTrainer {
             let output: Tensor
             var saved: UNet2DConditionModel.Saved?
             if training {
-                (output, saved) = pipeline.unet.forwardForTraining(input, timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels)
+                (output, saved) = times.measure(TuningStage.trainingForward) {
+                    pipeline.unet.forwardForTraining(input, timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels)
+                }
             } else {
-                output = pipeline.unet.forward(input, timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels)
+                output = times.measure(TuningStage.sampling) { pipeline.unet.forward(input, timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels) }
             }
             let halves = output.chunked(2, axis: 0)
             let guided = zip(halves[0].storage, halves[1].storage).map { u, c in u + s * (c - u) }
@@ -113,16 +118,18 @@ public final class DRaFTTrainer {
         }
         // Pixels (through the VAE decoder for a latent prior), then display values x/2 + ½ clipped:
         // the gradient is ½ inside [−1, 1].
-        let decoded = pipeline.vae.map { $0.decodeForTraining(x) }
+        let decoded = times.measure(TuningStage.decode) { pipeline.vae.map { $0.decodeForTraining(x) } }
         let pixels = decoded?.image ?? x
         let images = PriorPipeline.displayValues(pixels)
-        let (rewards, dImages) = try differentiable(layout.conditions, images)
+        let (rewards, dImages) = try times.measure(TuningStage.rewards) { try differentiable(layout.conditions, images) }
         precondition(rewards.count == b && dImages.shape == images.shape, "DRaFTTrainer: the reward returned \(rewards.count) values and a \(dImages.shape) gradient for \(images.shape) images")
         // Minimise −mean reward.
         let dPixels = Tensor(shape: pixels.shape, storage: zip(pixels.storage, dImages.storage).map { v, d in v > -1 && v < 1 ? -d / (2 * Float(b)) : 0 })
-        var g = (decoded.map { pipeline.vae!.decodeBackward($0.saved, imageGradient: dPixels) } ?? dPixels).storage
+        var g = times.measure(TuningStage.decode) { (decoded.map { pipeline.vae!.decodeBackward($0.saved, imageGradient: dPixels) } ?? dPixels).storage }
         let parameters = optimizer.parameters
         parameters.forEach { $0.zeroGradient() }
+        let start = ContinuousClock.now
+        defer { times.add(TuningStage.backward, (ContinuousClock.now - start).seconds) }
         for k in kept.reversed() {
             let (dx, dOut) = try stepJacobian(timestep: k.t, sample: k.x.storage, output: k.output)
             let gOutput = zip(g, dOut).map { $0 * $1 }

@@ -57,7 +57,7 @@ public final class DiffusionDPOTrainer {
     /// per pair from `rng`, its parameter gradient added into the UNet's gradients (scaled by
     /// `scale`); returns the loss (mean over pairs) and the share of pairs ranked right (z > 0).
     public func accumulateGradient(winners: Tensor, losers: Tensor, prompts: [String], views: [ViewConditioning],
-                                   scale: Float = 1, rng: inout RNG) throws -> (loss: Float, accuracy: Float) {
+                                   scale: Float = 1, rng: inout RNG, times: inout StageTimes) throws -> (loss: Float, accuracy: Float) {
         let pipeline = sampler.pipeline, p = winners.shape[0], n = winners.count / p
         precondition(losers.shape == winners.shape && prompts.count == p && views.count == p, "DiffusionDPOTrainer: \(p) pairs need as many losers, prompts and views")
         let train = sampler.scheduler.schedule.numTrainTimesteps
@@ -77,8 +77,10 @@ public final class DiffusionDPOTrainer {
             ? Tensor(shape: [2 * p, ViewConditioning.length], storage: Array((views + views).map(\.vector).joined()))
             : nil
         let tf = t2.map(Float.init)
-        let (prediction, saved) = pipeline.unet.forwardForTraining(input, timesteps: tf, encoderHiddenStates: context, classLabels: labels)
-        let referencePrediction = reference.forward(input, timesteps: tf, encoderHiddenStates: context, classLabels: labels)
+        let (prediction, saved) = times.measure(TuningStage.trainingForward) {
+            pipeline.unet.forwardForTraining(input, timesteps: tf, encoderHiddenStates: context, classLabels: labels)
+        }
+        let referencePrediction = times.measure(TuningStage.reference) { reference.forward(input, timesteps: tf, encoderHiddenStates: context, classLabels: labels) }
         // (‖target − pred‖² − ‖target − ref‖²) per sample, as the mean of (pred − ref)(pred + ref − 2·target)
         // in double precision: the two errors nearly cancel and β magnifies what is left.
         func errorOverReference(_ i: Int) -> Double {
@@ -100,7 +102,7 @@ public final class DiffusionDPOTrainer {
             for j in (i * n)..<((i + 1) * n) { dOut[j] = w * (prediction.storage[j] - target[j]) }
             for j in ((p + i) * n)..<((p + i + 1) * n) { dOut[j] = -w * (prediction.storage[j] - target[j]) }
         }
-        _ = pipeline.unet.backward(saved, outputGradient: Tensor(shape: prediction.shape, storage: dOut))
+        times.measure(TuningStage.backward) { _ = pipeline.unet.backward(saved, outputGradient: Tensor(shape: prediction.shape, storage: dOut)) }
         return (loss, Float(right) / Float(p))
     }
 
@@ -108,12 +110,16 @@ public final class DiffusionDPOTrainer {
     public func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport {
         let layout = reward.layout(conditions, samplesPerCondition: settings.samplesPerCondition)
         let prompts = layout.prompts, views = layout.views
+        _ = sampler.takeTimes()
         let trajectories = try sampler.sample(prompts: prompts, views: views, noiseSources: layout.noiseSources, rng: &rng)
-        let rewards = try reward.score(layout.conditions, PriorPipeline.displayValues(sampler.pipeline.pixels(trajectories.final)))
+        var times = sampler.takeTimes()
+        let images = times.measure(TuningStage.decode) { PriorPipeline.displayValues(sampler.pipeline.pixels(trajectories.final)) }
+        let rewards = try times.measure(TuningStage.rewards) { try reward.score(layout.conditions, images) }
         precondition(rewards.count == prompts.count, "DiffusionDPOTrainer.epoch: \(rewards.count) rewards for \(prompts.count) samples")
         let pairs = Self.pairs(rewards, groupSize: layout.groupSize, links: layout.links)
         let (mean, std) = TuningEpochReport.statistics(rewards)
         var report = TuningEpochReport(meanReward: mean, rewardStd: std, loss: 0)
+        report.times = times
         epochs += 1
         guard !pairs.isEmpty else { return report }  // no preference to learn from this epoch
         let samples = trajectories.final.chunked(prompts.count, axis: 0)
@@ -125,12 +131,12 @@ public final class DiffusionDPOTrainer {
         let draws = settings.dpoNoiseDraws
         for _ in 0..<draws {
             let r = try accumulateGradient(winners: winners, losers: losers, prompts: pairs.map { prompts[$0.winner] }, views: pairs.map { views[$0.winner] },
-                                           scale: 1 / Float(draws), rng: &rng)
+                                           scale: 1 / Float(draws), rng: &rng, times: &times)
             loss += r.loss / Float(draws)
             accuracy += r.accuracy / Float(draws)
         }
-        _ = clipGradientNorm(parameters, maxNorm: settings.maxGradNorm)
-        step()
+        step(maxGradNorm: settings.maxGradNorm, times: &times)
+        report.times = times
         report.loss = loss
         report.preferenceAccuracy = accuracy
         return report

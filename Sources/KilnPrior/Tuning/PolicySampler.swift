@@ -36,6 +36,14 @@ public final class PolicySampler {
     public let guidanceScale: Double
     public let negativePrompt: String
     public let scheduler: DDIMScheduler
+    /// Wall time of the passes since the last `takeTimes()`, by `TuningStage`.
+    public private(set) var times = StageTimes()
+
+    /// The time measured since the last call, which starts a new count.
+    public func takeTimes() -> StageTimes {
+        defer { times = StageTimes() }
+        return times
+    }
 
     /// - Throws: `SchedulerError` for a bad step count; η must be in (0, 1].
     public init(pipeline: PriorPipeline, steps: Int, eta: Double = 1, guidanceScale: Double, negativePrompt: String = "") throws {
@@ -73,8 +81,9 @@ public final class PolicySampler {
         let (context, labels) = conditioning(prompts: prompts, views: views)
         var trajectories = PolicyTrajectories(prompts: prompts, views: views, timesteps: [], states: [], actions: [], logProbs: [], final: x)
         for t in scheduler.timesteps {
-            let output = pipeline.unet.forward(Tensor.concatenated([x, x], axis: 0), timesteps: [Float(t)], encoderHiddenStates: context,
-                                               classLabels: labels)
+            let output = times.measure(TuningStage.sampling) {
+                pipeline.unet.forward(Tensor.concatenated([x, x], axis: 0), timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels)
+            }
             let epsilon = guided(output)
             let noise = Self.noise(shape, sources: noiseSources, rng: &rng).storage
             do {
@@ -107,7 +116,9 @@ public final class PolicySampler {
     public func logProbs(_ trajectories: PolicyTrajectories, step k: Int, unet: UNet2DConditionModel? = nil) throws -> [Float] {
         let (context, labels) = conditioning(prompts: trajectories.prompts, views: trajectories.views)
         let x = trajectories.states[k], t = trajectories.timesteps[k]
-        let output = (unet ?? pipeline.unet).forward(Tensor.concatenated([x, x], axis: 0), timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels)
+        let output = times.measure(unet == nil ? TuningStage.sampling : TuningStage.reference) {
+            (unet ?? pipeline.unet).forward(Tensor.concatenated([x, x], axis: 0), timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels)
+        }
         return try scheduler.stepWithLogProb(modelOutput: guided(output), timestep: t, sample: x.storage, eta: eta,
                                              prevSample: trajectories.actions[k].storage, batchSize: trajectories.count).logProb
     }
@@ -119,8 +130,9 @@ public final class PolicySampler {
     public func accumulateGradient(_ trajectories: PolicyTrajectories, step k: Int, weights: ([Float]) -> [Float]) throws -> [Float] {
         let (context, labels) = conditioning(prompts: trajectories.prompts, views: trajectories.views)
         let x = trajectories.states[k], t = trajectories.timesteps[k], b = trajectories.count
-        let (output, saved) = pipeline.unet.forwardForTraining(Tensor.concatenated([x, x], axis: 0), timesteps: [Float(t)],
-                                                               encoderHiddenStates: context, classLabels: labels)
+        let (output, saved) = times.measure(TuningStage.trainingForward) {
+            pipeline.unet.forwardForTraining(Tensor.concatenated([x, x], axis: 0), timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels)
+        }
         let epsilon = guided(output)
         let action = trajectories.actions[k].storage
         let current = try scheduler.stepWithLogProb(modelOutput: epsilon, timestep: t, sample: x.storage, eta: eta, prevSample: action, batchSize: b).logProb
@@ -130,7 +142,7 @@ public final class PolicySampler {
         // ε̂ = (1 − s)·ε_u + s·ε_c.
         let s = Float(guidanceScale)
         let dOutput = Tensor(shape: output.shape, storage: g.map { (1 - s) * $0 } + g.map { s * $0 })
-        _ = pipeline.unet.backward(saved, outputGradient: dOutput)
+        times.measure(TuningStage.backward) { _ = pipeline.unet.backward(saved, outputGradient: dOutput) }
         return current
     }
 }

@@ -112,6 +112,8 @@ public struct TuningEpochReport: Sendable, Equatable, Codable {
     public var klToReference: Float? = nil
     /// Diffusion-DPO: the share of pairs whose implicit reward ranks the winner first.
     public var preferenceAccuracy: Float? = nil
+    /// Wall time per stage (`TuningStage`).
+    public var times: StageTimes? = nil
 
     public init(meanReward: Float, rewardStd: Float, loss: Float) {
         (self.meanReward, self.rewardStd, self.loss) = (meanReward, rewardStd, loss)
@@ -123,6 +125,20 @@ public struct TuningEpochReport: Sendable, Equatable, Codable {
         let mean = rewards.reduce(0, +) / n
         return (mean, (rewards.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / n).squareRoot())
     }
+}
+
+/// The stages a tuning epoch's time is reported in.
+public enum TuningStage {
+    /// Drawing the trajectories: UNet forward passes without gradient.
+    public static let sampling = "sampling (UNet forward)"
+    /// UNet forward passes that keep activations for the backward pass.
+    public static let trainingForward = "UNet forward (training)"
+    public static let backward = "UNet backward"
+    /// The frozen reference UNet (GRPO's KL penalty, Diffusion-DPO).
+    public static let reference = "reference UNet"
+    public static let decode = "VAE decode and backward"
+    public static let rewards = "rewards"
+    public static let optimizer = "optimizer"
 }
 
 /// A method that tunes a prior's UNet epoch by epoch (DDPO, GRPO, Diffusion-DPO, DRaFT), with
@@ -143,10 +159,13 @@ public protocol PriorTuner: AnyObject {
 }
 
 extension PriorTuner {
-    /// One optimiser step, folded into the moving average.
-    func step() {
-        optimizer.step()
-        ema?.update(optimizer.parameters)
+    /// Gradient clipping and one optimiser step, folded into the moving average.
+    func step(maxGradNorm: Float, times: inout StageTimes) {
+        times.measure(TuningStage.optimizer) {
+            _ = clipGradientNorm(optimizer.parameters, maxNorm: maxGradNorm)
+            optimizer.step()
+            ema?.update(optimizer.parameters)
+        }
     }
 
     /// Runs `body` with the UNet holding the averaged weights (when averaging), then puts the

@@ -182,10 +182,11 @@ public struct PriorTuningJob {
             if let judgeMix { after["held-out judge"] = try evaluate(pipeline, mix: judgeMix) }
         }
         try save()
-        try AtomicFile.write(Data(card(before: before, after: after, rows: rows).utf8), to: output.appendingPathComponent("README.md"))
+        try AtomicFile.write(Data(card(before: before, after: after, rows: rows, links: tuningReward.links).utf8), to: output.appendingPathComponent("README.md"))
         for (name, b) in before.sorted(by: { $0.key < $1.key }) {
             say(String(format: "%@: %.3f → %.3f", name, b.total, after[name]?.total ?? .nan))
         }
+        say(timeSummary(rows, links: tuningReward.links))
         say("wrote the tuned prior to \(output.relativePath)")
     }
 
@@ -240,8 +241,18 @@ public struct PriorTuningJob {
         try weights.write(to: folder.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
     }
 
+    /// Throughput and where the tuning time went, summed over `rows` (Markdown); an epoch draws
+    /// `links` linked samples per trajectory the method asks for.
+    func timeSummary(_ rows: [EpochRow], links: Int) -> String {
+        var times = StageTimes()
+        for row in rows { if let t = row.report.times { times.add(t) } }
+        let seconds = rows.map(\.seconds).reduce(0, +), samples = rows.count * conditionsPerEpoch * samplesPerCondition * links
+        return String(format: "%d samples in %.0f s of tuning: %.2f samples/s (%.1f s an epoch)\n\n", samples, seconds, Double(samples) / max(seconds, 1e-9),
+                      seconds / Double(max(1, rows.count))) + times.table(of: seconds)
+    }
+
     /// The model card: what was tuned, how, and the before/after table.
-    func card(before: [String: Evaluation], after: [String: Evaluation], rows: [EpochRow]) -> String {
+    func card(before: [String: Evaluation], after: [String: Evaluation], rows: [EpochRow], links: Int) -> String {
         var table = "| rewards | before | after |\n| --- | --- | --- |\n"
         for (name, b) in before.sorted(by: { $0.key < $1.key }) {
             table += String(format: "| %@ (total) | %.3f | %.3f |\n", name, b.total, after[name]?.total ?? .nan)
@@ -266,6 +277,8 @@ public struct PriorTuningJob {
         ## Training reward by epoch
         ![reward](reward.png)
 
+        ## Time
+        \(timeSummary(rows, links: links))
         """
     }
 }

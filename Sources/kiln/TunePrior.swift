@@ -79,6 +79,12 @@ struct TunePrior: ParsableCommand {
     @Option(help: "DDIM steps per trajectory.")
     var steps: Int = 10
 
+    @Option(help: "DDIM steps of the before/after samples on the card (kiln sample's and score-prior's default).")
+    var evaluationSteps: Int = 30
+
+    @Option(help: "Draw each epoch's DDIM step count from --steps…--max-steps, so the prior is tuned at the noise levels of many sampling chains, not one.")
+    var maxSteps: Int?
+
     @Option(help: "Learning rate (AdamW).")
     var learningRate: Double = 3e-5
 
@@ -104,7 +110,8 @@ struct TunePrior: ParsableCommand {
         if noJudge && judge != nil { throw ValidationError("--judge and --no-judge contradict each other; give one") }
         if resume && force { throw ValidationError("--resume and --force contradict each other: choose one") }
         for (name, value, range) in [("--epochs", epochs, 1...100_000), ("--conditions", conditions, 1...256), ("--samples-per-condition", samplesPerCondition, 2...64),
-                                     ("--steps", steps, 2...1000), ("--draft-steps", draftSteps, 1...steps), ("--inner-epochs", innerEpochs, 1...16), ("--checkpoint-every", checkpointEvery, 1...100_000)]
+                                     ("--steps", steps, 2...1000), ("--max-steps", maxSteps ?? steps, min(max(steps, 2), 1000)...1000),
+                                     ("--draft-steps", draftSteps, 1...max(1, maxSteps ?? steps)), ("--inner-epochs", innerEpochs, 1...16), ("--evaluation-steps", evaluationSteps, 1...1000), ("--checkpoint-every", checkpointEvery, 1...100_000)]
         where !range.contains(value) {
             throw ValidationError("\(name) must be \(range.lowerBound)…\(range.upperBound), got \(value)")
         }
@@ -140,6 +147,7 @@ struct TunePrior: ParsableCommand {
         (job.method, job.reward, job.epochs, job.conditionsPerEpoch) = (method, reward, epochs, conditions)
         (job.seed, job.checkpointEvery, job.resume, job.force) = (seed, checkpointEvery, resume, force)
         (job.settings.samplesPerCondition, job.settings.steps, job.settings.learningRate, job.settings.innerEpochs) = (samplesPerCondition, steps, learningRate, innerEpochs)
+        (job.settings.maxSteps, job.evaluationSteps) = (maxSteps, evaluationSteps)
         job.settings.klCoefficient = klCoefficient ?? method.defaultKLCoefficient
         job.draftSteps = draftSteps
         job.settings.dpoBeta = dpoBeta

@@ -358,6 +358,32 @@ struct TunerCheckpointTests {
     }
 }
 
+@Suite("Step counts drawn per epoch")
+struct DrawnStepsTests {
+    @Test("steps…maxSteps are all drawn and nothing else; without maxSteps the count is fixed and the RNG untouched")
+    func draws() {
+        var rng = RNG(seed: 3), settings = TuningSettings()
+        (settings.steps, settings.maxSteps) = (6, 9)
+        let drawn = (0..<200).map { _ in settings.drawSteps(&rng) }
+        #expect(Set(drawn) == [6, 7, 8, 9])
+        settings.maxSteps = nil
+        let before = rng
+        #expect(settings.drawSteps(&rng) == 6 && rng == before)
+    }
+
+    @Test("a sampler switched to another step count samples that chain, as a new sampler with it does")
+    func switches() throws {
+        let pipeline = try PriorPipeline(folder: PriorPipelineTests.tiny)
+        let sampler = try PolicySampler(pipeline: pipeline, steps: 4, guidanceScale: 2)
+        try sampler.setSteps(3)
+        let fresh = try PolicySampler(pipeline: pipeline, steps: 3, guidanceScale: 2)
+        var a = RNG(seed: 1), b = RNG(seed: 1)
+        let x = try sampler.sample(prompts: ["a red snowman"], views: [ViewConditioning()], rng: &a)
+        let y = try fresh.sample(prompts: ["a red snowman"], views: [ViewConditioning()], rng: &b)
+        #expect(x.timesteps == y.timesteps && x.final.storage == y.final.storage && sampler.scheduler.timesteps.count == 3)
+    }
+}
+
 extension TuningEpochReport {
     /// The report without its wall times, which differ between identical epochs.
     var withoutTimes: TuningEpochReport {

@@ -53,6 +53,7 @@ public final class DDPOTrainer {
     ///     time as the reward's linked samples).
     ///   - reward: scores each final sample (`reward.score`).
     public func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport {
+        try sampler.setSteps(settings.drawSteps(&rng))
         let layout = reward.layout(conditions, samplesPerCondition: settings.samplesPerCondition)
         let prompts = layout.prompts, g = layout.groupSize
         _ = sampler.takeTimes()

@@ -12,6 +12,8 @@ import KilnNN
 public final class DRaFTTrainer {
     public let pipeline: PriorPipeline
     public let steps: Int
+    /// When set, each epoch draws its step count from `steps…maxSteps` (`TuningSettings.maxSteps`).
+    public let maxSteps: Int?
     /// K: the sampling steps the gradient flows through.
     public let truncation: Int
     public let guidanceScale: Double
@@ -23,14 +25,14 @@ public final class DRaFTTrainer {
     public let trainable: [(name: String, parameter: Parameter)]
     let scheduler: DDIMScheduler
 
-    public init(pipeline: PriorPipeline, steps: Int, truncation: Int, guidanceScale: Double, learningRate: Double, weightDecay: Double = 1e-4,
+    public init(pipeline: PriorPipeline, steps: Int, maxSteps: Int? = nil, truncation: Int, guidanceScale: Double, learningRate: Double, weightDecay: Double = 1e-4,
                 maxGradNorm: Float = 1, emaDecay: Float? = nil, loraRank: Int? = nil, loraAlpha: Float? = nil, seed: UInt64) throws {
         guard truncation >= 1 else { throw TuningError.invalidSetting("DRaFT's K (the steps the gradient flows through) must be at least 1, got \(truncation)") }
         var scheduler = try DDIMScheduler(config: pipeline.schedulerConfig)
         try scheduler.setTimesteps(steps)
         guard !pipeline.schedulerConfig.thresholding else { throw SchedulerError.thresholdingWithLogProb }
-        (self.pipeline, self.steps, self.truncation, self.guidanceScale, self.maxGradNorm, self.scheduler) =
-            (pipeline, steps, min(truncation, steps), guidanceScale, maxGradNorm, scheduler)
+        (self.pipeline, self.steps, self.maxSteps, self.truncation, self.guidanceScale, self.maxGradNorm, self.scheduler) =
+            (pipeline, steps, maxSteps, truncation, guidanceScale, maxGradNorm, scheduler)
         trainable = try TuningSettings.trainable(pipeline.unet, rank: loraRank, alpha: loraAlpha, seed: seed)
         let parameters = trainable.map(\.parameter)
         optimizer = Adam(parameters: parameters, configuration: .adamW(learningRate: learningRate, weightDecay: weightDecay))
@@ -43,7 +45,7 @@ public final class DRaFTTrainer {
     /// follow the prediction type (ε: x̂₀ = (x − √(1−ᾱ)·o)/√ᾱ, ε̂ = o; v: x̂₀ = √ᾱ·x − √(1−ᾱ)·o,
     /// ε̂ = √(1−ᾱ)·x + √ᾱ·o; sample: x̂₀ = o, ε̂ = (x − √ᾱ·o)/√(1−ᾱ)); where clip_sample clipped x̂₀,
     /// its part of the derivative is 0 (ε̂ comes from the unclipped x̂₀, as diffusers computes it).
-    func stepJacobian(timestep t: Int, sample: [Float], output: [Float]) throws -> (dSample: [Float], dOutput: [Float]) {
+    func stepJacobian(_ scheduler: DDIMScheduler, timestep t: Int, sample: [Float], output: [Float]) throws -> (dSample: [Float], dOutput: [Float]) {
         let prevT = try scheduler.previousTimestep(t)
         let ac = scheduler.schedule.alphasCumprod
         let a = ac[t], ap = prevT >= 0 ? ac[prevT] : scheduler.finalAlphaCumprod
@@ -87,6 +89,8 @@ public final class DRaFTTrainer {
     /// - Throws: `TuningError.rewardNotDifferentiable` when the reward has no image gradient.
     public func accumulateGradient(conditions: [TuningCondition], reward: TuningReward, rng: inout RNG, times: inout StageTimes) throws -> [Float] {
         guard let differentiable = reward.scoreWithGradient else { throw TuningError.rewardNotDifferentiable }
+        var scheduler = self.scheduler
+        try scheduler.setTimesteps(TuningSettings.drawSteps(steps, maxSteps, &rng))
         let layout = reward.layout(conditions, samplesPerCondition: 1)
         let prompts = layout.prompts, views = layout.views, b = prompts.count
         let shape = [b, pipeline.sampleChannels, pipeline.sampleSize.height, pipeline.sampleSize.width]
@@ -131,7 +135,7 @@ public final class DRaFTTrainer {
         let start = ContinuousClock.now
         defer { times.add(TuningStage.backward, (ContinuousClock.now - start).seconds) }
         for k in kept.reversed() {
-            let (dx, dOut) = try stepJacobian(timestep: k.t, sample: k.x.storage, output: k.output)
+            let (dx, dOut) = try stepJacobian(scheduler, timestep: k.t, sample: k.x.storage, output: k.output)
             let gOutput = zip(g, dOut).map { $0 * $1 }
             let dOutput = Tensor(shape: [2 * b] + shape.dropFirst(), storage: gOutput.map { (1 - s) * $0 } + gOutput.map { s * $0 })
             let inputs = pipeline.unet.backward(k.saved, outputGradient: dOutput).sample.chunked(2, axis: 0)

@@ -108,6 +108,7 @@ public final class DiffusionDPOTrainer {
 
     /// One epoch: sample, rank, pair, `dpoNoiseDraws` gradient draws, one AdamW step.
     public func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport {
+        try sampler.setSteps(settings.drawSteps(&rng))
         let layout = reward.layout(conditions, samplesPerCondition: settings.samplesPerCondition)
         let prompts = layout.prompts, views = layout.views
         _ = sampler.takeTimes()

@@ -31,11 +31,11 @@ public struct PolicyTrajectories {
 /// Σ_b w_b·log p_b at one stored step through the guidance and the UNet into its parameters.
 public final class PolicySampler {
     public let pipeline: PriorPipeline
-    public let steps: Int
+    public private(set) var steps: Int
     public let eta: Double
     public let guidanceScale: Double
     public let negativePrompt: String
-    public let scheduler: DDIMScheduler
+    public private(set) var scheduler: DDIMScheduler
     /// Wall time of the passes since the last `takeTimes()`, by `TuningStage`.
     public private(set) var times = StageTimes()
 
@@ -52,6 +52,14 @@ public final class PolicySampler {
         try scheduler.setTimesteps(steps)
         (self.pipeline, self.steps, self.eta, self.guidanceScale, self.negativePrompt, self.scheduler) =
             (pipeline, steps, eta, guidanceScale, negativePrompt, scheduler)
+    }
+
+    /// Samples with `steps` DDIM steps from now on.
+    /// - Throws: `SchedulerError` for a bad step count.
+    public func setSteps(_ steps: Int) throws {
+        guard steps != self.steps else { return }
+        try scheduler.setTimesteps(steps)
+        self.steps = steps
     }
 
     /// The UNet's inputs for a batch under guidance: [uncond × B; cond × B] text states and labels.

@@ -10,6 +10,10 @@ public struct TuningSettings: Sendable, Equatable, Codable {
     public var samplesPerCondition = 4
     /// DDIM steps per trajectory and its η.
     public var steps = 10
+    /// All methods: when set, each epoch draws its DDIM step count uniformly from
+    /// `steps…maxSteps`, so the UNet is tuned on the noise levels of many chains rather than one
+    /// (a prior tuned on a single chain can lose what it had on the others).
+    public var maxSteps: Int? = nil
     public var eta = 1.0
     public var guidanceScale = 3.0
     /// Passes over each batch of trajectories (PPO's inner epochs).
@@ -265,6 +269,16 @@ extension TuningSettings {
         guard a.isFinite && a > 0 else { throw TuningError.invalidSetting("--lora-alpha must be a positive number, got \(a)") }
         var rng = RNG(seed: seed &+ 0x4C6F_5241)  // "LoRA"
         return unet.attachLowRankAdapters(rank: rank, alpha: a, rng: &rng)
+    }
+
+    /// An epoch's DDIM step count: `steps`, or drawn from `steps…maxSteps` (using `rng` only then).
+    func drawSteps(_ rng: inout RNG) -> Int {
+        Self.drawSteps(steps, maxSteps, &rng)
+    }
+
+    static func drawSteps(_ steps: Int, _ maxSteps: Int?, _ rng: inout RNG) -> Int {
+        guard let maxSteps, maxSteps > steps else { return steps }
+        return steps + Int(rng.next() % UInt64(maxSteps - steps + 1))
     }
 
     /// The moving average these settings ask for, over `parameters`.

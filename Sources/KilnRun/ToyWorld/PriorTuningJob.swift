@@ -53,6 +53,9 @@ public struct PriorTuningJob {
     public var seed: UInt64 = 0
     /// Conditions in the fixed evaluation set (drawn from another toy-world seed than training's).
     public var evaluationCount = 16
+    /// DDIM steps of the evaluation samples: `kiln sample`'s and `kiln score-prior`'s default,
+    /// not the tuning chain's, so a prior that only learned its training chain shows it.
+    public var evaluationSteps = 30
     public var checkpointEvery = 5
     public var resume = false
     public var force = false
@@ -90,7 +93,7 @@ public struct PriorTuningJob {
         case .dpo:
             return try DiffusionDPOTrainer(pipeline: pipeline, settings: settings, seed: seed)
         case .draft:
-            return try DRaFTTrainer(pipeline: pipeline, steps: settings.steps, truncation: draftSteps, guidanceScale: settings.guidanceScale,
+            return try DRaFTTrainer(pipeline: pipeline, steps: settings.steps, maxSteps: settings.maxSteps, truncation: draftSteps, guidanceScale: settings.guidanceScale,
                                     learningRate: settings.learningRate, weightDecay: settings.weightDecay, maxGradNorm: settings.maxGradNorm, emaDecay: settings.emaDecay,
                                     loraRank: settings.loraRank, loraAlpha: settings.loraAlpha, seed: seed)
         }
@@ -106,7 +109,7 @@ public struct PriorTuningJob {
         var linked: [TuningCondition] = [], images: [Float] = []
         for (i, c) in conditions(epoch: 0, count: evaluationCount, evaluation: true).enumerated() {
             for l in reward.linked(c) {
-                let request = SampleRequest(prompt: l.prompt, count: 1, steps: settings.steps, guidanceScale: settings.guidanceScale, seed: seed &+ UInt64(i), view: l.view)
+                let request = SampleRequest(prompt: l.prompt, count: 1, steps: evaluationSteps, guidanceScale: settings.guidanceScale, seed: seed &+ UInt64(i), view: l.view)
                 images += PriorPipeline.displayValues(pipeline.pixels(try pipeline.sample(request))).storage
                 linked.append(l)
             }
@@ -202,7 +205,7 @@ public struct PriorTuningJob {
 
     /// How the method was run, for the card.
     var methodSummary: String {
-        let sampling = "\(settings.steps) DDIM steps, guidance \(settings.guidanceScale), reward \(reward), AdamW at \(settings.learningRate)"
+        let sampling = (settings.maxSteps.map { "\(settings.steps)–\($0) DDIM steps (drawn per epoch)" } ?? "\(settings.steps) DDIM steps") + ", guidance \(settings.guidanceScale), reward \(reward), AdamW at \(settings.learningRate)"
         let training = (settings.loraRank.map { "; LoRA of rank \($0) (α = \(settings.loraAlpha ?? Float($0))) on the attention projections, merged into the written UNet" } ?? "; every UNet weight trained")
             + (settings.emaDecay.map { ", the weights' moving average (decay up to \($0)) kept" } ?? "")
         switch method {
@@ -271,7 +274,7 @@ public struct PriorTuningJob {
         ```
 
         ## Before and after
-        Mean rewards of \(evaluationCount) held-out conditions (another toy-world seed than training's), sampled with fixed noise. The held-out judge is the same kind of reward models trained on other data; it was never optimised against.
+        Mean rewards of \(evaluationCount) held-out conditions (another toy-world seed than training's), sampled with fixed noise and \(evaluationSteps) DDIM steps. The held-out judge is the same kind of reward models trained on other data; it was never optimised against.
 
         \(table)
         ## Training reward by epoch

@@ -61,6 +61,12 @@ struct TunePrior: ParsableCommand {
     @Option(help: "dpo: β of the DPO loss (larger keeps closer to the starting prior).")
     var dpoBeta: Float = 5000
 
+    @Option(help: "Also minimise the prior's own denoising loss on fresh toy-world renders, with this weight, in every update (ReFL's regulariser): keeps the tuned prior's colours, backgrounds and variety those of the data while the rewards move it (0: off).")
+    var denoisingWeight: Float = 0
+
+    @Option(help: "Renders per update of the denoising loss.")
+    var denoisingBatch: Int = 16
+
     @Option(help: "draft: the last sampling steps the reward's gradient flows through (K).")
     var draftSteps: Int = 1
 
@@ -111,7 +117,7 @@ struct TunePrior: ParsableCommand {
         if resume && force { throw ValidationError("--resume and --force contradict each other: choose one") }
         for (name, value, range) in [("--epochs", epochs, 1...100_000), ("--conditions", conditions, 1...256), ("--samples-per-condition", samplesPerCondition, 2...64),
                                      ("--steps", steps, 2...1000), ("--max-steps", maxSteps ?? steps, min(max(steps, 2), 1000)...1000),
-                                     ("--draft-steps", draftSteps, 1...max(1, maxSteps ?? steps)), ("--inner-epochs", innerEpochs, 1...16), ("--evaluation-steps", evaluationSteps, 1...1000), ("--checkpoint-every", checkpointEvery, 1...100_000)]
+                                     ("--draft-steps", draftSteps, 1...max(1, maxSteps ?? steps)), ("--inner-epochs", innerEpochs, 1...16), ("--evaluation-steps", evaluationSteps, 1...1000), ("--denoising-batch", denoisingBatch, 1...1024), ("--checkpoint-every", checkpointEvery, 1...100_000)]
         where !range.contains(value) {
             throw ValidationError("\(name) must be \(range.lowerBound)…\(range.upperBound), got \(value)")
         }
@@ -124,6 +130,7 @@ struct TunePrior: ParsableCommand {
             guard loraAlpha.isFinite, loraAlpha > 0 else { throw ValidationError("--lora-alpha must be a number > 0, got \(loraAlpha)") }
             guard loraRank != nil else { throw ValidationError("--lora-alpha needs --lora-rank") }
         }
+        guard denoisingWeight.isFinite, denoisingWeight >= 0 else { throw ValidationError("--denoising-weight must be a number ≥ 0, got \(denoisingWeight)") }
         guard dpoBeta.isFinite, dpoBeta > 0 else { throw ValidationError("--dpo-beta must be a number > 0, got \(dpoBeta)") }
         if let klCoefficient {
             guard klCoefficient.isFinite, klCoefficient >= 0 else { throw ValidationError("--kl-coefficient must be a number ≥ 0, got \(klCoefficient)") }
@@ -150,6 +157,7 @@ struct TunePrior: ParsableCommand {
         (job.settings.maxSteps, job.evaluationSteps) = (maxSteps, evaluationSteps)
         job.settings.klCoefficient = klCoefficient ?? method.defaultKLCoefficient
         job.draftSteps = draftSteps
+        (job.denoisingWeight, job.denoisingBatch) = (denoisingWeight, denoisingBatch)
         job.settings.dpoBeta = dpoBeta
         job.settings.emaDecay = emaDecay
         (job.settings.loraRank, job.settings.loraAlpha) = (loraRank, loraAlpha)

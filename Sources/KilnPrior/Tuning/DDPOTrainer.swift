@@ -21,6 +21,7 @@ public final class DDPOTrainer {
     public var epochs = 0
     public let ema: EMA?
     public let trainable: [(name: String, parameter: Parameter)]
+    public var regularizer: DenoisingRegularizer?
 
     public init(pipeline: PriorPipeline, settings: TuningSettings, seed: UInt64) throws {
         sampler = try PolicySampler(pipeline: pipeline, steps: settings.steps, eta: settings.eta, guidanceScale: settings.guidanceScale)
@@ -64,6 +65,7 @@ public final class DDPOTrainer {
         precondition(rewards.count == prompts.count, "DDPOTrainer.epoch: \(rewards.count) rewards for \(prompts.count) samples")
         let advantages = Self.advantages(rewards, groupSize: g, clip: settings.advantageClip)
         let b = Float(prompts.count)
+        var denoising: [Float] = []
         var lossSum: Float = 0, klSum: Float = 0, k3Sum: Float = 0, clipped = 0, pairs = 0
         let parameters = optimizer.parameters
         for _ in 0..<settings.innerEpochs {
@@ -97,7 +99,7 @@ public final class DDPOTrainer {
                 }
             }
             times.add(sampler.takeTimes())
-            step(maxGradNorm: settings.maxGradNorm, times: &times)
+            if let loss = try step(maxGradNorm: settings.maxGradNorm, times: &times) { denoising.append(loss) }
         }
         epochs += 1
         let (mean, std) = TuningEpochReport.statistics(rewards)
@@ -107,6 +109,7 @@ public final class DDPOTrainer {
         report.clipFraction = Float(clipped) / Float(max(1, pairs))
         report.klToReference = reference.map { _ in k3Sum / Float(max(1, pairs)) }
         report.times = times
+        report.denoisingLoss = denoising.isEmpty ? nil : denoising.reduce(0, +) / Float(denoising.count)
         return report
     }
 }
@@ -114,5 +117,5 @@ public final class DDPOTrainer {
 // MARK: Checkpoints
 
 extension DDPOTrainer: PriorTuner {
-    public var unet: UNet2DConditionModel { sampler.pipeline.unet }
+    public var pipeline: PriorPipeline { sampler.pipeline }
 }

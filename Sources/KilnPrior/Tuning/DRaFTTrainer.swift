@@ -23,6 +23,7 @@ public final class DRaFTTrainer {
     public var epochs = 0
     public let ema: EMA?
     public let trainable: [(name: String, parameter: Parameter)]
+    public var regularizer: DenoisingRegularizer?
     let scheduler: DDIMScheduler
 
     public init(pipeline: PriorPipeline, steps: Int, maxSteps: Int? = nil, truncation: Int, guidanceScale: Double, learningRate: Double, weightDecay: Double = 1e-4,
@@ -74,11 +75,12 @@ public final class DRaFTTrainer {
     public func epoch(conditions: [TuningCondition], reward: TuningReward) throws -> TuningEpochReport {
         var times = StageTimes()
         let rewards = try accumulateGradient(conditions: conditions, reward: reward, rng: &rng, times: &times)
-        step(maxGradNorm: maxGradNorm, times: &times)
+        let denoisingLoss = try step(maxGradNorm: maxGradNorm, times: &times)
         epochs += 1
         let (mean, std) = TuningEpochReport.statistics(rewards)
         var report = TuningEpochReport(meanReward: mean, rewardStd: std, loss: -mean)
         report.times = times
+        report.denoisingLoss = denoisingLoss
         return report
     }
 
@@ -145,6 +147,4 @@ public final class DRaFTTrainer {
     }
 }
 
-extension DRaFTTrainer: PriorTuner {
-    public var unet: UNet2DConditionModel { pipeline.unet }
-}
+extension DRaFTTrainer: PriorTuner {}

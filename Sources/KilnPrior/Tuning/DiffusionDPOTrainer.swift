@@ -19,6 +19,7 @@ public final class DiffusionDPOTrainer {
     /// The frozen starting UNet.
     public let reference: UNet2DConditionModel
     public let trainable: [(name: String, parameter: Parameter)]
+    public var regularizer: DenoisingRegularizer?
     public var rng: RNG
     public var epochs = 0
     public let ema: EMA?
@@ -136,7 +137,7 @@ public final class DiffusionDPOTrainer {
             loss += r.loss / Float(draws)
             accuracy += r.accuracy / Float(draws)
         }
-        step(maxGradNorm: settings.maxGradNorm, times: &times)
+        report.denoisingLoss = try step(maxGradNorm: settings.maxGradNorm, times: &times)
         report.times = times
         report.loss = loss
         report.preferenceAccuracy = accuracy
@@ -148,5 +149,5 @@ public final class DiffusionDPOTrainer {
 }
 
 extension DiffusionDPOTrainer: PriorTuner {
-    public var unet: UNet2DConditionModel { sampler.pipeline.unet }
+    public var pipeline: PriorPipeline { sampler.pipeline }
 }

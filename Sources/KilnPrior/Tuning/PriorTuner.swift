@@ -116,6 +116,8 @@ public struct TuningEpochReport: Sendable, Equatable, Codable {
     public var klToReference: Float? = nil
     /// Diffusion-DPO: the share of pairs whose implicit reward ranks the winner first.
     public var preferenceAccuracy: Float? = nil
+    /// The denoising loss on fresh data, when a `DenoisingRegularizer` is kept (mean over updates).
+    public var denoisingLoss: Float? = nil
     /// Wall time per stage (`TuningStage`).
     public var times: StageTimes? = nil
 
@@ -142,6 +144,8 @@ public enum TuningStage {
     public static let reference = "reference UNet"
     public static let decode = "VAE decode and backward"
     public static let rewards = "rewards"
+    /// The denoising regulariser's batch: drawing it and its UNet passes.
+    public static let regularizer = "denoising regulariser"
     public static let optimizer = "optimizer"
 }
 
@@ -149,7 +153,10 @@ public enum TuningStage {
 /// checkpoints that resume bit-identically: the UNet's weights, the optimiser's moments, the RNG
 /// and the epoch.
 public protocol PriorTuner: AnyObject {
+    var pipeline: PriorPipeline { get }
     var unet: UNet2DConditionModel { get }
+    /// The prior's own denoising loss on fresh data, added to every update when set.
+    var regularizer: DenoisingRegularizer? { get set }
     /// What trains, by name: the UNet's parameters, or its LoRA adapters' (`TuningSettings.loraRank`).
     var trainable: [(name: String, parameter: Parameter)] { get }
     var optimizer: Adam { get }
@@ -163,13 +170,19 @@ public protocol PriorTuner: AnyObject {
 }
 
 extension PriorTuner {
-    /// Gradient clipping and one optimiser step, folded into the moving average.
-    func step(maxGradNorm: Float, times: inout StageTimes) {
+    public var unet: UNet2DConditionModel { pipeline.unet }
+
+    /// The regulariser's gradient (when kept), gradient clipping and one optimiser step, folded
+    /// into the moving average; returns the regulariser's loss.
+    @discardableResult
+    func step(maxGradNorm: Float, times: inout StageTimes) throws -> Float? {
+        let denoisingLoss = try regularizer.map { r in try times.measure(TuningStage.regularizer) { try r.accumulateGradient(pipeline, rng: &rng) } }
         times.measure(TuningStage.optimizer) {
             _ = clipGradientNorm(optimizer.parameters, maxNorm: maxGradNorm)
             optimizer.step()
             ema?.update(optimizer.parameters)
         }
+        return denoisingLoss
     }
 
     /// Runs `body` with the UNet holding the averaged weights (when averaging), then puts the

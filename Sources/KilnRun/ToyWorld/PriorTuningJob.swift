@@ -50,6 +50,11 @@ public struct PriorTuningJob {
     public var settings = TuningSettings()
     /// DRaFT's K: the last sampling steps the reward's gradient flows through.
     public var draftSteps = 1
+    /// The weight of the prior's own denoising loss on fresh toy-world renders, added to every
+    /// update (`DenoisingRegularizer`); 0: rewards only.
+    public var denoisingWeight: Float = 0
+    /// Renders per update of the denoising regulariser.
+    public var denoisingBatch = 16
     public var seed: UInt64 = 0
     /// Conditions in the fixed evaluation set (drawn from another toy-world seed than training's).
     public var evaluationCount = 16
@@ -99,6 +104,20 @@ public struct PriorTuningJob {
         }
     }
 
+    /// The denoising regulariser the settings ask for: toy-world renders at the prior's image size
+    /// (another world seed than the tuning and evaluation conditions), quantised to 8 bits as the
+    /// prior's training data was.
+    func makeRegularizer(imageSize size: Int) -> DenoisingRegularizer? {
+        guard denoisingWeight > 0 else { return nil }
+        let worldSeed = seed &+ 2_000_003
+        return DenoisingRegularizer(weight: denoisingWeight, batchSize: denoisingBatch) { count, rng in
+            let start = Int(rng.next() % 1_000_000_000)
+            let shard = ToyDataset.renderShard(seed: worldSeed, indices: start..<(start + count), size: size)
+            let conditions = (start..<(start + count)).map { ToySample(seed: worldSeed, index: $0) }.map { ($0.caption, $0.view) }
+            return (Tensor(shape: [count, 3, size, size], storage: shard.images.map { $0 / 255 }), conditions)
+        }
+    }
+
     /// Samples drawn per condition in an epoch.
     var samplesPerCondition: Int { method.usesGroups ? settings.samplesPerCondition : 1 }
 
@@ -133,6 +152,7 @@ public struct PriorTuningJob {
         let judgeMix = try judge.map { try TuningRewardRegistry.mix(reward, folder: $0) }
         for m in [mix] + (judgeMix.map { [$0] } ?? []) { try check(m, pipeline) }
         let trainer = try makeTuner(pipeline)
+        trainer.regularizer = makeRegularizer(imageSize: pipeline.imageSize.height)
         let tuningReward = mix.tuningReward
         let checkpoint = output.appendingPathComponent("checkpoint")
         let log = output.appendingPathComponent("tuning.json")
@@ -200,6 +220,7 @@ public struct PriorTuningJob {
         if let v = report.clipFraction { parts.append(String(format: "clipped %.2f", v)) }
         if let v = report.klToReference { parts.append(String(format: "KL to the start %.2e", v)) }
         if let v = report.preferenceAccuracy { parts.append(String(format: "pairs ranked right %.2f", v)) }
+        if let v = report.denoisingLoss { parts.append(String(format: "denoising loss %.4f", v)) }
         return parts.map { "  " + $0 }.joined()
     }
 
@@ -208,6 +229,7 @@ public struct PriorTuningJob {
         let sampling = (settings.maxSteps.map { "\(settings.steps)–\($0) DDIM steps (drawn per epoch)" } ?? "\(settings.steps) DDIM steps") + ", guidance \(settings.guidanceScale), reward \(reward), AdamW at \(settings.learningRate)"
         let training = (settings.loraRank.map { "; LoRA of rank \($0) (α = \(settings.loraAlpha ?? Float($0))) on the attention projections, merged into the written UNet" } ?? "; every UNet weight trained")
             + (settings.emaDecay.map { ", the weights' moving average (decay up to \($0)) kept" } ?? "")
+            + (denoisingWeight > 0 ? "; the prior's denoising loss on \(denoisingBatch) fresh toy-world renders added to every update with weight \(denoisingWeight)" : "")
         switch method {
         case .ddpo, .grpo:
             return "\(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), PPO clip \(settings.clipRange)"

@@ -36,6 +36,7 @@ struct TunePriorCommandTests {
         try withScratchFolder { folder in
             for (method, extra, needle) in [("grpo", [String](), "KL to the start"), ("draft", ["--draft-steps", "2"], "through the last 2 steps"),
                                            ("draft", ["--draft-steps", "4", "--max-steps", "4"], "3–4 DDIM steps (drawn per epoch)"),
+                                           ("dpo", ["--denoising-weight", "2", "--denoising-batch", "3"], "denoising loss on 3 fresh toy-world renders added to every update with weight 2.0"),
                                            ("dpo", ["--dpo-beta", "1000"], "DPO β = 1000"),
                                            ("ddpo", ["--reward", "view:1,motion:0.5"], "| training rewards: motion |"),
                                            ("grpo", ["--lora-rank", "4", "--lora-alpha", "8"], "LoRA of rank 4 (α = 8.0)")] {
@@ -55,7 +56,7 @@ struct TunePriorCommandTests {
             for (extra, needle) in [(["--method", "ppo"], "ppo"), (["--epochs", "0"], "--epochs"), (["--reward", "colour:1"], "colour"),
                                     (["--samples-per-condition", "1"], "--samples-per-condition"), (["--learning-rate", "nan"], "--learning-rate"),
                                     (["--resume", "--force"], "contradict"), (["--method", "draft", "--steps", "3", "--draft-steps", "4"], "--draft-steps"),
-                                    (["--steps", "4", "--max-steps", "3"], "--max-steps must be 4…1000"), (["--evaluation-steps", "0"], "--evaluation-steps"),
+                                    (["--steps", "4", "--max-steps", "3"], "--max-steps must be 4…1000"), (["--evaluation-steps", "0"], "--evaluation-steps"), (["--denoising-weight", "-1"], "--denoising-weight"),
                                     (["--method", "draft", "--kl-coefficient", "0.1"], "grpo"),
                                     (["--method", "dpo", "--dpo-beta", "-1"], "--dpo-beta"), (["--lora-rank", "0"], "--lora-rank"),
                                     (["--lora-alpha", "2"], "--lora-rank"), (["--lora-rank", "100000"], "--lora-rank must be 1…"),

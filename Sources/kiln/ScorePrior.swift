@@ -44,7 +44,11 @@ struct ScorePrior: ParsableCommand {
     @Option(help: "Report file (JSON; default PRIOR/scores.json, which also updates PRIOR's model card; with the shipped prior, scores.json here).")
     var out: String?
 
+    @Flag(help: "Score the toy world's own renders of the same captions and cameras instead of a prior's samples: the most a prior can score with these reward models (default --out: ground-truth-scores.json).")
+    var groundTruth = false
+
     func validate() throws {
+        if groundTruth && prior != nil { throw ValidationError("--ground-truth scores the toy world's renders, not a prior; drop --prior or --ground-truth") }
         guard (1...100_000).contains(count) else { throw ValidationError("--count must be 1…100000, got \(count)") }
         guard (1...1000).contains(steps) else { throw ValidationError("--steps must be 1…1000, got \(steps)") }
         if let guidanceScale { guard guidanceScale.isFinite && guidanceScale >= 0 else { throw ValidationError("--guidance-scale must be a number ≥ 0") } }
@@ -52,35 +56,53 @@ struct ScorePrior: ParsableCommand {
 
     func run() throws {
         _ = Memory.retainFreedMemory()
-        let priorURL = try ShippedAssets.resolve(self.prior, .prior), prior = priorURL.path
         let rewards = try ShippedAssets.resolve(self.rewards, .rewards).path
-        let pipeline = try PriorPipeline(folder: priorURL)
-        let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale
-        // The shipped prior is not this command's to change: its report goes to the working folder.
-        let out = self.out ?? (self.prior == nil ? "scores.json" : nil)
         var nets: [RewardTerm: RewardNet] = [:]
         for kind in RewardTerm.allCases {
             let (loaded, net) = try RewardNet.load(URL(fileURLWithPath: rewards).appendingPathComponent("\(kind.rawValue).safetensors"))
             guard loaded == kind else { throw CLIError("\(rewards)/\(kind.rawValue).safetensors holds the \(loaded) model; retrain with kiln train-rewards") }
             nets[kind] = net
         }
+        if groundTruth {
+            let score = try PriorScore.measureGroundTruth(rewards: nets, count: count, seed: seed) { done, total in
+                if done % 50 == 0 || done == total { say("  \(done)/\(total)") }
+            }
+            let outURL = URL(fileURLWithPath: out ?? "ground-truth-scores.json")
+            try writeJSON(score, to: outURL)
+            report(score)
+            say("wrote \(outURL.path) (the toy world's own renders: the ceiling of each share with these reward models)")
+            return
+        }
+        let priorURL = try ShippedAssets.resolve(self.prior, .prior), prior = priorURL.path
+        let pipeline = try PriorPipeline(folder: priorURL)
+        let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale
+        // The shipped prior is not this command's to change: its report goes to the working folder.
+        let out = self.out ?? (self.prior == nil ? "scores.json" : nil)
         let score = try PriorScore.measure(prior: pipeline, rewards: nets, count: count, seed: seed, steps: steps, guidanceScale: guidanceScale) { done, total in
             if done % 20 == 0 || done == total { say("  \(done)/\(total)") }
         }
         let outURL = URL(fileURLWithPath: out ?? (prior + "/scores.json"))
         try writeJSON(score, to: outURL)
-        say(String(format: "kind %.3f  main colour %.3f  second colour %@  azimuth %.3f  elevation %.3f  mean log p(real) %.3f  (%d samples)",
-                   score.kind, score.mainColor, score.secondColor.map { String(format: "%.3f", $0) } ?? "–", score.azimuth, score.elevation,
-                   score.meanQualityLogLikelihood, count))
-        if let m = score.motion {
-            say(String(format: "motion (%d moving captions): recognised %.3f  response %.3f  agreement %.3f", m.samples, m.recognised, m.response, m.agreement))
-        }
+        report(score)
         say("wrote \(outURL.path)")
         // The card reports PRIOR/scores.json: a report written elsewhere (--out) leaves it alone.
         let card = URL(fileURLWithPath: prior).appendingPathComponent("README.md")
         if out == nil, let text = try? String(contentsOf: card, encoding: .utf8) {
             try FileIO.writeAtomically(Data(Self.cardWithScores(text, score: score, rewards: rewards).utf8), to: card)
             say("updated \(card.path)")
+        }
+    }
+
+    /// The shares on the terminal, the azimuth per kind among them.
+    func report(_ score: PriorScore) {
+        say(String(format: "kind %.3f  main colour %.3f  second colour %@  azimuth %.3f  elevation %.3f  mean log p(real) %.3f  (%d samples)",
+                   score.kind, score.mainColor, score.secondColor.map { String(format: "%.3f", $0) } ?? "–", score.azimuth, score.elevation,
+                   score.meanQualityLogLikelihood, score.samples))
+        if let byKind = score.azimuthByKind {
+            say("azimuth by kind: " + byKind.sorted { $0.key < $1.key }.map { String(format: "%@ %.2f", $0.key, $0.value) }.joined(separator: "  "))
+        }
+        if let m = score.motion {
+            say(String(format: "motion (%d moving captions): recognised %.3f  response %.3f  agreement %.3f", m.samples, m.recognised, m.response, m.agreement))
         }
     }
 

@@ -19,6 +19,12 @@ public struct PriorScore: Sendable, Codable, Equatable {
     public var elevation: Double
     /// Mean log p(real) from the quality model.
     public var meanQualityLogLikelihood: Double
+    /// The azimuth share per kind (some kinds look alike from most sides, so their share is low
+    /// even for the world's own renders).
+    public var azimuthByKind: [String: Double]? = nil
+    /// True when the images scored were the toy world's own renders (`measureGroundTruth`): the
+    /// most a prior can score with these reward models.
+    public var groundTruth: Bool? = nil
     /// What the prior does with time, over the samples whose caption names a motion (nil when
     /// none does).
     public var motion: MotionScore?
@@ -44,23 +50,64 @@ public struct PriorScore: Sendable, Codable, Equatable {
     ///   - progress: called with (done, count).
     public static func measure(prior: PriorPipeline, rewards: [RewardTerm: RewardNet], count: Int, seed: UInt64, steps: Int,
                                guidanceScale: Double, progress: ((Int, Int) -> Void)? = nil) throws -> PriorScore {
+        let size = prior.imageSize
+        guard size.height == size.width else {
+            throw PriorConfigError(source: "prior", key: "sample_size", problem: "is \(size.height)×\(size.width), not square", fix: "score a prior that draws square images")
+        }
+        return try score(rewards: rewards, size: size.width, count: count, seed: seed, steps: steps, guidanceScale: guidanceScale, progress: progress,
+                         draw: { _, request in PriorPipeline.displayValues(prior.pixels(try prior.sample(request))) },
+                         contrast: { sample, motion, request in try motionContrast(prior: prior, sample: sample, motion: motion, request: request) })
+    }
+
+    /// Scores the toy world's own renders of the same captions and cameras: the ceiling of every
+    /// share with these reward models (a prior that drew exactly like the world would score this).
+    public static func measureGroundTruth(rewards: [RewardTerm: RewardNet], count: Int, seed: UInt64, progress: ((Int, Int) -> Void)? = nil) throws -> PriorScore {
+        guard let size = rewards[.alignment]?.imageSize else {
+            throw PriorConfigError(source: "rewards", key: nil, problem: "lacks the alignment model", fix: "train it with kiln train-rewards")
+        }
+        var result = try score(rewards: rewards, size: size, count: count, seed: seed, steps: 0, guidanceScale: 0, progress: progress,
+                               draw: { sample, _ in renderedAsData(sample, size: size) },
+                               contrast: { sample, motion, _ in
+                                   var a = sample, b = sample
+                                   (a.time, b.time) = (motion.contrastTimes.0, motion.contrastTimes.1)
+                                   let truth = MotionDelta(a.render(size: size).pixels, b.render(size: size).pixels)
+                                   return (truth, truth)
+                               })
+        result.groundTruth = true
+        return result
+    }
+
+    /// A sample's render as the data sets store it (8 bits per channel), `[1, 3, size, size]` in [0, 1].
+    static func renderedAsData(_ sample: ToySample, size: Int) -> Tensor {
+        let picture = sample.render(size: size), plane = size * size
+        var out = [Float](repeating: 0, count: 3 * plane)
+        for p in 0..<plane {
+            for c in 0..<3 { out[c * plane + p] = (min(1, max(0, picture.pixels[p * picture.channels + c])) * 255).rounded() / 255 }
+        }
+        return Tensor(shape: [1, 3, size, size], storage: out)
+    }
+
+    /// The scoring loop: `draw` gives the display image `[1, 3, size, size]` of a sample's request,
+    /// `contrast` a moving sample's change between its motion's contrast times, drawn and true.
+    static func score(rewards: [RewardTerm: RewardNet], size: Int, count: Int, seed: UInt64, steps: Int, guidanceScale: Double,
+                      progress: ((Int, Int) -> Void)?, draw: (ToySample, SampleRequest) throws -> Tensor,
+                      contrast: (ToySample, ToyMotion, SampleRequest) throws -> (sampled: MotionDelta, truth: MotionDelta)) throws -> PriorScore {
         guard let alignment = rewards[.alignment], let view = rewards[.view], let quality = rewards[.quality] else {
             throw PriorConfigError(source: "rewards", key: nil, problem: "lacks one of alignment, view, quality", fix: "train them with kiln train-rewards")
         }
-        let size = prior.imageSize
-        guard size.height == size.width, alignment.imageSize == size.width, view.imageSize == size.width, quality.imageSize == size.width else {
-            throw PriorConfigError(source: "rewards", key: "image_size", problem: "is \(alignment.imageSize)² but the prior draws \(size.height)×\(size.width)",
+        guard alignment.imageSize == size, view.imageSize == size, quality.imageSize == size else {
+            throw PriorConfigError(source: "rewards", key: "image_size", problem: "is \(alignment.imageSize)² but the prior draws \(size)×\(size)",
                                    fix: "train the reward models on a data set of the prior's size")
         }
         var hits = (kind: 0, main: 0, second: 0, secondNamed: 0, azimuth: 0, elevation: 0)
         var qualitySum = 0.0
         var moving = (count: 0, recognised: 0, response: 0.0, agreement: 0.0)
+        var byKind: [String: (hits: Int, count: Int)] = [:]
         for i in 0..<count {
             let sample = ToySample(seed: seed, index: i)
             let request = SampleRequest(prompt: sample.caption, count: 1, steps: steps, guidanceScale: guidanceScale, seed: seed &+ UInt64(i),
                                         view: sample.view)
-            let x = try prior.sample(request)
-            let image = PriorPipeline.displayValues(prior.pixels(x))
+            let image = try draw(sample, request)
             func argmax(_ logits: Tensor) -> Int { RewardNet.predictions(logits)[0] }
             let a = alignment.forward(image), v = view.forward(image)
             let record = ToyRecord(index: i, sample: sample)
@@ -71,25 +118,30 @@ public struct PriorScore: Sendable, Codable, Equatable {
                 hits.secondNamed += 1
                 if argmax(a[2]) == targets[2] { hits.second += 1 }
             }
-            if argmax(v[0]) == viewTargets[0] { hits.azimuth += 1 }
+            let azimuthHit = argmax(v[0]) == viewTargets[0]
+            if azimuthHit { hits.azimuth += 1 }
+            byKind[sample.kind.rawValue, default: (0, 0)].hits += azimuthHit ? 1 : 0
+            byKind[sample.kind.rawValue, default: (0, 0)].count += 1
             if argmax(v[1]) == viewTargets[1] { hits.elevation += 1 }
             qualitySum += Double(RewardNet.logSoftmax(quality.forward(image)[0]).storage[1])
             if let motion = sample.motion {
                 moving.count += 1
                 if argmax(a[3]) == targets[3] { moving.recognised += 1 }
-                let (s, t) = try motionContrast(prior: prior, sample: sample, motion: motion, request: request)
+                let (s, t) = try contrast(sample, motion, request)
                 moving.response += s.norm / max(1e-6, t.norm)
                 moving.agreement += s.dot(t) / max(1e-12, s.norm * t.norm)
             }
             progress?(i + 1, count)
         }
         let n = Double(max(1, count))
-        return PriorScore(samples: count, seed: seed, steps: steps, guidanceScale: guidanceScale, kind: Double(hits.kind) / n,
+        var result = PriorScore(samples: count, seed: seed, steps: steps, guidanceScale: guidanceScale, kind: Double(hits.kind) / n,
                           mainColor: Double(hits.main) / n, secondColor: hits.secondNamed > 0 ? Double(hits.second) / Double(hits.secondNamed) : nil,
                           azimuth: Double(hits.azimuth) / n, elevation: Double(hits.elevation) / n, meanQualityLogLikelihood: qualitySum / n,
                           motion: moving.count == 0 ? nil : MotionScore(samples: moving.count, recognised: Double(moving.recognised) / Double(moving.count),
                                                                         response: moving.response / Double(moving.count),
                                                                         agreement: moving.agreement / Double(moving.count)))
+        result.azimuthByKind = byKind.mapValues { Double($0.hits) / Double(max(1, $0.count)) }
+        return result
     }
 
     /// The change between the motion's contrast times in the prior's samples (same noise) and in the

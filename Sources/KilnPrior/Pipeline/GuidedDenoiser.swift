@@ -73,9 +73,7 @@ final class GuidedDenoiser {
         let conditionalRows = directional.isEmpty ? Array(repeating: conditional, count: b) : views.map(conditional(for:))
         let context = Tensor.concatenated(Array(repeating: unconditional, count: b) + Array(repeating: conditionalRows, count: copies - 1).joined(),
                                           axis: 0)
-        let labels = pipeline.hasViewConditioning
-            ? Tensor(shape: [copies * b, ViewConditioning.length], storage: Array((views + views + (timeGuided ? still : [])).map(\.vector).joined()))
-            : nil
+        let labels = pipeline.viewLabels(views + views + (timeGuided ? still : []))
         let input = Tensor.concatenated(Array(repeating: noisy, count: copies), axis: 0)
         var prediction = pipeline.unet.forward(input, timesteps: [Float(timestep)], encoderHiddenStates: context, classLabels: labels)
         prediction = noise(of: prediction, noisy: input, timestep: timestep)

@@ -243,9 +243,7 @@ public final class PriorPipeline {
         let prompts = (guided ? Array(repeating: request.negativePrompt, count: n) : []) + Array(repeating: request.prompt, count: n)
         let context = encode(prompts)
         let batch = prompts.count
-        let labels = hasViewConditioning
-            ? Tensor(shape: [batch, ViewConditioning.length], storage: Array((0..<batch).map { _ in request.view.vector }.joined()))
-            : nil
+        let labels = viewLabels(Array(repeating: request.view, count: batch))
         for (i, t) in scheduler.timesteps.enumerated() {
             let input = guided ? Tensor.concatenated([x, x], axis: 0) : x
             let prediction = unet.forward(input, timesteps: [Float(t)], encoderHiddenStates: context, classLabels: labels)
@@ -284,6 +282,12 @@ public final class PriorPipeline {
 
     /// Images in [−1, 1] `[N, 3, H, W]` of samples x: x itself for a pixel-space prior, the VAE's
     /// decoding of the latents for a latent one.
+    /// The UNet's class labels for a batch, one row per view `[B, ViewConditioning.length]`, or nil
+    /// for a prior without view conditioning.
+    public func viewLabels(_ views: [ViewConditioning]) -> Tensor? {
+        hasViewConditioning ? Tensor(shape: [views.count, ViewConditioning.length], storage: Array(views.map(\.vector).joined())) : nil
+    }
+
     public func pixels(_ x: Tensor) -> Tensor {
         guard let vae else { return x }
         return vae.decode(x)

@@ -121,4 +121,14 @@ public struct DDIMScheduler: Sendable {
     public func velocity(sample: [Float], noise: [Float], timesteps: [Int]) throws -> [Float] {
         try schedule.velocity(sample: sample, noise: noise, timesteps: timesteps)
     }
+
+    /// What the model learns to predict for `addNoise(sample, noise, timesteps)`: the noise, the
+    /// velocity or the clean sample, as `config.predictionType` says.
+    public func trainingTarget(sample: [Float], noise: [Float], timesteps: [Int]) throws -> [Float] {
+        switch config.predictionType {
+        case .epsilon: noise
+        case .vPrediction: try velocity(sample: sample, noise: noise, timesteps: timesteps)
+        case .sample: sample
+        }
+    }
 }

@@ -98,9 +98,7 @@ public final class DRaFTTrainer {
         let shape = [b, pipeline.sampleChannels, pipeline.sampleSize.height, pipeline.sampleSize.width]
         var x = PolicySampler.noise(shape, sources: layout.noiseSources, rng: &rng)
         let context = pipeline.encode(Array(repeating: "", count: b) + prompts)
-        let labels = pipeline.hasViewConditioning
-            ? Tensor(shape: [2 * b, ViewConditioning.length], storage: Array((views + views).map(\.vector).joined()))
-            : nil
+        let labels = pipeline.viewLabels(views + views)
         let s = Float(guidanceScale)
         struct Kept { var t: Int; var x: Tensor; var saved: UNet2DConditionModel.Saved; var output: [Float] }
         var kept: [Kept] = []
@@ -134,14 +132,14 @@ public final class DRaFTTrainer {
         var g = times.measure(TuningStage.decode) { (decoded.map { pipeline.vae!.decodeBackward($0.saved, imageGradient: dPixels) } ?? dPixels).storage }
         let parameters = optimizer.parameters
         parameters.forEach { $0.zeroGradient() }
-        let start = ContinuousClock.now
-        defer { times.add(TuningStage.backward, (ContinuousClock.now - start).seconds) }
-        for k in kept.reversed() {
-            let (dx, dOut) = try stepJacobian(scheduler, timestep: k.t, sample: k.x.storage, output: k.output)
-            let gOutput = zip(g, dOut).map { $0 * $1 }
-            let dOutput = Tensor(shape: [2 * b] + shape.dropFirst(), storage: gOutput.map { (1 - s) * $0 } + gOutput.map { s * $0 })
-            let inputs = pipeline.unet.backward(k.saved, outputGradient: dOutput).sample.chunked(2, axis: 0)
-            g = (0..<g.count).map { i in g[i] * dx[i] + inputs[0].storage[i] + inputs[1].storage[i] }
+        try times.measure(TuningStage.backward) {
+            for k in kept.reversed() {
+                let (dx, dOut) = try stepJacobian(scheduler, timestep: k.t, sample: k.x.storage, output: k.output)
+                let gOutput = zip(g, dOut).map { $0 * $1 }
+                let dOutput = Tensor(shape: [2 * b] + shape.dropFirst(), storage: gOutput.map { (1 - s) * $0 } + gOutput.map { s * $0 })
+                let inputs = pipeline.unet.backward(k.saved, outputGradient: dOutput).sample.chunked(2, axis: 0)
+                g = (0..<g.count).map { i in g[i] * dx[i] + inputs[0].storage[i] + inputs[1].storage[i] }
+            }
         }
         return rewards
     }

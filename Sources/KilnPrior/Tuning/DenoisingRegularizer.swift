@@ -41,17 +41,10 @@ public struct DenoisingRegularizer {
         let timesteps = (0..<b).map { _ in Int(rng.next() % UInt64(scheduler.schedule.numTrainTimesteps)) }
         let noise = rng.normals(count: x0.count)
         let noisy = try scheduler.addNoise(x0.storage, noise: noise, timesteps: timesteps)
-        let target: [Float]
-        switch pipeline.schedulerConfig.predictionType {
-        case .epsilon: target = noise
-        case .vPrediction: target = try scheduler.velocity(sample: x0.storage, noise: noise, timesteps: timesteps)
-        case .sample: target = x0.storage
-        }
+        let target = try scheduler.trainingTarget(sample: x0.storage, noise: noise, timesteps: timesteps)
         let prompts = conditions.map { rng.nextFloat() < captionDropout ? "" : $0.prompt }
         let context = pipeline.encode(prompts)
-        let labels = pipeline.hasViewConditioning
-            ? Tensor(shape: [b, ViewConditioning.length], storage: Array(conditions.map(\.view.vector).joined()))
-            : nil
+        let labels = pipeline.viewLabels(conditions.map(\.view))
         let (prediction, saved) = pipeline.unet.forwardForTraining(Tensor(shape: x0.shape, storage: noisy), timesteps: timesteps.map(Float.init),
                                                                    encoderHiddenStates: context, classLabels: labels)
         let n = Float(prediction.count), scale = 2 * weight / n

@@ -66,17 +66,10 @@ public final class DiffusionDPOTrainer {
         let noise = rng.normals(count: winners.count)
         let x0 = winners.storage + losers.storage, eps = noise + noise, t2 = timesteps + timesteps
         let noisy = try sampler.scheduler.addNoise(x0, noise: eps, timesteps: t2)
-        let target: [Float]
-        switch pipeline.schedulerConfig.predictionType {
-        case .epsilon: target = eps
-        case .vPrediction: target = try sampler.scheduler.velocity(sample: x0, noise: eps, timesteps: t2)
-        case .sample: target = x0
-        }
+        let target = try sampler.scheduler.trainingTarget(sample: x0, noise: eps, timesteps: t2)
         let input = Tensor(shape: [2 * p] + winners.shape.dropFirst(), storage: noisy)
         let context = pipeline.encode(prompts + prompts)
-        let labels = pipeline.hasViewConditioning
-            ? Tensor(shape: [2 * p, ViewConditioning.length], storage: Array((views + views).map(\.vector).joined()))
-            : nil
+        let labels = pipeline.viewLabels(views + views)
         let tf = t2.map(Float.init)
         let (prediction, saved) = times.measure(TuningStage.trainingForward) {
             pipeline.unet.forwardForTraining(input, timesteps: tf, encoderHiddenStates: context, classLabels: labels)

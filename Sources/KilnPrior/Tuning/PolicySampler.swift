@@ -65,10 +65,7 @@ public final class PolicySampler {
     /// The UNet's inputs for a batch under guidance: [uncond × B; cond × B] text states and labels.
     func conditioning(prompts: [String], views: [ViewConditioning]) -> (context: Tensor, labels: Tensor?) {
         let context = pipeline.encode(Array(repeating: negativePrompt, count: prompts.count) + prompts)
-        let labels = pipeline.hasViewConditioning
-            ? Tensor(shape: [2 * views.count, ViewConditioning.length], storage: Array((views + views).map(\.vector).joined()))
-            : nil
-        return (context, labels)
+        return (context, pipeline.viewLabels(views + views))
     }
 
     /// The guided prediction ε̂ for x at t from the UNet's [uncond; cond] output.

@@ -79,12 +79,11 @@ public struct PriorScore: Sendable, Codable, Equatable {
 
     /// A sample's render as the data sets store it (8 bits per channel), `[1, 3, size, size]` in [0, 1].
     static func renderedAsData(_ sample: ToySample, size: Int) -> Tensor {
-        let picture = sample.render(size: size), plane = size * size
-        var out = [Float](repeating: 0, count: 3 * plane)
-        for p in 0..<plane {
-            for c in 0..<3 { out[c * plane + p] = (min(1, max(0, picture.pixels[p * picture.channels + c])) * 255).rounded() / 255 }
+        let levels = [Float](unsafeUninitializedCapacity: 3 * size * size) { buffer, count in
+            sample.renderData(size: size, into: buffer.baseAddress!)
+            count = buffer.count
         }
-        return Tensor(shape: [1, 3, size, size], storage: out)
+        return Tensor(shape: [1, 3, size, size], storage: levels.map { $0 / 255 })
     }
 
     /// The scoring loop: `draw` gives the display image `[1, 3, size, size]` of a sample's request,

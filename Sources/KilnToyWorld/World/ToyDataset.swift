@@ -37,14 +37,7 @@ public enum ToyDataset {
         images.withUnsafeMutableBufferPointer { buffer in
             nonisolated(unsafe) let out = buffer.baseAddress!
             parallelFor(n, threads: threads) { range in
-                for j in range {
-                    let picture = samples[j].render(size: size)
-                    for p in 0..<plane {
-                        for c in 0..<3 {
-                            out[(j * 3 + c) * plane + p] = (min(1, max(0, picture.pixels[p * picture.channels + c])) * 255).rounded()
-                        }
-                    }
-                }
+                for j in range { samples[j].renderData(size: size, into: out + j * 3 * plane) }
             }
         }
         let records = zip(indices, samples).map { ToyRecord(index: $0, sample: $1) }

@@ -125,6 +125,15 @@ public struct ToySample: Sendable, Codable, Equatable {
                             width: size, height: size, fovYRadians: fov)
     }
 
+    /// The render as the data sets store it: channel planes `[3, size, size]` of 8-bit values 0–255
+    /// (integers, as floats), written to `out`.
+    public func renderData(size: Int, into out: UnsafeMutablePointer<Float>) {
+        let picture = render(size: size), plane = size * size
+        for p in 0..<plane {
+            for c in 0..<3 { out[c * plane + p] = (min(1, max(0, picture.pixels[p * picture.channels + c])) * 255).rounded() }
+        }
+    }
+
     /// The rendered picture (display RGB, `size`×`size`), with Kiln's mesh renderer.
     public func render(size: Int) -> Image {
         let settings = MeshRenderSettings(background: background, lightDirectionCamera: lightDirectionCamera, ambient: ambient,

@@ -38,18 +38,13 @@ struct DenoisingRegularizerTests {
         let names = ["conv_out.bias", "conv_in.weight"]
         // Read before the differences below add more into the gradients.
         let analytics = names.map { Double(named[$0]!.gradient.storage[named[$0]!.count / 2]) }
+        func weighted() throws -> Double {
+            var r = start
+            return 3 * Double(try regularizer.accumulateGradient(pipeline, rng: &r))
+        }
         for (name, analytic) in zip(names, analytics) {
-            let p = named[name]!, index = p.count / 2, original = p.value.storage[index], h: Float = 1e-2
-            func weighted() throws -> Double {
-                var r = start
-                return 3 * Double(try regularizer.accumulateGradient(pipeline, rng: &r))
-            }
-            p.withUnsafeMutableValue { $0[index] = original + h }
-            let up = try weighted()
-            p.withUnsafeMutableValue { $0[index] = original - h }
-            let down = try weighted()
-            p.withUnsafeMutableValue { $0[index] = original }
-            let numeric = (up - down) / Double(2 * h)
+            let p = named[name]!
+            let numeric = try centralDifference(p, at: p.count / 2, weighted)
             #expect(abs(numeric - analytic) < 0.05 * max(0.002, abs(numeric)), "\(folder.lastPathComponent) \(name): numeric \(numeric), analytic \(analytic)")
         }
     }

@@ -31,13 +31,7 @@ struct PolicySamplerTests {
             let p = named[name]!
             let index = p.shape.reduce(1, *) / 3
             let analytic = Double(p.gradient.storage[index])
-            let original = p.value.storage[index], h: Float = 1e-2
-            p.withUnsafeMutableValue { $0[index] = original + h }
-            let up = try objective()
-            p.withUnsafeMutableValue { $0[index] = original - h }
-            let down = try objective()
-            p.withUnsafeMutableValue { $0[index] = original }
-            let numeric = (up - down) / Double(2 * h)
+            let numeric = try centralDifference(p, at: index, objective)
             #expect(abs(numeric - analytic) < 0.05 * max(0.05, abs(numeric)), "\(name): numeric \(numeric), analytic \(analytic)")
         }
     }
@@ -143,14 +137,7 @@ struct DRaFTTrainerTests {
         }
         for (name, analytic) in zip(names, analytic) {
             let p = named[name]!
-            let index = p.shape.reduce(1, *) / 2
-            let original = p.value.storage[index], h: Float = 1e-2
-            p.withUnsafeMutableValue { $0[index] = original + h }
-            let up = try loss()
-            p.withUnsafeMutableValue { $0[index] = original - h }
-            let down = try loss()
-            p.withUnsafeMutableValue { $0[index] = original }
-            let numeric = (up - down) / Double(2 * h)
+            let numeric = try centralDifference(p, at: p.shape.reduce(1, *) / 2, loss)
             #expect(abs(numeric - analytic) < 0.05 * max(0.01, abs(numeric)), "\(name): numeric \(numeric), analytic \(analytic)")
         }
     }
@@ -210,13 +197,7 @@ struct DiffusionDPOTrainerTests {
             }
             for (name, analytic) in zip(names, analytic) {
                 let p = named[name]!
-                let index = p.shape.reduce(1, *) / 2, original = p.value.storage[index], h: Float = 1e-2
-                p.withUnsafeMutableValue { $0[index] = original + h }
-                let up = try loss()
-                p.withUnsafeMutableValue { $0[index] = original - h }
-                let down = try loss()
-                p.withUnsafeMutableValue { $0[index] = original }
-                let numeric = (up - down) / Double(2 * h)
+                let numeric = try centralDifference(p, at: p.shape.reduce(1, *) / 2, loss)
                 #expect(abs(numeric - analytic) < 0.05 * max(0.002, abs(numeric)), "\(folder.lastPathComponent) \(name): numeric \(numeric), analytic \(analytic)")
             }
         }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Compares kiln tune-prior's methods on the shipped prior at an equal sample budget, and prints a
-# table: the training rewards and the held-out judge's before and after (each run's model card),
+# Compares kiln tune-prior's methods on the shipped untuned prior (assets/prior-base) at an equal
+# sample budget, and prints a table: the training rewards and the held-out judge's before and after (each run's model card),
 # the judge's kiln score-prior attributes, and the time spent.
 #
 #   tools/compare_tuning.sh OUT [EPOCHS] [REWARD]
@@ -9,7 +9,7 @@
 # sample per condition, so it gets 4x the epochs. Runs already finished in OUT are kept (delete
 # a run's folder to redo it). KILN names the binary (default: kiln on PATH); TUNE_ARGS adds flags
 # to every run (e.g. TUNE_ARGS="--steps 6 --max-steps 14 --denoising-weight 50"); DRAFT_ARGS to
-# draft's (default: --learning-rate 1e-5).
+# draft's (default: --learning-rate 1e-5); BASE_PRIOR names another starting prior.
 set -euo pipefail
 out=${1:?usage: tools/compare_tuning.sh OUT [EPOCHS] [REWARD]}
 epochs=${2:-20}
@@ -17,6 +17,7 @@ reward=${3:-view:1,alignment:1}
 kiln=${KILN:-kiln}
 here="$(cd "$(dirname "$0")/.." && pwd)"
 judge="$here/assets/judge"
+base="${BASE_PRIOR:-$here/assets/prior-base}"  # the prior every method starts from
 mkdir -p "$out"
 
 tune() {  # NAME ARGS...
@@ -26,7 +27,7 @@ tune() {  # NAME ARGS...
     [ -f "$out/$name/checkpoint/state.json" ] && resume=(--resume)
     local start=$SECONDS
     # shellcheck disable=SC2086  # TUNE_ARGS is a list of flags
-    "$kiln" tune-prior --out "$out/$name" --judge "$judge" --reward "$reward" --conditions 4 "${resume[@]}" "$@" ${TUNE_ARGS:-}
+    "$kiln" tune-prior --prior "$base" --out "$out/$name" --judge "$judge" --reward "$reward" --conditions 4 "${resume[@]}" "$@" ${TUNE_ARGS:-}
     echo $((SECONDS - start)) > "$out/$name/seconds.txt"
   fi
 }
@@ -39,7 +40,7 @@ tune grpo --method grpo --epochs "$epochs" --samples-per-condition 4
 tune dpo --method dpo --epochs "$epochs" --samples-per-condition 4
 # shellcheck disable=SC2086
 tune draft --method draft --epochs $((4 * epochs)) ${DRAFT_ARGS:---learning-rate 1e-5}
-score untuned "$here/assets/prior"
+score untuned "$base"
 for m in ddpo grpo dpo draft; do score "$m" "$out/$m"; done
 
 python3 - "$out" "$reward" <<'PY'

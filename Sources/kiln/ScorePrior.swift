@@ -41,7 +41,7 @@ struct ScorePrior: ParsableCommand {
     @Option(help: "Classifier-free guidance scale (default: the prior's own, guidance_scale in its kiln_prior.json, else 7.5).")
     var guidanceScale: Double?
 
-    @Option(help: "Report file (JSON; default PRIOR/scores.json, which also updates PRIOR's model card; with the shipped prior, scores.json here).")
+    @Option(help: "Report file (JSON; default PRIOR/scores.json, which also updates PRIOR's model card; with a shipped prior, the default or one named as --prior prior-base, scores.json here).")
     var out: String?
 
     @Flag(help: "Score the toy world's own renders of the same captions and cameras instead of a prior's samples: the most a prior can score with these reward models (default --out: ground-truth-scores.json).")
@@ -77,7 +77,7 @@ struct ScorePrior: ParsableCommand {
         let pipeline = try PriorPipeline(folder: priorURL)
         let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale
         // The shipped prior is not this command's to change: its report goes to the working folder.
-        let out = self.out ?? (self.prior == nil ? "scores.json" : nil)
+        let out = self.out ?? (ShippedAssets.isShippedPrior(self.prior) ? "scores.json" : nil)
         let score = try PriorScore.measure(prior: pipeline, rewards: nets, count: count, seed: seed, steps: steps, guidanceScale: guidanceScale) { done, total in
             if done % 20 == 0 || done == total { say("  \(done)/\(total)") }
         }
@@ -88,7 +88,7 @@ struct ScorePrior: ParsableCommand {
         // The card reports PRIOR/scores.json: a report written elsewhere (--out) leaves it alone.
         let card = URL(fileURLWithPath: prior).appendingPathComponent("README.md")
         if out == nil, let text = try? String(contentsOf: card, encoding: .utf8) {
-            try FileIO.writeAtomically(Data(Self.cardWithScores(text, score: score, rewards: rewards).utf8), to: card)
+            try FileIO.writeAtomically(Data(Self.cardWithScores(text, score: score, rewards: self.rewards).utf8), to: card)
             say("updated \(card.path)")
         }
     }
@@ -110,7 +110,9 @@ struct ScorePrior: ParsableCommand {
 
     /// The card with its measured section replaced (or appended): what a prior draws, judged by the
     /// reward models, with the command that measured it.
-    static func cardWithScores(_ card: String, score: PriorScore, rewards: String) -> String {
+    /// `rewards` is the folder as the command was given it (nil: the shipped reward models), so the
+    /// card's command reads the same on every machine.
+    static func cardWithScores(_ card: String, score: PriorScore, rewards: String?) -> String {
         var head = card
         if let range = card.range(of: sectionTitle) {
             head = String(card[..<range.lowerBound])
@@ -124,7 +126,7 @@ struct ScorePrior: ParsableCommand {
         return head + """
 
         \(sectionTitle)
-        `kiln score-prior --prior THIS_FOLDER --rewards \(rewards) --count \(score.samples) --seed \(score.seed) --steps \(score.steps) --guidance-scale \(score.guidanceScale)`: one sample for each of \(score.samples) held-in captions and cameras drawn by the data set's grammar (DDIM, \(score.steps) steps, guidance \(score.guidanceScale)); the share the reward models recognise.
+        `kiln score-prior --prior THIS_FOLDER\(rewards.map { " --rewards \($0)" } ?? "") --count \(score.samples) --seed \(score.seed) --steps \(score.steps) --guidance-scale \(score.guidanceScale)`: one sample for each of \(score.samples) held-in captions and cameras drawn by the data set's grammar (DDIM, \(score.steps) steps, guidance \(score.guidanceScale)); the share the reward models recognise.
 
         | attribute | recognised | chance |
         | --- | ---: | ---: |

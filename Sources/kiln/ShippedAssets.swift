@@ -1,8 +1,8 @@
 import Foundation
 import KilnRun
 
-/// The weights Kiln ships (`assets/prior`, `assets/rewards`, `assets/judge`), found from whatever
-/// folder `kiln` runs in.
+/// The weights Kiln ships (`assets/prior`, `assets/prior-base`, `assets/rewards`, `assets/judge`),
+/// found from whatever folder `kiln` runs in.
 ///
 /// An assets folder is looked for, in order:
 /// 1. `$KILN_ASSETS`, when set (then it is the only place: a wrong value is an error, not skipped);
@@ -16,10 +16,13 @@ enum ShippedAssets {
 
     /// A part of the assets folder, with the file that shows it is there.
     enum Part: String {
-        /// `judge`: reward models trained on other data, the held-out judge of `kiln tune-prior`.
-        case prior, rewards, judge
-        var marker: String { self == .prior ? "model_index.json" : "rewards.json" }
-        var flag: String { "--\(rawValue)" }
+        /// `judge`: reward models trained on other data, the held-out judge of `kiln tune-prior`;
+        /// `priorBase`: the prior as `kiln train-prior` made it, before `kiln tune-prior`.
+        case prior, priorBase = "prior-base", rewards, judge
+        var marker: String { self == .prior || self == .priorBase ? "model_index.json" : "rewards.json" }
+        var flag: String { self == .priorBase ? "--prior" : "--\(rawValue)" }
+        /// The shipped priors, which `--prior` also takes by name.
+        static let priors: [Part] = [.prior, .priorBase]
     }
 
     /// The assets folders to look in, each with where it comes from, in order.
@@ -58,16 +61,26 @@ enum ShippedAssets {
         throw CLIError("the shipped \(part.rawValue) was not found; looked in \(looked). Install Kiln with tools/install.sh, set \(environmentVariable) to a folder holding prior/ and rewards/, or pass \(part.flag) DIR")
     }
 
-    /// `given` as a folder URL, or the shipped `part` when `given` is nil.
+    /// `given` as a folder URL, or the shipped `part` when `given` is nil. A prior may also be given
+    /// by a shipped prior's name (`prior`, `prior-base`) when no folder of that name exists here.
     static func resolve(_ given: String?, _ part: Part) throws -> URL {
-        if let given { return URL(fileURLWithPath: given) }
-        return try folder(part)
+        guard let given else { return try folder(part) }
+        if part == .prior, let named = shippedPrior(named: given) { return try folder(named) }
+        return URL(fileURLWithPath: given)
     }
+
+    /// The shipped prior `given` names (nil when it names a folder here, or nothing shipped).
+    static func shippedPrior(named given: String) -> Part? {
+        FileManager.default.fileExists(atPath: given) ? nil : Part.priors.first { $0.rawValue == given }
+    }
+
+    /// Whether a `--prior` value (nil: the default) means a shipped prior, which commands must not write into.
+    static func isShippedPrior(_ given: String?) -> Bool { given.map { shippedPrior(named: $0) != nil } ?? true }
 
     /// The help text of a `--prior`/`--rewards` option that defaults to the shipped folder.
     static func help(_ part: Part) -> String {
         part == .prior
-            ? "The prior folder (default: the shipped prior, found through $\(environmentVariable), the install prefix or the source checkout)."
+            ? "The prior folder, or a shipped prior by name: prior (the default, tuned with kiln tune-prior) or prior-base (before tuning); shipped priors are found through $\(environmentVariable), the install prefix or the source checkout."
             : "The reward-model folder (default: the shipped reward models, found as the prior is)."
     }
 }

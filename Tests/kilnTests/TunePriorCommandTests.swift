@@ -20,6 +20,11 @@ struct TunePriorCommandTests {
             #expect(card.contains("| held-out judge (total) |"), "the shipped judge scores by default: \(card)")
             // Where the time went: throughput and each stage's share.
             #expect(card.contains("samples/s") && card.contains("| sampling (UNet forward) |") && card.contains("| UNet backward |") && card.contains("| rewards |"), "\(card)")
+            // The weights keep the input prior's element types (the shipped prior stores float16).
+            let unet = "unet/diffusion_pytorch_model.safetensors"
+            let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../assets/prior/" + unet)
+            let types = try Self.elementTypes(URL(fileURLWithPath: straight + "/" + unet)), shippedTypes = try Self.elementTypes(shipped)
+            #expect(!types.isEmpty && types == shippedTypes, "\(Set(types.values))")
             #expect(try KilnRun("sample", "a red duck", "--prior", straight, "--steps", "2", "--count", "1",
                                 "--out", folder.appendingPathComponent("s.png").path).status == 0)
             // One epoch, then --resume to two: the same weights as the straight run.
@@ -29,6 +34,14 @@ struct TunePriorCommandTests {
             #expect(try Data(contentsOf: URL(fileURLWithPath: straight + "/unet/diffusion_pytorch_model.safetensors"))
                     == Data(contentsOf: URL(fileURLWithPath: resumed + "/unet/diffusion_pytorch_model.safetensors")))
         }
+    }
+
+    /// Each tensor's dtype in a safetensors file's header.
+    static func elementTypes(_ url: URL) throws -> [String: String] {
+        let data = try Data(contentsOf: url)
+        let length = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + length))) as? [String: Any] ?? [:]
+        return header.compactMapValues { ($0 as? [String: Any])?["dtype"] as? String }
     }
 
     @Test("the other methods run from the CLI: grpo reports its KL to the start, draft back-propagates through the last steps, dpo pairs samples")

@@ -259,10 +259,17 @@ public struct PriorTuningJob {
         try fm.copyItem(at: prior.appendingPathComponent("unet/config.json"), to: folder.appendingPathComponent("unet/config.json"))
     }
 
-    /// The tuned UNet's weights, float32 (small updates would round away in float16).
+    /// The tuned UNet's weights, each in the element type the input prior stores it in (a float16
+    /// prior stays float16; the checkpoint keeps float32 for training, where small updates would
+    /// round away), float32 where the input's type is not a writable float.
     func writeWeights(_ pipeline: PriorPipeline, to folder: URL) throws {
+        let input = try? SafeTensorsFile(contentsOf: prior.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
         var weights = SafeTensorsWriter(metadata: ["format": "pt"])
-        for (name, value) in pipeline.unet.namedValuesWithAdaptersMerged { try weights.add(name, shape: value.shape, values: value.storage) }
+        for (name, value) in pipeline.unet.namedValuesWithAdaptersMerged {
+            var dtype = SafeTensorsDType.f32
+            if let stored = (try? input?.info(name))?.dtype, stored == .f16 || stored == .bf16 { dtype = stored }
+            try weights.add(name, shape: value.shape, values: value.storage, dtype: dtype)
+        }
         try weights.write(to: folder.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
     }
 

@@ -20,6 +20,10 @@ struct TunePriorCommandTests {
             #expect(card.contains("| held-out judge (total) |"), "the shipped judge scores by default: \(card)")
             // Where the time went: throughput and each stage's share.
             #expect(card.contains("samples/s") && card.contains("| sampling (UNet forward) |") && card.contains("| UNet backward |") && card.contains("| rewards |"), "\(card)")
+            // Each epoch logs every reward term's mean beside the total.
+            let log = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: straight + "/tuning.json"))) as? [String: Any]
+            let terms = ((log?["epochs"] as? [[String: Any]])?.last?["terms"] as? [String: Double]) ?? [:]
+            #expect(Set(terms.keys) == ["view", "alignment"] && terms.values.allSatisfy(\.isFinite), "\(terms)")
             // The weights keep the input prior's element types (the shipped prior stores float16).
             let unet = "unet/diffusion_pytorch_model.safetensors"
             let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../assets/prior/" + unet)
@@ -52,6 +56,7 @@ struct TunePriorCommandTests {
                                            ("dpo", ["--denoising-weight", "2", "--denoising-batch", "3"], "denoising loss on 3 fresh toy-world renders added to every update with weight 2.0"),
                                            ("dpo", ["--dpo-beta", "1000"], "DPO β = 1000"),
                                            ("ddpo", ["--reward", "view:1,motion:0.5"], "| training rewards: motion |"),
+                                           ("draft", ["--reward", "view:1,alignment:0.5"], "[alignment "),
                                            ("grpo", ["--lora-rank", "4", "--lora-alpha", "8"], "LoRA of rank 4 (α = 8.0)")] {
                 let out = folder.appendingPathComponent(method + "-" + extra.joined()).path
                 let run = try KilnRun(["tune-prior", "--out", out, "--epochs", "1", "--method", method] + extra + Self.arguments)

@@ -59,14 +59,32 @@ public struct SampleRewardMix {
     }
 
     /// The mix as the tuners take it: links from the (single) linking term.
-    public var tuningReward: TuningReward {
+    public var tuningReward: TuningReward { tuningReward(recording: nil) }
+
+    /// The mix as the tuners take it, each scored batch's per-term means kept in `means`.
+    public func tuningReward(recording means: RewardTermMeans?) -> TuningReward {
         let linking = terms.first { $0.reward.links > 1 }?.reward
-        return TuningReward(score: { conditions, images in try evaluate(conditions, images: images, gradient: false).total },
+        return TuningReward(score: { conditions, images in
+                                let e = try evaluate(conditions, images: images, gradient: false)
+                                means?.record(e.parts)
+                                return e.total
+                            },
                             scoreWithGradient: { conditions, images in
                                 let e = try evaluate(conditions, images: images, gradient: true)
+                                means?.record(e.parts)
                                 return (e.total, e.gradient!)
                             },
                             links: linking?.links ?? 1,
                             linked: { linking?.linked($0) ?? [$0] })
     }
+}
+
+/// Each reward term's mean over the last batch a `SampleRewardMix` scored for a tuner (every
+/// method scores one batch an epoch): what `kiln tune-prior` logs and plots per epoch beside
+/// the weighted total.
+public final class RewardTermMeans {
+    /// Term name → mean reward of the last batch (empty before the first).
+    public private(set) var last: [String: Float] = [:]
+    public init() {}
+    func record(_ parts: [String: [Float]]) { last = parts.mapValues { $0.reduce(0, +) / Float(max(1, $0.count)) } }
 }

@@ -28,12 +28,13 @@ public enum TuningMethod: String, SettingChoice, Codable {
 /// `kiln tune-prior`: reinforcement learning on the prior itself. Each epoch draws toy-world
 /// conditions (a caption and a camera), samples trajectories from the prior, scores their images
 /// with the reward models and updates the UNet with the method's `PriorTuner` (`DDPOTrainer` for
-/// ddpo and grpo, `DRaFTTrainer` for draft). A held-out judge (the same reward
+/// ddpo and grpo, `DiffusionDPOTrainer` for dpo, `DRaFTTrainer` for draft). A held-out judge (the same reward
 /// models trained on other data, never optimised against) scores a fixed evaluation set before
 /// and after, beside the training rewards, so reward hacking shows.
 ///
-/// The output folder is a prior folder in the input's layout (the tuned UNet in float32), plus
-/// `tuning.csv` (per epoch: reward, loss, approximate KL, clip fraction), `reward.png`,
+/// The output folder is a prior folder in the input's layout (the tuned UNet in the input's
+/// element types), plus `tuning.json` (per epoch: the method's report, each reward term's mean,
+/// the time per stage), `reward.png` (the total and each term by epoch),
 /// `checkpoint/` for `--resume`, and a model card (README.md) with the before/after table and the
 /// command that made it.
 public struct PriorTuningJob {
@@ -73,6 +74,8 @@ public struct PriorTuningJob {
         var epoch: Int
         var report: TuningEpochReport
         var seconds: Double
+        /// Each reward term's mean over the epoch's samples (unweighted; absent in logs of older runs).
+        var terms: [String: Float]? = nil
     }
 
     /// Mean rewards of a fixed evaluation set, per term and in total, for one set of reward models.
@@ -153,7 +156,8 @@ public struct PriorTuningJob {
         for m in [mix] + (judgeMix.map { [$0] } ?? []) { try check(m, pipeline) }
         let trainer = try makeTuner(pipeline)
         trainer.regularizer = makeRegularizer(imageSize: pipeline.imageSize.height)
-        let tuningReward = mix.tuningReward
+        let termMeans = RewardTermMeans()
+        let tuningReward = mix.tuningReward(recording: termMeans)
         let checkpoint = output.appendingPathComponent("checkpoint")
         let log = output.appendingPathComponent("tuning.json")
         var rows: [EpochRow] = []
@@ -180,9 +184,8 @@ public struct PriorTuningJob {
             try trainer.saveCheckpoint(to: checkpoint)
             try trainer.withAveragedWeights { try writeWeights(pipeline, to: output) }
             try AtomicFile.write(try JSONEncoder.pretty.encode(TuningLog(before: before, epochs: rows)), to: log)
-            let points = rows.map { (x: Double($0.epoch), y: Double($0.report.meanReward)) }
-            if !points.isEmpty {
-                try PNG.write(Image.linePlot(points, logY: false, title: "mean training reward by epoch"), to: output.appendingPathComponent("reward.png"),
+            if !rows.isEmpty {
+                try PNG.write(rewardPlot(rows), to: output.appendingPathComponent("reward.png"),
                               metadata: KilnMetadata(command: "tune-prior", seed: seed, settings: ["epoch": "\(trainer.epochs)"]))
             }
         }
@@ -194,9 +197,10 @@ public struct PriorTuningJob {
             let start = clock.now
             let report = try trainer.epoch(conditions: conditions(epoch: trainer.epochs, count: conditionsPerEpoch), reward: tuningReward)
             guard report.loss.isFinite else { throw RunError("the loss became \(report.loss) at epoch \(trainer.epochs); lower the learning rate or resume from the last checkpoint") }
-            rows.append(EpochRow(epoch: trainer.epochs, report: report, seconds: (clock.now - start).seconds))
-            say(String(format: "  epoch %d/%d  reward %.3f ± %.3f  loss %.3g%@  (%.1f s)", trainer.epochs, epochs, report.meanReward,
-                       report.rewardStd, report.loss, Self.details(report), (clock.now - start).seconds))
+            rows.append(EpochRow(epoch: trainer.epochs, report: report, seconds: (clock.now - start).seconds, terms: termMeans.last))
+            let terms = mix.terms.count > 1 ? "  [" + termMeans.last.sorted { $0.key < $1.key }.map { String(format: "%@ %.3f", $0.key, $0.value) }.joined(separator: ", ") + "]" : ""
+            say(String(format: "  epoch %d/%d  reward %.3f ± %.3f%@  loss %.3g%@  (%.1f s)", trainer.epochs, epochs, report.meanReward,
+                       report.rewardStd, terms, report.loss, Self.details(report), (clock.now - start).seconds))
             if trainer.epochs % checkpointEvery == 0 || trainer.epochs == epochs { try save() }
         }
         var after: [String: Evaluation] = [:]
@@ -271,6 +275,21 @@ public struct PriorTuningJob {
             try weights.add(name, shape: value.shape, values: value.storage, dtype: dtype)
         }
         try weights.write(to: folder.appendingPathComponent("unet/diffusion_pytorch_model.safetensors"))
+    }
+
+    /// The mean training reward by epoch, and beside it each term's mean when the reward mixes
+    /// several (from the epochs that logged them).
+    func rewardPlot(_ rows: [EpochRow]) -> Image {
+        var series = [(name: "total", points: rows.map { (x: Double($0.epoch), y: Double($0.report.meanReward)) })]
+        let names = Set(rows.flatMap { $0.terms?.keys.map { $0 } ?? [] }).sorted()
+        if names.count > 1 {
+            for name in names {
+                series.append((name: name, points: rows.compactMap { row in row.terms?[name].map { (x: Double(row.epoch), y: Double($0)) } }))
+            }
+        } else {
+            series[0].name = ""
+        }
+        return Image.linePlot(series: series, logY: false, title: names.count > 1 ? "mean training reward by epoch, total and per term" : "mean training reward by epoch")
     }
 
     /// Throughput and where the tuning time went, summed over `rows` (Markdown); an epoch draws

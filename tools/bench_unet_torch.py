@@ -8,7 +8,7 @@ For each config below it builds the diffusers model with random weights (fixed s
 `unet/config.json` + `unet/diffusion_pytorch_model.safetensors` under .build/bench-unet/<name>/,
 with one batch of inputs and diffusers' output (`io.safetensors`), and times PyTorch's forward
 (torch.no_grad, float32, `torch.set_num_threads`) at each config's size: the 10.9 M reference at 64²
-with batch 1 and 4, the built-in prior (assets/prior-base/train_config.json) at 32² with batch 1 and 8. Both sides report the
+with batch 1 and 4, the built-in prior (assets/prior/train_config.json) at 32² with batch 1 and 8. Both sides report the
 best of --runs timings after a warm-up: on a shared machine slowdowns come from other tenants, and
 the best run is the one nothing disturbed. Then it runs
 `kiln-bench unet --folder ... --json` (building kiln-bench in release if no path is given), which
@@ -42,7 +42,7 @@ CONFIGS = {
     ),
 }
 # The built-in prior's architecture, read from its training config (32², view projection).
-_shipped = json.loads((ROOT / "assets" / "prior-base" / "train_config.json").read_text())["unet"]
+_shipped = json.loads((ROOT / "assets" / "prior" / "train_config.json").read_text())["unet"]
 CONFIGS["builtin"] = {k: tuple(v) if isinstance(v, list) else v for k, v in _shipped.items() if not k.startswith("_")}
 TEXT_TOKENS = 77
 # Batch 8 is one distillation step of the built-in prior: 4 views, each with and without the prompt.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compares kiln tune-prior's methods on the shipped untuned prior (assets/prior-base) at an equal
+# Compares kiln tune-prior's methods on the shipped prior (assets/prior, untuned) at an equal
 # sample budget, and prints a table: the training rewards and the held-out judge's before and after (each run's model card),
 # the judge's kiln score-prior attributes, and the time spent.
 #
@@ -17,7 +17,7 @@ reward=${3:-view:1,alignment:1}
 kiln=${KILN:-kiln}
 here="$(cd "$(dirname "$0")/.." && pwd)"
 judge="$here/assets/judge"
-base="${BASE_PRIOR:-$here/assets/prior-base}"  # the prior every method starts from
+base="${BASE_PRIOR:-$here/assets/prior}"  # the prior every method starts from
 mkdir -p "$out"
 
 tune() {  # NAME ARGS...

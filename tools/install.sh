@@ -2,7 +2,7 @@
 # Builds Kiln in release mode and installs it, with the weights it ships, so that `kiln` works
 # from any folder:
 #   PREFIX/bin/kiln
-#   PREFIX/share/kiln/assets/{prior,prior-base,rewards,judge,prompts}
+#   PREFIX/share/kiln/assets/{prior,prior-tuned,rewards,judge,prompts}
 #
 #   tools/install.sh [--prefix DIR]     default /usr/local as root, else ~/.local
 #
@@ -33,7 +33,7 @@ mkdir -p "$prefix/bin" "$prefix/share/kiln"
 # Assets first, into a new folder that replaces the old one whole; then the binary.
 staging="$(mktemp -d "$prefix/share/kiln/.assets-XXXXXX")"
 trap 'rm -rf "$staging"' EXIT
-for part in prior prior-base rewards judge prompts; do
+for part in prior prior-tuned rewards judge prompts; do
   cp -R "$here/assets/$part" "$staging/$part"
 done
 rm -rf "$staging"/prior*/checkpoint "$staging"/prior*/checkpoint.pt

@@ -1,6 +1,6 @@
 """Trains Kiln's built-in prior on a GPU: the PyTorch/diffusers mirror of `kiln train-prior`.
 
-Same data (a `kiln dataset` folder), same configuration file (assets/prior-base/train_config.json:
+Same data (a `kiln dataset` folder), same configuration file (assets/prior/train_config.json:
 "unet", "text_encoder", "scheduler", "tokenizer", "training"), same objective (DDPM ε loss,
 caption dropout, the view vector through the projection class embedding, AdamW with linear
 warm-up, gradient clipping, EMA), same output layout (a diffusers-format pipeline folder with
@@ -8,7 +8,7 @@ kiln_prior.json, loss.csv and the EMA weights as F16 safetensors), so `kiln samp
 later Kiln command load the result. The models are diffusers' UNet2DConditionModel and
 transformers' CLIPTextModel, whose parameter names Kiln's loaders read.
 
-    python3 tools/train_prior.py --data DATA --config assets/prior-base/train_config.json --out OUT
+    python3 tools/train_prior.py --data DATA --config assets/prior/train_config.json --out OUT
         [--max-minutes M] [--resume] [--device cuda]
 
 --max-minutes stops early (and saves) when the time is up; --resume continues from

@@ -41,7 +41,7 @@ struct ScorePrior: ParsableCommand {
     @Option(help: "Classifier-free guidance scale (default: the prior's own, guidance_scale in its kiln_prior.json, else 7.5).")
     var guidanceScale: Double?
 
-    @Option(help: "Report file (JSON; default PRIOR/scores.json, which also updates PRIOR's model card; with a shipped prior, the default or one named as --prior prior-base, scores.json here).")
+    @Option(help: "Report file (JSON; default PRIOR/scores.json, which also updates PRIOR's model card; with a shipped prior, the default or one named as --prior prior-tuned, scores.json here).")
     var out: String?
 
     @Flag(help: "Score the toy world's own renders of the same captions and cameras instead of a prior's samples: the most a prior can score with these reward models (default --out: ground-truth-scores.json).")

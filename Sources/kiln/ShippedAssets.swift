@@ -1,7 +1,7 @@
 import Foundation
 import KilnRun
 
-/// The weights Kiln ships (`assets/prior`, `assets/prior-base`, `assets/rewards`, `assets/judge`),
+/// The weights Kiln ships (`assets/prior`, `assets/prior-tuned`, `assets/rewards`, `assets/judge`),
 /// found from whatever folder `kiln` runs in.
 ///
 /// An assets folder is looked for, in order:
@@ -17,12 +17,12 @@ enum ShippedAssets {
     /// A part of the assets folder, with the file that shows it is there.
     enum Part: String {
         /// `judge`: reward models trained on other data, the held-out judge of `kiln tune-prior`;
-        /// `priorBase`: the prior as `kiln train-prior` made it, before `kiln tune-prior`.
-        case prior, priorBase = "prior-base", rewards, judge
-        var marker: String { self == .prior || self == .priorBase ? "model_index.json" : "rewards.json" }
-        var flag: String { self == .priorBase ? "--prior" : "--\(rawValue)" }
+        /// `priorTuned`: the prior after `kiln tune-prior` (fewer Janus assets, see its card).
+        case prior, priorTuned = "prior-tuned", rewards, judge
+        var marker: String { self == .prior || self == .priorTuned ? "model_index.json" : "rewards.json" }
+        var flag: String { self == .priorTuned ? "--prior" : "--\(rawValue)" }
         /// The shipped priors, which `--prior` also takes by name.
-        static let priors: [Part] = [.prior, .priorBase]
+        static let priors: [Part] = [.prior, .priorTuned]
     }
 
     /// The assets folders to look in, each with where it comes from, in order.
@@ -62,7 +62,7 @@ enum ShippedAssets {
     }
 
     /// `given` as a folder URL, or the shipped `part` when `given` is nil. A prior may also be given
-    /// by a shipped prior's name (`prior`, `prior-base`) when no folder of that name exists here.
+    /// by a shipped prior's name (`prior`, `prior-tuned`) when no folder of that name exists here.
     static func resolve(_ given: String?, _ part: Part) throws -> URL {
         guard let given else { return try folder(part) }
         if part == .prior, let named = shippedPrior(named: given) { return try folder(named) }
@@ -80,7 +80,7 @@ enum ShippedAssets {
     /// The help text of a `--prior`/`--rewards` option that defaults to the shipped folder.
     static func help(_ part: Part) -> String {
         part == .prior
-            ? "The prior folder, or a shipped prior by name: prior (the default, tuned with kiln tune-prior) or prior-base (before tuning); shipped priors are found through $\(environmentVariable), the install prefix or the source checkout."
+            ? "The prior folder, or a shipped prior by name: prior (the default) or prior-tuned (prior after kiln tune-prior); shipped priors are found through $\(environmentVariable), the install prefix or the source checkout."
             : "The reward-model folder (default: the shipped reward models, found as the prior is)."
     }
 }

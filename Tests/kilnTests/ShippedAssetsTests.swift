@@ -24,7 +24,7 @@ struct ShippedAssetsTests {
         }
     }
 
-    @Test("--prior takes a shipped prior by name (prior-base: before tuning); a folder of that name here wins")
+    @Test("--prior takes a shipped prior by name (prior-tuned: after kiln tune-prior); a folder of that name here wins")
     func priorByName() throws {
         try withScratchFolder { folder in
             func sampledPrior() throws -> String? {
@@ -32,16 +32,16 @@ struct ShippedAssetsTests {
                 let json = try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any]
                 return ((json?["kiln"] as? [String: Any])?["settings"] as? [String: Any])?["prior"] as? String
             }
-            let named = try Self.run(["sample", "a red snowman", "--prior", "prior-base", "--out", "grid.png", "--count", "1", "--steps", "2", "--force"], in: folder)
+            let named = try Self.run(["sample", "a red snowman", "--prior", "prior-tuned", "--out", "grid.png", "--count", "1", "--steps", "2", "--force"], in: folder)
             #expect(named.status == 0, "\(named.stderr)")
-            #expect(try sampledPrior() == "prior-base")
+            #expect(try sampledPrior() == "prior-tuned")
             // A shipped prior named is still not score-prior's to change: the report lands here.
-            let score = try Self.run(["score-prior", "--prior", "prior-base", "--count", "2", "--steps", "2"], in: folder)
+            let score = try Self.run(["score-prior", "--prior", "prior-tuned", "--count", "2", "--steps", "2"], in: folder)
             #expect(score.status == 0 && FileManager.default.fileExists(atPath: folder.appendingPathComponent("scores.json").path), "\(score.stderr)")
-            // A folder called prior-base in the working folder is taken as the path it is.
-            try FileManager.default.createDirectory(at: folder.appendingPathComponent("prior-base"), withIntermediateDirectories: true)
-            let local = try Self.run(["sample", "a red snowman", "--prior", "prior-base", "--out", "grid.png", "--count", "1", "--steps", "2", "--force"], in: folder)
-            #expect(local.status != 0 && local.status < 128 && local.stderr.contains(folder.lastPathComponent + "/prior-base/"), "\(local.stderr)")
+            // A folder called prior-tuned in the working folder is taken as the path it is.
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent("prior-tuned"), withIntermediateDirectories: true)
+            let local = try Self.run(["sample", "a red snowman", "--prior", "prior-tuned", "--out", "grid.png", "--count", "1", "--steps", "2", "--force"], in: folder)
+            #expect(local.status != 0 && local.status < 128 && local.stderr.contains(folder.lastPathComponent + "/prior-tuned/"), "\(local.stderr)")
         }
     }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compares kiln tune-prior's methods on the shipped prior (assets/prior, untuned) at an equal
-# sample budget, and prints a table: the training rewards and the held-out judge's before and after (each run's model card),
-# the judge's kiln score-prior attributes, and the time spent.
+# sample budget, and prints a table: the training rewards and the held-out judge's before and
+# after (each run's model card), the judge's kiln score-prior attributes, and the time spent.
 #
 #   tools/compare_tuning.sh OUT [EPOCHS] [REWARD]
 #

@@ -19,10 +19,11 @@ enum ShippedAssets {
         /// `judge`: reward models trained on other data, the held-out judge of `kiln tune-prior`;
         /// `priorTuned`: the prior after `kiln tune-prior` (fewer Janus assets, see its card).
         case prior, priorTuned = "prior-tuned", rewards, judge
-        var marker: String { self == .prior || self == .priorTuned ? "model_index.json" : "rewards.json" }
-        var flag: String { self == .priorTuned ? "--prior" : "--\(rawValue)" }
         /// The shipped priors, which `--prior` also takes by name.
         static let priors: [Part] = [.prior, .priorTuned]
+        var isPrior: Bool { Part.priors.contains(self) }
+        var marker: String { isPrior ? "model_index.json" : "rewards.json" }
+        var flag: String { isPrior ? "--prior" : "--\(rawValue)" }
     }
 
     /// The assets folders to look in, each with where it comes from, in order.

@@ -280,14 +280,14 @@ public final class PriorPipeline {
         }
     }
 
-    /// Images in [−1, 1] `[N, 3, H, W]` of samples x: x itself for a pixel-space prior, the VAE's
-    /// decoding of the latents for a latent one.
     /// The UNet's class labels for a batch, one row per view `[B, ViewConditioning.length]`, or nil
     /// for a prior without view conditioning.
     public func viewLabels(_ views: [ViewConditioning]) -> Tensor? {
         hasViewConditioning ? Tensor(shape: [views.count, ViewConditioning.length], storage: Array(views.map(\.vector).joined())) : nil
     }
 
+    /// Images in [−1, 1] `[N, 3, H, W]` of samples x: x itself for a pixel-space prior, the VAE's
+    /// decoding of the latents for a latent one.
     public func pixels(_ x: Tensor) -> Tensor {
         guard let vae else { return x }
         return vae.decode(x)

@@ -28,9 +28,9 @@ public enum TuningMethod: String, SettingChoice, Codable {
 /// `kiln tune-prior`: reinforcement learning on the prior itself. Each epoch draws toy-world
 /// conditions (a caption and a camera), samples trajectories from the prior, scores their images
 /// with the reward models and updates the UNet with the method's `PriorTuner` (`DDPOTrainer` for
-/// ddpo and grpo, `DiffusionDPOTrainer` for dpo, `DRaFTTrainer` for draft). A held-out judge (the same reward
-/// models trained on other data, never optimised against) scores a fixed evaluation set before
-/// and after, beside the training rewards, so reward hacking shows.
+/// ddpo and grpo, `DiffusionDPOTrainer` for dpo, `DRaFTTrainer` for draft). A held-out judge (the
+/// same reward models trained on other data, never optimised against) scores a fixed evaluation
+/// set before and after, beside the training rewards, so reward hacking shows.
 ///
 /// The output folder is a prior folder in the input's layout (the tuned UNet in the input's
 /// element types), plus `tuning.json` (per epoch: the method's report, each reward term's mean,

@@ -70,7 +70,7 @@ struct TunePrior: ParsableCommand {
     @Option(help: "draft: the last sampling steps the reward's gradient flows through (K).")
     var draftSteps: Int = 1
 
-    @Option(help: "Rewards and weights: view, alignment, quality, motion (two samples of a caption at two times, judged as a motion), consistency (four azimuths from one noise, a splat fit to them rendered back: PSNR), e.g. view:1,alignment:1.")
+    @Option(help: "Rewards and weights: view, alignment, quality, motion (two samples of a caption at two times, judged as a motion by the motion-pair model), motion-change (the same pair's change against the toy world's own change between the two times), consistency (four azimuths from one noise, a splat fit to them rendered back: PSNR), e.g. view:1,alignment:1.")
     var reward: String = "view:1,alignment:1"
 
     @Option(help: "Epochs (each a batch of trajectories and its updates).")
@@ -78,6 +78,9 @@ struct TunePrior: ParsableCommand {
 
     @Option(help: "Conditions (caption and camera) per epoch.")
     var conditions: Int = 4
+
+    @Option(help: "The share of conditions whose caption names a motion, 0…1 (default: the toy world's 0.3); raise it for the motion rewards, which learn only from moving captions.")
+    var movingShare: Float?
 
     @Option(help: "Trajectories per condition (the group advantages are normalised in).")
     var samplesPerCondition: Int = 4
@@ -130,6 +133,7 @@ struct TunePrior: ParsableCommand {
             guard loraAlpha.isFinite, loraAlpha > 0 else { throw ValidationError("--lora-alpha must be a number > 0, got \(loraAlpha)") }
             guard loraRank != nil else { throw ValidationError("--lora-alpha needs --lora-rank") }
         }
+        if let movingShare { guard movingShare.isFinite, (0...1).contains(movingShare) else { throw ValidationError("--moving-share must be in [0, 1], got \(movingShare)") } }
         guard denoisingWeight.isFinite, denoisingWeight >= 0 else { throw ValidationError("--denoising-weight must be a number ≥ 0, got \(denoisingWeight)") }
         guard dpoBeta.isFinite, dpoBeta > 0 else { throw ValidationError("--dpo-beta must be a number > 0, got \(dpoBeta)") }
         if let klCoefficient {
@@ -156,7 +160,7 @@ struct TunePrior: ParsableCommand {
         (job.settings.samplesPerCondition, job.settings.steps, job.settings.learningRate, job.settings.innerEpochs) = (samplesPerCondition, steps, learningRate, innerEpochs)
         (job.settings.maxSteps, job.evaluationSteps) = (maxSteps, evaluationSteps)
         job.settings.klCoefficient = klCoefficient ?? method.defaultKLCoefficient
-        job.draftSteps = draftSteps
+        (job.draftSteps, job.movingShare) = (draftSteps, movingShare)
         (job.denoisingWeight, job.denoisingBatch) = (denoisingWeight, denoisingBatch)
         job.settings.dpoBeta = dpoBeta
         job.settings.emaDecay = emaDecay

@@ -81,6 +81,30 @@ struct TuningRewardTests {
         try Self.checkGradient(reward, conditions, images: images)
     }
 
+    @Test("motion change: the world's own pair scores 0, a prior that ignores τ −1, half the change −¼; still pairs 0; the gradient matches finite differences; it mixes with the motion reward")
+    func motionChange() throws {
+        let reward = MotionChangeReward()
+        let moving: TuningCondition = ("a green duck swaying", ViewConditioning(azimuthDegrees: 70, elevationDegrees: 10, time: 0.1))
+        let link = reward.linked(moving)
+        let (a, b) = ToyMotion.swaying.contrastPair(for: 0.1)
+        #expect(reward.links == 2 && link.map { $0.view.time } == [a, b])
+        let truth = link.map { MotionChangeReward.planes(MotionChangeReward.truth($0, size: 32)) }
+        // The world moved the object: the two renders differ.
+        #expect(zip(truth[0], truth[1]).map { abs($0 - $1) }.reduce(0, +) > 1)
+        func pair(_ early: [Float], _ late: [Float]) -> Tensor { Tensor(shape: [2, 3, 32, 32], storage: early + late) }
+        #expect(try reward.score(link, images: pair(truth[0], truth[1]), gradient: false).rewards.allSatisfy { abs($0) < 1e-6 })
+        #expect(try reward.score(link, images: pair(truth[0], truth[0]), gradient: false).rewards.allSatisfy { abs($0 + 1) < 1e-5 })
+        let halfway = zip(truth[0], truth[1]).map { ($0 + $1) / 2 }
+        #expect(try reward.score(link, images: pair(truth[0], halfway), gradient: false).rewards.allSatisfy { abs($0 + 0.25) < 1e-4 })
+        let still: TuningCondition = ("a mug", ViewConditioning(azimuthDegrees: 10))
+        #expect(try reward.score(reward.linked(still), images: Self.images(2, size: 32, seed: 4), gradient: false).rewards == [0, 0])
+        try Self.checkGradient(reward, link + reward.linked(still), images: Self.images(4, size: 32, seed: 5))
+        if FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent("motion_pair.safetensors").path) {
+            let mix = try TuningRewardRegistry.mix("motion:1,motion-change:2", folder: Self.folder)
+            #expect(mix.tuningReward.links == 2)
+        }
+    }
+
     struct Linking: SampleReward {
         var name: String
         var links: Int { 3 }

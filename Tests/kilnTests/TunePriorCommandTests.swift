@@ -57,6 +57,7 @@ struct TunePriorCommandTests {
                                            ("dpo", ["--dpo-beta", "1000"], "DPO β = 1000"),
                                            ("ddpo", ["--reward", "view:1,motion:0.5"], "| training rewards: motion |"),
                                            ("draft", ["--reward", "view:1,alignment:0.5"], "[alignment "),
+                                           ("draft", ["--reward", "motion-change:1,view:1", "--moving-share", "1"], "(100% of them moving)"),
                                            ("grpo", ["--lora-rank", "4", "--lora-alpha", "8"], "LoRA of rank 4 (α = 8.0)")] {
                 let out = folder.appendingPathComponent(method + "-" + extra.joined()).path
                 let run = try KilnRun(["tune-prior", "--out", out, "--epochs", "1", "--method", method] + extra + Self.arguments)
@@ -75,6 +76,7 @@ struct TunePriorCommandTests {
                                     (["--samples-per-condition", "1"], "--samples-per-condition"), (["--learning-rate", "nan"], "--learning-rate"),
                                     (["--resume", "--force"], "contradict"), (["--method", "draft", "--steps", "3", "--draft-steps", "4"], "--draft-steps"),
                                     (["--steps", "4", "--max-steps", "3"], "--max-steps must be 4…1000"), (["--evaluation-steps", "0"], "--evaluation-steps"), (["--denoising-weight", "-1"], "--denoising-weight"),
+                                    (["--moving-share", "1.5"], "--moving-share"),
                                     (["--method", "draft", "--kl-coefficient", "0.1"], "grpo"),
                                     (["--method", "dpo", "--dpo-beta", "-1"], "--dpo-beta"), (["--lora-rank", "0"], "--lora-rank"),
                                     (["--lora-alpha", "2"], "--lora-rank"), (["--lora-rank", "100000"], "--lora-rank must be 1…"),

@@ -12,6 +12,9 @@ public protocol SampleReward {
     var name: String { get }
     /// Samples per link (1 for rewards of single images).
     var links: Int { get }
+    /// Rewards of one link group link the same conditions the same way, so they can share
+    /// samples in one mix (the default: the reward's name, a group of its own).
+    var linkGroup: String { get }
     /// The `links` conditions one condition expands to; they are sampled from shared noise.
     func linked(_ condition: TuningCondition) -> [TuningCondition]
     /// Rewards of samples laid out in links of `links` (sample b's condition is `conditions[b]`),
@@ -22,6 +25,7 @@ public protocol SampleReward {
 
 extension SampleReward {
     public var links: Int { 1 }
+    public var linkGroup: String { name }
     public func linked(_ condition: TuningCondition) -> [TuningCondition] { [condition] }
 }
 
@@ -29,11 +33,11 @@ extension SampleReward {
 public struct SampleRewardMix {
     public var terms: [(reward: any SampleReward, weight: Float)]
 
-    /// - Throws: `TuningError.invalidSetting` when two terms link samples differently (their
-    ///   samples cannot be shared).
+    /// - Throws: `TuningError.invalidSetting` when two terms link samples differently (in
+    ///   different link groups: their samples cannot be shared).
     public init(_ terms: [(reward: any SampleReward, weight: Float)]) throws {
         let linking = terms.filter { $0.reward.links > 1 }
-        if linking.count > 1 {
+        if Set(linking.map(\.reward.linkGroup)).count > 1 {
             throw TuningError.invalidSetting("the rewards \(linking.map(\.reward.name).joined(separator: " and ")) each link their own samples; tune with one of them at a time")
         }
         self.terms = terms

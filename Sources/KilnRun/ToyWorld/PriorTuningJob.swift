@@ -48,6 +48,10 @@ public struct PriorTuningJob {
     public var epochs = 20
     /// Conditions per epoch; each is sampled `settings.samplesPerCondition` times.
     public var conditionsPerEpoch = 4
+    /// The share of conditions whose caption names a motion, in training and evaluation (nil:
+    /// the toy world's own, `ToySample.Options().motionProbability`). Motion rewards learn only
+    /// from moving captions.
+    public var movingShare: Float?
     public var settings = TuningSettings()
     /// DRaFT's K: the last sampling steps the reward's gradient flows through.
     public var draftSteps = 1
@@ -87,8 +91,10 @@ public struct PriorTuningJob {
     /// The toy-world conditions of epoch `epoch` (or of the evaluation set, `evaluation`).
     func conditions(epoch: Int, count: Int, evaluation: Bool = false) -> [(prompt: String, view: ViewConditioning)] {
         let worldSeed = evaluation ? seed &+ 1_000_003 : seed
+        var options = ToySample.Options()
+        if let movingShare { options.motionProbability = movingShare }
         return (0..<count).map { i in
-            let sample = ToySample(seed: worldSeed, index: epoch * count + i)
+            let sample = ToySample(seed: worldSeed, index: epoch * count + i, options: options)
             return (sample.caption, sample.view)
         }
     }
@@ -230,18 +236,19 @@ public struct PriorTuningJob {
 
     /// How the method was run, for the card.
     var methodSummary: String {
+        let moving = movingShare.map { String(format: " (%.0f%% of them moving)", 100 * $0) } ?? ""
         let sampling = (settings.maxSteps.map { "\(settings.steps)–\($0) DDIM steps (drawn per epoch)" } ?? "\(settings.steps) DDIM steps") + ", guidance \(settings.guidanceScale), reward \(reward), AdamW at \(settings.learningRate)"
         let training = (settings.loraRank.map { "; LoRA of rank \($0) (α = \(settings.loraAlpha ?? Float($0))) on the attention projections, merged into the written UNet" } ?? "; every UNet weight trained")
             + (settings.emaDecay.map { ", the weights' moving average (decay up to \($0)) kept" } ?? "")
             + (denoisingWeight > 0 ? "; the prior's denoising loss on \(denoisingBatch) fresh toy-world renders added to every update with weight \(denoisingWeight)" : "")
         switch method {
         case .ddpo, .grpo:
-            return "\(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), PPO clip \(settings.clipRange)"
+            return "\(conditionsPerEpoch) toy-world conditions\(moving) × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), PPO clip \(settings.clipRange)"
                 + (settings.klCoefficient > 0 ? ", KL penalty β = \(settings.klCoefficient) to the starting prior" : "") + training
         case .dpo:
-            return "\(conditionsPerEpoch) toy-world conditions × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), each condition's best and worst as a preference pair, DPO β = \(settings.dpoBeta) against the starting prior, \(settings.dpoNoiseDraws) noise draws per pair" + training
+            return "\(conditionsPerEpoch) toy-world conditions\(moving) × \(settings.samplesPerCondition) samples an epoch, \(sampling) (η = \(settings.eta)), each condition's best and worst as a preference pair, DPO β = \(settings.dpoBeta) against the starting prior, \(settings.dpoNoiseDraws) noise draws per pair" + training
         case .draft:
-            return "\(conditionsPerEpoch) toy-world conditions an epoch, \(sampling) (η = 0), the reward's gradient through the last \(draftSteps) step\(draftSteps == 1 ? "" : "s")" + training
+            return "\(conditionsPerEpoch) toy-world conditions\(moving) an epoch, \(sampling) (η = 0), the reward's gradient through the last \(draftSteps) step\(draftSteps == 1 ? "" : "s")" + training
         }
     }
 

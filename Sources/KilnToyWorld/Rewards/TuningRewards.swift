@@ -12,6 +12,7 @@ public enum TuningRewardRegistry {
         ("alignment", { try ImageModelReward(.alignment, folder: $0) }),
         ("quality", { try ImageModelReward(.quality, folder: $0) }),
         ("motion", { try MotionSampleReward(folder: $0) }),
+        ("motion-change", { _ in MotionChangeReward() }),
         ("consistency", { _ in ConsistencySampleReward() }),
     ]
 
@@ -99,8 +100,13 @@ public struct MotionSampleReward: SampleReward {
 
     public var name: String { "motion" }
     public var links: Int { 2 }
+    public var linkGroup: String { "motion-pair" }
 
-    public func linked(_ condition: TuningCondition) -> [TuningCondition] {
+    public func linked(_ condition: TuningCondition) -> [TuningCondition] { Self.linkedPair(condition) }
+
+    /// A condition's pair: its caption at the two times of `ToyMotion.contrastPair` (a still
+    /// caption's: the condition twice).
+    static func linkedPair(_ condition: TuningCondition) -> [TuningCondition] {
         guard let motion = ToyCaption(condition.prompt).motion else { return [condition, condition] }
         let (a, b) = motion.contrastPair(for: condition.view.time ?? 0.5)
         var early = condition.view, late = condition.view

@@ -13,7 +13,7 @@ struct Kiln: ParsableCommand {
         as INRIA 3DGS PLY or antimatter15 .splat.
         """,
         version: kilnVersion,
-        subcommands: [Generate.self, Export.self, Eval.self, EvalViews.self, EvalPrior.self, Bench.self, Demo.self, Render.self, Fit.self, Inspect.self, Convert.self, Dataset.self, TrainPrior.self, TrainRewards.self, TrainMotionReward.self, TunePrior.self, ScorePrior.self, Sample.self, ImportWorker.self]
+        subcommands: [Generate.self, Export.self, Eval.self, EvalViews.self, EvalPrior.self, Bench.self, Demo.self, Render.self, Fit.self, Inspect.self, Convert.self, Dataset.self, TrainPrior.self, TrainVAE.self, TrainRewards.self, TrainMotionReward.self, TunePrior.self, ScorePrior.self, Sample.self, ImportWorker.self]
     )
 
     /// Checks that this CPU runs the build's vector instructions before anything else runs.

@@ -26,6 +26,9 @@ struct PriorTrainerTests {
         #expect(try parse { _ in }.training.snrGamma == nil)
         #expect(try parse { _ in }.initFolder == nil)
         #expect(try parse { $0["init"] = "prior" }.initFolder == folder.appendingPathComponent("prior").standardizedFileURL)
+        #expect(try parse { _ in }.vaeFolder == nil)
+        #expect(try parse { $0["vae"] = "vae"; var u = $0["unet"] as! [String: Any]; (u["in_channels"], u["out_channels"]) = (4, 4); $0["unet"] = u }.vaeFolder
+            == folder.appendingPathComponent("vae").standardizedFileURL)
         #expect(try parse { var t = $0["training"] as! [String: Any]; t["snr_gamma"] = 5; $0["training"] = t }.training.snrGamma == 5)
         let refused: [(String, (inout [String: Any]) -> Void)] = [
             ("training.momentum", { var t = $0["training"] as! [String: Any]; t["momentum"] = 0.9; $0["training"] = t }),
@@ -34,6 +37,8 @@ struct PriorTrainerTests {
             ("training.snr_gamma", { var t = $0["training"] as! [String: Any]; t["snr_gamma"] = -1; $0["training"] = t }),
             ("vae", { $0["vae"] = [String: Any]() }),
             ("init", { $0["init"] = 3 }),
+            ("unet", { var u = $0["unet"] as! [String: Any]; u["in_channels"] = 4; $0["unet"] = u }),
+            ("unet", { $0["vae"] = "vae"; var u = $0["unet"] as! [String: Any]; u["in_channels"] = 4; $0["unet"] = u }),
             ("unet", { $0["unet"] = nil }),
             ("unet.cross_attention_dim", { var t = $0["text_encoder"] as! [String: Any]; t["hidden_size"] = 64; t["num_attention_heads"] = 4; $0["text_encoder"] = t }),
         ]

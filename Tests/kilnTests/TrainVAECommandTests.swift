@@ -6,7 +6,7 @@ struct TrainVAECommandTests {
     static let config = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("KilnPriorTests/Fixtures/vae_tiny.json").path
 
-    @Test("trains a VAE folder diffusers' layout names, with its card and held-out scores; a resumed run is bit-identical; bad input is refused by name")
+    @Test("trains a VAE folder in diffusers' layout, with its card and held-out scores; a resumed run is bit-identical; a latent prior trains on its latents and samples; bad input is refused by name")
     func trainAndResume() throws {
         try withScratchFolder { folder in
             let data = folder.appendingPathComponent("data").path, vae = folder.appendingPathComponent("vae").path
@@ -34,6 +34,31 @@ struct TrainVAECommandTests {
             let resumed = try KilnRun("train-vae", "--data", data, "--config", Self.config, "--out", split, "--resume", "--holdout", "6")
             #expect(resumed.status == 0 && resumed.stdout.contains("resuming at step 10"), "\(resumed.stdout) \(resumed.stderr)")
             #expect(try Data(contentsOf: URL(fileURLWithPath: split + "/checkpoint/weights.safetensors")) == Data(contentsOf: URL(fileURLWithPath: vae + "/checkpoint/weights.safetensors")))
+
+            // A latent prior trained on the VAE's latents: a Stable-Diffusion-layout folder (vae/ in
+            // it) that kiln sample draws full-size images from.
+            let fixtures = URL(fileURLWithPath: Self.config).deletingLastPathComponent()
+            var prior = try JSONSerialization.jsonObject(with: Data(contentsOf: fixtures.appendingPathComponent("train_tiny.json"))) as! [String: Any]
+            var unet = prior["unet"] as! [String: Any]
+            (unet["sample_size"], unet["in_channels"], unet["out_channels"]) = (8, 4, 4)
+            var training = prior["training"] as! [String: Any]
+            training["steps"] = 20
+            (prior["unet"], prior["training"], prior["tokenizer"], prior["vae"]) = (unet, training, fixtures.appendingPathComponent("tokenizer").path, vae)
+            let priorConfig = folder.appendingPathComponent("latent.json")
+            try JSONSerialization.data(withJSONObject: prior).write(to: priorConfig)
+            let latentPrior = folder.appendingPathComponent("latent-prior").path
+            let trained = try KilnRun("train-prior", "--data", data, "--config", priorConfig.path, "--out", latentPrior)
+            #expect(trained.status == 0 && trained.stdout.contains("encoding 16 images to latents of 8² × 4"), "\(trained.stdout) \(trained.stderr)")
+            for file in ["vae/config.json", "vae/diffusion_pytorch_model.safetensors", "unet/config.json", "model_index.json", "latents.safetensors"] {
+                #expect(FileManager.default.fileExists(atPath: latentPrior + "/" + file), "missing \(file)")
+            }
+            let index = try String(contentsOfFile: latentPrior + "/model_index.json", encoding: .utf8)
+            #expect(index.contains("AutoencoderKL"), "\(index)")
+            let grid = folder.appendingPathComponent("latent.png").path
+            let sampled = try KilnRun("sample", "a red duck", "--prior", latentPrior, "--steps", "2", "--count", "1", "--out", grid)
+            #expect(sampled.status == 0, "\(sampled.stderr)")
+            let continued = try KilnRun("train-prior", "--data", data, "--config", priorConfig.path, "--out", latentPrior, "--resume")
+            #expect(continued.status == 0 && continued.stdout.contains("exported it again"), "\(continued.stdout) \(continued.stderr)")
 
             let again = try KilnRun("train-vae", "--data", data, "--config", Self.config, "--out", vae)
             #expect(again.status != 0 && again.status < 128 && again.stderr.contains("not empty"), "\(again.stderr)")

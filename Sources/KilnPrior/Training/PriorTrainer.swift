@@ -12,12 +12,21 @@ import KilnNN
 /// Captions are replaced by "" with probability `captionDropout` (so the same model gives the
 /// unconditional prediction classifier-free guidance needs); the view vector is always given.
 /// AdamW with linear warm-up, global gradient-norm clipping, an EMA of every weight (exported).
+///
+/// With a VAE (`vae` in the config) the prior is a latent prior: x₀ is the VAE's scaled latent of
+/// each image, (mean − shift)·scaling of its posterior (the mode, encoded once by
+/// `prepareLatents` and kept, as latent-diffusion trainings cache their latents), and the
+/// exported pipeline carries the VAE as `vae/`, in Stable Diffusion's layout.
 public final class PriorTrainer {
     public let config: PriorTrainingConfig
     public let data: any PriorTrainingData
     public let tokenizer: CLIPTokenizer
     public let textEncoder: CLIPTextModel
     public let unet: UNet2DConditionModel
+    /// The VAE of a latent prior (frozen), nil for a pixel-space prior.
+    public let vae: AutoencoderKL?
+    /// The data set's scaled latents `[count, C, s, s]`, once `prepareLatents` has run.
+    public private(set) var latents: [Float]?
     let schedule: NoiseSchedule
     /// UNet parameters then text-encoder parameters, with checkpoint names.
     let named: [(name: String, parameter: Parameter)]
@@ -45,10 +54,60 @@ public final class PriorTrainer {
         optimizer = Adam(parameters: parameters, configuration: .adamW(learningRate: config.training.learningRate, weightDecay: config.training.weightDecay))
         ema = EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: config.training.emaDecay))
         rng = initRNG.split(1)
-        let size = config.unet.sampleHeight ?? data.size
-        guard size == data.size else {
-            throw PriorConfigError(source: "training config", key: "unet.sample_size", problem: "is \(size) but the data set is \(data.size)²",
-                                   fix: "make them equal")
+        if let folder = config.vaeFolder {
+            let vae = try AutoencoderKL(folder: folder)
+            vae.setRequiresGradient(false)
+            let f = vae.config.downsamplingFactor
+            guard vae.config.latentChannels == config.unet.inChannels else {
+                throw PriorConfigError(source: "training config", key: "unet.in_channels", problem: "is \(config.unet.inChannels) but the VAE's latents have \(vae.config.latentChannels) channels",
+                                       fix: "set unet in_channels and out_channels to \(vae.config.latentChannels)")
+            }
+            guard data.size % f == 0 else {
+                throw PriorConfigError(source: "training config", key: "vae", problem: "downsamples by \(f), which does not divide the data set's \(data.size)² images",
+                                       fix: "use a data set whose size is a multiple of \(f)")
+            }
+            self.vae = vae
+        } else {
+            vae = nil
+        }
+        let size = config.unet.sampleHeight ?? sampleSize
+        guard size == sampleSize else {
+            throw PriorConfigError(source: "training config", key: "unet.sample_size",
+                                   problem: "is \(size) but the \(vae == nil ? "data set's images are" : "VAE's latents of the data set's images are") \(sampleSize)²",
+                                   fix: "make it \(sampleSize)")
+        }
+    }
+
+    /// The side of what the UNet denoises: the images, or their latents.
+    public var sampleSize: Int { data.size / (vae?.config.downsamplingFactor ?? 1) }
+    /// Channels of what the UNet denoises.
+    var sampleChannels: Int { vae?.config.latentChannels ?? 3 }
+
+    /// Encodes every image of the data set to its scaled latent (a latent prior; nothing to do for
+    /// a pixel-space one), in batches of `batch`, reporting the images done. With `cache`, latents
+    /// of an earlier run of the same data and VAE are read from it, and new ones written to it.
+    public func prepareLatents(cache: URL? = nil, batch: Int = 16, progress: (Int) -> Void = { _ in }) throws {
+        guard let vae, latents == nil else { return }
+        let s = sampleSize, c = sampleChannels, plane = c * s * s, imagePlane = 3 * data.size * data.size
+        if let cache, let file = try? SafeTensorsFile(contentsOf: cache), let stored = try? file.expect("latents", shape: [data.count, c, s, s]),
+           file.metadata["scaling_factor"] == "\(vae.config.scalingFactor)" {
+            latents = stored
+            return
+        }
+        var out = [Float](repeating: 0, count: data.count * plane)
+        let images = data.images
+        for start in stride(from: 0, to: data.count, by: batch) {
+            let end = min(data.count, start + batch)
+            let x = Tensor(shape: [end - start, 3, data.size, data.size], storage: images[(start * imagePlane)..<(end * imagePlane)].map { Float($0) / 127.5 - 1 })
+            let z = vae.latents(of: vae.encode(x))
+            for i in 0..<z.count { out[start * plane + i] = z.storage[i] }
+            progress(end)
+        }
+        latents = out
+        if let cache {
+            var writer = SafeTensorsWriter(metadata: ["scaling_factor": "\(vae.config.scalingFactor)"])
+            try writer.add("latents", shape: [data.count, c, s, s], values: out)
+            try writer.write(to: cache)
         }
     }
 
@@ -63,13 +122,18 @@ public final class PriorTrainer {
     /// - Throws: `SchedulerError` only if the training schedule and the batch disagree (a bug).
     @discardableResult
     public func trainStep() throws -> Float {
-        let t = config.training, n = t.batchSize, size = data.size, plane = 3 * size * size
+        let t = config.training, n = t.batchSize, size = sampleSize, channels = sampleChannels, plane = channels * size * size
+        precondition(vae == nil || latents != nil, "PriorTrainer.trainStep: a latent prior needs prepareLatents() first")
         let (images, viewVectors, dataCaptions) = (data.images, data.views, data.captions)
         var x0 = [Float](repeating: 0, count: n * plane), views = [Float](repeating: 0, count: n * ViewConditioning.length)
         var captions: [[Int]] = [], timesteps: [Int] = []
         for b in 0..<n {
             let i = Int(rng.next() % UInt64(data.count))
-            for j in 0..<plane { x0[b * plane + j] = Float(images[i * plane + j]) / 127.5 - 1 }
+            if let latents {
+                for j in 0..<plane { x0[b * plane + j] = latents[i * plane + j] }
+            } else {
+                for j in 0..<plane { x0[b * plane + j] = Float(images[i * plane + j]) / 127.5 - 1 }
+            }
             for j in 0..<ViewConditioning.length { views[b * ViewConditioning.length + j] = viewVectors[i * ViewConditioning.length + j] }
             captions.append(ids(rng.nextFloat() < t.captionDropout ? "" : dataCaptions[i]))
             timesteps.append(Int(rng.next() % UInt64(schedule.numTrainTimesteps)))
@@ -80,7 +144,7 @@ public final class PriorTrainer {
         // Forward.
         let (context, textSaved) = textEncoder.forwardForTraining(ids: captions)
         let labels = unet.config.projectionClassInputDim == nil ? nil : Tensor(shape: [n, ViewConditioning.length], storage: views)
-        let (prediction, saved) = unet.forwardForTraining(Tensor(shape: [n, 3, size, size], storage: noisy), timesteps: timesteps.map(Float.init),
+        let (prediction, saved) = unet.forwardForTraining(Tensor(shape: [n, channels, size, size], storage: noisy), timesteps: timesteps.map(Float.init),
                                                           encoderHiddenStates: context, classLabels: labels)
         var loss = 0.0
         var dOut = [Float](repeating: 0, count: n * plane)
@@ -177,7 +241,7 @@ public final class PriorTrainer {
 
     /// The EMA model as a pipeline in memory (for sample grids).
     func pipeline(vocabulary: [String]?) throws -> PriorPipeline {
-        PriorPipeline(tokenizer: tokenizer, textEncoder: textEncoder, unet: unet,
+        PriorPipeline(tokenizer: tokenizer, textEncoder: textEncoder, unet: unet, vae: vae,
                       schedulerConfig: try SchedulerConfig(json: JSONEncoder().encode(config.schedulerJSON), source: "scheduler", as: .ddim),
                       settings: PriorSettings(conditioning: PriorSettings.viewConditioning, vocabulary: vocabulary))
     }
@@ -206,12 +270,22 @@ public final class PriorTrainer {
                 let source = config.tokenizerFolder.appendingPathComponent(name)
                 if let bytes = fm.contents(atPath: source.path) { try AtomicFile.write(bytes, to: folder.appendingPathComponent("tokenizer/" + name)) }
             }
-            let index: ConfigValue = .object([
+            var index: ConfigValue = .object([
                 "_class_name": .string("KilnPriorPipeline"), "unet": .array([.string("diffusers"), .string("UNet2DConditionModel")]),
                 "text_encoder": .array([.string("transformers"), .string("CLIPTextModel")]),
                 "tokenizer": .array([.string("transformers"), .string("CLIPTokenizer")]),
                 "scheduler": .array([.string("diffusers"), .string("DDPMScheduler")]),
             ])
+            if let vaeFolder = config.vaeFolder {
+                // The VAE as it was given: its config and weights, in vae/.
+                try fm.createDirectory(at: folder.appendingPathComponent("vae"), withIntermediateDirectories: true)
+                for name in try fm.contentsOfDirectory(atPath: vaeFolder.path) where name == "config.json" || name.hasSuffix(".safetensors") {
+                    try AtomicFile.write(try Data(contentsOf: vaeFolder.appendingPathComponent(name)), to: folder.appendingPathComponent("vae/" + name))
+                }
+                guard case .object(var entries) = index else { preconditionFailure("model_index is an object") }
+                entries["vae"] = .array([.string("diffusers"), .string("AutoencoderKL")])
+                index = .object(entries)
+            }
             try writeJSON(index, "model_index.json")
             let settings = PriorSettings(conditioning: unet.config.projectionClassInputDim == nil ? nil : PriorSettings.viewConditioning,
                                          vocabulary: data.vocabulary, guidanceScale: config.training.sampleGuidance)
@@ -229,7 +303,7 @@ public final class PriorTrainer {
                     let request = SampleRequest(prompt: prompt, count: 1, steps: config.training.sampleSteps,
                                                 guidanceScale: config.training.sampleGuidance, seed: seed &+ UInt64(i),
                                                 view: ViewConditioning(azimuthDegrees: azimuth, elevationDegrees: 15))
-                    images += PriorPipeline.images(try pipeline.sample(request))
+                    images += PriorPipeline.images(pipeline.pixels(try pipeline.sample(request)))
                 }
             }
             return images

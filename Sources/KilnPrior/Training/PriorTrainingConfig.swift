@@ -9,6 +9,7 @@ import KilnCore
 ///      "scheduler": {…diffusers DDPMScheduler config (the training noise schedule)…},
 ///      "tokenizer": "tokenizer",                       (a folder, relative to the config file)
 ///      "init": "prior",                                (optional: a pipeline folder to fine-tune)
+///      "vae": "vae",                                   (optional: a VAE folder; the prior is trained on its latents)
 ///      "training": {"batch_size": 32, "steps": 20000, …}}
 ///
 /// Unknown keys anywhere are errors naming the key.
@@ -20,6 +21,10 @@ public struct PriorTrainingConfig: Sendable {
     /// A pipeline folder whose UNet and text encoder weights start the run (a fine-tune); nil
     /// trains from scratch. Its networks must have the configs' shapes.
     public var initFolder: URL?
+    /// A VAE folder (`kiln train-vae`, or any diffusers `AutoencoderKL` folder): the prior is a
+    /// latent prior trained on the VAE's scaled latents of the data set's images; nil trains a
+    /// pixel-space prior.
+    public var vaeFolder: URL?
     public var training: Training
     /// The JSON objects as given, written out unchanged with the trained weights.
     var unetJSON: ConfigValue, textEncoderJSON: ConfigValue, schedulerJSON: ConfigValue
@@ -65,8 +70,8 @@ public struct PriorTrainingConfig: Sendable {
         guard case .object(let object)? = try? JSONDecoder().decode(ConfigValue.self, from: data) else {
             throw fail(nil, "is not a JSON object", "see kiln train-prior --help for the layout")
         }
-        for key in object.keys.sorted() where !["unet", "text_encoder", "scheduler", "tokenizer", "init", "training"].contains(key) {
-            throw fail(key, "is not a training-config section", "use unet, text_encoder, scheduler, tokenizer, init and training")
+        for key in object.keys.sorted() where !["unet", "text_encoder", "scheduler", "tokenizer", "init", "vae", "training"].contains(key) {
+            throw fail(key, "is not a training-config section", "use unet, text_encoder, scheduler, tokenizer, init, vae and training")
         }
         func section(_ key: String) throws -> (ConfigValue, Data) {
             guard let value = object[key], case .object = value else { throw fail(key, "is missing or not an object", "give the \(key) config") }
@@ -85,6 +90,11 @@ public struct PriorTrainingConfig: Sendable {
         case nil, .null?: initFolder = nil
         case .string(let path)?: initFolder = URL(fileURLWithPath: path, relativeTo: url.deletingLastPathComponent()).standardizedFileURL
         case let value?: throw fail("init", "is \(value.text), not a folder path", "name a prior pipeline folder, or leave init out to train from scratch")
+        }
+        switch object["vae"] {
+        case nil, .null?: vaeFolder = nil
+        case .string(let path)?: vaeFolder = URL(fileURLWithPath: path, relativeTo: url.deletingLastPathComponent()).standardizedFileURL
+        case let value?: throw fail("vae", "is \(value.text), not a folder path", "name a VAE folder (kiln train-vae), or leave vae out for a pixel-space prior")
         }
         // The optimisation settings go through Kiln's one settings reader, over the defaults.
         training = Training()
@@ -106,7 +116,11 @@ public struct PriorTrainingConfig: Sendable {
         guard (0...1).contains(t.captionDropout) else { throw fail("training.caption_dropout", "must be in [0, 1]", "use 0.1") }
         guard (0..<1).contains(t.emaDecay) else { throw fail("training.ema_decay", "must be in [0, 1)", "use 0.999") }
         guard t.maxGradNorm > 0 else { throw fail("training.max_grad_norm", "must be positive", "use 1") }
-        guard unet.inChannels == 3, unet.outChannels == 3 else { throw fail("unet", "must take and give 3 channels", "a pixel-space RGB prior") }
+        if vaeFolder == nil {
+            guard unet.inChannels == 3, unet.outChannels == 3 else { throw fail("unet", "must take and give 3 channels", "a pixel-space RGB prior (or name a VAE folder as vae for a latent prior)") }
+        } else {
+            guard unet.inChannels == unet.outChannels else { throw fail("unet", "takes \(unet.inChannels) channels but gives \(unet.outChannels)", "give the VAE's latent_channels for both") }
+        }
         if let p = unet.projectionClassInputDim, p != ViewConditioning.length {
             throw fail("unet.projection_class_embeddings_input_dim", "is \(p)", "use \(ViewConditioning.length) (Kiln's view conditioning)")
         }

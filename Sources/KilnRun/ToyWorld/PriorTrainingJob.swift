@@ -41,6 +41,14 @@ public struct PriorTrainingJob {
             try FileIO.writeAtomically(try Data(contentsOf: config), to: folder.appendingPathComponent("train_config.json"))
         }
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("samples"), withIntermediateDirectories: true)
+        if let vae = trainer.vae {
+            // The latents, encoded once (or read back from an earlier sitting of this run).
+            let clock = ContinuousClock(), start = clock.now
+            say("encoding \(dataset.count) images to latents of \(trainer.sampleSize)² × \(vae.config.latentChannels) with \(settings.vaeFolder!.lastPathComponent)")
+            try trainer.prepareLatents(cache: folder.appendingPathComponent("latents.safetensors")) { done in
+                if done % 2000 == 0 || done == dataset.count { say(String(format: "  %d/%d  (%.0f s)", done, dataset.count, (clock.now - start).seconds)) }
+            }
+        }
         let t = settings.training
         var window: [Float] = []
         say("training \(trainer.unet.parameterCount + trainer.textEncoder.parameterCount) parameters on \(dataset.count) samples, batch \(t.batchSize)")
@@ -91,18 +99,18 @@ public struct PriorTrainingJob {
         return """
         # Kiln prior
 
-        A text- and view-conditioned pixel-space diffusion prior in the diffusers folder layout (`unet/`, `text_encoder/`, `tokenizer/`, `scheduler/`, `kiln_prior.json`), trained from scratch by Kiln. `kiln sample "a red snowman" --prior THIS_FOLDER --out grid.png` draws from it.
+        A text- and view-conditioned \(trainer.vae == nil ? "pixel-space" : "latent") diffusion prior in the diffusers folder layout (`unet/`, `text_encoder/`, `tokenizer/`, `scheduler/`, \(trainer.vae == nil ? "" : "`vae/`, ")`kiln_prior.json`), trained from scratch by Kiln. `kiln sample "a red snowman" --prior THIS_FOLDER --out grid.png` draws from it.
 
         ## How it was made
         ```sh
         kiln dataset --count \(m.count) --seed \(m.seed) --size \(m.size) --shard-size \(m.shardSize) --motion-probability \(m.options.motionProbability) --out DATA
         kiln train-prior --data DATA --config train_config.json --out THIS_FOLDER
         ```
-        `train_config.json` (copied here) holds the architecture and the optimisation settings.\(settings.initFolder.map { " The run fine-tunes the weights of `\($0.lastPathComponent)` (its `init`), whose own card says how they were made." } ?? "")
+        `train_config.json` (copied here) holds the architecture and the optimisation settings.\(settings.vaeFolder.map { " The UNet denoises the latents of the VAE `\($0.lastPathComponent)` (made by `kiln train-vae`; its card says how), copied here as `vae/`: \(m.size)² images become \(trainer.sampleSize)² latents." } ?? "")\(settings.initFolder.map { " The run fine-tunes the weights of `\($0.lastPathComponent)` (its `init`), whose own card says how they were made." } ?? "")
 
         | | |
         | --- | --- |
-        | UNet | \(trainer.unet.parameterCount) parameters, \(m.size)² RGB, view conditioning through the projection class embedding |
+        | UNet | \(trainer.unet.parameterCount) parameters, \(trainer.vae == nil ? "\(m.size)² RGB" : "\(trainer.sampleSize)² latents of \(m.size)² RGB"), view conditioning through the projection class embedding |
         | text encoder | \(trainer.textEncoder.parameterCount) parameters (CLIP layout, trained together with the UNet) |
         | data | \(m.count) toy-world renders, seed \(m.seed); captions from a closed vocabulary of \(m.vocabulary.count) words |
         | steps | \(trainer.step) of \(t.steps), batch \(t.batchSize) |

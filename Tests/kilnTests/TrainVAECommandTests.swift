@@ -57,6 +57,12 @@ struct TrainVAECommandTests {
             let grid = folder.appendingPathComponent("latent.png").path
             let sampled = try KilnRun("sample", "a red duck", "--prior", latentPrior, "--steps", "2", "--count", "1", "--out", grid)
             #expect(sampled.status == 0, "\(sampled.stderr)")
+            // A run distils from it as from any prior (its latents, through the VAE's encoder).
+            let generateConfig = folder.appendingPathComponent("generate.json")
+            try Data(#"{"views": {"views_per_step": 2, "render_size": 32}, "gaussians": {"initial_gaussians": 300}}"#.utf8).write(to: generateConfig)
+            let generated = try KilnRun("generate", "a red duck", "--prior", latentPrior, "--steps", "3", "--preview-every", "0", "--config", generateConfig.path,
+                                        "--out", folder.appendingPathComponent("run").path)
+            #expect(generated.status == 0, "\(generated.stderr)")
             let continued = try KilnRun("train-prior", "--data", data, "--config", priorConfig.path, "--out", latentPrior, "--resume")
             #expect(continued.status == 0 && continued.stdout.contains("exported it again"), "\(continued.stdout) \(continued.stderr)")
 

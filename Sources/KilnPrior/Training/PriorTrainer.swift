@@ -33,6 +33,9 @@ public final class PriorTrainer {
     let optimizer: Adam
     let ema: EMA
     public private(set) var step = 0
+    /// Wall time of each part of the training steps so far (data, forward and backward passes,
+    /// the loss, the optimiser): where training time goes.
+    public var times = StageTimes()
     var rng: RNG
     var tokenCache: [String: [Int]] = [:]
 
@@ -127,48 +130,56 @@ public final class PriorTrainer {
         let (images, viewVectors, dataCaptions) = (data.images, data.views, data.captions)
         var x0 = [Float](repeating: 0, count: n * plane), views = [Float](repeating: 0, count: n * ViewConditioning.length)
         var captions: [[Int]] = [], timesteps: [Int] = []
-        for b in 0..<n {
-            let i = Int(rng.next() % UInt64(data.count))
-            if let latents {
-                for j in 0..<plane { x0[b * plane + j] = latents[i * plane + j] }
-            } else {
-                for j in 0..<plane { x0[b * plane + j] = Float(images[i * plane + j]) / 127.5 - 1 }
+        var noise = [Float](repeating: 0, count: n * plane), noisy: [Float] = []
+        try times.measure("data") {
+            for b in 0..<n {
+                let i = Int(rng.next() % UInt64(data.count))
+                if let latents {
+                    for j in 0..<plane { x0[b * plane + j] = latents[i * plane + j] }
+                } else {
+                    for j in 0..<plane { x0[b * plane + j] = Float(images[i * plane + j]) / 127.5 - 1 }
+                }
+                for j in 0..<ViewConditioning.length { views[b * ViewConditioning.length + j] = viewVectors[i * ViewConditioning.length + j] }
+                captions.append(ids(rng.nextFloat() < t.captionDropout ? "" : dataCaptions[i]))
+                timesteps.append(Int(rng.next() % UInt64(schedule.numTrainTimesteps)))
             }
-            for j in 0..<ViewConditioning.length { views[b * ViewConditioning.length + j] = viewVectors[i * ViewConditioning.length + j] }
-            captions.append(ids(rng.nextFloat() < t.captionDropout ? "" : dataCaptions[i]))
-            timesteps.append(Int(rng.next() % UInt64(schedule.numTrainTimesteps)))
+            rng.fill(normal: &noise)
+            noisy = try schedule.addNoise(x0, noise: noise, timesteps: timesteps)
         }
-        var noise = [Float](repeating: 0, count: n * plane)
-        rng.fill(normal: &noise)
-        let noisy = try schedule.addNoise(x0, noise: noise, timesteps: timesteps)
         // Forward.
-        let (context, textSaved) = textEncoder.forwardForTraining(ids: captions)
+        let (context, textSaved) = times.measure("text encoder forward") { textEncoder.forwardForTraining(ids: captions) }
         let labels = unet.config.projectionClassInputDim == nil ? nil : Tensor(shape: [n, ViewConditioning.length], storage: views)
-        let (prediction, saved) = unet.forwardForTraining(Tensor(shape: [n, channels, size, size], storage: noisy), timesteps: timesteps.map(Float.init),
-                                                          encoderHiddenStates: context, classLabels: labels)
+        let (prediction, saved) = times.measure("UNet forward") {
+            unet.forwardForTraining(Tensor(shape: [n, channels, size, size], storage: noisy), timesteps: timesteps.map(Float.init),
+                                    encoderHiddenStates: context, classLabels: labels)
+        }
         var loss = 0.0
         var dOut = [Float](repeating: 0, count: n * plane)
-        for b in 0..<n {
-            let weight = Self.lossWeight(alphaCumprod: schedule.alphaCumprod(timesteps[b]), snrGamma: t.snrGamma)
-            let scale = 2 * weight / Float(n * plane)
-            var sum = 0.0
-            for j in (b * plane)..<((b + 1) * plane) {
-                let d = prediction.storage[j] - noise[j]
-                sum += Double(d * d)
-                dOut[j] = scale * d
+        times.measure("loss") {
+            for b in 0..<n {
+                let weight = Self.lossWeight(alphaCumprod: schedule.alphaCumprod(timesteps[b]), snrGamma: t.snrGamma)
+                let scale = 2 * weight / Float(n * plane)
+                var sum = 0.0
+                for j in (b * plane)..<((b + 1) * plane) {
+                    let d = prediction.storage[j] - noise[j]
+                    sum += Double(d * d)
+                    dOut[j] = scale * d
+                }
+                loss += Double(weight) * sum
             }
-            loss += Double(weight) * sum
+            for (_, p) in named { p.zeroGradient() }
         }
         // Backward.
-        for (_, p) in named { p.zeroGradient() }
-        let gradients = unet.backward(saved, outputGradient: Tensor(shape: prediction.shape, storage: dOut))
-        if let dContext = gradients.encoderHiddenStates { textEncoder.backward(textSaved, outputGradient: dContext) }
-        let parameters = named.map(\.parameter)
-        _ = clipGradientNorm(parameters, maxNorm: t.maxGradNorm)
-        step += 1
-        optimizer.configuration.learningRate = t.learningRate * min(1, Double(step) / Double(max(1, t.warmupSteps)))
-        optimizer.step()
-        ema.update(parameters)
+        let gradients = times.measure("UNet backward") { unet.backward(saved, outputGradient: Tensor(shape: prediction.shape, storage: dOut)) }
+        if let dContext = gradients.encoderHiddenStates { times.measure("text encoder backward") { textEncoder.backward(textSaved, outputGradient: dContext) } }
+        times.measure("optimizer") {
+            let parameters = named.map(\.parameter)
+            _ = clipGradientNorm(parameters, maxNorm: t.maxGradNorm)
+            step += 1
+            optimizer.configuration.learningRate = t.learningRate * min(1, Double(step) / Double(max(1, t.warmupSteps)))
+            optimizer.step()
+            ema.update(parameters)
+        }
         return Float(loss / Double(n * plane))
     }
 

@@ -127,6 +127,8 @@ public final class VAETrainer {
     let optimizer: Adam
     let ema: EMA
     public private(set) var step = 0
+    /// Wall time of each part of the training steps so far.
+    public var times = StageTimes()
     var rng: RNG
 
     /// The last step's loss terms.
@@ -180,16 +182,18 @@ public final class VAETrainer {
     @discardableResult
     public func trainStep() -> Losses {
         let t = config.training
-        let x = batch()
+        let x = times.measure("data") { batch() }
         var losses = Losses(total: 0, l1: 0, ssim: 0, kl: 0)
         for (_, p) in named { p.zeroGradient() }
         _ = forwardBackward(x, losses: &losses)
-        let parameters = named.map(\.parameter)
-        _ = clipGradientNorm(parameters, maxNorm: t.maxGradNorm)
-        step += 1
-        optimizer.configuration.learningRate = t.learningRate * min(1, Double(step) / Double(max(1, t.warmupSteps)))
-        optimizer.step()
-        ema.update(parameters)
+        times.measure("optimizer") {
+            let parameters = named.map(\.parameter)
+            _ = clipGradientNorm(parameters, maxNorm: t.maxGradNorm)
+            step += 1
+            optimizer.configuration.learningRate = t.learningRate * min(1, Double(step) / Double(max(1, t.warmupSteps)))
+            optimizer.step()
+            ema.update(parameters)
+        }
         return losses
     }
 
@@ -197,13 +201,15 @@ public final class VAETrainer {
     /// ∂L/∂x (for tests). The posterior noise comes from the trainer's RNG.
     func forwardBackward(_ x: Tensor, losses: inout Losses) -> Tensor {
         let t = config.training
-        let (posterior, encoderSaved) = vae.encodeForTraining(x)
+        let (posterior, encoderSaved) = times.measure("encoder forward") { vae.encodeForTraining(x) }
         var noise = [Float](repeating: 0, count: posterior.mean.count)
         rng.fill(normal: &noise)
         let std = posterior.std
         let z = posterior.sample(noise: Tensor(shape: posterior.mean.shape, storage: noise))
-        let (reconstruction, decoderSaved) = vae.decodeForTraining(z)
-        let (total, dReconstruction, parts) = Self.reconstructionLoss(reconstruction, target: x, l1Weight: t.l1Weight, ssimWeight: t.ssimWeight)
+        let (reconstruction, decoderSaved) = times.measure("decoder forward") { vae.decodeForTraining(z) }
+        let (total, dReconstruction, parts) = times.measure("loss") {
+            Self.reconstructionLoss(reconstruction, target: x, l1Weight: t.l1Weight, ssimWeight: t.ssimWeight)
+        }
         // KL per latent element, and its gradients.
         let m = Float(posterior.mean.count)
         var kl = 0.0
@@ -216,15 +222,17 @@ public final class VAETrainer {
         }
         let klMean = kl / Double(m)
         losses = Losses(total: Float(total + t.klWeight * klMean), l1: Float(parts.l1), ssim: Float(parts.ssim), kl: Float(klMean))
-        let dz = vae.decodeBackward(decoderSaved, imageGradient: dReconstruction)
+        let dz = times.measure("decoder backward") { vae.decodeBackward(decoderSaved, imageGradient: dReconstruction) }
         // z = μ + exp(logvar/2)·ε: ∂z/∂μ = 1, ∂z/∂logvar = ½σε.
         var dMean = dMeanKL, dLogvar = dLogvarKL
         for i in 0..<dz.count {
             dMean[i] += dz.storage[i]
             dLogvar[i] += dz.storage[i] * 0.5 * std.storage[i] * noise[i]
         }
-        return vae.encodeBackward(encoderSaved, meanGradient: Tensor(shape: posterior.mean.shape, storage: dMean),
-                                  logvarGradient: Tensor(shape: posterior.mean.shape, storage: dLogvar))
+        return times.measure("encoder backward") {
+            vae.encodeBackward(encoderSaved, meanGradient: Tensor(shape: posterior.mean.shape, storage: dMean),
+                               logvarGradient: Tensor(shape: posterior.mean.shape, storage: dLogvar))
+        }
     }
 
     /// w_l1·mean|a − b| + w_ssim·(1 − SSIM(a, b)) of a reconstruction against its target (both in

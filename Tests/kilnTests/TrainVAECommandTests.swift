@@ -22,6 +22,9 @@ struct TrainVAECommandTests {
             let measured = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: vae + "/measured.json"))) as? [String: Any] ?? [:]
             let scaling = try #require(config["scaling_factor"] as? Double), std = try #require(measured["latentStd"] as? Double)
             #expect(config["_class_name"] as? String == "AutoencoderKL" && abs(scaling * std - 1) < 1e-4, "\(config) \(measured)")
+            // Spelled out for diffusers, whose defaults for absent keys (one block, 32 groups) are not the config's meaning.
+            #expect((config["down_block_types"] as? [String]) == ["DownEncoderBlock2D", "DownEncoderBlock2D"] && config["norm_num_groups"] as? Int == 4
+                    && config["layers_per_block"] as? Int == 1 && config["latent_channels"] as? Int == 4, "\(config)")
             let card = try String(contentsOfFile: vae + "/README.md", encoding: .utf8)
             #expect(card.contains("Held-out reconstruction") && card.contains("kiln train-vae --data DATA"), "\(card)")
 

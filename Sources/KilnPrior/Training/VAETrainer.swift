@@ -12,9 +12,6 @@ import KilnNN
 public struct VAETrainingConfig: Sendable {
     public var vae: AutoencoderKLConfig
     public var training: Training
-    /// The `vae` object as given, written out with the trained weights (its `scaling_factor`
-    /// replaced by the one the run measured).
-    var vaeJSON: [String: ConfigValue]
 
     /// Optimisation settings (snake_case keys in the file).
     public struct Training: Sendable, Codable, Equatable {
@@ -48,15 +45,23 @@ public struct VAETrainingConfig: Sendable {
     public init(vae: AutoencoderKLConfig, training: Training = Training()) {
         self.vae = vae
         self.training = training
-        vaeJSON = [
+    }
+
+    /// The VAE's `config.json` as diffusers reads it: every key that shapes the network spelled
+    /// out (diffusers' defaults differ from a short config's meaning: one block, 32 groups), with
+    /// `scalingFactor`.
+    func diffusersConfig(scalingFactor: Float) -> ConfigValue {
+        var json: [String: ConfigValue] = [
             "_class_name": .string("AutoencoderKL"), "in_channels": .int(vae.inChannels), "out_channels": .int(vae.outChannels),
             "latent_channels": .int(vae.latentChannels), "block_out_channels": .array(vae.blockOutChannels.map { .int($0) }),
             "down_block_types": .array(vae.blockOutChannels.map { _ in .string("DownEncoderBlock2D") }),
             "up_block_types": .array(vae.blockOutChannels.map { _ in .string("UpDecoderBlock2D") }),
             "layers_per_block": .int(vae.layersPerBlock), "norm_num_groups": .int(vae.normGroups), "act_fn": .string("silu"),
-            "scaling_factor": .double(Double(vae.scalingFactor)),
+            "scaling_factor": .double(Double(scalingFactor)), "shift_factor": .null, "force_upcast": .bool(false),
+            "use_quant_conv": .bool(true), "use_post_quant_conv": .bool(true), "mid_block_add_attention": .bool(true),
         ]
-        if let s = vae.sampleSize { vaeJSON["sample_size"] = .int(s) }
+        if let s = vae.sampleSize { json["sample_size"] = .int(s) }
+        return .object(json)
     }
 
     /// Reads `url`.
@@ -74,7 +79,6 @@ public struct VAETrainingConfig: Sendable {
         }
         guard case .object(let vaeObject)? = object["vae"] else { throw fail("vae", "is missing or not an object", "give a diffusers AutoencoderKL config") }
         vae = try AutoencoderKLConfig(json: try JSONEncoder().encode(ConfigValue.object(vaeObject)), source: source + " (vae)")
-        vaeJSON = vaeObject
         training = Training()
         if object["training"] != nil {
             do {
@@ -336,20 +340,17 @@ public final class VAETrainer {
         return try body()
     }
 
-    /// Writes the EMA model as a diffusers `vae/` folder: `config.json` (the given config with
-    /// `scaling_factor`) and `diffusion_pytorch_model.safetensors` (F32).
+    /// Writes the EMA model as a diffusers `vae/` folder: `config.json` (`diffusersConfig`) and
+    /// `diffusion_pytorch_model.safetensors` (F32).
     public func export(to folder: URL, scalingFactor: Float) throws {
         try withAveragedWeights {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            var json = config.vaeJSON
-            json["scaling_factor"] = .double(Double(scalingFactor))
-            json["_class_name"] = .string("AutoencoderKL")
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             var weights = SafeTensorsWriter(metadata: ["format": "pt"])
             for (name, p) in named { try weights.add(name, shape: p.shape, values: p.value.storage) }
             try weights.write(to: folder.appendingPathComponent("diffusion_pytorch_model.safetensors"))
-            try AtomicFile.write(try encoder.encode(ConfigValue.object(json)), to: folder.appendingPathComponent("config.json"))
+            try AtomicFile.write(try encoder.encode(config.diffusersConfig(scalingFactor: scalingFactor)), to: folder.appendingPathComponent("config.json"))
         }
     }
 }

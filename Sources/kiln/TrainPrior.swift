@@ -20,7 +20,9 @@ struct TrainPrior: ParsableCommand {
         caption_dropout, checkpoint_every, log_every, sample_steps, sample_guidance, seed). \
         PRIORDIR receives, at every checkpoint: the EMA model as a diffusers pipeline folder \
         (loadable by kiln sample), checkpoint/ (weights, EMA, optimiser state, RNG) for \
-        --resume, loss.csv and samples/step_NNNNNNN.png (a grid from azimuth 0 and 180).
+        --resume, loss.csv and samples/step_NNNNNNN.png (a grid from azimuth 0 and 180). With a \
+        "vae" (a folder, relative to CONFIG) the prior is trained on that VAE's latents and the \
+        pipeline carries it as vae/. Ctrl-C or SIGTERM saves and exits 130.
         """
     )
 
@@ -50,6 +52,11 @@ struct TrainPrior: ParsableCommand {
         _ = Memory.retainFreedMemory()
         var job = PriorTrainingJob(data: URL(fileURLWithPath: data), config: URL(fileURLWithPath: config), output: URL(fileURLWithPath: out))
         (job.resume, job.force, job.samplePrompts) = (resume, force, samplePrompt)
-        try job.run()
+        do {
+            try job.run()
+        } catch let stop as RunInterrupted {
+            say(stop.description)
+            throw ExitCode(130)
+        }
     }
 }

@@ -32,6 +32,18 @@ struct TrainPriorCommandTests {
             #expect(try Data(contentsOf: URL(fileURLWithPath: prior + "/unet/diffusion_pytorch_model.safetensors")) == weights)
             let again = try KilnRun("train-prior", "--data", data, "--config", Self.config, "--out", prior)
             #expect(again.status != 0 && again.stderr.contains("not empty"))
+            // SIGTERM saves the checkpoint and the pipeline, and exits 130 saying how to resume.
+            let long = folder.appendingPathComponent("long.json")
+            var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.config))) as! [String: Any]
+            var training = object["training"] as! [String: Any]
+            (training["steps"], training["checkpoint_every"]) = (1_000_000, 1_000_000)
+            (object["training"], object["tokenizer"]) = (training, URL(fileURLWithPath: Self.config).deletingLastPathComponent().appendingPathComponent("tokenizer").path)
+            try JSONSerialization.data(withJSONObject: object).write(to: long)
+            let stopped = folder.appendingPathComponent("stopped").path
+            let terminated = try TimedKilnRun(["train-prior", "--data", data, "--config", long.path, "--out", stopped], signal: SIGTERM,
+                                              when: { FileManager.default.fileExists(atPath: stopped + "/train_config.json") })
+            #expect(terminated.status == 130 && !terminated.timedOut && terminated.stdout.contains("--resume"), "\(terminated.status): \(terminated.stdout) \(terminated.stderr)")
+            #expect(FileManager.default.fileExists(atPath: stopped + "/checkpoint/state.json") && FileManager.default.fileExists(atPath: stopped + "/unet/config.json"))
             let missing = try KilnRun("train-prior", "--data", folder.path, "--config", Self.config, "--out", folder.appendingPathComponent("p2").path)
             #expect(missing.status != 0 && missing.stderr.contains("dataset.json"), "\(missing.stderr)")
         }

@@ -69,6 +69,18 @@ struct TrainVAECommandTests {
             let continued = try KilnRun("train-prior", "--data", data, "--config", priorConfig.path, "--out", latentPrior, "--resume")
             #expect(continued.status == 0 && continued.stdout.contains("exported it again"), "\(continued.stdout) \(continued.stderr)")
 
+            // SIGTERM saves a checkpoint and the VAE folder, and exits 130 saying how to resume.
+            let long = folder.appendingPathComponent("long.json")
+            try Data(try String(contentsOfFile: Self.config, encoding: .utf8).replacingOccurrences(of: "\"steps\": 20", with: "\"steps\": 1000000")
+                .replacingOccurrences(of: "\"checkpoint_every\": 10", with: "\"checkpoint_every\": 1000000").utf8).write(to: long)
+            let stopped = folder.appendingPathComponent("stopped").path
+            let terminated = try TimedKilnRun(["train-vae", "--data", data, "--config", long.path, "--out", stopped, "--holdout", "4"], signal: SIGTERM,
+                                              when: { FileManager.default.fileExists(atPath: stopped + "/train_config.json") })
+            #expect(terminated.status == 130 && !terminated.timedOut && terminated.stdout.contains("--resume"), "\(terminated.status): \(terminated.stdout) \(terminated.stderr)")
+            for file in ["checkpoint/state.json", "config.json", "diffusion_pytorch_model.safetensors", "README.md"] {
+                #expect(FileManager.default.fileExists(atPath: stopped + "/" + file), "missing \(file) after SIGTERM")
+            }
+
             let again = try KilnRun("train-vae", "--data", data, "--config", Self.config, "--out", vae)
             #expect(again.status != 0 && again.status < 128 && again.stderr.contains("not empty"), "\(again.stderr)")
             let bad = folder.appendingPathComponent("bad.json")

@@ -19,6 +19,8 @@ public struct PriorTrainingJob {
 
     /// Trains (or continues) to the configured steps, saving everything at each checkpoint.
     public func run() throws {
+        // Before anything is written: a signal from here on saves what there is and exits 130.
+        let interrupt = Interrupt.install()
         let folder = output
         let settings = try PriorTrainingConfig(contentsOf: config)
         let dataset = try ToyTrainingData(folder: data)
@@ -75,6 +77,10 @@ public struct PriorTrainingJob {
             say("the run had finished at step \(trainer.step); exported it again")
         }
         while trainer.step < t.steps {
+            if interrupt.requested {
+                try saveAll()
+                throw RunInterrupted("train-prior stopped at step \(trainer.step); kiln train-prior ... --resume continues")
+            }
             let loss = try trainer.trainStep()
             guard loss.isFinite else { throw RunError("the loss became \(loss) at step \(trainer.step); lower training.learning_rate or resume from the last checkpoint") }
             window.append(loss)

@@ -74,6 +74,8 @@ public struct VAETrainingJob {
 
     /// Trains (or continues) to the configured steps, saving and measuring at each checkpoint.
     public func run() throws {
+        // Before anything is written: a signal from here on saves what there is and exits 130.
+        let interrupt = Interrupt.install()
         let settings = try VAETrainingConfig(contentsOf: config)
         let dataset = try ToyTrainingData(folder: data)
         let trainer = try VAETrainer(config: settings, data: dataset)
@@ -96,7 +98,6 @@ public struct VAETrainingJob {
         let holdout = Self.holdout(dataset, count: holdoutCount)
         let t = settings.training
         say("training a VAE of \(trainer.vae.parameterCount) parameters (f = \(settings.vae.downsamplingFactor), \(settings.vae.latentChannels) latent channels) on \(dataset.count) images of \(dataset.size)², crops of \(trainer.cropSize)², batch \(t.batchSize)")
-        let interrupt = Interrupt.install()
         let clock = ContinuousClock(), start = clock.now, startStep = trainer.step
         var window: [VAETrainer.Losses] = []
         func saveAll() throws {

@@ -67,7 +67,13 @@ struct TrainVAECommandTests {
                                         "--out", folder.appendingPathComponent("run").path)
             #expect(generated.status == 0, "\(generated.stderr)")
             let continued = try KilnRun("train-prior", "--data", data, "--config", priorConfig.path, "--out", latentPrior, "--resume")
-            #expect(continued.status == 0 && continued.stdout.contains("exported it again"), "\(continued.stdout) \(continued.stderr)")
+            #expect(continued.status == 0 && continued.stdout.contains("exported it again") && continued.stdout.contains("read the latents of the 16 images"),
+                    "\(continued.stdout) \(continued.stderr)")
+            // Other images of the same count and size are encoded again, not read from the cache.
+            let otherData = folder.appendingPathComponent("other").path
+            #expect(try KilnRun("dataset", "--count", "16", "--size", "16", "--seed", "9", "--out", otherData).status == 0)
+            let other = try KilnRun("train-prior", "--data", otherData, "--config", priorConfig.path, "--out", latentPrior, "--resume")
+            #expect(other.status == 0 && other.stdout.contains("encoding 16 images") && !other.stdout.contains("read the latents"), "\(other.stdout) \(other.stderr)")
 
             // SIGTERM saves a checkpoint and the VAE folder, and exits 130 saying how to resume.
             let long = folder.appendingPathComponent("long.json")

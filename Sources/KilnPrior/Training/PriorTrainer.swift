@@ -88,14 +88,18 @@ public final class PriorTrainer {
 
     /// Encodes every image of the data set to its scaled latent (a latent prior; nothing to do for
     /// a pixel-space one), in batches of `batch`, reporting the images done. With `cache`, latents
-    /// of an earlier run of the same data and VAE are read from it, and new ones written to it.
-    public func prepareLatents(cache: URL? = nil, batch: Int = 16, progress: (Int) -> Void = { _ in }) throws {
-        guard let vae, latents == nil else { return }
+    /// of an earlier run are read from it when they were made from the same images by the same
+    /// VAE (`latentFingerprint`), and new ones are written to it.
+    /// - Returns: whether it encoded (false: nothing to do, or the cache held the latents).
+    @discardableResult
+    public func prepareLatents(cache: URL? = nil, batch: Int = 16, progress: (Int) -> Void = { _ in }) throws -> Bool {
+        guard let vae, latents == nil else { return false }
         let s = sampleSize, c = sampleChannels, plane = c * s * s, imagePlane = 3 * data.size * data.size
-        if let cache, let file = try? SafeTensorsFile(contentsOf: cache), let stored = try? file.expect("latents", shape: [data.count, c, s, s]),
-           file.metadata["scaling_factor"] == "\(vae.config.scalingFactor)" {
+        let fingerprint = latentFingerprint()
+        if let cache, let file = try? SafeTensorsFile(contentsOf: cache), file.metadata["fingerprint"] == fingerprint,
+           let stored = try? file.expect("latents", shape: [data.count, c, s, s]) {
             latents = stored
-            return
+            return false
         }
         var out = [Float](repeating: 0, count: data.count * plane)
         let images = data.images
@@ -108,10 +112,25 @@ public final class PriorTrainer {
         }
         latents = out
         if let cache {
-            var writer = SafeTensorsWriter(metadata: ["scaling_factor": "\(vae.config.scalingFactor)"])
+            var writer = SafeTensorsWriter(metadata: ["fingerprint": fingerprint])
             try writer.add("latents", shape: [data.count, c, s, s], values: out)
             try writer.write(to: cache)
         }
+        return true
+    }
+
+    /// What the latents depend on, as text: FNV-1a (64-bit) over the data set's image bytes and
+    /// over the VAE's weights and scaling, with the counts and sizes.
+    func latentFingerprint() -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        for byte in data.images { mix(byte) }
+        if let vae {
+            for (_, p) in vae.namedParameters { for v in p.value.storage { withUnsafeBytes(of: v.bitPattern) { $0.forEach(mix) } } }
+            withUnsafeBytes(of: vae.config.scalingFactor.bitPattern) { $0.forEach(mix) }
+            withUnsafeBytes(of: vae.config.shiftFactor.bitPattern) { $0.forEach(mix) }
+        }
+        return "\(data.count)x\(data.size)-\(String(hash, radix: 16))"
     }
 
     func ids(_ caption: String) -> [Int] {

@@ -45,11 +45,16 @@ public struct PriorTrainingJob {
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("samples"), withIntermediateDirectories: true)
         if let vae = trainer.vae {
             // The latents, encoded once (or read back from an earlier sitting of this run).
-            let clock = ContinuousClock(), start = clock.now
-            say("encoding \(dataset.count) images to latents of \(trainer.sampleSize)² × \(vae.config.latentChannels) with \(settings.vaeFolder!.lastPathComponent)")
-            try trainer.prepareLatents(cache: folder.appendingPathComponent("latents.safetensors")) { done in
+            let clock = ContinuousClock(), start = clock.now, cache = folder.appendingPathComponent("latents.safetensors")
+            var announced = false
+            let encoded = try trainer.prepareLatents(cache: cache) { done in
+                if !announced {
+                    announced = true
+                    say("encoding \(dataset.count) images to latents of \(trainer.sampleSize)² × \(vae.config.latentChannels) with \(settings.vaeFolder!.lastPathComponent)")
+                }
                 if done % 2000 == 0 || done == dataset.count { say(String(format: "  %d/%d  (%.0f s)", done, dataset.count, (clock.now - start).seconds)) }
             }
+            if !encoded { say("read the latents of the \(dataset.count) images from \(cache.lastPathComponent) (same images, same VAE)") }
         }
         let t = settings.training
         var window: [Float] = []

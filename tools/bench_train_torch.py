@@ -79,6 +79,31 @@ def ema_update(shadow, params, decay):
         torch._foreach_lerp_(shadow, params, 1 - decay)
 
 
+def backward_and_update(stages, loss, optimizer, params, shadow, training):
+    """The backward pass, then clipping, AdamW and the EMA, as both Kiln trainers do."""
+    optimizer.zero_grad(set_to_none=True)
+    stages("backward", loss.backward)
+
+    def update():
+        torch.nn.utils.clip_grad_norm_(params, training.get("max_grad_norm", 1.0))
+        optimizer.step()
+        ema_update(shadow, params, training.get("ema_decay", 0.999))
+
+    stages("optimizer", update)
+
+
+def measure(step, steps, batch, params):
+    """One warm-up step, then `steps` timed ones: samples per second and each stage's ms per step."""
+    step(Stages())
+    stages = Stages()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(stages)
+    seconds = time.perf_counter() - start
+    return {"samples_per_second": steps * batch / seconds, "step_ms": 1000 * seconds / steps,
+            "stages_ms": {k: v / steps for k, v in stages.ms.items()}, "parameters": sum(p.numel() for p in params), "batch": batch}
+
+
 def bench_vae(config, steps):
     v, t = config["vae"], config.get("training", {})
     levels = len(v["block_out_channels"])
@@ -106,24 +131,9 @@ def bench_vae(config, steps):
             return l1_weight * (a - b).abs().mean() + ssim_weight * (1 - ssim(a, b, window)) + kl_weight * kl
 
         loss = stages("loss", loss_fn)
-        optimizer.zero_grad(set_to_none=True)
-        stages("backward", loss.backward)
+        backward_and_update(stages, loss, optimizer, params, shadow, t)
 
-        def update():
-            torch.nn.utils.clip_grad_norm_(params, t.get("max_grad_norm", 1.0))
-            optimizer.step()
-            ema_update(shadow, params, t.get("ema_decay", 0.999))
-
-        stages("optimizer", update)
-
-    step(Stages())
-    stages = Stages()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(stages)
-    seconds = time.perf_counter() - start
-    return {"samples_per_second": steps * batch / seconds, "step_ms": 1000 * seconds / steps,
-            "stages_ms": {k: v / steps for k, v in stages.ms.items()}, "parameters": sum(p.numel() for p in params), "batch": batch}
+    return measure(step, steps, batch, params)
 
 
 def bench_prior(config, vae_config, steps):
@@ -161,24 +171,9 @@ def bench_prior(config, vae_config, steps):
             return per.mean()
 
         loss = stages("loss", loss_fn)
-        optimizer.zero_grad(set_to_none=True)
-        stages("backward", loss.backward)
+        backward_and_update(stages, loss, optimizer, params, shadow, t)
 
-        def update():
-            torch.nn.utils.clip_grad_norm_(params, t.get("max_grad_norm", 1.0))
-            optimizer.step()
-            ema_update(shadow, params, t.get("ema_decay", 0.999))
-
-        stages("optimizer", update)
-
-    step(Stages())
-    stages = Stages()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(stages)
-    seconds = time.perf_counter() - start
-    return {"samples_per_second": steps * batch / seconds, "step_ms": 1000 * seconds / steps,
-            "stages_ms": {k: v / steps for k, v in stages.ms.items()}, "parameters": sum(p.numel() for p in params), "batch": batch}
+    return measure(step, steps, batch, params)
 
 
 def kiln_stages(stages):

@@ -128,8 +128,8 @@ public final class VAETrainer {
     public let data: any PriorTrainingData
     public let vae: AutoencoderKL
     let named: [(name: String, parameter: Parameter)]
-    let optimizer: Adam
-    let ema: EMA
+    /// The parameters' optimiser and EMA, saved and restored together.
+    let state: TrainingState
     public private(set) var step = 0
     /// Wall time of each part of the training steps so far.
     public var times = StageTimes()
@@ -152,8 +152,9 @@ public final class VAETrainer {
         vae = AutoencoderKL(training, rng: &initRNG)
         named = vae.namedParameters
         let parameters = named.map(\.parameter)
-        optimizer = Adam(parameters: parameters, configuration: .adamW(learningRate: config.training.learningRate, weightDecay: config.training.weightDecay))
-        ema = EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: config.training.emaDecay))
+        state = TrainingState(named: named,
+                              optimizer: Adam(parameters: parameters, configuration: .adamW(learningRate: config.training.learningRate, weightDecay: config.training.weightDecay)),
+                              ema: EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: config.training.emaDecay)))
         rng = initRNG.split(1)
         let crop = config.training.cropSize == 0 ? data.size : config.training.cropSize
         guard crop <= data.size, data.size % config.vae.downsamplingFactor == 0 else {
@@ -190,14 +191,8 @@ public final class VAETrainer {
         var losses = Losses(total: 0, l1: 0, ssim: 0, kl: 0)
         for (_, p) in named { p.zeroGradient() }
         _ = forwardBackward(x, losses: &losses)
-        times.measure("optimizer") {
-            let parameters = named.map(\.parameter)
-            _ = clipGradientNorm(parameters, maxNorm: t.maxGradNorm)
-            step += 1
-            optimizer.configuration.learningRate = t.learningRate * min(1, Double(step) / Double(max(1, t.warmupSteps)))
-            optimizer.step()
-            ema.update(parameters)
-        }
+        step += 1
+        times.measure("optimizer") { state.update(step: step, learningRate: t.learningRate, warmupSteps: t.warmupSteps, maxGradNorm: t.maxGradNorm) }
         return losses
     }
 
@@ -284,61 +279,15 @@ public final class VAETrainer {
 
     // MARK: Checkpoints
 
-    struct State: Codable {
-        var step: Int
-        var rng: RNG
-        var emaStep: Int
-        var adamStep: Int
-    }
-
-    /// Writes the raw weights, the EMA, the optimiser moments and the RNG to `folder` (each file
-    /// atomically; `state.json` last).
-    public func saveCheckpoint(to folder: URL) throws {
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var weights = SafeTensorsWriter(), averages = SafeTensorsWriter(), moments = SafeTensorsWriter()
-        for (i, (name, p)) in named.enumerated() {
-            try weights.add(name, shape: p.shape, values: p.value.storage)
-            try averages.add(name, shape: p.shape, values: ema.shadow[i].storage)
-            try moments.add("m." + name, shape: p.shape, values: optimizer.firstMoments[i].storage)
-            try moments.add("v." + name, shape: p.shape, values: optimizer.secondMoments[i].storage)
-        }
-        try weights.write(to: folder.appendingPathComponent("weights.safetensors"))
-        try averages.write(to: folder.appendingPathComponent("ema.safetensors"))
-        try moments.write(to: folder.appendingPathComponent("adam.safetensors"))
-        let state = State(step: step, rng: rng, emaStep: ema.optimizationStep, adamStep: optimizer.stepCount)
-        try AtomicFile.write(try JSONEncoder().encode(state), to: folder.appendingPathComponent("state.json"))
-    }
+    /// Writes the raw weights, the EMA, the optimiser moments and the RNG to `folder`
+    /// (`TrainingState`).
+    public func saveCheckpoint(to folder: URL) throws { try state.save(to: folder, step: step, rng: rng) }
 
     /// Restores what `saveCheckpoint` wrote.
-    public func loadCheckpoint(from folder: URL) throws {
-        let stateURL = folder.appendingPathComponent("state.json")
-        guard let data = FileManager.default.contents(atPath: stateURL.path), let state = try? JSONDecoder().decode(State.self, from: data) else {
-            throw PriorConfigError(source: stateURL.path, key: nil, problem: "is missing or unreadable", fix: "start a new run without --resume")
-        }
-        let weights = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("weights.safetensors"))
-        let averages = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("ema.safetensors"))
-        let moments = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("adam.safetensors"))
-        var shadow: [Tensor] = [], first: [Tensor] = [], second: [Tensor] = []
-        for (name, p) in named {
-            p.load(Tensor(shape: p.shape, storage: try weights.expect(name, shape: p.shape)), name: name)
-            shadow.append(Tensor(shape: p.shape, storage: try averages.expect(name, shape: p.shape)))
-            first.append(Tensor(shape: p.shape, storage: try moments.expect("m." + name, shape: p.shape)))
-            second.append(Tensor(shape: p.shape, storage: try moments.expect("v." + name, shape: p.shape)))
-        }
-        ema.restore(shadow: shadow, optimizationStep: state.emaStep)
-        optimizer.restore(stepCount: state.adamStep, firstMoments: first, secondMoments: second)
-        step = state.step
-        rng = state.rng
-    }
+    public func loadCheckpoint(from folder: URL) throws { (step, rng) = try state.load(from: folder) }
 
     /// Runs `body` with the EMA weights in the model, then puts the trained weights back.
-    public func withAveragedWeights<T>(_ body: () throws -> T) rethrows -> T {
-        let parameters = named.map(\.parameter)
-        let current = parameters.map(\.value)
-        ema.copy(to: parameters)
-        defer { for (p, v) in zip(parameters, current) { p.load(v) } }
-        return try body()
-    }
+    public func withAveragedWeights<T>(_ body: () throws -> T) rethrows -> T { try state.withAveragedWeights(body) }
 
     /// Writes the EMA model as a diffusers `vae/` folder: `config.json` (`diffusersConfig`) and
     /// `diffusion_pytorch_model.safetensors` (F32).

@@ -9,7 +9,8 @@ import RealModule
 public struct ViewSettings: Codable, Sendable, Equatable {
     /// Views rendered (and judged by the prior together) per step.
     public var viewsPerStep = 4
-    /// Side of the square renders; the prior's size must divide it.
+    /// Side of the square renders; the prior's size must divide it. Unless a settings file gives
+    /// it, a run picks it for its prior (`defaultRenderSize`).
     public var renderSize = 64
     /// The radius of the ball the object is framed in: the cameras keep it in view as the toy
     /// world's cameras keep an object's bounding sphere (fov 40°, distance ×1.1).
@@ -18,6 +19,14 @@ public struct ViewSettings: Codable, Sendable, Equatable {
     public var elevationMaxDegrees: Float = 50
 
     public init() {}
+
+    /// The render size a run uses unless told: splats at least 64² (2×2 supersampling of the
+    /// 32² prior) and at least the prior's own size (one render pixel per pixel of a 128² or
+    /// Stable Diffusion prior, whose renders are costly enough); a NeRF at the prior's size (a
+    /// ray per prior pixel costs a third of the splats' supersampling for the same score).
+    public static func defaultRenderSize(priorSize: Int, nerf: Bool) -> Int {
+        nerf ? priorSize : max(64, priorSize)
+    }
 
     /// The cameras' vertical field of view: the built-in prior's training camera's (its tests
     /// keep the two equal).

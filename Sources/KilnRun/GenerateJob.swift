@@ -344,18 +344,18 @@ extension GenerateJob {
     public static func run(_ request: GenerateRequest, in folder: RunFolder, force: Bool, priorFolder: URL, rewardsFolder: URL,
                            options: Options) throws {
         var settings: GenerateSettings
-        var rendersAtPriorSize = false
+        var picksRenderSize = false
         if request.resume {
             let resumed = try request.resumedSettings(folder)
             settings = resumed.settings
             resumed.notes.forEach(say)
         } else {
-            (settings, rendersAtPriorSize) = try request.newSettings()
+            (settings, picksRenderSize) = try request.newSettings()
         }
         // The prompt, parsed once: its text conditions the prior, its caption the rewards and the motion.
         let prompt = Prompt(settings.prompt, negative: settings.negativePrompt)
         let prior = try PriorRegistry.open(priorFolder, prompt: prompt)
-        if rendersAtPriorSize { settings.views.renderSize = prior.imageSize }
+        if picksRenderSize { settings.views.renderSize = ViewSettings.defaultRenderSize(priorSize: prior.imageSize, nerf: settings.representation == .nerf) }
         try settings.validate(priorSize: prior.imageSize)
         // The reward models steer the reward-aware methods and score the result; a run without them
         // (plain SDS and no models) still runs, unscored.

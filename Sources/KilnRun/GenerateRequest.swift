@@ -25,9 +25,10 @@ public struct GenerateRequest: Sendable {
 
     public init(prompt: String) { self.prompt = prompt }
 
-    /// The settings of a new run: the defaults, the settings file, then the flags. A NeRF renders
-    /// at the prior's own size unless the file says otherwise (`rendersAtPriorSize`).
-    public func newSettings() throws -> (settings: GenerateSettings, rendersAtPriorSize: Bool) {
+    /// The settings of a new run: the defaults, the settings file, then the flags; `picksRenderSize`
+    /// when the file gives no render size, which the run then picks for its prior
+    /// (`ViewSettings.defaultRenderSize`).
+    public func newSettings() throws -> (settings: GenerateSettings, picksRenderSize: Bool) {
         var settings = GenerateSettings(), given = Set<String>()
         if let config {
             do { (settings, given) = try GenerateSettings.load(config) } catch let error as SettingsError {
@@ -40,9 +41,7 @@ public struct GenerateRequest: Sendable {
         if let steps { settings.steps = steps }
         if let method { settings.guidance.method = method }
         if let representation { settings.representation = representation }
-        // A ray per prior pixel costs a third of the 2×2 supersampling splats get (0.22 s against
-        // 0.63 s per step, with the same 16-view score after 100 steps).
-        let atPriorSize = settings.representation == .nerf && !given.contains("views.render_size")
+        let picksRenderSize = !given.contains("views.render_size")
         if let refine { settings.refine.stage = refine }
         if let refineSteps { settings.refine.steps = refineSteps }
         if refineOffsets { settings.refine.offsets = true }
@@ -56,7 +55,7 @@ public struct GenerateRequest: Sendable {
         } else if !given.contains("dynamic"), Prompt(prompt).namesMotion {
             settings.dynamic = true
         }
-        return (settings, atPriorSize)
+        return (settings, picksRenderSize)
     }
 
     /// The settings of a run to continue: its config.json, with only what may change on a resume

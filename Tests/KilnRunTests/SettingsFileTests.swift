@@ -16,6 +16,20 @@ struct SettingsFileTests {
         do { _ = try read(text); return nil } catch { return error as? SettingsError }
     }
 
+    @Test("a run picks its render size for its prior unless the file gives one: splats at least 64² and the prior's size, a NeRF at the prior's size")
+    func renderSizeForThePrior() throws {
+        #expect([16, 32, 128, 512].map { ViewSettings.defaultRenderSize(priorSize: $0, nerf: false) } == [64, 64, 128, 512])
+        #expect([16, 32, 128].map { ViewSettings.defaultRenderSize(priorSize: $0, nerf: true) } == [16, 32, 128])
+        var request = GenerateRequest(prompt: "a red duck")
+        #expect(try request.newSettings().picksRenderSize)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-render-size-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try Data(#"{"views": {"render_size": 96}}"#.utf8).write(to: folder)
+        request.config = folder
+        let (settings, picks) = try request.newSettings()
+        #expect(!picks && settings.views.renderSize == 96)
+    }
+
     @Test("a run's config.json reads back to the same settings")
     func roundTrip() throws {
         var settings = GenerateSettings()

@@ -17,6 +17,11 @@ warm-up step:
 Then it runs `kiln-bench train --json` (building kiln-bench in release if no path is given) and
 prints one table per model: samples per second of each, Kiln / PyTorch, and the milliseconds of
 each stage (PyTorch's backward is one call for both networks; Kiln's stages are summed to match).
+
+With --conv-shapes it times instead each convolution shape of the prior's UNet at the training
+batch (`kiln-bench conv-shapes`: the shapes read from the UNet's parameters), forward and
+backward (weight, bias and input gradients) in both, best of --runs, with the totals weighted by
+the number of layers of each shape.
 """
 import argparse
 import json
@@ -176,6 +181,44 @@ def bench_prior(config, vae_config, steps):
     return measure(step, steps, batch, params)
 
 
+def best_ms(fn, runs):
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - start))
+    return min(times)
+
+
+def conv_shapes(kiln, prior_config, threads, runs, batch):
+    ours = json.loads(subprocess.run([kiln, "conv-shapes", "--prior-config", prior_config, "--batch", str(batch), "--threads", str(threads),
+                                      "--runs", str(runs), "--json"], check=True, capture_output=True, text=True).stdout)
+    print(f"Convolutions of the UNet in training, batch {batch}, float32, {threads} threads, best of {runs} runs")
+    print("| in → out | kernel/stride | input | layers | Kiln fwd ms | PyTorch fwd ms | Kiln bwd ms | PyTorch bwd ms | bwd Kiln / PyTorch |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    totals = [0.0, 0.0, 0.0, 0.0]
+    for r in ours["rows"]:
+        conv = torch.nn.Conv2d(r["in"], r["out"], r["kernel"], stride=r["stride"], padding=r["kernel"] // 2)
+        x = torch.rand(batch, r["in"], r["size"], r["size"]) * 2 - 1
+        x.requires_grad_()
+        y = conv(x)
+        dy = torch.rand_like(y) * 2 - 1
+        with torch.no_grad():
+            forward = best_ms(lambda: conv(x), runs)
+
+        def backward():
+            conv.zero_grad(set_to_none=True)
+            x.grad = None
+            conv(x).backward(dy)
+
+        backward_ms = best_ms(backward, runs) - forward  # the backward call reruns the forward
+        row = [r["forward_ms"], forward, r["backward_ms"], backward_ms]
+        totals = [t + r["layers"] * v for t, v in zip(totals, row)]
+        print(f"| {r['in']} → {r['out']} | {r['kernel']}/{r['stride']} | {r['size']}² | {r['layers']} | {row[0]:.2f} | {row[1]:.2f} | {row[2]:.2f} | {row[3]:.2f} | {row[2] / max(row[3], 1e-6):.2f} |")
+    print(f"| all, weighted by layers | | | | {totals[0]:.1f} | {totals[1]:.1f} | {totals[2]:.1f} | {totals[3]:.1f} | {totals[2] / max(totals[3], 1e-6):.2f} |")
+
+
 def kiln_stages(stages):
     """Kiln's stages in PyTorch's grouping: one backward for every network."""
     out = {}
@@ -192,6 +235,9 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--prior-config", default=str(ROOT / "assets/configs/prior-latent-128.json"))
     parser.add_argument("--vae-config", default=str(ROOT / "assets/configs/vae-128.json"))
+    parser.add_argument("--conv-shapes", action="store_true", help="time each convolution shape of the prior's UNet instead")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=32)
     a = parser.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -199,6 +245,9 @@ def main():
     if kiln is None:
         subprocess.run(["swift", "build", "-c", "release", "--product", "kiln-bench"], cwd=ROOT, check=True)
         kiln = str(ROOT / ".build" / "release" / "kiln-bench")
+    if a.conv_shapes:
+        conv_shapes(kiln, a.prior_config, a.threads, a.runs, a.batch)
+        return 0
     prior_config = json.loads(pathlib.Path(a.prior_config).read_text())
     vae_config = json.loads(pathlib.Path(a.vae_config).read_text())
     ours = json.loads(subprocess.run([kiln, "train", "--prior-config", a.prior_config, "--vae-config", a.vae_config, "--threads", str(a.threads),

@@ -87,8 +87,6 @@ def main():
 
     failed = False
     with tempfile.TemporaryDirectory() as scratch:
-        latents = pathlib.Path(scratch) / "latents.safetensors"
-        save_file({"latents": noise.numpy()}, str(latents))
         kiln = [a.kiln] if a.kiln else ["swift", "run", "-c", "release", "kiln"]
         for i in range(n):
             one = pathlib.Path(scratch) / f"one{i}.safetensors"
@@ -98,7 +96,10 @@ def main():
                               "--azimuth", str(a.azimuth), "--elevation", str(a.elevation), "--latents", str(one), "--out", str(png)]
             if a.time is not None:
                 command += ["--time", str(a.time)]
-            subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
+            result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            if result.returncode != 0:
+                print(f"kiln sample failed ({result.returncode}):\n{result.stderr}", file=sys.stderr)
+                return 1
             theirs = read_png(png)
             reference = np.round(ours[i] * 255) / 255  # both as 8-bit pictures
             mse = float(np.mean((theirs - reference) ** 2))

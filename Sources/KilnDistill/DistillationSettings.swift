@@ -20,12 +20,13 @@ public struct ViewSettings: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// The render size a run uses unless told: splats at least 64² (2×2 supersampling of the
-    /// 32² prior) and at least the prior's own size (one render pixel per pixel of a 128² or
+    /// The render size a run uses unless told: splats at the least multiple of the prior's size
+    /// that is at least 64² (2×2 supersampling of the 32² prior; 96² for a 48² prior), so at the
+    /// prior's own size from 64² up (one render pixel per pixel of a 128² or
     /// Stable Diffusion prior, whose renders are costly enough); a NeRF at the prior's size (a
     /// ray per prior pixel costs a third of the splats' supersampling for the same score).
     public static func defaultRenderSize(priorSize: Int, nerf: Bool) -> Int {
-        nerf ? priorSize : max(64, priorSize)
+        nerf ? priorSize : priorSize * max(1, (64 + priorSize - 1) / priorSize)  // the least multiple ≥ 64
     }
 
     /// The cameras' vertical field of view: the built-in prior's training camera's (its tests

@@ -13,7 +13,7 @@ import KilnPrior
 func benchTrain(arguments: [String]) {
     func value(_ flag: String) -> String? { optionValue(flag, in: arguments) }
     guard let priorConfigPath = value("--prior-config"), let vaeConfigPath = value("--vae-config") else {
-        print("usage: kiln-bench train --prior-config FILE --vae-config FILE [--threads N] [--steps N] [--json]")
+        print("usage: kiln-bench train --prior-config FILE --vae-config FILE [--threads N] [--steps N] [--only vae|prior] [--json]")
         exit(2)
     }
     let threads = Int(value("--threads") ?? "2") ?? 2

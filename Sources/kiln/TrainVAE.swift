@@ -16,7 +16,7 @@ struct TrainVAE: ParsableCommand {
         a diffusers vae/ folder (config.json with scaling_factor = 1 / the latents' std, \
         diffusion_pytorch_model.safetensors), checkpoint/ for --resume (bit-identical), loss.csv, \
         loss.png, reconstructions.png, measured.json and README.md with the PSNR and SSIM on \
-        held-out renders (another toy-world seed). Ctrl-C saves and exits 130.
+        held-out renders (another toy-world seed). Ctrl-C or SIGTERM saves and exits 130.
         """
     )
 

@@ -16,9 +16,14 @@ struct SettingsFileTests {
         do { _ = try read(text); return nil } catch { return error as? SettingsError }
     }
 
-    @Test("a run picks its render size for its prior unless the file gives one: splats at least 64² and the prior's size, a NeRF at the prior's size")
+    @Test("a run picks its render size for its prior unless the file gives one: splats at the least multiple of the prior's size ≥ 64², a NeRF at the prior's size; every pick validates")
     func renderSizeForThePrior() throws {
-        #expect([16, 32, 128, 512].map { ViewSettings.defaultRenderSize(priorSize: $0, nerf: false) } == [64, 64, 128, 512])
+        #expect([16, 32, 48, 128, 512].map { ViewSettings.defaultRenderSize(priorSize: $0, nerf: false) } == [64, 64, 96, 128, 512])
+        for size in [16, 24, 32, 40, 48, 56, 64, 128, 256, 512] {
+            var views = ViewSettings()
+            views.renderSize = ViewSettings.defaultRenderSize(priorSize: size, nerf: false)
+            #expect(throws: Never.self) { try views.validate(priorSize: size) }
+        }
         #expect([16, 32, 128].map { ViewSettings.defaultRenderSize(priorSize: $0, nerf: true) } == [16, 32, 128])
         var request = GenerateRequest(prompt: "a red duck")
         #expect(try request.newSettings().picksRenderSize)

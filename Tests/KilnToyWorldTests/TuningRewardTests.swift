@@ -98,11 +98,20 @@ struct TuningRewardTests {
         #expect(try reward.score(link, images: pair(truth[0], halfway), gradient: false).rewards.allSatisfy { abs($0 + 0.25) < 1e-4 })
         let still: TuningCondition = ("a mug", ViewConditioning(azimuthDegrees: 10))
         #expect(try reward.score(reward.linked(still), images: Self.images(2, size: 32, seed: 4), gradient: false).rewards == [0, 0])
-        try Self.checkGradient(reward, link + reward.linked(still), images: Self.images(4, size: 32, seed: 5))
-        if FileManager.default.fileExists(atPath: Self.folder.appendingPathComponent("motion_pair.safetensors").path) {
-            let mix = try TuningRewardRegistry.mix("motion:1,motion-change:2", folder: Self.folder)
-            #expect(mix.tuningReward.links == 2)
+        for seed in [5, 6, 7] as [UInt64] { try Self.checkGradient(reward, link, images: Self.images(2, size: 32, seed: seed)) }
+        try Self.checkGradient(reward, link + reward.linked(still), images: Self.images(4, size: 32, seed: 8))
+        // One link group shares its samples; another group is still refused.
+        struct PairStub: SampleReward {
+            var name: String
+            var linkGroup: String
+            var links: Int { 2 }
+            func linked(_ c: TuningCondition) -> [TuningCondition] { [c, c] }
+            func score(_ conditions: [TuningCondition], images: Tensor, gradient: Bool) throws -> (rewards: [Float], gradient: Tensor?) {
+                ([Float](repeating: 0, count: conditions.count), nil)
+            }
         }
+        #expect(try SampleRewardMix([(reward, 2), (PairStub(name: "motion-like", linkGroup: "motion-pair"), 1)]).tuningReward.links == 2)
+        #expect(throws: TuningError.self) { try SampleRewardMix([(reward, 2), (PairStub(name: "other", linkGroup: "other"), 1)]) }
     }
 
     struct Linking: SampleReward {

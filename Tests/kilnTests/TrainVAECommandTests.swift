@@ -36,7 +36,9 @@ struct TrainVAECommandTests {
             #expect(try KilnRun("train-vae", "--data", data, "--config", half.path, "--out", split, "--holdout", "6").status == 0)
             let resumed = try KilnRun("train-vae", "--data", data, "--config", Self.config, "--out", split, "--resume", "--holdout", "6")
             #expect(resumed.status == 0 && resumed.stdout.contains("resuming at step 10"), "\(resumed.stdout) \(resumed.stderr)")
-            #expect(try Data(contentsOf: URL(fileURLWithPath: split + "/checkpoint/weights.safetensors")) == Data(contentsOf: URL(fileURLWithPath: vae + "/checkpoint/weights.safetensors")))
+            for file in ["checkpoint/weights.safetensors", "checkpoint/ema.safetensors", "diffusion_pytorch_model.safetensors"] {
+                #expect(try Data(contentsOf: URL(fileURLWithPath: split + "/" + file)) == Data(contentsOf: URL(fileURLWithPath: vae + "/" + file)), "\(file) differs after a resume")
+            }
 
             // A latent prior trained on the VAE's latents: a Stable-Diffusion-layout folder (vae/ in
             // it) that kiln sample draws full-size images from.
@@ -52,7 +54,7 @@ struct TrainVAECommandTests {
             let latentPrior = folder.appendingPathComponent("latent-prior").path
             let trained = try KilnRun("train-prior", "--data", data, "--config", priorConfig.path, "--out", latentPrior)
             #expect(trained.status == 0 && trained.stdout.contains("encoding 16 images to latents of 8² × 4"), "\(trained.stdout) \(trained.stderr)")
-            for file in ["vae/config.json", "vae/diffusion_pytorch_model.safetensors", "unet/config.json", "model_index.json", "latents.safetensors"] {
+            for file in ["vae/config.json", "vae/diffusion_pytorch_model.safetensors", "unet/config.json", "model_index.json", "checkpoint/latents.safetensors"] {
                 #expect(FileManager.default.fileExists(atPath: latentPrior + "/" + file), "missing \(file)")
             }
             let index = try String(contentsOfFile: latentPrior + "/model_index.json", encoding: .utf8)

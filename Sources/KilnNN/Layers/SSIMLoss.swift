@@ -15,7 +15,8 @@ import Foundation
 ///     ∂S/∂s_xx = −S/B₂,   ∂S/∂s_xy = 2S/A₂
 ///
 /// and ∂S̄/∂x = Gᵀ∗α + 2x·(Gᵀ∗β) + y·(Gᵀ∗γ) for the maps α, β, γ of those three derivatives
-/// (divided by the number of positions), Gᵀ the window's transpose (the full correlation).
+/// (divided by the number of positions), Gᵀ the window's transpose: the full convolution with the
+/// window, which for this symmetric Gaussian is also its full correlation.
 public enum SSIMLoss {
     public static let radius = 5
     public static let sigma = 1.5

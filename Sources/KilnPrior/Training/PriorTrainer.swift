@@ -61,6 +61,10 @@ public final class PriorTrainer {
         if let folder = config.vaeFolder {
             let vae = try AutoencoderKL(folder: folder)
             vae.setRequiresGradient(false)
+            guard vae.config.inChannels == 3, vae.config.outChannels == 3 else {
+                throw PriorConfigError(source: "training config", key: "vae", problem: "names a VAE of \(vae.config.inChannels) input and \(vae.config.outChannels) output channels",
+                                       fix: "use an RGB VAE (kiln train-vae)")
+            }
             let f = vae.config.downsamplingFactor
             guard vae.config.latentChannels == config.unet.inChannels else {
                 throw PriorConfigError(source: "training config", key: "unet.in_channels", problem: "is \(config.unet.inChannels) but the VAE's latents have \(vae.config.latentChannels) channels",
@@ -93,7 +97,7 @@ public final class PriorTrainer {
     /// VAE (`latentFingerprint`), and new ones are written to it.
     /// - Returns: whether it encoded (false: nothing to do, or the cache held the latents).
     @discardableResult
-    public func prepareLatents(cache: URL? = nil, batch: Int = 16, progress: (Int) -> Void = { _ in }) throws -> Bool {
+    public func prepareLatents(cache: URL? = nil, batch: Int = 16, progress: (Int) throws -> Void = { _ in }) throws -> Bool {
         guard let vae, latents == nil else { return false }
         let s = sampleSize, c = sampleChannels, plane = c * s * s, imagePlane = 3 * data.size * data.size
         let fingerprint = latentFingerprint()
@@ -109,7 +113,7 @@ public final class PriorTrainer {
             let x = Tensor(shape: [end - start, 3, data.size, data.size], storage: images[(start * imagePlane)..<(end * imagePlane)].map { Float($0) / 127.5 - 1 })
             let z = vae.latents(of: vae.encode(x))
             for i in 0..<z.count { out[start * plane + i] = z.storage[i] }
-            progress(end)
+            try progress(end)
         }
         latents = out
         if let cache {
@@ -121,17 +125,19 @@ public final class PriorTrainer {
     }
 
     /// What the latents depend on, as text: FNV-1a (64-bit) over the data set's image bytes and
-    /// over the VAE's weights and scaling, with the counts and sizes.
+    /// over the VAE (its whole config, then its weights), with the counts, sizes and the cache's
+    /// format version.
     func latentFingerprint() -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
         for byte in data.images { mix(byte) }
         if let vae {
+            for byte in "\(vae.config)".utf8 { mix(byte) }
             for (_, p) in vae.namedParameters { for v in p.value.storage { withUnsafeBytes(of: v.bitPattern) { $0.forEach(mix) } } }
             withUnsafeBytes(of: vae.config.scalingFactor.bitPattern) { $0.forEach(mix) }
             withUnsafeBytes(of: vae.config.shiftFactor.bitPattern) { $0.forEach(mix) }
         }
-        return "\(data.count)x\(data.size)-\(String(hash, radix: 16))"
+        return "v1-\(data.count)x\(data.size)-\(String(hash, radix: 16))"
     }
 
     func ids(_ caption: String) -> [Int] {
@@ -253,12 +259,14 @@ public final class PriorTrainer {
                 "tokenizer": .array([.string("transformers"), .string("CLIPTokenizer")]),
                 "scheduler": .array([.string("diffusers"), .string("DDPMScheduler")]),
             ])
-            if let vaeFolder = config.vaeFolder {
-                // The VAE as it was given: its config and weights, in vae/.
+            if let vae {
+                // The VAE the latents were encoded with, from memory (the folder it came from may
+                // have changed since): its config and its weights.
                 try fm.createDirectory(at: folder.appendingPathComponent("vae"), withIntermediateDirectories: true)
-                for name in try fm.contentsOfDirectory(atPath: vaeFolder.path) where name == "config.json" || name.hasSuffix(".safetensors") {
-                    try AtomicFile.write(try Data(contentsOf: vaeFolder.appendingPathComponent(name)), to: folder.appendingPathComponent("vae/" + name))
-                }
+                try writeJSON(vae.config.diffusersConfig(scalingFactor: vae.config.scalingFactor), "vae/config.json")
+                var vaeWeights = SafeTensorsWriter(metadata: ["format": "pt"])
+                for (name, p) in vae.namedParameters { try vaeWeights.add(name, shape: p.shape, values: p.value.storage) }
+                try vaeWeights.write(to: folder.appendingPathComponent("vae/diffusion_pytorch_model.safetensors"))
                 guard case .object(var entries) = index else { preconditionFailure("model_index is an object") }
                 entries["vae"] = .array([.string("diffusers"), .string("AutoencoderKL")])
                 index = .object(entries)

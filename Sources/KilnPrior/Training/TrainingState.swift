@@ -8,6 +8,9 @@ import KilnNN
 ///
 ///     weights.safetensors   the trained weights        ema.safetensors   their moving average
 ///     adam.safetensors      m.NAME, v.NAME moments      state.json        step, RNG, counters (last)
+///
+/// Each tensor file records the step it was saved at, so that a save cut short between files
+/// (a second Ctrl-C) is refused on `load` instead of mixing two steps' state.
 struct TrainingState {
     let named: [(name: String, parameter: Parameter)]
     let optimizer: Adam
@@ -25,7 +28,8 @@ struct TrainingState {
     /// Writes the state, each file atomically, `state.json` last.
     func save(to folder: URL, step: Int, rng: RNG) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var weights = SafeTensorsWriter(), averages = SafeTensorsWriter(), moments = SafeTensorsWriter()
+        let stamp = ["step": "\(step)"]
+        var weights = SafeTensorsWriter(metadata: stamp), averages = SafeTensorsWriter(metadata: stamp), moments = SafeTensorsWriter(metadata: stamp)
         for (i, (name, p)) in named.enumerated() {
             try weights.add(name, shape: p.shape, values: p.value.storage)
             try averages.add(name, shape: p.shape, values: ema.shadow[i].storage)
@@ -48,6 +52,14 @@ struct TrainingState {
         let weights = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("weights.safetensors"))
         let averages = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("ema.safetensors"))
         let moments = try SafeTensorsFile(contentsOf: folder.appendingPathComponent("adam.safetensors"))
+        for (name, file) in [("weights", weights), ("ema", averages), ("adam", moments)] {
+            // Files of checkpoints older than the stamp carry none.
+            if let saved = file.metadata["step"], saved != "\(counters.step)" {
+                throw PriorConfigError(source: folder.appendingPathComponent("\(name).safetensors").path, key: nil,
+                                       problem: "was saved at step \(saved) but state.json at step \(counters.step): the last save was cut short",
+                                       fix: "start a new run with --force, or restore the checkpoint folder from a copy")
+            }
+        }
         var shadow: [Tensor] = [], first: [Tensor] = [], second: [Tensor] = []
         for (name, p) in named {
             p.load(Tensor(shape: p.shape, storage: try weights.expect(name, shape: p.shape)), name: name)

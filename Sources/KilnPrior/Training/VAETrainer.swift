@@ -2,116 +2,6 @@ import Foundation
 import KilnCore
 import KilnNN
 
-/// A VAE training run's configuration (`kiln train-vae --config FILE`): the diffusers
-/// `AutoencoderKL` config, in its own format, and the optimisation settings.
-///
-///     {"vae": {…diffusers AutoencoderKL config; scaling_factor is computed by the run…},
-///      "training": {"batch_size": 8, "crop_size": 64, "steps": 6000, …}}
-///
-/// Unknown keys anywhere are errors naming the key.
-public struct VAETrainingConfig: Sendable {
-    public var vae: AutoencoderKLConfig
-    public var training: Training
-
-    /// Optimisation settings (snake_case keys in the file).
-    public struct Training: Sendable, Codable, Equatable {
-        public var batchSize = 8
-        /// Side of the random square crops trained on (0: whole images). A convolutional VAE
-        /// trained on crops encodes whole images as well, at a fraction of the cost.
-        public var cropSize = 64
-        public var steps = 6000
-        public var learningRate = 1e-3
-        public var warmupSteps = 200
-        public var weightDecay = 0.0
-        public var maxGradNorm: Float = 1
-        public var emaDecay: Float = 0.999
-        /// Weights of the mean absolute error and of 1 − SSIM (both on display values in [0, 1]).
-        public var l1Weight = 1.0
-        public var ssimWeight = 0.2
-        /// Weight of the posterior's KL divergence to N(0, I), per latent element (a small
-        /// value keeps the latents near unit scale without blurring the reconstructions).
-        public var klWeight = 1e-5
-        public var checkpointEvery = 500
-        public var logEvery = 50
-        public var seed: UInt64 = 0
-
-        public init() {}
-
-        nonisolated(unsafe) static let counts: [(name: String, value: KeyPath<Training, Int>)] = [
-            ("batch_size", \.batchSize), ("steps", \.steps), ("warmup_steps", \.warmupSteps), ("checkpoint_every", \.checkpointEvery), ("log_every", \.logEvery),
-        ]
-    }
-
-    public init(vae: AutoencoderKLConfig, training: Training = Training()) {
-        self.vae = vae
-        self.training = training
-    }
-
-    /// The VAE's `config.json` as diffusers reads it: every key that shapes the network spelled
-    /// out (diffusers' defaults differ from a short config's meaning: one block, 32 groups), with
-    /// `scalingFactor`.
-    func diffusersConfig(scalingFactor: Float) -> ConfigValue {
-        var json: [String: ConfigValue] = [
-            "_class_name": .string("AutoencoderKL"), "in_channels": .int(vae.inChannels), "out_channels": .int(vae.outChannels),
-            "latent_channels": .int(vae.latentChannels), "block_out_channels": .array(vae.blockOutChannels.map { .int($0) }),
-            "down_block_types": .array(vae.blockOutChannels.map { _ in .string("DownEncoderBlock2D") }),
-            "up_block_types": .array(vae.blockOutChannels.map { _ in .string("UpDecoderBlock2D") }),
-            "layers_per_block": .int(vae.layersPerBlock), "norm_num_groups": .int(vae.normGroups), "act_fn": .string("silu"),
-            "scaling_factor": .double(Double(scalingFactor)), "shift_factor": .null, "force_upcast": .bool(false),
-            "use_quant_conv": .bool(true), "use_post_quant_conv": .bool(true), "mid_block_add_attention": .bool(true),
-        ]
-        if let s = vae.sampleSize { json["sample_size"] = .int(s) }
-        return .object(json)
-    }
-
-    /// Reads `url`.
-    public init(contentsOf url: URL) throws {
-        let source = url.path
-        func fail(_ key: String?, _ problem: String, _ fix: String) -> PriorConfigError {
-            PriorConfigError(source: source, key: key, problem: problem, fix: fix)
-        }
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw fail(nil, "cannot be read", "check the path") }
-        guard case .object(let object)? = try? JSONDecoder().decode(ConfigValue.self, from: data) else {
-            throw fail(nil, "is not a JSON object", "see kiln train-vae --help for the layout")
-        }
-        for key in object.keys.sorted() where !["vae", "training"].contains(key) {
-            throw fail(key, "is not a VAE training-config section", "use vae and training")
-        }
-        guard case .object(let vaeObject)? = object["vae"] else { throw fail("vae", "is missing or not an object", "give a diffusers AutoencoderKL config") }
-        vae = try AutoencoderKLConfig(json: try JSONEncoder().encode(ConfigValue.object(vaeObject)), source: source + " (vae)")
-        training = Training()
-        if object["training"] != nil {
-            do {
-                training = try SettingsFile.read(Training(), section: "training", from: data, source: source).value
-            } catch let error as SettingsError {
-                throw fail(error.key, error.problem, error.fix)
-            }
-        }
-        for (name, value) in Training.counts where training[keyPath: value] <= 0 {
-            throw fail("training.\(name)", "must be a positive integer", "write one")
-        }
-        try check(source: source)
-    }
-
-    /// The settings' ranges and the VAE's fit to the crops.
-    func check(source: String) throws {
-        func fail(_ key: String, _ problem: String, _ fix: String) -> PriorConfigError {
-            PriorConfigError(source: source, key: key, problem: problem, fix: fix)
-        }
-        let t = training, f = vae.downsamplingFactor
-        guard t.learningRate > 0, t.learningRate < 1 else { throw fail("training.learning_rate", "must be in (0, 1)", "use about 1e-3") }
-        guard (0..<1).contains(t.emaDecay) else { throw fail("training.ema_decay", "must be in [0, 1)", "use 0.999") }
-        guard t.maxGradNorm > 0 else { throw fail("training.max_grad_norm", "must be positive", "use 1") }
-        guard t.ssimWeight >= 0, t.ssimWeight.isFinite else { throw fail("training.ssim_weight", "must be ≥ 0", "use 0.2") }
-        guard t.l1Weight >= 0, t.l1Weight.isFinite else { throw fail("training.l1_weight", "must be ≥ 0", "use 1") }
-        guard t.klWeight >= 0, t.klWeight.isFinite else { throw fail("training.kl_weight", "must be ≥ 0", "use 1e-5") }
-        guard t.cropSize == 0 || (t.cropSize % f == 0 && t.cropSize > 2 * SSIMLoss.radius) else {
-            throw fail("training.crop_size", "is \(t.cropSize), which is not a multiple of the VAE's factor \(f) above \(2 * SSIMLoss.radius)", "use e.g. \(max(16, 4 * f)), or 0 for whole images")
-        }
-        guard vae.inChannels == 3, vae.outChannels == 3 else { throw fail("vae", "must take and give 3 channels", "an RGB VAE") }
-    }
-}
-
 /// Trains an `AutoencoderKL` (diffusers layout) on a data set's images, as Stable Diffusion's
 /// VAE was trained, without the perceptual and adversarial terms:
 ///
@@ -156,11 +46,20 @@ public final class VAETrainer {
                               optimizer: Adam(parameters: parameters, configuration: .adamW(learningRate: config.training.learningRate, weightDecay: config.training.weightDecay)),
                               ema: EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: config.training.emaDecay)))
         rng = initRNG.split(1)
-        let crop = config.training.cropSize == 0 ? data.size : config.training.cropSize
-        guard crop <= data.size, data.size % config.vae.downsamplingFactor == 0 else {
+        let crop = config.training.cropSize == 0 ? data.size : config.training.cropSize, f = config.vae.downsamplingFactor
+        guard data.size % f == 0 else {
+            throw PriorConfigError(source: "training config", key: "vae.block_out_channels",
+                                   problem: "gives a VAE that downsamples by \(f), which does not divide the data set's \(data.size)² images",
+                                   fix: "use a data set whose size is a multiple of \(f), or fewer levels")
+        }
+        guard crop <= data.size else {
+            throw PriorConfigError(source: "training config", key: "training.crop_size", problem: "is \(crop), larger than the data set's \(data.size)² images",
+                                   fix: "use a crop no larger than the images, or 0 for whole images")
+        }
+        guard config.training.ssimWeight == 0 || crop > 2 * SSIMLoss.radius else {
             throw PriorConfigError(source: "training config", key: "training.crop_size",
-                                   problem: "is \(crop) for \(data.size)² images (the images must be at least the crop and divisible by the VAE's factor \(config.vae.downsamplingFactor))",
-                                   fix: "use a crop no larger than the images")
+                                   problem: "gives \(crop)² crops, too small for SSIM's 11×11 window",
+                                   fix: "train on images or crops larger than 10², or set training.ssim_weight to 0")
         }
     }
 
@@ -190,15 +89,15 @@ public final class VAETrainer {
         let x = times.measure("data") { batch() }
         var losses = Losses(total: 0, l1: 0, ssim: 0, kl: 0)
         for (_, p) in named { p.zeroGradient() }
-        _ = forwardBackward(x, losses: &losses)
+        forwardBackward(x, losses: &losses)
         step += 1
         times.measure("optimizer") { state.update(step: step, learningRate: t.learningRate, warmupSteps: t.warmupSteps, maxGradNorm: t.maxGradNorm) }
         return losses
     }
 
-    /// The loss of a batch `x` and its gradients: adds every parameter's gradient and returns
-    /// ∂L/∂x (for tests). The posterior noise comes from the trainer's RNG.
-    func forwardBackward(_ x: Tensor, losses: inout Losses) -> Tensor {
+    /// The loss of a batch `x` and its gradients: adds every parameter's gradient (the batch is a
+    /// constant target). The posterior noise comes from the trainer's RNG.
+    func forwardBackward(_ x: Tensor, losses: inout Losses) {
         let t = config.training
         let (posterior, encoderSaved) = times.measure("encoder forward") { vae.encodeForTraining(x) }
         var noise = [Float](repeating: 0, count: posterior.mean.count)
@@ -228,7 +127,7 @@ public final class VAETrainer {
             dMean[i] += dz.storage[i]
             dLogvar[i] += dz.storage[i] * 0.5 * std.storage[i] * noise[i]
         }
-        return times.measure("encoder backward") {
+        _ = times.measure("encoder backward") {
             vae.encodeBackward(encoderSaved, meanGradient: Tensor(shape: posterior.mean.shape, storage: dMean),
                                logvarGradient: Tensor(shape: posterior.mean.shape, storage: dLogvar))
         }
@@ -265,7 +164,10 @@ public final class VAETrainer {
     public func reconstruct(_ x: Tensor) -> Tensor { vae.decode(vae.encode(x).mean) }
 
     /// The mean and standard deviation of latents sampled from the posteriors of `images`
-    /// (`[n, 3, S, S]` in [−1, 1]), over every element.
+    /// (`[n, 3, S, S]` in [−1, 1]), over every element: Stable Diffusion's `scaling_factor` was
+    /// measured on samples this way. A latent prior trains on the posterior's mode, whose spread
+    /// is smaller by the posterior's own variance (small next to the latents' here: KL weight
+    /// 1e-5).
     public func latentStatistics(_ x: Tensor, seed: UInt64) -> (mean: Double, std: Double) {
         let posterior = vae.encode(x)
         var noise = [Float](repeating: 0, count: posterior.mean.count)
@@ -299,7 +201,7 @@ public final class VAETrainer {
             var weights = SafeTensorsWriter(metadata: ["format": "pt"])
             for (name, p) in named { try weights.add(name, shape: p.shape, values: p.value.storage) }
             try weights.write(to: folder.appendingPathComponent("diffusion_pytorch_model.safetensors"))
-            try AtomicFile.write(try encoder.encode(config.diffusersConfig(scalingFactor: scalingFactor)), to: folder.appendingPathComponent("config.json"))
+            try AtomicFile.write(try encoder.encode(config.vae.diffusersConfig(scalingFactor: scalingFactor)), to: folder.appendingPathComponent("config.json"))
         }
     }
 }

@@ -62,7 +62,8 @@ public struct SampleRewardMix {
         return (total, parts, dImages.map { Tensor(shape: images.shape, storage: $0) })
     }
 
-    /// The mix as the tuners take it: links from the (single) linking term.
+    /// The mix as the tuners take it: links from the first linking term (every linking term of a
+    /// mix is in one link group, so they link alike).
     public var tuningReward: TuningReward { tuningReward(recording: nil) }
 
     /// The mix as the tuners take it, each scored batch's per-term means kept in `means`.

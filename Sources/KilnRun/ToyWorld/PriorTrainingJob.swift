@@ -45,9 +45,14 @@ public struct PriorTrainingJob {
         try FileManager.default.createDirectory(at: folder.appendingPathComponent("samples"), withIntermediateDirectories: true)
         if let vae = trainer.vae {
             // The latents, encoded once (or read back from an earlier sitting of this run).
-            let clock = ContinuousClock(), start = clock.now, cache = folder.appendingPathComponent("latents.safetensors")
+            let clock = ContinuousClock(), start = clock.now, cache = folder.appendingPathComponent("checkpoint/latents.safetensors")
+            try FileManager.default.createDirectory(at: cache.deletingLastPathComponent(), withIntermediateDirectories: true)
             var announced = false
             let encoded = try trainer.prepareLatents(cache: cache) { done in
+                if interrupt.requested {
+                    throw RunInterrupted(resume ? "train-prior stopped while encoding the latents; kiln train-prior ... --resume encodes them again"
+                                                : "train-prior stopped while encoding the latents, before training; run the command again with --force to start over")
+                }
                 if !announced {
                     announced = true
                     say("encoding \(dataset.count) images to latents of \(trainer.sampleSize)² × \(vae.config.latentChannels) with \(settings.vaeFolder!.lastPathComponent)")

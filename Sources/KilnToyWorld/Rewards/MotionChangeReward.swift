@@ -11,13 +11,17 @@ import KilnPrior
 ///
 ///     r = −‖d_s − d_t‖² / ‖d_t‖²
 ///
-/// the same for both samples of a pair: −1 for a prior that ignores τ, 0 for one that moves the
-/// object exactly as the world does. Unlike the motion-pair model, which a small change in the
+/// the same for both samples of a pair: −1 for a prior that ignores τ, 0 for a pair that changes
+/// exactly as the world's canonical render does. The canonical render has one light, one framing
+/// and a white background, while samples have the data set's: where the object moves over another
+/// background, or is lit or framed otherwise, a sample that moves right still scores below 0, and
+/// the gradient leans towards the canonical look (a bias to watch beside the judge). Unlike the motion-pair model, which a small change in the
 /// right direction already satisfies, it asks for the size of the change too, which is what
 /// `kiln score-prior`'s time response and agreement measure. A still caption's pair (one
 /// condition twice) scores 0 and teaches nothing. It needs no reward model; differentiable.
 public struct MotionChangeReward: SampleReward {
-    /// The light and background of the world's renders: the middle of the data set's ranges.
+    /// The light and framing of the world's renders (the middle of the data set's ranges) and its
+    /// background (white, the first of `ToySample.backgrounds`).
     static let lightDirectionCamera = SIMD3<Float>(0, -0.4, -1) / Float(1.16).squareRoot()
     static let ambient: Float = 0.35
     static let background = SIMD3<Float>(1, 1, 1)

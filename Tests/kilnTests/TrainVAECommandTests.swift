@@ -62,6 +62,14 @@ struct TrainVAECommandTests {
             let grid = folder.appendingPathComponent("latent.png").path
             let sampled = try KilnRun("sample", "a red duck", "--prior", latentPrior, "--steps", "2", "--count", "1", "--out", grid)
             #expect(sampled.status == 0, "\(sampled.stderr)")
+            // kiln score-prior judges its 16² samples averaged down to reward models of 8².
+            let smallData = folder.appendingPathComponent("data8").path, smallRewards = folder.appendingPathComponent("rewards8").path
+            #expect(try KilnRun("dataset", "--count", "30", "--size", "8", "--out", smallData).status == 0)
+            #expect(try KilnRun("train-rewards", "--data", smallData, "--out", smallRewards, "--steps", "2", "--batch-size", "4", "--holdout", "10").status == 0)
+            let scored = try KilnRun("score-prior", "--prior", latentPrior, "--rewards", smallRewards, "--count", "2", "--steps", "2",
+                                     "--out", folder.appendingPathComponent("scores.json").path)
+            #expect(scored.status == 0 && scored.stdout.contains("azimuth"), "\(scored.stdout) \(scored.stderr)")
+
             // A run distils from it as from any prior (its latents, through the VAE's encoder).
             let generateConfig = folder.appendingPathComponent("generate.json")
             try Data(#"{"views": {"views_per_step": 2, "render_size": 32}, "gaussians": {"initial_gaussians": 300}}"#.utf8).write(to: generateConfig)

@@ -44,7 +44,10 @@ public struct PriorScore: Sendable, Codable, Equatable {
         public var agreement: Double
     }
 
-    /// Draws and scores. The reward models must take the prior's image size.
+    /// Draws and scores. A prior that draws larger images than the reward models take (a 128²
+    /// latent prior, 32² models) is judged on its samples averaged down to the models' size
+    /// (`PriorImage.pooled`, as tuning's rewards see them); the motion contrast stays at the
+    /// prior's size, against the world rendered at that size.
     /// - Parameters:
     ///   - rewards: the alignment, view and quality models.
     ///   - progress: called with (done, count).
@@ -54,8 +57,13 @@ public struct PriorScore: Sendable, Codable, Equatable {
         guard size.height == size.width else {
             throw PriorConfigError(source: "prior", key: "sample_size", problem: "is \(size.height)×\(size.width), not square", fix: "score a prior that draws square images")
         }
-        return try score(rewards: rewards, size: size.width, count: count, seed: seed, steps: steps, guidanceScale: guidanceScale, progress: progress,
-                         draw: { _, request in PriorPipeline.displayValues(prior.pixels(try prior.sample(request))) },
+        let judged = rewards[.alignment]?.imageSize ?? size.width
+        guard judged > 0, size.width % judged == 0 else {
+            throw PriorConfigError(source: "rewards", key: "image_size", problem: "is \(judged)² but the prior draws \(size.width)×\(size.width), which does not average down to it",
+                                   fix: "use reward models whose size divides the prior's (kiln train-rewards on a data set of that size)")
+        }
+        return try score(rewards: rewards, size: judged, count: count, seed: seed, steps: steps, guidanceScale: guidanceScale, progress: progress,
+                         draw: { _, request in PriorImage.pooled(PriorPipeline.displayValues(prior.pixels(try prior.sample(request))), to: judged) },
                          contrast: { sample, motion, request in try motionContrast(prior: prior, sample: sample, motion: motion, request: request) })
     }
 

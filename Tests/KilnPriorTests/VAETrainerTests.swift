@@ -39,6 +39,23 @@ struct VAETrainerTests {
         return c
     }
 
+    /// The loss of one fixed batch with fixed posterior noise, as a function of the parameters
+    /// (for central differences), and the analytic gradients of one pass, read before any
+    /// central difference adds to them again.
+    static func lossAndGradients(_ trainer: VAETrainer) -> (loss: () -> Double, gradients: [[Float]]) {
+        let x = trainer.batch()
+        let noiseState = trainer.rng
+        func loss() -> Double {
+            trainer.rng = noiseState
+            var l = VAETrainer.Losses(total: 0, l1: 0, ssim: 0, kl: 0)
+            trainer.forwardBackward(x, losses: &l)
+            return Double(l.total)
+        }
+        for (_, p) in trainer.named { p.zeroGradient() }
+        _ = loss()
+        return (loss, trainer.named.map { $0.parameter.gradient.storage })
+    }
+
     @Test("the reconstruction loss's gradient matches central differences (L1 and SSIM on display values)")
     func reconstructionGradient() {
         var rng = RNG(seed: 1)
@@ -64,17 +81,7 @@ struct VAETrainerTests {
         var smooth = Self.config()
         (smooth.training.l1Weight, smooth.training.ssimWeight) = (0, 1)
         let trainer = try VAETrainer(config: smooth, data: DiscData(size: 16, count: 4, seed: 2))
-        let x = trainer.batch()
-        let noiseState = trainer.rng
-        func loss() -> Double {
-            trainer.rng = noiseState
-            var l = VAETrainer.Losses(total: 0, l1: 0, ssim: 0, kl: 0)
-            trainer.forwardBackward(x, losses: &l)
-            return Double(l.total)
-        }
-        for (_, p) in trainer.named { p.zeroGradient() }
-        _ = loss()
-        let analytic = trainer.named.map { $0.parameter.gradient.storage }
+        let (loss, analytic) = Self.lossAndGradients(trainer)
         var rng = RNG(seed: 3)
         var checked = 0
         for (k, (name, p)) in trainer.named.enumerated() where name.hasSuffix("weight") && (name.contains("conv_in") || name.contains("conv_out") || name.contains("quant_conv") || name.contains("mid_block.attentions")) {
@@ -93,18 +100,7 @@ struct VAETrainerTests {
         var klOnly = Self.config()
         (klOnly.training.l1Weight, klOnly.training.ssimWeight, klOnly.training.klWeight) = (0, 0, 1)
         let trainer = try VAETrainer(config: klOnly, data: DiscData(size: 16, count: 4, seed: 5))
-        let x = trainer.batch()
-        let noiseState = trainer.rng
-        func loss() -> Double {
-            trainer.rng = noiseState
-            var l = VAETrainer.Losses(total: 0, l1: 0, ssim: 0, kl: 0)
-            trainer.forwardBackward(x, losses: &l)
-            return Double(l.total)
-        }
-        for (_, p) in trainer.named { p.zeroGradient() }
-        _ = loss()
-        // Read before the central differences, whose passes add to the gradients again.
-        let gradients = trainer.named.map { $0.parameter.gradient.storage }
+        let (loss, gradients) = Self.lossAndGradients(trainer)
         var checked = 0
         for (k, (name, p)) in trainer.named.enumerated() where name.hasPrefix("encoder.conv_out") || name.hasPrefix("quant_conv") {
             let analytic = gradients[k]

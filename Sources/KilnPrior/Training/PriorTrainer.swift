@@ -53,10 +53,7 @@ public final class PriorTrainer {
         }
         schedule = try NoiseSchedule(config: config.scheduler)
         named = prefixed("unet", unet) + prefixed("text_encoder", textEncoder)
-        let parameters = named.map(\.parameter)
-        state = TrainingState(named: named,
-                              optimizer: Adam(parameters: parameters, configuration: .adamW(learningRate: config.training.learningRate, weightDecay: config.training.weightDecay)),
-                              ema: EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: config.training.emaDecay)))
+        state = TrainingState(named: named, learningRate: config.training.learningRate, weightDecay: config.training.weightDecay, emaDecay: config.training.emaDecay)
         rng = initRNG.split(1)
         if let folder = config.vaeFolder {
             let vae = try AutoencoderKL(folder: folder)
@@ -126,18 +123,16 @@ public final class PriorTrainer {
 
     /// What the latents depend on, as text: FNV-1a (64-bit) over the data set's image bytes and
     /// over the VAE (its whole config, then its weights), with the counts, sizes and the cache's
-    /// format version.
+    /// format version (v2: the config's text carries the scaling and shift, hashed once).
     func latentFingerprint() -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
         for byte in data.images { mix(byte) }
         if let vae {
-            for byte in "\(vae.config)".utf8 { mix(byte) }
+            for byte in "\(vae.config)".utf8 { mix(byte) }  // every field, the scaling and shift among them
             for (_, p) in vae.namedParameters { for v in p.value.storage { withUnsafeBytes(of: v.bitPattern) { $0.forEach(mix) } } }
-            withUnsafeBytes(of: vae.config.scalingFactor.bitPattern) { $0.forEach(mix) }
-            withUnsafeBytes(of: vae.config.shiftFactor.bitPattern) { $0.forEach(mix) }
         }
-        return "v1-\(data.count)x\(data.size)-\(String(hash, radix: 16))"
+        return "v2-\(data.count)x\(data.size)-\(String(hash, radix: 16))"
     }
 
     func ids(_ caption: String) -> [Int] {
@@ -261,12 +256,8 @@ public final class PriorTrainer {
             ])
             if let vae {
                 // The VAE the latents were encoded with, from memory (the folder it came from may
-                // have changed since): its config and its weights.
-                try fm.createDirectory(at: folder.appendingPathComponent("vae"), withIntermediateDirectories: true)
-                try writeJSON(vae.config.diffusersConfig(scalingFactor: vae.config.scalingFactor), "vae/config.json")
-                var vaeWeights = SafeTensorsWriter(metadata: ["format": "pt"])
-                for (name, p) in vae.namedParameters { try vaeWeights.add(name, shape: p.shape, values: p.value.storage) }
-                try vaeWeights.write(to: folder.appendingPathComponent("vae/diffusion_pytorch_model.safetensors"))
+                // have changed since).
+                try vae.writeDiffusersFolder(to: folder.appendingPathComponent("vae"), scalingFactor: vae.config.scalingFactor)
                 guard case .object(var entries) = index else { preconditionFailure("model_index is an object") }
                 entries["vae"] = .array([.string("diffusers"), .string("AutoencoderKL")])
                 index = .object(entries)

@@ -23,6 +23,14 @@ struct TrainingState {
         var adamStep: Int
     }
 
+    /// AdamW over `named` and an EMA of them, as both trainers start.
+    init(named: [(name: String, parameter: Parameter)], learningRate: Double, weightDecay: Double, emaDecay: Float) {
+        let parameters = named.map(\.parameter)
+        self.named = named
+        optimizer = Adam(parameters: parameters, configuration: .adamW(learningRate: learningRate, weightDecay: weightDecay))
+        ema = EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: emaDecay))
+    }
+
     var parameters: [Parameter] { named.map(\.parameter) }
 
     /// Writes the state, each file atomically, `state.json` last.

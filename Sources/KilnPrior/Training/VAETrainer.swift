@@ -41,10 +41,7 @@ public final class VAETrainer {
         var initRNG = RNG(seed: config.training.seed)
         vae = AutoencoderKL(training, rng: &initRNG)
         named = vae.namedParameters
-        let parameters = named.map(\.parameter)
-        state = TrainingState(named: named,
-                              optimizer: Adam(parameters: parameters, configuration: .adamW(learningRate: config.training.learningRate, weightDecay: config.training.weightDecay)),
-                              ema: EMA(parameters: parameters, configuration: EMA.Configuration(maxDecay: config.training.emaDecay)))
+        state = TrainingState(named: named, learningRate: config.training.learningRate, weightDecay: config.training.weightDecay, emaDecay: config.training.emaDecay)
         rng = initRNG.split(1)
         let crop = config.training.cropSize == 0 ? data.size : config.training.cropSize, f = config.vae.downsamplingFactor
         guard data.size % f == 0 else {
@@ -191,17 +188,9 @@ public final class VAETrainer {
     /// Runs `body` with the EMA weights in the model, then puts the trained weights back.
     public func withAveragedWeights<T>(_ body: () throws -> T) rethrows -> T { try state.withAveragedWeights(body) }
 
-    /// Writes the EMA model as a diffusers `vae/` folder: `config.json` (`diffusersConfig`) and
-    /// `diffusion_pytorch_model.safetensors` (F32).
+    /// Writes the EMA model as a diffusers `vae/` folder (`AutoencoderKL.writeDiffusersFolder`;
+    /// the shift it trained with, none).
     public func export(to folder: URL, scalingFactor: Float) throws {
-        try withAveragedWeights {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            var weights = SafeTensorsWriter(metadata: ["format": "pt"])
-            for (name, p) in named { try weights.add(name, shape: p.shape, values: p.value.storage) }
-            try weights.write(to: folder.appendingPathComponent("diffusion_pytorch_model.safetensors"))
-            try AtomicFile.write(try encoder.encode(config.vae.diffusersConfig(scalingFactor: scalingFactor)), to: folder.appendingPathComponent("config.json"))
-        }
+        try withAveragedWeights { try vae.writeDiffusersFolder(to: folder, scalingFactor: scalingFactor) }
     }
 }

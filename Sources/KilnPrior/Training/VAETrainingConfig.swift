@@ -95,23 +95,3 @@ public struct VAETrainingConfig: Sendable {
         guard vae.inChannels == 3, vae.outChannels == 3 else { throw fail("vae", "must take and give 3 channels", "an RGB VAE") }
     }
 }
-
-extension AutoencoderKLConfig {
-    /// The VAE's `config.json` as diffusers reads it: every key that shapes the network spelled
-    /// out (diffusers' defaults differ from a short config's meaning: one block, 32 groups), with
-    /// `scalingFactor`.
-    func diffusersConfig(scalingFactor: Float) -> ConfigValue {
-        let vae = self
-        var json: [String: ConfigValue] = [
-            "_class_name": .string("AutoencoderKL"), "in_channels": .int(vae.inChannels), "out_channels": .int(vae.outChannels),
-            "latent_channels": .int(vae.latentChannels), "block_out_channels": .array(vae.blockOutChannels.map { .int($0) }),
-            "down_block_types": .array(vae.blockOutChannels.map { _ in .string("DownEncoderBlock2D") }),
-            "up_block_types": .array(vae.blockOutChannels.map { _ in .string("UpDecoderBlock2D") }),
-            "layers_per_block": .int(vae.layersPerBlock), "norm_num_groups": .int(vae.normGroups), "act_fn": .string("silu"),
-            "scaling_factor": .double(Double(scalingFactor)), "shift_factor": vae.shiftFactor == 0 ? .null : .double(Double(vae.shiftFactor)), "force_upcast": .bool(false),
-            "use_quant_conv": .bool(true), "use_post_quant_conv": .bool(true), "mid_block_add_attention": .bool(true),
-        ]
-        if let s = vae.sampleSize { json["sample_size"] = .int(s) }
-        return .object(json)
-    }
-}

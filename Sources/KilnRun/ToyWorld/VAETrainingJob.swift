@@ -41,14 +41,6 @@ public struct VAETrainingJob {
         return Tensor(shape: [count, 3, m.size, m.size], storage: shard.images.map { $0 / 127.5 - 1 })
     }
 
-    /// Display image `n` of `[N, 3, S, S]` values in [−1, 1], clamped to [0, 1].
-    static func picture(_ t: Tensor, _ n: Int) -> Image {
-        let (h, w) = (t.shape[2], t.shape[3]), area = h * w
-        var pixels = [Float](repeating: 0, count: 3 * area)
-        for c in 0..<3 { for p in 0..<area { pixels[p * 3 + c] = min(1, max(0, (t.storage[(n * 3 + c) * area + p] + 1) / 2)) } }
-        return Image(width: w, height: h, channels: 3, pixels: pixels)
-    }
-
     /// Reconstructs the held-out images with the EMA weights (in batches of 8) and measures them.
     static func measure(_ trainer: VAETrainer, holdout: Tensor) -> (Measurement, reconstructions: Tensor) {
         trainer.withAveragedWeights {
@@ -60,8 +52,7 @@ public struct VAETrainingJob {
                 out += trainer.reconstruct(x).storage
             }
             let reconstructions = Tensor(shape: holdout.shape, storage: out)
-            for i in 0..<n {
-                let (a, b) = (picture(reconstructions, i), picture(holdout, i))
+            for (a, b) in zip(PriorPipeline.images(reconstructions), PriorPipeline.images(holdout)) {
                 psnr += min(99, ImageMetrics.psnr(a, b))
                 ssim += ImageMetrics.ssim(a, b)
             }
@@ -112,7 +103,7 @@ public struct VAETrainingJob {
                               to: output.appendingPathComponent("loss.png"), metadata: metadata)
             }
             let shown = min(8, holdout.shape[0])
-            let tiles = (0..<shown).map { Self.picture(holdout, $0) } + (0..<shown).map { Self.picture(reconstructions, $0) }
+            let tiles = Array(PriorPipeline.images(holdout).prefix(shown)) + Array(PriorPipeline.images(reconstructions).prefix(shown))
             try PNG.write(Image.contactSheet(tiles.map { $0.resized(width: max(96, $0.width), height: max(96, $0.height)) }, columns: shown),
                           to: output.appendingPathComponent("reconstructions.png"), metadata: metadata)
             try FileIO.writeAtomically(try JSONEncoder.pretty.encode(m), to: output.appendingPathComponent("measured.json"))

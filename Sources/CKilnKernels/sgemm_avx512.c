@@ -36,6 +36,27 @@ static float *buffer(float **slot, size_t count) {
     return *slot;
 }
 
+// out[p·ld_out + i] = src[i·ld_src + p] for the four rows i < 4 and p < count: four rows of a
+// matrix written as columns of a panel, 4×4 blocks at a time (SSE, four loads and four stores per
+// block instead of sixteen single stores; the packing of a transposed operand was a sixth of a
+// training step with single stores).
+static void transpose_rows4(const float *src, int ld_src, int count, float *out, int ld_out) {
+    const float *r0 = src, *r1 = src + ld_src, *r2 = src + 2 * (size_t)ld_src, *r3 = src + 3 * (size_t)ld_src;
+    int p = 0;
+    for (; p + 4 <= count; p += 4) {
+        __m128 x0 = _mm_loadu_ps(r0 + p), x1 = _mm_loadu_ps(r1 + p), x2 = _mm_loadu_ps(r2 + p), x3 = _mm_loadu_ps(r3 + p);
+        _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+        _mm_storeu_ps(out + (size_t)p * ld_out, x0);
+        _mm_storeu_ps(out + (size_t)(p + 1) * ld_out, x1);
+        _mm_storeu_ps(out + (size_t)(p + 2) * ld_out, x2);
+        _mm_storeu_ps(out + (size_t)(p + 3) * ld_out, x3);
+    }
+    for (; p < count; p++) {
+        float *dst = out + (size_t)p * ld_out;
+        dst[0] = r0[p]; dst[1] = r1[p]; dst[2] = r2[p]; dst[3] = r3[p];
+    }
+}
+
 // op(A)[i0 .. i0+mc, p0 .. p0+kc] into MR-row panels: panel r holds, for each p, the MR values
 // op(A)[r·MR + i, p] (zero past row mc). `a` points at op(A)[i0, p0]; A is stored [m, k] (rows of
 // lda), or [k, m] when transposed.
@@ -52,8 +73,13 @@ static void pack_a(int mc, int kc, const float *a, int lda, int trans, float *ou
             }
             continue;
         }
-        for (int i = 0; i < MR; i++) {
-            if (r + i >= mc) {
+        int rows = mc - r < MR ? mc - r : MR;
+        int i = 0;
+        // Stored [m, k]: a transpose, by 4×4 blocks (four rows read along p, written as four runs
+        // of four), then the rows past a multiple of four one value at a time.
+        for (; i + 4 <= rows; i += 4) transpose_rows4(a + (size_t)(r + i) * lda, lda, kc, panel + i, MR);
+        for (; i < MR; i++) {
+            if (i >= rows) {
                 for (int p = 0; p < kc; p++) panel[p * MR + i] = 0;
             } else {
                 const float *row = a + (size_t)(r + i) * lda;
@@ -71,7 +97,9 @@ static void pack_b(int kc, int nc, const float *b, int ldb, int trans, float *ou
         float *panel = out + (size_t)s * kc;
         int width = nc - s < NR ? nc - s : NR;
         if (trans) {
-            for (int j = 0; j < NR; j++) {
+            int j = 0;
+            for (; j + 4 <= width; j += 4) transpose_rows4(b + (size_t)(s + j) * ldb, ldb, kc, panel + j, NR);
+            for (; j < NR; j++) {
                 if (j < width) {
                     const float *row = b + (size_t)(s + j) * ldb;
                     for (int p = 0; p < kc; p++) panel[p * NR + j] = row[p];
@@ -183,11 +211,14 @@ void kiln_pack_a_avx512(int m, int k, const float *a, int lda, float *out) {
     }
 }
 
-// The unfolded patches of output pixels n0 .. n0+nc, rows p0 .. p0+kc, as pack_b lays out B:
-// panel s holds, for each p, the NR values x[c, i·s − pad + u, j·s − pad + v] of pixels
-// (i, j) = n0 + s·NR + jj (zero outside the image and past nc), with (c, u, v) = p0 + p.
+// The unfolded patches of columns n0 .. n0+nc of a batch's convolution, rows p0 .. p0+kc, as
+// pack_b lays out B: column n is output pixel n mod P of sample ⌊n / P⌋ (P = out_height·out_width),
+// and panel s holds, for each p, the NR values x[sample, c, i·st − pad + u, j·st − pad + v] of its
+// columns (zero outside the image and past nc), with (c, u, v) = p0 + p.
 static void pack_b_conv(int kc, int nc, int p0, int n0, const float *x, const kiln_conv_geometry *g, float *out) {
     int taps = g->kernel_height * g->kernel_width, plane = g->height * g->width;
+    int ow = g->out_width, pixels = g->out_height * g->out_width;
+    size_t sample_size = (size_t)g->channels * plane;
     int channel[KC], row_tap[KC], column_tap[KC];
     for (int p = 0; p < kc; p++) {
         int kk = p0 + p, t = kk % taps;
@@ -198,34 +229,43 @@ static void pack_b_conv(int kc, int nc, int p0, int n0, const float *x, const ki
     for (int s = 0; s < nc; s += NR) {
         float *panel = out + (size_t)s * kc;
         int width = nc - s < NR ? nc - s : NR;
-        int n = n0 + s, i = n / g->out_width, j = n % g->out_width;
-        if (g->stride == 1 && j + width <= g->out_width) {
-            // One output row: each patch row is a run of one input row, clipped to the image.
-            for (int p = 0; p < kc; p++) {
-                float *dst = panel + (size_t)p * NR;
-                int yy = i - g->padding + row_tap[p], xx = j - g->padding + column_tap[p];
-                if (yy < 0 || yy >= g->height) { memset(dst, 0, NR * sizeof(float)); continue; }
-                int lo = xx < 0 ? -xx : 0, hi = g->width - xx < width ? g->width - xx : width;
-                if (lo > width) lo = width;
-                if (hi < lo) hi = lo;
-                const float *src = x + (size_t)channel[p] * plane + (size_t)yy * g->width + xx;
-                if (lo > 0) memset(dst, 0, (size_t)lo * sizeof(float));
-                memcpy(dst + lo, src + lo, (size_t)(hi - lo) * sizeof(float));
-                if (hi < NR) memset(dst + hi, 0, (size_t)(NR - hi) * sizeof(float));
-            }
-            continue;
+        // The panel's columns as runs along one output row of one sample.
+        int runs = 0, run_start[NR], run_length[NR], run_row[NR], run_column[NR];
+        const float *run_x[NR];
+        for (int q = 0; q < width;) {
+            int n = n0 + s + q, pixel = n % pixels, i = pixel / ow, j = pixel % ow;
+            int length = ow - j < width - q ? ow - j : width - q;
+            run_start[runs] = q;
+            run_length[runs] = length;
+            run_row[runs] = i;
+            run_column[runs] = j;
+            run_x[runs] = x + (size_t)(n / pixels) * sample_size;
+            runs++;
+            q += length;
         }
-        for (int jj = 0; jj < NR; jj++) {
-            if (jj >= width) {
-                for (int p = 0; p < kc; p++) panel[p * NR + jj] = 0;
-                continue;
+        for (int p = 0; p < kc; p++) {
+            float *dst = panel + (size_t)p * NR;
+            size_t offset = (size_t)channel[p] * plane;
+            for (int r = 0; r < runs; r++) {
+                float *d = dst + run_start[r];
+                int length = run_length[r];
+                int yy = run_row[r] * g->stride - g->padding + row_tap[p];
+                if (yy < 0 || yy >= g->height) { memset(d, 0, (size_t)length * sizeof(float)); continue; }
+                const float *src = run_x[r] + offset + (size_t)yy * g->width;
+                int xx = run_column[r] * g->stride - g->padding + column_tap[p];
+                if (g->stride == 1) {
+                    // A run of one input row, clipped to the image.
+                    int lo = xx < 0 ? -xx : 0, hi = g->width - xx < length ? g->width - xx : length;
+                    if (lo > length) lo = length;
+                    if (hi < lo) hi = lo;
+                    for (int q = 0; q < lo; q++) d[q] = 0;
+                    memcpy(d + lo, src + xx + lo, (size_t)(hi - lo) * sizeof(float));
+                    for (int q = hi; q < length; q++) d[q] = 0;
+                } else {
+                    for (int q = 0; q < length; q++, xx += g->stride) d[q] = xx >= 0 && xx < g->width ? src[xx] : 0.0f;
+                }
             }
-            int pixel = n + jj, pi = pixel / g->out_width, pj = pixel % g->out_width;
-            for (int p = 0; p < kc; p++) {
-                int yy = pi * g->stride - g->padding + row_tap[p], xx = pj * g->stride - g->padding + column_tap[p];
-                panel[p * NR + jj] = yy >= 0 && yy < g->height && xx >= 0 && xx < g->width
-                    ? x[(size_t)channel[p] * plane + (size_t)yy * g->width + xx] : 0.0f;
-            }
+            if (width < NR) memset(dst + width, 0, (size_t)(NR - width) * sizeof(float));
         }
     }
 }
@@ -289,19 +329,55 @@ void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, cons
     }
 }
 
-void kiln_conv_band_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_pixel,
-                           int n, float *y, int ldy, const float *bias) {
+// The macro-kernel of kiln_conv_columns_avx512: as macro_kernel, with C the batch's output
+// y [N, m_all, P] from row ic on: a panel inside one sample is stored in place (rows P apart);
+// a panel across samples (P not a multiple of NR) goes through a tile and is scattered.
+static void macro_kernel_conv(int mc, int nc, int kc, const float *pa, const float *pb, float *y, int m_all, int ic, int pixels,
+                              int n0, float beta, const float *bias) {
+    float tile[MR * NR] __attribute__((aligned(64)));
+    for (int jr = 0; jr < nc; jr += NR) {
+        int nr = nc - jr < NR ? nc - jr : NR;
+        int n = n0 + jr, sample = n / pixels, pixel = n % pixels;
+        if (pixel + nr <= pixels) {
+            float *c = y + ((size_t)sample * m_all + ic) * pixels + pixel;
+            for (int ir = 0; ir < mc; ir += MR) {
+                int mr = mc - ir < MR ? mc - ir : MR;
+                kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, c + (size_t)ir * pixels, pixels, 1.0f, beta, bias ? bias + ir : NULL, mr, nr);
+            }
+            continue;
+        }
+        for (int ir = 0; ir < mc; ir += MR) {
+            int mr = mc - ir < MR ? mc - ir : MR;
+            for (int q = 0; q < nr; q++) {
+                int s = (n + q) / pixels, px = (n + q) % pixels;
+                const float *column = y + ((size_t)s * m_all + ic + ir) * pixels + px;
+                for (int i = 0; i < mr; i++) tile[i * NR + q] = beta != 0 ? column[(size_t)i * pixels] : 0.0f;
+            }
+            kernel(kc, pa + (size_t)ir * kc, pb + (size_t)jr * kc, tile, NR, 1.0f, beta, bias ? bias + ir : NULL, mr, nr);
+            for (int q = 0; q < nr; q++) {
+                int s = (n + q) / pixels, px = (n + q) % pixels;
+                float *column = y + ((size_t)s * m_all + ic + ir) * pixels + px;
+                for (int i = 0; i < mr; i++) column[(size_t)i * pixels] = tile[i * NR + q];
+            }
+        }
+    }
+}
+
+void kiln_conv_columns_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_column,
+                              int n, float *y, const float *bias) {
     size_t padded = round_up(m, MR);
+    int pixels = g->out_height * g->out_width;
     float *pb = buffer(&packed_b, (size_t)KC * NC);
     for (int jc = 0; jc < n; jc += NC) {
         int nc = n - jc < NC ? n - jc : NC;
         for (int pc = 0; pc < k; pc += KC) {
             int kc = k - pc < KC ? k - pc : KC;
-            pack_b_conv(kc, nc, pc, first_pixel + jc, x, g, pb);
+            pack_b_conv(kc, nc, pc, first_column + jc, x, g, pb);
             for (int ic = 0; ic < m; ic += MC) {
                 int mc = m - ic < MC ? m - ic : MC;
                 const float *pa = packed_w + (size_t)pc * padded + (size_t)ic * kc;
-                macro_kernel(mc, nc, kc, pa, pb, y + (size_t)ic * ldy + jc, ldy, 1.0f, pc == 0 ? 0.0f : 1.0f, pc == 0 && bias ? bias + ic : NULL);
+                macro_kernel_conv(mc, nc, kc, pa, pb, y, m, ic, pixels, first_column + jc, pc == 0 ? 0.0f : 1.0f,
+                                  pc == 0 && bias ? bias + ic : NULL);
             }
         }
     }
@@ -329,9 +405,9 @@ void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, cons
     abort();
 }
 void kiln_pack_a_avx512(int m, int k, const float *a, int lda, float *out) { (void)m; (void)k; (void)a; (void)lda; (void)out; abort(); }
-void kiln_conv_band_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_pixel,
-                           int n, float *y, int ldy, const float *bias) {
-    (void)m; (void)k; (void)packed_w; (void)x; (void)g; (void)first_pixel; (void)n; (void)y; (void)ldy; (void)bias;
+void kiln_conv_columns_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_column,
+                              int n, float *y, const float *bias) {
+    (void)m; (void)k; (void)packed_w; (void)x; (void)g; (void)first_column; (void)n; (void)y; (void)bias;
     abort();
 }
 #endif

@@ -58,6 +58,16 @@ struct LayerTests {
         Conv2dGeometry(batch: 2, inChannels: 40, height: 33, width: 40, outChannels: 100, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         Conv2dGeometry(batch: 1, inChannels: 8, height: 70, width: 66, outChannels: 12, kernelHeight: 3, kernelWidth: 3, stride: 2, padding: 1),
         Conv2dGeometry(batch: 1, inChannels: 5, height: 34, width: 64, outChannels: 9, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 2),
+        // The implicit GEMM over a batch's columns on small images (AVX-512 CPUs, ≥ 8 outputs):
+        // 30 pixels per sample, so panels of 32 columns span samples, with two blocks of patch rows
+        // (the second adds into what the first stored) and more than 96 output channels; 16 pixels
+        // (two samples per panel); pointwise; stride 2. The input gradient of the stride-1 ones is
+        // the convolution of ∂L/∂y with the flipped kernel on the same path (≥ 8 input channels).
+        Conv2dGeometry(batch: 5, inChannels: 40, height: 5, width: 6, outChannels: 100, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        Conv2dGeometry(batch: 7, inChannels: 16, height: 4, width: 4, outChannels: 24, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        Conv2dGeometry(batch: 3, inChannels: 12, height: 8, width: 8, outChannels: 20, kernelHeight: 1, kernelWidth: 1),
+        Conv2dGeometry(batch: 3, inChannels: 16, height: 9, width: 9, outChannels: 24, kernelHeight: 3, kernelWidth: 3, stride: 2, padding: 1),
+        Conv2dGeometry(batch: 2, inChannels: 9, height: 7, width: 7, outChannels: 10, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 1),
         // Winograd F(2×2, 3×3) (≥ 64 channels each way, ≥ 256 tiles): even sizes, and odd ones
         // whose last tile row and column fall half outside the plane.
         Conv2dGeometry(batch: 2, inChannels: 64, height: 32, width: 32, outChannels: 64, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),

@@ -26,7 +26,7 @@ void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alph
 typedef struct {
     int channels, height, width;
     int kernel_height, kernel_width, stride, padding;
-    int out_width;
+    int out_height, out_width;
 } kiln_conv_geometry;
 
 /// Floats `kiln_pack_a_avx512` writes for an [m, k] matrix.
@@ -51,13 +51,14 @@ void kiln_pack_b_avx512(int k, int n, const float *b, int ldb, int trans_b, floa
 /// `kiln_pack_b_avx512`. Single-threaded; AVX-512 CPUs only.
 void kiln_sgemm_avx512_packed_b(int m, int n, int k, float alpha, const float *a, int lda, const float *packed_b, float *c, int ldc);
 
-/// One band of a convolution as an implicit GEMM: y[o, j] = Σ_p W[o, p]·col[p, first_pixel + j]
-/// (+ bias[o]) for j < n, where col is the unfolding (im2col) of one sample x [C, H, W], read
-/// straight from x while packing (no unfolded matrix is written); W [m, k] packed by
-/// `kiln_pack_a_avx512`, k = C·kh·kw; y's rows are ldy apart. Single-threaded, safe to call from
-/// several threads at once. AVX-512 CPUs only (`kiln_sgemm_avx512_available`).
-void kiln_conv_band_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_pixel,
-                           int n, float *y, int ldy, const float *bias);
+/// Columns first_column ..< first_column + n of a batch's convolution as an implicit GEMM:
+/// column j is output pixel j mod P of sample ⌊j / P⌋ (P = out_height·out_width), and
+/// y[s, o, pixel] = Σ_p W[o, p]·col[p, j] (+ bias[o]) where col is the unfolding (im2col) of
+/// x [N, C, H, W], read straight from x while packing (no unfolded matrix is written); W [m, k]
+/// packed by `kiln_pack_a_avx512`, k = C·kh·kw; y [N, m, P]. Single-threaded, safe to call from
+/// several threads at once on disjoint columns. AVX-512 CPUs only (`kiln_sgemm_avx512_available`).
+void kiln_conv_columns_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_column,
+                              int n, float *y, const float *bias);
 
 /// dst[i] = the binary32 value of the IEEE binary16 bit pattern src[i], for i < n (exact; NaNs
 /// stay NaN with their sign and payload, quieted where the CPU's converter quiets them).

@@ -119,7 +119,8 @@ extension Conv2d {
             }
         }
         packed.withUnsafeBufferPointer { pp in
-            nonisolated(unsafe) let (x, filters, bias, y, pp) = (x, filters, bias, y, pp.baseAddress)
+            // An empty array's buffer may still have an address: only a packed one is used.
+            nonisolated(unsafe) let (x, filters, bias, y, pp) = (x, filters, bias, y, prepacked ? pp.baseAddress : nil)
             parallelFor(bands, threads: threads) { range in
                 let capacity = rowsPerBand * tileColumns
                 var v = [Float](unsafeUninitializedCapacity: 16 * c * capacity) { $1 = $0.count }

@@ -96,6 +96,10 @@ public final class Conv2d: Module {
         if y.count == 0 { return y }
         if Conv2d.usesWinograd(g) {
             forwardWinograd(x, g, into: &y)
+        } else if Matmul.ownKernelFits(m: outChannels, n: 32, k: g.patchSize) {
+            weight.value.withUnsafeBufferPointer { pw in
+                Conv2d.convolveImplicit(x, weight: pw.baseAddress!, outChannels: outChannels, bias: bias?.value, g, into: &y)
+            }
         } else if p >= Conv2d.bandedPixels {
             forwardBanded(x, g, into: &y)
         } else {
@@ -121,10 +125,6 @@ public final class Conv2d: Module {
     /// 5.9 ms, at OpenBLAS's AVX2 ceiling of about 200 GFLOP/s.
     func forwardBanded(_ x: Tensor, _ g: Conv2dGeometry, into y: inout Tensor) {
         let (o, k, wo, p) = (outChannels, g.patchSize, g.outWidth, g.outHeight * g.outWidth)
-        if !isPointwise && Matmul.ownKernelFits(m: o, n: 32, k: k) {
-            forwardImplicit(x, g, into: &y)
-            return
-        }
         let bandRows = max(1, min(g.outHeight, Conv2d.bandColumns(patchSize: k) / wo))
         let bandsPerSample = (g.outHeight + bandRows - 1) / bandRows
         let pointwise = isPointwise
@@ -165,23 +165,27 @@ public final class Conv2d: Module {
         }
     }
 
-    /// Large images on CPUs with Kiln's AVX-512 kernel: an implicit GEMM. The weight is packed once
-    /// for all bands, and each band's patches are read from the image straight into the kernel's
-    /// packed panels, so no unfolded matrix is written and read back (at Stable Diffusion's widths
-    /// that traffic and the weight's repacking per band cost a fifth of the convolution).
-    func forwardImplicit(_ x: Tensor, _ g: Conv2dGeometry, into y: inout Tensor) {
-        let (o, k, p) = (outChannels, g.patchSize, g.outHeight * g.outWidth)
-        let bandPixels = max(32, min(p, 2048))
-        let bandsPerSample = (p + bandPixels - 1) / bandPixels
+    /// On CPUs with Kiln's AVX-512 kernel, every size: an implicit GEMM over the batch's output
+    /// columns (sample, pixel). The weight `[O, C·kh·kw]` is packed once, and each task's patches
+    /// are read from the image straight into the kernel's packed panels, so no unfolded matrix is
+    /// written and read back, and small images need no gathering of samples into one product or
+    /// scattering of its result (at 16², batch 32, those copies and the unfolding cost as much as
+    /// the products). Tasks are runs of whole 32-column panels, at least two per thread; every
+    /// column's sum runs in the same order whatever the split, so results do not depend on the
+    /// thread count.
+    static func convolveImplicit(_ x: Tensor, weight: UnsafePointer<Float>, outChannels o: Int, bias: Tensor?, _ g: Conv2dGeometry,
+                                 into y: inout Tensor) {
+        let k = g.patchSize, columns = g.batch * g.outHeight * g.outWidth
         var packed = [Float](unsafeUninitializedCapacity: kiln_packed_a_size(Int32(o), Int32(k))) { $1 = $0.count }
-        weight.value.withUnsafeBufferPointer { pw in
-            packed.withUnsafeMutableBufferPointer { kiln_pack_a_avx512(Int32(o), Int32(k), pw.baseAddress!, Int32(k), $0.baseAddress!) }
-        }
+        packed.withUnsafeMutableBufferPointer { kiln_pack_a_avx512(Int32(o), Int32(k), weight, Int32(k), $0.baseAddress!) }
         var geometry = kiln_conv_geometry(channels: Int32(g.inChannels), height: Int32(g.height), width: Int32(g.width),
                                           kernel_height: Int32(g.kernelHeight), kernel_width: Int32(g.kernelWidth),
-                                          stride: Int32(g.stride), padding: Int32(g.padding), out_width: Int32(g.outWidth))
-        let biasValues = bias?.value ?? Tensor.zeros([0])
-        let plane = g.inChannels * g.height * g.width
+                                          stride: Int32(g.stride), padding: Int32(g.padding),
+                                          out_height: Int32(g.outHeight), out_width: Int32(g.outWidth))
+        let threads = BLAS.threadCount
+        let perTask = max(32, min(2048, (columns + 2 * threads - 1) / (2 * threads) + 31) / 32 * 32)
+        let tasks = (columns + perTask - 1) / perTask
+        let biasValues = bias ?? Tensor.zeros([0])
         x.withUnsafeBufferPointer { px in
             packed.withUnsafeBufferPointer { pw in
                 biasValues.withUnsafeBufferPointer { pBias in
@@ -189,12 +193,10 @@ public final class Conv2d: Module {
                         withUnsafePointer(to: &geometry) { pg in
                             nonisolated(unsafe) let (px, pw, py, pg) = (px.baseAddress!, pw.baseAddress!, py.baseAddress!, pg)
                             nonisolated(unsafe) let pb = bias == nil ? nil : pBias.baseAddress
-                            parallelFor(g.batch * bandsPerSample, threads: BLAS.threadCount) { range in
+                            parallelFor(tasks, threads: threads) { range in
                                 for task in range {
-                                    let (n, band) = task.quotientAndRemainder(dividingBy: bandsPerSample)
-                                    let first = band * bandPixels, pixels = min(bandPixels, p - first)
-                                    kiln_conv_band_avx512(Int32(o), Int32(k), pw, px + n * plane, pg, Int32(first), Int32(pixels),
-                                                          py + n * o * p + first, Int32(p), pb)
+                                    let first = task * perTask
+                                    kiln_conv_columns_avx512(Int32(o), Int32(k), pw, px, pg, Int32(first), Int32(min(perTask, columns - first)), py, pb)
                                 }
                             }
                         }
@@ -262,6 +264,10 @@ public final class Conv2d: Module {
         if Conv2d.usesWinograd(g) && dy.count > 0 {
             if weightGradient || biasGradient { backwardBanded(x, dy, g, weightGradient: weightGradient, biasGradient: biasGradient, inputGradient: nil) }
             return inputGradient ? inputGradientWinograd(dy, g) : nil
+        }
+        if inputGradient, dy.count > 0, let transposed = Conv2d.transposedGeometry(g) {
+            if weightGradient || biasGradient { _ = backward(x, dy, inputGradient: false) }
+            return inputGradientImplicit(dy, transposed)
         }
         if g.outHeight * g.outWidth >= Conv2d.bandedPixels {
             var dx = [Float](repeating: 0, count: inputGradient ? x.count : 0)  // col2im adds into dx
@@ -338,6 +344,38 @@ public final class Conv2d: Module {
             }
         }
         return inputGradient ? Tensor(shape: x.shape, storage: dxStorage) : nil
+    }
+
+    /// The geometry of ∂L/∂x as a convolution of ∂L/∂y, when `inputGradientImplicit` computes it:
+    /// for a stride-1 convolution with a square kernel and padding p ≤ k − 1 on a CPU with Kiln's
+    /// AVX-512 kernel, ∂L/∂x is the convolution of ∂L/∂y `[N, O, Ho, Wo]` with the kernel flipped
+    /// and its channel axes swapped, padding k − 1 − p, which gives back H × W. Nil otherwise.
+    static func transposedGeometry(_ g: Conv2dGeometry) -> Conv2dGeometry? {
+        let k = g.kernelHeight
+        guard g.stride == 1, g.kernelWidth == k, g.padding <= k - 1,
+              Matmul.ownKernelFits(m: g.inChannels, n: 32, k: g.outChannels * k * k) else { return nil }
+        let t = Conv2dGeometry(batch: g.batch, inChannels: g.outChannels, height: g.outHeight, width: g.outWidth,
+                               outChannels: g.inChannels, kernelHeight: k, kernelWidth: k, stride: 1, padding: k - 1 - g.padding)
+        return t.outHeight == g.height && t.outWidth == g.width ? t : nil
+    }
+
+    /// ∂L/∂x `[N, C, H, W]` as the convolution `transposed` of ∂L/∂y with the flipped kernel
+    /// `[C, O, kh, kw]`, through `convolveImplicit`: no unfolded patch gradient is written and
+    /// folded back (col2im).
+    func inputGradientImplicit(_ dy: Tensor, _ transposed: Conv2dGeometry) -> Tensor {
+        let (o, c, kh, kw) = (outChannels, inChannels, kernelHeight, kernelWidth)
+        let w = weight.value.storage
+        var flipped = [Float](unsafeUninitializedCapacity: w.count) { $1 = $0.count }
+        for oc in 0..<o {
+            for ic in 0..<c {
+                for u in 0..<kh {
+                    for v in 0..<kw { flipped[((ic * o + oc) * kh + kh - 1 - u) * kw + kw - 1 - v] = w[((oc * c + ic) * kh + u) * kw + v] }
+                }
+            }
+        }
+        var dx = Tensor(uninitializedShape: [transposed.batch, c, transposed.outHeight, transposed.outWidth])  // every value written
+        flipped.withUnsafeBufferPointer { Conv2d.convolveImplicit(dy, weight: $0.baseAddress!, outChannels: c, bias: nil, transposed, into: &dx) }
+        return dx
     }
 
     /// Large images: the adjoint of `forwardBanded`, one task per (sample, band of output rows)

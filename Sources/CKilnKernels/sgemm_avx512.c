@@ -122,6 +122,24 @@ static void pack_b(int kc, int nc, const float *b, int ldb, int trans, float *ou
     }
 }
 
+// Stores accumulator rows i (columns 0–15 in ca, 16–31 in cb) of a tile: C ← α·acc (+ bias[i]) + β·C,
+// masked to the tile's nr columns (m0, m1) and its mr rows. Used by both micro-kernels.
+#define STORE(i, ca, cb)                                                                           \
+    if (i < mr) {                                                                              \
+    float *row = c + (size_t)(i) * ldc;                                                        \
+    __m512 ra = _mm512_mul_ps(va, ca), rb = _mm512_mul_ps(va, cb);                             \
+    if (bias) {                                                                                \
+        ra = _mm512_add_ps(ra, _mm512_set1_ps(bias[i]));                                       \
+        rb = _mm512_add_ps(rb, _mm512_set1_ps(bias[i]));                                       \
+    }                                                                                          \
+    if (beta != 0) {                                                                           \
+        ra = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), ra);                          \
+        rb = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), rb);                     \
+    }                                                                                          \
+    _mm512_mask_storeu_ps(row, m0, ra);                                                        \
+    _mm512_mask_storeu_ps(row + 16, m1, rb);                                                   \
+    }
+
 __attribute__((target("avx512f,fma")))
 static void kernel(int kc, const float *ap, const float *bp, float *c, int ldc, float alpha, float beta, const float *bias, int mr,
                    int nr) {
@@ -144,24 +162,8 @@ static void kernel(int kc, const float *ap, const float *bp, float *c, int ldc, 
     __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#define STORE(i, ca, cb)                                                                           \
-    if (i < mr) {                                                                                  \
-        float *row = c + (size_t)(i) * ldc;                                                        \
-        __m512 ra = _mm512_mul_ps(va, ca), rb = _mm512_mul_ps(va, cb);                             \
-        if (bias) {                                                                                \
-            ra = _mm512_add_ps(ra, _mm512_set1_ps(bias[i]));                                       \
-            rb = _mm512_add_ps(rb, _mm512_set1_ps(bias[i]));                                       \
-        }                                                                                          \
-        if (beta != 0) {                                                                           \
-            ra = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, row), ra);                          \
-            rb = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, row + 16), rb);                     \
-        }                                                                                          \
-        _mm512_mask_storeu_ps(row, m0, ra);                                                        \
-        _mm512_mask_storeu_ps(row + 16, m1, rb);                                                   \
-    }
     STORE(0, c0a, c0b) STORE(1, c1a, c1b) STORE(2, c2a, c2b) STORE(3, c3a, c3b) STORE(4, c4a, c4b) STORE(5, c5a, c5b)
     STORE(6, c6a, c6b) STORE(7, c7a, c7b) STORE(8, c8a, c8b) STORE(9, c9a, c9b) STORE(10, cAa, cAb) STORE(11, cBa, cBb)
-#undef STORE
 }
 
 // The macro-kernel: every MR×NR tile of the packed A block [mc, kc] times the packed B block
@@ -383,6 +385,121 @@ void kiln_conv_columns_avx512(int m, int k, const float *packed_w, const float *
     }
 }
 
+// MARK: Direct convolution: "same" padding, stride 1, no packing of the patches
+
+// A panel of a direct convolution: its 32 columns as two vectors of 16 output pixels, each inside
+// one sample (P a multiple of 16); for each tap t, the offset of lane 0's input value from its
+// channel plane and the mask of the lanes that read inside the image (none past the panel).
+#define MAX_TAPS 25
+typedef struct {
+    const float *x[2];
+    int offset[2][MAX_TAPS];
+    __mmask16 mask[2][MAX_TAPS];
+} direct_panel;
+
+// The micro-kernel of kiln_conv_direct_avx512: as kernel, with B's rows p0 .. p0+kc read straight
+// from the image: row p = (channel c, tap t) of the panel is, for each half, 16 consecutive
+// values of channel plane c at the tap's offset (with "same" padding and stride 1 the input
+// width is the output width, so 16 consecutive output pixels read 16 consecutive inputs), the
+// lanes outside the image masked to zero.
+__attribute__((target("avx512f,fma")))
+static void kernel_direct(int kc, int p0, int taps, int plane, const float *ap, const direct_panel *d, float *c, int ldc, float beta,
+                          const float *bias, int mr, int nr) {
+    __m512 c0a = _mm512_setzero_ps(), c0b = _mm512_setzero_ps(), c1a = _mm512_setzero_ps(), c1b = _mm512_setzero_ps();
+    __m512 c2a = _mm512_setzero_ps(), c2b = _mm512_setzero_ps(), c3a = _mm512_setzero_ps(), c3b = _mm512_setzero_ps();
+    __m512 c4a = _mm512_setzero_ps(), c4b = _mm512_setzero_ps(), c5a = _mm512_setzero_ps(), c5b = _mm512_setzero_ps();
+    __m512 c6a = _mm512_setzero_ps(), c6b = _mm512_setzero_ps(), c7a = _mm512_setzero_ps(), c7b = _mm512_setzero_ps();
+    __m512 c8a = _mm512_setzero_ps(), c8b = _mm512_setzero_ps(), c9a = _mm512_setzero_ps(), c9b = _mm512_setzero_ps();
+    __m512 cAa = _mm512_setzero_ps(), cAb = _mm512_setzero_ps(), cBa = _mm512_setzero_ps(), cBb = _mm512_setzero_ps();
+    int t = p0 % taps;
+    // Addresses as integers: a masked-out lane's address may lie before the plane.
+    uintptr_t x0 = (uintptr_t)(d->x[0] + (size_t)(p0 / taps) * plane), x1 = (uintptr_t)(d->x[1] + (size_t)(p0 / taps) * plane);
+    for (int p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_maskz_loadu_ps(d->mask[0][t], (const void *)(x0 + (intptr_t)d->offset[0][t] * (intptr_t)sizeof(float)));
+        __m512 b1 = _mm512_maskz_loadu_ps(d->mask[1][t], (const void *)(x1 + (intptr_t)d->offset[1][t] * (intptr_t)sizeof(float)));
+        __m512 x;
+#define ROW(i, ca, cb) x = _mm512_set1_ps(ap[i]); ca = _mm512_fmadd_ps(x, b0, ca); cb = _mm512_fmadd_ps(x, b1, cb);
+        ROW(0, c0a, c0b) ROW(1, c1a, c1b) ROW(2, c2a, c2b) ROW(3, c3a, c3b) ROW(4, c4a, c4b) ROW(5, c5a, c5b)
+        ROW(6, c6a, c6b) ROW(7, c7a, c7b) ROW(8, c8a, c8b) ROW(9, c9a, c9b) ROW(10, cAa, cAb) ROW(11, cBa, cBb)
+#undef ROW
+        ap += MR;
+        if (++t == taps) {
+            t = 0;
+            x0 += (size_t)plane * sizeof(float);
+            x1 += (size_t)plane * sizeof(float);
+        }
+    }
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
+    __m512 va = _mm512_set1_ps(1.0f), vb = _mm512_set1_ps(beta);
+    STORE(0, c0a, c0b) STORE(1, c1a, c1b) STORE(2, c2a, c2b) STORE(3, c3a, c3b) STORE(4, c4a, c4b) STORE(5, c5a, c5b)
+    STORE(6, c6a, c6b) STORE(7, c7a, c7b) STORE(8, c8a, c8b) STORE(9, c9a, c9b) STORE(10, cAa, cAb) STORE(11, cBa, cBb)
+}
+
+int kiln_conv_direct_fits(const kiln_conv_geometry *g) {
+    int taps = g->kernel_height * g->kernel_width;
+    return g->stride == 1 && g->out_height == g->height && g->out_width == g->width && (g->height * g->width) % 16 == 0
+        && taps <= MAX_TAPS;
+}
+
+void kiln_conv_direct_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_column,
+                             int n, float *y, const float *bias) {
+    size_t padded = round_up(m, MR);
+    int taps = g->kernel_height * g->kernel_width, plane = g->height * g->width, pixels = plane, w = g->width;
+    size_t sample_size = (size_t)g->channels * plane;
+    float tile[MR * NR] __attribute__((aligned(64)));
+    direct_panel d;
+    for (int jr = 0; jr < n; jr += NR) {
+        int nr = n - jr < NR ? n - jr : NR;
+        for (int h = 0; h < 2; h++) {
+            int column = first_column + jr + 16 * h, lanes = nr - 16 * h;
+            if (lanes > 16) lanes = 16;
+            if (lanes <= 0) {
+                d.x[h] = x;
+                for (int t = 0; t < taps; t++) { d.offset[h][t] = 0; d.mask[h][t] = 0; }
+                continue;
+            }
+            int q0 = column % pixels;
+            d.x[h] = x + (size_t)(column / pixels) * sample_size;
+            for (int t = 0; t < taps; t++) {
+                int du = t / g->kernel_width - g->padding, dv = t % g->kernel_width - g->padding;
+                unsigned mask = 0;
+                for (int l = 0; l < lanes; l++) {
+                    int q = q0 + l, yy = q / w + du, xx = q % w + dv;
+                    if (yy >= 0 && yy < g->height && xx >= 0 && xx < w) mask |= 1u << l;
+                }
+                d.offset[h][t] = q0 + du * w + dv;
+                d.mask[h][t] = (__mmask16)mask;
+            }
+        }
+        int n0 = first_column + jr, sample = n0 / pixels, pixel = n0 % pixels;
+        int inside = pixel + nr <= pixels;
+        for (int pc = 0; pc < k; pc += KC) {
+            int kc = k - pc < KC ? k - pc : KC;
+            float beta = pc == 0 ? 0.0f : 1.0f;
+            for (int ir = 0; ir < m; ir += MR) {
+                int mr = m - ir < MR ? m - ir : MR;
+                const float *pa = packed_w + (size_t)pc * padded + (size_t)ir * kc;
+                const float *row_bias = pc == 0 && bias ? bias + ir : NULL;
+                if (inside) {
+                    kernel_direct(kc, pc, taps, plane, pa, &d, y + ((size_t)sample * m + ir) * pixels + pixel, pixels, beta, row_bias, mr, nr);
+                    continue;
+                }
+                // Across samples: through a tile, as macro_kernel_conv.
+                for (int q = 0; q < nr; q++) {
+                    const float *column = y + ((size_t)((n0 + q) / pixels) * m + ir) * pixels + (n0 + q) % pixels;
+                    for (int i = 0; i < mr; i++) tile[i * NR + q] = beta != 0 ? column[(size_t)i * pixels] : 0.0f;
+                }
+                kernel_direct(kc, pc, taps, plane, pa, &d, tile, NR, beta, row_bias, mr, nr);
+                for (int q = 0; q < nr; q++) {
+                    float *column = y + ((size_t)((n0 + q) / pixels) * m + ir) * pixels + (n0 + q) % pixels;
+                    for (int i = 0; i < mr; i++) column[(size_t)i * pixels] = tile[i * NR + q];
+                }
+            }
+        }
+    }
+}
+
 #else
 int kiln_sgemm_avx512_available(void) { return 0; }
 void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
@@ -402,6 +519,12 @@ void kiln_sgemm_avx512_packed_b(int m, int n, int k, float alpha, const float *a
 }
 void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, const float *b, int ldb, float *c, int ldc) {
     (void)m; (void)n; (void)k; (void)packed_a; (void)b; (void)ldb; (void)c; (void)ldc;
+    abort();
+}
+int kiln_conv_direct_fits(const kiln_conv_geometry *g) { (void)g; return 0; }
+void kiln_conv_direct_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_column,
+                             int n, float *y, const float *bias) {
+    (void)m; (void)k; (void)packed_w; (void)x; (void)g; (void)first_column; (void)n; (void)y; (void)bias;
     abort();
 }
 void kiln_pack_a_avx512(int m, int k, const float *a, int lda, float *out) { (void)m; (void)k; (void)a; (void)lda; (void)out; abort(); }

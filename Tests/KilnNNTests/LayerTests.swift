@@ -68,6 +68,11 @@ struct LayerTests {
         Conv2dGeometry(batch: 3, inChannels: 12, height: 8, width: 8, outChannels: 20, kernelHeight: 1, kernelWidth: 1),
         Conv2dGeometry(batch: 3, inChannels: 16, height: 9, width: 9, outChannels: 24, kernelHeight: 3, kernelWidth: 3, stride: 2, padding: 1),
         Conv2dGeometry(batch: 2, inChannels: 9, height: 7, width: 7, outChannels: 10, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 1),
+        // The direct kernel ("same" padding, stride 1, a multiple of 16 pixels; 4×4 and 8×8 above
+        // too): two blocks of patch rows and more than 96 outputs, and 5×5 taps on 48 pixels, so
+        // that panels span samples.
+        Conv2dGeometry(batch: 3, inChannels: 40, height: 4, width: 8, outChannels: 100, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        Conv2dGeometry(batch: 3, inChannels: 9, height: 8, width: 6, outChannels: 10, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 2),
         // Winograd F(2×2, 3×3) (≥ 64 channels each way, ≥ 256 tiles): even sizes, and odd ones
         // whose last tile row and column fall half outside the plane.
         Conv2dGeometry(batch: 2, inChannels: 64, height: 32, width: 32, outChannels: 64, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),

@@ -60,6 +60,16 @@ void kiln_sgemm_avx512_packed_b(int m, int n, int k, float alpha, const float *a
 void kiln_conv_columns_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_column,
                               int n, float *y, const float *bias);
 
+/// 1 when `kiln_conv_direct_avx512` takes convolutions of geometry g: stride 1, "same" padding
+/// (the output as large as the input), images of a multiple of 16 pixels, at most 25 taps.
+int kiln_conv_direct_fits(const kiln_conv_geometry *g);
+
+/// As `kiln_conv_columns_avx512` (same arguments and result) for `kiln_conv_direct_fits`
+/// geometries, without packing the patches: the kernel reads each tap's 16 consecutive input
+/// values straight from x with masked loads. first_column a multiple of 16.
+void kiln_conv_direct_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_column,
+                             int n, float *y, const float *bias);
+
 /// dst[i] = the binary32 value of the IEEE binary16 bit pattern src[i], for i < n (exact; NaNs
 /// stay NaN with their sign and payload, quieted where the CPU's converter quiets them).
 void kiln_f16_to_f32(const uint16_t *src, float *dst, size_t n);

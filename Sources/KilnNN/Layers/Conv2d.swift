@@ -170,7 +170,8 @@ public final class Conv2d: Module {
     /// are read from the image straight into the kernel's packed panels, so no unfolded matrix is
     /// written and read back, and small images need no gathering of samples into one product or
     /// scattering of its result (at 16², batch 32, those copies and the unfolding cost as much as
-    /// the products). Tasks are runs of whole 32-column panels, at least two per thread; every
+    /// the products). Stride-1 convolutions with "same" padding on images of a multiple of 16
+    /// pixels skip even the packing of the patches (`kiln_conv_direct_avx512`). Tasks are runs of whole 32-column panels, at least two per thread; every
     /// column's sum runs in the same order whatever the split, so results do not depend on the
     /// thread count.
     static func convolveImplicit(_ x: Tensor, weight: UnsafePointer<Float>, outChannels o: Int, bias: Tensor?, _ g: Conv2dGeometry,
@@ -193,10 +194,15 @@ public final class Conv2d: Module {
                         withUnsafePointer(to: &geometry) { pg in
                             nonisolated(unsafe) let (px, pw, py, pg) = (px.baseAddress!, pw.baseAddress!, py.baseAddress!, pg)
                             nonisolated(unsafe) let pb = bias == nil ? nil : pBias.baseAddress
+                            let direct = kiln_conv_direct_fits(pg) != 0
                             parallelFor(tasks, threads: threads) { range in
                                 for task in range {
-                                    let first = task * perTask
-                                    kiln_conv_columns_avx512(Int32(o), Int32(k), pw, px, pg, Int32(first), Int32(min(perTask, columns - first)), py, pb)
+                                    let first = task * perTask, count = min(perTask, columns - first)
+                                    if direct {
+                                        kiln_conv_direct_avx512(Int32(o), Int32(k), pw, px, pg, Int32(first), Int32(count), py, pb)
+                                    } else {
+                                        kiln_conv_columns_avx512(Int32(o), Int32(k), pw, px, pg, Int32(first), Int32(count), py, pb)
+                                    }
                                 }
                             }
                         }

@@ -500,6 +500,76 @@ void kiln_conv_direct_avx512(int m, int k, const float *packed_w, const float *x
     }
 }
 
+// MARK: Weight gradient of a direct convolution
+
+// ∂L/∂W[o, p] += Σ ∂L/∂y[s, o, q]·x[s, c, q + offset(t)] over the chunk's columns, p = (c, t), in
+// register tiles of 4 output channels × 6 patch rows whose 24 accumulators each sum 16 pixels
+// at a time (the lanes are added up once per tile and chunk). The inputs are read straight from
+// x with the direct kernel's masked loads, so nothing is unfolded or transposed.
+__attribute__((target("avx512f,fma")))
+void kiln_conv_weight_gradient_direct_avx512(int m, const kiln_conv_geometry *g, const float *x, const float *dy, int first_sample,
+                                             int samples, int first_pixel, int pixel_count, float *dw) {
+    int taps = g->kernel_height * g->kernel_width, plane = g->height * g->width, pixels = plane, w = g->width;
+    int k = g->channels * taps, v0 = first_pixel / 16, vn = pixel_count / 16;
+    size_t sample_size = (size_t)g->channels * plane;
+    int offsets[MAX_TAPS];
+    __mmask16 *masks = (__mmask16 *)malloc((size_t)vn * taps * sizeof(__mmask16));
+    for (int t = 0; t < taps; t++) {
+        int du = t / g->kernel_width - g->padding, dv = t % g->kernel_width - g->padding;
+        offsets[t] = du * w + dv;
+        for (int v = 0; v < vn; v++) {
+            unsigned mask = 0;
+            for (int l = 0; l < 16; l++) {
+                int q = (v0 + v) * 16 + l, yy = q / w + du, xx = q % w + dv;
+                if (yy >= 0 && yy < g->height && xx >= 0 && xx < w) mask |= 1u << l;
+            }
+            masks[v * taps + t] = (__mmask16)mask;
+        }
+    }
+    for (int p0 = 0; p0 < k; p0 += 6) {
+        int pr = k - p0 < 6 ? k - p0 : 6;
+        // Per patch row j: its input's offset from the sample and its tap (rows past pr repeat p0).
+        ptrdiff_t xo[6];
+        int tp[6];
+        for (int j = 0; j < 6; j++) {
+            int pj = p0 + (j < pr ? j : 0);
+            tp[j] = pj % taps;
+            xo[j] = (ptrdiff_t)(pj / taps) * plane + offsets[tp[j]];
+        }
+        for (int o0 = 0; o0 < m; o0 += 4) {
+            int mr = m - o0 < 4 ? m - o0 : 4;
+            __m512 acc[4][6];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 6; j++) acc[i][j] = _mm512_setzero_ps();
+            for (int s = first_sample; s < first_sample + samples; s++) {
+                const float *d[4];
+                for (int i = 0; i < 4; i++) d[i] = dy + ((size_t)s * m + o0 + (i < mr ? i : 0)) * pixels;
+                // Addresses as integers: a masked-out lane's address may lie before the plane.
+                uintptr_t xs = (uintptr_t)(x + (size_t)s * sample_size);
+                for (int v = 0; v < vn; v++) {
+                    int q = (v0 + v) * 16;
+                    const __mmask16 *mv = masks + (size_t)v * taps;
+                    __m512 a0 = _mm512_loadu_ps(d[0] + q), a1 = _mm512_loadu_ps(d[1] + q);
+                    __m512 a2 = _mm512_loadu_ps(d[2] + q), a3 = _mm512_loadu_ps(d[3] + q);
+#define COLUMN(j)                                                                                                              \
+    {                                                                                                                          \
+        __m512 b = _mm512_maskz_loadu_ps(mv[tp[j]], (const void *)(xs + (xo[j] + q) * (ptrdiff_t)sizeof(float)));            \
+        acc[0][j] = _mm512_fmadd_ps(a0, b, acc[0][j]);                                                                         \
+        acc[1][j] = _mm512_fmadd_ps(a1, b, acc[1][j]);                                                                         \
+        acc[2][j] = _mm512_fmadd_ps(a2, b, acc[2][j]);                                                                         \
+        acc[3][j] = _mm512_fmadd_ps(a3, b, acc[3][j]);                                                                         \
+    }
+                    COLUMN(0) COLUMN(1) COLUMN(2) COLUMN(3) COLUMN(4) COLUMN(5)
+#undef COLUMN
+                }
+            }
+            for (int i = 0; i < mr; i++)
+                for (int j = 0; j < pr; j++) dw[(size_t)(o0 + i) * k + p0 + j] += _mm512_reduce_add_ps(acc[i][j]);
+        }
+    }
+    free(masks);
+}
+
 #else
 int kiln_sgemm_avx512_available(void) { return 0; }
 void kiln_sgemm_avx512(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
@@ -522,6 +592,11 @@ void kiln_sgemm_avx512_packed_a(int m, int n, int k, const float *packed_a, cons
     abort();
 }
 int kiln_conv_direct_fits(const kiln_conv_geometry *g) { (void)g; return 0; }
+void kiln_conv_weight_gradient_direct_avx512(int m, const kiln_conv_geometry *g, const float *x, const float *dy, int first_sample,
+                                             int samples, int first_pixel, int pixel_count, float *dw) {
+    (void)m; (void)g; (void)x; (void)dy; (void)first_sample; (void)samples; (void)first_pixel; (void)pixel_count; (void)dw;
+    abort();
+}
 void kiln_conv_direct_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_column,
                              int n, float *y, const float *bias) {
     (void)m; (void)k; (void)packed_w; (void)x; (void)g; (void)first_column; (void)n; (void)y; (void)bias;

@@ -73,6 +73,8 @@ struct LayerTests {
         // that panels span samples.
         Conv2dGeometry(batch: 3, inChannels: 40, height: 4, width: 8, outChannels: 100, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         Conv2dGeometry(batch: 3, inChannels: 9, height: 8, width: 6, outChannels: 10, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 2),
+        // The direct weight gradient in bands of a large image (2304 pixels, bands of 2048 at 64 outputs).
+        Conv2dGeometry(batch: 2, inChannels: 8, height: 48, width: 48, outChannels: 64, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         // Winograd F(2×2, 3×3) (≥ 64 channels each way, ≥ 256 tiles): even sizes, and odd ones
         // whose last tile row and column fall half outside the plane.
         Conv2dGeometry(batch: 2, inChannels: 64, height: 32, width: 32, outChannels: 64, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),

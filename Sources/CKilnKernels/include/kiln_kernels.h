@@ -70,6 +70,13 @@ int kiln_conv_direct_fits(const kiln_conv_geometry *g);
 void kiln_conv_direct_avx512(int m, int k, const float *packed_w, const float *x, const kiln_conv_geometry *g, int first_column,
                              int n, float *y, const float *bias);
 
+/// ∂L/∂W [m, k] += ∂L/∂y·colᵀ over the columns of samples first_sample ..< first_sample + samples,
+/// pixels first_pixel ..< first_pixel + pixel_count of each (multiples of 16), for a
+/// `kiln_conv_direct_fits` geometry: x [N, C, H, W], dy [N, m, H·W], k = C·kh·kw; the patches are
+/// read straight from x. Single-threaded; AVX-512 CPUs only.
+void kiln_conv_weight_gradient_direct_avx512(int m, const kiln_conv_geometry *g, const float *x, const float *dy, int first_sample,
+                                             int samples, int first_pixel, int pixel_count, float *dw);
+
 /// dst[i] = the binary32 value of the IEEE binary16 bit pattern src[i], for i < n (exact; NaNs
 /// stay NaN with their sign and payload, quieted where the CPU's converter quiets them).
 void kiln_f16_to_f32(const uint16_t *src, float *dst, size_t n);

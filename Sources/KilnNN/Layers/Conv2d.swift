@@ -263,16 +263,24 @@ public final class Conv2d: Module {
         _ = backward(x, dy, inputGradient: false)
     }
 
-    func backward(_ x: Tensor, _ dy: Tensor, inputGradient: Bool) -> Tensor? {
+    /// `parameterGradients: false` leaves the parameters' gradients to the caller.
+    func backward(_ x: Tensor, _ dy: Tensor, inputGradient: Bool, parameterGradients: Bool = true) -> Tensor? {
         let g = geometry(for: x, "Conv2d.backward (input)")
         dy.checkShape([g.batch, outChannels, g.outHeight, g.outWidth], "Conv2d.backward (output gradient)")
-        let weightGradient = weight.requiresGradient, biasGradient = bias?.requiresGradient ?? false
+        var weightGradient = parameterGradients && weight.requiresGradient
+        var biasGradient = parameterGradients && (bias?.requiresGradient ?? false)
+        if (weightGradient || biasGradient) && dy.count > 0 && Conv2d.directGeometry(g) != nil {
+            accumulateParameterGradientsDirect(x, dy, g, weight: weightGradient, bias: biasGradient)
+            (weightGradient, biasGradient) = (false, false)
+            if !inputGradient { return nil }
+            if !Conv2d.usesWinograd(g) && Conv2d.transposedGeometry(g) == nil { return backward(x, dy, inputGradient: true, parameterGradients: false) }
+        }
         if Conv2d.usesWinograd(g) && dy.count > 0 {
             if weightGradient || biasGradient { backwardBanded(x, dy, g, weightGradient: weightGradient, biasGradient: biasGradient, inputGradient: nil) }
             return inputGradient ? inputGradientWinograd(dy, g) : nil
         }
         if inputGradient, dy.count > 0, let transposed = Conv2d.transposedGeometry(g) {
-            if weightGradient || biasGradient { _ = backward(x, dy, inputGradient: false) }
+            if weightGradient || biasGradient { _ = backward(x, dy, inputGradient: false, parameterGradients: parameterGradients) }
             return inputGradientImplicit(dy, transposed)
         }
         if g.outHeight * g.outWidth >= Conv2d.bandedPixels {
@@ -350,6 +358,69 @@ public final class Conv2d: Module {
             }
         }
         return inputGradient ? Tensor(shape: x.shape, storage: dxStorage) : nil
+    }
+
+    /// The C geometry of `g` when Kiln's direct kernels take it (`kiln_conv_direct_fits`: stride
+    /// 1, "same" padding, a multiple of 16 pixels, on a CPU with Kiln's AVX-512 kernel), else nil.
+    static func directGeometry(_ g: Conv2dGeometry) -> kiln_conv_geometry? {
+        guard Matmul.useOwnKernel else { return nil }
+        var c = kiln_conv_geometry(channels: Int32(g.inChannels), height: Int32(g.height), width: Int32(g.width),
+                                   kernel_height: Int32(g.kernelHeight), kernel_width: Int32(g.kernelWidth),
+                                   stride: Int32(g.stride), padding: Int32(g.padding),
+                                   out_height: Int32(g.outHeight), out_width: Int32(g.outWidth))
+        return kiln_conv_direct_fits(&c) != 0 ? c : nil
+    }
+
+    /// ∂L/∂W and ∂L/∂b for a `directGeometry` convolution: ∂L/∂W through
+    /// `kiln_conv_weight_gradient_direct_avx512` (the patches read straight from x, no unfolding),
+    /// in chunks of columns whose ∂L/∂y stays near 512 KB (whole samples, or bands of pixels of
+    /// large ones), each thread adding into its own partial sums, added in thread order at the end
+    /// (deterministic for a fixed thread count, as the other paths).
+    func accumulateParameterGradientsDirect(_ x: Tensor, _ dy: Tensor, _ g: Conv2dGeometry, weight weightGradient: Bool, bias biasGradient: Bool) {
+        let (o, k, p) = (outChannels, g.patchSize, g.outHeight * g.outWidth)
+        if biasGradient {
+            bias!.gradient.withUnsafeMutableBufferPointer { pgb in
+                dy.withUnsafeBufferPointer { pdy in
+                    for n in 0..<g.batch {
+                        for c in 0..<o { pgb[c] += Float(VectorMath.sum(pdy.baseAddress! + (n * o + c) * p, p)) }
+                    }
+                }
+            }
+        }
+        guard weightGradient, var geometry = Conv2d.directGeometry(g) else { return }
+        let target = max(16, 131_072 / max(1, o) / 16 * 16)
+        let (samplesPerTask, pixelsPerTask) = p <= target ? (max(1, target / p), p) : (1, target)
+        let bandsPerSample = (p + pixelsPerTask - 1) / pixelsPerTask
+        let tasks = p <= target ? (g.batch + samplesPerTask - 1) / samplesPerTask : g.batch * bandsPerSample
+        let threads = max(1, min(BLAS.threadCount, tasks))
+        var partials = [Float](repeating: 0, count: threads * o * k)
+        x.withUnsafeBufferPointer { px in
+            dy.withUnsafeBufferPointer { pdy in
+                partials.withUnsafeMutableBufferPointer { pp in
+                    withUnsafePointer(to: &geometry) { pg in
+                        nonisolated(unsafe) let (px, pdy, pp, pg) = (px.baseAddress!, pdy.baseAddress!, pp.baseAddress!, pg)
+                        parallelForChunks(tasks, threads: threads) { chunk, range in
+                            for task in range {
+                                let (first, samples, firstPixel, pixels): (Int, Int, Int, Int)
+                                if p <= target {
+                                    (first, samples, firstPixel, pixels) = (task * samplesPerTask, min(samplesPerTask, g.batch - task * samplesPerTask), 0, p)
+                                } else {
+                                    let (n, band) = task.quotientAndRemainder(dividingBy: bandsPerSample)
+                                    (first, samples, firstPixel, pixels) = (n, 1, band * pixelsPerTask, min(pixelsPerTask, p - band * pixelsPerTask))
+                                }
+                                kiln_conv_weight_gradient_direct_avx512(Int32(o), pg, px, pdy, Int32(first), Int32(samples), Int32(firstPixel),
+                                                                         Int32(pixels), pp + chunk * o * k)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        weight.gradient.withUnsafeMutableBufferPointer { pgw in
+            partials.withUnsafeBufferPointer { pp in
+                for t in 0..<threads { for i in 0..<(o * k) { pgw[i] += pp[t * o * k + i] } }
+            }
+        }
     }
 
     /// The geometry of ∂L/∂x as a convolution of ∂L/∂y, when `inputGradientImplicit` computes it:

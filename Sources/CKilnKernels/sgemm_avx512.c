@@ -448,19 +448,21 @@ void kiln_conv_direct_avx512(int m, int k, const float *packed_w, const float *x
     int taps = g->kernel_height * g->kernel_width, plane = g->height * g->width, pixels = plane, w = g->width;
     size_t sample_size = (size_t)g->channels * plane;
     float tile[MR * NR] __attribute__((aligned(64)));
-    direct_panel d;
-    for (int jr = 0; jr < n; jr += NR) {
-        int nr = n - jr < NR ? n - jr : NR;
+    int panels = (n + NR - 1) / NR;
+    direct_panel *all = (direct_panel *)malloc((size_t)panels * sizeof(direct_panel));
+    for (int panel = 0; panel < panels; panel++) {
+        direct_panel *d = all + panel;
+        int jr = panel * NR, nr = n - jr < NR ? n - jr : NR;
         for (int h = 0; h < 2; h++) {
             int column = first_column + jr + 16 * h, lanes = nr - 16 * h;
             if (lanes > 16) lanes = 16;
             if (lanes <= 0) {
-                d.x[h] = x;
-                for (int t = 0; t < taps; t++) { d.offset[h][t] = 0; d.mask[h][t] = 0; }
+                d->x[h] = x;
+                for (int t = 0; t < taps; t++) { d->offset[h][t] = 0; d->mask[h][t] = 0; }
                 continue;
             }
             int q0 = column % pixels;
-            d.x[h] = x + (size_t)(column / pixels) * sample_size;
+            d->x[h] = x + (size_t)(column / pixels) * sample_size;
             for (int t = 0; t < taps; t++) {
                 int du = t / g->kernel_width - g->padding, dv = t % g->kernel_width - g->padding;
                 unsigned mask = 0;
@@ -468,36 +470,47 @@ void kiln_conv_direct_avx512(int m, int k, const float *packed_w, const float *x
                     int q = q0 + l, yy = q / w + du, xx = q % w + dv;
                     if (yy >= 0 && yy < g->height && xx >= 0 && xx < w) mask |= 1u << l;
                 }
-                d.offset[h][t] = q0 + du * w + dv;
-                d.mask[h][t] = (__mmask16)mask;
+                d->offset[h][t] = q0 + du * w + dv;
+                d->mask[h][t] = (__mmask16)mask;
             }
         }
-        int n0 = first_column + jr, sample = n0 / pixels, pixel = n0 % pixels;
-        int inside = pixel + nr <= pixels;
-        for (int pc = 0; pc < k; pc += KC) {
-            int kc = k - pc < KC ? k - pc : KC;
-            float beta = pc == 0 ? 0.0f : 1.0f;
-            for (int ir = 0; ir < m; ir += MR) {
-                int mr = m - ir < MR ? m - ir : MR;
-                const float *pa = packed_w + (size_t)pc * padded + (size_t)ir * kc;
-                const float *row_bias = pc == 0 && bias ? bias + ir : NULL;
-                if (inside) {
-                    kernel_direct(kc, pc, taps, plane, pa, &d, y + ((size_t)sample * m + ir) * pixels + pixel, pixels, beta, row_bias, mr, nr);
-                    continue;
-                }
-                // Across samples: through a tile, as macro_kernel_conv.
-                for (int q = 0; q < nr; q++) {
-                    const float *column = y + ((size_t)((n0 + q) / pixels) * m + ir) * pixels + (n0 + q) % pixels;
-                    for (int i = 0; i < mr; i++) tile[i * NR + q] = beta != 0 ? column[(size_t)i * pixels] : 0.0f;
-                }
-                kernel_direct(kc, pc, taps, plane, pa, &d, tile, NR, beta, row_bias, mr, nr);
-                for (int q = 0; q < nr; q++) {
-                    float *column = y + ((size_t)((n0 + q) / pixels) * m + ir) * pixels + (n0 + q) % pixels;
-                    for (int i = 0; i < mr; i++) column[(size_t)i * pixels] = tile[i * NR + q];
+    }
+    // BLIS's order with the patches unpacked: a block of KC patch rows and MC weight rows (in L2)
+    // serves every panel of the task before the next block, so wide layers do not stream their
+    // whole weight once per panel.
+    for (int pc = 0; pc < k; pc += KC) {
+        int kc = k - pc < KC ? k - pc : KC;
+        float beta = pc == 0 ? 0.0f : 1.0f;
+        for (int ic = 0; ic < m; ic += MC) {
+            int mc = m - ic < MC ? m - ic : MC;
+            for (int panel = 0; panel < panels; panel++) {
+                const direct_panel *d = all + panel;
+                int jr = panel * NR, nr = n - jr < NR ? n - jr : NR;
+                int n0 = first_column + jr, sample = n0 / pixels, pixel = n0 % pixels;
+                int inside = pixel + nr <= pixels;
+                for (int ir = ic; ir < ic + mc; ir += MR) {
+                    int mr = ic + mc - ir < MR ? ic + mc - ir : MR;
+                    const float *pa = packed_w + (size_t)pc * padded + (size_t)ir * kc;
+                    const float *row_bias = pc == 0 && bias ? bias + ir : NULL;
+                    if (inside) {
+                        kernel_direct(kc, pc, taps, plane, pa, d, y + ((size_t)sample * m + ir) * pixels + pixel, pixels, beta, row_bias, mr, nr);
+                        continue;
+                    }
+                    // Across samples: through a tile, as macro_kernel_conv.
+                    for (int q = 0; q < nr; q++) {
+                        const float *column = y + ((size_t)((n0 + q) / pixels) * m + ir) * pixels + (n0 + q) % pixels;
+                        for (int i = 0; i < mr; i++) tile[i * NR + q] = beta != 0 ? column[(size_t)i * pixels] : 0.0f;
+                    }
+                    kernel_direct(kc, pc, taps, plane, pa, d, tile, NR, beta, row_bias, mr, nr);
+                    for (int q = 0; q < nr; q++) {
+                        float *column = y + ((size_t)((n0 + q) / pixels) * m + ir) * pixels + (n0 + q) % pixels;
+                        for (int i = 0; i < mr; i++) column[(size_t)i * pixels] = tile[i * NR + q];
+                    }
                 }
             }
         }
     }
+    free(all);
 }
 
 // MARK: Weight gradient of a direct convolution

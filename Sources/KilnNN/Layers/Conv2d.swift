@@ -10,12 +10,17 @@ import KilnCore
 /// Paths, chosen by shape (every one checked against `NNReference.conv2d` on random inputs):
 /// - Wide 3×3, stride-1, padding-1 convolutions on images of ≥ 32² outputs (Stable Diffusion's
 ///   UNet and VAE): Winograd F(2×2, 3×3), forward and input gradient (`Conv2d+Winograd.swift`).
-/// - Other large images (≥ 1024 output pixels): bands of output rows in parallel; on CPUs with
-///   Kiln's AVX-512 kernel an implicit GEMM (the weight packed once, patches packed straight from
-///   the image), else im2col + `sgemm` per band.
-/// - Small images: im2col + `sgemm`, `g` samples to a product so the GEMM stays wide (an 8×8
-///   feature map alone gives only 64 columns); a 1×1 stride-1 convolution of one sample skips the
-///   unfolding and multiplies the input in place.
+/// - On CPUs with Kiln's AVX-512 kernel (outputs wide enough for its tiles), every other size:
+///   one implicit GEMM over the batch's (sample, pixel) columns, the patches read from the image
+///   while packing (`convolveImplicit`); stride-1 same-padded convolutions on images of a
+///   multiple of 16 pixels skip the packing (`kiln_conv_direct_avx512`) and get their weight
+///   gradient the same way (`accumulateParameterGradientsDirect`); the input gradient of
+///   stride-1 convolutions is the convolution of ∂L/∂y with the flipped kernel on that path.
+/// - Otherwise, large images (≥ 1024 output pixels): bands of output rows in parallel, im2col +
+///   `sgemm` per band.
+/// - Otherwise, small images: im2col + `sgemm`, `g` samples to a product so the GEMM stays wide
+///   (an 8×8 feature map alone gives only 64 columns); a 1×1 stride-1 convolution of one sample
+///   skips the unfolding and multiplies the input in place.
 /// Backward recomputes the unfolding instead of keeping it (it is kh·kw times the size of the
 /// input) and folds the patch gradients back (col2im), in bands for large images; a frozen
 /// weight's gradient is skipped (`Parameter.requiresGradient`).
@@ -269,7 +274,7 @@ public final class Conv2d: Module {
         dy.checkShape([g.batch, outChannels, g.outHeight, g.outWidth], "Conv2d.backward (output gradient)")
         var weightGradient = parameterGradients && weight.requiresGradient
         var biasGradient = parameterGradients && (bias?.requiresGradient ?? false)
-        if (weightGradient || biasGradient) && dy.count > 0 && Conv2d.directGeometry(g) != nil {
+        if (weightGradient || biasGradient) && dy.count > 0 && outChannels <= 256 && Conv2d.directGeometry(g) != nil {
             accumulateParameterGradientsDirect(x, dy, g, weight: weightGradient, bias: biasGradient)
             (weightGradient, biasGradient) = (false, false)
             if !inputGradient { return nil }
@@ -375,7 +380,8 @@ public final class Conv2d: Module {
     /// `kiln_conv_weight_gradient_direct_avx512` (the patches read straight from x, no unfolding),
     /// in chunks of columns whose ∂L/∂y stays near 512 KB (whole samples, or bands of pixels of
     /// large ones), each thread adding into its own partial sums, added in thread order at the end
-    /// (deterministic for a fixed thread count, as the other paths).
+    /// (deterministic for a fixed thread count, as the other paths). Only for at most 256 output
+    /// channels: wider layers would get chunks too short for the sums of 16 lanes to pay off.
     func accumulateParameterGradientsDirect(_ x: Tensor, _ dy: Tensor, _ g: Conv2dGeometry, weight weightGradient: Bool, bias biasGradient: Bool) {
         let (o, k, p) = (outChannels, g.patchSize, g.outHeight * g.outWidth)
         if biasGradient {

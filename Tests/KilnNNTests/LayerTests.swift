@@ -71,8 +71,10 @@ struct LayerTests {
         // The direct kernel ("same" padding, stride 1, a multiple of 16 pixels; 4×4 and 8×8 above
         // too): two blocks of patch rows and more than 96 outputs, and 5×5 taps on 48 pixels, so
         // that panels span samples.
-        Conv2dGeometry(batch: 3, inChannels: 40, height: 4, width: 8, outChannels: 100, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
+        Conv2dGeometry(batch: 4, inChannels: 40, height: 4, width: 8, outChannels: 100, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         Conv2dGeometry(batch: 3, inChannels: 9, height: 8, width: 6, outChannels: 10, kernelHeight: 5, kernelWidth: 5, stride: 1, padding: 2),
+        // Fewer columns (sample, pixel) than outputs: im2col + sgemm, forward and backward.
+        Conv2dGeometry(batch: 2, inChannels: 48, height: 4, width: 4, outChannels: 40, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         // The direct weight gradient in bands of a large image (2304 pixels, bands of 2048 at 64 outputs).
         Conv2dGeometry(batch: 2, inChannels: 8, height: 48, width: 48, outChannels: 64, kernelHeight: 3, kernelWidth: 3, stride: 1, padding: 1),
         // Winograd F(2×2, 3×3) (≥ 64 channels each way, ≥ 256 tiles): even sizes, and odd ones

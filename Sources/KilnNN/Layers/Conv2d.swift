@@ -101,7 +101,7 @@ public final class Conv2d: Module {
         if y.count == 0 { return y }
         if Conv2d.usesWinograd(g) {
             forwardWinograd(x, g, into: &y)
-        } else if Matmul.ownKernelFits(m: outChannels, n: 32, k: g.patchSize) {
+        } else if Conv2d.implicitFits(rows: outChannels, columns: g.batch * p, depth: g.patchSize) {
             weight.value.withUnsafeBufferPointer { pw in
                 Conv2d.convolveImplicit(x, weight: pw.baseAddress!, outChannels: outChannels, bias: bias?.value, g, into: &y)
             }
@@ -168,6 +168,16 @@ public final class Conv2d: Module {
                 }
             }
         }
+    }
+
+    /// Whether `convolveImplicit` takes a convolution of `rows` outputs over `columns` (sample,
+    /// pixel) pairs with patches of `depth` values: on CPUs with Kiln's AVX-512 kernel, outputs wide
+    /// enough for its tiles, and at least as many columns as rows. With fewer columns the weight is
+    /// the larger operand and each task would stream all of it (Stable Diffusion's 16² and 8²
+    /// levels at batch 2: 1280–2560 channels over 128–512 columns ran 2–4× slower backward); the
+    /// products of im2col + `sgemm` share it better there.
+    static func implicitFits(rows: Int, columns: Int, depth: Int) -> Bool {
+        Matmul.ownKernelFits(m: rows, n: 32, k: depth) && columns >= rows
     }
 
     /// On CPUs with Kiln's AVX-512 kernel, every size: an implicit GEMM over the batch's output
@@ -436,7 +446,7 @@ public final class Conv2d: Module {
     static func transposedGeometry(_ g: Conv2dGeometry) -> Conv2dGeometry? {
         let k = g.kernelHeight
         guard g.stride == 1, g.kernelWidth == k, g.padding <= k - 1,
-              Matmul.ownKernelFits(m: g.inChannels, n: 32, k: g.outChannels * k * k) else { return nil }
+              implicitFits(rows: g.inChannels, columns: g.batch * g.height * g.width, depth: g.outChannels * k * k) else { return nil }
         let t = Conv2dGeometry(batch: g.batch, inChannels: g.outChannels, height: g.outHeight, width: g.outWidth,
                                outChannels: g.inChannels, kernelHeight: k, kernelWidth: k, stride: 1, padding: k - 1 - g.padding)
         return t.outHeight == g.height && t.outWidth == g.width ? t : nil

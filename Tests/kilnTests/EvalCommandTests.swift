@@ -23,6 +23,10 @@ struct EvalCommandTests {
                 // A mesh is one surface: its hull covers every silhouette and neighbours agree in depth.
                 let geometry = report["geometry"] as! [String: Any]
                 #expect((geometry["minSilhouetteCoverage"] as! Double) > 0.95 && (geometry["meanDepthAgreement"] as! Double) > 0.8, "\(geometry)")
+                // A clean toy mesh is not speckled (per view too), and the markdown says so.
+                let speckle = report["speckle"] as! [String: Any]
+                #expect((speckle["mean"] as! Double) < 0.03 && (speckle["perView"] as! [Double]).count == 16, "\(speckle)")
+                #expect(try String(contentsOfFile: out + "/report.md", encoding: .utf8).contains("speckle"))
                 if i == 0 {
                     // The same asset gives the same report, but for the time taken.
                     let again = folder.appendingPathComponent("again").path

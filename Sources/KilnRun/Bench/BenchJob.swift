@@ -114,6 +114,7 @@ public struct BenchJob {
         var mesh: MeshScores?
         var geometry: GeometricConsistency?
         var temporal: TemporalReport?
+        var speckle: SpeckleMeasure?
     }
 
     /// summary.md and summary.csv from every bench.json under DIR/runs.
@@ -132,7 +133,8 @@ public struct BenchJob {
                 .flatMap { try? JSONDecoder().decode(MeshScores.self, from: $0) }
             let evaluation = FileManager.default.contents(atPath: RunFolder(run).evaluationReport.path)
                 .flatMap { try? JSONDecoder().decode(EvalReport.self, from: $0) }
-            return SummaryRow(record: record, variant: variant, mesh: mesh, geometry: evaluation?.geometry, temporal: evaluation?.temporal)
+            return SummaryRow(record: record, variant: variant, mesh: mesh, geometry: evaluation?.geometry, temporal: evaluation?.temporal,
+                              speckle: evaluation?.speckle)
         }
         let failures = names.sorted().filter { $0.hasSuffix(".failed") }.compactMap { name -> (job: String, reason: String)? in
             let job = String(name.dropLast(".failed".count))
@@ -144,14 +146,14 @@ public struct BenchJob {
         func number(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
         var csv = "prompt,variant,method,seed,mean_alignment,min_alignment,kind_accuracy,main_color_accuracy,azimuth_accuracy,back_seen_as_front,janus,"
             + "mesh_mean_alignment,mesh_kind_accuracy,refined_mesh_mean_alignment,refined_mesh_kind_accuracy,min_silhouette_coverage,depth_agreement,"
-            + "reprojection_color_error,frame_alignment,flicker,motion_shown,motion_matches,motion_judged,motion_judged_matches,seconds,peak_memory_mib\n"
+            + "reprojection_color_error,speckle,frame_alignment,flicker,motion_shown,motion_matches,motion_judged,motion_judged_matches,seconds,peak_memory_mib\n"
         for row in rows {
             let r = row.record, s = r.score
             csv += "\"\(r.prompt)\",\(row.variant),\(r.method),\(r.seed),\(s.meanAlignment),\(s.minAlignment),\(number(s.kindAccuracy)),"
                 + "\(number(s.mainColorAccuracy)),\(s.azimuthAccuracy),\(s.backSeenAsFront),\(s.janus ? 1 : 0),"
                 + "\(number(row.mesh?.coarse?.meanAlignment)),\(number(row.mesh?.coarse?.kindAccuracy ?? nil)),"
                 + "\(number(row.mesh?.refined?.meanAlignment)),\(number(row.mesh?.refined?.kindAccuracy ?? nil)),\(number(row.geometry?.minSilhouetteCoverage)),"
-                + "\(number(row.geometry?.meanDepthAgreement)),\(number(row.geometry?.meanReprojectionColorError)),"
+                + "\(number(row.geometry?.meanDepthAgreement)),\(number(row.geometry?.meanReprojectionColorError)),\(number(row.speckle?.mean)),"
                 + "\(number(row.temporal?.meanAlignment)),\(number(row.temporal?.stability.flicker)),\(row.temporal?.motion.dominant ?? ""),"
                 + "\(row.temporal.map { $0.motionMatches ? "1" : "0" } ?? ""),\(row.temporal?.judged?.dominant ?? ""),"
                 + "\(row.temporal?.judgedMatches.map { $0 ? "1" : "0" } ?? ""),\(r.seconds),\(r.peakMemoryMiB)\n"
@@ -159,9 +161,9 @@ public struct BenchJob {
         var md = "# Bench summary\n\n\(rows.count) runs. Scores from 16 views at elevation 15° (AssetScore) of the representation and of the "
             + "exported mesh (before and after refinement, when the run refined it); time and peak memory of each `kiln generate`.\n\n"
         md += "| variant | runs | mean alignment | min alignment | kind | main colour | azimuth | Janus rate | mesh alignment | mesh kind | "
-            + "refined mesh alignment | refined mesh kind | hull coverage (worst view) | depth agreement | reprojection colour error | "
+            + "refined mesh alignment | refined mesh kind | hull coverage (worst view) | depth agreement | reprojection colour error | speckle | "
             + "mean time (s) | max time (s) | peak memory (MiB) |\n"
-        md += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        md += "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
         var variants: [String] = []
         for row in rows where !variants.contains(row.variant) { variants.append(row.variant) }
         let methodOrder = DistillationMethod.allCases.map(\.rawValue)
@@ -180,7 +182,7 @@ public struct BenchJob {
                 + "\(mean { $0.record.score.kindAccuracy }) | \(mean { $0.record.score.mainColorAccuracy }) | \(mean { $0.record.score.azimuthAccuracy }) | "
                 + "\(mean { $0.record.score.janus ? 1 : 0 }) | \(mean { $0.mesh?.coarse?.meanAlignment }) | \(mean { $0.mesh?.coarse?.kindAccuracy ?? nil }) | "
                 + "\(mean { $0.mesh?.refined?.meanAlignment }) | \(mean { $0.mesh?.refined?.kindAccuracy ?? nil }) | "
-                + "\(mean { $0.geometry?.minSilhouetteCoverage }) | \(mean { $0.geometry?.meanDepthAgreement }) | \(mean { $0.geometry?.meanReprojectionColorError }) | "
+                + "\(mean { $0.geometry?.minSilhouetteCoverage }) | \(mean { $0.geometry?.meanDepthAgreement }) | \(mean { $0.geometry?.meanReprojectionColorError }) | \(mean { $0.speckle?.mean }) | "
                 + "\(mean { $0.record.resumed ? nil : $0.record.seconds }) | "
                 + "\(rs.filter { !$0.record.resumed }.map(\.record.seconds).max().map { String(format: "%.1f", $0) } ?? "–") | "
                 + "\(String(format: "%.0f", rs.map(\.record.peakMemoryMiB).max() ?? 0)) |\n"

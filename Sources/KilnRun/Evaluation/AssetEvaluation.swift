@@ -109,6 +109,7 @@ public struct AssetEvaluation {
         }
         let renders = posed.map(\.color)
         let geometry = GeometricConsistency.measure(posed)
+        let speckle = SpeckleMeasure.measure(posed)
         // A 4D run: its frames judged over time.
         var temporal: TemporalReport? = nil
         if let settings = run, settings.dynamic {
@@ -126,7 +127,7 @@ public struct AssetEvaluation {
         var health: MeshHealth? = nil
         if case .mesh(let renderer)? = subject { health = renderer.mesh.health }
         let report = EvalReport(asset: url.path, prompt: caption, representation: field != nil ? "nerf" : health == nil ? "splats" : "mesh", size: size, score: score,
-                                geometry: geometry, temporal: temporal, meshHealth: health, seconds: (clock.now - start).seconds)
+                                geometry: geometry, speckle: speckle, temporal: temporal, meshHealth: health, seconds: (clock.now - start).seconds)
         let labels = score.perView.map { v in
             String(format: "%.0f°/%.0f° %@ %.1f", v.azimuthDegrees, v.elevationDegrees, v.predictedKind ?? "", v.alignment)
         }
@@ -144,10 +145,10 @@ public struct AssetEvaluation {
             throw error
         }
         say(String(format: "%@: alignment %.2f (min %.2f, spread %.2f), kind %@, azimuth %.2f, Janus %@ (%.0f%% of back views seen as fronts); "
-                   + "silhouettes %.0f%% covered by the hull, neighbours agree in depth %.0f%%, colour error %.3f%@; %.1f s",
+                   + "silhouettes %.0f%% covered by the hull, neighbours agree in depth %.0f%%, colour error %.3f, speckle %.3f%@; %.1f s",
                    url.lastPathComponent, score.meanAlignment, score.minAlignment, score.alignmentSpread,
                    score.kindAccuracy.map { String(format: "%.2f", $0) } ?? "–", score.azimuthAccuracy, score.janus ? "yes" : "no",
-                   100 * score.backSeenAsFront, 100 * geometry.minSilhouetteCoverage, 100 * geometry.meanDepthAgreement, geometry.meanReprojectionColorError,
+                   100 * score.backSeenAsFront, 100 * geometry.minSilhouetteCoverage, 100 * geometry.meanDepthAgreement, geometry.meanReprojectionColorError, speckle.mean,
                    health.map { $0.watertight ? ", watertight" : ", not watertight (\($0.boundaryEdges) boundary edges)" } ?? "",
                    report.seconds))
     }
@@ -162,6 +163,8 @@ public struct EvalReport: Codable {
     var size: Int
     var score: AssetScore
     var geometry: GeometricConsistency
+    /// Absent in reports written before the measure existed.
+    var speckle: SpeckleMeasure?
     var temporal: TemporalReport?
     var meshHealth: MeshHealth?
     var seconds: Double
@@ -180,6 +183,7 @@ public struct EvalReport: Codable {
                      geometry.hullResolution, 100 * geometry.minSilhouetteCoverage, geometry.meanSilhouetteIoU)
         md += String(format: "| depth agreement with the nearest view (reprojection) | %.1f%% |\n| colour error where the depths agree | %.4f |\n",
                      100 * geometry.meanDepthAgreement, geometry.meanReprojectionColorError)
+        if let speckle { md += String(format: "| speckle (high-frequency share of the object's colour variation), mean | %.3f |\n", speckle.mean) }
         if let t = temporal {
             md += "\n## Over time (\(t.frames) frames)\n\n| measure | value |\n| --- | ---: |\n"
             md += String(format: "| alignment, mean over frames (8 views each) | %.3f |\n| alignment, worst frame | %.3f |\n", t.meanAlignment, t.minFrameAlignment)
@@ -206,12 +210,13 @@ public struct EvalReport: Codable {
                 md += String(format: "| bounds | (%.3f, %.3f, %.3f) – (%.3f, %.3f, %.3f) |\n", lo[0], lo[1], lo[2], hi[0], hi[1], hi[2])
             }
         }
-        md += "\n## Views\n\n| azimuth | elevation | alignment | kind seen | colour seen | azimuth seen | hull coverage | depth agreement | colour error |\n"
-            + "| ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |\n"
+        md += "\n## Views\n\n| azimuth | elevation | alignment | kind seen | colour seen | azimuth seen | hull coverage | depth agreement | colour error | speckle |\n"
+            + "| ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |\n"
         for (i, v) in score.perView.enumerated() {
-            md += String(format: "| %.0f° | %.0f° | %.3f | %@ | %@ | %@ | %.3f | %.2f | %.4f |\n", v.azimuthDegrees, v.elevationDegrees, v.alignment, v.predictedKind ?? "–",
+            md += String(format: "| %.0f° | %.0f° | %.3f | %@ | %@ | %@ | %.3f | %.2f | %.4f | %@ |\n", v.azimuthDegrees, v.elevationDegrees, v.alignment, v.predictedKind ?? "–",
                          v.predictedMainColor ?? "–", v.predictedAzimuthDegrees.map { String(format: "%.0f°", $0) } ?? "–", geometry.silhouetteCoverage[i],
-                         geometry.reprojection[i].depthAgreement, geometry.reprojection[i].colorError)
+                         geometry.reprojection[i].depthAgreement, geometry.reprojection[i].colorError,
+                         speckle.map { String(format: "%.3f", $0.perView[i]) } ?? "–")
         }
         return md
     }

@@ -22,6 +22,33 @@ public enum SDSWeighting: String, Codable, Sendable, CaseIterable {
     }
 }
 
+/// What the distillation gradient on x is made of (`--objective`), before the weighting w(t); every
+/// one is built from the prior's unconditional, conditional and guided noise predictions
+/// (`NoisePrediction`) at the same x_t, so each works with any `DiffusionPrior` and composes with
+/// the reward-aware methods, which all take their gradient from `ScoreDistillation.term`.
+public enum DistillationObjective: String, Codable, Sendable, CaseIterable {
+    /// SDS (DreamFusion): ε̂_s − ε, with ε̂_s = ε_∅ + s·(ε_y − ε_∅) the guided prediction.
+    case sds
+    /// Classifier score distillation (Yu et al. 2023): s·(ε_y − ε_∅), the guidance direction alone;
+    /// the sampled noise never enters the gradient.
+    case csd
+    /// Noise-free score distillation (Katzir et al. 2023): s·(ε_y − ε_∅) plus, for t < 0.2·T, the
+    /// domain term ε_∅ (which at small t points back to the data without the noise ε); at larger t
+    /// the paper's domain term ε_∅ − ε_neg is the run's negative prompt against the empty one, and
+    /// Kiln's unconditional prediction already is the negative prompt's, so that term is 0 there.
+    case nfsd
+
+    /// The gradient before w(t) at one element: the noise ε and the three predictions.
+    @inlinable
+    public func direction(noise: Float, unconditional: Float, conditional: Float, guided: Float, guidanceScale: Float, smallTimestep: Bool) -> Float {
+        switch self {
+        case .sds: return guided - noise
+        case .csd: return guidanceScale * (conditional - unconditional)
+        case .nfsd: return guidanceScale * (conditional - unconditional) + (smallTimestep ? unconditional : 0)
+        }
+    }
+}
+
 /// How each step's timestep is drawn.
 public enum TimestepSchedule: String, Codable, Sendable, CaseIterable {
     /// t ~ U[min, max]·T, independently each step (DreamFusion).
@@ -43,6 +70,8 @@ public struct SDSSettings: Codable, Sendable, Equatable {
     public var maxStep: Double = 0.98
     public var timestepSchedule: TimestepSchedule = .annealed
     public var weighting: SDSWeighting = .sds
+    /// What the gradient is made of: SDS, or an objective that leaves out its noisy part.
+    public var objective: DistillationObjective = .sds
     /// Each element of the gradient is clamped to ±this (nil: no clamp).
     public var gradientClamp: Float? = nil
 
@@ -63,8 +92,8 @@ public struct SDSSettings: Codable, Sendable, Equatable {
     }
 }
 
-/// One score-distillation gradient: g = w(t)·(ε̂ − ε) on the prior's samples, and the quantities
-/// the reward-aware methods reuse.
+/// One score-distillation gradient: g = w(t)·(ε̂ − ε) on the prior's samples (or the objective's
+/// direction, `DistillationObjective`), and the quantities the reward-aware methods reuse.
 public struct SDSTerm {
     /// The timestep t ∈ [0, T).
     public var timestep: Int
@@ -74,7 +103,7 @@ public struct SDSTerm {
     public var noisy: [Float]
     /// ε̂ with guidance.
     public var prediction: [Float]
-    /// w(t)·(ε̂ − ε), the gradient on x (before any clamp).
+    /// w(t)·(ε̂ − ε) (SDS; another objective's direction times w(t)), the gradient on x (before any clamp).
     public var gradient: [Float]
     /// The one-step estimate x̂₀ = (x_t − √(1−ᾱ)·ε̂)/√ᾱ.
     public var predictedOriginal: [Float]
@@ -121,11 +150,22 @@ public enum ScoreDistillation {
                             settings: SDSSettings) -> SDSTerm {
         let a = prior.schedule.alphaCumprod(t)
         let noisy = addNoise(x.storage, noise: noise, alphaCumprod: a)
-        let prediction = prior.predictNoise(Tensor(shape: x.shape, storage: noisy), timestep: t, views: views,
-                                            guidanceScale: settings.guidanceScale, timeGuidanceScale: settings.timeGuidanceScale).guided.storage
+        let predictions = prior.predictNoise(Tensor(shape: x.shape, storage: noisy), timestep: t, views: views,
+                                             guidanceScale: settings.guidanceScale, timeGuidanceScale: settings.timeGuidanceScale)
+        let prediction = predictions.guided.storage
         let w = settings.weighting.weight(alphaCumprod: a)
         var gradient = [Float](repeating: 0, count: noisy.count)
-        for i in 0..<gradient.count { gradient[i] = w * (prediction[i] - noise[i]) }
+        switch settings.objective {
+        case .sds:
+            for i in 0..<gradient.count { gradient[i] = w * (prediction[i] - noise[i]) }
+        case .csd, .nfsd:
+            let (u, c) = (predictions.unconditional.storage, predictions.conditional.storage)
+            let s = Float(settings.guidanceScale), small = t < prior.schedule.numTrainTimesteps / 5
+            for i in 0..<gradient.count {
+                gradient[i] = w * settings.objective.direction(noise: noise[i], unconditional: u[i], conditional: c[i], guided: prediction[i],
+                                                               guidanceScale: s, smallTimestep: small)
+            }
+        }
         return SDSTerm(timestep: t, noise: noise, noisy: noisy, prediction: prediction, gradient: gradient,
                        predictedOriginal: predictedOriginal(noisy: noisy, prediction: prediction, alphaCumprod: a))
     }

@@ -13,6 +13,7 @@ public struct GenerateRequest: Sendable {
     public var guidanceScale: Double? = nil
     public var negativePrompt: String? = nil
     public var method: DistillationMethod? = nil
+    public var objective: DistillationObjective? = nil
     public var representation: Representation? = nil
     public var refine: RefineStage? = nil
     public var refineSteps: Int? = nil
@@ -40,6 +41,7 @@ public struct GenerateRequest: Sendable {
         if let seed { settings.seed = seed }
         if let steps { settings.steps = steps }
         if let method { settings.guidance.method = method }
+        if let objective { settings.sds.objective = objective }
         if let representation { settings.representation = representation }
         let picksRenderSize = !given.contains("views.render_size")
         if let refine { settings.refine.stage = refine }
@@ -68,7 +70,7 @@ public struct GenerateRequest: Sendable {
         var settings: GenerateSettings
         do { settings = try GenerateSettings.load(run: run) } catch let error as SettingsError { throw RunError("--resume: \(error)") }
         guard settings.prompt == prompt else { throw RunError("--resume: the run in \(folder) is for \"\(settings.prompt)\", not \"\(prompt)\"") }
-        let conflicting = [config.map { _ in "--config" }, seed.map { _ in "--seed" }, method.map { _ in "--method" }, guidanceScale.map { _ in "--guidance-scale" },
+        let conflicting = [config.map { _ in "--config" }, seed.map { _ in "--seed" }, method.map { _ in "--method" }, objective.map { _ in "--objective" }, guidanceScale.map { _ in "--guidance-scale" },
                            negativePrompt.map { _ in "--negative-prompt" }, reward.map { _ in "--reward" }, viewAdvantage.map { _ in "--view-advantage" },
                            representation.map { _ in "--representation" }, frames.map { _ in "--frames" }].compactMap { $0 }
         guard conflicting.isEmpty else {

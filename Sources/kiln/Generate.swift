@@ -11,6 +11,7 @@ import KilnToyWorld
 import KilnRun
 
 extension DistillationMethod: ExpressibleByArgument {}
+extension DistillationObjective: ExpressibleByArgument {}
 extension Representation: ExpressibleByArgument {}
 extension RefineStage: ExpressibleByArgument {}
 
@@ -59,6 +60,9 @@ struct Generate: ParsableCommand {
 
     @Option(help: "Distillation method: sds, rw-sds, reward-feedback or dpo; default sds.")
     var method: DistillationMethod?
+
+    @Option(help: "Distillation objective, orthogonal to --method: sds, csd (the guidance direction alone) or nfsd (noise-free: csd plus the unconditional prediction at small t); default sds.")
+    var objective: DistillationObjective?
 
     @Option(help: "Scene representation: gaussians (splats.ply) or nerf (a hash-grid field rendered at the prior's size, field.safetensors); default gaussians.")
     var representation: Representation?
@@ -113,6 +117,7 @@ struct Generate: ParsableCommand {
         request.config = config.map { URL(fileURLWithPath: $0) }
         (request.seed, request.steps, request.guidanceScale, request.negativePrompt) = (seed, steps, guidanceScale, negativePrompt)
         (request.method, request.representation, request.refine, request.refineSteps) = (method, representation, refine, refineSteps)
+        request.objective = objective
         (request.refineOffsets, request.frames, request.viewAdvantage, request.resume) = (refineOffsets, frames, viewAdvantage, resume)
         request.reward = try reward.map { try RewardMix(parsing: $0) }
         var options = GenerateJob.Options()

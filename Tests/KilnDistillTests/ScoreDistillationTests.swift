@@ -81,6 +81,39 @@ struct ScoreDistillationTests {
         #expect(zip(back, x.storage).allSatisfy { abs($0 - $1) < 1e-5 })
     }
 
+    @Test("CSD is w·s·(ε_y − ε_∅) and NFSD adds ε_∅ below 0.2·T only; neither depends on the sampled noise beyond x_t (float64 reference)")
+    func objectives() throws {
+        let x = Self.images(2, seed: 5)
+        var rng = RNG(seed: 6)
+        let noise = rng.normals(count: x.count)
+        let views = [ViewConditioning(azimuthDegrees: 10), ViewConditioning(azimuthDegrees: 250, elevationDegrees: 30)]
+        for objective in [DistillationObjective.csd, .nfsd] {
+            for t in [100, 600] {
+                var settings = SDSSettings()
+                settings.objective = objective
+                settings.guidanceScale = 5
+                let term = ScoreDistillation.term(prior: prior, images: x, views: views, timestep: t, noise: noise, settings: settings)
+                let a = Double(prior.schedule.alphaCumprod(t)), w = 1 - a
+                let p = prior.predictNoise(Tensor(shape: x.shape, storage: term.noisy), timestep: t, views: views, guidanceScale: 5)
+                let (u, c) = (p.unconditional.storage, p.conditional.storage)
+                for i in stride(from: 0, to: x.count, by: 29) {
+                    var expected = 5 * (Double(c[i]) - Double(u[i]))
+                    if objective == .nfsd && t < 200 { expected += Double(u[i]) }
+                    #expect(abs(Double(term.gradient[i]) - w * expected) < 1e-5 * (1 + abs(w * expected)), "\(objective) t \(t) at \(i)")
+                }
+                #expect(term.prediction == p.guided.storage)
+            }
+        }
+        // SDS differs from CSD by w·(ε_∅ − ε) at guidance s: ε̂ − ε = ε_∅ − ε + s·(ε_y − ε_∅).
+        var sds = SDSSettings(), csd = SDSSettings()
+        (sds.guidanceScale, csd.guidanceScale, csd.objective) = (5, 5, .csd)
+        let a = ScoreDistillation.term(prior: prior, images: x, views: views, timestep: 600, noise: noise, settings: sds)
+        let b = ScoreDistillation.term(prior: prior, images: x, views: views, timestep: 600, noise: noise, settings: csd)
+        let u = prior.predictNoise(Tensor(shape: x.shape, storage: a.noisy), timestep: 600, views: views, guidanceScale: 5).unconditional.storage
+        let w = 1 - prior.schedule.alphaCumprod(600)
+        for i in stride(from: 0, to: x.count, by: 31) { #expect(abs(a.gradient[i] - b.gradient[i] - w * (u[i] - noise[i])) < 1e-4) }
+    }
+
     @Test("timesteps stay in [min, max]·T; annealing walks from max to min")
     func timesteps() {
         var settings = SDSSettings()

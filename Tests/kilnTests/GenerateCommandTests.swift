@@ -218,6 +218,7 @@ struct GenerateCommandTests {
                 (["--resume"], "config.json"),
                 (["--config", folder.appendingPathComponent("missing.json").path], "cannot be read"),
                 (["--representation", "mesh"], "provide one of 'gaussians' and 'nerf'"),
+                (["--objective", "vsdx"], "'sds', 'csd' or 'nfsd'"),
             ]
             for (extra, needle) in cases {
                 let run = try KilnRun(["generate", "a red snowman", "--prior", Self.tiny, "--out", out] + extra)
@@ -285,6 +286,16 @@ struct GenerateCommandTests {
                 #expect(FileManager.default.fileExists(atPath: out + "/splats.ply") && FileManager.default.fileExists(atPath: out + "/asset.glb"))
                 let settings = try String(contentsOfFile: out + "/config.json", encoding: .utf8)
                 #expect(settings.contains("\"render_size\" : 64"), "\(method): renders follow the VAE's 64² images")
+            }
+            // The objectives are orthogonal to the methods: CSD with reward feedback, NFSD with SDS.
+            for (objective, method) in [("csd", "reward-feedback"), ("nfsd", "sds")] {
+                let out = folder.appendingPathComponent(objective).path
+                let run = try KilnRun("generate", "a red snowman", "--prior", sd15, "--method", method, "--objective", objective, "--steps", "2",
+                                      "--preview-every", "0", "--config", config.path, "--out", out)
+                #expect(run.status == 0, "\(objective): \(run.stderr)")
+                #expect(try String(contentsOfFile: out + "/config.json", encoding: .utf8).contains("\"objective\" : \"\(objective)\""))
+                let resumed = try KilnRun("generate", "a red snowman", "--prior", sd15, "--objective", "sds", "--out", out, "--resume")
+                #expect(resumed.status != 0 && resumed.stderr.contains("--objective"), "\(resumed.stderr)")
             }
         }
     }

@@ -37,6 +37,13 @@ public enum DistillationObjective: String, Codable, Sendable, CaseIterable {
     /// the paper's domain term ε_∅ − ε_neg is the run's negative prompt against the empty one, and
     /// Kiln's unconditional prediction already is the negative prompt's, so that term is 0 there.
     case nfsd
+    /// Interval score matching (Liang et al. 2023, LucidDreamer): x is carried to x_s by DDIM
+    /// inversion with the unconditional prediction (s = t − δ·T, `SDSSettings.ismInterval`), then
+    /// to x_t by one more inversion step, and the gradient is ε̂_s(x_t; t) − ε̂_u(x_s; s): the
+    /// guided prediction against the inversion's own noise instead of a random ε, so the target
+    /// is consistent from step to step. Costs ⌈s / (`ismInversionStep`·T)⌉ + 1 unconditional UNet
+    /// calls more than SDS.
+    case ism
 
     /// The gradient before w(t) at one element: the noise ε and the three predictions.
     @inlinable
@@ -45,6 +52,7 @@ public enum DistillationObjective: String, Codable, Sendable, CaseIterable {
         case .sds: return guided - noise
         case .csd: return guidanceScale * (conditional - unconditional)
         case .nfsd: return guidanceScale * (conditional - unconditional) + (smallTimestep ? unconditional : 0)
+        case .ism: return guided - noise  // with `noise` the inversion's ε̂_u(x_s; s) (`ScoreDistillation.term`)
         }
     }
 }
@@ -72,6 +80,10 @@ public struct SDSSettings: Codable, Sendable, Equatable {
     public var weighting: SDSWeighting = .sds
     /// What the gradient is made of: SDS, or an objective that leaves out its noisy part.
     public var objective: DistillationObjective = .sds
+    /// ISM: the interval t − s as a fraction of T (LucidDreamer's δ_T = 50 of 1000).
+    public var ismInterval: Double = 0.05
+    /// ISM: the largest DDIM inversion step from 0 to s, as a fraction of T (LucidDreamer's 200 of 1000).
+    public var ismInversionStep: Double = 0.2
     /// Each element of the gradient is clamped to ±this (nil: no clamp).
     public var gradientClamp: Float? = nil
 
@@ -85,6 +97,9 @@ public struct SDSSettings: Codable, Sendable, Equatable {
         }
         guard minStep >= 0, maxStep <= 1, minStep < maxStep else {
             throw DistillError.badSetting("sds.min_step and sds.max_step are fractions of the schedule with 0 ≤ min_step < max_step ≤ 1, got \(minStep) and \(maxStep)")
+        }
+        guard ismInterval > 0, ismInterval < 1, ismInversionStep > 0, ismInversionStep <= 1 else {
+            throw DistillError.badSetting("sds.ism_interval must be in (0, 1) and sds.ism_inversion_step in (0, 1], got \(ismInterval) and \(ismInversionStep)")
         }
         if let gradientClamp, !(gradientClamp > 0 && gradientClamp.isFinite) {
             throw DistillError.badSetting("sds.gradient_clamp must be a positive number (or absent), got \(gradientClamp)")
@@ -149,6 +164,7 @@ public enum ScoreDistillation {
     public static func term(prior: any DiffusionPrior, images x: Tensor, views: [ViewConditioning], timestep t: Int, noise: [Float],
                             settings: SDSSettings) -> SDSTerm {
         let a = prior.schedule.alphaCumprod(t)
+        if settings.objective == .ism { return intervalScoreMatching(prior: prior, images: x, views: views, timestep: t, settings: settings) }
         let noisy = addNoise(x.storage, noise: noise, alphaCumprod: a)
         let predictions = prior.predictNoise(Tensor(shape: x.shape, storage: noisy), timestep: t, views: views,
                                              guidanceScale: settings.guidanceScale, timeGuidanceScale: settings.timeGuidanceScale)
@@ -158,7 +174,7 @@ public enum ScoreDistillation {
         switch settings.objective {
         case .sds:
             for i in 0..<gradient.count { gradient[i] = w * (prediction[i] - noise[i]) }
-        case .csd, .nfsd:
+        case .csd, .nfsd, .ism:
             let (u, c) = (predictions.unconditional.storage, predictions.conditional.storage)
             let s = Float(settings.guidanceScale), small = t < prior.schedule.numTrainTimesteps / 5
             for i in 0..<gradient.count {
@@ -168,6 +184,44 @@ public enum ScoreDistillation {
         }
         return SDSTerm(timestep: t, noise: noise, noisy: noisy, prediction: prediction, gradient: gradient,
                        predictedOriginal: predictedOriginal(noisy: noisy, prediction: prediction, alphaCumprod: a))
+    }
+
+    /// One deterministic DDIM step of x_from (at timestep `from`, x itself at −1) to `to` with the
+    /// noise ε: x̂₀ = (x − √(1−ᾱ_from)·ε)/√ᾱ_from, then √ᾱ_to·x̂₀ + √(1−ᾱ_to)·ε.
+    static func ddimStep(_ x: [Float], noise e: [Float], from: Int, to: Int, schedule: NoiseSchedule) -> [Float] {
+        let a0 = from < 0 ? 1 : schedule.alphaCumprod(from), a1 = schedule.alphaCumprod(to)
+        let (s0, r0, s1, r1) = (a0.squareRoot(), (1 - a0).squareRoot(), a1.squareRoot(), (1 - a1).squareRoot())
+        var out = [Float](repeating: 0, count: x.count)
+        for i in 0..<x.count { out[i] = s1 * (x[i] - r0 * e[i]) / s0 + r1 * e[i] }
+        return out
+    }
+
+    /// The ISM term (`DistillationObjective.ism`): x → x_s by DDIM inversion in equal steps of at
+    /// most `ismInversionStep`·T with ε̂_u, x_s → x_t with ε̂_u(x_s; s); g = w(t)·(ε̂(x_t; t) − ε̂_u(x_s; s)).
+    /// `noise` of the result is ε̂_u(x_s; s), `noisy` x_t.
+    static func intervalScoreMatching(prior: any DiffusionPrior, images x: Tensor, views: [ViewConditioning], timestep t: Int,
+                                      settings: SDSSettings) -> SDSTerm {
+        let T = prior.schedule.numTrainTimesteps
+        let s = max(0, t - max(1, Int((settings.ismInterval * Double(T)).rounded())))
+        let stride = max(1, Int((settings.ismInversionStep * Double(T)).rounded()))
+        let steps = max(1, (s + stride - 1) / stride)
+        var current = x.storage, at = -1
+        for k in 1...steps {
+            let next = s * k / steps
+            let e = at < 0 ? prior.predictUnconditionalNoise(x, timestep: 0, views: views).storage
+                : prior.predictUnconditionalNoise(Tensor(shape: x.shape, storage: current), timestep: at, views: views).storage
+            current = ddimStep(current, noise: e, from: at, to: next, schedule: prior.schedule)
+            at = next
+        }
+        let eps = prior.predictUnconditionalNoise(Tensor(shape: x.shape, storage: current), timestep: s, views: views).storage
+        let noisy = ddimStep(current, noise: eps, from: s, to: t, schedule: prior.schedule)
+        let prediction = prior.predictNoise(Tensor(shape: x.shape, storage: noisy), timestep: t, views: views,
+                                            guidanceScale: settings.guidanceScale, timeGuidanceScale: settings.timeGuidanceScale).guided.storage
+        let w = settings.weighting.weight(alphaCumprod: prior.schedule.alphaCumprod(t))
+        var gradient = [Float](repeating: 0, count: noisy.count)
+        for i in 0..<gradient.count { gradient[i] = w * (prediction[i] - eps[i]) }
+        return SDSTerm(timestep: t, noise: eps, noisy: noisy, prediction: prediction, gradient: gradient,
+                       predictedOriginal: predictedOriginal(noisy: noisy, prediction: prediction, alphaCumprod: prior.schedule.alphaCumprod(t)))
     }
 
     /// Clamps each element to ±`limit` (when given) and zeroes non-finite ones; returns how many

@@ -114,6 +114,45 @@ struct ScoreDistillationTests {
         for i in stride(from: 0, to: x.count, by: 31) { #expect(abs(a.gradient[i] - b.gradient[i] - w * (u[i] - noise[i])) < 1e-4) }
     }
 
+    @Test("ISM: DDIM inversion to s = t − δ·T in equal steps, one more step to t, g = w·(ε̂(x_t) − ε̂_u(x_s)) (float64 reference)")
+    func intervalScoreMatching() throws {
+        let x = Self.images(2, seed: 7)
+        let views = [ViewConditioning(azimuthDegrees: 40), ViewConditioning(azimuthDegrees: 160, elevationDegrees: 20)]
+        var settings = SDSSettings()
+        (settings.objective, settings.guidanceScale, settings.ismInterval, settings.ismInversionStep) = (.ism, 4, 0.05, 0.2)
+        for t in [30, 700] {
+            let term = ScoreDistillation.term(prior: prior, images: x, views: views, timestep: t, noise: [Float](repeating: 9, count: x.count), settings: settings)
+            // The reference: the same walk in Double, the predictions from the prior itself.
+            let schedule = prior.schedule
+            func alpha(_ k: Int) -> Double { k < 0 ? 1 : Double(schedule.alphaCumprod(k)) }
+            func step(_ v: [Double], _ e: [Float], _ from: Int, _ to: Int) -> [Double] {
+                let (a0, a1) = (alpha(from), alpha(to))
+                return v.indices.map { i in a1.squareRoot() * (v[i] - (1 - a0).squareRoot() * Double(e[i])) / a0.squareRoot() + (1 - a1).squareRoot() * Double(e[i]) }
+            }
+            let s = max(0, t - 50), stride = 200, steps = max(1, (s + stride - 1) / stride)
+            var v = x.storage.map(Double.init), at = -1
+            for k in 1...steps {
+                let e = prior.predictUnconditionalNoise(Tensor(shape: x.shape, storage: v.map(Float.init)), timestep: max(at, 0), views: views).storage
+                v = step(v, e, at, s * k / steps)
+                at = s * k / steps
+            }
+            let eps = prior.predictUnconditionalNoise(Tensor(shape: x.shape, storage: v.map(Float.init)), timestep: s, views: views).storage
+            let xt = step(v, eps, s, t)
+            let guided = prior.predictNoise(Tensor(shape: x.shape, storage: xt.map(Float.init)), timestep: t, views: views, guidanceScale: 4).guided.storage
+            let w = 1 - alpha(t)
+            for i in Swift.stride(from: 0, to: x.count, by: 23) {
+                #expect(abs(Double(term.noisy[i]) - xt[i]) < 1e-4 * (1 + abs(xt[i])), "t \(t): x_t at \(i)")
+                #expect(abs(Double(term.gradient[i]) - w * (Double(guided[i]) - Double(eps[i]))) < 1e-3, "t \(t): g at \(i)")
+            }
+            // The sampled noise (9 everywhere) never enters: the term's noise is the inversion's.
+            #expect(zip(term.noise, eps).allSatisfy { abs($0 - $1) < 1e-4 })
+        }
+        // The unconditional prediction alone is the unconditional half of the guided call.
+        let p = prior.predictNoise(x, timestep: 333, views: views, guidanceScale: 3)
+        let u = prior.predictUnconditionalNoise(x, timestep: 333, views: views)
+        #expect(zip(p.unconditional.storage, u.storage).allSatisfy { abs($0 - $1) < 1e-5 })
+    }
+
     @Test("timesteps stay in [min, max]·T; annealing walks from max to min")
     func timesteps() {
         var settings = SDSSettings()

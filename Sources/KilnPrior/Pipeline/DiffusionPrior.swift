@@ -38,6 +38,10 @@ public protocol DiffusionPrior: AnyObject {
     func predictNoise(_ noisy: Tensor, timestep: Int, views: [ViewConditioning], guidanceScale: Double,
                       timeGuidanceScale: Double) -> NoisePrediction
 
+    /// The unconditional prediction ε̂_u alone (the negative prompt's), one UNet call on B samples:
+    /// what DDIM inversion (interval score matching) steps with.
+    func predictUnconditionalNoise(_ noisy: Tensor, timestep: Int, views: [ViewConditioning]) -> Tensor
+
     // MARK: Image space
 
     /// Side of the square images the prior judges: renders are a multiple of it, display images

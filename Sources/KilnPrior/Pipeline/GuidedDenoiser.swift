@@ -89,6 +89,15 @@ final class GuidedDenoiser {
         return NoisePrediction(unconditional: parts[0], conditional: parts[1], guided: Tensor(shape: noisy.shape, storage: guided))
     }
 
+    /// ε̂_u alone for `noisy` `[B, C, h, w]`: one UNet call on [unconditional × B].
+    func predictUnconditionalNoise(_ noisy: Tensor, timestep: Int, views: [ViewConditioning]) -> Tensor {
+        let b = noisy.shape[0]
+        precondition(views.count == b, "predictUnconditionalNoise: \(views.count) views for \(b) samples")
+        let context = Tensor.concatenated(Array(repeating: unconditional, count: b), axis: 0)
+        let prediction = pipeline.unet.forward(noisy, timesteps: [Float(timestep)], encoderHiddenStates: context, classLabels: pipeline.viewLabels(views))
+        return noise(of: prediction, noisy: noisy, timestep: timestep)
+    }
+
     /// The noise a UNet output implies under the scheduler's `prediction_type`.
     func noise(of output: Tensor, noisy: Tensor, timestep t: Int) -> Tensor {
         let a = schedule.sqrtAlphaCumprod(t), sigma = schedule.sqrtOneMinusAlphaCumprod(t)

@@ -60,6 +60,11 @@ public final class LatentDiffusionPrior: DiffusionPrior {
         return denoiser.predictNoise(noisy, timestep: timestep, views: views, guidanceScale: guidanceScale, timeGuidanceScale: timeGuidanceScale)
     }
 
+    public func predictUnconditionalNoise(_ noisy: Tensor, timestep: Int, views: [ViewConditioning]) -> Tensor {
+        noisy.checkShape([nil, latentChannels, latentSize, latentSize], "LatentDiffusionPrior.predictUnconditionalNoise")
+        return denoiser.predictUnconditionalNoise(noisy, timestep: timestep, views: views)
+    }
+
     // MARK: Image space
 
     /// The renders as VAE input: `[B, 3, S, S]` in [−1, 1], averaged down from `size`.

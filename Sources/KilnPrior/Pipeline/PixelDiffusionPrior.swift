@@ -43,6 +43,11 @@ public final class PixelDiffusionPrior: DiffusionPrior {
         return denoiser.predictNoise(noisy, timestep: timestep, views: views, guidanceScale: guidanceScale, timeGuidanceScale: timeGuidanceScale)
     }
 
+    public func predictUnconditionalNoise(_ noisy: Tensor, timestep: Int, views: [ViewConditioning]) -> Tensor {
+        noisy.checkShape([nil, 3, imageSize, imageSize], "PixelDiffusionPrior.predictUnconditionalNoise")
+        return denoiser.predictUnconditionalNoise(noisy, timestep: timestep, views: views)
+    }
+
     // MARK: Image space
 
     /// The renders averaged down to the prior's size, in [−1, 1] (`PriorImage.fromRender`):

@@ -101,7 +101,7 @@ public enum RewardGuidance {
                                 views: [ViewConditioning], progress: Double, sds: SDSSettings, settings: RewardGuidanceSettings,
                                 rng: inout RNG) -> DistillationGradient {
         let b = x.shape[0], plane = x.count / max(1, b)
-        let t = ScoreDistillation.timestep(sds, progress: progress, trainSteps: prior.schedule.numTrainTimesteps, rng: &rng)
+        let t = ScoreDistillation.timestep(sds, progress: progress, schedule: prior.schedule, rng: &rng)
         precondition(!settings.usesRewards || rewards != nil, "RewardGuidance.gradient: \(settings.method) needs reward models")
         let noiseCount: Int
         switch settings.method {

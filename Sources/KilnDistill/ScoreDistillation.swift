@@ -64,6 +64,11 @@ public enum TimestepSchedule: String, Codable, Sendable, CaseIterable {
     /// t = (max − (max − min)·progress)·T plus a jitter of ±(max − min)/20·T: from coarse shape to
     /// detail (DreamGaussian anneals t = (1 − progress)·T).
     case annealed
+    /// DreamTime's time-prioritised schedule (Huang et al. 2023): t decreases with progress, spending
+    /// the steps as the weight W(t) ∝ √((1−ᾱ_t)/ᾱ_t)·exp(−(t − m)²/2s²) says (m and s:
+    /// `SDSSettings.dreamtimeCenter` and `dreamtimeSpread`, fractions of T; the paper's 500 and 125
+    /// of 1000): t(p) = argmin_t |Σ_{τ ≥ t} W(τ) − p|, no jitter, clamped to [min, max]·T.
+    case dreamtime
 }
 
 /// Score-distillation settings shared by every method.
@@ -80,6 +85,9 @@ public struct SDSSettings: Codable, Sendable, Equatable {
     public var weighting: SDSWeighting = .sds
     /// What the gradient is made of: SDS, or an objective that leaves out its noisy part.
     public var objective: DistillationObjective = .sds
+    /// DreamTime: the centre m and the spread s of the timestep prior, as fractions of T.
+    public var dreamtimeCenter: Double = 0.5
+    public var dreamtimeSpread: Double = 0.125
     /// ISM: the interval t − s as a fraction of T (LucidDreamer's δ_T = 50 of 1000).
     public var ismInterval: Double = 0.05
     /// ISM: the largest DDIM inversion step from 0 to s, as a fraction of T (LucidDreamer's 200 of 1000).
@@ -97,6 +105,9 @@ public struct SDSSettings: Codable, Sendable, Equatable {
         }
         guard minStep >= 0, maxStep <= 1, minStep < maxStep else {
             throw DistillError.badSetting("sds.min_step and sds.max_step are fractions of the schedule with 0 ≤ min_step < max_step ≤ 1, got \(minStep) and \(maxStep)")
+        }
+        guard dreamtimeCenter >= 0, dreamtimeCenter <= 1, dreamtimeSpread > 0, dreamtimeSpread.isFinite else {
+            throw DistillError.badSetting("sds.dreamtime_center must be in [0, 1] and sds.dreamtime_spread positive, got \(dreamtimeCenter) and \(dreamtimeSpread)")
         }
         guard ismInterval > 0, ismInterval < 1, ismInversionStep > 0, ismInversionStep <= 1 else {
             throw DistillError.badSetting("sds.ism_interval must be in (0, 1) and sds.ism_inversion_step in (0, 1], got \(ismInterval) and \(ismInversionStep)")
@@ -138,8 +149,41 @@ public enum ScoreDistillation {
         case .annealed:
             let jitter = (hi - lo) / 20 * (2 * Double(rng.nextFloat()) - 1)
             fraction = min(hi, max(lo, hi - (hi - lo) * min(1, max(0, progress)) + jitter))
+        case .dreamtime:
+            preconditionFailure("ScoreDistillation.timestep: the DreamTime schedule needs the noise schedule (timestep(_:progress:schedule:rng:))")
         }
         return min(trainSteps - 1, max(0, Int((fraction * Double(trainSteps)).rounded())))
+    }
+
+    /// The step's timestep for `progress` ∈ [0, 1] of the run, for a prior with noise schedule
+    /// `schedule` (which the DreamTime schedule weighs; the others draw as `timestep(_:progress:trainSteps:rng:)`).
+    public static func timestep(_ settings: SDSSettings, progress: Double, schedule: NoiseSchedule, rng: inout RNG) -> Int {
+        let T = schedule.numTrainTimesteps
+        guard settings.timestepSchedule == .dreamtime else { return timestep(settings, progress: progress, trainSteps: T, rng: &rng) }
+        let tails = dreamtimeTails(settings, schedule: schedule)
+        let p = min(1, max(0, progress))
+        var best = 0, bestDistance = Double.infinity
+        for t in 0..<T where abs(tails[t] - p) < bestDistance { (best, bestDistance) = (t, abs(tails[t] - p)) }
+        let lo = Int((settings.minStep * Double(T)).rounded()), hi = min(T - 1, Int((settings.maxStep * Double(T)).rounded()))
+        return min(hi, max(lo, best))
+    }
+
+    /// DreamTime's Σ_{τ ≥ t} W(τ) for each t, W normalised to sum 1.
+    static func dreamtimeTails(_ settings: SDSSettings, schedule: NoiseSchedule) -> [Double] {
+        let T = schedule.numTrainTimesteps
+        let m = settings.dreamtimeCenter * Double(T), s = settings.dreamtimeSpread * Double(T)
+        var w = (0..<T).map { t -> Double in
+            let a = Double(schedule.alphaCumprod(t))
+            return ((1 - a) / a).squareRoot() * exp(-(Double(t) - m) * (Double(t) - m) / (2 * s * s))
+        }
+        let z = w.reduce(0, +)
+        for t in 0..<T { w[t] /= z }
+        var tails = [Double](repeating: 0, count: T), sum = 0.0
+        for t in stride(from: T - 1, through: 0, by: -1) {
+            sum += w[t]
+            tails[t] = sum
+        }
+        return tails
     }
 
     /// x_t = √ᾱ·x + √(1−ᾱ)·ε, elementwise.

@@ -153,6 +153,35 @@ struct ScoreDistillationTests {
         #expect(zip(p.unconditional.storage, u.storage).allSatisfy { abs($0 - $1) < 1e-5 })
     }
 
+    @Test("DreamTime: t falls with progress as the tail sums of W(t) ∝ √((1−ᾱ)/ᾱ)·exp(−(t−m)²/2s²) say, most steps near m (float64 reference)")
+    func dreamtime() throws {
+        var settings = SDSSettings()
+        settings.timestepSchedule = .dreamtime
+        let schedule = prior.schedule, T = schedule.numTrainTimesteps
+        var rng = RNG(seed: 8)
+        let progress = (0...200).map { Double($0) / 200 }
+        let ts = progress.map { ScoreDistillation.timestep(settings, progress: $0, schedule: schedule, rng: &rng) }
+        #expect(zip(ts, ts.dropFirst()).allSatisfy { $0 >= $1 })
+        #expect(ts.first! >= 900 && ts.last! == Int((0.02 * Double(T)).rounded()))
+        // The reference: W, its tails and the argmin, written out.
+        let w = (0..<T).map { t -> Double in
+            let a = Double(schedule.alphaCumprod(t))
+            return ((1 - a) / a).squareRoot() * exp(-pow(Double(t) - 500, 2) / (2 * 125 * 125))
+        }
+        let z = w.reduce(0, +)
+        for (p, t) in zip(progress, ts) {
+            let tails = (0..<T).map { t0 in w[t0...].reduce(0, +) / z }
+            let expected = min(980, max(20, tails.indices.min { abs(tails[$0] - p) < abs(tails[$1] - p) }!))
+            #expect(abs(t - expected) <= 1, "progress \(p): \(t) against \(expected)")
+        }
+        // Most of the run is spent within one spread of the centre.
+        #expect(Double(ts.filter { (375...625).contains($0) }.count) / Double(ts.count) > 0.5)
+        // The other schedules draw as before through the same entry point.
+        settings.timestepSchedule = .annealed
+        var a = RNG(seed: 9), b = RNG(seed: 9)
+        #expect(ScoreDistillation.timestep(settings, progress: 0.3, schedule: schedule, rng: &a) == ScoreDistillation.timestep(settings, progress: 0.3, trainSteps: T, rng: &b))
+    }
+
     @Test("timesteps stay in [min, max]·T; annealing walks from max to min")
     func timesteps() {
         var settings = SDSSettings()

@@ -84,14 +84,29 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
     /// of its pictures; 0 turns the floor off.
     public var minimumCoverage: Float = 0.03
     public var coverageWeight: Float = 10
+    /// Weights of the regularisers (`GaussianRegularizers`; 0: off): the mean opacity, the mean
+    /// scale over the object's radius, and the colour differences to each Gaussian's
+    /// `colorNeighbours` nearest Gaussians.
+    public var opacityPenalty: Float = 0
+    public var scalePenalty: Float = 0
+    public var colorSmoothness: Float = 0
+    public var colorNeighbours = 4
 
     public init() {}
+
+    /// Whether any regulariser is on.
+    public var regularized: Bool { opacityPenalty > 0 || scalePenalty > 0 || colorSmoothness > 0 }
 
     public func validate() throws {
         guard (1...1_000_000).contains(initialGaussians), maxGaussians >= initialGaussians else {
             throw DistillError.badSetting("gaussians.initial_gaussians must be 1…1000000 and at most max_gaussians")
         }
         guard initialRadius > 0, initialRadius.isFinite else { throw DistillError.badSetting("gaussians.initial_radius must be positive") }
+        for (name, weight) in [("opacity_penalty", opacityPenalty), ("scale_penalty", scalePenalty), ("color_smoothness", colorSmoothness)]
+        where !(weight >= 0 && weight.isFinite) {
+            throw DistillError.badSetting("gaussians.\(name) must be a weight ≥ 0 (0 turns it off), got \(weight)")
+        }
+        guard (1...32).contains(colorNeighbours) else { throw DistillError.badSetting("gaussians.color_neighbours must be 1…32, got \(colorNeighbours)") }
         let rates = [("position_learning_rate", positionLearningRate), ("position_learning_rate_final", positionLearningRateFinal),
                      ("feature_learning_rate", featureLearningRate), ("opacity_learning_rate", opacityLearningRate),
                      ("scaling_learning_rate", scalingLearningRate), ("rotation_learning_rate", rotationLearningRate)]

@@ -61,6 +61,10 @@ public final class GaussianScene: DistilledScene {
     public var gradientIsFinite: Bool { gradient.groups.allSatisfy { $0.allSatisfy(\.isFinite) } }
 
     public func applyStep(step: Int, of steps: Int, rng: inout RNG) {
+        if settings.regularized {
+            add(GaussianRegularizers.loss(parameters, opacity: settings.opacityPenalty, scale: settings.scalePenalty, color: settings.colorSmoothness,
+                                          neighbours: settings.colorNeighbours, radius: extent, threads: threads).gradient)
+        }
         optimizer.step(&parameters, gradients: gradient)
         discardGradient()
     }

@@ -9,7 +9,8 @@ import Testing
 
 @Suite("Gaussian distillation")
 struct GaussianDistillationTests {
-    static func run(method: DistillationMethod = .sds, steps: Int = 6, seed: UInt64 = 3, threads: Int = 2) throws -> DistillationRun<GaussianScene> {
+    static func run(method: DistillationMethod = .sds, steps: Int = 6, seed: UInt64 = 3, threads: Int = 2,
+                    regularized: Bool = false) throws -> DistillationRun<GaussianScene> {
         let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", backgrounds: ToySample.backgrounds)
         var views = ViewSettings()
         views.renderSize = 32
@@ -18,6 +19,7 @@ struct GaussianDistillationTests {
         settings.initialGaussians = 300
         settings.densifyEvery = 2
         settings.densifyGradientThreshold = 0  // every visible Gaussian densifies: the checkpoint must carry the new ones
+        if regularized { (settings.opacityPenalty, settings.scalePenalty, settings.colorSmoothness) = (0.5, 0.5, 2) }
         var guidance = RewardGuidanceSettings()
         guidance.method = method
         guidance.noises = 2
@@ -48,6 +50,43 @@ struct GaussianDistillationTests {
         // A damaged checkpoint is an error naming the file, not a crash.
         try Data("{}".utf8).write(to: folder.appendingPathComponent("state.json"))
         #expect(throws: DistillError.self) { try Self.run().restore(from: folder) }
+    }
+
+    @Test("with the regularisers on, a checkpoint still resumes bit-identically, and they change the run")
+    func regularizedResume() throws {
+        let (straight, _, resumed, folder) = try straightAndResumed({ try Self.run(regularized: true) }, steps: 6, at: 3)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        #expect(resumed.scene.parameters == straight.scene.parameters)
+        let plain = try Self.run()
+        for _ in 0..<6 { _ = try plain.step() }
+        #expect(plain.scene.parameters != straight.scene.parameters)
+    }
+
+    @Test("the regularisers' gradient is the float64 central difference of their loss")
+    func regularizerGradient() {
+        var rng = RNG(seed: 11)
+        let n = 40
+        var p = SplatFit.initialCloud(count: n, center: .zero, radius: 0.5, rng: &rng)
+        p = SplatParameters(means: p.means, logScales: p.logScales.map { $0 + Float(rng.normal()) * 0.3 }, rotations: p.rotations,
+                            opacityLogits: (0..<n).map { _ in Float(rng.normal()) }, sh: (0..<(3 * n)).map { _ in Float(rng.normal()) * 0.5 }, shDegree: 0)
+        let (opacity, scale, color, k, radius): (Float, Float, Float, Int, Float) = (0.7, 0.3, 1.5, 3, 0.4)
+        let g = GaussianRegularizers.loss(p, opacity: opacity, scale: scale, color: color, neighbours: k, radius: radius, threads: 1).gradient
+        func value(_ q: SplatParameters<Float>) -> Double { GaussianRegularizers.loss(q, opacity: opacity, scale: scale, color: color, neighbours: k, radius: radius, threads: 1).value }
+        let h: Float = 1e-2
+        for (name, path, analytic) in [("opacity", \SplatParameters<Float>.opacityLogits, g.opacityLogits), ("scales", \SplatParameters<Float>.logScales, g.logScales),
+                                       ("colour", \SplatParameters<Float>.sh, g.sh)] {
+            for i in Swift.stride(from: 0, to: analytic.count, by: 7) {
+                var plus = p, minus = p
+                plus[keyPath: path][i] += h
+                minus[keyPath: path][i] -= h
+                let numeric = (value(plus) - value(minus)) / (2 * Double(h))
+                #expect(abs(Double(analytic[i]) - numeric) < 2e-3 * (1 + abs(numeric)) , "\(name) \(i): \(analytic[i]) against \(numeric)")
+            }
+        }
+        #expect(g.means.allSatisfy { $0 == 0 } && g.rotations.allSatisfy { $0 == 0 })
+        // Off is off: no weight, no loss and no gradient.
+        let off = GaussianRegularizers.loss(p, opacity: 0, scale: 0, color: 0, neighbours: k, radius: radius)
+        #expect(off.value == 0 && off.gradient == SplatParameters(zerosLike: n, shDegree: 0))
     }
 
     @Test("a non-finite gradient skips the update; twenty in a row stop the run")

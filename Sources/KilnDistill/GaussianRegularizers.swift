@@ -1,0 +1,62 @@
+import Foundation
+import KilnCore
+import KilnRender
+import RealModule
+
+/// Regularisers of a Gaussian scene that score distillation leaves to the user (threestudio's and
+/// DreamGaussian's `lambda_opacity`, `lambda_scales`, and a colour smoothness between neighbours),
+/// each with its weight in `GaussianSettings` (0: off). Over the N Gaussians, with o the opacity
+/// logits, l the log scales (three per Gaussian), c the base colour (the SH DC coefficients) and
+/// K(i) the k nearest Gaussians of i (by mean position, `NearestNeighbours`):
+///
+///     L = λ_o/N·Σᵢ σ(oᵢ) + λ_s/(3N·r)·Σᵢₐ exp(lᵢₐ) + λ_c/(N·k)·Σᵢ Σ_{j∈K(i)} ‖cᵢ − c_j‖²
+///
+/// (r the object ball's radius, so the scale term does not depend on the scene's units). The first
+/// pushes Gaussians to be transparent or gone (fewer floaters), the second keeps them small (no
+/// blurry sheets), the third is a total variation of colour over the cloud (SDS's speckles are
+/// neighbours of different colours). Neighbours are searched afresh at every step, so a resumed
+/// run stays bit-identical.
+public enum GaussianRegularizers {
+    /// L and ∂L/∂parameters (means and rotations get none).
+    public static func loss(_ p: SplatParameters<Float>, opacity: Float, scale: Float, color: Float, neighbours k: Int, radius: Float,
+                            threads: Int = Parallel.defaultThreadCount) -> (value: Double, gradient: SplatParameters<Float>) {
+        let n = p.count
+        var g = SplatParameters<Float>(zerosLike: n, shDegree: p.shDegree)
+        guard n > 0 else { return (0, g) }
+        var value = 0.0
+        if opacity > 0 {
+            for i in 0..<n {
+                let s = 1 / (1 + Foundation.exp(-Double(p.opacityLogits[i])))
+                value += Double(opacity) / Double(n) * s
+                g.opacityLogits[i] = Float(Double(opacity) / Double(n) * s * (1 - s))
+            }
+        }
+        if scale > 0 {
+            let c = Double(scale) / (3 * Double(n) * Double(radius))
+            for i in 0..<(3 * n) {
+                let e = Foundation.exp(Double(p.logScales[i]))
+                value += c * e
+                g.logScales[i] = Float(c * e)
+            }
+        }
+        if color > 0, k > 0, n > 1 {
+            let stride = p.sh.count / n  // (D + 1)² coefficients × 3 per Gaussian, DC first
+            let points = (0..<n).map { SIMD3(p.means[3 * $0], p.means[3 * $0 + 1], p.means[3 * $0 + 2]) }
+            let lists = NearestNeighbours.search(points, k: k, threads: threads)
+            let c = Double(color) / (Double(n) * Double(k))
+            var dc = [Double](repeating: 0, count: 3 * n)
+            for i in 0..<n {
+                for j in lists[i] {
+                    for a in 0..<3 {
+                        let d = Double(p.sh[i * stride + a]) - Double(p.sh[j * stride + a])
+                        value += c * d * d
+                        dc[3 * i + a] += 2 * c * d
+                        dc[3 * j + a] -= 2 * c * d
+                    }
+                }
+            }
+            for i in 0..<n { for a in 0..<3 { g.sh[i * stride + a] = Float(dc[3 * i + a]) } }
+        }
+        return (value, g)
+    }
+}

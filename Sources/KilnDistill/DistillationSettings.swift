@@ -91,8 +91,20 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
     public var scalePenalty: Float = 0
     public var colorSmoothness: Float = 0
     public var colorNeighbours = 4
+    /// The SH degree of the cloud's colours (0: view-independent, DreamGaussian's), and the share
+    /// of the run after which the degree in use rises by one (3DGS raises it every 1000 of 30 000
+    /// iterations): degree min(sh_degree, ⌊progress / sh_degree_every⌋).
+    public var shDegree = 0
+    public var shDegreeEvery = 0.2
 
     public init() {}
+
+    /// The SH degree the renders use at `step` of `steps`.
+    public func activeSHDegree(step: Int, of steps: Int) -> Int {
+        guard shDegree > 0 else { return 0 }
+        let progress = Double(step) / Double(max(1, steps))
+        return min(shDegree, Int(progress / shDegreeEvery))
+    }
 
     /// Whether any regulariser is on.
     public var regularized: Bool { opacityPenalty > 0 || scalePenalty > 0 || colorSmoothness > 0 }
@@ -105,6 +117,9 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
         for (name, weight) in [("opacity_penalty", opacityPenalty), ("scale_penalty", scalePenalty), ("color_smoothness", colorSmoothness)]
         where !(weight >= 0 && weight.isFinite) {
             throw DistillError.badSetting("gaussians.\(name) must be a weight ≥ 0 (0 turns it off), got \(weight)")
+        }
+        guard (0...3).contains(shDegree), shDegreeEvery > 0, shDegreeEvery.isFinite else {
+            throw DistillError.badSetting("gaussians.sh_degree must be 0…3 and sh_degree_every a positive share of the run, got \(shDegree) and \(shDegreeEvery)")
         }
         guard (1...32).contains(colorNeighbours) else { throw DistillError.badSetting("gaussians.color_neighbours must be 1…32, got \(colorNeighbours)") }
         let rates = [("position_learning_rate", positionLearningRate), ("position_learning_rate_final", positionLearningRateFinal),

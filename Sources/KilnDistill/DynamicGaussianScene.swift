@@ -126,22 +126,26 @@ public final class DynamicGaussianScene: DistilledScene {
     public func cloud(at tau: Float) -> SplatParameters<Float> { object.applied(motion.deformed(still.parameters, at: tau), at: tau) }
 
     /// A moving frame at τ from `camera`.
-    func movingFrame(at tau: Float, camera: Camera, background: SIMD3<Float>) -> Frame {
+    func movingFrame(at tau: Float, camera: Camera, background: SIMD3<Float>, shDegree: Int? = nil) -> Frame {
         let local = motion.deformed(still.parameters, at: tau)
         let deformed = object.applied(local, at: tau)
-        let splat = SplatRasterizer.forward(deformed, camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads)
+        let splat = SplatRasterizer.forward(deformed, camera: camera, settings: SplatRenderSettings(background: background, activeSHDegree: shDegree),
+                                            threads: still.threads)
         return Frame(splat: splat, local: local, deformed: deformed, time: tau, moved: true)
     }
 
     /// A view at τ = `time` (nil: 0): the canonical cloud in the still stage, else the cloud moved to τ.
     public func render(camera: Camera, time: Float?, step: Int, of steps: Int, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: Frame) {
         let tau = time ?? 0
+        // The SH-degree schedule of the cloud's settings, as for a still run.
+        let degree = still.settings.activeSHDegree(step: step, of: steps)
         guard isMoving(step: step, of: steps) else {
             let p = still.parameters
-            let splat = SplatRasterizer.forward(p, camera: camera, settings: SplatRenderSettings(background: background), threads: still.threads)
+            let splat = SplatRasterizer.forward(p, camera: camera, settings: SplatRenderSettings(background: background, activeSHDegree: degree),
+                                                threads: still.threads)
             return (splat.images.color, Frame(splat: splat, local: p, deformed: p, time: tau, moved: false))
         }
-        let frame = movingFrame(at: tau, camera: camera, background: background)
+        let frame = movingFrame(at: tau, camera: camera, background: background, shDegree: degree)
         return (frame.splat.images.color, frame)
     }
 

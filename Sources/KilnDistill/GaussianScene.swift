@@ -26,6 +26,14 @@ public final class GaussianScene: DistilledScene {
         self.steps = steps
         var rng = RNG(seed: seed)
         parameters = SplatFit.initialCloud(count: settings.initialGaussians, center: .zero, radius: settings.initialRadius, rng: &rng)
+        if settings.shDegree > 0 {
+            // The higher coefficients start at zero: the colour is the DC term's until they learn.
+            let k = (settings.shDegree + 1) * (settings.shDegree + 1)
+            var sh = [Float](repeating: 0, count: 3 * k * parameters.count)
+            for i in 0..<parameters.count { for c in 0..<3 { sh[i * 3 * k + c] = parameters.sh[3 * i + c] } }
+            parameters = SplatParameters(means: parameters.means, logScales: parameters.logScales, rotations: parameters.rotations,
+                                         opacityLogits: parameters.opacityLogits, sh: sh, shDegree: settings.shDegree)
+        }
         // Start from a light grey (SH DC 0 is colour 0.5) slightly more opaque than 3DGS's 0.1.
         for i in 0..<parameters.count { parameters.opacityLogits[i] = Float.log(0.3 / 0.7) }
         optimizer = SplatOptimizer(parameters: parameters, extent: extent, config: settings.optimizerConfig(steps: steps, extent: extent), seed: seed &+ 1)
@@ -33,7 +41,8 @@ public final class GaussianScene: DistilledScene {
     }
 
     public func render(camera: Camera, time: Float?, step: Int, of steps: Int, background: SIMD3<Float>, rng: inout RNG) -> (color: [Float], frame: SplatFrame) {
-        let frame = SplatRasterizer.forward(parameters, camera: camera, settings: SplatRenderSettings(background: background), threads: threads)
+        let render = SplatRenderSettings(background: background, activeSHDegree: settings.activeSHDegree(step: step, of: steps))
+        let frame = SplatRasterizer.forward(parameters, camera: camera, settings: render, threads: threads)
         return (frame.images.color, frame)
     }
 

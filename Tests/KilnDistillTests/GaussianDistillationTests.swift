@@ -10,7 +10,7 @@ import Testing
 @Suite("Gaussian distillation")
 struct GaussianDistillationTests {
     static func run(method: DistillationMethod = .sds, steps: Int = 6, seed: UInt64 = 3, threads: Int = 2,
-                    regularized: Bool = false) throws -> DistillationRun<GaussianScene> {
+                    regularized: Bool = false, shDegree: Int = 0) throws -> DistillationRun<GaussianScene> {
         let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", backgrounds: ToySample.backgrounds)
         var views = ViewSettings()
         views.renderSize = 32
@@ -20,6 +20,7 @@ struct GaussianDistillationTests {
         settings.densifyEvery = 2
         settings.densifyGradientThreshold = 0  // every visible Gaussian densifies: the checkpoint must carry the new ones
         if regularized { (settings.opacityPenalty, settings.scalePenalty, settings.colorSmoothness) = (0.5, 0.5, 2) }
+        (settings.shDegree, settings.shDegreeEvery) = (shDegree, 0.5)
         var guidance = RewardGuidanceSettings()
         guidance.method = method
         guidance.noises = 2
@@ -60,6 +61,25 @@ struct GaussianDistillationTests {
         let plain = try Self.run()
         for _ in 0..<6 { _ = try plain.step() }
         #expect(plain.scene.parameters != straight.scene.parameters)
+    }
+
+    @Test("the SH-degree schedule: higher coefficients stay zero until their degree is in use, then learn; resumes bit-identically")
+    func shSchedule() throws {
+        var settings = GaussianSettings()
+        (settings.shDegree, settings.shDegreeEvery) = (3, 0.25)
+        #expect([0, 24, 25, 49, 50, 75, 99, 100].map { settings.activeSHDegree(step: $0, of: 100) } == [0, 0, 1, 1, 2, 3, 3, 3])
+        settings.shDegree = 0
+        #expect(settings.activeSHDegree(step: 99, of: 100) == 0)
+        let run = try Self.run(shDegree: 1)
+        #expect(run.scene.parameters.shDegree == 1)
+        func rest(_ p: SplatParameters<Float>) -> [Float] { (0..<p.count).flatMap { i in p.sh[(i * 12 + 3)..<(i * 12 + 12)] } }
+        for _ in 0..<2 { _ = try run.step() }  // steps 1 and 2 of 6 render at degree 0 (step 3 is half the run)
+        #expect(rest(run.scene.parameters).allSatisfy { $0 == 0 })
+        for _ in 0..<4 { _ = try run.step() }
+        #expect(rest(run.scene.parameters).contains { $0 != 0 })
+        let (straight, _, resumed, folder) = try straightAndResumed({ try Self.run(shDegree: 1) }, steps: 6, at: 4)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        #expect(resumed.scene.parameters == straight.scene.parameters)
     }
 
     @Test("the regularisers' gradient is the float64 central difference of their loss")

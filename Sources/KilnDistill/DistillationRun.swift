@@ -58,6 +58,8 @@ public final class DistillationRun<Scene: DistilledScene> {
     /// Skipped steps in a row; `step()` throws after `maxConsecutiveSkips`.
     var consecutiveSkips = 0
     public static var maxConsecutiveSkips: Int { 20 }
+    /// VSD's particle model (`sds.objective` vsd), nil otherwise.
+    public let particle: ParticleScoreModel?
 
     public init(scene: Scene, prior: any DiffusionPrior, rewards: (any ImageRewards)?, steps: Int, sds: SDSSettings, guidance: RewardGuidanceSettings,
                 views: ViewSettings, rng: RNG) throws {
@@ -82,6 +84,9 @@ public final class DistillationRun<Scene: DistilledScene> {
         self.guidance = guidance
         self.views = views
         self.rng = rng
+        // The adapters' initial values from a stream of their own, so the run's draws are SDS's.
+        var adapters = rng.split(7)
+        particle = sds.objective == .vsd ? prior.makeParticleModel(rank: sds.vsdRank, learningRate: sds.vsdLearningRate, seed: adapters.next()) : nil
     }
 
     /// The K cameras of a step: azimuths evenly spread from a random start, elevations drawn
@@ -122,7 +127,7 @@ public final class DistillationRun<Scene: DistilledScene> {
         let k = drawn.count
         let x = prior.encode(renders: colors, size: size)
         let result = RewardGuidance.gradient(prior: prior, rewards: rewards, images: x, views: drawn.map(\.view),
-                                             progress: progress, sds: sds, settings: guidance, rng: &rng)
+                                             progress: progress, sds: sds, settings: guidance, particle: particle, rng: &rng)
         // The loss is the mean over the step's views (DreamGaussian divides the SDS sum by the batch).
         let dRenders = prior.encodeBackward(Tensor(shape: x.shape, storage: result.gradient.map { $0 / Float(k) }), renders: colors, size: size)
         for (frame, dColor) in zip(frames, dRenders) { scene.accumulate(frame, dColor: dColor) }
@@ -162,6 +167,8 @@ public final class DistillationRun<Scene: DistilledScene> {
         var consecutiveSkips: Int
         var rng: RNG
         var scene: Data
+        /// VSD: the particle model's optimiser steps (its tensors are in state.safetensors).
+        var particleSteps: Int?
     }
 
     /// Writes the scene's tensors and state and the run's counters and RNG to `folder`, each file
@@ -170,8 +177,10 @@ public final class DistillationRun<Scene: DistilledScene> {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var tensors = SafeTensorsWriter(metadata: ["kiln": "distillation checkpoint"])
         let sceneState = try scene.checkpoint(into: &tensors)
+        let particleSteps = try particle?.checkpoint(into: &tensors)
         try tensors.write(to: folder.appendingPathComponent("state.safetensors"))
-        let state = State(completedSteps: completedSteps, skippedSteps: skippedSteps, consecutiveSkips: consecutiveSkips, rng: rng, scene: sceneState)
+        let state = State(completedSteps: completedSteps, skippedSteps: skippedSteps, consecutiveSkips: consecutiveSkips, rng: rng, scene: sceneState,
+                          particleSteps: particleSteps)
         try AtomicFile.write(try JSONEncoder().encode(state), to: folder.appendingPathComponent("state.json"))
     }
 
@@ -201,7 +210,15 @@ public final class DistillationRun<Scene: DistilledScene> {
             throw DistillError.badCheckpoint("\(folder.path)/state.safetensors: tensor '\(name)' holds NaN or infinite values: "
                                              + "the checkpoint is corrupt (or saved from a diverged run); start the run again without --resume")
         }
-        do { try scene.restore(tensors: file, state: state.scene) } catch let error as DistillError { throw error } catch {
+        do {
+            try scene.restore(tensors: file, state: state.scene)
+            if let particle {
+                guard let steps = state.particleSteps, steps >= 0 else {
+                    throw DistillError.badCheckpoint("\(stateURL.path) has no VSD particle model: the checkpoint was written with another objective; start the run again without --resume")
+                }
+                try particle.restore(tensors: file, stepCount: steps)
+            }
+        } catch let error as DistillError { throw error } catch {
             throw DistillError.badCheckpoint("\(folder.path): \(error); start the run again without --resume")
         }
         rng = state.rng

@@ -99,7 +99,7 @@ public enum RewardGuidance {
     ///   - rewards: required when `settings.usesRewards`.
     public static func gradient(prior: any DiffusionPrior, rewards: (any ImageRewards)?, images x: Tensor,
                                 views: [ViewConditioning], progress: Double, sds: SDSSettings, settings: RewardGuidanceSettings,
-                                rng: inout RNG) -> DistillationGradient {
+                                particle: ParticleScoreModel? = nil, rng: inout RNG) -> DistillationGradient {
         let b = x.shape[0], plane = x.count / max(1, b)
         let t = ScoreDistillation.timestep(sds, progress: progress, schedule: prior.schedule, rng: &rng)
         precondition(!settings.usesRewards || rewards != nil, "RewardGuidance.gradient: \(settings.method) needs reward models")
@@ -114,7 +114,9 @@ public enum RewardGuidance {
         var noise = [Float](repeating: 0, count: stacked.count)
         rng.fill(normal: &noise)
         let term = ScoreDistillation.term(prior: prior, images: stacked, views: Array(repeating: views, count: noiseCount).flatMap { $0 },
-                                          timestep: t, noise: noise, settings: sds)
+                                          timestep: t, noise: noise, settings: sds, particle: particle)
+        // VSD: the particle model learns the renders as they are now, after scoring them.
+        particle?.train(on: x, views: views, rng: &rng)
         func row(_ values: [Float], _ r: Int) -> ArraySlice<Float> { values[(r * plane)..<((r + 1) * plane)] }
 
         // Rewards of the one-step estimates, when the method or the view weighting needs them.

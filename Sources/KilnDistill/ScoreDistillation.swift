@@ -44,6 +44,10 @@ public enum DistillationObjective: String, Codable, Sendable, CaseIterable {
     /// is consistent from step to step. Costs ⌈s / (`ismInversionStep`·T)⌉ + 1 unconditional UNet
     /// calls more than SDS.
     case ism
+    /// Variational score distillation (Wang et al. 2023, ProlificDreamer): ε̂_s(x_t) − ε̂_φ(x_t),
+    /// ε̂_φ a LoRA of the prior trained online on the renders (`ParticleScoreModel`, rank
+    /// `SDSSettings.vsdRank`, learning rate `vsdLearningRate`), with the views as its camera.
+    case vsd
 
     /// The gradient before w(t) at one element: the noise ε and the three predictions.
     @inlinable
@@ -52,7 +56,7 @@ public enum DistillationObjective: String, Codable, Sendable, CaseIterable {
         case .sds: return guided - noise
         case .csd: return guidanceScale * (conditional - unconditional)
         case .nfsd: return guidanceScale * (conditional - unconditional) + (smallTimestep ? unconditional : 0)
-        case .ism: return guided - noise  // with `noise` the inversion's ε̂_u(x_s; s) (`ScoreDistillation.term`)
+        case .ism, .vsd: return guided - noise  // with `noise` the inversion's ε̂_u(x_s; s), or the particle model's ε̂_φ (`ScoreDistillation.term`)
         }
     }
 }
@@ -88,6 +92,10 @@ public struct SDSSettings: Codable, Sendable, Equatable {
     /// DreamTime: the centre m and the spread s of the timestep prior, as fractions of T.
     public var dreamtimeCenter: Double = 0.5
     public var dreamtimeSpread: Double = 0.125
+    /// VSD: the rank of the particle model's LoRA adapters (α = rank) and their AdamW learning rate
+    /// (ProlificDreamer: 1e-3).
+    public var vsdRank = 4
+    public var vsdLearningRate = 1e-3
     /// ISM: the interval t − s as a fraction of T (LucidDreamer's δ_T = 50 of 1000).
     public var ismInterval: Double = 0.05
     /// ISM: the largest DDIM inversion step from 0 to s, as a fraction of T (LucidDreamer's 200 of 1000).
@@ -105,6 +113,9 @@ public struct SDSSettings: Codable, Sendable, Equatable {
         }
         guard minStep >= 0, maxStep <= 1, minStep < maxStep else {
             throw DistillError.badSetting("sds.min_step and sds.max_step are fractions of the schedule with 0 ≤ min_step < max_step ≤ 1, got \(minStep) and \(maxStep)")
+        }
+        guard (1...64).contains(vsdRank), vsdLearningRate > 0, vsdLearningRate < 1 else {
+            throw DistillError.badSetting("sds.vsd_rank must be 1…64 and sds.vsd_learning_rate in (0, 1), got \(vsdRank) and \(vsdLearningRate)")
         }
         guard dreamtimeCenter >= 0, dreamtimeCenter <= 1, dreamtimeSpread > 0, dreamtimeSpread.isFinite else {
             throw DistillError.badSetting("sds.dreamtime_center must be in [0, 1] and sds.dreamtime_spread positive, got \(dreamtimeCenter) and \(dreamtimeSpread)")
@@ -205,8 +216,9 @@ public enum ScoreDistillation {
 
     /// The SDS term for the prior's samples `x` (`[B, C, h, w]`) seen from `views`, at timestep `t`
     /// with noise `noise` (same count as x).
+    /// - Parameter particle: VSD's particle model (required for `.vsd`, unused otherwise).
     public static func term(prior: any DiffusionPrior, images x: Tensor, views: [ViewConditioning], timestep t: Int, noise: [Float],
-                            settings: SDSSettings) -> SDSTerm {
+                            settings: SDSSettings, particle: ParticleScoreModel? = nil) -> SDSTerm {
         let a = prior.schedule.alphaCumprod(t)
         if settings.objective == .ism { return intervalScoreMatching(prior: prior, images: x, views: views, timestep: t, settings: settings) }
         let noisy = addNoise(x.storage, noise: noise, alphaCumprod: a)
@@ -218,6 +230,10 @@ public enum ScoreDistillation {
         switch settings.objective {
         case .sds:
             for i in 0..<gradient.count { gradient[i] = w * (prediction[i] - noise[i]) }
+        case .vsd:
+            guard let particle else { preconditionFailure("ScoreDistillation.term: VSD needs its particle model") }
+            let phi = particle.predictNoise(Tensor(shape: x.shape, storage: noisy), timestep: t, views: views).storage
+            for i in 0..<gradient.count { gradient[i] = w * (prediction[i] - phi[i]) }
         case .csd, .nfsd, .ism:
             let (u, c) = (predictions.unconditional.storage, predictions.conditional.storage)
             let s = Float(settings.guidanceScale), small = t < prior.schedule.numTrainTimesteps / 5

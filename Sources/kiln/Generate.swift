@@ -61,7 +61,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Distillation method: sds, rw-sds, reward-feedback or dpo; default sds.")
     var method: DistillationMethod?
 
-    @Option(help: "Distillation objective, orthogonal to --method: sds, csd (the guidance direction alone), nfsd (noise-free: csd plus the unconditional prediction at small t) or ism (interval score matching: DDIM-inverted noise); default sds.")
+    @Option(help: "Distillation objective, orthogonal to --method: sds, csd (the guidance direction alone), nfsd (noise-free: csd plus the unconditional prediction at small t), ism (interval score matching: DDIM-inverted noise) or vsd (variational: a LoRA of the prior trained on the renders); default sds.")
     var objective: DistillationObjective?
 
     @Option(help: "Scene representation: gaussians (splats.ply) or nerf (a hash-grid field rendered at the prior's size, field.safetensors); default gaussians.")

@@ -10,7 +10,7 @@ import Testing
 @Suite("Gaussian distillation")
 struct GaussianDistillationTests {
     static func run(method: DistillationMethod = .sds, steps: Int = 6, seed: UInt64 = 3, threads: Int = 2,
-                    regularized: Bool = false, shDegree: Int = 0) throws -> DistillationRun<GaussianScene> {
+                    regularized: Bool = false, shDegree: Int = 0, objective: DistillationObjective = .sds) throws -> DistillationRun<GaussianScene> {
         let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", backgrounds: ToySample.backgrounds)
         var views = ViewSettings()
         views.renderSize = 32
@@ -25,7 +25,9 @@ struct GaussianDistillationTests {
         guidance.method = method
         guidance.noises = 2
         let scene = try GaussianScene(settings: settings, steps: steps, extent: views.objectRadius, seed: seed, threads: threads)
-        return try DistillationRun(scene: scene, prior: prior, rewards: method == .sds ? nil : ToyImageRewards(models: tinyRewards(), caption: ToyCaption("a red snowman")), steps: steps, sds: SDSSettings(),
+        var sds = SDSSettings()
+        sds.objective = objective
+        return try DistillationRun(scene: scene, prior: prior, rewards: method == .sds ? nil : ToyImageRewards(models: tinyRewards(), caption: ToyCaption("a red snowman")), steps: steps, sds: sds,
                                    guidance: guidance, views: views, rng: RNG(seed: seed).split(2))
     }
 
@@ -80,6 +82,22 @@ struct GaussianDistillationTests {
         let (straight, _, resumed, folder) = try straightAndResumed({ try Self.run(shDegree: 1) }, steps: 6, at: 4)
         defer { try? FileManager.default.removeItem(at: folder) }
         #expect(resumed.scene.parameters == straight.scene.parameters)
+    }
+
+    @Test("VSD: the particle model trains during the run and resumes bit-identically with it; the prior's own predictions never change")
+    func vsdResume() throws {
+        let (straight, _, resumed, folder) = try straightAndResumed({ try Self.run(objective: .vsd) }, steps: 6, at: 3)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        #expect(resumed.scene.parameters == straight.scene.parameters)
+        let a = straight.particle!.parameters.map { $0.parameter.value }, b = resumed.particle!.parameters.map { $0.parameter.value }
+        #expect(a == b && a.contains { $0.storage.contains { $0 != 0 } })
+        // A checkpoint written by another objective has no particle model: refused by name.
+        let sdsRun = try Self.run()
+        _ = try sdsRun.step()
+        let other = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-vsd-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: other) }
+        try sdsRun.saveCheckpoint(to: other)
+        #expect(throws: DistillError.self) { try Self.run(objective: .vsd).restore(from: other) }
     }
 
     @Test("the regularisers' gradient is the float64 central difference of their loss")

@@ -182,6 +182,34 @@ struct ScoreDistillationTests {
         #expect(ScoreDistillation.timestep(settings, progress: 0.3, schedule: schedule, rng: &a) == ScoreDistillation.timestep(settings, progress: 0.3, trainSteps: T, rng: &b))
     }
 
+    @Test("VSD: g = w·(ε̂_s − ε̂_φ) with the particle model's prediction; the adapters change ε̂_φ but never the prior's predictions")
+    func variationalScoreDistillation() throws {
+        // A prior of its own: the particle model attaches adapters to its UNet.
+        let prior = try PixelDiffusionPrior(pipeline: PriorPipeline(folder: tinyPipeline), prompt: "a red snowman", negativePrompt: "blurry", backgrounds: ToySample.backgrounds)
+        let x = Self.images(2, seed: 9)
+        var rng = RNG(seed: 10)
+        let noise = rng.normals(count: x.count)
+        let views = [ViewConditioning(azimuthDegrees: 20), ViewConditioning(azimuthDegrees: 200, elevationDegrees: 35)]
+        let xt = Tensor(shape: x.shape, storage: ScoreDistillation.addNoise(x.storage, noise: noise, alphaCumprod: prior.schedule.alphaCumprod(500)))
+        let before = prior.predictNoise(xt, timestep: 500, views: views, guidanceScale: 4)
+        let particle = prior.makeParticleModel(rank: 2, learningRate: 1e-2, seed: 3)
+        // Fresh adapters add nothing (B = 0): ε̂_φ is the conditional prediction without guidance
+        // (up to the rounding of a batch of 2 against the guided call's batch of 4).
+        #expect(zip(particle.predictNoise(xt, timestep: 500, views: views).storage, before.conditional.storage).allSatisfy { abs($0 - $1) < 1e-5 })
+        for _ in 0..<5 { particle.train(on: x, views: views, rng: &rng) }
+        let phi = particle.predictNoise(xt, timestep: 500, views: views)
+        #expect(phi != before.conditional)
+        let after = prior.predictNoise(xt, timestep: 500, views: views, guidanceScale: 4)
+        #expect(after.guided == before.guided && after.unconditional == before.unconditional)
+        var settings = SDSSettings()
+        (settings.objective, settings.guidanceScale) = (.vsd, 4)
+        let term = ScoreDistillation.term(prior: prior, images: x, views: views, timestep: 500, noise: noise, settings: settings, particle: particle)
+        let w = 1 - prior.schedule.alphaCumprod(500)
+        for i in Swift.stride(from: 0, to: x.count, by: 13) {
+            #expect(abs(term.gradient[i] - w * (before.guided.storage[i] - phi.storage[i])) < 1e-5)
+        }
+    }
+
     @Test("timesteps stay in [min, max]·T; annealing walks from max to min")
     func timesteps() {
         var settings = SDSSettings()

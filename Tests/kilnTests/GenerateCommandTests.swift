@@ -218,7 +218,7 @@ struct GenerateCommandTests {
                 (["--resume"], "config.json"),
                 (["--config", folder.appendingPathComponent("missing.json").path], "cannot be read"),
                 (["--representation", "mesh"], "provide one of 'gaussians' and 'nerf'"),
-                (["--objective", "vsdx"], "'sds', 'csd', 'nfsd' or 'ism'"),
+                (["--objective", "vsdx"], "'sds', 'csd', 'nfsd', 'ism' or 'vsd'"),
             ]
             for (extra, needle) in cases {
                 let run = try KilnRun(["generate", "a red snowman", "--prior", Self.tiny, "--out", out] + extra)
@@ -287,8 +287,8 @@ struct GenerateCommandTests {
                 let settings = try String(contentsOfFile: out + "/config.json", encoding: .utf8)
                 #expect(settings.contains("\"render_size\" : 64"), "\(method): renders follow the VAE's 64² images")
             }
-            // The objectives are orthogonal to the methods: CSD and ISM with reward feedback, NFSD with SDS.
-            for (objective, method) in [("csd", "reward-feedback"), ("nfsd", "sds"), ("ism", "reward-feedback")] {
+            // The objectives are orthogonal to the methods: CSD and ISM with reward feedback, NFSD with SDS, VSD with DPO.
+            for (objective, method) in [("csd", "reward-feedback"), ("nfsd", "sds"), ("ism", "reward-feedback"), ("vsd", "dpo")] {
                 let out = folder.appendingPathComponent(objective).path
                 let run = try KilnRun("generate", "a red snowman", "--prior", sd15, "--method", method, "--objective", objective, "--steps", "2",
                                       "--preview-every", "0", "--config", config.path, "--out", out)

@@ -14,6 +14,9 @@ public final class Linear: Module {
     public let bias: Parameter?
     /// A LoRA adapter whose term the passes add (`attach(rank:alpha:rng:)`), or nil.
     public internal(set) var adapter: LowRankAdapter?
+    /// Whether the passes add the adapter's term (a model and its adapted copy sharing one layer:
+    /// variational score distillation's particle model).
+    public var adapterEnabled = true
 
     /// PyTorch's default initialisation: weight and bias uniform in ±1/√in.
     public init(inFeatures: Int, outFeatures: Int, bias: Bool = true, rng: inout RNG) {
@@ -65,7 +68,7 @@ public final class Linear: Module {
                 }
             }
         }
-        if let adapter { y += adapter.forward(x) }
+        if let adapter, adapterEnabled { y += adapter.forward(x) }
         return y
     }
 
@@ -86,7 +89,7 @@ public final class Linear: Module {
                 }
             }
         }
-        if let adapter { dx += adapter.backward(input: x, outputGradient: dy, inputGradient: true)! }
+        if let adapter, adapterEnabled { dx += adapter.backward(input: x, outputGradient: dy, inputGradient: true)! }
         return dx
     }
 
@@ -94,7 +97,7 @@ public final class Linear: Module {
     /// frozen parameter: see `Parameter.requiresGradient`).
     public func accumulateParameterGradients(input x: Tensor, outputGradient dy: Tensor) {
         accumulateOwnParameterGradients(input: x, outputGradient: dy)
-        if let adapter { _ = adapter.backward(input: x, outputGradient: dy, inputGradient: false) }
+        if let adapter, adapterEnabled { _ = adapter.backward(input: x, outputGradient: dy, inputGradient: false) }
     }
 
     /// ∂L/∂W and ∂L/∂b, without the adapter's.

@@ -42,6 +42,10 @@ public protocol DiffusionPrior: AnyObject {
     /// what DDIM inversion (interval score matching) steps with.
     func predictUnconditionalNoise(_ noisy: Tensor, timestep: Int, views: [ViewConditioning]) -> Tensor
 
+    /// Variational score distillation's particle model: LoRA adapters of `rank` on this prior's
+    /// UNet, off for every other prediction (`ParticleScoreModel`). At most one per prior.
+    func makeParticleModel(rank: Int, learningRate: Double, seed: UInt64) -> ParticleScoreModel
+
     // MARK: Image space
 
     /// Side of the square images the prior judges: renders are a multiple of it, display images

@@ -65,6 +65,10 @@ public final class LatentDiffusionPrior: DiffusionPrior {
         return denoiser.predictUnconditionalNoise(noisy, timestep: timestep, views: views)
     }
 
+    public func makeParticleModel(rank: Int, learningRate: Double, seed: UInt64) -> ParticleScoreModel {
+        ParticleScoreModel(denoiser: denoiser, rank: rank, learningRate: learningRate, seed: seed)
+    }
+
     // MARK: Image space
 
     /// The renders as VAE input: `[B, 3, S, S]` in [−1, 1], averaged down from `size`.

@@ -48,6 +48,10 @@ public final class PixelDiffusionPrior: DiffusionPrior {
         return denoiser.predictUnconditionalNoise(noisy, timestep: timestep, views: views)
     }
 
+    public func makeParticleModel(rank: Int, learningRate: Double, seed: UInt64) -> ParticleScoreModel {
+        ParticleScoreModel(denoiser: denoiser, rank: rank, learningRate: learningRate, seed: seed)
+    }
+
     // MARK: Image space
 
     /// The renders averaged down to the prior's size, in [−1, 1] (`PriorImage.fromRender`):

@@ -37,6 +37,7 @@ struct PriorTrainerTests {
             ("training.snr_gamma", { var t = $0["training"] as! [String: Any]; t["snr_gamma"] = -1; $0["training"] = t }),
             ("vae", { $0["vae"] = [String: Any]() }),
             ("init", { $0["init"] = 3 }),
+            ("scheduler.prediction_type", { var c = $0["scheduler"] as! [String: Any]; c["rescale_betas_zero_snr"] = true; $0["scheduler"] = c }),
             ("unet", { var u = $0["unet"] as! [String: Any]; u["in_channels"] = 4; $0["unet"] = u }),
             ("unet", { $0["vae"] = "vae"; var u = $0["unet"] as! [String: Any]; u["in_channels"] = 4; $0["unet"] = u }),
             ("unet", { $0["unet"] = nil }),
@@ -59,5 +60,10 @@ struct PriorTrainerTests {
         #expect(abs(PriorTrainer.lossWeight(alphaCumprod: 0.9, snrGamma: 5) - Float(5.0 / 9.0)) < 1e-6)
         #expect(abs(PriorTrainer.lossWeight(alphaCumprod: 0.99, snrGamma: 5) - Float(5.0 / 99.0)) < 1e-5)
         #expect(PriorTrainer.lossWeight(alphaCumprod: 0.99, snrGamma: nil) == 1)
+        // v: min(SNR, γ) / (SNR + 1), 0 at zero SNR; x₀: min(SNR, γ).
+        #expect(abs(PriorTrainer.lossWeight(alphaCumprod: 0.5, snrGamma: 5, predictionType: .vPrediction) - 0.5) < 1e-6)
+        #expect(abs(PriorTrainer.lossWeight(alphaCumprod: 0.9, snrGamma: 5, predictionType: .vPrediction) - 0.5) < 1e-6)
+        #expect(PriorTrainer.lossWeight(alphaCumprod: 0, snrGamma: 5, predictionType: .vPrediction) == 0)
+        #expect(abs(PriorTrainer.lossWeight(alphaCumprod: 0.9, snrGamma: 5, predictionType: .sample) - 5) < 1e-5)
     }
 }

@@ -59,4 +59,29 @@ struct ToyPriorTrainingTests {
         fineTune.initFolder = folder
         #expect(throws: (any Error).self) { try PriorTrainer(config: fineTune, data: data) }
     }
+
+    @Test("v-prediction at zero terminal SNR trains against v = √ᾱ·ε − √(1−ᾱ)·x₀: the loss falls and the export samples")
+    func vPrediction() throws {
+        let (folder, data) = try Self.dataset()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.fixtures.appendingPathComponent("train_tiny.json"))) as! [String: Any]
+        object["tokenizer"] = Self.fixtures.appendingPathComponent("tokenizer").path
+        var scheduler = object["scheduler"] as! [String: Any]
+        (scheduler["prediction_type"], scheduler["rescale_betas_zero_snr"]) = ("v_prediction", true)
+        object["scheduler"] = scheduler
+        let url = folder.appendingPathComponent("v.json")
+        try JSONSerialization.data(withJSONObject: object).write(to: url)
+        var config = try PriorTrainingConfig(contentsOf: url)
+        config.training.batchSize = 4
+        #expect(config.scheduler.predictionType == .vPrediction && config.scheduler.rescaleBetasZeroSNR)
+        let trainer = try PriorTrainer(config: config, data: data)
+        let losses = try (0..<16).map { _ in try trainer.trainStep() }
+        let first = losses.prefix(4).reduce(0, +) / 4, last = losses.suffix(4).reduce(0, +) / 4
+        #expect(losses.allSatisfy(\.isFinite) && last < 0.8 * first, "loss \(first) → \(last)")
+        let prior = folder.appendingPathComponent("prior")
+        try trainer.exportPipeline(to: prior)
+        let pipeline = try PriorPipeline(folder: prior)
+        #expect(pipeline.schedulerConfig.predictionType == .vPrediction)
+        #expect(try pipeline.sample(SampleRequest(prompt: "a red duck", steps: 2, guidanceScale: 2)).isFinite)
+    }
 }

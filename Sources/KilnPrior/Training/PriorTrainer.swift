@@ -8,7 +8,9 @@ import KilnNN
 ///     x₀ ∈ [−1, 1], t ~ U{0…T−1}, ε ~ N(0, I), x_t = √ᾱ_t x₀ + √(1−ᾱ_t) ε
 ///     L = mean_b w_b · mean ‖ε − ε_θ(x_t, t, text(caption), view)‖²
 ///
-/// with w = 1, or with Min-SNR-γ weights w = min(SNR_t, γ) / SNR_t when `snr_gamma` is set.
+/// with w = 1, or with Min-SNR-γ weights w = min(SNR_t, γ) / SNR_t when `snr_gamma` is set. The
+/// scheduler's `prediction_type` picks the target: ε, v = √ᾱ·ε − √(1−ᾱ)·x₀ (with Min-SNR-γ,
+/// w = min(SNR, γ) / (SNR + 1)), or x₀ itself (w = min(SNR, γ)), as diffusers' training scripts do.
 /// Captions are replaced by "" with probability `captionDropout` (so the same model gives the
 /// unconditional prediction classifier-free guidance needs); the view vector is always given.
 /// AdamW with linear warm-up, global gradient-norm clipping, an EMA of every weight (exported).
@@ -176,13 +178,22 @@ public final class PriorTrainer {
         }
         var loss = 0.0
         var dOut = [Float](repeating: 0, count: n * plane)
+        let predictionType = config.scheduler.predictionType
         times.measure("loss") {
             for b in 0..<n {
-                let weight = Self.lossWeight(alphaCumprod: schedule.alphaCumprod(timesteps[b]), snrGamma: t.snrGamma)
+                let a = schedule.alphaCumprod(timesteps[b])
+                let weight = Self.lossWeight(alphaCumprod: a, snrGamma: t.snrGamma, predictionType: predictionType)
                 let scale = 2 * weight / Float(n * plane)
+                let (sa, sb) = (a.squareRoot(), (1 - a).squareRoot())
                 var sum = 0.0
                 for j in (b * plane)..<((b + 1) * plane) {
-                    let d = prediction.storage[j] - noise[j]
+                    let target: Float
+                    switch predictionType {
+                    case .epsilon: target = noise[j]
+                    case .vPrediction: target = sa * noise[j] - sb * x0[j]
+                    case .sample: target = x0[j]
+                    }
+                    let d = prediction.storage[j] - target
                     sum += Double(d * d)
                     dOut[j] = scale * d
                 }
@@ -198,11 +209,16 @@ public final class PriorTrainer {
         return Float(loss / Double(n * plane))
     }
 
-    /// The ε-loss weight of a sample at noise level ᾱ: 1, or min(SNR, γ) / SNR with SNR = ᾱ / (1 − ᾱ).
-    static func lossWeight(alphaCumprod a: Float, snrGamma: Double?) -> Float {
+    /// The loss weight of a sample at noise level ᾱ: 1, or with Min-SNR-γ (SNR = ᾱ / (1 − ᾱ))
+    /// min(SNR, γ) / SNR for ε, min(SNR, γ) / (SNR + 1) for v, min(SNR, γ) for x₀.
+    static func lossWeight(alphaCumprod a: Float, snrGamma: Double?, predictionType: SchedulerConfig.PredictionType = .epsilon) -> Float {
         guard let gamma = snrGamma else { return 1 }
         let snr = Double(a) / (1 - Double(a))
-        return Float(min(snr, gamma) / snr)
+        switch predictionType {
+        case .epsilon: return snr > 0 ? Float(min(snr, gamma) / snr) : 1
+        case .vPrediction: return Float(min(snr, gamma) / (snr + 1))
+        case .sample: return Float(min(snr, gamma))
+        }
     }
 
     // MARK: Checkpoints

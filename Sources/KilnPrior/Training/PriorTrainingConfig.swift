@@ -83,6 +83,10 @@ public struct PriorTrainingConfig: Sendable {
         unet = try UNetConfig(json: unetData, source: source + " (unet)")
         textEncoder = try CLIPTextConfig(json: textData, source: source + " (text_encoder)")
         scheduler = try SchedulerConfig(json: schedulerData, source: source + " (scheduler)", as: .ddpm)
+        // At zero terminal SNR the last timestep's x_t holds no signal, and ε fixes nothing of x₀ there.
+        if scheduler.rescaleBetasZeroSNR && scheduler.predictionType == .epsilon {
+            throw fail("scheduler.prediction_type", "is epsilon with rescale_betas_zero_snr", "train v_prediction (Lin et al.), or drop rescale_betas_zero_snr")
+        }
         (unetJSON, textEncoderJSON, schedulerJSON) = (unetValue, textValue, schedulerValue)
         guard case .string(let tokenizer)? = object["tokenizer"] else { throw fail("tokenizer", "is missing", "name the tokenizer folder") }
         tokenizerFolder = URL(fileURLWithPath: tokenizer, relativeTo: url.deletingLastPathComponent()).standardizedFileURL

@@ -140,30 +140,41 @@ static void pack_b(int kc, int nc, const float *b, int ldb, int trans, float *ou
     _mm512_mask_storeu_ps(row + 16, m1, rb);                                                   \
     }
 
+// The 12 × 32 tile's pieces shared by both micro-kernels: its 24 accumulators, one p's 24
+// multiply-adds (A's MR values broadcast against B's row in b0, b1), the masks of its nr columns,
+// and the stores of its mr rows.
+#define ACCUMULATORS                                                                                                         \
+    __m512 c0a = _mm512_setzero_ps(), c0b = _mm512_setzero_ps(), c1a = _mm512_setzero_ps(), c1b = _mm512_setzero_ps();    \
+    __m512 c2a = _mm512_setzero_ps(), c2b = _mm512_setzero_ps(), c3a = _mm512_setzero_ps(), c3b = _mm512_setzero_ps();    \
+    __m512 c4a = _mm512_setzero_ps(), c4b = _mm512_setzero_ps(), c5a = _mm512_setzero_ps(), c5b = _mm512_setzero_ps();    \
+    __m512 c6a = _mm512_setzero_ps(), c6b = _mm512_setzero_ps(), c7a = _mm512_setzero_ps(), c7b = _mm512_setzero_ps();    \
+    __m512 c8a = _mm512_setzero_ps(), c8b = _mm512_setzero_ps(), c9a = _mm512_setzero_ps(), c9b = _mm512_setzero_ps();    \
+    __m512 cAa = _mm512_setzero_ps(), cAb = _mm512_setzero_ps(), cBa = _mm512_setzero_ps(), cBb = _mm512_setzero_ps();
+#define ROW(i, ca, cb) x = _mm512_set1_ps(ap[i]); ca = _mm512_fmadd_ps(x, b0, ca); cb = _mm512_fmadd_ps(x, b1, cb);
+#define FMA_ROWS                                                                                                             \
+    __m512 x;                                                                                                                \
+    ROW(0, c0a, c0b) ROW(1, c1a, c1b) ROW(2, c2a, c2b) ROW(3, c3a, c3b) ROW(4, c4a, c4b) ROW(5, c5a, c5b)                    \
+    ROW(6, c6a, c6b) ROW(7, c7a, c7b) ROW(8, c8a, c8b) ROW(9, c9a, c9b) ROW(10, cAa, cAb) ROW(11, cBa, cBb)
+#define COLUMN_MASKS                                                                                                         \
+    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);                                               \
+    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
+#define STORE_ROWS                                                                                                           \
+    STORE(0, c0a, c0b) STORE(1, c1a, c1b) STORE(2, c2a, c2b) STORE(3, c3a, c3b) STORE(4, c4a, c4b) STORE(5, c5a, c5b)        \
+    STORE(6, c6a, c6b) STORE(7, c7a, c7b) STORE(8, c8a, c8b) STORE(9, c9a, c9b) STORE(10, cAa, cAb) STORE(11, cBa, cBb)
+
 __attribute__((target("avx512f,fma")))
 static void kernel(int kc, const float *ap, const float *bp, float *c, int ldc, float alpha, float beta, const float *bias, int mr,
                    int nr) {
-    __m512 c0a = _mm512_setzero_ps(), c0b = _mm512_setzero_ps(), c1a = _mm512_setzero_ps(), c1b = _mm512_setzero_ps();
-    __m512 c2a = _mm512_setzero_ps(), c2b = _mm512_setzero_ps(), c3a = _mm512_setzero_ps(), c3b = _mm512_setzero_ps();
-    __m512 c4a = _mm512_setzero_ps(), c4b = _mm512_setzero_ps(), c5a = _mm512_setzero_ps(), c5b = _mm512_setzero_ps();
-    __m512 c6a = _mm512_setzero_ps(), c6b = _mm512_setzero_ps(), c7a = _mm512_setzero_ps(), c7b = _mm512_setzero_ps();
-    __m512 c8a = _mm512_setzero_ps(), c8b = _mm512_setzero_ps(), c9a = _mm512_setzero_ps(), c9b = _mm512_setzero_ps();
-    __m512 cAa = _mm512_setzero_ps(), cAb = _mm512_setzero_ps(), cBa = _mm512_setzero_ps(), cBb = _mm512_setzero_ps();
+    ACCUMULATORS
     for (int p = 0; p < kc; p++) {
         __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16);
-        __m512 x;
-#define ROW(i, ca, cb) x = _mm512_set1_ps(ap[i]); ca = _mm512_fmadd_ps(x, b0, ca); cb = _mm512_fmadd_ps(x, b1, cb);
-        ROW(0, c0a, c0b) ROW(1, c1a, c1b) ROW(2, c2a, c2b) ROW(3, c3a, c3b) ROW(4, c4a, c4b) ROW(5, c5a, c5b)
-        ROW(6, c6a, c6b) ROW(7, c7a, c7b) ROW(8, c8a, c8b) ROW(9, c9a, c9b) ROW(10, cAa, cAb) ROW(11, cBa, cBb)
-#undef ROW
+        FMA_ROWS
         ap += MR;
         bp += NR;
     }
-    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
+    COLUMN_MASKS
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    STORE(0, c0a, c0b) STORE(1, c1a, c1b) STORE(2, c2a, c2b) STORE(3, c3a, c3b) STORE(4, c4a, c4b) STORE(5, c5a, c5b)
-    STORE(6, c6a, c6b) STORE(7, c7a, c7b) STORE(8, c8a, c8b) STORE(9, c9a, c9b) STORE(10, cAa, cAb) STORE(11, cBa, cBb)
+    STORE_ROWS
 }
 
 // The macro-kernel: every MR×NR tile of the packed A block [mc, kc] times the packed B block
@@ -405,23 +416,14 @@ typedef struct {
 __attribute__((target("avx512f,fma")))
 static void kernel_direct(int kc, int p0, int taps, int plane, const float *ap, const direct_panel *d, float *c, int ldc, float beta,
                           const float *bias, int mr, int nr) {
-    __m512 c0a = _mm512_setzero_ps(), c0b = _mm512_setzero_ps(), c1a = _mm512_setzero_ps(), c1b = _mm512_setzero_ps();
-    __m512 c2a = _mm512_setzero_ps(), c2b = _mm512_setzero_ps(), c3a = _mm512_setzero_ps(), c3b = _mm512_setzero_ps();
-    __m512 c4a = _mm512_setzero_ps(), c4b = _mm512_setzero_ps(), c5a = _mm512_setzero_ps(), c5b = _mm512_setzero_ps();
-    __m512 c6a = _mm512_setzero_ps(), c6b = _mm512_setzero_ps(), c7a = _mm512_setzero_ps(), c7b = _mm512_setzero_ps();
-    __m512 c8a = _mm512_setzero_ps(), c8b = _mm512_setzero_ps(), c9a = _mm512_setzero_ps(), c9b = _mm512_setzero_ps();
-    __m512 cAa = _mm512_setzero_ps(), cAb = _mm512_setzero_ps(), cBa = _mm512_setzero_ps(), cBb = _mm512_setzero_ps();
+    ACCUMULATORS
     int t = p0 % taps;
     // Addresses as integers: a masked-out lane's address may lie before the plane.
     uintptr_t x0 = (uintptr_t)(d->x[0] + (size_t)(p0 / taps) * plane), x1 = (uintptr_t)(d->x[1] + (size_t)(p0 / taps) * plane);
     for (int p = 0; p < kc; p++) {
         __m512 b0 = _mm512_maskz_loadu_ps(d->mask[0][t], (const void *)(x0 + (intptr_t)d->offset[0][t] * (intptr_t)sizeof(float)));
         __m512 b1 = _mm512_maskz_loadu_ps(d->mask[1][t], (const void *)(x1 + (intptr_t)d->offset[1][t] * (intptr_t)sizeof(float)));
-        __m512 x;
-#define ROW(i, ca, cb) x = _mm512_set1_ps(ap[i]); ca = _mm512_fmadd_ps(x, b0, ca); cb = _mm512_fmadd_ps(x, b1, cb);
-        ROW(0, c0a, c0b) ROW(1, c1a, c1b) ROW(2, c2a, c2b) ROW(3, c3a, c3b) ROW(4, c4a, c4b) ROW(5, c5a, c5b)
-        ROW(6, c6a, c6b) ROW(7, c7a, c7b) ROW(8, c8a, c8b) ROW(9, c9a, c9b) ROW(10, cAa, cAb) ROW(11, cBa, cBb)
-#undef ROW
+        FMA_ROWS
         ap += MR;
         if (++t == taps) {
             t = 0;
@@ -429,11 +431,9 @@ static void kernel_direct(int kc, int p0, int taps, int plane, const float *ap, 
             x1 += (size_t)plane * sizeof(float);
         }
     }
-    __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : (__mmask16)0;
+    COLUMN_MASKS
     __m512 va = _mm512_set1_ps(1.0f), vb = _mm512_set1_ps(beta);
-    STORE(0, c0a, c0b) STORE(1, c1a, c1b) STORE(2, c2a, c2b) STORE(3, c3a, c3b) STORE(4, c4a, c4b) STORE(5, c5a, c5b)
-    STORE(6, c6a, c6b) STORE(7, c7a, c7b) STORE(8, c8a, c8b) STORE(9, c9a, c9b) STORE(10, cAa, cAb) STORE(11, cBa, cBb)
+    STORE_ROWS
 }
 
 int kiln_conv_direct_fits(const kiln_conv_geometry *g) {

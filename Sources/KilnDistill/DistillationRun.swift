@@ -67,6 +67,9 @@ public final class DistillationRun<Scene: DistilledScene> {
         try sds.validate()
         try guidance.validate()
         guard steps > 0 else { throw DistillError.badSetting("--steps must be positive, got \(steps)") }
+        if sds.objective == .ism && (guidance.method == .rewardWeighted || guidance.method == .dpo) {
+            throw DistillError.badSetting("--objective ism draws no noise, so --method \(guidance.method.rawValue), which compares noises, has nothing to compare; use --method sds or reward-feedback with it")
+        }
         if guidance.usesRewards {
             guard let rewards else { throw DistillError.badReward("\(guidance.method.rawValue) needs the reward models") }
             guard prior.imageSize % rewards.imageSize == 0 else {
@@ -212,6 +215,9 @@ public final class DistillationRun<Scene: DistilledScene> {
         }
         do {
             try scene.restore(tensors: file, state: state.scene)
+            if particle == nil, state.particleSteps != nil {
+                throw DistillError.badCheckpoint("\(stateURL.path) holds a VSD particle model: the checkpoint was written with --objective vsd; start the run again without --resume")
+            }
             if let particle {
                 guard let steps = state.particleSteps, steps >= 0 else {
                     throw DistillError.badCheckpoint("\(stateURL.path) has no VSD particle model: the checkpoint was written with another objective; start the run again without --resume")

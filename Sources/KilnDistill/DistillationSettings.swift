@@ -103,7 +103,8 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
     public func activeSHDegree(step: Int, of steps: Int) -> Int {
         guard shDegree > 0 else { return 0 }
         let progress = Double(step) / Double(max(1, steps))
-        return min(shDegree, Int(progress / shDegreeEvery))
+        // The small margin keeps exact multiples (0.6 / 0.2) from rounding down.
+        return min(shDegree, Int(progress / shDegreeEvery + 1e-9))
     }
 
     /// Whether any regulariser is on.

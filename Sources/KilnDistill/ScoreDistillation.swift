@@ -29,8 +29,8 @@ public enum SDSWeighting: String, Codable, Sendable, CaseIterable {
 public enum DistillationObjective: String, Codable, Sendable, CaseIterable {
     /// SDS (DreamFusion): ε̂_s − ε, with ε̂_s = ε_∅ + s·(ε_y − ε_∅) the guided prediction.
     case sds
-    /// Classifier score distillation (Yu et al. 2023): s·(ε_y − ε_∅), the guidance direction alone;
-    /// the sampled noise never enters the gradient.
+    /// Classifier score distillation (Yu et al. 2023): s·(ε_y − ε_∅), the guidance direction alone
+    /// (= ε̂_s − ε_∅, so a 4D run's time guidance stays in it); the sampled noise never enters.
     case csd
     /// Noise-free score distillation (Katzir et al. 2023): s·(ε_y − ε_∅) plus, for t < 0.2·T, the
     /// domain term ε_∅ (which at small t points back to the data without the noise ε); at larger t
@@ -41,8 +41,9 @@ public enum DistillationObjective: String, Codable, Sendable, CaseIterable {
     /// inversion with the unconditional prediction (s = t − δ·T, `SDSSettings.ismInterval`), then
     /// to x_t by one more inversion step, and the gradient is ε̂_s(x_t; t) − ε̂_u(x_s; s): the
     /// guided prediction against the inversion's own noise instead of a random ε, so the target
-    /// is consistent from step to step. Costs ⌈s / (`ismInversionStep`·T)⌉ + 1 unconditional UNet
-    /// calls more than SDS.
+    /// is consistent from step to step. Costs max(1, ⌈s / (`ismInversionStep`·T)⌉) + 1 unconditional
+    /// UNet calls more than SDS. It draws no noise, so the reward methods that compare noises
+    /// (rw-sds, dpo) are refused with it.
     case ism
     /// Variational score distillation (Wang et al. 2023, ProlificDreamer): ε̂_s(x_t) − ε̂_φ(x_t),
     /// ε̂_φ a LoRA of the prior trained online on the renders (`ParticleScoreModel`, rank
@@ -54,8 +55,8 @@ public enum DistillationObjective: String, Codable, Sendable, CaseIterable {
     public func direction(noise: Float, unconditional: Float, conditional: Float, guided: Float, guidanceScale: Float, smallTimestep: Bool) -> Float {
         switch self {
         case .sds: return guided - noise
-        case .csd: return guidanceScale * (conditional - unconditional)
-        case .nfsd: return guidanceScale * (conditional - unconditional) + (smallTimestep ? unconditional : 0)
+        case .csd: return guided - unconditional
+        case .nfsd: return guided - unconditional + (smallTimestep ? unconditional : 0)
         case .ism, .vsd: return guided - noise  // with `noise` the inversion's ε̂_u(x_s; s), or the particle model's ε̂_φ (`ScoreDistillation.term`)
         }
     }
@@ -185,9 +186,12 @@ public enum ScoreDistillation {
         let m = settings.dreamtimeCenter * Double(T), s = settings.dreamtimeSpread * Double(T)
         var w = (0..<T).map { t -> Double in
             let a = Double(schedule.alphaCumprod(t))
+            // At zero terminal SNR (ᾱ = 0) the weight is infinite: that timestep is left out.
+            guard a > 0 else { return 0 }
             return ((1 - a) / a).squareRoot() * exp(-(Double(t) - m) * (Double(t) - m) / (2 * s * s))
         }
         let z = w.reduce(0, +)
+        precondition(z > 0 && z.isFinite, "ScoreDistillation: DreamTime's weights sum to \(z)")
         for t in 0..<T { w[t] /= z }
         var tails = [Double](repeating: 0, count: T), sum = 0.0
         for t in stride(from: T - 1, through: 0, by: -1) {

@@ -15,24 +15,26 @@ import RealModule
 /// a little at the borders between an object's parts, about 0.87·σ for colour noise of standard
 /// deviation σ on every pixel (SDS's magenta and cyan speckles). Not a share of the colour's
 /// variance: a clean two-coloured object with a small second part (a duck's beak) would score high
-/// on that, its variance being mostly that border. A view with fewer than 16 object pixels scores 0.
+/// on that, its variance being mostly that border. A view with fewer than 16 object pixels has no
+/// score (nil) and stays out of the mean.
 public struct SpeckleMeasure: Codable, Sendable, Equatable {
-    /// Per view, in the order measured.
-    public var perView: [Double]
-    /// The mean over the views.
+    /// Per view, in the order measured; nil for a view with (almost) no object.
+    public var perView: [Double?]
+    /// The mean over the views that have a score (0 when none has).
     public var mean: Double
 
     /// Measures `views` (colour and alpha of each).
     public static func measure(_ views: [PosedView]) -> SpeckleMeasure {
         let values = views.map { speckle(color: $0.color, alpha: $0.alpha) }
-        return SpeckleMeasure(perView: values, mean: values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count))
+        let scored = values.compactMap { $0 }
+        return SpeckleMeasure(perView: values, mean: scored.isEmpty ? 0 : scored.reduce(0, +) / Double(scored.count))
     }
 
     /// The 5 × 5 Gaussian weights of σ = 1 along one axis.
     static let taps: [Double] = (-2...2).map { d in Double.exp(-Double(d * d) / 2) }
 
     /// One view's speckle (see the type's description). `color` is RGB, `alpha` one channel, the same size.
-    public static func speckle(color: Image, alpha: Image) -> Double {
+    public static func speckle(color: Image, alpha: Image) -> Double? {
         precondition(color.channels == 3 && alpha.channels == 1 && color.width == alpha.width && color.height == alpha.height,
                      "SpeckleMeasure: an RGB image and an alpha image of the same size")
         let (w, h) = (color.width, color.height)
@@ -45,7 +47,7 @@ public struct SpeckleMeasure: Codable, Sendable, Equatable {
             }
         }
         let count = inside.lazy.filter { $0 }.count
-        if count < 16 { return 0 }
+        if count < 16 { return nil }
         var high = 0.0
         for y in 0..<h {
             for x in 0..<w where inside[y * w + x] {

@@ -80,6 +80,9 @@ public struct GenerateSettings: Codable, Sendable {
         guard (1...1_000_000).contains(steps) else { throw RunError("steps must be 1…1000000, got \(steps)") }
         try sds.validate()
         try guidance.validate()
+        if sds.objective == .ism && (guidance.method == .rewardWeighted || guidance.method == .dpo) {
+            throw RunError("--objective ism draws no noise, so --method \(guidance.method.rawValue), which compares noises, has nothing to compare; use --method sds or reward-feedback with it")
+        }
         try views.validate(priorSize: priorSize)
         try gaussians.validate()
         if representation == .nerf { try nerf.validate() }

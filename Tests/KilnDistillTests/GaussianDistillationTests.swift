@@ -98,6 +98,11 @@ struct GaussianDistillationTests {
         defer { try? FileManager.default.removeItem(at: other) }
         try sdsRun.saveCheckpoint(to: other)
         #expect(throws: DistillError.self) { try Self.run(objective: .vsd).restore(from: other) }
+        // And a VSD checkpoint is refused by a run of another objective.
+        let vsdFolder = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-vsd-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: vsdFolder) }
+        try straight.saveCheckpoint(to: vsdFolder)
+        #expect(throws: DistillError.self) { try Self.run().restore(from: vsdFolder) }
     }
 
     @Test("the regularisers' gradient is the float64 central difference of their loss")

@@ -176,6 +176,12 @@ struct ScoreDistillationTests {
         }
         // Most of the run is spent within one spread of the centre.
         #expect(Double(ts.filter { (375...625).contains($0) }.count) / Double(ts.count) > 0.5)
+        // At zero terminal SNR (ᾱ_{T−1} = 0) the last timestep is left out, not every other one.
+        let zeroSNR = try SchedulerConfig(json: Data(#"{"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "rescale_betas_zero_snr": true, "prediction_type": "v_prediction"}"#.utf8), source: "test", as: .ddpm)
+        let rescaled = try NoiseSchedule(config: zeroSNR)
+        #expect(rescaled.alphaCumprod(T - 1) == 0)
+        let zs = progress.map { ScoreDistillation.timestep(settings, progress: $0, schedule: rescaled, rng: &rng) }
+        #expect(zs.first! >= 900 && zs.last! == 20 && zip(zs, zs.dropFirst()).allSatisfy { $0 >= $1 })
         // The other schedules draw as before through the same entry point.
         settings.timestepSchedule = .annealed
         var a = RNG(seed: 9), b = RNG(seed: 9)

@@ -34,22 +34,25 @@ struct SpeckleTests {
     @Test("flat and smoothly shaded colour score near 0, per-pixel noise √0.76 of its standard deviation (the share a 1-pixel blur removes)")
     func extremes() {
         let (flat, mask) = Self.disc { _, _ in SIMD3(0.8, 0.2, 0.1) }
-        #expect(SpeckleMeasure.speckle(color: flat, alpha: mask) < 1e-9)
+        #expect(SpeckleMeasure.speckle(color: flat, alpha: mask)! < 1e-9)
         let (ramp, _) = Self.disc { x, y in SIMD3(Float(x) / 48, Float(y) / 48, 0.5) }
-        #expect(SpeckleMeasure.speckle(color: ramp, alpha: mask) < 0.003)
+        #expect(SpeckleMeasure.speckle(color: ramp, alpha: mask)! < 0.003)
         // Uniform on [0.2, 0.8]: σ = 0.6/√12; the blur keeps a share 0.24 of white noise's power (less near the border).
         let (noisy, _) = Self.disc(Self.noise(seed: 3))
-        let s = SpeckleMeasure.speckle(color: noisy, alpha: mask), sigma = 0.6 / 12.0.squareRoot()
+        let s = SpeckleMeasure.speckle(color: noisy, alpha: mask)!, sigma = 0.6 / 12.0.squareRoot()
         #expect(s > 0.8 * sigma && s < 0.95 * sigma, "\(s) against σ \(sigma)")
     }
 
     @Test("only the object counts: noise on the background, or a sharp silhouette against it, adds nothing")
     func maskOnly() {
         let (color, mask) = Self.disc({ x, _ in SIMD3(0.3 + Float(x) / 200, 0.6, 0.2) }, outside: Self.noise(seed: 4))
-        #expect(SpeckleMeasure.speckle(color: color, alpha: mask) < 0.003)
-        // Fewer than 16 object pixels once shrunk: 0.
+        #expect(SpeckleMeasure.speckle(color: color, alpha: mask)! < 0.003)
+        // Fewer than 16 object pixels once shrunk: no score, and out of the mean.
         let (tiny, tinyMask) = Self.disc(Self.noise(seed: 5), radius: 2)
-        #expect(SpeckleMeasure.speckle(color: tiny, alpha: tinyMask) == 0)
+        #expect(SpeckleMeasure.speckle(color: tiny, alpha: tinyMask) == nil)
+        let camera = Camera.orbit(azimuthDegrees: 0, elevationDegrees: 0, radius: 3, target: .zero, width: 48, height: 48, fovYRadians: 0.7)
+        let m = SpeckleMeasure.measure([PosedView(camera: camera, color: tiny, alpha: tinyMask), PosedView(camera: camera, color: color, alpha: mask)])
+        #expect(m.perView[0] == nil && m.mean == m.perView[1]!)
     }
 
     @Test("more speckled colour scores higher; the mean is over the views")
@@ -65,8 +68,9 @@ struct SpeckleTests {
             return PosedView(camera: camera, color: c, alpha: a)
         }
         let m = SpeckleMeasure.measure(views)
-        #expect(zip(m.perView, m.perView.dropFirst()).allSatisfy { $0 < $1 }, "\(m.perView)")
-        #expect(abs(m.mean - m.perView.reduce(0, +) / 4) < 1e-12)
+        let values = m.perView.map { $0! }
+        #expect(zip(values, values.dropFirst()).allSatisfy { $0 < $1 }, "\(values)")
+        #expect(abs(m.mean - values.reduce(0, +) / 4) < 1e-12)
     }
 
     @Test("a clean two-coloured toy mesh scores far below noise: only the border between its parts counts")

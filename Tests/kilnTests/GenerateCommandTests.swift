@@ -219,6 +219,7 @@ struct GenerateCommandTests {
                 (["--config", folder.appendingPathComponent("missing.json").path], "cannot be read"),
                 (["--representation", "mesh"], "provide one of 'gaussians' and 'nerf'"),
                 (["--objective", "vsdx"], "'sds', 'csd', 'nfsd', 'ism' or 'vsd'"),
+                (["--objective", "ism", "--method", "dpo"], "draws no noise"),
             ]
             for (extra, needle) in cases {
                 let run = try KilnRun(["generate", "a red snowman", "--prior", Self.tiny, "--out", out] + extra)

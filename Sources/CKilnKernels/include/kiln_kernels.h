@@ -32,8 +32,9 @@ typedef struct {
 /// Floats `kiln_pack_a_avx512` writes for an [m, k] matrix.
 size_t kiln_packed_a_size(int m, int k);
 
-/// Packs A [m, k] (row-major, rows of lda) once into the panels `kiln_conv_band_avx512` reads,
-/// so that the bands of a convolution share one packing of its weight. AVX-512 CPUs only.
+/// Packs A [m, k] (row-major, rows of lda) once into the panels `kiln_conv_columns_avx512` and
+/// `kiln_conv_direct_avx512` read, so that a convolution's tasks share one packing of its weight.
+/// AVX-512 CPUs only.
 void kiln_pack_a_avx512(int m, int k, const float *a, int lda, float *out);
 
 /// C [m, n] (rows of ldc) = A·B with A packed by `kiln_pack_a_avx512` and B [k, n] row-major

@@ -43,7 +43,8 @@ public protocol DiffusionPrior: AnyObject {
     func predictUnconditionalNoise(_ noisy: Tensor, timestep: Int, views: [ViewConditioning]) -> Tensor
 
     /// Variational score distillation's particle model: LoRA adapters of `rank` on this prior's
-    /// UNet, off for every other prediction (`ParticleScoreModel`). At most one per prior.
+    /// UNet, off for every other prediction (`ParticleScoreModel`). One at a time: a new one
+    /// replaces the last one's adapters (a run's refine stage starts its own).
     func makeParticleModel(rank: Int, learningRate: Double, seed: UInt64) -> ParticleScoreModel
 
     // MARK: Image space

@@ -183,7 +183,7 @@ public struct EvalReport: Codable {
                      geometry.hullResolution, 100 * geometry.minSilhouetteCoverage, geometry.meanSilhouetteIoU)
         md += String(format: "| depth agreement with the nearest view (reprojection) | %.1f%% |\n| colour error where the depths agree | %.4f |\n",
                      100 * geometry.meanDepthAgreement, geometry.meanReprojectionColorError)
-        if let speckle { md += String(format: "| speckle (high-frequency share of the object's colour variation), mean | %.3f |\n", speckle.mean) }
+        if let speckle { md += String(format: "| speckle (RMS colour a one-pixel blur removes inside the object), mean | %.3f |\n", speckle.mean) }
         if let t = temporal {
             md += "\n## Over time (\(t.frames) frames)\n\n| measure | value |\n| --- | ---: |\n"
             md += String(format: "| alignment, mean over frames (8 views each) | %.3f |\n| alignment, worst frame | %.3f |\n", t.meanAlignment, t.minFrameAlignment)
@@ -216,7 +216,7 @@ public struct EvalReport: Codable {
             md += String(format: "| %.0f° | %.0f° | %.3f | %@ | %@ | %@ | %.3f | %.2f | %.4f | %@ |\n", v.azimuthDegrees, v.elevationDegrees, v.alignment, v.predictedKind ?? "–",
                          v.predictedMainColor ?? "–", v.predictedAzimuthDegrees.map { String(format: "%.0f°", $0) } ?? "–", geometry.silhouetteCoverage[i],
                          geometry.reprojection[i].depthAgreement, geometry.reprojection[i].colorError,
-                         speckle.map { String(format: "%.3f", $0.perView[i]) } ?? "–")
+                         speckle?.perView[i].map { String(format: "%.3f", $0) } ?? "–")
         }
         return md
     }

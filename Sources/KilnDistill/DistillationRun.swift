@@ -122,22 +122,30 @@ public final class DistillationRun<Scene: DistilledScene> {
         let drawn = drawViews()
         let size = views.renderSize
         var frames: [Scene.Frame] = [], colors: [[Float]] = []
-        for v in drawn {
-            let (color, frame) = scene.render(camera: v.camera, time: v.view.time, step: completedSteps + 1, of: steps, background: v.background, rng: &rng)
-            frames.append(frame)
-            colors.append(color)
+        Profiler.measure("render forward") {
+            for v in drawn {
+                let (color, frame) = scene.render(camera: v.camera, time: v.view.time, step: completedSteps + 1, of: steps, background: v.background, rng: &rng)
+                frames.append(frame)
+                colors.append(color)
+            }
         }
         let k = drawn.count
-        let x = prior.encode(renders: colors, size: size)
-        let result = RewardGuidance.gradient(prior: prior, rewards: rewards, images: x, views: drawn.map(\.view),
-                                             progress: progress, sds: sds, settings: guidance, particle: particle, rng: &rng)
+        let x = Profiler.measure("prior encode") { prior.encode(renders: colors, size: size) }
+        let result = Profiler.measure("score distillation") {
+            RewardGuidance.gradient(prior: prior, rewards: rewards, images: x, views: drawn.map(\.view),
+                                    progress: progress, sds: sds, settings: guidance, particle: particle, rng: &rng)
+        }
         // The loss is the mean over the step's views (DreamGaussian divides the SDS sum by the batch).
-        let dRenders = prior.encodeBackward(Tensor(shape: x.shape, storage: result.gradient.map { $0 / Float(k) }), renders: colors, size: size)
-        for (frame, dColor) in zip(frames, dRenders) { scene.accumulate(frame, dColor: dColor) }
+        let dRenders = Profiler.measure("prior encode backward") {
+            prior.encodeBackward(Tensor(shape: x.shape, storage: result.gradient.map { $0 / Float(k) }), renders: colors, size: size)
+        }
+        Profiler.measure("render backward") {
+            for (frame, dColor) in zip(frames, dRenders) { scene.accumulate(frame, dColor: dColor) }
+        }
         completedSteps += 1
         let finite = result.nonFinite == 0 && scene.gradientIsFinite
         if finite {
-            scene.applyStep(step: completedSteps, of: steps, rng: &rng)
+            Profiler.measure("optimiser") { scene.applyStep(step: completedSteps, of: steps, rng: &rng) }
             consecutiveSkips = 0
         } else {
             scene.discardGradient()

@@ -71,8 +71,8 @@ public final class GaussianScene: DistilledScene {
 
     public func applyStep(step: Int, of steps: Int, rng: inout RNG) {
         if settings.regularized {
-            var g = GaussianRegularizers.loss(parameters, opacity: settings.opacityPenalty, scale: settings.scalePenalty, color: settings.colorSmoothness,
-                                              neighbours: settings.colorNeighbours, radius: extent, threads: threads).gradient
+            var g = Profiler.measure("regularisers") { GaussianRegularizers.loss(parameters, opacity: settings.opacityPenalty, scale: settings.scalePenalty, color: settings.colorSmoothness,
+                                              neighbours: settings.colorNeighbours, radius: extent, threads: threads).gradient }
             // Added after the step's finite check: an overflow (a log scale past 88) is dropped, not applied.
             for i in g.logScales.indices where !g.logScales[i].isFinite { g.logScales[i] = 0 }
             for i in g.sh.indices where !g.sh[i].isFinite { g.sh[i] = 0 }

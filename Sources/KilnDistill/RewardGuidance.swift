@@ -113,10 +113,12 @@ public enum RewardGuidance {
         let stacked = Tensor(shape: [noiseCount * b] + Array(x.shape.dropFirst()), storage: Array(repeating: x.storage, count: noiseCount).flatMap { $0 })
         var noise = [Float](repeating: 0, count: stacked.count)
         rng.fill(normal: &noise)
-        let term = ScoreDistillation.term(prior: prior, images: stacked, views: Array(repeating: views, count: noiseCount).flatMap { $0 },
-                                          timestep: t, noise: noise, settings: sds, particle: particle)
+        let term = Profiler.measure("prior forward") {
+            ScoreDistillation.term(prior: prior, images: stacked, views: Array(repeating: views, count: noiseCount).flatMap { $0 },
+                                   timestep: t, noise: noise, settings: sds, particle: particle)
+        }
         // VSD: the particle model learns the renders as they are now, after scoring them.
-        particle?.train(on: x, views: views, rng: &rng)
+        if let particle { Profiler.measure("VSD particle model") { particle.train(on: x, views: views, rng: &rng) } }
         func row(_ values: [Float], _ r: Int) -> ArraySlice<Float> { values[(r * plane)..<((r + 1) * plane)] }
 
         // Rewards of the one-step estimates, when the method or the view weighting needs them.
@@ -220,13 +222,13 @@ public enum RewardGuidance {
     /// respect to x (`decodeBackward`), `[N, C, h, w]` flat.
     static func rewards(_ rewards: any ImageRewards, _ mix: RewardMix, prior: any DiffusionPrior, x: Tensor, views: [ViewConditioning],
                         gradient: Bool) -> RewardEvaluation {
-        let images = prior.decode(x)
+        let images = Profiler.measure("prior decode") { prior.decode(x) }
         // A prior larger than the reward models (a latent prior's 512² decodings) is averaged down to them.
         let judged = PriorImage.pooled(images, to: rewards.imageSize)
-        var evaluation = rewards.evaluate(mix, images: judged, views: views, gradient: gradient)
+        var evaluation = Profiler.measure("rewards") { rewards.evaluate(mix, images: judged, views: views, gradient: gradient) }
         if gradient {
             let dImages = PriorImage.pooledBackward(Tensor(shape: judged.shape, storage: evaluation.imageGradient), from: prior.imageSize)
-            evaluation.imageGradient = prior.decodeBackward(dImages, x: x).storage
+            evaluation.imageGradient = Profiler.measure("prior decode backward") { prior.decodeBackward(dImages, x: x).storage }
         }
         return evaluation
     }

@@ -39,12 +39,15 @@ public final class GenerateJob {
     /// The 4D runs' motion-pair reward, when the settings ask for it and it was found.
     public let motionPair: (any MotionReward)?
     public let options: Options
+    /// Where this sitting's time goes, stage by stage (written as profile.json).
+    public let profiler: Profiler
     let interrupt = Interrupt.install()
     /// Every picture of the run records the prompt, seed and settings that made it.
     let metadata: KilnMetadata
 
     public init(settings: GenerateSettings, prompt: Prompt, folder: RunFolder, prior: any DiffusionPrior, rewards: RewardModels?,
-                motionPair: (any MotionReward)?, options: Options) {
+                motionPair: (any MotionReward)?, options: Options, profiler: Profiler = Profiler()) {
+        self.profiler = profiler
         self.settings = settings
         self.prompt = prompt
         self.folder = folder
@@ -66,26 +69,38 @@ public final class GenerateJob {
     /// Runs the stages not yet finished; the folder must be prepared (and locked) by the caller,
     /// and config.json written.
     /// - Throws: `RunInterrupted` after Ctrl-C or SIGTERM (the checkpoint saved), `RunError`.
+    /// `profile.json` is written however the run ends (a resumed run's holds every sitting's time),
+    /// and a finished run prints it as a table.
     public func run() throws {
-        var finished = options.resume ? finishedStages() : []
-        let distilled = try distil(finished: finished.contains(.distil))
-        if distilled.ran { finished = try mark(.distil, in: finished) }
-        var refined: (loop: Loop, log: RunLog, mesh: MeshResult)? = nil
-        if settings.refine.stage == .mesh {
-            let stage = try refine(distilled, finished: finished.contains(.refine))
-            refined = (stage.loop, stage.log, stage.mesh)
-            if stage.ran { finished = try mark(.refine, in: finished) }
+        var completed = false
+        defer {
+            var profile = profiler.profile
+            if options.resume, let earlier = try? RunProfile.read(folder.profile) { profile = RunProfile.sum([earlier, profile]) }
+            do { try writeJSON(profile, to: folder.profile) } catch { warn("profile.json not written: \(error)") }
+            if completed { say("where the time went (profile.json):\n" + profile.table) }
         }
-        if !finished.contains(.export) {
-            try export(distilled, refined: refined?.mesh)
-            finished = try mark(.export, in: finished)
+        try profiler.activate {
+            var finished = options.resume ? finishedStages() : []
+            let distilled = try profiler.measure("distil") { try distil(finished: finished.contains(.distil)) }
+            if distilled.ran { finished = try mark(.distil, in: finished) }
+            var refined: (loop: Loop, log: RunLog, mesh: MeshResult)? = nil
+            if settings.refine.stage == .mesh {
+                let stage = try profiler.measure("refine") { try refine(distilled, finished: finished.contains(.refine)) }
+                refined = (stage.loop, stage.log, stage.mesh)
+                if stage.ran { finished = try mark(.refine, in: finished) }
+            }
+            if !finished.contains(.export) {
+                try profiler.measure("export") { try export(distilled, refined: refined?.mesh) }
+                finished = try mark(.export, in: finished)
+            }
+            if !finished.contains(.report) {
+                try profiler.measure("report") { try report(distilled, refined: refined.map { ($0.loop, $0.log, $0.mesh) }) }
+                finished = try mark(.report, in: finished)
+            }
+            say(String(format: "wrote %@: %d %@, %d steps (%d skipped)", folder.url.path, distilled.loop.size, distilled.loop.unit,
+                       settings.steps, distilled.loop.skippedSteps))
         }
-        if !finished.contains(.report) {
-            try report(distilled, refined: refined.map { ($0.loop, $0.log, $0.mesh) })
-            finished = try mark(.report, in: finished)
-        }
-        say(String(format: "wrote %@: %d %@, %d steps (%d skipped)", folder.url.path, distilled.loop.size, distilled.loop.unit,
-                   settings.steps, distilled.loop.skippedSteps))
+        completed = true
     }
 
     /// The stages `stages.json` lists as finished (none when it is missing or unreadable).
@@ -130,7 +145,7 @@ public final class GenerateJob {
         /// The mesh extracted from the representation (marching cubes, clean-up, colours), made once.
         func extractMesh() throws -> MeshResult {
             if let extracted { return extracted }
-            let mesh = try extract()
+            let mesh = try Profiler.measure("mesh extraction") { try extract() }
             extracted = mesh
             return mesh
         }
@@ -141,7 +156,7 @@ public final class GenerateJob {
         let parts = try settings.representation.scene.make(for: self)
         let distilled = Distilled(loop: parts.loop, optimised: try optimise(parts.loop, finished: finished), finished: finished,
                                   extractMesh: parts.extractMesh, moving: parts.moving)
-        if distilled.ran { try parts.write() }
+        if distilled.ran { try Profiler.measure("write") { try parts.write() } }
         try stopIfInterrupted(.distil)
         return distilled
     }
@@ -173,11 +188,13 @@ public final class GenerateJob {
     func export(_ distilled: Distilled, refined: MeshResult?) throws {
         let mesh = try refined ?? distilled.extractMesh()
         try stopIfInterrupted(.export)
-        _ = try MeshExport.write(mesh.mesh, to: folder.asset)
+        _ = try Profiler.measure("mesh export") { try MeshExport.write(mesh.mesh, to: folder.asset) }
         say("mesh: \(mesh.mesh.triangleCount) triangles (\(mesh.report))" + (mesh.summary.isEmpty ? "" : "; " + mesh.summary))
         if let moving = distilled.moving {
-            try FrameWriter(scene: moving, settings: settings, folder: folder, metadata: metadata)
-                .write(firstMesh: mesh) { try self.stopIfInterrupted(.export) }
+            try Profiler.measure("frames") {
+                try FrameWriter(scene: moving, settings: settings, folder: folder, metadata: metadata)
+                    .write(firstMesh: mesh) { try self.stopIfInterrupted(.export) }
+            }
         }
     }
 
@@ -186,31 +203,38 @@ public final class GenerateJob {
         try pictures(distilled.loop, log: distilled.log)
         let turntable = folder.turntable
         try FileManager.default.createDirectory(at: turntable, withIntermediateDirectories: true)
-        for i in 0..<36 {
-            try stopIfInterrupted(.report)
-            try PNG.write(distilled.loop.render(Float(i * 10), 15, 128), to: folder.turntableFrame(i), metadata: metadata)
+        try Profiler.measure("turntable") {
+            for i in 0..<36 {
+                try stopIfInterrupted(.report)
+                try PNG.write(distilled.loop.render(Float(i * 10), 15, 128), to: folder.turntableFrame(i), metadata: metadata)
+            }
         }
         if let refined { try pictures(refined.loop, log: refined.log) }
         try stopIfInterrupted(.report)
         guard let rewards else { return }
         // Scored views at the render size, or the models' size when the renders are smaller.
         let views = settings.views, size = rewards.imageSize * max(1, views.renderSize / rewards.imageSize)
-        let score = AssetScore.measure(caption: prompt.caption, rewards: rewards, renderSize: size) { a, e in
-            distilled.loop.preview(views.camera(azimuthDegrees: a, elevationDegrees: e, size: size))
+        let score = Profiler.measure("score") {
+            AssetScore.measure(caption: prompt.caption, rewards: rewards, renderSize: size) { a, e in
+                distilled.loop.preview(views.camera(azimuthDegrees: a, elevationDegrees: e, size: size))
+            }
         }
         try writeJSON(score, to: folder.score)
         say(String(format: "score (16 views): alignment %.2f (min %.2f), kind %@, Janus %@", score.meanAlignment, score.minAlignment,
                    score.kindAccuracy.map { String(format: "%.2f", $0) } ?? "–", score.janus ? "yes" : "no"))
         // The exported mesh judged like the representation, before and after refinement.
-        var meshScores = MeshScores(coarse: MeshScores.score(try distilled.extractMesh().mesh, prompt: prompt, views: views, scorer: rewards))
-        if let refined { meshScores.refined = MeshScores.score(refined.mesh.mesh, prompt: prompt, views: views, scorer: rewards) }
+        let coarseMesh = try distilled.extractMesh().mesh
+        var meshScores = Profiler.measure("mesh score") { MeshScores(coarse: MeshScores.score(coarseMesh, prompt: prompt, views: views, scorer: rewards)) }
+        if let refined { meshScores.refined = Profiler.measure("mesh score") { MeshScores.score(refined.mesh.mesh, prompt: prompt, views: views, scorer: rewards) } }
         try writeJSON(meshScores, to: folder.meshScore)
         say(String(format: "mesh score: alignment %.2f%@", meshScores.coarse!.meanAlignment,
                    meshScores.refined.map { String(format: " → %.2f after refinement", $0.meanAlignment) } ?? ""))
     }
 
     /// An optimising stage's sheet (8 views), loss plot and (reward-aware methods) reward plot.
-    func pictures(_ loop: Loop, log: RunLog) throws {
+    func pictures(_ loop: Loop, log: RunLog) throws { try Profiler.measure("sheets and plots") { try drawPictures(loop, log: log) } }
+
+    func drawPictures(_ loop: Loop, log: RunLog) throws {
         let azimuths = (0..<8).map { Float($0 * 45) }
         let sheet = Image.contactSheet(azimuths.map { loop.render($0, 15, 128) }, columns: 4, labels: azimuths.map { "\(Int($0))°" })
         try PNG.write(sheet, to: folder.sheet(loop.stage), metadata: metadata)
@@ -273,8 +297,10 @@ public final class GenerateJob {
         if loop.completedSteps() == steps { return (log, false) }
         try FileManager.default.createDirectory(at: folder.previews, withIntermediateDirectories: true)
         func saveCheckpoint() throws {
-            try loop.save(checkpoint)
-            try FileIO.writeAtomically(Data(log.csv.utf8), to: logURL)
+            try Profiler.measure("checkpoints") {
+                try loop.save(checkpoint)
+                try FileIO.writeAtomically(Data(log.csv.utf8), to: logURL)
+            }
         }
         let progress = ProgressLine(total: steps, start: loop.completedSteps())
         let unit = loop.unit
@@ -299,9 +325,11 @@ public final class GenerateJob {
             if r.skipped { progress.note("step \(r.step): non-finite gradient, update skipped (\(loop.skippedSteps) so far)") }
             progress.update(step: r.step, detail: String(format: "t %3d  sds %.4f", r.timestep, r.sdsLoss) + (r.reward.map { String(format: "  reward %.2f", $0) } ?? "") + "  \(r.size) \(unit)")
             if options.previewEvery > 0, r.step % options.previewEvery == 0 || r.step == steps {
-                let views = [0, 90, 180, 270].map { loop.render(Float($0), 15, 128) }
-                try PNG.write(Image.contactSheet(views, columns: 4, labels: ["0°", "90°", "180°", "270°"]),
-                              to: folder.preview(stage, step: r.step), metadata: metadata)
+                try Profiler.measure("previews") {
+                    let views = [0, 90, 180, 270].map { loop.render(Float($0), 15, 128) }
+                    try PNG.write(Image.contactSheet(views, columns: 4, labels: ["0°", "90°", "180°", "270°"]),
+                                  to: folder.preview(stage, step: r.step), metadata: metadata)
+                }
             }
             if r.step % max(1, options.checkpointEvery) == 0 || r.step == steps { try saveCheckpoint() }
             try stopIfInterrupted()
@@ -354,6 +382,8 @@ extension GenerateJob {
         }
         // The prompt, parsed once: its text conditions the prior, its caption the rewards and the motion.
         let prompt = Prompt(settings.prompt, negative: settings.negativePrompt)
+        // Loading the models is the profile's "setup" stage.
+        let profiler = Profiler(), setupStart = ContinuousClock.now
         let prior = try PriorRegistry.open(priorFolder, prompt: prompt)
         if picksRenderSize { settings.views.renderSize = ViewSettings.defaultRenderSize(priorSize: prior.imageSize, nerf: settings.representation == .nerf) }
         try settings.validate(priorSize: prior.imageSize)
@@ -375,6 +405,7 @@ extension GenerateJob {
                 warn("\(rewardsFolder.path) has no motion_pair.safetensors: the motion-pair reward is off (kiln train-motion-reward --out \(rewardsFolder.path) --force makes it)")
             }
         }
+        profiler.record("setup", seconds: (ContinuousClock.now - setupStart).seconds)
         let existed = FileManager.default.fileExists(atPath: folder.url.path)
         if !existed { try FileManager.default.createDirectory(at: folder.url, withIntermediateDirectories: true) }
         let lock: FolderLock
@@ -393,6 +424,6 @@ extension GenerateJob {
             try? FileManager.default.removeItem(at: folder.stages)
         }
         try FileIO.writeAtomically(try settings.encoded(), to: folder.config)
-        try GenerateJob(settings: settings, prompt: prompt, folder: folder, prior: prior, rewards: rewards, motionPair: motionPair, options: options).run()
+        try GenerateJob(settings: settings, prompt: prompt, folder: folder, prior: prior, rewards: rewards, motionPair: motionPair, options: options, profiler: profiler).run()
     }
 }

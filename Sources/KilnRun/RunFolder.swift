@@ -73,6 +73,8 @@ public struct RunFolder: Sendable, Equatable {
     public func asset(extension ext: String) -> URL { file("asset." + ext) }
     public var score: URL { file("score.json") }
     public var meshScore: URL { file("score_mesh.json") }
+    /// Where the run's time went, by stage and kind of work (`RunProfile`).
+    public var profile: URL { file("profile.json") }
 
     // MARK: 4D frames
 

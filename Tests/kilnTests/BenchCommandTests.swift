@@ -49,6 +49,14 @@ struct BenchCommandTests {
             #expect(summary.contains("## 4D runs") && summary.contains("| a yellow duck bouncing | gaussians sds |") && summary.contains("motion seen (p)"), "\(summary)")
             #expect(header.contains("motion_judged") && header.contains("motion_judged_matches"))
             #expect(!summary.contains("(resumed)"))
+            // Where the time went: the runs' profiles summed per variant, and over the suite in profile.json.
+            #expect(summary.contains("## Where the time went") && summary.contains("### gaussians dpo (2 runs)") && summary.contains("prior forward"), "\(summary)")
+            let suiteProfile = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/profile.json"))) as? [String: Any]
+            let stageNames = (suiteProfile?["stages"] as? [[String: Any]])?.compactMap { $0["stage"] as? String } ?? []
+            #expect(Set(stageNames).isSuperset(of: ["setup", "distil", "export", "report"]), "\(stageNames)")
+            let distilSeconds = (suiteProfile?["stages"] as? [[String: Any]])?.first { $0["stage"] as? String == "distil" }?["seconds"] as? Double ?? 0
+            let perRun = try runs.map { try GenerateCommandTests.profile(out + "/runs/" + $0)["distil"]!.seconds }.reduce(0, +)
+            #expect(abs(distilSeconds - perRun) < 1e-9 * max(1, perRun), "\(distilSeconds) vs \(perRun)")
             // A resumed run's time is only its last part's: marked, and left out of the mean time.
             let recordURL = URL(fileURLWithPath: out + "/runs/a-red-snowman-dpo-s0/bench.json")
             let record = try String(contentsOf: recordURL, encoding: .utf8)

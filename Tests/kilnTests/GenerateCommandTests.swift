@@ -250,11 +250,36 @@ struct GenerateCommandTests {
         }
     }
 
-    @Test("--resume starts at the first stage stages.json does not list: a finished distillation is not redone")
+    /// A run folder's profile.json: stage → (seconds, part → seconds).
+    static func profile(_ out: String) throws -> [String: (seconds: Double, parts: [String: Double])] {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/profile.json"))) as! [String: Any]
+        var result: [String: (seconds: Double, parts: [String: Double])] = [:]
+        for stage in json["stages"] as! [[String: Any]] {
+            let parts = (stage["parts"] as! [[String: Any]]).map { ($0["part"] as! String, $0["seconds"] as! Double) }
+            let shares = (stage["parts"] as! [[String: Any]]).map { $0["share"] as! Double }
+            #expect(shares.isEmpty || abs(shares.reduce(0, +) - 1) < 1e-6, "the shares of \(stage["stage"]!) do not add to 1")
+            result[stage["stage"] as! String] = (stage["seconds"] as! Double, Dictionary(uniqueKeysWithValues: parts))
+        }
+        return result
+    }
+
+    @Test("--resume starts at the first stage stages.json does not list: a finished distillation is not redone; profile.json adds the sittings")
     func stageResume() throws {
         try withScratchFolder { folder in
             let out = folder.appendingPathComponent("staged").path
-            #expect(try Self.generate(out).status == 0)
+            let first = try Self.generate(out)
+            #expect(first.status == 0)
+            // The profile: every stage, the step's kinds of work inside the distillation, a table on the console.
+            #expect(first.stdout.contains("where the time went"), "\(first.stdout)")
+            let profile = try Self.profile(out)
+            #expect(Set(profile.keys) == ["setup", "distil", "export", "report"], "\(profile.keys)")
+            let distilParts = Set(profile["distil"]!.parts.keys)
+            for part in ["render forward", "prior encode", "prior forward", "prior encode backward", "render backward", "optimiser", "checkpoints",
+                         "previews", "write"] {
+                #expect(distilParts.contains(part), "no \(part) in \(distilParts)")
+            }
+            #expect(Set(profile["report"]!.parts.keys).isSuperset(of: ["turntable", "sheets and plots", "score", "mesh score"]))
+            #expect(Set(profile["export"]!.parts.keys).isSuperset(of: ["mesh extraction", "mesh export"]))
             let stages = try String(contentsOfFile: out + "/stages.json", encoding: .utf8)
             #expect(["distil", "export", "report"].allSatisfy(stages.contains) && !stages.contains("refine"))
             let splats = URL(fileURLWithPath: out + "/splats.ply"), asset = URL(fileURLWithPath: out + "/asset.glb")
@@ -270,6 +295,10 @@ struct GenerateCommandTests {
             #expect(try Data(contentsOf: asset) == before && FileManager.default.fileExists(atPath: out + "/sheet.png"))
             #expect(try FileManager.default.attributesOfItem(atPath: splats.path)[.modificationDate] as? Date == splatsDate)
             #expect(try String(contentsOfFile: out + "/stages.json", encoding: .utf8).contains("report"))
+            // The resumed sitting's time is added to the first's.
+            let resumedProfile = try Self.profile(out)
+            for stage in ["setup", "distil", "export", "report"] { #expect(resumedProfile[stage]!.seconds > profile[stage]!.seconds, "\(stage)") }
+            #expect(resumedProfile["distil"]!.parts["render forward"] == profile["distil"]!.parts["render forward"], "the finished distillation took steps")
         }
     }
 

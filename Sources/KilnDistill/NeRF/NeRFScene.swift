@@ -44,7 +44,7 @@ public final class NeRFScene: DistilledScene {
     public func applyStep(step: Int, of steps: Int, rng: inout RNG) {
         optimizer.step()
         discardGradient()
-        if step % settings.occupancyEvery == 0 { occupancy.update(field, rng: &rng, threads: threads) }
+        if step % settings.occupancyEvery == 0 { Profiler.measure("occupancy grid") { occupancy.update(field, rng: &rng, threads: threads) } }
     }
 
     public func discardGradient() { field.zeroGradients() }

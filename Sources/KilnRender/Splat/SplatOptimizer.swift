@@ -148,7 +148,7 @@ public struct SplatOptimizer: Sendable {
         update(&p.sh, g.sh, &m.sh, &v.sh) { i in (i % (3 * k)) < 3 ? feature : restFeature }
 
         if step >= c.densifyFrom, step <= c.densifyUntil, c.densifyEvery > 0, step % c.densifyEvery == 0 {
-            densify(&p)
+            Profiler.measure("densification") { densify(&p) }
         }
         if c.opacityResetEvery > 0, step % c.opacityResetEvery == 0, step <= c.densifyUntil {
             resetOpacity(&p)

@@ -115,6 +115,8 @@ public struct BenchJob {
         var geometry: GeometricConsistency?
         var temporal: TemporalReport?
         var speckle: SpeckleMeasure?
+        /// The run's profile.json (nil from a build that wrote none).
+        var profile: RunProfile?
     }
 
     /// summary.md and summary.csv from every bench.json under DIR/runs.
@@ -134,7 +136,7 @@ public struct BenchJob {
             let evaluation = FileManager.default.contents(atPath: RunFolder(run).evaluationReport.path)
                 .flatMap { try? JSONDecoder().decode(EvalReport.self, from: $0) }
             return SummaryRow(record: record, variant: variant, mesh: mesh, geometry: evaluation?.geometry, temporal: evaluation?.temporal,
-                              speckle: evaluation?.speckle)
+                              speckle: evaluation?.speckle, profile: try? RunProfile.read(RunFolder(run).profile))
         }
         let failures = names.sorted().filter { $0.hasSuffix(".failed") }.compactMap { name -> (job: String, reason: String)? in
             let job = String(name.dropLast(".failed".count))
@@ -204,6 +206,18 @@ public struct BenchJob {
             }
             md += String(format: "\nMotion matches the caption in %d of %d 4D runs from the Gaussians, in %d by the motion-pair model.\n",
                          moving.filter { $0.temporal!.motionMatches }.count, moving.count, moving.filter { $0.temporal!.judgedMatches == true }.count)
+        }
+        // Where the time went: every run's profile.json summed, per variant and over the suite.
+        let profiled = rows.filter { $0.profile != nil }
+        if !profiled.isEmpty {
+            md += "\n## Where the time went\n\nEach variant's runs' `profile.json` summed (\(profiled.count) of \(rows.count) runs have one): "
+                + "seconds per stage with its share of the runs, and inside each stage the kinds of work with their share of the stage.\n"
+            for v in variants {
+                let profiles = profiled.filter { $0.variant == v }.compactMap(\.profile)
+                guard !profiles.isEmpty else { continue }
+                md += "\n### \(v) (\(profiles.count) runs)\n\n```\n\(RunProfile.sum(profiles).table)\n```\n"
+            }
+            try writeJSON(RunProfile.sum(profiled.compactMap(\.profile)), to: folder.appendingPathComponent("profile.json"))
         }
         if !failures.isEmpty {
             md += "\n## Failed runs\n\n\(failures.count) run(s) failed and are not in the tables above:\n\n"

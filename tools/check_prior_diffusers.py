@@ -72,7 +72,13 @@ def main():
 
     n, size, channels = a.count, unet.config.sample_size, unet.config.in_channels
     noise = torch.randn(n, channels, size, size, generator=torch.Generator().manual_seed(a.seed))
-    ids = tokenizer([""] * n + [a.prompt] * n, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+    # A prior trained with view prompts hears its view's side in the prompt (threestudio's thresholds).
+    prompt = a.prompt
+    if settings.get("view_prompts"):
+        azimuth = (a.azimuth + 180) % 360 - 180
+        side = "overhead" if a.elevation > 60 else "front" if abs(azimuth) <= 45 else "back" if abs(azimuth) >= 135 else "side"
+        prompt = f"{a.prompt}, {side} view"
+    ids = tokenizer([""] * n + [prompt] * n, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
     labels = view_vector(a.azimuth, a.elevation, a.time).expand(2 * n, -1) if unet.config.class_embed_type == "projection" else None
     scheduler.set_timesteps(a.steps)
     x = noise * scheduler.init_noise_sigma

@@ -1,7 +1,7 @@
 import Foundation
 import KilnCore
 import KilnNN
-import KilnPrior
+@testable import KilnPrior
 import Testing
 @testable import KilnToyWorld
 
@@ -83,5 +83,66 @@ struct ToyPriorTrainingTests {
         let pipeline = try PriorPipeline(folder: prior)
         #expect(pipeline.schedulerConfig.predictionType == .vPrediction)
         #expect(try pipeline.sample(SampleRequest(prompt: "a red duck", steps: 2, guidanceScale: 2)).isFinite)
+    }
+}
+
+@Suite("View prompts: captions that name their side", .serialized)
+struct ViewPromptTrainingTests {
+    @Test("view vectors invert to their angles and time")
+    func vectorInverse() {
+        var rng = RNG(seed: 11)
+        for _ in 0..<50 {
+            let view = ViewConditioning(azimuthDegrees: rng.uniform(-179.9...180), elevationDegrees: rng.uniform(-80...80),
+                                        time: rng.nextFloat() < 0.5 ? nil : rng.uniform(0.01...1))
+            let back = ViewConditioning(vector: view.vector[...])
+            #expect(abs(back.azimuthDegrees - view.azimuthDegrees) < 1e-3 && abs(back.elevationDegrees - view.elevationDegrees) < 1e-3)
+            #expect(back.time.map { abs($0 - view.time!) < 1e-6 } ?? (view.time == nil))
+        }
+    }
+
+    @Test("kiln_prior.json's view_prompts: parsed, written, a bad value named; an empty prompt stays empty")
+    func settings() throws {
+        let parsed = try PriorSettings(json: Data(#"{"conditioning": "view-v1", "view_prompts": true}"#.utf8), source: "kiln_prior.json")
+        #expect(parsed.viewPrompts == true)
+        #expect(String(decoding: try JSONEncoder().encode(parsed), as: UTF8.self).contains("\"view_prompts\":true"))
+        #expect(try PriorSettings(json: Data(#"{"conditioning": "view-v1"}"#.utf8), source: "k").viewPrompts == nil)
+        #expect { try PriorSettings(json: Data(#"{"view_prompts": "yes"}"#.utf8), source: "k") } throws: { "\($0)".contains("view_prompts") }
+    }
+
+    @Test("training with view_prompts words each caption by its view's side; the export says so and its prompts are worded the same way everywhere")
+    func trainedWithViewPrompts() throws {
+        let (folder, data) = try ToyPriorTrainingTests.dataset()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var config = try PriorTrainingConfig(contentsOf: ToyPriorTrainingTests.fixtures.appendingPathComponent("train_tiny.json"))
+        config.training.batchSize = 4
+        config.training.viewPrompts = true
+        let trainer = try PriorTrainer(config: config, data: data)
+        for i in 0..<data.count {
+            let record = data.records[i], side = ViewDirection(ViewConditioning(azimuthDegrees: record.azimuthDegrees, elevationDegrees: record.elevationDegrees))
+            let worded = trainer.caption(data.captions[i], view: data.views[(i * 8)..<((i + 1) * 8)])
+            #expect(worded == data.captions[i] + ", \(side.rawValue) view", "\(worded)")
+        }
+        var plainConfig = config
+        plainConfig.training.viewPrompts = false
+        #expect(try PriorTrainer(config: plainConfig, data: data).caption("a red duck", view: ViewConditioning(azimuthDegrees: 180).vector[...]) == "a red duck")
+        #expect(try trainer.trainStep().isFinite)
+        let prior = folder.appendingPathComponent("prior")
+        try trainer.exportPipeline(to: prior)
+        let pipeline = try PriorPipeline(folder: prior)
+        #expect(pipeline.usesViewPrompts)
+        let back = ViewConditioning(azimuthDegrees: 180), front = ViewConditioning(azimuthDegrees: 0)
+        #expect(pipeline.prompt("a red duck", view: back) == "a red duck, back view" && pipeline.prompt("", view: back) == "")
+        // Sampling with the worded prior equals sampling the same weights, unworded, on the worded prompt.
+        let plain = PriorPipeline(tokenizer: pipeline.tokenizer, textEncoder: pipeline.textEncoder, unet: pipeline.unet, vae: nil,
+                                  schedulerConfig: pipeline.schedulerConfig, settings: PriorSettings(conditioning: PriorSettings.viewConditioning))
+        let request = SampleRequest(prompt: "a red duck", steps: 2, guidanceScale: 2, view: back)
+        var wordedRequest = request
+        wordedRequest.prompt = "a red duck, back view"
+        #expect(try pipeline.sample(request) == plain.sample(wordedRequest))
+        #expect(try pipeline.sample(request) != plain.sample(request))
+        // The distillation prior hears each view's side too.
+        let denoiser = try GuidedDenoiser(pipeline: pipeline, prompt: "a red duck", negativePrompt: "", viewPrompts: false)
+        #expect(denoiser.directional.count == ViewDirection.allCases.count)
+        #expect(denoiser.conditional(for: back) == pipeline.encode(["a red duck, back view"]) && denoiser.conditional(for: front) != denoiser.conditional(for: back))
     }
 }

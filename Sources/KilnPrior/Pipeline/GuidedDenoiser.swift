@@ -46,7 +46,8 @@ final class GuidedDenoiser {
     init(pipeline: PriorPipeline, prompt: String, negativePrompt: String, viewPrompts: Bool) throws {
         self.pipeline = pipeline
         schedule = try NoiseSchedule(config: pipeline.schedulerConfig)
-        let directions = viewPrompts && !pipeline.hasViewConditioning ? ViewDirection.allCases : []
+        // A prior that knows no cameras, or one trained with view prompts, hears the side in its prompt.
+        let directions = (viewPrompts && !pipeline.hasViewConditioning) || pipeline.usesViewPrompts ? ViewDirection.allCases : []
         let states = pipeline.encode([negativePrompt, prompt] + directions.map { $0.prompt(prompt) }).chunked(2 + directions.count, axis: 0)
         (unconditional, conditional) = (states[0], states[1])
         directional = Dictionary(uniqueKeysWithValues: zip(directions, states.dropFirst(2)))

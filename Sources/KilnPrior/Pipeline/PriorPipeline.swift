@@ -4,20 +4,24 @@ import KilnNN
 
 /// Kiln's additions to a diffusers pipeline folder, in `kiln_prior.json` (optional):
 ///
-///     {"conditioning": "view-v1", "vocabulary": ["a", "red", "snowman", ...], "guidance_scale": 3.0}
+///     {"conditioning": "view-v1", "vocabulary": ["a", "red", "snowman", ...], "guidance_scale": 3.0, "view_prompts": true}
 ///
 /// `conditioning` names the class-label layout the UNet was trained with (`view-v1`:
 /// `ViewConditioning`); `vocabulary`, when present, is the closed set of words the prior was
 /// trained on; `guidance_scale` is the classifier-free guidance its model card samples with,
-/// which `kiln sample` and the prior scorers use unless told otherwise. Unknown keys are an error.
+/// which `kiln sample` and the prior scorers use unless told otherwise; `view_prompts` says the
+/// prior was trained with each caption naming its side ("a red mug, side view", `ViewDirection`),
+/// so every sample's prompt is worded so too (`PriorPipeline.prompt(_:view:)`). Unknown keys are an error.
 public struct PriorSettings: Sendable, Equatable, Codable {
     public var conditioning: String?
     public var vocabulary: [String]?
     public var guidanceScale: Double?
+    public var viewPrompts: Bool?
 
     enum CodingKeys: String, CodingKey {
         case conditioning, vocabulary
         case guidanceScale = "guidance_scale"
+        case viewPrompts = "view_prompts"
     }
 
     public static let fileName = "kiln_prior.json"
@@ -25,10 +29,11 @@ public struct PriorSettings: Sendable, Equatable, Codable {
     /// The guidance a prior without `guidance_scale` is sampled with (diffusers' default).
     public static let defaultGuidanceScale = 7.5
 
-    public init(conditioning: String? = nil, vocabulary: [String]? = nil, guidanceScale: Double? = nil) {
+    public init(conditioning: String? = nil, vocabulary: [String]? = nil, guidanceScale: Double? = nil, viewPrompts: Bool? = nil) {
         self.conditioning = conditioning
         self.vocabulary = vocabulary
         self.guidanceScale = guidanceScale
+        self.viewPrompts = viewPrompts
     }
 
     /// The guidance to sample with when none is asked for: the card's, else diffusers' 7.5.
@@ -39,8 +44,13 @@ public struct PriorSettings: Sendable, Equatable, Codable {
         guard case .object(let object)? = try? JSONDecoder().decode(ConfigValue.self, from: data) else {
             throw PriorConfigError(source: source, key: nil, problem: "is not a JSON object", fix: "write {\"conditioning\": \"view-v1\", \"vocabulary\": [...]}")
         }
-        for key in object.keys.sorted() where !["conditioning", "vocabulary", "guidance_scale"].contains(key) {
-            throw PriorConfigError(source: source, key: key, problem: "is not a Kiln prior setting", fix: "keep conditioning, vocabulary and guidance_scale only")
+        for key in object.keys.sorted() where !["conditioning", "vocabulary", "guidance_scale", "view_prompts"].contains(key) {
+            throw PriorConfigError(source: source, key: key, problem: "is not a Kiln prior setting", fix: "keep conditioning, vocabulary, guidance_scale and view_prompts only")
+        }
+        switch object["view_prompts"] {
+        case nil, .null?: viewPrompts = nil
+        case .bool(let b)?: viewPrompts = b
+        case let v?: throw PriorConfigError(source: source, key: "view_prompts", problem: "is \(v.text)", fix: "write true or false")
         }
         switch object["guidance_scale"] {
         case nil, .null?: guidanceScale = nil
@@ -217,6 +227,22 @@ public final class PriorPipeline {
         textEncoder.forward(ids: prompts.map { tokenizer.encode($0).inputIDs }).lastHiddenState
     }
 
+    /// Whether each sample's prompt names the side it is seen from (`kiln_prior.json` `view_prompts`).
+    public var usesViewPrompts: Bool { settings.viewPrompts == true }
+
+    /// The prompt a sample seen from `view` is conditioned on: `text` itself, or for a prior
+    /// trained with view prompts, `text` with its side's words ("a red mug, side view"). The empty
+    /// prompt (classifier-free guidance's unconditional) stays empty.
+    public func prompt(_ text: String, view: ViewConditioning) -> String {
+        usesViewPrompts && !text.isEmpty ? ViewDirection(view).prompt(text) : text
+    }
+
+    /// Text states `[N, 77, D]` for prompts each seen from its view (`prompt(_:view:)`).
+    public func encode(_ prompts: [String], views: [ViewConditioning]) -> Tensor {
+        precondition(prompts.count == views.count, "PriorPipeline.encode: \(prompts.count) prompts for \(views.count) views")
+        return encode(zip(prompts, views).map { prompt($0, view: $1) })
+    }
+
     /// Draws `request.count` samples.
     /// - Parameters:
     ///   - initialNoise: x_T `[count, channels, h, w]` (diffusers' `latents=`); h and w may differ from
@@ -240,7 +266,8 @@ public final class PriorPipeline {
         var scheduler = try DDIMScheduler(config: schedulerConfig)
         try scheduler.setTimesteps(request.steps)
         let guided = request.guidanceScale > 1
-        let prompts = (guided ? Array(repeating: request.negativePrompt, count: n) : []) + Array(repeating: request.prompt, count: n)
+        let prompts = (guided ? Array(repeating: request.negativePrompt, count: n) : [])
+            + Array(repeating: prompt(request.prompt, view: request.view), count: n)
         let context = encode(prompts)
         let batch = prompts.count
         let labels = viewLabels(Array(repeating: request.view, count: batch))

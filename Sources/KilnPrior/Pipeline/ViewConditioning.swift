@@ -22,6 +22,15 @@ public struct ViewConditioning: Sendable, Equatable, Codable {
         self.time = time
     }
 
+    /// The view a conditioning vector holds (the inverse of `vector`, angles in (−180°, 180°]).
+    public init(vector v: ArraySlice<Float>) {
+        precondition(v.count == Self.length, "ViewConditioning(vector:): \(v.count) values, not \(Self.length)")
+        let s = v.startIndex
+        azimuthDegrees = Foundation.atan2(v[s], v[s + 1]) * 180 / .pi
+        elevationDegrees = Foundation.atan2(v[s + 2], v[s + 3]) * 180 / .pi
+        time = v[s + 7] == 0 ? nil : v[s + 4]
+    }
+
     /// The conditioning vector, `[length]`.
     public var vector: [Float] {
         let a = azimuthDegrees * .pi / 180, e = elevationDegrees * .pi / 180

@@ -137,6 +137,12 @@ public final class PriorTrainer {
         return "v2-\(data.count)x\(data.size)-\(String(hash, radix: 16))"
     }
 
+    /// A sample's caption as the UNet hears it: with `training.view_prompts`, worded by the side its
+    /// view vector shows ("a red mug, side view"), as the exported prior's prompts will be.
+    func caption(_ text: String, view: ArraySlice<Float>) -> String {
+        config.training.viewPrompts ? ViewDirection(ViewConditioning(vector: view)).prompt(text) : text
+    }
+
     func ids(_ caption: String) -> [Int] {
         if let cached = tokenCache[caption] { return cached }
         let ids = tokenizer.encode(caption).inputIDs
@@ -163,7 +169,8 @@ public final class PriorTrainer {
                     for j in 0..<plane { x0[b * plane + j] = Float(images[i * plane + j]) / 127.5 - 1 }
                 }
                 for j in 0..<ViewConditioning.length { views[b * ViewConditioning.length + j] = viewVectors[i * ViewConditioning.length + j] }
-                captions.append(ids(rng.nextFloat() < t.captionDropout ? "" : dataCaptions[i]))
+                let dropped = rng.nextFloat() < t.captionDropout
+                captions.append(ids(dropped ? "" : caption(dataCaptions[i], view: viewVectors[(i * ViewConditioning.length)..<((i + 1) * ViewConditioning.length)])))
                 timesteps.append(Int(rng.next() % UInt64(schedule.numTrainTimesteps)))
             }
             rng.fill(normal: &noise)
@@ -237,7 +244,8 @@ public final class PriorTrainer {
     func pipeline(vocabulary: [String]?) throws -> PriorPipeline {
         PriorPipeline(tokenizer: tokenizer, textEncoder: textEncoder, unet: unet, vae: vae,
                       schedulerConfig: try SchedulerConfig(json: JSONEncoder().encode(config.schedulerJSON), source: "scheduler", as: .ddim),
-                      settings: PriorSettings(conditioning: PriorSettings.viewConditioning, vocabulary: vocabulary))
+                      settings: PriorSettings(conditioning: PriorSettings.viewConditioning, vocabulary: vocabulary,
+                                              viewPrompts: config.training.viewPrompts ? true : nil))
     }
 
     /// Writes the EMA model as a diffusers pipeline folder (F16 weights), with Kiln's settings.
@@ -280,7 +288,8 @@ public final class PriorTrainer {
             }
             try writeJSON(index, "model_index.json")
             let settings = PriorSettings(conditioning: unet.config.projectionClassInputDim == nil ? nil : PriorSettings.viewConditioning,
-                                         vocabulary: data.vocabulary, guidanceScale: config.training.sampleGuidance)
+                                         vocabulary: data.vocabulary, guidanceScale: config.training.sampleGuidance,
+                                         viewPrompts: config.training.viewPrompts ? true : nil)
             try AtomicFile.write(try encoder.encode(settings), to: folder.appendingPathComponent(PriorSettings.fileName))
         }
     }

@@ -49,6 +49,11 @@ public struct PriorTrainingConfig: Sendable {
         /// min(SNR_t, γ) / SNR_t, SNR_t = ᾱ_t / (1 − ᾱ_t), which stops the many easy low-noise
         /// steps from dominating the gradient. nil: the plain ε loss.
         public var snrGamma: Double? = nil
+        /// Each caption names the side its view shows ("a red mug, side view", `ViewDirection`,
+        /// DreamFusion's view prompts): the view reaches the UNet through cross-attention too,
+        /// beside the class embedding. The exported prior says so (`kiln_prior.json`
+        /// `view_prompts`), and every prompt it is given is worded the same way.
+        public var viewPrompts = false
         public var seed: UInt64 = 0
 
         public init() {}

@@ -97,7 +97,7 @@ public final class DRaFTTrainer {
         let prompts = layout.prompts, views = layout.views, b = prompts.count
         let shape = [b, pipeline.sampleChannels, pipeline.sampleSize.height, pipeline.sampleSize.width]
         var x = PolicySampler.noise(shape, sources: layout.noiseSources, rng: &rng)
-        let context = pipeline.encode(Array(repeating: "", count: b) + prompts)
+        let context = pipeline.encode(Array(repeating: "", count: b) + prompts, views: views + views)
         let labels = pipeline.viewLabels(views + views)
         let s = Float(guidanceScale)
         struct Kept { var t: Int; var x: Tensor; var saved: UNet2DConditionModel.Saved; var output: [Float] }

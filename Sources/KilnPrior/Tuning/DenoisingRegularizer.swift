@@ -43,7 +43,7 @@ public struct DenoisingRegularizer {
         let noisy = try scheduler.addNoise(x0.storage, noise: noise, timesteps: timesteps)
         let target = try scheduler.trainingTarget(sample: x0.storage, noise: noise, timesteps: timesteps)
         let prompts = conditions.map { rng.nextFloat() < captionDropout ? "" : $0.prompt }
-        let context = pipeline.encode(prompts)
+        let context = pipeline.encode(prompts, views: conditions.map(\.view))
         let labels = pipeline.viewLabels(conditions.map(\.view))
         let (prediction, saved) = pipeline.unet.forwardForTraining(Tensor(shape: x0.shape, storage: noisy), timesteps: timesteps.map(Float.init),
                                                                    encoderHiddenStates: context, classLabels: labels)

@@ -68,7 +68,7 @@ public final class DiffusionDPOTrainer {
         let noisy = try sampler.scheduler.addNoise(x0, noise: eps, timesteps: t2)
         let target = try sampler.scheduler.trainingTarget(sample: x0, noise: eps, timesteps: t2)
         let input = Tensor(shape: [2 * p] + winners.shape.dropFirst(), storage: noisy)
-        let context = pipeline.encode(prompts + prompts)
+        let context = pipeline.encode(prompts + prompts, views: views + views)
         let labels = pipeline.viewLabels(views + views)
         let tf = t2.map(Float.init)
         let (prediction, saved) = times.measure(TuningStage.trainingForward) {

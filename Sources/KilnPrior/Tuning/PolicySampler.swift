@@ -64,7 +64,8 @@ public final class PolicySampler {
 
     /// The UNet's inputs for a batch under guidance: [uncond × B; cond × B] text states and labels.
     func conditioning(prompts: [String], views: [ViewConditioning]) -> (context: Tensor, labels: Tensor?) {
-        let context = pipeline.encode(Array(repeating: negativePrompt, count: prompts.count) + prompts)
+        // The negative prompt is not worded by view (as the unconditional half is not in training).
+        let context = pipeline.encode(Array(repeating: negativePrompt, count: prompts.count) + zip(prompts, views).map { pipeline.prompt($0, view: $1) })
         return (context, pipeline.viewLabels(views + views))
     }
 

@@ -51,6 +51,13 @@ struct EvalViews: ParsableCommand {
     }
 
     func run() throws {
+        let profiler = Profiler()
+        try profiler.activate { try evaluate(profiler) }
+    }
+
+    /// Loads, judges and writes report.json, report.md, sheet.png and profile.json (where the time went).
+    func evaluate(_ profiler: Profiler) throws {
+        let loadStart = ContinuousClock.now
         let (transforms, images, cameras) = try PosedImageFolder.load(URL(fileURLWithPath: views), maximumSide: size, allowOutsidePaths: paths.allowOutsidePaths)
         guard images.count >= 4 else { throw CLIError("\(views)/transforms.json has \(images.count) frames: judging consistency needs at least 4 views") }
         try output.prepare()
@@ -61,8 +68,12 @@ struct EvalViews: ParsableCommand {
         options.background = background?.rgb ?? PosedImageFolder.borderMedian(images)
         let posed = zip(cameras, images).map { PosedView(camera: $0, color: $1, alpha: PosedView.mask(of: $1, background: options.background)) }
         let names = transforms.frames.map { URL(fileURLWithPath: $0.filePath).deletingPathExtension().lastPathComponent }
-        let evaluation = ViewSetEvaluation.evaluate(posed, names: names, options: options)
-        try OutputFolder.staged(output.url, force: true) { folder in try evaluation.write(images: images, to: folder, command: "eval-views") }
+        profiler.record("load", seconds: (ContinuousClock.now - loadStart).seconds)
+        let evaluation = profiler.measure("evaluate") { ViewSetEvaluation.evaluate(posed, names: names, options: options) }
+        try OutputFolder.staged(output.url, force: true) { folder in
+            try evaluation.write(images: images, to: folder, command: "eval-views")
+            try writeJSON(profiler.profile, to: folder.appendingPathComponent("profile.json"))
+        }
         let r = evaluation.report
         say(String(format: "%d views: held-out PSNR %.2f dB, SSIM %.3f, silhouette coverage %.3f, photometric error %.4f; %@; %.1f s",
                    r.views.count, r.meanHeldOutPSNR, r.meanHeldOutSSIM, r.meanSilhouetteCoverage, r.meanPhotometricError,

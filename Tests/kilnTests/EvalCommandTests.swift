@@ -27,6 +27,10 @@ struct EvalCommandTests {
                 let speckle = report["speckle"] as! [String: Any]
                 #expect((speckle["mean"] as! Double) < 0.03 && (speckle["perView"] as! [Any]).count == 16, "\(speckle)")
                 #expect(try String(contentsOfFile: out + "/report.md", encoding: .utf8).contains("speckle"))
+                // Where the evaluation's time went.
+                let profile = try GenerateCommandTests.profile(out)
+                #expect(Set(profile.keys) == ["load", "render and score", "geometric consistency", "speckle"], "\(profile.keys)")
+                #expect(profile["render and score"]!.parts["render"] != nil)
                 if i == 0 {
                     // The same asset gives the same report, but for the time taken.
                     let again = folder.appendingPathComponent("again").path
@@ -66,6 +70,10 @@ struct EvalCommandTests {
             let perView = report["views"] as! [[String: Any]]
             #expect(perView.count == 8 && perView[0]["name"] as? String == "view_000" && (report["pairwise"] as! [Any]).count == 8)
             #expect(FileManager.default.fileExists(atPath: first + "/report.md") && FileManager.default.fileExists(atPath: first + "/sheet.png"))
+            // Where the time went: the fits' render passes and optimiser inside the evaluation.
+            let profile = try GenerateCommandTests.profile(first)
+            #expect(Set(profile.keys) == ["load", "evaluate"], "\(profile.keys)")
+            #expect(Set(profile["evaluate"]!.parts.keys).isSuperset(of: ["render forward", "render backward", "optimiser"]), "\(profile["evaluate"]!.parts.keys)")
             func withoutTime(_ path: String) throws -> NSDictionary {
                 var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/report.json"))) as! [String: Any]
                 object["seconds"] = nil

@@ -85,7 +85,7 @@ public struct SplatFit: Sendable {
         for step in 0..<steps {
             if order.isEmpty { order = Array(views.indices).shuffled(using: &rng) }
             let view = views[order.removeLast()]
-            let frame = SplatRasterizer.forward(p, camera: view.camera, settings: settings, threads: options.threads)
+            let frame = Profiler.measure("render forward") { SplatRasterizer.forward(p, camera: view.camera, settings: settings, threads: options.threads) }
             // L1: d|r − t| / dr = sign(r − t) / count.
             let target = view.image.pixels
             let scale = 1 / Float(target.count)
@@ -96,9 +96,9 @@ public struct SplatFit: Sendable {
                 loss += abs(diff)
                 d[i] = diff > 0 ? scale : diff < 0 ? -scale : 0
             }
-            let g = SplatRasterizer.backward(frame, p, gradients: SplatImageGradients(color: d))
+            let g = Profiler.measure("render backward") { SplatRasterizer.backward(frame, p, gradients: SplatImageGradients(color: d)) }
             optimizer.record(meanPixels: g.meanPixels, radii: frame.radii, width: view.camera.width, height: view.camera.height)
-            optimizer.step(&p, gradients: g.parameters)
+            Profiler.measure("optimiser") { optimizer.step(&p, gradients: g.parameters) }
             progress(step + 1, loss * scale, p.count)
         }
         return p

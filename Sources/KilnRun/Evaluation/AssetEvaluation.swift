@@ -27,9 +27,15 @@ public struct AssetEvaluation {
         (self.asset, self.output, self.rewardsFolder) = (asset, output, rewardsFolder)
     }
 
-    /// Renders, judges and writes report.json, report.md and sheet.png into `output` (all at once).
+    /// Renders, judges and writes report.json, report.md, sheet.png and profile.json into `output`
+    /// (all at once).
     public func run() throws {
-        let clock = ContinuousClock(), start = clock.now
+        let profiler = Profiler()
+        try profiler.activate { try evaluate(profiler) }
+    }
+
+    func evaluate(_ profiler: Profiler) throws {
+        let clock = ContinuousClock(), start = clock.now, loadStart = clock.now
         var url = asset
         var caption = prompt
         var isDirectory: ObjCBool = false
@@ -75,6 +81,7 @@ public struct AssetEvaluation {
         let models = try RewardModels(folder: rewardsURL)
         guard size % models.imageSize == 0 else { throw RunError("--size \(size) is not a multiple of the reward models' \(models.imageSize)") }
         let createdFolder = try OutputFolder.prepare(output, force: true)
+        profiler.record("load", seconds: (clock.now - loadStart).seconds)
         let angles = icosphere ? ViewAngle.icosphere() : ViewAngle.orbit(views, elevationDegrees: elevation)
         func camera(_ a: Float, _ e: Float) -> Camera {
             Camera.orbit(azimuthDegrees: a, elevationDegrees: e, radius: distance, target: center, width: size, height: size, fovYRadians: fov)
@@ -82,7 +89,8 @@ public struct AssetEvaluation {
         // Meshes are lit as the toy world lights its objects (the reward models' training data).
         let meshSettings = MeshRenderSettings(background: SIMD3(1, 1, 1), lightDirectionCamera: normalize(SIMD3(0, -0.4, -1)), ambient: 0.35, diffuse: 0.65)
         var posed: [PosedView] = []
-        let score = AssetScore.measure(caption: Prompt(caption ?? "").caption, rewards: models, views: angles, renderSize: size) { a, e in
+        /// Renders one view, keeping its colour, alpha and depth for the geometric measures.
+        func render(_ a: Float, _ e: Float) -> [Float] {
             let view = camera(a, e)
             switch subject {
             case nil:
@@ -107,9 +115,14 @@ public struct AssetEvaluation {
             }
             return posed.last!.color.pixels
         }
+        let score = profiler.measure("render and score") {
+            AssetScore.measure(caption: Prompt(caption ?? "").caption, rewards: models, views: angles, renderSize: size) { a, e in
+                Profiler.measure("render") { render(a, e) }
+            }
+        }
         let renders = posed.map(\.color)
-        let geometry = GeometricConsistency.measure(posed)
-        let speckle = SpeckleMeasure.measure(posed)
+        let geometry = profiler.measure("geometric consistency") { GeometricConsistency.measure(posed) }
+        let speckle = profiler.measure("speckle") { SpeckleMeasure.measure(posed) }
         // A 4D run: its frames judged over time.
         var temporal: TemporalReport? = nil
         if let settings = run, settings.dynamic {
@@ -121,8 +134,10 @@ public struct AssetEvaluation {
             } else {
                 warn("\(rewards) has no motion_pair.safetensors: the frames' motion is judged from the Gaussians only (kiln train-motion-reward --out \(rewards) --force makes it)")
             }
-            temporal = try TemporalReport.measure(runFolder: runFolder, settings: settings, caption: Prompt(caption ?? "").caption, rewards: models,
-                                                  motionJudge: judge, size: models.imageSize * 2, camera: camera)
+            temporal = try profiler.measure("frames over time") {
+                try TemporalReport.measure(runFolder: runFolder, settings: settings, caption: Prompt(caption ?? "").caption, rewards: models,
+                                           motionJudge: judge, size: models.imageSize * 2, camera: camera)
+            }
         }
         var health: MeshHealth? = nil
         if case .mesh(let renderer)? = subject { health = renderer.mesh.health }
@@ -131,14 +146,18 @@ public struct AssetEvaluation {
         let labels = score.perView.map { v in
             String(format: "%.0f°/%.0f° %@ %.1f", v.azimuthDegrees, v.elevationDegrees, v.predictedKind ?? "", v.alignment)
         }
-        // The three files appear together (the folder was checked above, so --force here only
+        // The four files appear together (the folder was checked above, so --force here only
         // means "the folder is ours"); if this command made the folder, a failure removes it.
         do {
-            try OutputFolder.staged(output, force: true) { folder in
+            try profiler.measure("write") {
+                try OutputFolder.staged(output, force: true) { folder in
                 try writeJSON(report, to: folder.appendingPathComponent("report.json"))
                 try FileIO.writeAtomically(Data(report.markdown.utf8), to: folder.appendingPathComponent("report.md"))
                 try PNG.write(Image.contactSheet(renders, columns: min(8, renders.count), labels: labels), to: folder.appendingPathComponent("sheet.png"),
                               metadata: KilnMetadata(command: "eval", prompt: caption, settings: ["views": "\(angles.count)", "size": "\(size)"]))
+                // The profile so far; the write stage itself is the one part it cannot hold.
+                try writeJSON(profiler.profile, to: folder.appendingPathComponent("profile.json"))
+                }
             }
         } catch {
             if createdFolder { try? FileManager.default.removeItem(at: output) }

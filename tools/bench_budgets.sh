@@ -9,7 +9,8 @@
 # went); the table goes to stdout and OUT/budgets.md. Run it on a quiet machine: the figures are
 # wall times. The kernel budgets have their own benchmarks beside their references
 # (kiln-bench splat with tools/bench_splat_torch.py, tools/bench_nerf_torch.py,
-# kiln-bench unet with tools/bench_unet_torch.py).
+# kiln-bench unet with tools/bench_unet_torch.py). Needs bash 4 and GNU time (/usr/bin/time -f),
+# as on Debian.
 set -euo pipefail
 OUT=${1:?usage: tools/bench_budgets.sh OUT [PREVIOUS_KILN]}
 PREVIOUS=${2:-}
@@ -36,6 +37,7 @@ measure() {
   local kiln=$1 root=$2
   mkdir -p "$root"
   local FIRST="$root/generate-default" VIEWS="$root/views"
+  rm -rf "$VIEWS"  # rendered afresh from this sitting's first run
   for entry in "${RUNS[@]}"; do
     IFS='|' read -r name budget args <<<"$entry"
     local slug
@@ -44,14 +46,18 @@ measure() {
     rm -rf "$DIR"
     if [[ $name == eval-views* && ! -d $VIEWS ]]; then
       # 16 orbit views of the first run's splats, as a multi-view model would give them.
-      "$kiln" render "$FIRST/splats.ply" --views 16 --size 64 --elevation 15 --out "$VIEWS" --force > /dev/null
+      "$kiln" render "$FIRST/splats.ply" --views 16 --size 64 --elevation 15 --out "$VIEWS" --force > "$root/views.log" 2>&1 \
+        || { echo "$name|failed (no views to judge: see $root/views.log)|"; continue; }
     fi
-    args=${args//\$DIR/$DIR}; args=${args//\$FIRST/$FIRST}; args=${args//\$VIEWS/$VIEWS}
+    # The paths go into the command quoted for eval (printf %q), the replacement itself quoted.
+    args=${args//\$DIR/"$(printf %q "$DIR")"}; args=${args//\$FIRST/"$(printf %q "$FIRST")"}; args=${args//\$VIEWS/"$(printf %q "$VIEWS")"}
     local log="$root/$slug.log"
     if [[ $args == generate* ]]; then args+=" $GENERATE_ARGS"; elif [[ $args == eval-views* ]]; then args+=" $EVAL_VIEWS_ARGS"; fi
-    eval "/usr/bin/time -f '%e %M' -o '$root/$slug.time' '$kiln' $args" > "$log" 2>&1 || { echo "$name|failed (see $log)|"; continue; }
-    read -r seconds kib < "$root/$slug.time"
-    echo "$name|$seconds|$((kib / 1024))"
+    local timing="$root/$slug.time"
+    eval "/usr/bin/time -f '%e %M' -o $(printf %q "$timing") $(printf %q "$kiln") $args" > "$log" 2>&1 || { echo "$name|failed (see $log)|"; continue; }
+    local seconds="" kib=0
+    read -r seconds kib < "$timing" || true
+    echo "$name|$seconds|$(( ${kib:-0} / 1024 ))"
   done
 }
 

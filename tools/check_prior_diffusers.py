@@ -74,7 +74,7 @@ def main():
     noise = torch.randn(n, channels, size, size, generator=torch.Generator().manual_seed(a.seed))
     # A prior trained with view prompts hears its view's side in the prompt (threestudio's thresholds).
     prompt = a.prompt
-    if settings.get("view_prompts"):
+    if settings.get("view_prompts") and a.prompt:
         azimuth = (a.azimuth + 180) % 360 - 180
         side = "overhead" if a.elevation > 60 else "front" if abs(azimuth) <= 45 else "back" if abs(azimuth) >= 135 else "side"
         prompt = f"{a.prompt}, {side} view"

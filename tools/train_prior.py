@@ -68,7 +68,25 @@ def save_pipeline(out, unet, text, config, config_dir, manifest):
         "_class_name": "KilnPriorPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
         "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
         "scheduler": ["diffusers", "DDPMScheduler"]}, indent=2) + "\n")
-    (out / "kiln_prior.json").write_text(json.dumps({"conditioning": "view-v1", "vocabulary": manifest["vocabulary"], "guidance_scale": float(config["training"].get("sample_guidance", 7.5))}, indent=2) + "\n")
+    settings = {"conditioning": "view-v1", "vocabulary": manifest["vocabulary"], "guidance_scale": float(config["training"].get("sample_guidance", 7.5))}
+    if config["training"].get("view_prompts"):
+        settings["view_prompts"] = True
+        settings["vocabulary"] = sorted(set(manifest["vocabulary"]) | set(VIEW_WORDS))
+    (out / "kiln_prior.json").write_text(json.dumps(settings, indent=2) + "\n")
+
+
+VIEW_WORDS = ["front", "side", "back", "overhead", "view"]
+
+
+def view_prompt(caption, view):
+    """The caption as a prior trained with view prompts hears it: "a red mug, side view" (Kiln's
+    ViewDirection: threestudio's thresholds on the azimuth and elevation the view vector holds)."""
+    if not caption:
+        return caption
+    azimuth = math.degrees(math.atan2(view[0], view[1]))
+    elevation = math.degrees(math.atan2(view[2], view[3]))
+    side = "overhead" if elevation > 60 else "front" if abs(azimuth) <= 45 else "back" if abs(azimuth) >= 135 else "side"
+    return f"{caption}, {side} view"
 
 
 def main():
@@ -92,6 +110,8 @@ def main():
     torch.manual_seed(t["seed"])
 
     manifest, images, views, captions = load_dataset(pathlib.Path(a.data))
+    if t.get("view_prompts"):
+        captions = [view_prompt(c, v) for c, v in zip(captions, views)]
     tokenizer = CLIPTokenizer.from_pretrained(str((config_path.parent / config["tokenizer"]).resolve()))
     unique = sorted(set(captions) | {""})
     ids = tokenizer(unique, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids

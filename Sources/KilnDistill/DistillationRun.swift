@@ -131,7 +131,8 @@ public final class DistillationRun<Scene: DistilledScene> {
         }
         let k = drawn.count
         let x = Profiler.measure("prior encode") { prior.encode(renders: colors, size: size) }
-        let result = Profiler.measure("score distillation") {
+        // What the guidance does besides the prior and the rewards: timesteps, noise, weights.
+        let result = Profiler.measure("noise and weighting") {
             RewardGuidance.gradient(prior: prior, rewards: rewards, images: x, views: drawn.map(\.view),
                                     progress: progress, sds: sds, settings: guidance, particle: particle, rng: &rng)
         }

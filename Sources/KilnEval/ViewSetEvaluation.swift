@@ -84,14 +84,14 @@ public enum ViewSetEvaluation {
         var renders: [Image] = []
         for i in 0..<n {
             let others = (0..<n).filter { $0 != i }.map { SplatFit.View(camera: views[$0].camera, image: views[$0].color) }
-            let fitted = Profiler.measure("held-out fits") { SplatFit.fit(others, options: fitOptions) }
+            let fitted = SplatFit.fit(others, options: fitOptions)
             let render = SplatRasterizer.render(fitted, camera: views[i].camera, settings: settings).color
             renders.append(render)
             psnr[i] = ImageMetrics.psnr(render, views[i].color)
             ssim[i] = ImageMetrics.ssim(render, views[i].color)
         }
         // Depth for every view from one fit to all of them, then every ordered pair compared.
-        let all = Profiler.measure("fit to every view") { SplatFit.fit(views.map { SplatFit.View(camera: $0.camera, image: $0.color) }, options: fitOptions) }
+        let all = SplatFit.fit(views.map { SplatFit.View(camera: $0.camera, image: $0.color) }, options: fitOptions)
         let withDepth = views.map { v -> PosedView in
             let r = SplatRasterizer.render(all, camera: v.camera, settings: settings)
             var depth = r.depth
@@ -104,7 +104,7 @@ public enum ViewSetEvaluation {
         for i in 0..<n {
             for j in 0..<n where j != i {
                 // View i's pixels carried into view j: target i, source j.
-                let r = Reprojection.measure(withDepth, source: j, target: i)
+                let r = Profiler.measure("reprojection") { Reprojection.measure(withDepth, source: j, target: i) }
                 guard r.comparedPixels >= 16 else { continue }
                 pairwise[i][j] = r.colorError
                 let w = Double(r.comparedPixels) * r.depthAgreement

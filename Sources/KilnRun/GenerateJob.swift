@@ -75,7 +75,11 @@ public final class GenerateJob {
         var completed = false
         defer {
             var profile = profiler.profile
-            if options.resume, let earlier = try? RunProfile.read(folder.profile) { profile = RunProfile.sum([earlier, profile]) }
+            if options.resume, FileManager.default.fileExists(atPath: folder.profile.path) {
+                do { profile = RunProfile.sum([try RunProfile.read(folder.profile), profile]) } catch {
+                    warn("\(folder.profile.path) cannot be read (\(error)); profile.json holds this sitting only")
+                }
+            }
             do { try writeJSON(profile, to: folder.profile) } catch { warn("profile.json not written: \(error)") }
             if completed { say("where the time went (profile.json):\n" + profile.table) }
         }
@@ -420,8 +424,9 @@ extension GenerateJob {
                 if !existed { try? FileManager.default.removeItem(at: folder.url) }
                 throw error
             }
-            // A new run in a used folder starts from its first stage.
+            // A new run in a used folder starts from its first stage, and its profile from nothing.
             try? FileManager.default.removeItem(at: folder.stages)
+            try? FileManager.default.removeItem(at: folder.profile)
         }
         try FileIO.writeAtomically(try settings.encoded(), to: folder.config)
         try GenerateJob(settings: settings, prompt: prompt, folder: folder, prior: prior, rewards: rewards, motionPair: motionPair, options: options, profiler: profiler).run()

@@ -44,8 +44,12 @@ public struct PriorSampling {
         }
         let guidanceScale = self.guidanceScale ?? pipeline.settings.samplingGuidanceScale
         if let warning = pipeline.unknownWordsWarning(prompt + " " + negativePrompt) { warn(warning) }
-        if !pipeline.hasViewConditioning && (azimuth != nil || elevation != nil || time != nil) {
+        // A prior trained with view prompts but no class embedding hears the side in its prompt.
+        let knowsViews = pipeline.hasViewConditioning || pipeline.usesViewPrompts
+        if !knowsViews && (azimuth != nil || elevation != nil || time != nil) {
             warn("this prior has no view conditioning; --azimuth, --elevation and --time are ignored")
+        } else if !pipeline.hasViewConditioning && time != nil {
+            warn("this prior has no time conditioning; --time is ignored")
         }
         let view = ViewConditioning(azimuthDegrees: azimuth ?? 0, elevationDegrees: elevation ?? 15, time: time)
         let request = SampleRequest(prompt: prompt, negativePrompt: negativePrompt, count: count, steps: steps,
@@ -66,7 +70,7 @@ public struct PriorSampling {
             sheet = Image.contactSheet(tiles, columns: min(count, 4), labels: (0..<count).map { "sample \($0 + 1)" })
         }
         let record = SampleRecord(prior: pipeline.folder.lastPathComponent, negativePrompt: negativePrompt, steps: steps,
-                                  guidanceScale: guidanceScale, count: count, view: pipeline.hasViewConditioning ? view : nil,
+                                  guidanceScale: guidanceScale, count: count, view: knowsViews ? view : nil,
                                   scheduler: "DDIM", height: images[0].height, width: images[0].width, latents: latents?.lastPathComponent)
         try PNG.write(sheet, to: outURL, metadata: KilnMetadata(command: "sample", prompt: prompt, seed: seed, settings: record))
         print(String(format: "wrote %@ to %@ (%.1f s)", count == 1 ? "1 sample" : "\(count) samples", output.relativePath, (clock.now - start).seconds))

@@ -6,7 +6,8 @@ import KilnPrior
 
 /// `kiln-bench scaling --prior DIR [--steps N] [--threads N] [--quick]`: the distillation step's
 /// time as the Gaussians (5k → 100k), the render size (64² → 512²) and the 4D frames (still → 16)
-/// grow, one at a time from 20k Gaussians at 64² still, with where each step's time goes
+/// grow, one at a time from 20k Gaussians still at the prior's default render size (64² for the
+/// 32² prior; sizes the prior cannot take are listed as such), with where each step's time goes
 /// (`Profiler`). Densification is kept out of the measured steps, so each row has the Gaussians
 /// it names. "growth" is the step time's ratio to the sweep's first row over the ratio of the
 /// swept quantity (pixels for the size): 1 is linear, above 1 worse than linear.
@@ -49,7 +50,11 @@ func benchScaling(arguments: [String]) {
                     print("| \(sweep.name) | \(v) | – (\(error)) | | | | | | |")
                     continue
                 }
-                guard let row = try stepTimes(prior: prior, gaussians: gaussians, views: views, frames: frames, steps: steps, threads: threads) else { continue }
+                let row: (ms: Double, parts: [String: Double])
+                do { row = try stepTimes(prior: prior, gaussians: gaussians, views: views, frames: frames, steps: steps, threads: threads) } catch {
+                    print("| \(sweep.name) | \(v) | – (\(error)) | | | | | | |")
+                    continue
+                }
                 let amount = sweep.name == "render size" ? Double(v * v) : Double(max(1, v))
                 if first == nil { first = (row.ms, amount) }
                 let growth = (row.ms / first!.ms) / (amount / first!.amount)
@@ -70,7 +75,7 @@ func benchScaling(arguments: [String]) {
 /// Mean milliseconds per distillation step and the seconds of each kind of work over `steps`
 /// steps (after one warm-up step), for a still (frames 1) or 4D scene of `gaussians` Gaussians.
 private func stepTimes(prior: any DiffusionPrior, gaussians: Int, views: ViewSettings, frames: Int, steps: Int,
-                       threads: Int) throws -> (ms: Double, parts: [String: Double])? {
+                       threads: Int) throws -> (ms: Double, parts: [String: Double]) {
     var settings = GaussianSettings()
     settings.initialGaussians = gaussians
     settings.maxGaussians = max(settings.maxGaussians, gaussians)
@@ -84,7 +89,9 @@ private func stepTimes(prior: any DiffusionPrior, gaussians: Int, views: ViewSet
         let profiler = Profiler(), clock = ContinuousClock(), start = clock.now
         try profiler.activate { try profiler.measure("steps") { for _ in 0..<steps { _ = try run.step() } } }
         // A skipped step (a non-finite gradient) leaves out the optimiser: say so rather than time it short.
-        if run.skippedSteps > 0 { print("(\(run.skippedSteps) of \(steps + 1) steps skipped: non-finite gradients)") }
+        if run.skippedSteps > 0 {
+            FileHandle.standardError.write(Data("kiln-bench scaling: \(run.skippedSteps) of \(steps + 1) steps skipped (non-finite gradients); their optimiser time is missing\n".utf8))
+        }
         let parts = profiler.profile.stages.first?.parts ?? []
         return ((clock.now - start).seconds * 1000 / Double(steps), Dictionary(uniqueKeysWithValues: parts.map { ($0.part, $0.seconds) }))
     }

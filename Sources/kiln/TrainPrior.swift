@@ -17,7 +17,9 @@ struct TrainPrior: ParsableCommand {
         "tokenizer" (a CLIP tokenizer folder, relative to CONFIG), optionally "init" (a pipeline \
         folder, relative to CONFIG, whose weights the run fine-tunes) and "training" (batch_size, \
         steps, learning_rate, warmup_steps, weight_decay, max_grad_norm, ema_decay, \
-        caption_dropout, checkpoint_every, log_every, sample_steps, sample_guidance, seed). \
+        caption_dropout, snr_gamma, view_prompts, checkpoint_every, log_every, sample_steps, \
+        sample_guidance, seed); view_prompts: true words each caption by the side its view shows \
+        ("a red mug, side view"), and the exported prior words every prompt it is given so. \
         PRIORDIR receives, at every checkpoint: the EMA model as a diffusers pipeline folder \
         (loadable by kiln sample), checkpoint/ (weights, EMA, optimiser state, RNG) for \
         --resume, loss.csv and samples/step_NNNNNNN.png (a grid from azimuth 0 and 180). With a \

@@ -37,7 +37,7 @@ struct ProfilerTests {
         #expect(seconds["densification"]! >= 0.02 && seconds["optimiser"]! >= 0.02 && seconds["optimiser"]! < 0.02 + seconds["densification"]!)
         #expect(seconds["other"]! >= 0.005)
         #expect(profile.stages[1].parts.map(\.part) == ["other"] || profile.stages[1].parts.isEmpty)
-        #expect(abs(profile.seconds - distil.seconds - profile.stages[1].seconds) < 1e-12)
+        #expect(profile.stages[1].seconds >= 0.005 && profile.stages[1].seconds < distil.seconds)
     }
 
     @Test("without an active profiler a measure only runs its body; another thread's measures stay out; activation nests and restores")

@@ -143,6 +143,15 @@ struct ViewPromptTrainingTests {
         // The distillation prior hears each view's side too.
         let denoiser = try GuidedDenoiser(pipeline: pipeline, prompt: "a red duck", negativePrompt: "", viewPrompts: false)
         #expect(denoiser.directional.count == ViewDirection.allCases.count)
-        #expect(denoiser.conditional(for: back) == pipeline.encode(["a red duck, back view"]) && denoiser.conditional(for: front) != denoiser.conditional(for: back))
+        for side in ViewDirection.allCases {
+            let view = ViewConditioning(azimuthDegrees: side == .back ? 180 : side == .side ? 90 : 0, elevationDegrees: side == .overhead ? 70 : 15)
+            #expect(denoiser.conditional(for: view) == pipeline.encode([side.prompt("a red duck")]), "\(side)")
+        }
+        #expect(denoiser.unconditional == pipeline.encode([""]))
+        // Tuning's policy words its prompts by view and leaves the negative prompt as it is.
+        let policy = try PolicySampler(pipeline: pipeline, steps: 2, guidanceScale: 2, negativePrompt: "a blue mug")
+        let context = policy.conditioning(prompts: ["a red duck", "a red duck"], views: [front, back]).context
+        #expect(context == pipeline.encode(["a blue mug", "a blue mug", "a red duck, front view", "a red duck, back view"]))
+        #expect(trainer.caption("", view: back.vector[...]) == "")
     }
 }

@@ -22,8 +22,11 @@ public enum ViewDirection: String, Sendable, CaseIterable {
         else { self = .side }
     }
 
-    /// The prompt as seen from this side: "a red mug, side view".
-    public func prompt(_ text: String) -> String { "\(text), \(rawValue) view" }
+    /// The prompt as seen from this side: "a red mug, side view" (the empty prompt stays empty).
+    public func prompt(_ text: String) -> String { text.isEmpty ? text : "\(text), \(rawValue) view" }
+
+    /// The words view prompts add to a vocabulary.
+    public static let words = allCases.map(\.rawValue) + ["view"]
 }
 
 /// Classifier-free-guided noise predictions from a pipeline's UNet for one prompt, whatever space
@@ -40,7 +43,8 @@ final class GuidedDenoiser {
     let schedule: NoiseSchedule
     /// Text states `[1, L, D]` of the negative prompt and of the prompt.
     let unconditional: Tensor, conditional: Tensor
-    /// The prompt's text states for each side, for priors without camera conditioning.
+    /// The prompt's text states for each side: for priors without camera conditioning, and for
+    /// priors trained with view prompts.
     let directional: [ViewDirection: Tensor]
 
     init(pipeline: PriorPipeline, prompt: String, negativePrompt: String, viewPrompts: Bool) throws {

@@ -234,7 +234,7 @@ public final class PriorPipeline {
     /// trained with view prompts, `text` with its side's words ("a red mug, side view"). The empty
     /// prompt (classifier-free guidance's unconditional) stays empty.
     public func prompt(_ text: String, view: ViewConditioning) -> String {
-        usesViewPrompts && !text.isEmpty ? ViewDirection(view).prompt(text) : text
+        usesViewPrompts ? ViewDirection(view).prompt(text) : text
     }
 
     /// Text states `[N, 77, D]` for prompts each seen from its view (`prompt(_:view:)`).

@@ -22,7 +22,7 @@ public struct ViewConditioning: Sendable, Equatable, Codable {
         self.time = time
     }
 
-    /// The view a conditioning vector holds (the inverse of `vector`, angles in (−180°, 180°]).
+    /// The view a conditioning vector holds (the inverse of `vector`, angles in [−180°, 180°]).
     public init(vector v: ArraySlice<Float>) {
         precondition(v.count == Self.length, "ViewConditioning(vector:): \(v.count) values, not \(Self.length)")
         let s = v.startIndex

@@ -288,7 +288,8 @@ public final class PriorTrainer {
             }
             try writeJSON(index, "model_index.json")
             let settings = PriorSettings(conditioning: unet.config.projectionClassInputDim == nil ? nil : PriorSettings.viewConditioning,
-                                         vocabulary: data.vocabulary, guidanceScale: config.training.sampleGuidance,
+                                         vocabulary: config.training.viewPrompts ? data.vocabulary.map { Array(Set($0 + ViewDirection.words)).sorted() } : data.vocabulary,
+                                         guidanceScale: config.training.sampleGuidance,
                                          viewPrompts: config.training.viewPrompts ? true : nil)
             try AtomicFile.write(try encoder.encode(settings), to: folder.appendingPathComponent(PriorSettings.fileName))
         }

@@ -91,10 +91,12 @@ public struct SplatFit: Sendable {
             let scale = 1 / Float(target.count)
             var loss: Float = 0
             var d = [Float](repeating: 0, count: target.count)
-            for i in target.indices {
-                let diff = frame.images.color[i] - target[i]
-                loss += abs(diff)
-                d[i] = diff > 0 ? scale : diff < 0 ? -scale : 0
+            Profiler.measure("fit loss") {
+                for i in target.indices {
+                    let diff = frame.images.color[i] - target[i]
+                    loss += abs(diff)
+                    d[i] = diff > 0 ? scale : diff < 0 ? -scale : 0
+                }
             }
             let g = Profiler.measure("render backward") { SplatRasterizer.backward(frame, p, gradients: SplatImageGradients(color: d)) }
             optimizer.record(meanPixels: g.meanPixels, radii: frame.radii, width: view.camera.width, height: view.camera.height)

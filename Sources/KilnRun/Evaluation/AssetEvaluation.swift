@@ -149,15 +149,13 @@ public struct AssetEvaluation {
         // The four files appear together (the folder was checked above, so --force here only
         // means "the folder is ours"); if this command made the folder, a failure removes it.
         do {
-            try profiler.measure("write") {
-                try OutputFolder.staged(output, force: true) { folder in
+            try OutputFolder.staged(output, force: true) { folder in
                 try writeJSON(report, to: folder.appendingPathComponent("report.json"))
                 try FileIO.writeAtomically(Data(report.markdown.utf8), to: folder.appendingPathComponent("report.md"))
                 try PNG.write(Image.contactSheet(renders, columns: min(8, renders.count), labels: labels), to: folder.appendingPathComponent("sheet.png"),
                               metadata: KilnMetadata(command: "eval", prompt: caption, settings: ["views": "\(angles.count)", "size": "\(size)"]))
-                // The profile so far; the write stage itself is the one part it cannot hold.
+                // Everything but the writing of these files.
                 try writeJSON(profiler.profile, to: folder.appendingPathComponent("profile.json"))
-                }
             }
         } catch {
             if createdFolder { try? FileManager.default.removeItem(at: output) }

@@ -131,7 +131,7 @@ public struct PriorTrainingJob {
         | data | \(m.count) toy-world renders, seed \(m.seed); captions from a closed vocabulary of \(m.vocabulary.count) words |
         | steps | \(trainer.step) of \(t.steps), batch \(t.batchSize) |
         | optimiser | AdamW, learning rate \(t.learningRate) with \(t.warmupSteps) warm-up steps, weight decay \(t.weightDecay), gradient norm ≤ \(t.maxGradNorm) |
-        | weights | EMA of the trained weights (decay \(t.emaDecay)); captions dropped with probability \(t.captionDropout) for classifier-free guidance |
+        | weights | EMA of the trained weights (decay \(t.emaDecay)); captions dropped with probability \(t.captionDropout) for classifier-free guidance\(t.viewPrompts ? "; each caption worded by its view's side (view prompts)" : "") |
         | loss | ε-prediction MSE\(t.snrGamma.map { String(format: " with Min-SNR-γ weights (γ = %g)", $0) } ?? ""), \(last) |
 
         ## Loss and samples

@@ -43,35 +43,49 @@ public enum NearestNeighbours {
         result.withUnsafeMutableBufferPointer { buffer in
             let out = UnsafeMutableSendableBuffer(buffer)
             parallelFor(queries.count, threads: threads) { range in
+                // The k best so far, nearest first (ties by index), in a buffer reused across queries.
+                var bestD = [Float](repeating: 0, count: wanted), bestJ = [Int](repeating: 0, count: wanted)
                 for i in range {
                     let p = queries[i], home = cellOf(p)
-                    var best: [(d: Float, j: Int)] = []
+                    var count = 0
+                    // p's distance to the nearest face of its home cell (0 outside the grid):
+                    // every point beyond ring r is at least r·cell + this far away.
+                    let offset = p - lo - SIMD3<Float>(home) * cell
+                    let inside = pointwiseMin(offset, SIMD3(repeating: cell) - offset)
+                    let margin = max(0, inside.min())
                     var ring = 0
                     while true {
                         // The cells at Chebyshev distance `ring` from home.
                         for z in (home.z - ring)...(home.z + ring) where z >= 0 && z < dims.z {
                             for y in (home.y - ring)...(home.y + ring) where y >= 0 && y < dims.y {
+                                let onFace = abs(z - home.z) == ring || abs(y - home.y) == ring
                                 for x in (home.x - ring)...(home.x + ring) where x >= 0 && x < dims.x {
-                                    guard max(abs(x - home.x), abs(y - home.y), abs(z - home.z)) == ring else { continue }
+                                    guard onFace || abs(x - home.x) == ring else { continue }
                                     let c = (z * dims.y + y) * dims.x + x
                                     for s in first[c]..<first[c + 1] {
                                         let j = order[s]
                                         guard !excludingSelf || j != i else { continue }
-                                        let d = points[j] - p
-                                        best.append(((d * d).sum(), j))
+                                        let e = points[j] - p
+                                        let d = (e * e).sum()
+                                        // Insert (d, j) if it beats the k-th: shift the worse ones down.
+                                        if count == wanted && (d > bestD[count - 1] || (d == bestD[count - 1] && j > bestJ[count - 1])) { continue }
+                                        var slot = count < wanted ? count : count - 1
+                                        while slot > 0 && (bestD[slot - 1] > d || (bestD[slot - 1] == d && bestJ[slot - 1] > j)) {
+                                            bestD[slot] = bestD[slot - 1]; bestJ[slot] = bestJ[slot - 1]
+                                            slot -= 1
+                                        }
+                                        bestD[slot] = d; bestJ[slot] = j
+                                        if count < wanted { count += 1 }
                                     }
                                 }
                             }
                         }
-                        best.sort { $0.d < $1.d || ($0.d == $1.d && $0.j < $1.j) }
-                        if best.count > wanted { best.removeLast(best.count - wanted) }
-                        // Every point beyond this ring is at least `ring · cell` away.
-                        let reach = Float(ring) * cell
+                        let reach = Float(ring) * cell + margin
                         let covered = ring >= max(dims.x, dims.y, dims.z)
-                        if covered || (best.count == wanted && best.last!.d <= reach * reach) { break }
+                        if covered || (count == wanted && bestD[count - 1] <= reach * reach) { break }
                         ring += 1
                     }
-                    out[i] = best.map(\.j)
+                    out[i] = Array(bestJ[0..<count])
                 }
             }
         }

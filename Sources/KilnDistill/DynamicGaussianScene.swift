@@ -127,8 +127,10 @@ public final class DynamicGaussianScene: DistilledScene {
 
     /// A moving frame at τ from `camera`.
     func movingFrame(at tau: Float, camera: Camera, background: SIMD3<Float>, shDegree: Int? = nil) -> Frame {
-        let local = motion.deformed(still.parameters, at: tau)
-        let deformed = object.applied(local, at: tau)
+        let (local, deformed) = Profiler.measure("motion forward") { () -> (SplatParameters<Float>, SplatParameters<Float>) in
+            let local = motion.deformed(still.parameters, at: tau)
+            return (local, object.applied(local, at: tau))
+        }
         let splat = SplatRasterizer.forward(deformed, camera: camera, settings: SplatRenderSettings(background: background, activeSHDegree: shDegree),
                                             threads: still.threads)
         return Frame(splat: splat, local: local, deformed: deformed, time: tau, moved: true)
@@ -158,7 +160,7 @@ public final class DynamicGaussianScene: DistilledScene {
         var dColor = dColor
         let usesPair = frame.moved && motionSettings.pairReward > 0 && motionPairReward != nil
         let sdsNorm = usesPair ? dColor.reduce(Float(0)) { $0 + $1 * $1 }.squareRoot() : 0  // before the temporal term adds to it
-        if frame.moved, motionSettings.temporal > 0 { addTemporalConsistency(frame, dColor: &dColor) }
+        if frame.moved, motionSettings.temporal > 0 { Profiler.measure("temporal consistency") { addTemporalConsistency(frame, dColor: &dColor) } }
         if frame.moved, motionSettings.pairReward > 0, let reward = motionPairReward {
             addMotionPairReward(frame, reward, sdsNorm: sdsNorm, dColor: &dColor)
         }
@@ -237,10 +239,10 @@ public final class DynamicGaussianScene: DistilledScene {
             still.add(back.parameters)
             return
         }
-        let (local, objectPart) = ObjectMotion<Float>.backward(back.parameters, input: frame.local, motion: object, at: frame.time)
+        let (local, objectPart) = Profiler.measure("motion backward") { ObjectMotion<Float>.backward(back.parameters, input: frame.local, motion: object, at: frame.time) }
         for i in objectGradient.coefficients.indices { objectGradient.coefficients[i] += objectPart.coefficients[i] }
         if objectOnly { return }
-        let (canonical, motionPart) = SplatMotion<Float>.backward(local, at: frame.time)
+        let (canonical, motionPart) = Profiler.measure("motion backward") { SplatMotion<Float>.backward(local, at: frame.time) }
         still.add(canonical)
         for i in motionGradient.position.indices { motionGradient.position[i] += motionPart.position[i] }
         for i in motionGradient.rotation.indices { motionGradient.rotation[i] += motionPart.rotation[i] }
@@ -270,9 +272,11 @@ public final class DynamicGaussianScene: DistilledScene {
             // Neighbours in the canonical cloud as it is now (found every step, so that a resumed run
             // sees the same ones).
             let p = still.parameters
-            let neighbours = NearestNeighbours.search((0..<p.count).map { SIMD3(p.means[3 * $0], p.means[3 * $0 + 1], p.means[3 * $0 + 2]) },
-                                                      k: motionSettings.neighbours, threads: still.threads)
-            let rigid = motion.rigidity(neighbours: neighbours, weight: motionSettings.rigidity)
+            let neighbours = Profiler.measure("neighbour search") {
+                NearestNeighbours.search((0..<p.count).map { SIMD3(p.means[3 * $0], p.means[3 * $0 + 1], p.means[3 * $0 + 2]) },
+                                         k: motionSettings.neighbours, threads: still.threads)
+            }
+            let rigid = Profiler.measure("rigidity") { motion.rigidity(neighbours: neighbours, weight: motionSettings.rigidity) }
             for i in motionGradient.position.indices { motionGradient.position[i] += rigid.positionGradient[i] }
         }
         let optimizer = AdamW(beta1: 0.9, beta2: 0.999, eps: 1e-15, arithmetic: .float32)

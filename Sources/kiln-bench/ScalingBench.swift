@@ -14,7 +14,7 @@ import KilnPrior
 func benchScaling(arguments: [String]) {
     func value(_ flag: String) -> String? { optionValue(flag, in: arguments) }
     guard let priorPath = value("--prior") else {
-        print("usage: kiln-bench scaling --prior DIR [--steps N] [--threads N] [--quick]")
+        print("usage: kiln-bench scaling --prior DIR [--steps N] [--threads N] [--quick] [--only gaussians|render|frames] [--parts]")
         exit(2)
     }
     let quick = arguments.contains("--quick")
@@ -32,9 +32,11 @@ func benchScaling(arguments: [String]) {
               + "\(threads) threads, mean of \(steps) steps after one warm-up step")
         print("| sweep | value | ms / step | render forward | render backward | prior (encode, forward, backward) | optimiser | other | growth |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        let sweeps: [(name: String, values: [Int])] = quick
+        var sweeps: [(name: String, values: [Int])] = quick
             ? [("gaussians", [5_000, 20_000]), ("render size", [64, 128]), ("frames", [1, 4])]
             : [("gaussians", [5_000, 10_000, 20_000, 50_000, 100_000]), ("render size", [64, 128, 256, 512]), ("frames", [1, 2, 4, 8, 16])]
+        if let only = value("--only") { sweeps = sweeps.filter { $0.name.hasPrefix(only) } }
+        let detail = arguments.contains("--parts")
         for sweep in sweeps {
             var first: (ms: Double, amount: Double)? = nil
             for v in sweep.values {
@@ -64,6 +66,11 @@ func benchScaling(arguments: [String]) {
                 print(String(format: "| %@ | %d | %.1f | %@ | %@ | %@ | %@ | %.1f | %@ |", sweep.name, v, row.ms, part(["render forward"]), part(["render backward"]),
                              part(["prior encode", "prior forward", "prior encode backward"]), part(["optimiser"]), other,
                              amount == first!.amount ? "1" : String(format: "%.2f", growth)))
+                if detail {
+                    // Every part of "other", by name (ms per step).
+                    let rest = row.parts.filter { !named.contains($0.key) && $0.value * 1000 / Double(steps) >= 0.05 }.sorted { $0.value > $1.value }
+                    print("|  | | | \(rest.map { String(format: "%@ %.1f", $0.key, $0.value * 1000 / Double(steps)) }.joined(separator: ", ")) | | | | | |")
+                }
             }
         }
     } catch {

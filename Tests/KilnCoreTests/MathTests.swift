@@ -232,9 +232,16 @@ func shepperdHandlesHalfTurns(axis: Vec3) {
     points += (0..<200).map { _ in SIMD3<Float>(2, 0, 0) + SIMD3(rng.normal(), rng.normal(), rng.normal()) * 0.05 }
     points += (0..<50).map { SIMD3<Float>(Float($0) * 0.1, 1, 0) }
     points += [points[3], points[3]]
-    for k in [1, 6] {
+    for k in [1, 6, 8] {
         #expect(NearestNeighbours.search(points, k: k, threads: 2) == NearestNeighboursReference.search(points, k: k))
     }
+    // A cloud like a run's Gaussians (a ball inside its bounding box), many rings searched.
+    let ball = (0..<3000).map { _ -> SIMD3<Float> in
+        var v = SIMD3<Float>(rng.normal(), rng.normal(), rng.normal())
+        v *= 0.4 * Float(Foundation.cbrt(Double(rng.nextFloat()))) / max(1e-6, (v * v).sum().squareRoot())
+        return v
+    }
+    #expect(NearestNeighbours.search(ball, k: 8, threads: 2) == NearestNeighboursReference.search(ball, k: 8))
     #expect(NearestNeighbours.search([SIMD3<Float>(0, 0, 0), SIMD3(1, 0, 0)], k: 5) == [[1], [0]])
     // Queries inside and far outside the set.
     let queries = (0..<80).map { _ in SIMD3<Float>(rng.normal(), rng.normal(), rng.normal()) * 2 } + [SIMD3(40, -30, 5)]

@@ -94,6 +94,7 @@ public struct ObjectMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable
     }
 
     /// Points moved by the object's transform at τ: s·R·p + t.
+    @_specialize(where R == Float)
     public func moving(_ points: [SIMD3<R>], at tau: R) -> [SIMD3<R>] {
         let t = transform(at: tau)
         return points.map { p in
@@ -102,6 +103,7 @@ public struct ObjectMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable
     }
 
     /// Points taken back through the object's transform at τ: Rᵀ·(p − t)/s, the inverse of `moving`.
+    @_specialize(where R == Float)
     public func unmoving(_ points: [SIMD3<R>], at tau: R) -> [SIMD3<R>] {
         let t = transform(at: tau)
         return points.map { p in
@@ -111,6 +113,7 @@ public struct ObjectMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable
     }
 
     /// The cloud moved by the object's transform at τ.
+    @_specialize(where R == Float)
     public func applied(_ p: SplatParameters<R>, at tau: R) -> SplatParameters<R> {
         let t = transform(at: tau)
         let qR = SIMD4(t.quaternion[0], t.quaternion[1], t.quaternion[2], t.quaternion[3])
@@ -135,6 +138,7 @@ public struct ObjectMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable
     ///     ∂L/∂μ = s·Rᵀ·g_μ',  ∂L/∂q = L(q_R)ᵀ·g_q',  ∂L/∂log-scale = g_s'
     ///     ∂L/∂t = Σ g_μ',  ∂L/∂log s = Σ g_μ'·(s·R·μ) + Σ g_s',  ∂L/∂angle = Σ g_μ'·(s·∂R·μ) + Σ g_q'·(∂q_R ⊗ q)
     ///     ∂L/∂Cₖ = bₖ(τ)·∂L/∂p
+    @_specialize(where R == Float)
     public static func backward(_ g: SplatParameters<R>, input p: SplatParameters<R>, motion: ObjectMotion<R>, at tau: R)
         -> (input: SplatParameters<R>, motion: ObjectMotion<R>) {
         let t = motion.transform(at: tau)

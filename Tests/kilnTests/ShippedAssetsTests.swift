@@ -67,3 +67,25 @@ struct ShippedAssetsTests {
         }
     }
 }
+
+@Suite("Shipped prompt lists")
+struct PromptListTests {
+    static let prompts = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../assets/prompts").standardizedFileURL
+
+    static func lines(_ name: String) throws -> [String] {
+        try String(contentsOf: prompts.appendingPathComponent(name), encoding: .utf8).split(separator: "\n")
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+    }
+
+    @Test("the held-out prompts share none with the suite, and every word of both is in the built-in prior's vocabulary")
+    func heldOutIsHeldOut() throws {
+        let suite = try Self.lines("suite.txt"), heldOut = try Self.lines("heldout.txt")
+        #expect(suite.count == 22 && heldOut.count >= 10)
+        #expect(Set(suite).isDisjoint(with: heldOut), "\(Set(suite).intersection(heldOut))")
+        let settings = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.prompts.appendingPathComponent("../prior/kiln_prior.json"))) as! [String: Any]
+        let vocabulary = Set(settings["vocabulary"] as! [String])
+        for prompt in suite + heldOut {
+            for word in prompt.split(separator: " ") { #expect(vocabulary.contains(String(word)), "\(prompt): \(word)") }
+        }
+    }
+}

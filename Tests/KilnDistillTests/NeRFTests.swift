@@ -56,6 +56,32 @@ struct NeRFTests {
         #expect(checked == 15)
     }
 
+    @Test("the blocked field passes (threads, blocks of rows, recomputed activations) equal the plain reference through Linear layers")
+    func blockedEqualsReference() {
+        for (n, threads) in [(1, 1), (777, 2), (2 * NeRFField.blockRows + 5, 2), (3000, 3)] {
+            let field = Self.field(seed: UInt64(n))
+            var rng = RNG(seed: 5)
+            let points = rng.uniforms(count: 3 * n, in: -0.8...0.8)
+            let dSigma = rng.uniforms(count: n, in: -1...1), dColor = rng.uniforms(count: 3 * n, in: -1...1)
+            let fast = field.forward(points: points, threads: threads)
+            let reference = field.referenceForward(points: points)
+            func close(_ a: [Float], _ b: [Float], _ what: String) {
+                #expect(a.count == b.count)
+                let scale = max(1, b.map(abs).max() ?? 1)
+                let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+                #expect(worst <= 2e-5 * scale, "\(what) (n \(n)): worst difference \(worst) of \(scale)")
+            }
+            close(fast.sigma, reference.sigma, "σ")
+            close(fast.color, reference.color, "colour")
+            field.zeroGradients()
+            field.backward(fast, dSigma: dSigma, dColor: dColor, threads: threads)
+            let blocked = field.namedParameters.map { $0.parameter.gradient.storage }
+            field.zeroGradients()
+            field.referenceBackward(points: points, dSigma: dSigma, dColor: dColor)
+            for ((name, p), g) in zip(field.namedParameters, blocked) { close(g, p.gradient.storage, "∂L/∂\(name)") }
+        }
+    }
+
     @Test("the occupancy grid skips empty space without changing the picture much, and a fresh grid skips nothing")
     func occupancy() {
         // A dense ball (the density bias) in otherwise empty space.

@@ -75,6 +75,8 @@ public struct NeRFRenderer: Sendable {
         let w = camera.width, h = camera.height, s = samplesPerRay, rays = w * h
         var t = [Float](repeating: 0, count: rays * s), deltas = [Float](repeating: 0, count: rays * s)
         var points: [Float] = [], evaluated: [Int32] = []
+        points.reserveCapacity(3 * rays * s)
+        evaluated.reserveCapacity(rays * s)
         var rng = jitter
         let lo = field.center - field.halfSize, hi = field.center + field.halfSize
         let toUnit = 1 / (2 * field.halfSize)
@@ -93,7 +95,7 @@ public struct NeRFRenderer: Sendable {
                     t[k] = ti
                     deltas[k] = step
                     if let occupancy, !occupancy.occupied(unit: (p - field.center) * toUnit + 0.5) { continue }
-                    points += [p.x, p.y, p.z]
+                    points.append(p.x); points.append(p.y); points.append(p.z)
                     evaluated.append(Int32(k))
                 }
             }

@@ -193,13 +193,35 @@ struct MLPBlock {
             l.w1.withUnsafeBufferPointer { pw in
                 Matmul.sgemm(transposeB: true, m: rows, n: w, k: i, a: h, lda: i, b: pw.baseAddress!, ldb: i, beta: 1, c: a, ldc: w, threads: 1)
             }
-            for j in 0..<(rows * w) where a[j] < 0 { a[j] = 0 }
             raw.withUnsafeMutableBufferPointer { pr in
-                for r in 0..<rows {
-                    for o in 0..<4 {
-                        var sum = l.b2[o]
-                        for j in 0..<w { sum += a[r * w + j] * l.w2[o * w + j] }
-                        pr[r * 4 + o] = sum
+                if w % 16 == 0 {
+                    // ReLU and the 4 output dot products, 16 lanes at a time.
+                    l.w2.withUnsafeBufferPointer { pw in
+                        let w2 = UnsafeRawPointer(pw.baseAddress!)
+                        for r in 0..<rows {
+                            let row = UnsafeMutableRawPointer(a + r * w)
+                            var s0 = SIMD16<Float>(), s1 = s0, s2 = s0, s3 = s0
+                            for c in stride(from: 0, to: w, by: 16) {
+                                let x = row.loadUnaligned(fromByteOffset: 4 * c, as: SIMD16<Float>.self)
+                                let v = x.replacing(with: 0, where: x .< 0)
+                                row.storeBytes(of: v, toByteOffset: 4 * c, as: SIMD16<Float>.self)
+                                s0 += v * w2.loadUnaligned(fromByteOffset: 4 * c, as: SIMD16<Float>.self)
+                                s1 += v * w2.loadUnaligned(fromByteOffset: 4 * (w + c), as: SIMD16<Float>.self)
+                                s2 += v * w2.loadUnaligned(fromByteOffset: 4 * (2 * w + c), as: SIMD16<Float>.self)
+                                s3 += v * w2.loadUnaligned(fromByteOffset: 4 * (3 * w + c), as: SIMD16<Float>.self)
+                            }
+                            pr[r * 4] = l.b2[0] + s0.sum(); pr[r * 4 + 1] = l.b2[1] + s1.sum()
+                            pr[r * 4 + 2] = l.b2[2] + s2.sum(); pr[r * 4 + 3] = l.b2[3] + s3.sum()
+                        }
+                    }
+                } else {
+                    for j in 0..<(rows * w) where a[j] < 0 { a[j] = 0 }
+                    for r in 0..<rows {
+                        for o in 0..<4 {
+                            var sum = l.b2[o]
+                            for j in 0..<w { sum += a[r * w + j] * l.w2[o * w + j] }
+                            pr[r * 4 + o] = sum
+                        }
                     }
                 }
             }
@@ -225,11 +247,13 @@ struct MLPBlock {
                     Matmul.sgemm(m: rows, n: w, k: 4, a: dRaw, lda: 4, b: pw.baseAddress!, ldb: w, c: d, ldc: w, threads: 1)
                 }
                 for j in 0..<(rows * w) where a[j] <= 0 { d[j] = 0 }
+                g.b1.withUnsafeMutableBufferPointer { pb in
+                    for r in 0..<rows { for j in 0..<w { pb[j] += d[r * w + j] } }
+                }
                 // ∂L/∂W₁ += ∂L/∂preᵀ·h, ∂L/∂b₁ += Σ ∂L/∂pre, ∂L/∂h = ∂L/∂pre·W₁.
                 g.w1.withUnsafeMutableBufferPointer { pw in
                     Matmul.sgemm(transposeA: true, m: w, n: i, k: rows, a: d, lda: w, b: h, ldb: i, beta: 1, c: pw.baseAddress!, ldc: i, threads: 1)
                 }
-                for r in 0..<rows { for j in 0..<w { g.b1[j] += d[r * w + j] } }
                 l.w1.withUnsafeBufferPointer { pw in
                     Matmul.sgemm(m: rows, n: i, k: w, a: d, lda: w, b: pw.baseAddress!, ldb: i, c: dFeatures, ldc: i, threads: 1)
                 }

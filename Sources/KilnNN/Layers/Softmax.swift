@@ -95,13 +95,16 @@ public struct Softmax: Sendable {
             sums += e
             i += 16
         }
-        var total = sums.sum()
         if i < valid {
-            var v = SIMD16<Float>(repeating: 0)
-            for j in i..<valid { v[j - i] = p[j] }
+            // The tail (a 77-key row's last 13) through one vector: padded with −∞, whose exp is 0.
+            let tail = valid - i
+            var v = SIMD16<Float>(repeating: -.infinity)
+            withUnsafeMutableBytes(of: &v) { $0.baseAddress!.copyMemory(from: p + i, byteCount: 4 * tail) }
             let e = VectorMath.exp(v - shift)
-            for j in i..<valid { p[j] = e[j - i]; total += e[j - i] }
+            withUnsafeBytes(of: e) { UnsafeMutableRawPointer(p + i).copyMemory(from: $0.baseAddress!, byteCount: 4 * tail) }
+            sums += e
         }
+        let total = sums.sum()
         if valid < columns { (p + valid).update(repeating: 0, count: columns - valid) }
         return total
     }

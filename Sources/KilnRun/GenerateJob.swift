@@ -69,20 +69,32 @@ public final class GenerateJob {
     /// Runs the stages not yet finished; the folder must be prepared (and locked) by the caller,
     /// and config.json written.
     /// - Throws: `RunInterrupted` after Ctrl-C or SIGTERM (the checkpoint saved), `RunError`.
-    /// `profile.json` is written however the run ends (a resumed run's holds every sitting's time),
-    /// and a finished run prints it as a table.
+    /// `profile.json` is written when the run finishes or is interrupted (a resumed run's holds every
+    /// sitting's time), not when it is refused or fails, which leave the folder as it was; a
+    /// finished run prints it as a table.
     public func run() throws {
-        var completed = false
-        defer {
-            var profile = profiler.profile
-            if options.resume, FileManager.default.fileExists(atPath: folder.profile.path) {
-                do { profile = RunProfile.sum([try RunProfile.read(folder.profile), profile]) } catch {
-                    warn("\(folder.profile.path) cannot be read (\(error)); profile.json holds this sitting only")
-                }
-            }
-            do { try writeJSON(profile, to: folder.profile) } catch { warn("profile.json not written: \(error)") }
-            if completed { say("where the time went (profile.json):\n" + profile.table) }
+        do {
+            try runStages()
+            writeProfile(printed: true)
+        } catch let error as RunInterrupted {
+            writeProfile(printed: false)
+            throw error
         }
+    }
+
+    /// profile.json: this sitting's profile, added to the earlier sittings' on a resume.
+    func writeProfile(printed: Bool) {
+        var profile = profiler.profile
+        if options.resume, FileManager.default.fileExists(atPath: folder.profile.path) {
+            do { profile = RunProfile.sum([try RunProfile.read(folder.profile), profile]) } catch {
+                warn("\(folder.profile.path) cannot be read (\(error)); profile.json holds this sitting only")
+            }
+        }
+        do { try writeJSON(profile, to: folder.profile) } catch { warn("profile.json not written: \(error)") }
+        if printed { say("where the time went (profile.json):\n" + profile.table) }
+    }
+
+    func runStages() throws {
         try profiler.activate {
             var finished = options.resume ? finishedStages() : []
             let distilled = try profiler.measure("distil") { try distil(finished: finished.contains(.distil)) }
@@ -104,7 +116,6 @@ public final class GenerateJob {
             say(String(format: "wrote %@: %d %@, %d steps (%d skipped)", folder.url.path, distilled.loop.size, distilled.loop.unit,
                        settings.steps, distilled.loop.skippedSteps))
         }
-        completed = true
     }
 
     /// The stages `stages.json` lists as finished (none when it is missing or unreadable).

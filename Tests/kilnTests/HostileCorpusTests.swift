@@ -218,6 +218,8 @@ struct HostileCorpusTests {
             #expect(terminated.stdout.contains("--resume"))
             #expect(FileManager.default.fileExists(atPath: long + "/checkpoint/state.json"))
             #expect(!FileManager.default.fileExists(atPath: long + "/.kiln-lock"))
+            // The interrupted sitting's time is kept for the resume to add to.
+            #expect(FileManager.default.fileExists(atPath: long + "/profile.json"))
         }
     }
 

@@ -32,7 +32,7 @@ RUNS=(
   "eval-views (16 views)|120|eval-views \$VIEWS --out \$DIR"
 )
 
-# Times every run with one binary into $2; prints "name|seconds|peak MiB" lines.
+# Times every run with one binary into $2; prints "name|budget|seconds|peak MiB" lines.
 measure() {
   local kiln=$1 root=$2
   mkdir -p "$root"
@@ -47,28 +47,26 @@ measure() {
     if [[ $name == eval-views* && ! -d $VIEWS ]]; then
       # 16 orbit views of the first run's splats, as a multi-view model would give them.
       "$kiln" render "$FIRST/splats.ply" --views 16 --size 64 --elevation 15 --out "$VIEWS" --force > "$root/views.log" 2>&1 \
-        || { echo "$name|failed (no views to judge: see $root/views.log)|"; continue; }
+        || { echo "$name|$budget|failed (no views to judge: see $root/views.log)|"; continue; }
     fi
     # The paths go into the command quoted for eval (printf %q), the replacement itself quoted.
     args=${args//\$DIR/"$(printf %q "$DIR")"}; args=${args//\$FIRST/"$(printf %q "$FIRST")"}; args=${args//\$VIEWS/"$(printf %q "$VIEWS")"}
     local log="$root/$slug.log"
     if [[ $args == generate* ]]; then args+=" $GENERATE_ARGS"; elif [[ $args == eval-views* ]]; then args+=" $EVAL_VIEWS_ARGS"; fi
     local timing="$root/$slug.time"
-    eval "/usr/bin/time -f '%e %M' -o $(printf %q "$timing") $(printf %q "$kiln") $args" > "$log" 2>&1 || { echo "$name|failed (see $log)|"; continue; }
+    eval "/usr/bin/time -f '%e %M' -o $(printf %q "$timing") $(printf %q "$kiln") $args" > "$log" 2>&1 || { echo "$name|$budget|failed (see $log)|"; continue; }
     local seconds="" kib=0
     read -r seconds kib < "$timing" || true
-    echo "$name|$seconds|$(( ${kib:-0} / 1024 ))"
+    echo "$name|$budget|$seconds|$(( ${kib:-0} / 1024 ))"
   done
 }
 
 declare -A previous=()
 if [[ -n $PREVIOUS ]]; then
-  while IFS='|' read -r name seconds mib; do previous[$name]="$seconds"; done < <(measure "$PREVIOUS" "$OUT/previous")
+  while IFS='|' read -r name _ seconds _; do previous[$name]="$seconds"; done < <(measure "$PREVIOUS" "$OUT/previous")
 fi
 table="| run | budget (s) | previous build (s) | this build (s) | peak memory (MiB) | within budget |\n| --- | ---: | ---: | ---: | ---: | --- |\n"
-while IFS='|' read -r name seconds mib; do
-  budget=""
-  for entry in "${RUNS[@]}"; do IFS='|' read -r n b _ <<<"$entry"; [[ $n == "$name" ]] && budget=$b; done
+while IFS='|' read -r name budget seconds mib; do
   within=$(awk -v s="$seconds" -v b="$budget" 'BEGIN { if (s + 0 == s && s <= b) print "yes"; else print "no" }')
   table+="| $name | $budget | ${previous[$name]:-–} | $seconds | $mib | $within |\n"
 done < <(measure "$KILN" "$OUT/current")

@@ -35,7 +35,7 @@ public struct AssetEvaluation {
     }
 
     func evaluate(_ profiler: Profiler) throws {
-        let clock = ContinuousClock(), start = clock.now, loadStart = clock.now
+        let clock = ContinuousClock(), start = clock.now
         var url = asset
         var caption = prompt
         var isDirectory: ObjCBool = false
@@ -81,7 +81,7 @@ public struct AssetEvaluation {
         let models = try RewardModels(folder: rewardsURL)
         guard size % models.imageSize == 0 else { throw RunError("--size \(size) is not a multiple of the reward models' \(models.imageSize)") }
         let createdFolder = try OutputFolder.prepare(output, force: true)
-        profiler.record("load", seconds: (clock.now - loadStart).seconds)
+        profiler.record("load", seconds: (clock.now - start).seconds)
         let angles = icosphere ? ViewAngle.icosphere() : ViewAngle.orbit(views, elevationDegrees: elevation)
         func camera(_ a: Float, _ e: Float) -> Camera {
             Camera.orbit(azimuthDegrees: a, elevationDegrees: e, radius: distance, target: center, width: size, height: size, fovYRadians: fov)

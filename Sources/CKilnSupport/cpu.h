@@ -33,4 +33,14 @@ static inline int kiln_cpu_has_avx512(void) {
     return 0;
 #endif
 }
+
+/// 1 when this CPU has AVX2 and FMA.
+static inline int kiln_cpu_has_avx2(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
 #endif

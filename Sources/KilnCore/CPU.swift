@@ -16,6 +16,37 @@ public enum CPU {
     /// Whether this processor has AVX-512 (F, BW, DQ, VL, CD).
     public static var hasAVX512: Bool { kiln_cpu_has_avx512() != 0 }
 
+    /// Whether this processor has AVX2 and FMA.
+    public static var hasAVX2: Bool { kiln_cpu_has_avx2() != 0 }
+
+    /// The widest vector instructions this processor has that Kiln's kernels use: "AVX-512",
+    /// "AVX2", or the architecture's baseline ("SSE2" on x86-64, "NEON" on arm64).
+    public static var vectorExtensions: String {
+        #if arch(x86_64)
+        return hasAVX512 ? "AVX-512" : hasAVX2 ? "AVX2" : "SSE2"
+        #elseif arch(arm64)
+        return "NEON"
+        #else
+        return "scalar"
+        #endif
+    }
+
+    /// The processor's name as the system gives it (`model name` in /proc/cpuinfo on Linux, the
+    /// machine architecture where it gives none).
+    public static let modelName: String = {
+        if let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) {
+            for line in text.split(separator: "\n") where line.hasPrefix("model name") {
+                if let colon = line.firstIndex(of: ":") {
+                    let name = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                    if !name.isEmpty { return name }
+                }
+            }
+        }
+        var info = utsname()
+        uname(&info)
+        return withUnsafeBytes(of: &info.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }()
+
     /// Exits with a message naming the fix when this processor cannot run this build. Executables
     /// call it first, before any vector code runs.
     public static func requireBuildSupport(program: String) {

@@ -54,9 +54,10 @@ public final class Profiler {
     /// Adds `seconds` to the stage `name`, measured by the caller (a stage that is not one block).
     public func record(_ name: String, seconds: Double) { stages.add(name, seconds) }
 
-    /// The profile so far: each stage with its parts and their shares.
+    /// The profile so far: each stage with its parts and their shares, on this machine.
     public var profile: RunProfile {
-        RunProfile(stages: stages.stages.map { RunProfile.Stage(stage: $0, seconds: stages.seconds[$0] ?? 0, parts: parts[$0] ?? StageTimes()) })
+        RunProfile(stages: stages.stages.map { RunProfile.Stage(stage: $0, seconds: stages.seconds[$0] ?? 0, parts: parts[$0] ?? StageTimes()) },
+                   machine: .current)
     }
 }
 
@@ -78,8 +79,36 @@ enum ThreadProfiler {
 }
 
 /// A run's profile as `profile.json` stores it: wall seconds per stage, each stage's parts with
-/// their seconds and share of the stage ("other": what no part measured).
+/// their seconds and share of the stage ("other": what no part measured), and the machine that
+/// ran it (the same run takes three times as long on some 2-core machines as on others, so a
+/// profile is only comparable with one from the same kind of machine).
 public struct RunProfile: Codable, Sendable, Equatable {
+    /// What ran a profile: the processor, its vector instructions, and the threads Kiln used.
+    public struct Machine: Codable, Sendable, Equatable, CustomStringConvertible {
+        /// The processor's name (`CPU.modelName`).
+        public var cpu: String
+        /// `CPU.vectorExtensions`: "AVX-512", "AVX2", …
+        public var vector: String
+        /// Processors the system offered the run.
+        public var processors: Int
+        /// Kiln's thread count (`KILN_THREADS`, else the processors).
+        public var threads: Int
+
+        public init(cpu: String, vector: String, processors: Int, threads: Int) {
+            (self.cpu, self.vector, self.processors, self.threads) = (cpu, vector, processors, threads)
+        }
+
+        /// This process's machine.
+        public static var current: Machine {
+            Machine(cpu: CPU.modelName, vector: CPU.vectorExtensions, processors: ProcessInfo.processInfo.activeProcessorCount,
+                    threads: Parallel.defaultThreadCount)
+        }
+
+        public var description: String {
+            "\(cpu) (\(vector)), \(threads) thread\(threads == 1 ? "" : "s") on \(processors) processor\(processors == 1 ? "" : "s")"
+        }
+    }
+
     public struct Part: Codable, Sendable, Equatable {
         public var part: String
         public var seconds: Double
@@ -105,8 +134,11 @@ public struct RunProfile: Codable, Sendable, Equatable {
         }
     }
     public var stages: [Stage]
+    /// The machine that ran it; nil in profiles written before machines were recorded, and in a
+    /// sum of profiles from different machines.
+    public var machine: Machine?
 
-    public init(stages: [Stage] = []) { self.stages = stages }
+    public init(stages: [Stage] = [], machine: Machine? = nil) { (self.stages, self.machine) = (stages, machine) }
 
     public var seconds: Double { stages.reduce(0) { $0 + $1.seconds } }
 
@@ -115,7 +147,8 @@ public struct RunProfile: Codable, Sendable, Equatable {
     public static func read(_ url: URL) throws -> RunProfile { try JSONDecoder().decode(RunProfile.self, from: Data(contentsOf: url)) }
 
     /// Stage by stage and part by part sums (a resumed run's sittings, or a suite's runs), the
-    /// shares recomputed; stages and parts keep the order they first appear in.
+    /// shares recomputed; stages and parts keep the order they first appear in. The sum keeps the
+    /// machine when every profile names the same one.
     public static func sum(_ profiles: [RunProfile]) -> RunProfile {
         var order: [String] = [], seconds: [String: Double] = [:], parts: [String: StageTimes] = [:]
         for profile in profiles {
@@ -126,11 +159,14 @@ public struct RunProfile: Codable, Sendable, Equatable {
                 for part in stage.parts where part.part != "other" { parts[stage.stage, default: StageTimes()].add(part.part, part.seconds) }
             }
         }
-        return RunProfile(stages: order.map { Stage(stage: $0, seconds: seconds[$0] ?? 0, parts: parts[$0] ?? StageTimes()) })
+        let machines = profiles.map(\.machine)
+        let machine = machines.first.flatMap { first in machines.allSatisfy { $0 == first } ? first : nil }
+        return RunProfile(stages: order.map { Stage(stage: $0, seconds: seconds[$0] ?? 0, parts: parts[$0] ?? StageTimes()) }, machine: machine)
     }
 
     /// A short table for the console: each stage with its share of the run, then its parts
-    /// (largest first, those under 1% of the stage left out) with their share of the stage.
+    /// (largest first, those under 1% of the stage left out) with their share of the stage, and
+    /// the machine last.
     public var table: String {
         let total = seconds
         var rows: [(String, Double, Double)] = []
@@ -143,6 +179,7 @@ public struct RunProfile: Codable, Sendable, Equatable {
         rows.append(("total", total, 1))
         let width = max(24, rows.map(\.0.count).max() ?? 0)
         func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
-        return rows.map { pad($0.0) + String(format: " %8.1f s  %5.1f%%", $0.1, 100 * $0.2) }.joined(separator: "\n")
+        let lines = rows.map { pad($0.0) + String(format: " %8.1f s  %5.1f%%", $0.1, 100 * $0.2) }
+        return (lines + (machine.map { ["on \($0)"] } ?? [])).joined(separator: "\n")
     }
 }

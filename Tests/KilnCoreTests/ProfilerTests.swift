@@ -87,4 +87,27 @@ struct ProfilerTests {
         #expect(!tiny.table.contains("previews"))
         #expect(RunProfile.sum([]) == RunProfile())
     }
+
+    @Test("a profile names its machine; a sum keeps it only when every profile ran on it; profiles without one still decode")
+    func machine() throws {
+        let profiler = Profiler()
+        profiler.activate { Profiler.measure("distil") {} }
+        let here = try #require(profiler.profile.machine)
+        #expect(here == .current)
+        #expect(!here.cpu.isEmpty && ["AVX-512", "AVX2", "SSE2", "NEON", "scalar"].contains(here.vector))
+        #expect(here.processors == ProcessInfo.processInfo.activeProcessorCount && here.threads == Parallel.defaultThreadCount)
+        #expect(profiler.profile.table.hasSuffix("on \(here)"))
+        let other = RunProfile.Machine(cpu: "Other CPU", vector: "AVX2", processors: 2, threads: 2)
+        let a = RunProfile(stages: [.init(stage: "distil", seconds: 1, parts: [])], machine: here)
+        let b = RunProfile(stages: [.init(stage: "distil", seconds: 2, parts: [])], machine: here)
+        let c = RunProfile(stages: [.init(stage: "distil", seconds: 3, parts: [])], machine: other)
+        #expect(RunProfile.sum([a, b]).machine == here)
+        #expect(RunProfile.sum([a, c]).machine == nil)
+        #expect(RunProfile.sum([a, RunProfile(stages: [])]).machine == nil)
+        #expect(!RunProfile.sum([a, c]).table.contains(" on "))
+        // profile.json from before machines were recorded.
+        let old = try JSONDecoder().decode(RunProfile.self, from: Data(#"{"stages": [{"stage": "distil", "seconds": 2, "parts": []}]}"#.utf8))
+        #expect(old.machine == nil && old.seconds == 2)
+        #expect(other.description == "Other CPU (AVX2), 2 threads on 2 processors")
+    }
 }

@@ -70,9 +70,9 @@ while IFS='|' read -r name budget seconds mib; do
   within=$(awk -v s="$seconds" -v b="$budget" 'BEGIN { if (s + 0 == s && s <= b) print "yes"; else print "no" }')
   table+="| $name | $budget | ${previous[$name]:-–} | $seconds | $mib | $within |\n"
 done < <(measure "$KILN" "$OUT/current")
-# The budgets hold for a kind of machine: name the one that measured them.
-cpu=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//')
-vector=$(grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo AVX-512 || { grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo AVX2 || echo baseline; })
-table+="\nMeasured on ${cpu:-an unknown processor} ($vector), $(nproc) processors, $THREADS threads.\n"
+# The budgets hold for a kind of machine: name the one that measured them, as kiln's own profile
+# table ends with it ("on PROCESSOR (VECTOR), N threads on M processors").
+machine=$(cat "$OUT/current"/*.log 2>/dev/null | grep -A1 '^total ' | grep -m1 '^on ' || true)
+table+="\nMeasured ${machine:-on an unknown machine ($THREADS threads)}.\n"
 printf "%b" "$table" | tee "$OUT/budgets.md"
 echo "(profiles: $OUT/current/*/profile.json)"

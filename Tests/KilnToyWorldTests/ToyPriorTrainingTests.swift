@@ -145,9 +145,14 @@ struct ViewPromptTrainingTests {
         #expect(denoiser.directional.count == ViewDirection.allCases.count)
         for side in ViewDirection.allCases {
             let view = ViewConditioning(azimuthDegrees: side == .back ? 180 : side == .side ? 90 : 0, elevationDegrees: side == .overhead ? 70 : 15)
-            #expect(denoiser.conditional(for: view) == pipeline.encode([side.prompt("a red duck")]), "\(side)")
+            // Encoded in one batch of six there and alone here: BLAS may block the two differently,
+            // so the states agree to rounding, not bit for bit.
+            let expected = pipeline.encode([side.prompt("a red duck")]), actual = denoiser.conditional(for: view)
+            #expect(actual.shape == expected.shape && zip(actual.storage, expected.storage).allSatisfy { abs($0 - $1) <= 1e-5 }, "\(side)")
+            #expect(zip(actual.storage, pipeline.encode(["a red duck"]).storage).contains { abs($0 - $1) > 1e-3 }, "\(side)")
         }
-        #expect(denoiser.unconditional == pipeline.encode([""]))
+        let blank = pipeline.encode([""])
+        #expect(zip(denoiser.unconditional.storage, blank.storage).allSatisfy { abs($0 - $1) <= 1e-5 })
         // Tuning's policy words its prompts by view and leaves the negative prompt as it is.
         let policy = try PolicySampler(pipeline: pipeline, steps: 2, guidanceScale: 2, negativePrompt: "a blue mug")
         let context = policy.conditioning(prompts: ["a red duck", "a red duck"], views: [front, back]).context

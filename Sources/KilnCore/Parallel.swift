@@ -100,6 +100,13 @@ public struct UnsafeMutableSendableBuffer<T>: @unchecked Sendable {
     }
 }
 
+/// A read-only buffer shared by parallel workers (the caller keeps the buffer alive).
+public struct UnsafeSendableBuffer<T>: @unchecked Sendable {
+    public let buffer: UnsafeBufferPointer<T>
+    public init(_ buffer: UnsafeBufferPointer<T>) { self.buffer = buffer }
+    @inlinable public subscript(i: Int) -> T { buffer[i] }
+}
+
 extension Duration {
     /// The duration in seconds, with its fraction.
     public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }

@@ -86,10 +86,13 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
     public var coverageWeight: Float = 10
     /// Weights of the regularisers (`GaussianRegularizers`; 0: off): the mean opacity, the mean
     /// scale over the object's radius, and the colour differences to each Gaussian's
-    /// `colorNeighbours` nearest Gaussians.
+    /// `colorNeighbours` nearest Gaussians, of which brightness differences count
+    /// `colorSmoothnessBrightness` times (1: all of them; 0: only hue and saturation, so that
+    /// shading stays).
     public var opacityPenalty: Float = 0
     public var scalePenalty: Float = 0
     public var colorSmoothness: Float = 0
+    public var colorSmoothnessBrightness: Float = 1
     public var colorNeighbours = 4
     /// The SH degree of the cloud's colours (0: view-independent, DreamGaussian's), and the share
     /// of the run after which the degree in use rises by one (3DGS raises it every 1000 of 30 000
@@ -121,6 +124,9 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
         }
         guard (0...3).contains(shDegree), shDegreeEvery > 0, shDegreeEvery.isFinite else {
             throw DistillError.badSetting("gaussians.sh_degree must be 0…3 and sh_degree_every a positive share of the run, got \(shDegree) and \(shDegreeEvery)")
+        }
+        guard colorSmoothnessBrightness >= 0, colorSmoothnessBrightness <= 1 else {
+            throw DistillError.badSetting("gaussians.color_smoothness_brightness must be 0…1 (the share of brightness differences in the colour smoothness), got \(colorSmoothnessBrightness)")
         }
         guard (1...32).contains(colorNeighbours) else { throw DistillError.badSetting("gaussians.color_neighbours must be 1…32, got \(colorNeighbours)") }
         let rates = [("position_learning_rate", positionLearningRate), ("position_learning_rate_final", positionLearningRateFinal),

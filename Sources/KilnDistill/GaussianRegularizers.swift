@@ -9,8 +9,12 @@ import RealModule
 /// logits, l the log scales (three per Gaussian), c the base colour (the SH DC coefficients) and
 /// K(i) the k nearest Gaussians of i (by mean position, `NearestNeighbours`):
 ///
-///     L = λ_o/N·Σᵢ σ(oᵢ) + λ_s/(3N·r)·Σᵢₐ exp(lᵢₐ) + λ_c/(N·k)·Σᵢ Σ_{j∈K(i)} ‖cᵢ − c_j‖²
+///     L = λ_o/N·Σᵢ σ(oᵢ) + λ_s/(3N·r)·Σᵢₐ exp(lᵢₐ) + λ_c/(N·k)·Σᵢ Σ_{j∈K(i)} (‖d − m·𝟙‖² + 3β·m²),
+///     d = cᵢ − c_j, m = (d_r + d_g + d_b)/3
 ///
+/// (‖d‖² = ‖d − m·𝟙‖² + 3m²: the difference of hue and saturation plus that of brightness, the
+/// latter weighted by β, `brightness`; β = 1 is the plain ‖cᵢ − c_j‖², β = 0 leaves brightness
+/// free, so that the shading baked into the colours of a white or grey object survives)
 /// (r the object ball's radius, so the scale term does not depend on the scene's units). The first
 /// pushes Gaussians to be transparent or gone (fewer floaters), the second keeps them small (no
 /// blurry sheets), the third is a total variation of colour over the cloud (SDS's speckles are
@@ -18,8 +22,8 @@ import RealModule
 /// run stays bit-identical.
 public enum GaussianRegularizers {
     /// L and ∂L/∂parameters (means and rotations get none).
-    public static func loss(_ p: SplatParameters<Float>, opacity: Float, scale: Float, color: Float, neighbours k: Int, radius: Float,
-                            threads: Int = Parallel.defaultThreadCount) -> (value: Double, gradient: SplatParameters<Float>) {
+    public static func loss(_ p: SplatParameters<Float>, opacity: Float, scale: Float, color: Float, brightness: Float = 1, neighbours k: Int,
+                            radius: Float, threads: Int = Parallel.defaultThreadCount) -> (value: Double, gradient: SplatParameters<Float>) {
         let n = p.count
         var g = SplatParameters<Float>(zerosLike: n, shDegree: p.shDegree)
         guard n > 0 else { return (0, g) }
@@ -42,16 +46,29 @@ public enum GaussianRegularizers {
         if color > 0, k > 0, n > 1 {
             let stride = p.sh.count / n  // (D + 1)² coefficients × 3 per Gaussian, DC first
             let points = (0..<n).map { SIMD3(p.means[3 * $0], p.means[3 * $0 + 1], p.means[3 * $0 + 2]) }
-            let lists = NearestNeighbours.search(points, k: k, threads: threads)
+            let table = NearestNeighbours.table(points, k: k, threads: threads)
             let c = Double(color) / (Double(n) * Double(k))
             var dc = [Double](repeating: 0, count: 3 * n)
             for i in 0..<n {
-                for j in lists[i] {
-                    for a in 0..<3 {
-                        let d = Double(p.sh[i * stride + a]) - Double(p.sh[j * stride + a])
-                        value += c * d * d
-                        dc[3 * i + a] += 2 * c * d
-                        dc[3 * j + a] -= 2 * c * d
+                for s in (i * table.k)..<((i + 1) * table.k) {
+                    let j = Int(table.indices[s])
+                    if brightness == 1 {
+                        for a in 0..<3 {
+                            let d = Double(p.sh[i * stride + a]) - Double(p.sh[j * stride + a])
+                            value += c * d * d
+                            dc[3 * i + a] += 2 * c * d
+                            dc[3 * j + a] -= 2 * c * d
+                        }
+                    } else {
+                        let d = (0..<3).map { Double(p.sh[i * stride + $0]) - Double(p.sh[j * stride + $0]) }
+                        let m = (d[0] + d[1] + d[2]) / 3, beta = Double(brightness)
+                        value += c * (d.reduce(0) { $0 + ($1 - m) * ($1 - m) } + 3 * beta * m * m)
+                        // ∂/∂cᵢ = 2(d − (1 − β)·m·𝟙); c_j gets the opposite.
+                        for a in 0..<3 {
+                            let gradient = 2 * c * (d[a] - (1 - beta) * m)
+                            dc[3 * i + a] += gradient
+                            dc[3 * j + a] -= gradient
+                        }
                     }
                 }
             }

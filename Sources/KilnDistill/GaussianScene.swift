@@ -72,6 +72,7 @@ public final class GaussianScene: DistilledScene {
     public func applyStep(step: Int, of steps: Int, rng: inout RNG) {
         if settings.regularized {
             var g = Profiler.measure("regularisers") { GaussianRegularizers.loss(parameters, opacity: settings.opacityPenalty, scale: settings.scalePenalty, color: settings.colorSmoothness,
+                                              brightness: settings.colorSmoothnessBrightness,
                                               neighbours: settings.colorNeighbours, radius: extent, threads: threads).gradient }
             // Added after the step's finite check: an overflow (a log scale past 88) is dropped, not applied.
             for i in g.logScales.indices where !g.logScales[i].isFinite { g.logScales[i] = 0 }

@@ -163,9 +163,10 @@ case "sd": benchSD(arguments: Array(arguments.dropFirst()))
 case "sd-layers": benchSDLayers(arguments: Array(arguments.dropFirst()))
 case "nerf-export": benchNeRF(arguments: Array(arguments.dropFirst()))
 case "scaling": benchScaling(arguments: Array(arguments.dropFirst()))
+case "neighbours": benchNeighbours(arguments: Array(arguments.dropFirst()))
 case "profile": profileSplat()
 case "once": runOnce()
 default:
-    print("usage: kiln-bench splat [--quick] | splat-export DIR | mesh [--quick] | atlas [--quick] | decimate [--quick] | marching-cubes [--quick] [--json PATH] | matmul [--quick] [--json] | unet --folder DIR [--threads N] [--runs N] [--batches 1,4] [--json] | train --prior-config FILE --vae-config FILE [--threads N] [--steps N] [--only vae|prior] [--json] | conv-shapes --prior-config FILE [--batch N] [--threads N] [--runs N] [--json] | sd --folder DIR --measure unet|vae|sds [--threads N] [--runs N] | sd-layers [--threads N] [--runs N] | nerf-export DIR [--threads N] [--runs N] | scaling --prior DIR [--steps N] [--threads N] [--quick] [--only gaussians|render|frames] [--parts] | profile | once")
+    print("usage: kiln-bench splat [--quick] | splat-export DIR | mesh [--quick] | atlas [--quick] | decimate [--quick] | marching-cubes [--quick] [--json PATH] | matmul [--quick] [--json] | unet --folder DIR [--threads N] [--runs N] [--batches 1,4] [--json] | train --prior-config FILE --vae-config FILE [--threads N] [--steps N] [--only vae|prior] [--json] | conv-shapes --prior-config FILE [--batch N] [--threads N] [--runs N] [--json] | sd --folder DIR --measure unet|vae|sds [--threads N] [--runs N] | sd-layers [--threads N] [--runs N] | nerf-export DIR [--threads N] [--runs N] | scaling --prior DIR [--steps N] [--threads N] [--quick] [--only gaussians|render|frames] [--parts] | neighbours [--threads N] [--quick] | profile | once")
     exit(arguments.first == nil ? 0 : 64)
 }

@@ -242,6 +242,12 @@ func shepperdHandlesHalfTurns(axis: Vec3) {
         return v
     }
     #expect(NearestNeighbours.search(ball, k: 8, threads: 2) == NearestNeighboursReference.search(ball, k: 8))
+    // The flat table holds the same lists, k to a row; with fewer points than k, k shrinks for every row.
+    let table = NearestNeighbours.table(ball, k: 8, threads: 2)
+    #expect(table.k == 8 && table.count == ball.count && table.lists == NearestNeighboursReference.search(ball, k: 8))
+    #expect(table[5].map { Int($0) } == NearestNeighboursReference.search(ball, k: 8)[5])
+    let few = NearestNeighbours.table(Array(ball.prefix(3)), k: 8)
+    #expect(few.k == 2 && few.indices.count == 6 && few.lists == NearestNeighboursReference.search(Array(ball.prefix(3)), k: 8))
     #expect(NearestNeighbours.search([SIMD3<Float>(0, 0, 0), SIMD3(1, 0, 0)], k: 5) == [[1], [0]])
     // Queries inside and far outside the set.
     let queries = (0..<80).map { _ in SIMD3<Float>(rng.normal(), rng.normal(), rng.normal()) * 2 } + [SIMD3(40, -30, 5)]

@@ -72,6 +72,12 @@ struct GaussianDistillationTests {
         #expect([0, 24, 25, 49, 50, 75, 99, 100].map { settings.activeSHDegree(step: $0, of: 100) } == [0, 0, 1, 1, 2, 3, 3, 3])
         settings.shDegree = 0
         #expect(settings.activeSHDegree(step: 99, of: 100) == 0)
+        // The brightness share of the colour smoothness is a share: 0…1, named when it is not.
+        for bad: Float in [-0.1, 1.5, .nan] {
+            var wrong = GaussianSettings()
+            wrong.colorSmoothnessBrightness = bad
+            #expect { try wrong.validate() } throws: { "\($0)".contains("gaussians.color_smoothness_brightness must be 0…1") }
+        }
         let run = try Self.run(shDegree: 1)
         #expect(run.scene.parameters.shDegree == 1)
         func rest(_ p: SplatParameters<Float>) -> [Float] { (0..<p.count).flatMap { i in p.sh[(i * 12 + 3)..<(i * 12 + 12)] } }
@@ -113,20 +119,38 @@ struct GaussianDistillationTests {
         p = SplatParameters(means: p.means, logScales: p.logScales.map { $0 + Float(rng.normal()) * 0.3 }, rotations: p.rotations,
                             opacityLogits: (0..<n).map { _ in Float(rng.normal()) }, sh: (0..<(3 * n)).map { _ in Float(rng.normal()) * 0.5 }, shDegree: 0)
         let (opacity, scale, color, k, radius): (Float, Float, Float, Int, Float) = (0.7, 0.3, 1.5, 3, 0.4)
-        let g = GaussianRegularizers.loss(p, opacity: opacity, scale: scale, color: color, neighbours: k, radius: radius, threads: 1).gradient
-        func value(_ q: SplatParameters<Float>) -> Double { GaussianRegularizers.loss(q, opacity: opacity, scale: scale, color: color, neighbours: k, radius: radius, threads: 1).value }
-        let h: Float = 1e-2
-        for (name, path, analytic) in [("opacity", \SplatParameters<Float>.opacityLogits, g.opacityLogits), ("scales", \SplatParameters<Float>.logScales, g.logScales),
-                                       ("colour", \SplatParameters<Float>.sh, g.sh)] {
-            for i in Swift.stride(from: 0, to: analytic.count, by: 7) {
-                var plus = p, minus = p
-                plus[keyPath: path][i] += h
-                minus[keyPath: path][i] -= h
-                let numeric = (value(plus) - value(minus)) / (2 * Double(h))
-                #expect(abs(Double(analytic[i]) - numeric) < 2e-3 * (1 + abs(numeric)) , "\(name) \(i): \(analytic[i]) against \(numeric)")
+        // Every colour difference (β = 1), brightness at a share, and hue and saturation alone.
+        for brightness: Float in [1, 0.3, 0] {
+            let g = GaussianRegularizers.loss(p, opacity: opacity, scale: scale, color: color, brightness: brightness, neighbours: k, radius: radius,
+                                              threads: 1).gradient
+            func value(_ q: SplatParameters<Float>) -> Double {
+                GaussianRegularizers.loss(q, opacity: opacity, scale: scale, color: color, brightness: brightness, neighbours: k, radius: radius, threads: 1).value
             }
+            let h: Float = 1e-2
+            for (name, path, analytic) in [("opacity", \SplatParameters<Float>.opacityLogits, g.opacityLogits), ("scales", \SplatParameters<Float>.logScales, g.logScales),
+                                           ("colour", \SplatParameters<Float>.sh, g.sh)] {
+                for i in Swift.stride(from: 0, to: analytic.count, by: 7) {
+                    var plus = p, minus = p
+                    plus[keyPath: path][i] += h
+                    minus[keyPath: path][i] -= h
+                    let numeric = (value(plus) - value(minus)) / (2 * Double(h))
+                    #expect(abs(Double(analytic[i]) - numeric) < 2e-3 * (1 + abs(numeric)) , "β \(brightness), \(name) \(i): \(analytic[i]) against \(numeric)")
+                }
+            }
+            #expect(g.means.allSatisfy { $0 == 0 } && g.rotations.allSatisfy { $0 == 0 })
         }
-        #expect(g.means.allSatisfy { $0 == 0 } && g.rotations.allSatisfy { $0 == 0 })
+        // With β = 0 a change of brightness alone (each colour's three channels up by the same amount,
+        // different amounts for different Gaussians) costs nothing (to float rounding of the shift).
+        var brighter = p
+        for i in brighter.sh.indices { brighter.sh[i] += (i / 3) % 2 == 0 ? 0.35 : 0.15 }
+        let hueOnly = { (q: SplatParameters<Float>) in
+            GaussianRegularizers.loss(q, opacity: 0, scale: 0, color: color, brightness: 0, neighbours: k, radius: radius, threads: 1).value
+        }
+        #expect(abs(hueOnly(brighter) - hueOnly(p)) < 1e-5 * (1 + hueOnly(p)), "\(hueOnly(brighter)) against \(hueOnly(p))")
+        let plain = { (q: SplatParameters<Float>) in
+            GaussianRegularizers.loss(q, opacity: 0, scale: 0, color: color, neighbours: k, radius: radius, threads: 1).value
+        }
+        #expect(plain(brighter) > plain(p) * 1.01, "brightness differences count with β = 1")
         // Off is off: no weight, no loss and no gradient.
         let off = GaussianRegularizers.loss(p, opacity: 0, scale: 0, color: 0, neighbours: k, radius: radius)
         #expect(off.value == 0 && off.gradient == SplatParameters(zerosLike: n, shDegree: 0))

@@ -126,9 +126,9 @@ public struct HashGrid: Sendable, Equatable {
                 let o = UnsafeMutableSendableBuffer(buffer)
                 table.withUnsafeBufferPointer { tb in
                     points.withUnsafeBufferPointer { pb in
-                        let t = UnsafeSendableBufferPointer(tb), pts = UnsafeSendableBufferPointer(pb)
+                        let t = UnsafeSendableBuffer(tb), pts = UnsafeSendableBuffer(pb)
                         levelInfo.withUnsafeBufferPointer { lb in
-                            let info = UnsafeSendableBufferPointer(lb)
+                            let info = UnsafeSendableBuffer(lb)
                             parallelFor(count, threads: threads) { range in
                                 let pairs = UnsafeRawPointer(t.buffer.baseAddress!).assumingMemoryBound(to: SIMD2<Float>.self)
                                 for i in range {
@@ -152,7 +152,7 @@ public struct HashGrid: Sendable, Equatable {
         out.withUnsafeMutableBufferPointer { buffer in
             let o = UnsafeMutableSendableBuffer(buffer)
             table.withUnsafeBufferPointer { tb in
-                let t = UnsafeSendableBufferPointer(tb)
+                let t = UnsafeSendableBuffer(tb)
                 parallelFor(count, threads: threads) { range in
                     for i in range {
                         let p = SIMD3(points[3 * i], points[3 * i + 1], points[3 * i + 2])

@@ -45,13 +45,6 @@ public enum HashGridReference {
     }
 }
 
-/// A read-only buffer shared by parallel workers.
-struct UnsafeSendableBufferPointer<T>: @unchecked Sendable {
-    let buffer: UnsafeBufferPointer<T>
-    init(_ buffer: UnsafeBufferPointer<T>) { self.buffer = buffer }
-    subscript(i: Int) -> T { buffer[i] }
-}
-
 @inline(__always) func simdClamp(_ v: SIMD3<Float>, _ lo: Float, _ hi: Float) -> SIMD3<Float> {
     SIMD3(min(hi, max(lo, v.x)), min(hi, max(lo, v.y)), min(hi, max(lo, v.z)))
 }

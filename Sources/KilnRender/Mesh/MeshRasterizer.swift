@@ -268,9 +268,3 @@ public enum MeshRasterizer {
     @inline(__always)
     static func dot3(_ a: SIMD4<Float>, _ b: SIMD4<Float>) -> Float { a.x * b.x + a.y * b.y + a.z * b.z }
 }
-
-/// A read-only buffer shared by parallel workers.
-struct UnsafeSendableBuffer<T>: @unchecked Sendable {
-    let buffer: UnsafeBufferPointer<T>
-    init(_ buffer: UnsafeBufferPointer<T>) { self.buffer = buffer }
-}

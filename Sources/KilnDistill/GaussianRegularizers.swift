@@ -60,9 +60,11 @@ public enum GaussianRegularizers {
                             dc[3 * j + a] -= 2 * c * d
                         }
                     } else {
-                        let d = (0..<3).map { Double(p.sh[i * stride + $0]) - Double(p.sh[j * stride + $0]) }
-                        let m = (d[0] + d[1] + d[2]) / 3, beta = Double(brightness)
-                        value += c * (d.reduce(0) { $0 + ($1 - m) * ($1 - m) } + 3 * beta * m * m)
+                        let d = SIMD3<Double>(Double(p.sh[i * stride]) - Double(p.sh[j * stride]),
+                                              Double(p.sh[i * stride + 1]) - Double(p.sh[j * stride + 1]),
+                                              Double(p.sh[i * stride + 2]) - Double(p.sh[j * stride + 2]))
+                        let m = d.sum() / 3, beta = Double(brightness), hue = d - SIMD3(repeating: m)
+                        value += c * ((hue * hue).sum() + 3 * beta * m * m)
                         // ∂/∂cᵢ = 2(d − (1 − β)·m·𝟙); c_j gets the opposite.
                         for a in 0..<3 {
                             let gradient = 2 * c * (d[a] - (1 - beta) * m)

@@ -271,10 +271,8 @@ public final class DynamicGaussianScene: DistilledScene {
         if motionSettings.rigidity > 0 {
             // Neighbours in the canonical cloud as it is now (found every step, so that a resumed run
             // sees the same ones).
-            let p = still.parameters
             let neighbours = Profiler.measure("neighbour search") {
-                NearestNeighbours.search((0..<p.count).map { SIMD3(p.means[3 * $0], p.means[3 * $0 + 1], p.means[3 * $0 + 2]) },
-                                         k: motionSettings.neighbours, threads: still.threads)
+                NearestNeighbours.search(still.parameters.positions, k: motionSettings.neighbours, threads: still.threads)
             }
             let rigid = Profiler.measure("rigidity") { motion.rigidity(neighbours: neighbours, weight: motionSettings.rigidity) }
             for i in motionGradient.position.indices { motionGradient.position[i] += rigid.positionGradient[i] }

@@ -45,8 +45,7 @@ public enum GaussianRegularizers {
         }
         if color > 0, k > 0, n > 1 {
             let stride = p.sh.count / n  // (D + 1)² coefficients × 3 per Gaussian, DC first
-            let points = (0..<n).map { SIMD3(p.means[3 * $0], p.means[3 * $0 + 1], p.means[3 * $0 + 2]) }
-            let table = NearestNeighbours.table(points, k: k, threads: threads)
+            let table = NearestNeighbours.table(p.positions, k: k, threads: threads)
             let c = Double(color) / (Double(n) * Double(k))
             var dc = [Double](repeating: 0, count: 3 * n)
             for i in 0..<n {

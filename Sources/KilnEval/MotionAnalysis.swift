@@ -39,12 +39,11 @@ public struct MotionAnalysis: Codable, Sendable, Equatable {
         let base = frames[0]
         let n = base.count
         let weights = (0..<n).map { 1 / (1 + Float.exp(-base.opacityLogits[$0])) }
-        func points(_ p: SplatParameters<Float>) -> [SIMD3<Float>] { (0..<n).map { SIMD3(p.means[3 * $0], p.means[3 * $0 + 1], p.means[3 * $0 + 2]) } }
-        let x = points(base)
+        let x = base.positions
         var result = MotionAnalysis(times: times, translation: [], yawDegrees: [], rollDegrees: [], scale: [], nonRigid: [], fractions: [:], dominant: "still")
         var unwrappedYaw: Float = 0, previousYaw: Float = 0
         for (f, frame) in frames.enumerated() {
-            let y = points(frame)
+            let y = frame.positions
             let t = similarity(from: x, to: y, weights: weights)
             // Turn about +Y from where the forward axis (R·ẑ) points; tilt about +Z from where the
             // up axis (R·ŷ) leans: each blind to the other.

@@ -15,7 +15,7 @@ func benchNeighbours(arguments: [String]) {
     print("| ---: | ---: | ---: | :---: | ---: |")
     for count in quick ? [2_000, 20_000] : [2_000, 5_000, 20_000, 50_000, 100_000] {
         let (p, _) = benchScene(count: count, size: 64, seed: 7)
-        let points = (0..<count).map { SIMD3(p.means[3 * $0], p.means[3 * $0 + 1], p.means[3 * $0 + 2]) }
+        let points = p.positions
         var lists: [[Int]] = []
         let grid = median(runs: runs) { lists = NearestNeighbours.search(points, k: 4, threads: threads) }
         var reference = "–", same = "–"

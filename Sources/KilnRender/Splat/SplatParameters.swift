@@ -16,6 +16,8 @@ public struct SplatParameters<R: Real & BinaryFloatingPoint & SIMDScalar & Senda
     public var shDegree: Int
 
     public var count: Int { opacityLogits.count }
+    /// The Gaussians' centres, one point each (`means` as `[N]` of SIMD3).
+    public var positions: [SIMD3<R>] { (0..<count).map { SIMD3(means[3 * $0], means[3 * $0 + 1], means[3 * $0 + 2]) } }
     public var coefficientsPerChannel: Int { (shDegree + 1) * (shDegree + 1) }
 
     /// Zero-filled parameters for `count` Gaussians (the shape of a gradient).
@@ -64,7 +66,7 @@ extension SplatParameters where R == Float {
     /// The cloud these parameters describe.
     public var cloud: GaussianCloud {
         let n = count
-        return GaussianCloud(means: (0..<n).map { SIMD3(means[3 * $0], means[3 * $0 + 1], means[3 * $0 + 2]) },
+        return GaussianCloud(means: positions,
                              logScales: (0..<n).map { SIMD3(logScales[3 * $0], logScales[3 * $0 + 1], logScales[3 * $0 + 2]) },
                              rotations: (0..<n).map { SIMD4(rotations[4 * $0], rotations[4 * $0 + 1], rotations[4 * $0 + 2], rotations[4 * $0 + 3]) },
                              opacityLogits: opacityLogits, sh: sh, shDegree: shDegree)

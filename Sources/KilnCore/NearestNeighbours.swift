@@ -14,8 +14,8 @@ public enum NearestNeighbours {
         search(points, queries: queries, k: k, excludingSelf: false, threads: threads).lists
     }
 
-    /// `search(points, k:)` as one flat table, without an array per point: what the per-step
-    /// losses (colour smoothness, rigidity) use.
+    /// `search(points, k:)` as one flat table, without an array per point (what the colour
+    /// smoothness uses at every step).
     public static func table(_ points: [SIMD3<Float>], k: Int, threads: Int = Parallel.defaultThreadCount) -> NeighbourTable {
         search(points, queries: points, k: k, excludingSelf: true, threads: threads)
     }

@@ -12,14 +12,15 @@ import RealModule
 ///     L = λ_o/N·Σᵢ σ(oᵢ) + λ_s/(3N·r)·Σᵢₐ exp(lᵢₐ) + λ_c/(N·k)·Σᵢ Σ_{j∈K(i)} (‖d − m·𝟙‖² + 3β·m²),
 ///     d = cᵢ − c_j, m = (d_r + d_g + d_b)/3
 ///
-/// (‖d‖² = ‖d − m·𝟙‖² + 3m²: the difference of hue and saturation plus that of brightness, the
-/// latter weighted by β, `brightness`; β = 1 is the plain ‖cᵢ − c_j‖², β = 0 leaves brightness
-/// free, so that the shading baked into the colours of a white or grey object survives)
 /// (r the object ball's radius, so the scale term does not depend on the scene's units). The first
 /// pushes Gaussians to be transparent or gone (fewer floaters), the second keeps them small (no
 /// blurry sheets), the third is a total variation of colour over the cloud (SDS's speckles are
 /// neighbours of different colours). Neighbours are searched afresh at every step, so a resumed
 /// run stays bit-identical.
+///
+/// In the third, ‖d‖² = ‖d − m·𝟙‖² + 3m² splits a colour difference into hue and saturation and
+/// brightness, the latter weighted by β (`brightness`): β = 1 is the plain ‖cᵢ − c_j‖², β = 0
+/// leaves brightness free, so that shading baked into the colours survives.
 public enum GaussianRegularizers {
     /// L and ∂L/∂parameters (means and rotations get none).
     public static func loss(_ p: SplatParameters<Float>, opacity: Float, scale: Float, color: Float, brightness: Float = 1, neighbours k: Int,
@@ -51,6 +52,8 @@ public enum GaussianRegularizers {
             for i in 0..<n {
                 for s in (i * table.k)..<((i + 1) * table.k) {
                     let j = Int(table.indices[s])
+                    // β = 1 keeps the plain per-channel sum: the split form gives the same value
+                    // rounded differently, and runs that never set β must resume bit-identically.
                     if brightness == 1 {
                         for a in 0..<3 {
                             let d = Double(p.sh[i * stride + a]) - Double(p.sh[j * stride + a])

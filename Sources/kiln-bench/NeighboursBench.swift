@@ -16,13 +16,13 @@ func benchNeighbours(arguments: [String]) {
     for count in quick ? [2_000, 20_000] : [2_000, 5_000, 20_000, 50_000, 100_000] {
         let (p, _) = benchScene(count: count, size: 64, seed: 7)
         let points = p.positions
-        var lists: [[Int]] = []
-        let grid = median(runs: runs) { lists = NearestNeighbours.search(points, k: 4, threads: threads) }
+        var table = NeighbourTable(k: 0, count: 0, indices: [])
+        let grid = median(runs: runs) { table = NearestNeighbours.table(points, k: 4, threads: threads) }
         var reference = "–", same = "–"
         if count <= 5_000 {
             var expected: [[Int]] = []
             reference = String(format: "%.1f", median(runs: 1) { expected = NearestNeighboursReference.search(points, k: 4) })
-            same = lists == expected ? "yes" : "NO"
+            same = table.lists == expected ? "yes" : "NO"
         }
         let regulariser = median(runs: runs) {
             _ = GaussianRegularizers.loss(p, opacity: 0, scale: 0, color: 10_000, neighbours: 4, radius: 1, threads: threads)

@@ -15,7 +15,7 @@ public enum NearestNeighbours {
     }
 
     /// `search(points, k:)` as one flat table, without an array per point (what the colour
-    /// smoothness uses at every step).
+    /// smoothness and the 4D rigidity use at every step).
     public static func table(_ points: [SIMD3<Float>], k: Int, threads: Int = Parallel.defaultThreadCount) -> NeighbourTable {
         search(points, queries: points, k: k, excludingSelf: true, threads: threads)
     }

@@ -88,11 +88,15 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
     /// scale over the object's radius, and the colour differences to each Gaussian's
     /// `colorNeighbours` nearest Gaussians, of which brightness differences count
     /// `colorSmoothnessBrightness` times (1: all of them; 0: only hue and saturation, so that
-    /// shading stays).
+    /// shading stays), each squared difference weighed by `colorSmoothnessPenalty` (`l2`, or the
+    /// edge-preserving `charbonnier`, quadratic below a colour difference of `colorSmoothnessEdge`
+    /// and linear above it).
     public var opacityPenalty: Float = 0
     public var scalePenalty: Float = 0
     public var colorSmoothness: Float = 0
     public var colorSmoothnessBrightness: Float = 1
+    public var colorSmoothnessPenalty: ColorPenalty = .l2
+    public var colorSmoothnessEdge: Float = 0.1
     public var colorNeighbours = 4
     /// The SH degree of the cloud's colours (0: view-independent, DreamGaussian's), and the share
     /// of the run after which the degree in use rises by one (3DGS raises it every 1000 of 30 000
@@ -127,6 +131,9 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
         }
         guard colorSmoothnessBrightness >= 0, colorSmoothnessBrightness <= 1 else {
             throw DistillError.badSetting("gaussians.color_smoothness_brightness must be 0…1 (the share of brightness differences in the colour smoothness), got \(colorSmoothnessBrightness)")
+        }
+        guard colorSmoothnessEdge > 0, colorSmoothnessEdge <= 1 else {
+            throw DistillError.badSetting("gaussians.color_smoothness_edge must be a colour difference in (0, 1] (where the Charbonnier penalty turns from quadratic to linear), got \(colorSmoothnessEdge)")
         }
         guard (1...32).contains(colorNeighbours) else { throw DistillError.badSetting("gaussians.color_neighbours must be 1…32, got \(colorNeighbours)") }
         let rates = [("position_learning_rate", positionLearningRate), ("position_learning_rate_final", positionLearningRateFinal),

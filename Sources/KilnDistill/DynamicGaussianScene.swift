@@ -272,7 +272,7 @@ public final class DynamicGaussianScene: DistilledScene {
             // Neighbours in the canonical cloud as it is now (found every step, so that a resumed run
             // sees the same ones).
             let neighbours = Profiler.measure("neighbour search") {
-                NearestNeighbours.search(still.parameters.positions, k: motionSettings.neighbours, threads: still.threads)
+                NearestNeighbours.table(still.parameters.positions, k: motionSettings.neighbours, threads: still.threads)
             }
             let rigid = Profiler.measure("rigidity") { motion.rigidity(neighbours: neighbours, weight: motionSettings.rigidity) }
             for i in motionGradient.position.indices { motionGradient.position[i] += rigid.positionGradient[i] }

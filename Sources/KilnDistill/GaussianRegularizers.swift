@@ -9,7 +9,7 @@ import RealModule
 /// logits, l the log scales (three per Gaussian), c the base colour (the SH DC coefficients) and
 /// K(i) the k nearest Gaussians of i (by mean position, `NearestNeighbours`):
 ///
-///     L = λ_o/N·Σᵢ σ(oᵢ) + λ_s/(3N·r)·Σᵢₐ exp(lᵢₐ) + λ_c/(N·k)·Σᵢ Σ_{j∈K(i)} (‖d − m·𝟙‖² + 3β·m²),
+///     L = λ_o/N·Σᵢ σ(oᵢ) + λ_s/(3N·r)·Σᵢₐ exp(lᵢₐ) + λ_c/(N·k)·Σᵢ Σ_{j∈K(i)} ρ(‖d − m·𝟙‖² + 3β·m²),
 ///     d = cᵢ − c_j, m = (d_r + d_g + d_b)/3
 ///
 /// (r the object ball's radius, so the scale term does not depend on the scene's units). The first
@@ -20,20 +20,40 @@ import RealModule
 ///
 /// In the third, ‖d‖² = ‖d − m·𝟙‖² + 3m² splits a colour difference into hue and saturation and
 /// brightness, the latter weighted by β (`brightness`): β = 1 is the plain ‖cᵢ − c_j‖², β = 0
-/// leaves brightness free, so that shading baked into the colours survives.
+/// leaves brightness free, so that shading baked into the colours survives. The penalty ρ of the
+/// squared difference q is `ColorPenalty`: q itself (`l2`), or Charbonnier's 2ε(√(q + ε²) − ε)
+/// (`charbonnier`), which equals q to first order for differences well below ε and grows like
+/// 2ε‖d‖ above it, so that the many small differences of speckle are smoothed as by `l2` while a
+/// border between two parts of different colour (one large difference) pulls with a bounded force,
+/// as in an image's total variation. ε (`edge`) is a difference of rendered colour (0…1 per
+/// channel), converted to SH units by the DC basis constant.
 public enum GaussianRegularizers {
     /// L and ∂L/∂parameters (means and rotations get none).
-    public static func loss(_ p: SplatParameters<Float>, opacity: Float, scale: Float, color: Float, brightness: Float = 1, neighbours k: Int,
+    public static func loss(_ p: SplatParameters<Float>, opacity: Float, scale: Float, color: Float, brightness: Float = 1,
+                            penalty: ColorPenalty = .l2, edge: Float = 0.1, neighbours k: Int,
                             radius: Float, threads: Int = Parallel.defaultThreadCount) -> (value: Double, gradient: SplatParameters<Float>) {
+        var g = SplatParameters<Float>(zerosLike: p.count, shDegree: p.shDegree)
+        let value = accumulate(p, into: &g, opacity: opacity, scale: scale, color: color, brightness: brightness, penalty: penalty, edge: edge,
+                               neighbours: k, radius: radius, threads: threads)
+        return (value, g)
+    }
+
+    /// Adds ∂L/∂parameters to `gradient` in place (only the groups a regulariser that is on
+    /// touches) and returns L. A term whose gradient is not finite (a log scale past 88 overflows
+    /// its exp) is left out, so that one overflow drops a term rather than poisoning the step.
+    public static func accumulate(_ p: SplatParameters<Float>, into g: inout SplatParameters<Float>, opacity: Float, scale: Float, color: Float,
+                                  brightness: Float = 1, penalty: ColorPenalty = .l2, edge: Float = 0.1, neighbours k: Int,
+                                  radius: Float, threads: Int = Parallel.defaultThreadCount) -> Double {
         let n = p.count
-        var g = SplatParameters<Float>(zerosLike: n, shDegree: p.shDegree)
-        guard n > 0 else { return (0, g) }
+        precondition(g.count == n && g.sh.count == p.sh.count, "the gradient must have the parameters' shape")
+        guard n > 0 else { return 0 }
         var value = 0.0
         if opacity > 0 {
             for i in 0..<n {
                 let s = 1 / (1 + Foundation.exp(-Double(p.opacityLogits[i])))
                 value += Double(opacity) / Double(n) * s
-                g.opacityLogits[i] = Float(Double(opacity) / Double(n) * s * (1 - s))
+                let d = Float(Double(opacity) / Double(n) * s * (1 - s))
+                if d.isFinite { g.opacityLogits[i] += d }
             }
         }
         if scale > 0 {
@@ -41,20 +61,22 @@ public enum GaussianRegularizers {
             for i in 0..<(3 * n) {
                 let e = Foundation.exp(Double(p.logScales[i]))
                 value += c * e
-                g.logScales[i] = Float(c * e)
+                let d = Float(c * e)
+                if d.isFinite { g.logScales[i] += d }
             }
         }
         if color > 0, k > 0, n > 1 {
             let stride = p.sh.count / n  // (D + 1)² coefficients × 3 per Gaussian, DC first
             let table = NearestNeighbours.table(p.positions, k: k, threads: threads)
             let c = Double(color) / (Double(n) * Double(k))
+            let beta = Double(brightness), epsilon = Double(edge) / SphericalHarmonics.c0, robust = penalty == .charbonnier
             var dc = [Double](repeating: 0, count: 3 * n)
             for i in 0..<n {
                 for s in (i * table.k)..<((i + 1) * table.k) {
                     let j = Int(table.indices[s])
                     // β = 1 keeps the plain per-channel sum: the split form gives the same value
                     // rounded differently, and runs that never set β must resume bit-identically.
-                    if brightness == 1 {
+                    if brightness == 1 && !robust {
                         for a in 0..<3 {
                             let d = Double(p.sh[i * stride + a]) - Double(p.sh[j * stride + a])
                             value += c * d * d
@@ -65,19 +87,41 @@ public enum GaussianRegularizers {
                         let d = SIMD3<Double>(Double(p.sh[i * stride]) - Double(p.sh[j * stride]),
                                               Double(p.sh[i * stride + 1]) - Double(p.sh[j * stride + 1]),
                                               Double(p.sh[i * stride + 2]) - Double(p.sh[j * stride + 2]))
-                        let m = d.sum() / 3, beta = Double(brightness), hue = d - SIMD3(repeating: m)
-                        value += c * ((hue * hue).sum() + 3 * beta * m * m)
-                        // ∂/∂cᵢ = 2(d − (1 − β)·m·𝟙); c_j gets the opposite.
+                        let m = d.sum() / 3, hue = d - SIMD3(repeating: m)
+                        let q = (hue * hue).sum() + 3 * beta * m * m
+                        // ∂q/∂cᵢ = 2(d − (1 − β)·m·𝟙); ρ'(q) = 1 for l2, ε/√(q + ε²) for Charbonnier.
+                        var slope = 1.0
+                        if robust {
+                            let root = (q + epsilon * epsilon).squareRoot()
+                            value += c * 2 * epsilon * (root - epsilon)
+                            slope = epsilon / root
+                        } else {
+                            value += c * q
+                        }
                         for a in 0..<3 {
-                            let gradient = 2 * c * (d[a] - (1 - beta) * m)
+                            let gradient = 2 * c * slope * (d[a] - (1 - beta) * m)
                             dc[3 * i + a] += gradient
                             dc[3 * j + a] -= gradient
                         }
                     }
                 }
             }
-            for i in 0..<n { for a in 0..<3 { g.sh[i * stride + a] = Float(dc[3 * i + a]) } }
+            for i in 0..<n {
+                for a in 0..<3 {
+                    let d = Float(dc[3 * i + a])
+                    if d.isFinite { g.sh[i * stride + a] += d }
+                }
+            }
         }
-        return (value, g)
+        return value
     }
+}
+
+/// How the colour smoothness weighs a squared colour difference q between neighbours
+/// (`gaussians.color_smoothness_penalty`; see `GaussianRegularizers`).
+public enum ColorPenalty: String, SettingChoice {
+    /// q: large differences (borders between parts) pull hardest.
+    case l2
+    /// 2ε(√(q + ε²) − ε): like q below the edge ε, like 2ε‖d‖ above it (edge-preserving).
+    case charbonnier
 }

@@ -71,14 +71,13 @@ public final class GaussianScene: DistilledScene {
 
     public func applyStep(step: Int, of steps: Int, rng: inout RNG) {
         if settings.regularized {
-            var g = Profiler.measure("regularisers") { GaussianRegularizers.loss(parameters, opacity: settings.opacityPenalty, scale: settings.scalePenalty, color: settings.colorSmoothness,
-                                              brightness: settings.colorSmoothnessBrightness,
-                                              neighbours: settings.colorNeighbours, radius: extent, threads: threads).gradient }
-            // Added after the step's finite check: an overflow (a log scale past 88) is dropped, not applied.
-            for i in g.logScales.indices where !g.logScales[i].isFinite { g.logScales[i] = 0 }
-            for i in g.sh.indices where !g.sh[i].isFinite { g.sh[i] = 0 }
-            for i in g.opacityLogits.indices where !g.opacityLogits[i].isFinite { g.opacityLogits[i] = 0 }
-            add(g)
+            // Added after the step's finite check: a term that overflows (a log scale past 88) is left out.
+            Profiler.measure("regularisers") {
+                _ = GaussianRegularizers.accumulate(parameters, into: &gradient, opacity: settings.opacityPenalty, scale: settings.scalePenalty,
+                                                    color: settings.colorSmoothness, brightness: settings.colorSmoothnessBrightness,
+                                                    penalty: settings.colorSmoothnessPenalty, edge: settings.colorSmoothnessEdge,
+                                                    neighbours: settings.colorNeighbours, radius: extent, threads: threads)
+            }
         }
         optimizer.step(&parameters, gradients: gradient)
         discardGradient()

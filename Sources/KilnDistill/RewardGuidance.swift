@@ -4,7 +4,7 @@ import KilnNN
 import KilnPrior
 
 /// Which score-distillation gradient a run follows (`--method`).
-public enum DistillationMethod: String, Codable, Sendable, CaseIterable {
+public enum DistillationMethod: String, SettingChoice {
     /// Plain SDS.
     case sds
     /// RewardSDS: N noises at one t, each SDS term weighted by the reward of its one-step x̂₀.
@@ -16,7 +16,7 @@ public enum DistillationMethod: String, Codable, Sendable, CaseIterable {
 }
 
 /// How RewardSDS turns the N rewards of one view into weights (Chachy et al. 2025).
-public enum RewardSelection: String, Codable, Sendable, CaseIterable {
+public enum RewardSelection: String, SettingChoice {
     /// softmax(r / τ).
     case weighted
     /// 0.9·mean(top k) − 0.1·mean(bottom k).

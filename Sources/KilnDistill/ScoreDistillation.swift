@@ -4,7 +4,7 @@ import KilnNN
 import KilnPrior
 
 /// The weighting w(t) of the SDS gradient (DreamFusion and its successors).
-public enum SDSWeighting: String, Codable, Sendable, CaseIterable {
+public enum SDSWeighting: String, SettingChoice {
     /// w = 1 − ᾱ_t (DreamFusion's, threestudio's "sds").
     case sds
     /// w = 1.
@@ -26,7 +26,7 @@ public enum SDSWeighting: String, Codable, Sendable, CaseIterable {
 /// one is built from the prior's unconditional, conditional and guided noise predictions
 /// (`NoisePrediction`) at the same x_t, so each works with any `DiffusionPrior` and composes with
 /// the reward-aware methods, which all take their gradient from `ScoreDistillation.term`.
-public enum DistillationObjective: String, Codable, Sendable, CaseIterable {
+public enum DistillationObjective: String, SettingChoice {
     /// SDS (DreamFusion): ε̂_s − ε, with ε̂_s = ε_∅ + s·(ε_y − ε_∅) the guided prediction.
     case sds
     /// Classifier score distillation (Yu et al. 2023): s·(ε_y − ε_∅), the guidance direction alone
@@ -63,7 +63,7 @@ public enum DistillationObjective: String, Codable, Sendable, CaseIterable {
 }
 
 /// How each step's timestep is drawn.
-public enum TimestepSchedule: String, Codable, Sendable, CaseIterable {
+public enum TimestepSchedule: String, SettingChoice {
     /// t ~ U[min, max]·T, independently each step (DreamFusion).
     case random
     /// t = (max − (max − min)·progress)·T plus a jitter of ±(max − min)/20·T: from coarse shape to

@@ -78,6 +78,18 @@ struct GaussianDistillationTests {
             wrong.colorSmoothnessBrightness = bad
             #expect { try wrong.validate() } throws: { "\($0)".contains("gaussians.color_smoothness_brightness must be 0…1") }
         }
+        for bad: Float in [0, -0.1, 2, .nan] {
+            var wrong = GaussianSettings()
+            wrong.colorSmoothnessEdge = bad
+            #expect { try wrong.validate() } throws: { "\($0)".contains("gaussians.color_smoothness_edge must be a colour difference") }
+        }
+        // The penalty is read by name from a settings file; an unknown one is named with its choices.
+        let read = try SettingsFile.read(GaussianSettings(), from: Data(#"{"color_smoothness_penalty": "charbonnier", "color_smoothness_edge": 0.2}"#.utf8),
+                                         source: "config.json").value
+        #expect(read.colorSmoothnessPenalty == .charbonnier && read.colorSmoothnessEdge == 0.2)
+        #expect { try SettingsFile.read(GaussianSettings(), from: Data(#"{"color_smoothness_penalty": "tv"}"#.utf8), source: "config.json") } throws: {
+            "\($0)".contains("color_smoothness_penalty") && "\($0)".contains("not one of l2, charbonnier")
+        }
         let run = try Self.run(shDegree: 1)
         #expect(run.scene.parameters.shDegree == 1)
         func rest(_ p: SplatParameters<Float>) -> [Float] { (0..<p.count).flatMap { i in p.sh[(i * 12 + 3)..<(i * 12 + 12)] } }
@@ -119,12 +131,14 @@ struct GaussianDistillationTests {
         p = SplatParameters(means: p.means, logScales: p.logScales.map { $0 + Float(rng.normal()) * 0.3 }, rotations: p.rotations,
                             opacityLogits: (0..<n).map { _ in Float(rng.normal()) }, sh: (0..<(3 * n)).map { _ in Float(rng.normal()) * 0.5 }, shDegree: 0)
         let (opacity, scale, color, k, radius): (Float, Float, Float, Int, Float) = (0.7, 0.3, 1.5, 3, 0.4)
-        // Every colour difference (β = 1), brightness at a share, and hue and saturation alone.
-        for brightness: Float in [1, 0.3, 0] {
-            let g = GaussianRegularizers.loss(p, opacity: opacity, scale: scale, color: color, brightness: brightness, neighbours: k, radius: radius,
-                                              threads: 1).gradient
+        // Every colour difference (β = 1), brightness at a share, and hue and saturation alone; with
+        // the squared penalty and with Charbonnier's at an edge inside the colours' spread.
+        for (brightness, penalty): (Float, ColorPenalty) in [(1, .l2), (0.3, .l2), (0, .l2), (1, .charbonnier), (0.3, .charbonnier)] {
+            let g = GaussianRegularizers.loss(p, opacity: opacity, scale: scale, color: color, brightness: brightness, penalty: penalty, edge: 0.05,
+                                              neighbours: k, radius: radius, threads: 1).gradient
             func value(_ q: SplatParameters<Float>) -> Double {
-                GaussianRegularizers.loss(q, opacity: opacity, scale: scale, color: color, brightness: brightness, neighbours: k, radius: radius, threads: 1).value
+                GaussianRegularizers.loss(q, opacity: opacity, scale: scale, color: color, brightness: brightness, penalty: penalty, edge: 0.05,
+                                          neighbours: k, radius: radius, threads: 1).value
             }
             let h: Float = 1e-2
             for (name, path, analytic) in [("opacity", \SplatParameters<Float>.opacityLogits, g.opacityLogits), ("scales", \SplatParameters<Float>.logScales, g.logScales),
@@ -134,7 +148,7 @@ struct GaussianDistillationTests {
                     plus[keyPath: path][i] += h
                     minus[keyPath: path][i] -= h
                     let numeric = (value(plus) - value(minus)) / (2 * Double(h))
-                    #expect(abs(Double(analytic[i]) - numeric) < 2e-3 * (1 + abs(numeric)) , "β \(brightness), \(name) \(i): \(analytic[i]) against \(numeric)")
+                    #expect(abs(Double(analytic[i]) - numeric) < 2e-3 * (1 + abs(numeric)) , "β \(brightness) \(penalty), \(name) \(i): \(analytic[i]) against \(numeric)")
                 }
             }
             #expect(g.means.allSatisfy { $0 == 0 } && g.rotations.allSatisfy { $0 == 0 })
@@ -151,6 +165,38 @@ struct GaussianDistillationTests {
             GaussianRegularizers.loss(q, opacity: 0, scale: 0, color: color, neighbours: k, radius: radius, threads: 1).value
         }
         #expect(plain(brighter) > plain(p) * 1.01, "brightness differences count with β = 1")
+        // Charbonnier: the squared penalty to first order for differences well below the edge, and a
+        // bounded pull (at most 2ε in SH units per pair, against 2‖d‖ for l2) across a large one.
+        func colour(_ q: SplatParameters<Float>, _ penalty: ColorPenalty, edge: Float) -> (value: Double, gradient: SplatParameters<Float>) {
+            GaussianRegularizers.loss(q, opacity: 0, scale: 0, color: color, penalty: penalty, edge: edge, neighbours: k, radius: radius, threads: 1)
+        }
+        var faint = p
+        faint.sh = p.sh.map { $0 * 1e-3 }
+        let (l2Faint, robustFaint) = (colour(faint, .l2, edge: 0.5), colour(faint, .charbonnier, edge: 0.5))
+        #expect(abs(robustFaint.value - l2Faint.value) < 1e-3 * l2Faint.value, "\(robustFaint.value) against \(l2Faint.value)")
+        for i in faint.sh.indices { #expect(abs(robustFaint.gradient.sh[i] - l2Faint.gradient.sh[i]) <= 1e-3 * abs(l2Faint.gradient.sh[i]) + 1e-12) }
+        var border = p
+        for i in 0..<n { for a in 0..<3 { border.sh[3 * i + a] = border.means[3 * i] > 0 ? (a == 0 ? 2 : -2) : (a == 2 ? 2 : -2) } }  // red and blue halves
+        let edge: Float = 0.1, bound = 2 * Double(edge) / SphericalHarmonics.c0 * Double(color) / Double(n * k)
+        let (l2Border, robustBorder) = (colour(border, .l2, edge: edge), colour(border, .charbonnier, edge: edge))
+        #expect(robustBorder.value < 0.2 * l2Border.value)
+        let table = NearestNeighbours.table(border.positions, k: k, threads: 1)
+        var pairs = [Int](repeating: k, count: n)  // each Gaussian's own k, and every list it is on
+        for j in table.indices { pairs[Int(j)] += 1 }
+        for i in 0..<n {
+            let pull = SIMD3(Double(robustBorder.gradient.sh[3 * i]), Double(robustBorder.gradient.sh[3 * i + 1]), Double(robustBorder.gradient.sh[3 * i + 2]))
+            #expect((pull * pull).sum().squareRoot() <= bound * Double(pairs[i]) * 1.0001, "Gaussian \(i): a pull of \(pull) across the border")
+        }
+        #expect(l2Border.gradient.sh.map(abs).max()! > 5 * robustBorder.gradient.sh.map(abs).max()!)
+        // Added in place: the same gradient as the returned one, on top of what is there.
+        var base = SplatParameters<Float>(zerosLike: n, shDegree: 0)
+        base.sh = base.sh.indices.map { Float($0 % 5) }
+        var accumulated = base
+        let accumulatedValue = GaussianRegularizers.accumulate(p, into: &accumulated, opacity: opacity, scale: scale, color: color, penalty: .charbonnier,
+                                                               neighbours: k, radius: radius, threads: 1)
+        let alone = GaussianRegularizers.loss(p, opacity: opacity, scale: scale, color: color, penalty: .charbonnier, neighbours: k, radius: radius, threads: 1)
+        #expect(accumulatedValue == alone.value)
+        #expect(accumulated.sh == zip(base.sh, alone.gradient.sh).map { $0 + $1 } && accumulated.opacityLogits == alone.gradient.opacityLogits)
         // Off is off: no weight, no loss and no gradient.
         let off = GaussianRegularizers.loss(p, opacity: 0, scale: 0, color: 0, neighbours: k, radius: radius)
         #expect(off.value == 0 && off.gradient == SplatParameters(zerosLike: n, shDegree: 0))

@@ -71,7 +71,7 @@ extension SplatMotionTests {
     @Test("rigidity: zero for a cloud moving as one piece; its gradient matches float64 central differences")
     func rigidity() {
         let motion = Self.randomMotion(count: 7, seed: 21)
-        let neighbours = [[1, 2], [0], [0, 3], [2, 4], [3, 5], [4, 6], [5]]
+        let neighbours = NeighbourTable(k: 2, count: 7, indices: [1, 2, 0, 2, 0, 3, 2, 4, 3, 5, 4, 6, 5, 4])
         let (loss, gradient) = motion.rigidity(neighbours: neighbours, weight: 0.7)
         #expect(loss > 0)
         let eps = 1e-6

@@ -75,6 +75,13 @@ struct SettingsFileTests {
         #expect(e.problem.contains("'mesh', not one of gaussians, nerf") && e.fix == "use one of them")
         let stage = try #require(error("{\"refine\": {\"stage\": \"texture\"}}"))
         #expect(stage.key == "refine.stage" && stage.problem.contains("none, mesh"))
+        // Every choice of the distillation's settings lists its names the same way.
+        for (section, key, listed) in [("sds", "objective", "sds, csd"), ("sds", "weighting", "sds"), ("sds", "timestep_schedule", "random, annealed"),
+                                       ("guidance", "method", "sds, rw-sds"), ("guidance", "selection", "weighted"),
+                                       ("gaussians", "color_smoothness_penalty", "l2, charbonnier")] {
+            let e = try #require(error("{\"\(section)\": {\"\(key)\": \"nonsense\"}}"), "\(section).\(key)")
+            #expect(e.key == "\(section).\(key)" && e.problem.contains("'nonsense', not one of \(listed)") && e.fix == "use one of them", "\(e)")
+        }
     }
 
     @Test("a syntax error names its line and column")

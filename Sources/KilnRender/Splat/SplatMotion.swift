@@ -90,19 +90,22 @@ public struct SplatMotion<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>
     }
 
     /// Local rigidity of the motion: neighbouring Gaussians should move alike. The loss is
-    /// `weight` times the mean, over every Gaussian i and each of its `neighbours[i]` j, of
-    /// ‖Pᵢ − Pⱼ‖² (all K position coefficients), so a cloud that moves as one piece pays nothing.
+    /// `weight` times the mean, over every Gaussian i and each of its neighbours j (row i of
+    /// `neighbours`, `NearestNeighbours.table`), of ‖Pᵢ − Pⱼ‖² (all K position coefficients), so a
+    /// cloud that moves as one piece pays nothing.
     /// - Returns: the loss and its gradient with respect to `position`.
     @_specialize(where R == Float)
-    public func rigidity(neighbours: [[Int]], weight: R) -> (loss: R, positionGradient: [R]) {
+    public func rigidity(neighbours: NeighbourTable, weight: R) -> (loss: R, positionGradient: [R]) {
+        precondition(neighbours.count == count, "rigidity: a neighbour table of \(neighbours.count) rows for \(count) Gaussians")
         let width = 3 * Self.basisCount
-        let pairs = neighbours.reduce(0) { $0 + $1.count }
+        let pairs = neighbours.indices.count
         var gradient = [R](repeating: 0, count: position.count)
         guard pairs > 0 else { return (0, gradient) }
         let scale = weight / R(pairs)
         var loss: R = 0
-        for (i, list) in neighbours.enumerated() {
-            for j in list {
+        for i in 0..<neighbours.count {
+            for j in neighbours[i] {
+                let j = Int(j)
                 for e in 0..<width {
                     let d = position[i * width + e] - position[j * width + e]
                     loss += scale * d * d

@@ -118,7 +118,7 @@ public enum RewardGuidance {
                                    timestep: t, noise: noise, settings: sds, particle: particle)
         }
         // VSD: the particle model learns the renders as they are now, after scoring them.
-        if let particle { Profiler.measure("VSD particle model") { particle.train(on: x, views: views, rng: &rng) } }
+        if let particle { _ = Profiler.measure("VSD particle model") { particle.train(on: x, views: views, rng: &rng) } }
         func row(_ values: [Float], _ r: Int) -> ArraySlice<Float> { values[(r * plane)..<((r + 1) * plane)] }
 
         // Rewards of the one-step estimates, when the method or the view weighting needs them.

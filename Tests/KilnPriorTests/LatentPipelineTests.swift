@@ -69,8 +69,10 @@ struct LatentPipelineTests {
             "\($0)".contains("Kiln runs AutoencoderKL")
         }
         #expect { try ModelIndex(json: Data(#"{"_class_name": "IFPipeline"}"#.utf8), source: "m.json") } throws: { "\($0)".contains("IFPipeline") }
-        #expect { try ModelIndex(json: Data(#"{"unet": "UNet2DConditionModel"}"#.utf8), source: "m.json") } throws: {
-            "\($0)".contains("not a [library, class] pair")
+        for component in [#""UNet2DConditionModel""#, "true", "3", "0.5"] {
+            #expect { try ModelIndex(json: Data(#"{"unet": \#(component)}"#.utf8), source: "m.json") } throws: {
+                "\($0)".contains("not a [library, class] pair")
+            }
         }
     }
 

@@ -66,7 +66,8 @@ public struct ModelIndex: Sendable, Equatable {
             let value = object[key]!
             let isComponent = Self.runComponents[key] != nil || Self.unusedComponents.contains(key)
             switch value {
-            case .bool, .int, .double, .string where !isComponent: continue  // settings such as requires_safety_checker
+            // Settings such as requires_safety_checker; a component given as one is an error below.
+            case .bool where !isComponent, .int where !isComponent, .double where !isComponent, .string where !isComponent: continue
             case .array(let items) where items.count == 2:
                 if case .null = items[0], case .null = items[1] { continue }
                 let names = items.map { item -> String in if case .string(let s) = item { return s } else { return item.text } }

@@ -14,6 +14,9 @@ public struct SplatFrame: Sendable {
     /// Tile lists: Gaussians of tile `t` are `tileEntries[tileStart[t] ..< tileStart[t + 1]]`, front to back.
     var tileStart: [Int32]
     var tileEntries: [Int32]
+    /// The entries' projections gathered per tile (`TileList.fields` arrays of each tile's length,
+    /// starting at `TileList.fields`·`tileStart[t]`), written once by the forward pass.
+    var tileData: [Float]
     /// Per pixel: transmittance after the last contributor, and how many list entries were read.
     var finalTransmittance: [Float]
     var processed: [Int32]
@@ -55,41 +58,57 @@ public enum SplatRasterizer {
         var color = [Float](repeating: 0, count: 3 * w * h), alpha = [Float](repeating: 0, count: w * h)
         var depth = [Float](repeating: 0, count: w * h), finalT = [Float](repeating: 1, count: w * h)
         var processed = [Int32](repeating: 0, count: w * h)
+        var tileData = [Float](repeating: 0, count: TileList.fields * tileEntries.count)
         let bg = settings.background
         color.withUnsafeMutableBufferPointer { c in alpha.withUnsafeMutableBufferPointer { a in depth.withUnsafeMutableBufferPointer { d in
-        finalT.withUnsafeMutableBufferPointer { t in processed.withUnsafeMutableBufferPointer { np in
+        finalT.withUnsafeMutableBufferPointer { t in processed.withUnsafeMutableBufferPointer { np in tileData.withUnsafeMutableBufferPointer { td in
             let c = UnsafeMutableSendableBuffer(c), a = UnsafeMutableSendableBuffer(a), d = UnsafeMutableSendableBuffer(d)
-            let t = UnsafeMutableSendableBuffer(t), np = UnsafeMutableSendableBuffer(np)
+            let t = UnsafeMutableSendableBuffer(t), np = UnsafeMutableSendableBuffer(np), td = UnsafeMutableSendableBuffer(td)
             forEachTile(tilesX * tilesY, threads: threads) { tile in
-                let list = TileList(projected: visibleProjection, entries: tileEntries, start: Int(tileStart[tile]), end: Int(tileStart[tile + 1]))
+                let start = Int(tileStart[tile])
+                let list = TileList(data: td.buffer.baseAddress, start: start, end: Int(tileStart[tile + 1]))
+                list.fill(projected: visibleProjection, entries: tileEntries)
                 let x0 = (tile % tilesX) * tileSize, y0 = (tile / tilesX) * tileSize
-                let row = list.row
-                for y in y0..<min(y0 + tileSize, h) {
-                    let rowCount = list.entries(coveringRow: Float(y) + 0.5)
-                    for x in x0..<min(x0 + tileSize, w) {
-                        let px = Float(x) + 0.5, py = Float(y) + 0.5
-                        var T: Float = 1, r: Float = 0, g: Float = 0, b: Float = 0, z: Float = 0
-                        var count = 0
-                        for k in 0..<rowCount {
-                            let j = Int(row[k])
-                            guard let alphaJ = list.alpha(j, px: px, py: py)?.alpha else { continue }
+                let tw = min(tileSize, w - x0), th = min(tileSize, h - y0)
+                // Each entry, front to back, visits the pixels of its bounding square inside the
+                // tile; every pixel sees its entries in the same order as a per-pixel loop would.
+                let state = TilePixels(count: tw * th, transmittance: 1)
+                var active = tw * th
+                for j in 0..<list.count where active > 0 {
+                    guard let (xs, ys) = list.pixels(j, x0: x0, y0: y0, width: tw, height: th) else { continue }
+                    for y in ys {
+                        let py = Float(y) + 0.5
+                        guard abs(list.meanY[j] - py) <= list.radius[j] else { continue }
+                        for x in xs {
+                            let q = (y - y0) * tw + (x - x0)
+                            guard state.live[q] != 0, let alphaJ = list.alpha(j, px: Float(x) + 0.5, py: py)?.alpha else { continue }
+                            let T = state.T[q]
                             let next = T * (1 - alphaJ)
-                            if next < Float(SplatRenderSettings.transmittanceMin) { break }
+                            if next < Float(SplatRenderSettings.transmittanceMin) {
+                                state.live[q] = 0
+                                active -= 1
+                                continue
+                            }
                             let weight = alphaJ * T
-                            r += list.red[j] * weight; g += list.green[j] * weight; b += list.blue[j] * weight
-                            z += list.depth[j] * weight
-                            T = next
-                            count = j + 1
+                            state.r[q] += list.red[j] * weight; state.g[q] += list.green[j] * weight; state.b[q] += list.blue[j] * weight
+                            state.z[q] += list.depth[j] * weight
+                            state.T[q] = next
+                            state.count[q] = Int32(j + 1)
                         }
-                        let o = y * w + x
-                        c[3 * o] = r + T * bg.x; c[3 * o + 1] = g + T * bg.y; c[3 * o + 2] = b + T * bg.z
-                        a[o] = 1 - T; d[o] = z; t[o] = T; np[o] = Int32(count)
+                    }
+                }
+                for y in y0..<(y0 + th) {
+                    for x in x0..<(x0 + tw) {
+                        let q = (y - y0) * tw + (x - x0), o = y * w + x
+                        let T = state.T[q]
+                        c[3 * o] = state.r[q] + T * bg.x; c[3 * o + 1] = state.g[q] + T * bg.y; c[3 * o + 2] = state.b[q] + T * bg.z
+                        a[o] = 1 - T; d[o] = state.z[q]; t[o] = T; np[o] = state.count[q]
                     }
                 }
             }
-        } } } } }
+        } } } } } }
         return SplatFrame(images: SplatImages(width: w, height: h, color: color, alpha: alpha, depth: depth), camera: camera,
-                          settings: settings, projected: projected, tileStart: tileStart, tileEntries: tileEntries,
+                          settings: settings, projected: projected, tileStart: tileStart, tileEntries: tileEntries, tileData: tileData,
                           finalTransmittance: finalT, processed: processed, threads: threads)
     }
 
@@ -106,63 +125,84 @@ public enum SplatRasterizer {
         var entryGrad = [Float](repeating: 0, count: fields * entries)
         // Background gradient per tile, summed in tile order afterwards.
         var tileBackground = [SIMD3<Float>](repeating: .zero, count: tiles)
-        entryGrad.withUnsafeMutableBufferPointer { eg in tileBackground.withUnsafeMutableBufferPointer { tb in
-            let eg = UnsafeMutableSendableBuffer(eg), tb = UnsafeMutableSendableBuffer(tb)
+        entryGrad.withUnsafeMutableBufferPointer { eg in tileBackground.withUnsafeMutableBufferPointer { tb in frame.tileData.withUnsafeBufferPointer { td in
+            let eg = UnsafeMutableSendableBuffer(eg), tb = UnsafeMutableSendableBuffer(tb), td = UnsafeSendableBuffer(td)
             forEachTile(tiles, threads: frame.threads) { tile in
                 let start = Int(frame.tileStart[tile])
-                let list = TileList(projected: frame.projected, entries: frame.tileEntries, start: start, end: Int(frame.tileStart[tile + 1]))
+                let list = TileList(data: UnsafeMutablePointer(mutating: td.buffer.baseAddress), start: start, end: Int(frame.tileStart[tile + 1]))
                 let x0 = (tile % tilesX) * tileSize, y0 = (tile / tilesX) * tileSize
+                let tw = min(tileSize, w - x0), th = min(tileSize, h - y0)
                 var gBackground = SIMD3<Float>.zero
-                let row = list.row
-                for y in y0..<min(y0 + tileSize, h) {
-                    let rowCount = list.entries(coveringRow: Float(y) + 0.5)
-                    for x in x0..<min(x0 + tileSize, w) {
-                        let o = y * w + x
-                        let px = Float(x) + 0.5, py = Float(y) + 0.5
-                        let dR = dImage.color[3 * o], dG = dImage.color[3 * o + 1], dB = dImage.color[3 * o + 2]
-                        let dZ = dImage.depth?[o] ?? 0, dA = dImage.alpha?[o] ?? 0
-                        let tFinal = frame.finalTransmittance[o]
-                        gBackground += SIMD3(dR, dG, dB) * tFinal
-                        let bgDot = bg.x * dR + bg.y * dG + bg.z * dB
-                        var T = tFinal
-                        // Colour behind the current Gaussian, relative to the transmittance after it.
-                        var accR: Float = 0, accG: Float = 0, accB: Float = 0, accZ: Float = 0
-                        var lastAlpha: Float = 0, lastR: Float = 0, lastG: Float = 0, lastB: Float = 0, lastZ: Float = 0
-                        let processed = Int(frame.processed[o])
-                        var k = rowCount - 1
-                        while k >= 0 {
-                            let j = Int(row[k])
-                            k -= 1
-                            guard j < processed, let (alphaJ, gauss, dx, dy) = list.alpha(j, px: px, py: py) else { continue }
-                            T /= (1 - alphaJ)
-                            let weight = alphaJ * T
-                            let slot = fields * (start + j)
-                            eg[slot + 6] += weight * dR; eg[slot + 7] += weight * dG; eg[slot + 8] += weight * dB
-                            eg[slot + 9] += weight * dZ
-                            accR = lastAlpha * lastR + (1 - lastAlpha) * accR
-                            accG = lastAlpha * lastG + (1 - lastAlpha) * accG
-                            accB = lastAlpha * lastB + (1 - lastAlpha) * accB
-                            accZ = lastAlpha * lastZ + (1 - lastAlpha) * accZ
-                            lastR = list.red[j]; lastG = list.green[j]; lastB = list.blue[j]; lastZ = list.depth[j]
-                            lastAlpha = alphaJ
-                            var gAlpha = (lastR - accR) * dR + (lastG - accG) * dG + (lastB - accB) * dB + (lastZ - accZ) * dZ
-                            gAlpha *= T
-                            gAlpha += (dA - bgDot) * tFinal / (1 - alphaJ)
+                // Per pixel: the loss's gradients, and the back-to-front recurrence's state (the
+                // transmittance, the colour behind the current entry relative to the transmittance
+                // after it, and the entry last composited).
+                let pixels = TilePixels(count: tw * th, transmittance: 0)
+                let dR = pixels.dR, dG = pixels.dG, dB = pixels.dB, dZ = pixels.dZ, dA = pixels.dA
+                let bgDot = pixels.bgDot, tFinal = pixels.tFinal, T = pixels.T
+                let accR = pixels.r, accG = pixels.g, accB = pixels.b, accZ = pixels.z
+                let lastAlpha = pixels.lastAlpha, lastR = pixels.lastR, lastG = pixels.lastG, lastB = pixels.lastB, lastZ = pixels.lastZ
+                let processed = pixels.count
+                for y in y0..<(y0 + th) {
+                    for x in x0..<(x0 + tw) {
+                        let o = y * w + x, q = (y - y0) * tw + (x - x0)
+                        dR[q] = dImage.color[3 * o]; dG[q] = dImage.color[3 * o + 1]; dB[q] = dImage.color[3 * o + 2]
+                        dZ[q] = dImage.depth?[o] ?? 0; dA[q] = dImage.alpha?[o] ?? 0
+                        tFinal[q] = frame.finalTransmittance[o]
+                        T[q] = tFinal[q]
+                        gBackground += SIMD3(dR[q], dG[q], dB[q]) * tFinal[q]
+                        bgDot[q] = bg.x * dR[q] + bg.y * dG[q] + bg.z * dB[q]
+                        processed[q] = frame.processed[o]
+                    }
+                }
+                // Entries back to front, each over its bounding square in the tile in raster order:
+                // every pixel sees the entries in the per-pixel loop's order, and every entry sums
+                // its pixels in raster order, so the sums are the same bits.
+                var j = list.count - 1
+                while j >= 0 {
+                    defer { j -= 1 }
+                    guard let (xs, ys) = list.pixels(j, x0: x0, y0: y0, width: tw, height: th) else { continue }
+                    var g = (mx: Float(0), my: Float(0), ca: Float(0), cb: Float(0), cc: Float(0), op: Float(0), r: Float(0), gr: Float(0), b: Float(0), z: Float(0))
+                    let opacity = list.opacity[j], red = list.red[j], green = list.green[j], blue = list.blue[j], depth = list.depth[j]
+                    let conicA = list.conicA[j], conicB = list.conicB[j], conicC = list.conicC[j]
+                    for y in ys {
+                        let py = Float(y) + 0.5
+                        guard abs(list.meanY[j] - py) <= list.radius[j] else { continue }
+                        for x in xs {
+                            let q = (y - y0) * tw + (x - x0)
+                            guard j < Int(processed[q]), let (alphaJ, gauss, dx, dy) = list.alpha(j, px: Float(x) + 0.5, py: py) else { continue }
+                            T[q] /= (1 - alphaJ)
+                            let t = T[q]
+                            let weight = alphaJ * t
+                            g.r += weight * dR[q]; g.gr += weight * dG[q]; g.b += weight * dB[q]
+                            g.z += weight * dZ[q]
+                            let la = lastAlpha[q]
+                            accR[q] = la * lastR[q] + (1 - la) * accR[q]
+                            accG[q] = la * lastG[q] + (1 - la) * accG[q]
+                            accB[q] = la * lastB[q] + (1 - la) * accB[q]
+                            accZ[q] = la * lastZ[q] + (1 - la) * accZ[q]
+                            lastR[q] = red; lastG[q] = green; lastB[q] = blue; lastZ[q] = depth
+                            lastAlpha[q] = alphaJ
+                            var gAlpha = (red - accR[q]) * dR[q] + (green - accG[q]) * dG[q] + (blue - accB[q]) * dB[q] + (depth - accZ[q]) * dZ[q]
+                            gAlpha *= t
+                            gAlpha += (dA[q] - bgDot[q]) * tFinal[q] / (1 - alphaJ)
                             // α = min(0.99, o·G): no gradient where the clamp holds.
-                            guard list.opacity[j] * gauss < Float(SplatRenderSettings.alphaMax) else { continue }
-                            let gPower = gAlpha * list.opacity[j] * gauss
-                            eg[slot + 5] += gAlpha * gauss
-                            eg[slot] += gPower * (-list.conicA[j] * dx - list.conicB[j] * dy)
-                            eg[slot + 1] += gPower * (-list.conicC[j] * dy - list.conicB[j] * dx)
-                            eg[slot + 2] += gPower * (-dx * dx / 2)
-                            eg[slot + 3] += gPower * (-dx * dy)
-                            eg[slot + 4] += gPower * (-dy * dy / 2)
+                            guard opacity * gauss < Float(SplatRenderSettings.alphaMax) else { continue }
+                            let gPower = gAlpha * opacity * gauss
+                            g.op += gAlpha * gauss
+                            g.mx += gPower * (-conicA * dx - conicB * dy)
+                            g.my += gPower * (-conicC * dy - conicB * dx)
+                            g.ca += gPower * (-dx * dx / 2)
+                            g.cb += gPower * (-dx * dy)
+                            g.cc += gPower * (-dy * dy / 2)
                         }
                     }
+                    let slot = fields * (start + j)
+                    eg[slot] = g.mx; eg[slot + 1] = g.my; eg[slot + 2] = g.ca; eg[slot + 3] = g.cb; eg[slot + 4] = g.cc
+                    eg[slot + 5] = g.op; eg[slot + 6] = g.r; eg[slot + 7] = g.gr; eg[slot + 8] = g.b; eg[slot + 9] = g.z
                 }
                 tb[tile] = gBackground
             }
-        } }
+        } } }
 
         // Sum entry gradients per Gaussian in tile order, then back through the projection.
         let n = p.count
@@ -250,15 +290,21 @@ public enum SplatRasterizer {
         }
         rects = []
         let starts = counts
-        // Entries were filled in index order, so a stable sort by depth gives (depth, index) order.
+        // Sorted by (depth, index) as one 64-bit key each: the depth's bits made monotonic (a
+        // float's order as an unsigned integer: negative ones inverted, positive ones with the
+        // sign bit set) above the index.
+        let keys = projected.map { g -> UInt64 in
+            let bits = g.depth.bitPattern
+            return UInt64(bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000) << 32
+        }
         entries.withUnsafeMutableBufferPointer { e in
             let e = UnsafeMutableSendableBuffer(e)
             forEachTile(tilesX * tilesY, threads: Parallel.defaultThreadCount) { t in
                 let lo = Int(starts[t]), hi = Int(starts[t + 1])
                 guard hi - lo > 1 else { return }
-                var slice = Array(UnsafeBufferPointer(rebasing: e.buffer[lo..<hi]))
-                slice.sort { (projected[Int($0)].depth, $0) < (projected[Int($1)].depth, $1) }
-                for k in 0..<slice.count { e[lo + k] = slice[k] }
+                var slice = (lo..<hi).map { keys[Int(e[$0])] | UInt64(UInt32(bitPattern: e[$0])) }
+                slice.sort()
+                for k in 0..<slice.count { e[lo + k] = Int32(bitPattern: UInt32(truncatingIfNeeded: slice[k])) }
             }
         }
         return (counts, entries)
@@ -274,26 +320,65 @@ public enum SplatRasterizer {
     }
 }
 
-/// A tile's Gaussians gathered into contiguous arrays (front to back) for the pixel loops.
-/// Owns one allocation; the pointer fields are views into it (no bounds checks in the loops,
-/// which measured about a third of the pixel-loop time with Swift arrays).
-final class TileList {
-    let count: Int
+/// Per-pixel state of one tile's compositing (forward: transmittance, colour, depth, entries
+/// read, whether still open; backward: the recurrence's state and the loss's gradients), one
+/// allocation with pointer views, like `TileList`.
+final class TilePixels {
     private let storage: UnsafeMutablePointer<Float>
+    let T, r, g, b, z, dR, dG, dB, dZ, dA, bgDot, tFinal, lastAlpha, lastR, lastG, lastB, lastZ: UnsafeMutablePointer<Float>
+    let count: UnsafeMutablePointer<Int32>
+    let live: UnsafeMutablePointer<UInt8>
+    private let flags: UnsafeMutablePointer<UInt8>
+    private let counts: UnsafeMutablePointer<Int32>
+
+    init(count n: Int, transmittance: Float) {
+        let n = max(n, 1)
+        storage = .allocate(capacity: 17 * n)
+        storage.initialize(repeating: 0, count: 17 * n)
+        var next = storage
+        func take() -> UnsafeMutablePointer<Float> { defer { next += n }; return next }
+        (T, r, g, b, z) = (take(), take(), take(), take(), take())
+        (dR, dG, dB, dZ, dA, bgDot, tFinal) = (take(), take(), take(), take(), take(), take(), take())
+        (lastAlpha, lastR, lastG, lastB, lastZ) = (take(), take(), take(), take(), take())
+        T.update(repeating: transmittance, count: n)
+        counts = .allocate(capacity: n)
+        counts.initialize(repeating: 0, count: n)
+        count = counts
+        flags = .allocate(capacity: n)
+        flags.initialize(repeating: 1, count: n)
+        live = flags
+    }
+
+    deinit {
+        storage.deallocate()
+        counts.deallocate()
+        flags.deallocate()
+    }
+}
+
+/// A tile's Gaussians gathered into contiguous arrays (front to back) for the pixel loops: a
+/// view into the frame's `tileData` (no bounds checks in the loops, which measured about a third
+/// of the pixel-loop time with Swift arrays).
+struct TileList {
+    static let fields = 12
+    let count: Int
+    let start: Int
     let meanX, meanY, conicA, conicB, conicC, opacity, red, green, blue, depth, radius: UnsafeMutablePointer<Float>
     /// log(1/(255·opacity)) − 1e-3: below this power α < 1/255 surely, so exp can be skipped.
     let powerFloor: UnsafeMutablePointer<Float>
-    /// Scratch for the entries covering one pixel row.
-    let row: UnsafeMutablePointer<Int32>
 
-    init(projected: [ProjectedGaussian<Float>], entries: [Int32], start: Int, end: Int) {
+    /// The tile whose entries are `start..<end`, in `data` laid out as `tileData`.
+    init(data: UnsafeMutablePointer<Float>?, start: Int, end: Int) {
         count = end - start
-        let n = max(count, 1)
-        storage = .allocate(capacity: 12 * n)
-        meanX = storage; meanY = storage + n; conicA = storage + 2 * n; conicB = storage + 3 * n; conicC = storage + 4 * n
-        opacity = storage + 5 * n; red = storage + 6 * n; green = storage + 7 * n; blue = storage + 8 * n
-        depth = storage + 9 * n; radius = storage + 10 * n; powerFloor = storage + 11 * n
-        row = .allocate(capacity: n)
+        self.start = start
+        let n = count, base = (data ?? UnsafeMutablePointer(bitPattern: MemoryLayout<Float>.alignment)!) + Self.fields * start
+        meanX = base; meanY = base + n; conicA = base + 2 * n; conicB = base + 3 * n; conicC = base + 4 * n
+        opacity = base + 5 * n; red = base + 6 * n; green = base + 7 * n; blue = base + 8 * n
+        depth = base + 9 * n; radius = base + 10 * n; powerFloor = base + 11 * n
+    }
+
+    /// Gathers the tile's entries' projections.
+    func fill(projected: [ProjectedGaussian<Float>], entries: [Int32]) {
         for j in 0..<count {
             let g = projected[Int(entries[start + j])]
             meanX[j] = g.meanX; meanY[j] = g.meanY; conicA[j] = g.conicA; conicB[j] = g.conicB; conicC[j] = g.conicC
@@ -303,21 +388,15 @@ final class TileList {
         }
     }
 
-    deinit {
-        storage.deallocate()
-        row.deallocate()
-    }
-
-    /// Fills `row` with the positions of the entries whose bounding square covers pixel row
-    /// `py` (front to back); returns how many.
+    /// The pixel columns and rows of the tile at (`x0`, `y0`), `width` × `height`, that entry
+    /// `j`'s bounding square may cover, one pixel wider on each side than its square (the callers
+    /// apply the exact tests, |mean − centre| ≤ radius, per row and in `alpha`); nil when none.
     @inline(__always)
-    func entries(coveringRow py: Float) -> Int {
-        var n = 0
-        for j in 0..<count where abs(meanY[j] - py) <= radius[j] {
-            row[n] = Int32(j)
-            n += 1
-        }
-        return n
+    func pixels(_ j: Int, x0: Int, y0: Int, width: Int, height: Int) -> (ClosedRange<Int>, ClosedRange<Int>)? {
+        let r = radius[j]
+        let xlo = max(x0, Int((meanX[j] - r - 0.5).rounded(.down)) - 1), xhi = min(x0 + width - 1, Int((meanX[j] + r - 0.5).rounded(.up)) + 1)
+        let ylo = max(y0, Int((meanY[j] - r - 0.5).rounded(.down)) - 1), yhi = min(y0 + height - 1, Int((meanY[j] + r - 0.5).rounded(.up)) + 1)
+        return xlo <= xhi && ylo <= yhi ? (xlo...xhi, ylo...yhi) : nil
     }
 
     /// α of entry `j` at a pixel centre and the Gaussian value e^power, or nil when the entry is

@@ -388,14 +388,15 @@ struct TileList {
         }
     }
 
-    /// The pixel columns and rows of the tile at (`x0`, `y0`), `width` × `height`, that entry
-    /// `j`'s bounding square may cover, one pixel wider on each side than its square (the callers
-    /// apply the exact tests, |mean − centre| ≤ radius, per row and in `alpha`); nil when none.
+    /// The pixel columns and rows of the tile at (`x0`, `y0`), `width` × `height`, whose centres
+    /// entry `j`'s bounding square may cover, widened by a hundredth of a pixel against rounding
+    /// (the callers apply the exact tests, |mean − centre| ≤ radius, per row and in `alpha`); nil
+    /// when none.
     @inline(__always)
     func pixels(_ j: Int, x0: Int, y0: Int, width: Int, height: Int) -> (ClosedRange<Int>, ClosedRange<Int>)? {
-        let r = radius[j]
-        let xlo = max(x0, Int((meanX[j] - r - 0.5).rounded(.down)) - 1), xhi = min(x0 + width - 1, Int((meanX[j] + r - 0.5).rounded(.up)) + 1)
-        let ylo = max(y0, Int((meanY[j] - r - 0.5).rounded(.down)) - 1), yhi = min(y0 + height - 1, Int((meanY[j] + r - 0.5).rounded(.up)) + 1)
+        let r = radius[j] + 0.01
+        let xlo = max(x0, Int((meanX[j] - r - 0.5).rounded(.up))), xhi = min(x0 + width - 1, Int((meanX[j] + r - 0.5).rounded(.down)))
+        let ylo = max(y0, Int((meanY[j] - r - 0.5).rounded(.up))), yhi = min(y0 + height - 1, Int((meanY[j] + r - 0.5).rounded(.down)))
         return xlo <= xhi && ylo <= yhi ? (xlo...xhi, ylo...yhi) : nil
     }
 

@@ -72,37 +72,40 @@ public enum SplatRasterizer {
                 let tw = min(tileSize, w - x0), th = min(tileSize, h - y0)
                 // Each entry, front to back, visits the pixels of its bounding square inside the
                 // tile; every pixel sees its entries in the same order as a per-pixel loop would.
-                let state = TilePixels(count: tw * th, transmittance: 1)
+                let px = UnsafeMutablePointer<FrontPixel>.allocate(capacity: tw * th)
+                px.initialize(repeating: FrontPixel(), count: tw * th)
+                defer { px.deallocate() }
                 var active = tw * th
                 for j in 0..<list.count where active > 0 {
                     guard let (xs, ys) = list.pixels(j, x0: x0, y0: y0, width: tw, height: th) else { continue }
+                    let red = list.red[j], green = list.green[j], blue = list.blue[j], depth = list.depth[j]
                     for y in ys {
                         let py = Float(y) + 0.5
                         guard abs(list.meanY[j] - py) <= list.radius[j] else { continue }
                         for x in xs {
                             let q = (y - y0) * tw + (x - x0)
-                            guard state.live[q] != 0, let alphaJ = list.alpha(j, px: Float(x) + 0.5, py: py)?.alpha else { continue }
-                            let T = state.T[q]
+                            guard px[q].live, let alphaJ = list.alpha(j, px: Float(x) + 0.5, py: py)?.alpha else { continue }
+                            let T = px[q].T
                             let next = T * (1 - alphaJ)
                             if next < Float(SplatRenderSettings.transmittanceMin) {
-                                state.live[q] = 0
+                                px[q].live = false
                                 active -= 1
                                 continue
                             }
                             let weight = alphaJ * T
-                            state.r[q] += list.red[j] * weight; state.g[q] += list.green[j] * weight; state.b[q] += list.blue[j] * weight
-                            state.z[q] += list.depth[j] * weight
-                            state.T[q] = next
-                            state.count[q] = Int32(j + 1)
+                            px[q].r += red * weight; px[q].g += green * weight; px[q].b += blue * weight
+                            px[q].z += depth * weight
+                            px[q].T = next
+                            px[q].count = Int32(j + 1)
                         }
                     }
                 }
                 for y in y0..<(y0 + th) {
                     for x in x0..<(x0 + tw) {
                         let q = (y - y0) * tw + (x - x0), o = y * w + x
-                        let T = state.T[q]
-                        c[3 * o] = state.r[q] + T * bg.x; c[3 * o + 1] = state.g[q] + T * bg.y; c[3 * o + 2] = state.b[q] + T * bg.z
-                        a[o] = 1 - T; d[o] = state.z[q]; t[o] = T; np[o] = state.count[q]
+                        let v = px[q], T = v.T
+                        c[3 * o] = v.r + T * bg.x; c[3 * o + 1] = v.g + T * bg.y; c[3 * o + 2] = v.b + T * bg.z
+                        a[o] = 1 - T; d[o] = v.z; t[o] = T; np[o] = v.count
                     }
                 }
             }
@@ -136,22 +139,21 @@ public enum SplatRasterizer {
                 // Per pixel: the loss's gradients, and the back-to-front recurrence's state (the
                 // transmittance, the colour behind the current entry relative to the transmittance
                 // after it, and the entry last composited).
-                let pixels = TilePixels(count: tw * th, transmittance: 0)
-                let dR = pixels.dR, dG = pixels.dG, dB = pixels.dB, dZ = pixels.dZ, dA = pixels.dA
-                let bgDot = pixels.bgDot, tFinal = pixels.tFinal, T = pixels.T
-                let accR = pixels.r, accG = pixels.g, accB = pixels.b, accZ = pixels.z
-                let lastAlpha = pixels.lastAlpha, lastR = pixels.lastR, lastG = pixels.lastG, lastB = pixels.lastB, lastZ = pixels.lastZ
-                let processed = pixels.count
+                let px = UnsafeMutablePointer<BackPixel>.allocate(capacity: tw * th)
+                px.initialize(repeating: BackPixel(), count: tw * th)
+                defer { px.deallocate() }
                 for y in y0..<(y0 + th) {
                     for x in x0..<(x0 + tw) {
                         let o = y * w + x, q = (y - y0) * tw + (x - x0)
-                        dR[q] = dImage.color[3 * o]; dG[q] = dImage.color[3 * o + 1]; dB[q] = dImage.color[3 * o + 2]
-                        dZ[q] = dImage.depth?[o] ?? 0; dA[q] = dImage.alpha?[o] ?? 0
-                        tFinal[q] = frame.finalTransmittance[o]
-                        T[q] = tFinal[q]
-                        gBackground += SIMD3(dR[q], dG[q], dB[q]) * tFinal[q]
-                        bgDot[q] = bg.x * dR[q] + bg.y * dG[q] + bg.z * dB[q]
-                        processed[q] = frame.processed[o]
+                        let dR = dImage.color[3 * o], dG = dImage.color[3 * o + 1], dB = dImage.color[3 * o + 2]
+                        let tFinal = frame.finalTransmittance[o]
+                        px[q].dR = dR; px[q].dG = dG; px[q].dB = dB
+                        px[q].dZ = dImage.depth?[o] ?? 0; px[q].dA = dImage.alpha?[o] ?? 0
+                        px[q].tFinal = tFinal
+                        px[q].T = tFinal
+                        gBackground += SIMD3(dR, dG, dB) * tFinal
+                        px[q].bgDot = bg.x * dR + bg.y * dG + bg.z * dB
+                        px[q].processed = frame.processed[o]
                     }
                 }
                 // Entries back to front, each over its bounding square in the tile in raster order:
@@ -169,22 +171,24 @@ public enum SplatRasterizer {
                         guard abs(list.meanY[j] - py) <= list.radius[j] else { continue }
                         for x in xs {
                             let q = (y - y0) * tw + (x - x0)
-                            guard j < Int(processed[q]), let (alphaJ, gauss, dx, dy) = list.alpha(j, px: Float(x) + 0.5, py: py) else { continue }
-                            T[q] /= (1 - alphaJ)
-                            let t = T[q]
+                            guard j < Int(px[q].processed), let (alphaJ, gauss, dx, dy) = list.alpha(j, px: Float(x) + 0.5, py: py) else { continue }
+                            var v = px[q]
+                            v.T /= (1 - alphaJ)
+                            let t = v.T
                             let weight = alphaJ * t
-                            g.r += weight * dR[q]; g.gr += weight * dG[q]; g.b += weight * dB[q]
-                            g.z += weight * dZ[q]
-                            let la = lastAlpha[q]
-                            accR[q] = la * lastR[q] + (1 - la) * accR[q]
-                            accG[q] = la * lastG[q] + (1 - la) * accG[q]
-                            accB[q] = la * lastB[q] + (1 - la) * accB[q]
-                            accZ[q] = la * lastZ[q] + (1 - la) * accZ[q]
-                            lastR[q] = red; lastG[q] = green; lastB[q] = blue; lastZ[q] = depth
-                            lastAlpha[q] = alphaJ
-                            var gAlpha = (red - accR[q]) * dR[q] + (green - accG[q]) * dG[q] + (blue - accB[q]) * dB[q] + (depth - accZ[q]) * dZ[q]
+                            g.r += weight * v.dR; g.gr += weight * v.dG; g.b += weight * v.dB
+                            g.z += weight * v.dZ
+                            let la = v.lastAlpha
+                            v.accR = la * v.lastR + (1 - la) * v.accR
+                            v.accG = la * v.lastG + (1 - la) * v.accG
+                            v.accB = la * v.lastB + (1 - la) * v.accB
+                            v.accZ = la * v.lastZ + (1 - la) * v.accZ
+                            v.lastR = red; v.lastG = green; v.lastB = blue; v.lastZ = depth
+                            v.lastAlpha = alphaJ
+                            var gAlpha = (red - v.accR) * v.dR + (green - v.accG) * v.dG + (blue - v.accB) * v.dB + (depth - v.accZ) * v.dZ
                             gAlpha *= t
-                            gAlpha += (dA[q] - bgDot[q]) * tFinal[q] / (1 - alphaJ)
+                            gAlpha += (v.dA - v.bgDot) * v.tFinal / (1 - alphaJ)
+                            px[q] = v
                             // α = min(0.99, o·G): no gradient where the clamp holds.
                             guard opacity * gauss < Float(SplatRenderSettings.alphaMax) else { continue }
                             let gPower = gAlpha * opacity * gauss
@@ -320,40 +324,24 @@ public enum SplatRasterizer {
     }
 }
 
-/// Per-pixel state of one tile's compositing (forward: transmittance, colour, depth, entries
-/// read, whether still open; backward: the recurrence's state and the loss's gradients), one
-/// allocation with pointer views, like `TileList`.
-final class TilePixels {
-    private let storage: UnsafeMutablePointer<Float>
-    let T, r, g, b, z, dR, dG, dB, dZ, dA, bgDot, tFinal, lastAlpha, lastR, lastG, lastB, lastZ: UnsafeMutablePointer<Float>
-    let count: UnsafeMutablePointer<Int32>
-    let live: UnsafeMutablePointer<UInt8>
-    private let flags: UnsafeMutablePointer<UInt8>
-    private let counts: UnsafeMutablePointer<Int32>
+/// One pixel's state in the forward pass: transmittance, colour and depth so far, entries read,
+/// and whether it is still open. A tile's pixels are one allocation of these (one pointer in the
+/// pixel loops, where an array per field ran out of registers); both kinds are plain values.
+struct FrontPixel {
+    var T: Float = 1, r: Float = 0, g: Float = 0, b: Float = 0, z: Float = 0
+    var count: Int32 = 0
+    var live = true
+}
 
-    init(count n: Int, transmittance: Float) {
-        let n = max(n, 1)
-        storage = .allocate(capacity: 17 * n)
-        storage.initialize(repeating: 0, count: 17 * n)
-        var next = storage
-        func take() -> UnsafeMutablePointer<Float> { defer { next += n }; return next }
-        (T, r, g, b, z) = (take(), take(), take(), take(), take())
-        (dR, dG, dB, dZ, dA, bgDot, tFinal) = (take(), take(), take(), take(), take(), take(), take())
-        (lastAlpha, lastR, lastG, lastB, lastZ) = (take(), take(), take(), take(), take())
-        T.update(repeating: transmittance, count: n)
-        counts = .allocate(capacity: n)
-        counts.initialize(repeating: 0, count: n)
-        count = counts
-        flags = .allocate(capacity: n)
-        flags.initialize(repeating: 1, count: n)
-        live = flags
-    }
-
-    deinit {
-        storage.deallocate()
-        counts.deallocate()
-        flags.deallocate()
-    }
+/// One pixel's state in the backward pass: the loss's gradients there, the final transmittance,
+/// entries read in the forward pass, and the back-to-front recurrence (the transmittance, the
+/// colour behind the current entry relative to the transmittance after it, the entry last
+/// composited).
+struct BackPixel {
+    var dR: Float = 0, dG: Float = 0, dB: Float = 0, dZ: Float = 0, dA: Float = 0, bgDot: Float = 0, tFinal: Float = 0, T: Float = 0
+    var accR: Float = 0, accG: Float = 0, accB: Float = 0, accZ: Float = 0
+    var lastAlpha: Float = 0, lastR: Float = 0, lastG: Float = 0, lastB: Float = 0, lastZ: Float = 0
+    var processed: Int32 = 0
 }
 
 /// A tile's Gaussians gathered into contiguous arrays (front to back) for the pixel loops: a

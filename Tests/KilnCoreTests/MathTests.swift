@@ -254,3 +254,18 @@ func shepperdHandlesHalfTurns(axis: Vec3) {
     #expect(NearestNeighbours.search(points, queries: queries, k: 4, threads: 2) == NearestNeighboursReference.search(points, queries: queries, k: 4))
     #expect(NearestNeighbours.search([SIMD3<Float>(0, 0, 0)], k: 3) == [[]])
 }
+
+@Test("ScalarMath.exp: within 3·10⁻⁷ of the float64 exponential on [−87, 0.5] (a dense grid and random points), 0 below")
+func scalarExp() {
+    var rng = RNG(seed: 5)
+    let grid = stride(from: Float(-87), through: 0.5, by: 0.001).map { $0 }
+    let random = (0..<100_000).map { _ in Float.random(in: -87...0.5, using: &rng) }
+    var worst: (error: Double, x: Float) = (0, 0)
+    for x in grid + random + [0, -0.0, -1e-30, 0.5, -0.34657359, 0.34657359] {
+        let exact = Foundation.exp(Double(x)), got = Double(ScalarMath.exp(x))
+        let error = abs(got - exact) / exact
+        if error > worst.error { worst = (error, x) }
+    }
+    #expect(worst.error < 3e-7, "relative error \(worst.error) at \(worst.x)")
+    #expect(ScalarMath.exp(-87.5) == 0 && ScalarMath.exp(-1000) == 0 && ScalarMath.exp(-.infinity) == 0)
+}

@@ -396,7 +396,7 @@ struct TileList {
         guard abs(dx) <= radius[j] else { return nil }
         let p = -(conicA[j] * dx * dx + conicC[j] * dy * dy) / 2 - conicB[j] * dx * dy
         guard p <= 0, p >= powerFloor[j] else { return nil }
-        let gauss = Float.exp(p)
+        let gauss = ScalarMath.exp(p)
         let a = min(Float(SplatRenderSettings.alphaMax), opacity[j] * gauss)
         return a >= Float(SplatRenderSettings.alphaMin) ? (a, gauss, dx, dy) : nil
     }

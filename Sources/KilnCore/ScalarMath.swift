@@ -1,0 +1,30 @@
+/// Scalar float32 elementary functions that the compiler keeps inline.
+///
+/// A libm call in a hot loop costs more than its own 5–10 ns: every vector register is
+/// caller-saved, so the loop spills and reloads its live values around each call (the splat
+/// rasteriser's pixel loops did). These use only adds, multiplies and bit operations.
+public enum ScalarMath {
+    /// eˣ with relative error below 3·10⁻⁷ on [−87, 0.5]; 0 below −87 (float32's normal range
+    /// ends at e⁻⁸⁷·³³⁶⁵). The scheme and coefficients are Cephes' `expf`, as in KilnNN's
+    /// vectorised `VectorMath.exp`: n = round(x·log₂e), r = x − n·ln 2 with ln 2 split in two
+    /// parts so that r is exact, eʳ by a polynomial on |r| ≤ ½ ln 2, 2ⁿ built in the exponent
+    /// bits. Above 0.5 it is not meant to be used (the splat rasteriser's powers are ≤ 0).
+    @inlinable @inline(__always)
+    public static func exp(_ x: Float) -> Float {
+        guard x >= -87 else { return 0 }
+        let magic: Float = 12_582_912  // 1.5·2²³: adding it leaves round(t) in the low mantissa bits
+        let t = x * 1.442_695_040_888_963_4 + magic
+        let n = t - magic
+        var r = x - n * 0.693_359_375
+        r += n * 2.121_944_400_546_905_827_68e-4
+        var p: Float = 1.987_569_150_0e-4
+        p = p * r + 1.398_199_950_7e-3
+        p = p * r + 8.333_451_907_3e-3
+        p = p * r + 4.166_579_589_4e-2
+        p = p * r + 1.666_666_545_9e-1
+        p = p * r + 5.000_000_120_1e-1
+        p = p * (r * r) + (r + 1)
+        let bits = Int32(bitPattern: t.bitPattern) &- Int32(bitPattern: magic.bitPattern)
+        return p * Float(bitPattern: UInt32(bitPattern: (bits &+ 127) &<< 23))
+    }
+}

@@ -1,6 +1,7 @@
 // Benchmarks: programs that print a table. `swift run -c release kiln-bench splat|mesh|atlas|decimate [--quick]`.
 import Foundation
 import KilnCore
+import KilnNN
 import KilnRender
 
 /// A deterministic scene: `count` Gaussians in a unit ball, sized so that the image is covered
@@ -42,6 +43,7 @@ func median(runs: Int, _ body: () -> Void) -> Double {
 }
 
 func benchSplat(quick: Bool) {
+    Memory.retainFreedMemory()  // as `kiln generate` runs
     print("Splat rasteriser, median ms (\(ProcessInfo.processInfo.activeProcessorCount) cores available)")
     print("| size | Gaussians | threads | forward | forward+backward |")
     print("| ---: | ---: | ---: | ---: | ---: |")
@@ -90,6 +92,7 @@ func profileSplat() {
 /// Three single-threaded forward+backward passes at 128² with 20k Gaussians, for profilers
 /// (`valgrind --tool=callgrind kiln-bench once`).
 func runOnce() {
+    Memory.retainFreedMemory()
     let (p, camera) = benchScene(count: 20_000, size: 128, seed: 1)
     let dColor = [Float](repeating: 0.1, count: 3 * 128 * 128)
     for _ in 0..<3 {

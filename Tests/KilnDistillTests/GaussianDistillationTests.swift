@@ -191,12 +191,27 @@ struct GaussianDistillationTests {
         // Added in place: the same gradient as the returned one, on top of what is there.
         var base = SplatParameters<Float>(zerosLike: n, shDegree: 0)
         base.sh = base.sh.indices.map { Float($0 % 5) }
+        base.opacityLogits = base.opacityLogits.indices.map { Float($0 % 3) - 1 }
+        base.logScales = base.logScales.indices.map { Float($0 % 7) * 0.25 }
+        base.means = base.means.indices.map { Float($0 % 4) }
         var accumulated = base
         let accumulatedValue = GaussianRegularizers.accumulate(p, into: &accumulated, opacity: opacity, scale: scale, color: color, penalty: .charbonnier,
                                                                neighbours: k, radius: radius, threads: 1)
         let alone = GaussianRegularizers.loss(p, opacity: opacity, scale: scale, color: color, penalty: .charbonnier, neighbours: k, radius: radius, threads: 1)
         #expect(accumulatedValue == alone.value)
-        #expect(accumulated.sh == zip(base.sh, alone.gradient.sh).map { $0 + $1 } && accumulated.opacityLogits == alone.gradient.opacityLogits)
+        for (name, total, start, part) in [("sh", accumulated.sh, base.sh, alone.gradient.sh),
+                                           ("opacity", accumulated.opacityLogits, base.opacityLogits, alone.gradient.opacityLogits),
+                                           ("scales", accumulated.logScales, base.logScales, alone.gradient.logScales)] {
+            #expect(total == zip(start, part).map { $0 + $1 }, "\(name)")
+        }
+        #expect(accumulated.means == base.means && accumulated.rotations == base.rotations)
+        // A term that overflows (a log scale of 100: e¹⁰⁰ is finite in Double, not in Float) is left
+        // out; the others are still added.
+        var huge = p
+        huge.logScales[4] = 100
+        var into = SplatParameters<Float>(zerosLike: n, shDegree: 0)
+        _ = GaussianRegularizers.accumulate(huge, into: &into, opacity: opacity, scale: scale, color: 0, neighbours: k, radius: radius, threads: 1)
+        #expect(into.logScales[4] == 0 && into.logScales.allSatisfy(\.isFinite) && into.logScales[5] > 0 && into.opacityLogits.allSatisfy(\.isFinite))
         // Off is off: no weight, no loss and no gradient.
         let off = GaussianRegularizers.loss(p, opacity: 0, scale: 0, color: 0, neighbours: k, radius: radius)
         #expect(off.value == 0 && off.gradient == SplatParameters(zerosLike: n, shDegree: 0))

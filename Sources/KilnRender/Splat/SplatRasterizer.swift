@@ -15,7 +15,8 @@ public struct SplatFrame: Sendable {
     var tileStart: [Int32]
     var tileEntries: [Int32]
     /// The entries' projections gathered per tile (`TileList.fields` arrays of each tile's length,
-    /// starting at `TileList.fields`·`tileStart[t]`), written once by the forward pass.
+    /// starting at `TileList.fields`·`tileStart[t]`), written once by the forward pass and read by
+    /// the backward: 48 bytes an entry, kept as long as the frame.
     var tileData: [Float]
     /// Per pixel: transmittance after the last contributor, and how many list entries were read.
     var finalTransmittance: [Float]
@@ -58,7 +59,8 @@ public enum SplatRasterizer {
         var color = [Float](repeating: 0, count: 3 * w * h), alpha = [Float](repeating: 0, count: w * h)
         var depth = [Float](repeating: 0, count: w * h), finalT = [Float](repeating: 1, count: w * h)
         var processed = [Int32](repeating: 0, count: w * h)
-        var tileData = [Float](repeating: 0, count: TileList.fields * tileEntries.count)
+        // Every value is written by the tile loops below.
+        var tileData = [Float](unsafeUninitializedCapacity: TileList.fields * tileEntries.count) { _, count in count = TileList.fields * tileEntries.count }
         let bg = settings.background
         color.withUnsafeMutableBufferPointer { c in alpha.withUnsafeMutableBufferPointer { a in depth.withUnsafeMutableBufferPointer { d in
         finalT.withUnsafeMutableBufferPointer { t in processed.withUnsafeMutableBufferPointer { np in tileData.withUnsafeMutableBufferPointer { td in
@@ -66,8 +68,8 @@ public enum SplatRasterizer {
             let t = UnsafeMutableSendableBuffer(t), np = UnsafeMutableSendableBuffer(np), td = UnsafeMutableSendableBuffer(td)
             forEachTile(tilesX * tilesY, threads: threads) { tile in
                 let start = Int(tileStart[tile])
+                TileList.fill(td.buffer.baseAddress, start: start, end: Int(tileStart[tile + 1]), projected: visibleProjection, entries: tileEntries)
                 let list = TileList(data: td.buffer.baseAddress, start: start, end: Int(tileStart[tile + 1]))
-                list.fill(projected: visibleProjection, entries: tileEntries)
                 let x0 = (tile % tilesX) * tileSize, y0 = (tile / tilesX) * tileSize
                 let tw = min(tileSize, w - x0), th = min(tileSize, h - y0)
                 // Each entry, front to back, visits the pixels of its bounding square inside the
@@ -132,7 +134,7 @@ public enum SplatRasterizer {
             let eg = UnsafeMutableSendableBuffer(eg), tb = UnsafeMutableSendableBuffer(tb), td = UnsafeSendableBuffer(td)
             forEachTile(tiles, threads: frame.threads) { tile in
                 let start = Int(frame.tileStart[tile])
-                let list = TileList(data: UnsafeMutablePointer(mutating: td.buffer.baseAddress), start: start, end: Int(frame.tileStart[tile + 1]))
+                let list = TileList(data: td.buffer.baseAddress, start: start, end: Int(frame.tileStart[tile + 1]))
                 let x0 = (tile % tilesX) * tileSize, y0 = (tile / tilesX) * tileSize
                 let tw = min(tileSize, w - x0), th = min(tileSize, h - y0)
                 var gBackground = SIMD3<Float>.zero
@@ -350,39 +352,46 @@ struct BackPixel {
 struct TileList {
     static let fields = 12
     let count: Int
-    let start: Int
-    let meanX, meanY, conicA, conicB, conicC, opacity, red, green, blue, depth, radius: UnsafeMutablePointer<Float>
+    let meanX, meanY, conicA, conicB, conicC, opacity, red, green, blue, depth, radius: UnsafePointer<Float>
     /// log(1/(255·opacity)) − 1e-3: below this power α < 1/255 surely, so exp can be skipped.
-    let powerFloor: UnsafeMutablePointer<Float>
+    let powerFloor: UnsafePointer<Float>
 
-    /// The tile whose entries are `start..<end`, in `data` laid out as `tileData`.
-    init(data: UnsafeMutablePointer<Float>?, start: Int, end: Int) {
+    /// The tile whose entries are `start..<end`, in `data` laid out as `tileData` (read only).
+    init(data: UnsafePointer<Float>?, start: Int, end: Int) {
         count = end - start
-        self.start = start
-        let n = count, base = (data ?? UnsafeMutablePointer(bitPattern: MemoryLayout<Float>.alignment)!) + Self.fields * start
-        meanX = base; meanY = base + n; conicA = base + 2 * n; conicB = base + 3 * n; conicC = base + 4 * n
-        opacity = base + 5 * n; red = base + 6 * n; green = base + 7 * n; blue = base + 8 * n
-        depth = base + 9 * n; radius = base + 10 * n; powerFloor = base + 11 * n
+        let fields = Self.fields(data.map { UnsafeMutablePointer(mutating: $0) }, start: start, end: end)
+        (meanX, meanY, conicA, conicB, conicC, opacity) = (UnsafePointer(fields[0]), UnsafePointer(fields[1]), UnsafePointer(fields[2]),
+                                                            UnsafePointer(fields[3]), UnsafePointer(fields[4]), UnsafePointer(fields[5]))
+        (red, green, blue, depth, radius, powerFloor) = (UnsafePointer(fields[6]), UnsafePointer(fields[7]), UnsafePointer(fields[8]),
+                                                         UnsafePointer(fields[9]), UnsafePointer(fields[10]), UnsafePointer(fields[11]))
     }
 
-    /// Gathers the tile's entries' projections.
-    func fill(projected: [ProjectedGaussian<Float>], entries: [Int32]) {
-        for j in 0..<count {
+    /// The twelve field arrays of entries `start..<end` in `data`.
+    private static func fields(_ data: UnsafeMutablePointer<Float>?, start: Int, end: Int) -> [UnsafeMutablePointer<Float>] {
+        let n = end - start, base = (data ?? UnsafeMutablePointer(bitPattern: MemoryLayout<Float>.alignment)!) + Self.fields * start
+        return (0..<Self.fields).map { base + $0 * n }
+    }
+
+    /// Gathers the projections of entries `start..<end` into `data` (the forward pass, once).
+    static func fill(_ data: UnsafeMutablePointer<Float>?, start: Int, end: Int, projected: [ProjectedGaussian<Float>], entries: [Int32]) {
+        let f = fields(data, start: start, end: end)
+        for j in 0..<(end - start) {
             let g = projected[Int(entries[start + j])]
-            meanX[j] = g.meanX; meanY[j] = g.meanY; conicA[j] = g.conicA; conicB[j] = g.conicB; conicC[j] = g.conicC
-            opacity[j] = g.opacity; red[j] = g.red; green[j] = g.green; blue[j] = g.blue; depth[j] = g.depth
-            radius[j] = Float(g.radius)
-            powerFloor[j] = g.opacity > 0 ? Float.log(Float(SplatRenderSettings.alphaMin) / g.opacity) - 1e-3 : 0
+            f[0][j] = g.meanX; f[1][j] = g.meanY; f[2][j] = g.conicA; f[3][j] = g.conicB; f[4][j] = g.conicC
+            f[5][j] = g.opacity; f[6][j] = g.red; f[7][j] = g.green; f[8][j] = g.blue; f[9][j] = g.depth
+            f[10][j] = Float(g.radius)
+            f[11][j] = g.opacity > 0 ? Float.log(Float(SplatRenderSettings.alphaMin) / g.opacity) - 1e-3 : 0
         }
     }
 
     /// The pixel columns and rows of the tile at (`x0`, `y0`), `width` × `height`, whose centres
-    /// entry `j`'s bounding square may cover, widened by a hundredth of a pixel against rounding
-    /// (the callers apply the exact tests, |mean − centre| ≤ radius, per row and in `alpha`); nil
-    /// when none.
+    /// entry `j`'s bounding square may cover, widened against rounding by a hundredth of a pixel
+    /// plus two units in the last place of |mean| + radius (so that a far, huge splat, whose
+    /// mean − centre rounds by more than a hundredth, loses no pixel); the callers apply the exact
+    /// tests, |mean − centre| ≤ radius, per row and in `alpha`. Nil when none.
     @inline(__always)
     func pixels(_ j: Int, x0: Int, y0: Int, width: Int, height: Int) -> (ClosedRange<Int>, ClosedRange<Int>)? {
-        let r = radius[j] + 0.01
+        let r = radius[j] + 0.01 + 2 * (max(abs(meanX[j]), abs(meanY[j])) + radius[j]).ulp
         let xlo = max(x0, Int((meanX[j] - r - 0.5).rounded(.up))), xhi = min(x0 + width - 1, Int((meanX[j] + r - 0.5).rounded(.down)))
         let ylo = max(y0, Int((meanY[j] - r - 0.5).rounded(.up))), yhi = min(y0 + height - 1, Int((meanY[j] + r - 0.5).rounded(.down)))
         return xlo <= xhi && ylo <= yhi ? (xlo...xhi, ylo...yhi) : nil

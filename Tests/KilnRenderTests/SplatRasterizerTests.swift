@@ -100,3 +100,44 @@ struct SplatRasterizerTests {
         compare(tiny, camera: tinyCamera, settings: SplatRenderSettings(), seed: 6)
     }
 }
+
+extension SplatRasterizerTests {
+    @Test("The forward pass composites exactly as a per-pixel loop over each tile's list would (same bits), at sizes around the tile size")
+    func perPixelOrder() {
+        for (seed, size) in [(UInt64(31), (16, 16)), (32, (33, 20)), (33, (47, 35))] {
+            var (p64, camera) = randomSplatScene(count: 120, shDegree: 1, seed: seed, width: size.0, height: size.1, opacityLogitRange: -1...4)
+            // Ten small Gaussians, whose bounding squares cover a few pixels each.
+            for i in 0..<10 { p64.logScales[3 * i] = -3; p64.logScales[3 * i + 1] = -3 }
+            let p: SplatParameters<Float> = p64.converted()
+            let frame = SplatRasterizer.forward(p, camera: camera, threads: 2)
+            let w = camera.width, h = camera.height, bg = frame.settings.background
+            var color = [Float](repeating: 0, count: 3 * w * h), processed = [Int32](repeating: 0, count: w * h)
+            frame.tileData.withUnsafeBufferPointer { data in
+                for tile in 0..<(frame.tilesX * frame.tilesY) {
+                    let list = TileList(data: data.baseAddress, start: Int(frame.tileStart[tile]), end: Int(frame.tileStart[tile + 1]))
+                    let x0 = (tile % frame.tilesX) * SplatRasterizer.tileSize, y0 = (tile / frame.tilesX) * SplatRasterizer.tileSize
+                    for y in y0..<min(y0 + SplatRasterizer.tileSize, h) {
+                        for x in x0..<min(x0 + SplatRasterizer.tileSize, w) {
+                            let px = Float(x) + 0.5, py = Float(y) + 0.5
+                            var T: Float = 1, r: Float = 0, g: Float = 0, b: Float = 0, count = 0
+                            for j in 0..<list.count where abs(list.meanY[j] - py) <= list.radius[j] {
+                                guard let alpha = list.alpha(j, px: px, py: py)?.alpha else { continue }
+                                let next = T * (1 - alpha)
+                                if next < Float(SplatRenderSettings.transmittanceMin) { break }
+                                let weight = alpha * T
+                                r += list.red[j] * weight; g += list.green[j] * weight; b += list.blue[j] * weight
+                                T = next
+                                count = j + 1
+                            }
+                            let o = y * w + x
+                            color[3 * o] = r + T * bg.x; color[3 * o + 1] = g + T * bg.y; color[3 * o + 2] = b + T * bg.z
+                            processed[o] = Int32(count)
+                        }
+                    }
+                }
+            }
+            #expect(frame.images.color == color, "seed \(seed)")
+            #expect(frame.processed == processed && processed.contains { $0 > 1 }, "seed \(seed)")
+        }
+    }
+}

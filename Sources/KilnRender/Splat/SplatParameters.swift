@@ -15,12 +15,15 @@ public struct SplatParameters<R: Real & BinaryFloatingPoint & SIMDScalar & Senda
     public var sh: [R]
     public var shDegree: Int
 
-    public var count: Int { opacityLogits.count }
+    @inlinable public var count: Int { opacityLogits.count }
     /// The Gaussians' centres, one point each (`means` as `[N]` of SIMD3).
-    public var positions: [SIMD3<R>] { (0..<count).map { SIMD3(means[3 * $0], means[3 * $0 + 1], means[3 * $0 + 2]) } }
-    public var coefficientsPerChannel: Int { (shDegree + 1) * (shDegree + 1) }
+    @inlinable public var positions: [SIMD3<R>] { (0..<count).map { SIMD3(means[3 * $0], means[3 * $0 + 1], means[3 * $0 + 2]) } }
+    @inlinable public var coefficientsPerChannel: Int { (shDegree + 1) * (shDegree + 1) }
 
-    /// Zero-filled parameters for `count` Gaussians (the shape of a gradient).
+    /// Zero-filled parameters for `count` Gaussians (the shape of a gradient). Inlinable, as the
+    /// members below: unspecialised, every element was copied through the generic value
+    /// witnesses (a 20k-Gaussian gradient took milliseconds to zero).
+    @inlinable
     public init(zerosLike count: Int, shDegree: Int) {
         let k = (shDegree + 1) * (shDegree + 1)
         means = [R](repeating: 0, count: 3 * count)
@@ -31,6 +34,7 @@ public struct SplatParameters<R: Real & BinaryFloatingPoint & SIMDScalar & Senda
         self.shDegree = shDegree
     }
 
+    @inlinable
     public init(means: [R], logScales: [R], rotations: [R], opacityLogits: [R], sh: [R], shDegree: Int) {
         let n = opacityLogits.count, k = (shDegree + 1) * (shDegree + 1)
         precondition((0...3).contains(shDegree), "SH degree must be 0...3")
@@ -45,13 +49,14 @@ public struct SplatParameters<R: Real & BinaryFloatingPoint & SIMDScalar & Senda
     }
 
     /// The same parameters in another precision.
+    @inlinable
     public func converted<S>(to: S.Type = S.self) -> SplatParameters<S> {
         SplatParameters<S>(means: means.map { S($0) }, logScales: logScales.map { S($0) }, rotations: rotations.map { S($0) },
                            opacityLogits: opacityLogits.map { S($0) }, sh: sh.map { S($0) }, shDegree: shDegree)
     }
 
     /// Every parameter array in a fixed order, for optimisers and gradient checks.
-    public var groups: [[R]] { [means, logScales, rotations, opacityLogits, sh] }
+    @inlinable public var groups: [[R]] { [means, logScales, rotations, opacityLogits, sh] }
     public static var groupNames: [String] { ["means", "logScales", "rotations", "opacityLogits", "sh"] }
 }
 

@@ -23,9 +23,9 @@ import RealModule
 /// leaves brightness free, so that shading baked into the colours survives. The penalty ρ of the
 /// squared difference q is `ColorPenalty`: q itself (`l2`), or Charbonnier's 2ε(√(q + ε²) − ε)
 /// (`charbonnier`), which equals q to first order for differences well below ε and grows like
-/// 2ε√q above it (2ε‖d‖ at β = 1), so that the many small differences of speckle are smoothed as by `l2` while a
-/// border between two parts of different colour (one large difference) pulls with a bounded force,
-/// as in an image's total variation. ε (`edge`) is a difference of rendered colour (0…1 per
+/// 2ε√q above it (2ε‖d‖ at β = 1), so that the many small differences of speckle are smoothed as
+/// by `l2` while a border between two parts of different colour (one large difference) pulls with
+/// a bounded force, as in an image's total variation. ε (`edge`) is a difference of rendered colour (0…1 per
 /// channel), converted to SH units by the DC basis constant.
 public enum GaussianRegularizers {
     /// L and ∂L/∂parameters (means and rotations get none).

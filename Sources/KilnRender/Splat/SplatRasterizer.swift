@@ -359,28 +359,29 @@ struct TileList {
     /// The tile whose entries are `start..<end`, in `data` laid out as `tileData` (read only).
     init(data: UnsafePointer<Float>?, start: Int, end: Int) {
         count = end - start
-        let fields = Self.fields(data.map { UnsafeMutablePointer(mutating: $0) }, start: start, end: end)
-        (meanX, meanY, conicA, conicB, conicC, opacity) = (UnsafePointer(fields[0]), UnsafePointer(fields[1]), UnsafePointer(fields[2]),
-                                                            UnsafePointer(fields[3]), UnsafePointer(fields[4]), UnsafePointer(fields[5]))
-        (red, green, blue, depth, radius, powerFloor) = (UnsafePointer(fields[6]), UnsafePointer(fields[7]), UnsafePointer(fields[8]),
-                                                         UnsafePointer(fields[9]), UnsafePointer(fields[10]), UnsafePointer(fields[11]))
+        let base = Self.base(data, start: start), n = count
+        (meanX, meanY, conicA, conicB, conicC, opacity) = (base, base + n, base + 2 * n, base + 3 * n, base + 4 * n, base + 5 * n)
+        (red, green, blue, depth, radius, powerFloor) = (base + 6 * n, base + 7 * n, base + 8 * n, base + 9 * n, base + 10 * n, base + 11 * n)
     }
 
-    /// The twelve field arrays of entries `start..<end` in `data`.
-    private static func fields(_ data: UnsafeMutablePointer<Float>?, start: Int, end: Int) -> [UnsafeMutablePointer<Float>] {
-        let n = end - start, base = (data ?? UnsafeMutablePointer(bitPattern: MemoryLayout<Float>.alignment)!) + Self.fields * start
-        return (0..<Self.fields).map { base + $0 * n }
+    /// Where the tile starting at entry `start` begins in `data` (a dangling, never read address
+    /// for an empty frame).
+    private static func base(_ data: UnsafePointer<Float>?, start: Int) -> UnsafePointer<Float> {
+        (data ?? UnsafePointer(bitPattern: MemoryLayout<Float>.alignment)!) + fields * start
     }
 
-    /// Gathers the projections of entries `start..<end` into `data` (the forward pass, once).
+    /// Gathers the projections of entries `start..<end` into `data` (the forward pass, once), in
+    /// the field order `init` reads.
     static func fill(_ data: UnsafeMutablePointer<Float>?, start: Int, end: Int, projected: [ProjectedGaussian<Float>], entries: [Int32]) {
-        let f = fields(data, start: start, end: end)
-        for j in 0..<(end - start) {
+        let n = end - start
+        guard n > 0, let data else { return }
+        let f = data + fields * start
+        for j in 0..<n {
             let g = projected[Int(entries[start + j])]
-            f[0][j] = g.meanX; f[1][j] = g.meanY; f[2][j] = g.conicA; f[3][j] = g.conicB; f[4][j] = g.conicC
-            f[5][j] = g.opacity; f[6][j] = g.red; f[7][j] = g.green; f[8][j] = g.blue; f[9][j] = g.depth
-            f[10][j] = Float(g.radius)
-            f[11][j] = g.opacity > 0 ? Float.log(Float(SplatRenderSettings.alphaMin) / g.opacity) - 1e-3 : 0
+            f[j] = g.meanX; f[n + j] = g.meanY; f[2 * n + j] = g.conicA; f[3 * n + j] = g.conicB; f[4 * n + j] = g.conicC
+            f[5 * n + j] = g.opacity; f[6 * n + j] = g.red; f[7 * n + j] = g.green; f[8 * n + j] = g.blue; f[9 * n + j] = g.depth
+            f[10 * n + j] = Float(g.radius)
+            f[11 * n + j] = g.opacity > 0 ? Float.log(Float(SplatRenderSettings.alphaMin) / g.opacity) - 1e-3 : 0
         }
     }
 

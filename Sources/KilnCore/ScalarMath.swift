@@ -1,3 +1,5 @@
+import Foundation
+
 /// Scalar float32 elementary functions that the compiler keeps inline.
 ///
 /// A libm call in a hot loop costs more than its own 5–10 ns: every vector register is
@@ -26,5 +28,12 @@ public enum ScalarMath {
         p = p * (r * r) + (r + 1)
         let bits = Int32(bitPattern: t.bitPattern) &- Int32(bitPattern: magic.bitPattern)
         return p * Float(bitPattern: UInt32(bitPattern: (bits &+ 127) &<< 23))
+    }
+
+    /// eˣ on the whole float32 range: `exp`'s scheme below 88 (2ⁿ stays a normal float up to
+    /// n = 127), libm's above it and for NaN; +∞ past float32's largest exponential as libm gives.
+    @inlinable @inline(__always)
+    public static func expAnywhere(_ x: Float) -> Float {
+        x < 88 ? exp(x) : Float(Foundation.exp(Double(x)))
     }
 }

@@ -269,3 +269,19 @@ func scalarExp() {
     #expect(worst.error < 3e-7, "relative error \(worst.error) at \(worst.x)")
     #expect(ScalarMath.exp(-87.5) == 0 && ScalarMath.exp(-1000) == 0 && ScalarMath.exp(-.infinity) == 0)
 }
+
+@Test("ScalarMath.expAnywhere: within 3·10⁻⁷ of the float64 exponential on [−87, 88.7], +∞ above, NaN kept, 0 far below")
+func scalarExpAnywhere() {
+    var rng = RNG(seed: 6)
+    let grid = stride(from: Float(-87), through: 88.7, by: 0.001).map { $0 }
+    let random = (0..<100_000).map { _ in Float.random(in: -87...88.7, using: &rng) }
+    var worst: (error: Double, x: Float) = (0, 0)
+    for x in grid + random + [0, 0.5, 1, 87.99, 88, 88.01, 88.72] {
+        let exact = Foundation.exp(Double(x)), got = Double(ScalarMath.expAnywhere(x))
+        let error = abs(got - exact) / exact
+        if error > worst.error { worst = (error, x) }
+    }
+    #expect(worst.error < 3e-7, "relative error \(worst.error) at \(worst.x)")
+    #expect(ScalarMath.expAnywhere(89) == .infinity && ScalarMath.expAnywhere(.infinity) == .infinity)
+    #expect(ScalarMath.expAnywhere(.nan).isNaN && ScalarMath.expAnywhere(-1000) == 0)
+}

@@ -8,7 +8,7 @@ public enum SplatDensityReference {
         var density = 0.0, color = SIMD3<Double>.zero
         let k = 3 * p.coefficientsPerChannel
         for i in 0..<p.count {
-            let cov = SplatProjection.covariance3D(i, p)
+            let cov = SplatProjectionReference.covariance3D(i, p)
             // 3×3 inverse by cofactors.
             let a = cov[0], b = cov[1], c = cov[2], d = cov[3], e = cov[4], f = cov[5], g = cov[6], h = cov[7], l = cov[8]
             let det = a * (e * l - f * h) - b * (d * l - f * g) + c * (d * h - e * g)

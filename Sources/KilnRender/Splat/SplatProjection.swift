@@ -66,24 +66,64 @@ public struct ProjectedGradient<R: Real & BinaryFloatingPoint & SIMDScalar & Sen
 /// finite for centres far outside the view; Σ2D = J·Σc·Jᵀ + lowPass·I; conic = Σ2D⁻¹;
 /// radius = ⌈3·√λmax⌉ with λmax = mid + √max(0.1, mid² − det). Culled when z < near, det ≤ 0,
 /// or the bounding square misses the image.
+///
+/// Computed as Σ2D = U·Uᵀ with the 2×3 matrix U = J·W·R·S (about a third of the multiplies of
+/// the three 3×3 products, and positive semi-definite by construction). `SplatProjectionReference`
+/// is the same projection through the full matrices; the tests compare the two.
 public enum SplatProjection {
+    /// What the forward and backward passes both derive from a Gaussian and the camera.
+    @usableFromInline
+    struct Footprint<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable> {
+        /// Camera-space centre.
+        @usableFromInline var x: R, y: R, z: R
+        @usableFromInline var jacobian: Jacobian<R>
+        @usableFromInline var rotation: Rotation<R>
+        /// exp(logScale).
+        @usableFromInline var s0: R, s1: R, s2: R
+        /// T = J·W (2×3), and V = T·R (2×3); U = V·S.
+        @usableFromInline var t00: R, t01: R, t02: R, t10: R, t11: R, t12: R
+        @usableFromInline var v00: R, v01: R, v02: R, v10: R, v11: R, v12: R
+        /// Σ2D before the low-pass: [[a0, b0], [b0, c0]].
+        @usableFromInline var a0: R, b0: R, c0: R
+
+        /// nil when the centre is nearer than the near plane.
+        @inlinable @inline(__always)
+        init?(_ i: Int, _ p: borrowing SplatParameters<R>, camera c: borrowing SplatCamera<R>, near: R) {
+            let mx = p.means[3 * i], my = p.means[3 * i + 1], mz = p.means[3 * i + 2]
+            let w = c.rotation
+            let w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5], w6 = w[6], w7 = w[7], w8 = w[8]
+            x = w0 * mx + w1 * my + w2 * mz + c.translation.0
+            y = w3 * mx + w4 * my + w5 * mz + c.translation.1
+            z = w6 * mx + w7 * my + w8 * mz + c.translation.2
+            guard z >= near else { return nil }
+            jacobian = SplatProjection.jacobian(x: x, y: y, z: z, camera: c)
+            let (j00, j02, j11, j12) = jacobian.values
+            t00 = j00 * w0 + j02 * w6; t01 = j00 * w1 + j02 * w7; t02 = j00 * w2 + j02 * w8
+            t10 = j11 * w3 + j12 * w6; t11 = j11 * w4 + j12 * w7; t12 = j11 * w5 + j12 * w8
+            let r = Rotation(i, p)
+            rotation = r
+            v00 = t00 * r.m00 + t01 * r.m10 + t02 * r.m20
+            v01 = t00 * r.m01 + t01 * r.m11 + t02 * r.m21
+            v02 = t00 * r.m02 + t01 * r.m12 + t02 * r.m22
+            v10 = t10 * r.m00 + t11 * r.m10 + t12 * r.m20
+            v11 = t10 * r.m01 + t11 * r.m11 + t12 * r.m21
+            v12 = t10 * r.m02 + t11 * r.m12 + t12 * r.m22
+            s0 = SplatProjection.exp(p.logScales[3 * i]); s1 = SplatProjection.exp(p.logScales[3 * i + 1]); s2 = SplatProjection.exp(p.logScales[3 * i + 2])
+            let u00 = v00 * s0, u01 = v01 * s1, u02 = v02 * s2
+            let u10 = v10 * s0, u11 = v11 * s1, u12 = v12 * s2
+            a0 = u00 * u00 + u01 * u01 + u02 * u02
+            b0 = u00 * u10 + u01 * u11 + u02 * u12
+            c0 = u10 * u10 + u11 * u11 + u12 * u12
+        }
+    }
+
     /// Projects Gaussian `i`. `basis` is scratch of at least 16 values.
     @inlinable
     public static func project<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, settings: SplatRenderSettings,
                                   degree: Int, basis: inout [R]) -> ProjectedGaussian<R> {
         var out = ProjectedGaussian<R>()
-        let mx = p.means[3 * i], my = p.means[3 * i + 1], mz = p.means[3 * i + 2]
-        let w = c.rotation
-        let x = w[0] * mx + w[1] * my + w[2] * mz + c.translation.0
-        let y = w[3] * mx + w[4] * my + w[5] * mz + c.translation.1
-        let z = w[6] * mx + w[7] * my + w[8] * mz + c.translation.2
-        guard z >= R(settings.nearPlane) else { return out }
-
-        let sigma = covariance3D(i, p)
-        let sc = rotateCovariance(sigma, w)
-        let (j00, j02, j11, j12) = jacobian(x: x, y: y, z: z, camera: c).values
-        // Σ2D = J Σc Jᵀ, J = [[j00, 0, j02], [0, j11, j12]].
-        let (a0, b0, c0) = projectCovariance(sc, j00: j00, j02: j02, j11: j11, j12: j12)
+        guard let f = Footprint(i, p, camera: c, near: R(settings.nearPlane)) else { return out }
+        let a0 = f.a0, b0 = f.b0, c0 = f.c0, x = f.x, y = f.y, z = f.z
         let lowPass = R(settings.lowPass)
         let a = a0 + lowPass, b = b0, cc = c0 + lowPass
         let det = a * cc - b * b
@@ -102,7 +142,8 @@ public enum SplatProjection {
 
         out.visible = true
         out.meanX = u; out.meanY = v
-        out.conicA = cc / det; out.conicB = -b / det; out.conicC = a / det
+        let inverseDet = 1 / det
+        out.conicA = cc * inverseDet; out.conicB = -b * inverseDet; out.conicC = a * inverseDet
         out.depth = z
         out.radius = radius
         out.opacity = sigmoid(p.opacityLogits[i]) * compensation
@@ -115,26 +156,20 @@ public enum SplatProjection {
     @inlinable
     public static func backward<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, settings: SplatRenderSettings,
                                    degree: Int, g: ProjectedGradient<R>, grad: inout SplatParameters<R>, basis: inout [R]) {
-        let mx = p.means[3 * i], my = p.means[3 * i + 1], mz = p.means[3 * i + 2]
-        let w = c.rotation
-        let x = w[0] * mx + w[1] * my + w[2] * mz + c.translation.0
-        let y = w[3] * mx + w[4] * my + w[5] * mz + c.translation.1
-        let z = w[6] * mx + w[7] * my + w[8] * mz + c.translation.2
-        let sigma = covariance3D(i, p)
-        let sc = rotateCovariance(sigma, w)
-        let jac = jacobian(x: x, y: y, z: z, camera: c)
-        let (j00, j02, j11, j12) = jac.values
-        let (a0, b0, c0) = projectCovariance(sc, j00: j00, j02: j02, j11: j11, j12: j12)
+        guard let f = Footprint(i, p, camera: c, near: R(settings.nearPlane)) else { return }
+        let a0 = f.a0, b0 = f.b0, c0 = f.c0, x = f.x, y = f.y, z = f.z
         let lowPass = R(settings.lowPass)
         let a = a0 + lowPass, b = b0, cc = c0 + lowPass
         let det = a * cc - b * b
+        let inverseDet = 1 / det
 
         // Camera-space centre gradient.
         var gx: R = 0, gy: R = 0, gz: R = 0
         // Mean in pixels: u = fx·x/z + cx, v = fy·y/z + cy.
-        gx += g.meanX * c.fx / z
-        gy += g.meanY * c.fy / z
-        gz += -g.meanX * c.fx * x / (z * z) - g.meanY * c.fy * y / (z * z)
+        let inverseZ = 1 / z
+        gx += g.meanX * c.fx * inverseZ
+        gy += g.meanY * c.fy * inverseZ
+        gz += (-g.meanX * c.fx * x - g.meanY * c.fy * y) * (inverseZ * inverseZ)
         gz += g.depth
 
         // Opacity = sigmoid(logit) · compensation.
@@ -144,13 +179,14 @@ public enum SplatProjection {
         if settings.antialiased {
             let det0 = a0 * c0 - b0 * b0
             if det0 > 0 {
-                compensation = (det0 / det).squareRoot()
+                compensation = (det0 * inverseDet).squareRoot()
                 // d comp = ½ comp (tr(A⁻¹ dA) − tr(B⁻¹ dB)), dB = dA.
                 let k = g.opacity * s * compensation / 2
+                let inverseDet0 = 1 / det0
                 // A⁻¹ = [[c0, −b0], [−b0, a0]]/det0;  B⁻¹ = [[cc, −b], [−b, a]]/det.
-                gA0 += k * (c0 / det0 - cc / det)
-                gC0 += k * (a0 / det0 - a / det)
-                gB0 += k * (-b0 / det0 + b / det)  // per off-diagonal entry
+                gA0 += k * (c0 * inverseDet0 - cc * inverseDet)
+                gC0 += k * (a0 * inverseDet0 - a * inverseDet)
+                gB0 += k * (-b0 * inverseDet0 + b * inverseDet)  // per off-diagonal entry
             } else {
                 compensation = 0
             }
@@ -158,39 +194,49 @@ public enum SplatProjection {
         grad.opacityLogits[i] += g.opacity * compensation * s * (1 - s)
 
         // Conic = B⁻¹ → dL/dB = −Q G Q, with G symmetric (off-diagonal ½ dL/dconicB).
-        let qa = cc / det, qb = -b / det, qc = a / det
+        let qa = cc * inverseDet, qb = -b * inverseDet, qc = a * inverseDet
         let ga = g.conicA, gb = g.conicB / 2, gc = g.conicC
-        // (Q G)
         let m00 = qa * ga + qb * gb, m01 = qa * gb + qb * gc
         let m10 = qb * ga + qc * gb, m11 = qb * gb + qc * gc
-        // (Q G) Q
-        let n00 = m00 * qa + m01 * qb, n01 = m00 * qb + m01 * qc, n11 = m10 * qb + m11 * qc
-        gA0 += -n00; gB0 += -n01; gC0 += -n11
+        gA0 -= m00 * qa + m01 * qb; gB0 -= m00 * qb + m01 * qc; gC0 -= m10 * qb + m11 * qc
 
-        // Σ2D = J Σc Jᵀ: dL/dΣc = Jᵀ G2 J, dL/dJ = 2 G2 J Σc, with G2 = [[gA0, gB0], [gB0, gC0]].
-        // J rows: r0 = (j00, 0, j02), r1 = (0, j11, j12).
-        let r0 = (j00, R(0), j02), r1 = (R(0), j11, j12)
-        func outer(_ u: (R, R, R), _ v: (R, R, R)) -> SIMD16<R> { nine(u.0 * v.0, u.0 * v.1, u.0 * v.2, u.1 * v.0, u.1 * v.1, u.1 * v.2, u.2 * v.0, u.2 * v.1, u.2 * v.2) }
-        let o00 = outer(r0, r0), o01 = outer(r0, r1), o10 = outer(r1, r0), o11 = outer(r1, r1)
-        var gSc = SIMD16<R>()
-        for k in 0..<9 { gSc[k] = gA0 * o00[k] + gB0 * (o01[k] + o10[k]) + gC0 * o11[k] }
-        // G2 J Σc: rows  (gA0 r0 + gB0 r1)·Σc and (gB0 r0 + gC0 r1)·Σc.
-        let t0 = (gA0 * r0.0 + gB0 * r1.0, gA0 * r0.1 + gB0 * r1.1, gA0 * r0.2 + gB0 * r1.2)
-        let t1 = (gB0 * r0.0 + gC0 * r1.0, gB0 * r0.1 + gC0 * r1.1, gB0 * r0.2 + gC0 * r1.2)
-        func rowTimes(_ t: (R, R, R), _ m: SIMD16<R>) -> (R, R, R) {
-            (t.0 * m[0] + t.1 * m[3] + t.2 * m[6], t.0 * m[1] + t.1 * m[4] + t.2 * m[7], t.0 * m[2] + t.1 * m[5] + t.2 * m[8])
-        }
-        let dJ0 = rowTimes(t0, sc), dJ1 = rowTimes(t1, sc)
-        let gj00 = 2 * dJ0.0, gj02 = 2 * dJ0.2, gj11 = 2 * dJ1.1, gj12 = 2 * dJ1.2
+        // Σ2D = U Uᵀ with G2 = [[gA0, gB0], [gB0, gC0]] → dL/dU = 2·G2·U; U = V·S.
+        let s0 = f.s0, s1 = f.s1, s2 = f.s2
+        let u00 = f.v00 * s0, u01 = f.v01 * s1, u02 = f.v02 * s2
+        let u10 = f.v10 * s0, u11 = f.v11 * s1, u12 = f.v12 * s2
+        let du00 = 2 * (gA0 * u00 + gB0 * u10), du01 = 2 * (gA0 * u01 + gB0 * u11), du02 = 2 * (gA0 * u02 + gB0 * u12)
+        let du10 = 2 * (gB0 * u00 + gC0 * u10), du11 = 2 * (gB0 * u01 + gC0 * u11), du12 = 2 * (gB0 * u02 + gC0 * u12)
+        // Scales: dL/ds_b = Σ_r dU[r][b]·V[r][b]; log-scale: × s_b.
+        grad.logScales[3 * i] += (du00 * f.v00 + du10 * f.v10) * s0
+        grad.logScales[3 * i + 1] += (du01 * f.v01 + du11 * f.v11) * s1
+        grad.logScales[3 * i + 2] += (du02 * f.v02 + du12 * f.v12) * s2
+        // V = T·R: dV = dU·S; dL/dR = Tᵀ·dV; dL/dT = dV·Rᵀ.
+        let dv00 = du00 * s0, dv01 = du01 * s1, dv02 = du02 * s2
+        let dv10 = du10 * s0, dv11 = du11 * s1, dv12 = du12 * s2
+        let r = f.rotation
+        let dt00 = dv00 * r.m00 + dv01 * r.m01 + dv02 * r.m02
+        let dt01 = dv00 * r.m10 + dv01 * r.m11 + dv02 * r.m12
+        let dt02 = dv00 * r.m20 + dv01 * r.m21 + dv02 * r.m22
+        let dt10 = dv10 * r.m00 + dv11 * r.m01 + dv12 * r.m02
+        let dt11 = dv10 * r.m10 + dv11 * r.m11 + dv12 * r.m12
+        let dt12 = dv10 * r.m20 + dv11 * r.m21 + dv12 * r.m22
+        // T = J·W with J = [[j00, 0, j02], [0, j11, j12]]: dL/dj = dT·Wᵀ at those entries.
+        let w = c.rotation
+        let gj00 = dt00 * w[0] + dt01 * w[1] + dt02 * w[2]
+        let gj02 = dt00 * w[6] + dt01 * w[7] + dt02 * w[8]
+        let gj11 = dt10 * w[3] + dt11 * w[4] + dt12 * w[5]
+        let gj12 = dt10 * w[6] + dt11 * w[7] + dt12 * w[8]
         // J entries as functions of (x, y, z).
-        gz += gj00 * (-c.fx / (z * z)) + gj11 * (-c.fy / (z * z))
-        let (dj02dx, dj02dz) = jac.derivativeX02, (dj12dy, dj12dz) = jac.derivativeY12
+        gz -= (gj00 * c.fx + gj11 * c.fy) * (inverseZ * inverseZ)
+        let (dj02dx, dj02dz) = f.jacobian.derivativeX02, (dj12dy, dj12dz) = f.jacobian.derivativeY12
         gx += gj02 * dj02dx; gz += gj02 * dj02dz
         gy += gj12 * dj12dy; gz += gj12 * dj12dz
 
-        // Σc = W Σ Wᵀ → dL/dΣ = Wᵀ dL/dΣc W.
-        let gSigma = rotateCovarianceTransposed(gSc, w)
-        covariance3DBackward(i, p, gSigma: gSigma, grad: &grad)
+        // Quaternion: R(q̂) contracted with gr = dL/dR = Tᵀ·dV, then through q̂ = q/|q|.
+        let gr0 = f.t00 * dv00 + f.t10 * dv10, gr1 = f.t00 * dv01 + f.t10 * dv11, gr2 = f.t00 * dv02 + f.t10 * dv12
+        let gr3 = f.t01 * dv00 + f.t11 * dv10, gr4 = f.t01 * dv01 + f.t11 * dv11, gr5 = f.t01 * dv02 + f.t11 * dv12
+        let gr6 = f.t02 * dv00 + f.t12 * dv10, gr7 = f.t02 * dv01 + f.t12 * dv11, gr8 = f.t02 * dv02 + f.t12 * dv12
+        rotationBackward(i, r, gr: (gr0, gr1, gr2, gr3, gr4, gr5, gr6, gr7, gr8), grad: &grad)
 
         // Colour (SH), view direction d = (mean − camera) / |mean − camera|.
         let (dmx, dmy, dmz) = colorBackward(i, p, camera: c, degree: degree, g: (g.red, g.green, g.blue), grad: &grad, basis: &basis)
@@ -204,122 +250,68 @@ public enum SplatProjection {
         grad.means[3 * i + 2] += wz + dmz
     }
 
-    // MARK: - Pieces
-
-    @inlinable static func sigmoid<R: Real>(_ x: R) -> R { 1 / (1 + R.exp(-x)) }
-
-    /// A row-major 3×3 matrix in the first nine lanes of a SIMD16 (a stack value, no allocation:
-    /// heap arrays here cost about half of the projection's time).
+    /// dL/dR (row-major, `gr`) → the raw quaternion of Gaussian `i`.
     @inlinable
-    static func nine<R: SIMDScalar & BinaryFloatingPoint>(_ a: R, _ b: R, _ c: R, _ d: R, _ e: R, _ f: R, _ g: R, _ h: R, _ i: R) -> SIMD16<R> {
-        var m = SIMD16<R>()
-        m[0] = a; m[1] = b; m[2] = c; m[3] = d; m[4] = e; m[5] = f; m[6] = g; m[7] = h; m[8] = i
-        return m
-    }
-
-    /// Row-major rotation matrix of the normalised quaternion of Gaussian `i`, and the norm.
-    @inlinable
-    static func rotationMatrix<R: Real & BinaryFloatingPoint & SIMDScalar>(_ i: Int, _ p: SplatParameters<R>) -> (m: SIMD16<R>, q: (R, R, R, R), norm: R) {
-        let qw0 = p.rotations[4 * i], qx0 = p.rotations[4 * i + 1], qy0 = p.rotations[4 * i + 2], qz0 = p.rotations[4 * i + 3]
-        let norm = (qw0 * qw0 + qx0 * qx0 + qy0 * qy0 + qz0 * qz0).squareRoot()
-        let inv: R = norm > 0 ? 1 / norm : 0
-        let w = norm > 0 ? qw0 * inv : 1, x = qx0 * inv, y = qy0 * inv, z = qz0 * inv
-        let xx: R = x * x, yy: R = y * y, zz: R = z * z
-        let xy: R = x * y, xz: R = x * z, yz: R = y * z, wx: R = w * x, wy: R = w * y, wz: R = w * z
-        let one: R = 1, two: R = 2
-        let m00: R = one - two * (yy + zz), m01: R = two * (xy - wz), m02: R = two * (xz + wy)
-        let m10: R = two * (xy + wz), m11: R = one - two * (xx + zz), m12: R = two * (yz - wx)
-        let m20: R = two * (xz - wy), m21: R = two * (yz + wx), m22: R = one - two * (xx + yy)
-        let m = nine(m00, m01, m02, m10, m11, m12, m20, m21, m22)
-        return (m, (w, x, y, z), norm)
-    }
-
-    /// Σ = M Mᵀ with M = R S, row-major 3×3.
-    @inlinable
-    static func covariance3D<R: Real & BinaryFloatingPoint & SIMDScalar>(_ i: Int, _ p: SplatParameters<R>) -> SIMD16<R> {
-        let r = rotationMatrix(i, p).m
-        let s = (R.exp(p.logScales[3 * i]), R.exp(p.logScales[3 * i + 1]), R.exp(p.logScales[3 * i + 2]))
-        let m = nine(r[0] * s.0, r[1] * s.1, r[2] * s.2, r[3] * s.0, r[4] * s.1, r[5] * s.2, r[6] * s.0, r[7] * s.1, r[8] * s.2)
-        var sigma = SIMD16<R>()
-        for a in 0..<3 { for b in 0..<3 { sigma[3 * a + b] = m[3 * a] * m[3 * b] + m[3 * a + 1] * m[3 * b + 1] + m[3 * a + 2] * m[3 * b + 2] } }
-        return sigma
-    }
-
-    /// dL/dΣ (row-major, full-matrix gradient) → log-scales and quaternion.
-    @inlinable
-    static func covariance3DBackward<R: Real & BinaryFloatingPoint & SIMDScalar>(_ i: Int, _ p: SplatParameters<R>, gSigma g: SIMD16<R>, grad: inout SplatParameters<R>) {
-        let (r, q, norm) = rotationMatrix(i, p)
-        let s = SIMD3<R>(R.exp(p.logScales[3 * i]), R.exp(p.logScales[3 * i + 1]), R.exp(p.logScales[3 * i + 2]))
-        let m = nine(r[0] * s[0], r[1] * s[1], r[2] * s[2], r[3] * s[0], r[4] * s[1], r[5] * s[2], r[6] * s[0], r[7] * s[1], r[8] * s[2])
-        // Σ = M Mᵀ → dL/dM = (G + Gᵀ) M.
-        var gm = SIMD16<R>()
-        for a in 0..<3 { for b in 0..<3 {
-            var sum: R = 0
-            for k in 0..<3 { sum += (g[3 * a + k] + g[3 * k + a]) * m[3 * k + b] }
-            gm[3 * a + b] = sum
-        } }
-        // M = R S: dL/ds_b = Σ_a gm[a,b] R[a,b]; dL/dR[a,b] = gm[a,b] s_b.
-        for b in 0..<3 {
-            let gs = gm[b] * r[b] + gm[3 + b] * r[3 + b] + gm[6 + b] * r[6 + b]
-            grad.logScales[3 * i + b] += gs * s[b]
-        }
-        var gr = SIMD16<R>()
-        for a in 0..<3 { for b in 0..<3 { gr[3 * a + b] = gm[3 * a + b] * s[b] } }
-        let (w, x, y, z) = q
+    static func rotationBackward<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>(_ i: Int, _ r: Rotation<R>, gr: (R, R, R, R, R, R, R, R, R), grad: inout SplatParameters<R>) {
+        guard r.norm > 0 else { return }
+        let (w, x, y, z) = (r.w, r.x, r.y, r.z)
         // ∂R/∂(w, x, y, z) contracted with gr.
-        var gw: R = z * (gr[3] - gr[1])
-        gw += y * (gr[2] - gr[6])
-        gw += x * (gr[7] - gr[5])
-        gw *= 2
-        var gx: R = y * (gr[1] + gr[3])
-        gx += z * (gr[2] + gr[6])
-        gx += w * (gr[7] - gr[5])
-        gx -= 2 * x * (gr[4] + gr[8])
-        gx *= 2
-        var gy: R = x * (gr[1] + gr[3])
-        gy += z * (gr[5] + gr[7])
-        gy += w * (gr[2] - gr[6])
-        gy -= 2 * y * (gr[0] + gr[8])
-        gy *= 2
-        var gz: R = x * (gr[2] + gr[6])
-        gz += y * (gr[5] + gr[7])
-        gz += w * (gr[3] - gr[1])
-        gz -= 2 * z * (gr[0] + gr[4])
-        gz *= 2
-        guard norm > 0 else { return }
+        let gw: R = 2 * (z * (gr.3 - gr.1) + y * (gr.2 - gr.6) + x * (gr.7 - gr.5))
+        let gx: R = 2 * (y * (gr.1 + gr.3) + z * (gr.2 + gr.6) + w * (gr.7 - gr.5) - 2 * x * (gr.4 + gr.8))
+        let gy: R = 2 * (x * (gr.1 + gr.3) + z * (gr.5 + gr.7) + w * (gr.2 - gr.6) - 2 * y * (gr.0 + gr.8))
+        let gz: R = 2 * (x * (gr.2 + gr.6) + y * (gr.5 + gr.7) + w * (gr.3 - gr.1) - 2 * z * (gr.0 + gr.4))
         // Through q̂ = q/|q|: dL/dq = (g − q̂ (q̂·g)) / |q|.
         let dotq = w * gw + x * gx + y * gy + z * gz
-        grad.rotations[4 * i] += (gw - w * dotq) / norm
-        grad.rotations[4 * i + 1] += (gx - x * dotq) / norm
-        grad.rotations[4 * i + 2] += (gy - y * dotq) / norm
-        grad.rotations[4 * i + 3] += (gz - z * dotq) / norm
+        let inverseNorm = 1 / r.norm
+        grad.rotations[4 * i] += (gw - w * dotq) * inverseNorm
+        grad.rotations[4 * i + 1] += (gx - x * dotq) * inverseNorm
+        grad.rotations[4 * i + 2] += (gy - y * dotq) * inverseNorm
+        grad.rotations[4 * i + 3] += (gz - z * dotq) * inverseNorm
     }
 
-    /// W Σ Wᵀ (row-major).
-    @inlinable
-    static func rotateCovariance<R: Real & BinaryFloatingPoint & SIMDScalar>(_ s: SIMD16<R>, _ w: SIMD16<R>) -> SIMD16<R> {
-        var ws = SIMD16<R>(), out = SIMD16<R>()
-        for a in 0..<3 { for b in 0..<3 { ws[3 * a + b] = w[3 * a] * s[b] + w[3 * a + 1] * s[3 + b] + w[3 * a + 2] * s[6 + b] } }
-        for a in 0..<3 { for b in 0..<3 { out[3 * a + b] = ws[3 * a] * w[3 * b] + ws[3 * a + 1] * w[3 * b + 1] + ws[3 * a + 2] * w[3 * b + 2] } }
-        return out
+    // MARK: - Pieces
+
+    /// eˣ: the inline float32 exponential for Float (a libm call spills every live register),
+    /// libm's for other precisions (the gradient checks' Double).
+    @inlinable @inline(__always)
+    static func exp<R: Real>(_ x: R) -> R {
+        if R.self == Float.self { return unsafeBitCast(ScalarMath.expAnywhere(unsafeBitCast(x, to: Float.self)), to: R.self) }
+        return R.exp(x)
     }
 
-    /// Wᵀ G W (row-major).
-    @inlinable
-    static func rotateCovarianceTransposed<R: Real & BinaryFloatingPoint & SIMDScalar>(_ g: SIMD16<R>, _ w: SIMD16<R>) -> SIMD16<R> {
-        var gw = SIMD16<R>(), out = SIMD16<R>()
-        for a in 0..<3 { for b in 0..<3 { gw[3 * a + b] = g[3 * a] * w[b] + g[3 * a + 1] * w[3 + b] + g[3 * a + 2] * w[6 + b] } }
-        for a in 0..<3 { for b in 0..<3 { out[3 * a + b] = w[a] * gw[b] + w[3 + a] * gw[3 + b] + w[6 + a] * gw[6 + b] } }
-        return out
+    @inlinable @inline(__always) static func sigmoid<R: Real>(_ x: R) -> R { 1 / (1 + exp(-x)) }
+
+    /// The normalised quaternion of a Gaussian as a rotation matrix (row-major entries mRC), the
+    /// unit quaternion itself and the raw quaternion's norm.
+    @usableFromInline
+    struct Rotation<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable> {
+        @usableFromInline var m00: R, m01: R, m02: R, m10: R, m11: R, m12: R, m20: R, m21: R, m22: R
+        @usableFromInline var w: R, x: R, y: R, z: R
+        @usableFromInline var norm: R
+
+        @inlinable @inline(__always)
+        init(_ i: Int, _ p: borrowing SplatParameters<R>) {  // borrowed: an owned one retained its five arrays a call
+            let qw0 = p.rotations[4 * i], qx0 = p.rotations[4 * i + 1], qy0 = p.rotations[4 * i + 2], qz0 = p.rotations[4 * i + 3]
+            norm = (qw0 * qw0 + qx0 * qx0 + qy0 * qy0 + qz0 * qz0).squareRoot()
+            let inv: R = norm > 0 ? 1 / norm : 0
+            w = norm > 0 ? qw0 * inv : 1; x = qx0 * inv; y = qy0 * inv; z = qz0 * inv
+            let xx: R = x * x, yy: R = y * y, zz: R = z * z
+            let xy: R = x * y, xz: R = x * z, yz: R = y * z, wx: R = w * x, wy: R = w * y, wz: R = w * z
+            let one: R = 1, two: R = 2
+            m00 = one - two * (yy + zz); m01 = two * (xy - wz); m02 = two * (xz + wy)
+            m10 = two * (xy + wz); m11 = one - two * (xx + zz); m12 = two * (yz - wx)
+            m20 = two * (xz - wy); m21 = two * (yz + wx); m22 = one - two * (xx + yy)
+        }
     }
 
-    /// (a, b, c) of J Σc Jᵀ for J = [[j00, 0, j02], [0, j11, j12]].
+    /// Row-major rotation matrix (first nine lanes) of the normalised quaternion of Gaussian `i`,
+    /// the unit quaternion (w, x, y, z) and the raw norm.
     @inlinable
-    static func projectCovariance<R: Real & BinaryFloatingPoint & SIMDScalar>(_ s: SIMD16<R>, j00: R, j02: R, j11: R, j12: R) -> (R, R, R) {
-        let a = j00 * j00 * s[0] + 2 * j00 * j02 * s[2] + j02 * j02 * s[8]
-        let b = j00 * j11 * s[1] + j00 * j12 * s[2] + j02 * j11 * s[7] + j02 * j12 * s[8]
-        let c = j11 * j11 * s[4] + 2 * j11 * j12 * s[5] + j12 * j12 * s[8]
-        return (a, b, c)
+    static func rotationMatrix<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>(_ i: Int, _ p: SplatParameters<R>) -> (m: SIMD16<R>, q: (R, R, R, R), norm: R) {
+        let r = Rotation(i, p)
+        var m = SIMD16<R>()
+        m[0] = r.m00; m[1] = r.m01; m[2] = r.m02; m[3] = r.m10; m[4] = r.m11; m[5] = r.m12; m[6] = r.m20; m[7] = r.m21; m[8] = r.m22
+        return (m, (r.w, r.x, r.y, r.z), r.norm)
     }
 
     /// The perspective Jacobian with the 3DGS frustum clamp, and the derivatives of its z column.
@@ -370,6 +362,10 @@ public enum SplatProjection {
     @inlinable
     static func color<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, degree: Int, basis: inout [R]) -> (R, R, R) {
         let k = p.coefficientsPerChannel
+        if degree == 0 {  // the constant band alone: no direction
+            let base = 3 * k * i, c0 = R(SphericalHarmonics.c0)
+            return (max(0.5 + c0 * p.sh[base], 0), max(0.5 + c0 * p.sh[base + 1], 0), max(0.5 + c0 * p.sh[base + 2], 0))
+        }
         var dx = p.means[3 * i] - c.position.0, dy = p.means[3 * i + 1] - c.position.1, dz = p.means[3 * i + 2] - c.position.2
         let l = (dx * dx + dy * dy + dz * dz).squareRoot()
         if l > 0 { dx /= l; dy /= l; dz /= l }
@@ -390,6 +386,13 @@ public enum SplatProjection {
     static func colorBackward<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, degree: Int, g: (R, R, R),
                                  grad: inout SplatParameters<R>, basis: inout [R]) -> (R, R, R) {
         let k = p.coefficientsPerChannel
+        if degree == 0 {  // the constant band alone: no direction, nothing reaches the mean
+            let base = 3 * k * i, c0 = R(SphericalHarmonics.c0)
+            if 0.5 + c0 * p.sh[base] >= 0 { grad.sh[base] += c0 * g.0 }
+            if 0.5 + c0 * p.sh[base + 1] >= 0 { grad.sh[base + 1] += c0 * g.1 }
+            if 0.5 + c0 * p.sh[base + 2] >= 0 { grad.sh[base + 2] += c0 * g.2 }
+            return (0, 0, 0)
+        }
         let vx = p.means[3 * i] - c.position.0, vy = p.means[3 * i + 1] - c.position.1, vz = p.means[3 * i + 2] - c.position.2
         let l = (vx * vx + vy * vy + vz * vz).squareRoot()
         let dx = l > 0 ? vx / l : vx, dy = l > 0 ? vy / l : vy, dz = l > 0 ? vz / l : vz

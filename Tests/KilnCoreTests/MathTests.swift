@@ -270,6 +270,24 @@ func scalarExp() {
     #expect(ScalarMath.exp(-87.5) == 0 && ScalarMath.exp(-1000) == 0 && ScalarMath.exp(-.infinity) == 0)
 }
 
+@Test("ScalarMath.exp on eight lanes: each lane has the scalar's bits, on [−100, 0.5], NaN and −∞")
+func scalarExpLanes() {
+    var rng = RNG(seed: 7)
+    var values = (0..<80_000).map { _ in Float.random(in: -100...0.5, using: &rng) }
+    values += [0, -0.0, -87, -87.0001, -86.9999, 0.5, -.infinity, .nan, -1e-30, -0.34657359]
+    while values.count % 8 != 0 { values.append(-1) }
+    for start in stride(from: 0, to: values.count, by: 8) {
+        var lanes = SIMD8<Float>()
+        for k in 0..<8 { lanes[k] = values[start + k] }
+        let vector = ScalarMath.exp(lanes)
+        for k in 0..<8 {
+            let scalar = ScalarMath.exp(values[start + k])
+            #expect(vector[k].bitPattern == scalar.bitPattern, "exp(\(values[start + k])): lane \(vector[k]), scalar \(scalar)")
+            if vector[k].bitPattern != scalar.bitPattern { return }
+        }
+    }
+}
+
 @Test("ScalarMath.expAnywhere: within 3·10⁻⁷ of the float64 exponential on [−87, 88.7], +∞ above, NaN kept, 0 far below")
 func scalarExpAnywhere() {
     var rng = RNG(seed: 6)

@@ -73,41 +73,47 @@ public enum SplatRasterizer {
                 let x0 = (tile % tilesX) * tileSize, y0 = (tile / tilesX) * tileSize
                 let tw = min(tileSize, w - x0), th = min(tileSize, h - y0)
                 // Each entry, front to back, visits the pixels of its bounding square inside the
-                // tile; every pixel sees its entries in the same order as a per-pixel loop would.
-                let px = UnsafeMutablePointer<FrontPixel>.allocate(capacity: tw * th)
-                px.initialize(repeating: FrontPixel(), count: tw * th)
-                defer { px.deallocate() }
+                // tile, eight pixels (half a tile row) at a time; every pixel sees its entries in
+                // the same order, and with the same operations, as a per-pixel loop would.
+                let state = FrontState(width: tw)
+                defer { state.deallocate() }
                 var active = tw * th
                 for j in 0..<list.count where active > 0 {
                     guard let (xs, ys) = list.pixels(j, x0: x0, y0: y0, width: tw, height: th) else { continue }
-                    let red = list.red[j], green = list.green[j], blue = list.blue[j], depth = list.depth[j]
-                    for y in ys {
-                        let py = Float(y) + 0.5
-                        guard abs(list.meanY[j] - py) <= list.radius[j] else { continue }
-                        for x in xs {
-                            let q = (y - y0) * tw + (x - x0)
-                            guard px[q].live, let alphaJ = list.alpha(j, px: Float(x) + 0.5, py: py)?.alpha else { continue }
-                            let T = px[q].T
-                            let next = T * (1 - alphaJ)
-                            if next < Float(SplatRenderSettings.transmittanceMin) {
-                                px[q].live = false
-                                active -= 1
-                                continue
+                    let entry = list.entry(j)
+                    for h in 0..<2 {
+                        guard let lanes = entry.lanes(xs, firstX: x0 + 8 * h) else { continue }
+                        for y in ys {
+                            let py = Float(y) + 0.5
+                            guard abs(entry.meanY - py) <= entry.radius else { continue }
+                            let row = 2 * (y - y0) + h
+                            var m = lanes.inside & state.live[row]
+                            guard Lanes8.any(m), let (alpha, _) = entry.alpha(lanes, py: py, mask: &m) else { continue }
+                            let t = state.T[row]
+                            let next = t * (1 - alpha)
+                            let stop = m & Lanes8.less(next, SIMD8(repeating: Float(SplatRenderSettings.transmittanceMin)))
+                            if Lanes8.any(stop) {
+                                state.live[row] &= ~stop
+                                active -= Lanes8.count(stop)
                             }
-                            let weight = alphaJ * T
-                            px[q].r += red * weight; px[q].g += green * weight; px[q].b += blue * weight
-                            px[q].z += depth * weight
-                            px[q].T = next
-                            px[q].count = Int32(j + 1)
+                            let c = m & ~stop
+                            let weight = alpha * t
+                            state.r[row] = Lanes8.select(c, state.r[row] + entry.red * weight, state.r[row])
+                            state.g[row] = Lanes8.select(c, state.g[row] + entry.green * weight, state.g[row])
+                            state.b[row] = Lanes8.select(c, state.b[row] + entry.blue * weight, state.b[row])
+                            state.z[row] = Lanes8.select(c, state.z[row] + entry.depth * weight, state.z[row])
+                            state.T[row] = Lanes8.select(c, next, t)
+                            state.count[row] = Lanes8.select(c, SIMD8(repeating: Int32(j + 1)), state.count[row])
                         }
                     }
                 }
                 for y in y0..<(y0 + th) {
                     for x in x0..<(x0 + tw) {
-                        let q = (y - y0) * tw + (x - x0), o = y * w + x
-                        let v = px[q], T = v.T
-                        c[3 * o] = v.r + T * bg.x; c[3 * o + 1] = v.g + T * bg.y; c[3 * o + 2] = v.b + T * bg.z
-                        a[o] = 1 - T; d[o] = v.z; t[o] = T; np[o] = v.count
+                        let row = 2 * (y - y0) + (x - x0) / 8, lane = (x - x0) % 8, o = y * w + x
+                        let T = state.T[row][lane]
+                        c[3 * o] = state.r[row][lane] + T * bg.x; c[3 * o + 1] = state.g[row][lane] + T * bg.y
+                        c[3 * o + 2] = state.b[row][lane] + T * bg.z
+                        a[o] = 1 - T; d[o] = state.z[row][lane]; t[o] = T; np[o] = state.count[row][lane]
                     }
                 }
             }
@@ -138,73 +144,82 @@ public enum SplatRasterizer {
                 let x0 = (tile % tilesX) * tileSize, y0 = (tile / tilesX) * tileSize
                 let tw = min(tileSize, w - x0), th = min(tileSize, h - y0)
                 var gBackground = SIMD3<Float>.zero
-                // Per pixel: the loss's gradients, and the back-to-front recurrence's state (the
-                // transmittance, the colour behind the current entry relative to the transmittance
-                // after it, and the entry last composited).
-                let px = UnsafeMutablePointer<BackPixel>.allocate(capacity: tw * th)
-                px.initialize(repeating: BackPixel(), count: tw * th)
-                defer { px.deallocate() }
+                // Per pixel, eight pixels a vector: the loss's gradients, and the back-to-front
+                // recurrence's state (the transmittance, the colour behind the current entry
+                // relative to the transmittance after it, and the entry last composited).
+                let state = BackState()
+                defer { state.deallocate() }
                 for y in y0..<(y0 + th) {
                     for x in x0..<(x0 + tw) {
-                        let o = y * w + x, q = (y - y0) * tw + (x - x0)
+                        let o = y * w + x, row = 2 * (y - y0) + (x - x0) / 8, lane = (x - x0) % 8
                         let dR = dImage.color[3 * o], dG = dImage.color[3 * o + 1], dB = dImage.color[3 * o + 2]
                         let tFinal = frame.finalTransmittance[o]
-                        px[q].dR = dR; px[q].dG = dG; px[q].dB = dB
-                        px[q].dZ = dImage.depth?[o] ?? 0; px[q].dA = dImage.alpha?[o] ?? 0
-                        px[q].tFinal = tFinal
-                        px[q].T = tFinal
+                        state.dR[row][lane] = dR; state.dG[row][lane] = dG; state.dB[row][lane] = dB
+                        state.dZ[row][lane] = dImage.depth?[o] ?? 0; state.dA[row][lane] = dImage.alpha?[o] ?? 0
+                        state.tFinal[row][lane] = tFinal
+                        state.T[row][lane] = tFinal
                         gBackground += SIMD3(dR, dG, dB) * tFinal
-                        px[q].bgDot = bg.x * dR + bg.y * dG + bg.z * dB
-                        px[q].processed = frame.processed[o]
+                        state.bgDot[row][lane] = bg.x * dR + bg.y * dG + bg.z * dB
+                        state.processed[row][lane] = frame.processed[o]
                     }
                 }
-                // Entries back to front, each over its bounding square in the tile in raster order:
-                // every pixel sees the entries in the per-pixel loop's order, and every entry sums
-                // its pixels in raster order, so the sums are the same bits.
+                // Entries back to front, each over its bounding square in the tile: every pixel
+                // sees the entries in the per-pixel loop's order. An entry's sums over its pixels
+                // are kept per lane and added up at the end (a fixed order: the same bits for any
+                // thread count).
                 var j = list.count - 1
                 while j >= 0 {
                     defer { j -= 1 }
                     guard let (xs, ys) = list.pixels(j, x0: x0, y0: y0, width: tw, height: th) else { continue }
-                    var g = (mx: Float(0), my: Float(0), ca: Float(0), cb: Float(0), cc: Float(0), op: Float(0), r: Float(0), gr: Float(0), b: Float(0), z: Float(0))
-                    let opacity = list.opacity[j], red = list.red[j], green = list.green[j], blue = list.blue[j], depth = list.depth[j]
-                    let conicA = list.conicA[j], conicB = list.conicB[j], conicC = list.conicC[j]
-                    for y in ys {
-                        let py = Float(y) + 0.5
-                        guard abs(list.meanY[j] - py) <= list.radius[j] else { continue }
-                        for x in xs {
-                            let q = (y - y0) * tw + (x - x0)
-                            guard j < Int(px[q].processed), let (alphaJ, gauss, dx, dy) = list.alpha(j, px: Float(x) + 0.5, py: py) else { continue }
-                            var v = px[q]
-                            v.T /= (1 - alphaJ)
-                            let t = v.T
-                            let weight = alphaJ * t
-                            g.r += weight * v.dR; g.gr += weight * v.dG; g.b += weight * v.dB
-                            g.z += weight * v.dZ
-                            let la = v.lastAlpha
-                            v.accR = la * v.lastR + (1 - la) * v.accR
-                            v.accG = la * v.lastG + (1 - la) * v.accG
-                            v.accB = la * v.lastB + (1 - la) * v.accB
-                            v.accZ = la * v.lastZ + (1 - la) * v.accZ
-                            v.lastR = red; v.lastG = green; v.lastB = blue; v.lastZ = depth
-                            v.lastAlpha = alphaJ
-                            var gAlpha = (red - v.accR) * v.dR + (green - v.accG) * v.dG + (blue - v.accB) * v.dB + (depth - v.accZ) * v.dZ
+                    let entry = list.entry(j)
+                    var gmx = SIMD8<Float>(), gmy = SIMD8<Float>(), gca = SIMD8<Float>(), gcb = SIMD8<Float>(), gcc = SIMD8<Float>()
+                    var gop = SIMD8<Float>(), gr = SIMD8<Float>(), gg = SIMD8<Float>(), gb = SIMD8<Float>(), gz = SIMD8<Float>()
+                    let index = SIMD8<Int32>(repeating: Int32(j))
+                    for h in 0..<2 {
+                        guard let lanes = entry.lanes(xs, firstX: x0 + 8 * h) else { continue }
+                        let dx = lanes.dx
+                        for y in ys {
+                            let py = Float(y) + 0.5
+                            guard abs(entry.meanY - py) <= entry.radius else { continue }
+                            let row = 2 * (y - y0) + h
+                            var m = lanes.inside & Lanes8.less(index, state.processed[row])
+                            guard Lanes8.any(m), let (alpha, gauss) = entry.alpha(lanes, py: py, mask: &m) else { continue }
+                            let dy = entry.meanY - py
+                            let keep = 1 - alpha
+                            let t = Lanes8.select(m, state.T[row] / keep, state.T[row])
+                            state.T[row] = t
+                            let zero = SIMD8<Float>()
+                            let weight = Lanes8.select(m, alpha * t, zero)
+                            let dR = state.dR[row], dG = state.dG[row], dB = state.dB[row], dZ = state.dZ[row]
+                            gr += weight * dR; gg += weight * dG; gb += weight * dB; gz += weight * dZ
+                            let la = state.lastAlpha[row]
+                            let accR = Lanes8.select(m, la * state.lastR[row] + (1 - la) * state.accR[row], state.accR[row])
+                            let accG = Lanes8.select(m, la * state.lastG[row] + (1 - la) * state.accG[row], state.accG[row])
+                            let accB = Lanes8.select(m, la * state.lastB[row] + (1 - la) * state.accB[row], state.accB[row])
+                            let accZ = Lanes8.select(m, la * state.lastZ[row] + (1 - la) * state.accZ[row], state.accZ[row])
+                            state.accR[row] = accR; state.accG[row] = accG; state.accB[row] = accB; state.accZ[row] = accZ
+                            state.lastR[row] = Lanes8.select(m, SIMD8(repeating: entry.red), state.lastR[row])
+                            state.lastG[row] = Lanes8.select(m, SIMD8(repeating: entry.green), state.lastG[row])
+                            state.lastB[row] = Lanes8.select(m, SIMD8(repeating: entry.blue), state.lastB[row])
+                            state.lastZ[row] = Lanes8.select(m, SIMD8(repeating: entry.depth), state.lastZ[row])
+                            state.lastAlpha[row] = Lanes8.select(m, alpha, la)
+                            var gAlpha = (entry.red - accR) * dR + (entry.green - accG) * dG + (entry.blue - accB) * dB + (entry.depth - accZ) * dZ
                             gAlpha *= t
-                            gAlpha += (v.dA - v.bgDot) * v.tFinal / (1 - alphaJ)
-                            px[q] = v
+                            gAlpha += (state.dA[row] - state.bgDot[row]) * state.tFinal[row] / keep
                             // α = min(0.99, o·G): no gradient where the clamp holds.
-                            guard opacity * gauss < Float(SplatRenderSettings.alphaMax) else { continue }
-                            let gPower = gAlpha * opacity * gauss
-                            g.op += gAlpha * gauss
-                            g.mx += gPower * (-conicA * dx - conicB * dy)
-                            g.my += gPower * (-conicC * dy - conicB * dx)
-                            g.ca += gPower * (-dx * dx / 2)
-                            g.cb += gPower * (-dx * dy)
-                            g.cc += gPower * (-dy * dy / 2)
+                            let open = m & Lanes8.less(entry.opacity * gauss, SIMD8(repeating: Float(SplatRenderSettings.alphaMax)))
+                            let gPower = Lanes8.select(open, gAlpha * entry.opacity * gauss, zero)
+                            gop += Lanes8.select(open, gAlpha * gauss, zero)
+                            gmx += gPower * (-entry.conicA * dx - entry.conicB * dy)
+                            gmy += gPower * (-entry.conicC * dy - entry.conicB * dx)
+                            gca += gPower * (-dx * dx / 2)
+                            gcb += gPower * (-dx * dy)
+                            gcc += gPower * (-dy * dy / 2)
                         }
                     }
                     let slot = fields * (start + j)
-                    eg[slot] = g.mx; eg[slot + 1] = g.my; eg[slot + 2] = g.ca; eg[slot + 3] = g.cb; eg[slot + 4] = g.cc
-                    eg[slot + 5] = g.op; eg[slot + 6] = g.r; eg[slot + 7] = g.gr; eg[slot + 8] = g.b; eg[slot + 9] = g.z
+                    eg[slot] = gmx.sum(); eg[slot + 1] = gmy.sum(); eg[slot + 2] = gca.sum(); eg[slot + 3] = gcb.sum(); eg[slot + 4] = gcc.sum()
+                    eg[slot + 5] = gop.sum(); eg[slot + 6] = gr.sum(); eg[slot + 7] = gg.sum(); eg[slot + 8] = gb.sum(); eg[slot + 9] = gz.sum()
                 }
                 tb[tile] = gBackground
             }
@@ -326,24 +341,97 @@ public enum SplatRasterizer {
     }
 }
 
-/// One pixel's state in the forward pass: transmittance, colour and depth so far, entries read,
-/// and whether it is still open. A tile's pixels are one allocation of these (one pointer in the
-/// pixel loops, where an array per field ran out of registers); both kinds are plain values.
-struct FrontPixel {
-    var T: Float = 1, r: Float = 0, g: Float = 0, b: Float = 0, z: Float = 0
-    var count: Int32 = 0
-    var live = true
+/// A tile's per-pixel state in the forward pass, eight pixels (half a tile row) a vector, half-row
+/// `2·(y − y0) + (x − x0)/8`: transmittance, colour and depth so far, entries read, and whether
+/// the pixel is still open (lanes past the tile's width never are). One allocation per tile.
+struct FrontState {
+    let T, r, g, b, z: UnsafeMutablePointer<SIMD8<Float>>
+    let count, live: UnsafeMutablePointer<SIMD8<Int32>>
+    private let floats: UnsafeMutablePointer<SIMD8<Float>>, ints: UnsafeMutablePointer<SIMD8<Int32>>
+
+    init(width: Int) {
+        let rows = 2 * SplatRasterizer.tileSize
+        floats = .allocate(capacity: 5 * rows); ints = .allocate(capacity: 2 * rows)
+        (T, r, g, b, z) = (floats, floats + rows, floats + 2 * rows, floats + 3 * rows, floats + 4 * rows)
+        (count, live) = (ints, ints + rows)
+        T.initialize(repeating: SIMD8(repeating: 1), count: rows)
+        r.initialize(repeating: SIMD8(), count: 4 * rows)
+        count.initialize(repeating: SIMD8(), count: rows)
+        let lane = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+        for row in 0..<rows {
+            let first = Int32(8 * (row % 2))
+            live[row] = Lanes8.less(lane &+ SIMD8(repeating: first), SIMD8(repeating: Int32(width)))
+        }
+    }
+
+    func deallocate() { floats.deallocate(); ints.deallocate() }
 }
 
-/// One pixel's state in the backward pass: the loss's gradients there, the final transmittance,
-/// entries read in the forward pass, and the back-to-front recurrence (the transmittance, the
-/// colour behind the current entry relative to the transmittance after it, the entry last
-/// composited).
-struct BackPixel {
-    var dR: Float = 0, dG: Float = 0, dB: Float = 0, dZ: Float = 0, dA: Float = 0, bgDot: Float = 0, tFinal: Float = 0, T: Float = 0
-    var accR: Float = 0, accG: Float = 0, accB: Float = 0, accZ: Float = 0
-    var lastAlpha: Float = 0, lastR: Float = 0, lastG: Float = 0, lastB: Float = 0, lastZ: Float = 0
-    var processed: Int32 = 0
+/// A tile's per-pixel state in the backward pass, laid out as `FrontState`: the loss's gradients
+/// there, the final transmittance, entries read in the forward pass, and the back-to-front
+/// recurrence (the transmittance, the colour behind the current entry relative to the
+/// transmittance after it, the entry last composited).
+struct BackState {
+    let dR, dG, dB, dZ, dA, bgDot, tFinal, T: UnsafeMutablePointer<SIMD8<Float>>
+    let accR, accG, accB, accZ, lastAlpha, lastR, lastG, lastB, lastZ: UnsafeMutablePointer<SIMD8<Float>>
+    let processed: UnsafeMutablePointer<SIMD8<Int32>>
+    private let floats: UnsafeMutablePointer<SIMD8<Float>>
+
+    init() {
+        let rows = 2 * SplatRasterizer.tileSize
+        floats = .allocate(capacity: 17 * rows)
+        floats.initialize(repeating: SIMD8(), count: 17 * rows)
+        let f = floats
+        (dR, dG, dB, dZ, dA, bgDot, tFinal, T) = (f, f + rows, f + 2 * rows, f + 3 * rows, f + 4 * rows, f + 5 * rows, f + 6 * rows, f + 7 * rows)
+        (accR, accG, accB, accZ) = (f + 8 * rows, f + 9 * rows, f + 10 * rows, f + 11 * rows)
+        (lastAlpha, lastR, lastG, lastB, lastZ) = (f + 12 * rows, f + 13 * rows, f + 14 * rows, f + 15 * rows, f + 16 * rows)
+        processed = .allocate(capacity: rows)
+        processed.initialize(repeating: SIMD8(), count: rows)
+    }
+
+    func deallocate() { floats.deallocate(); processed.deallocate() }
+}
+
+/// One tile entry's projection, read once for its pixel loops.
+struct TileEntry {
+    let meanX, meanY, conicA, conicB, conicC, opacity, red, green, blue, depth, radius, powerFloor: Float
+
+    /// Eight pixel columns from `firstX`: which are inside the column range `xs` and within the
+    /// radius of the centre, and their offsets from it. Nil when none.
+    struct Lanes {
+        let inside: Lanes8.Mask
+        let dx: SIMD8<Float>
+    }
+
+    @inline(__always)
+    func lanes(_ xs: ClosedRange<Int>, firstX: Int) -> Lanes? {
+        guard xs.lowerBound <= firstX + 7, xs.upperBound >= firstX else { return nil }
+        let x = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) &+ Int32(firstX)
+        let centres: SIMD8<Float> = SIMD8<Float>(x) + 0.5
+        let dx: SIMD8<Float> = meanX - centres
+        let columns = Lanes8.lessOrEqual(SIMD8(repeating: Int32(xs.lowerBound)), x) & Lanes8.lessOrEqual(x, SIMD8(repeating: Int32(xs.upperBound)))
+        let r = SIMD8<Float>(repeating: radius)
+        let inside = columns & Lanes8.lessOrEqual(dx, r) & Lanes8.lessOrEqual(-r, dx)  // |dx| ≤ radius, exactly
+        return Lanes8.any(inside) ? Lanes(inside: inside, dx: dx) : nil
+    }
+
+    /// α and the Gaussian value e^power at the lanes' pixel centres in row `py`, with the per-pixel
+    /// loop's tests (`TileList.alpha`) applied to `mask`, lane by lane with the same operations.
+    /// Nil when no lane is left.
+    @inline(__always)
+    func alpha(_ lanes: Lanes, py: Float, mask: inout Lanes8.Mask) -> (alpha: SIMD8<Float>, gauss: SIMD8<Float>)? {
+        let dx = lanes.dx, dy = meanY - py
+        let p = -(conicA * dx * dx + conicC * dy * dy) / 2 - conicB * dx * dy
+        mask &= Lanes8.lessOrEqual(p, SIMD8()) & Lanes8.lessOrEqual(SIMD8(repeating: powerFloor), p)
+        guard Lanes8.any(mask) else { return nil }
+        let gauss = ScalarMath.exp(p)
+        let product = opacity * gauss
+        // min(alphaMax, o·G) as Swift's `min` takes it.
+        let alphaMax = SIMD8<Float>(repeating: Float(SplatRenderSettings.alphaMax))
+        let a = Lanes8.select(Lanes8.less(product, alphaMax), product, alphaMax)
+        mask &= Lanes8.lessOrEqual(SIMD8(repeating: Float(SplatRenderSettings.alphaMin)), a)
+        return Lanes8.any(mask) ? (a, gauss) : nil
+    }
 }
 
 /// A tile's Gaussians gathered into contiguous arrays (front to back) for the pixel loops: a
@@ -383,6 +471,13 @@ struct TileList {
             f[10 * n + j] = Float(g.radius)
             f[11 * n + j] = g.opacity > 0 ? Float.log(Float(SplatRenderSettings.alphaMin) / g.opacity) - 1e-3 : 0
         }
+    }
+
+    /// Entry `j`'s fields.
+    @inline(__always)
+    func entry(_ j: Int) -> TileEntry {
+        TileEntry(meanX: meanX[j], meanY: meanY[j], conicA: conicA[j], conicB: conicB[j], conicC: conicC[j], opacity: opacity[j],
+                  red: red[j], green: green[j], blue: blue[j], depth: depth[j], radius: radius[j], powerFloor: powerFloor[j])
     }
 
     /// The pixel columns and rows of the tile at (`x0`, `y0`), `width` × `height`, whose centres

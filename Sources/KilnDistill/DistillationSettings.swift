@@ -90,7 +90,8 @@ public struct GaussianSettings: Codable, Sendable, Equatable {
     /// `colorSmoothnessBrightness` times (1: all of them; 0: only hue and saturation, so that
     /// shading stays), each squared difference weighed by `colorSmoothnessPenalty` (`l2`, or the
     /// edge-preserving `charbonnier`, quadratic below a colour difference of `colorSmoothnessEdge`
-    /// and linear above it).
+    /// and linear above it, or `median`, the difference to the median of the Gaussian's own and
+    /// its neighbours' colours).
     public var opacityPenalty: Float = 0
     public var scalePenalty: Float = 0
     public var colorSmoothness: Float = 0

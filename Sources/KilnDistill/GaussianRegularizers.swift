@@ -26,7 +26,11 @@ import RealModule
 /// 2ε√q above it (2ε‖d‖ at β = 1), so that the many small differences of speckle are smoothed as
 /// by `l2` while a border between two parts of different colour (one large difference) pulls with
 /// a bounded force, as in an image's total variation. ε (`edge`) is a difference of rendered colour (0…1 per
-/// channel), converted to SH units by the DC basis constant.
+/// channel), converted to SH units by the DC basis constant. `median` replaces the pairs' sum by
+/// λ_c/N·Σᵢ q(cᵢ − mᵢ), mᵢ the per-channel median of cᵢ and its neighbours' colours, held fixed
+/// (its gradient is that of this sum with the medians as constants): Charbonnier's bounded pull
+/// still acts across a border, where a Gaussian's own side adds none; the median does not move a
+/// Gaussian whose side holds the majority of its neighbourhood.
 public enum GaussianRegularizers {
     /// L and ∂L/∂parameters (means and rotations get none).
     public static func loss(_ p: SplatParameters<Float>, opacity: Float, scale: Float, color: Float, brightness: Float = 1,
@@ -71,7 +75,19 @@ public enum GaussianRegularizers {
             let c = Double(color) / (Double(n) * Double(k))
             let beta = Double(brightness), epsilon = Double(edge) / SphericalHarmonics.c0, robust = penalty == .charbonnier
             var dc = [Double](repeating: 0, count: 3 * n)
-            for i in 0..<n {
+            if penalty == .median {
+                // Each Gaussian against the per-channel median of its own and its neighbours' colours,
+                // held fixed: the term is weighed per Gaussian, λ_c/N.
+                let targets = medianTargets(p, table: table)
+                let weight = Double(color) / Double(n)
+                for i in 0..<n {
+                    let d = SIMD3<Double>(Double(p.sh[i * stride]), Double(p.sh[i * stride + 1]), Double(p.sh[i * stride + 2])) - targets[i]
+                    let m = d.sum() / 3, hue = d - SIMD3(repeating: m)
+                    value += weight * ((hue * hue).sum() + 3 * beta * m * m)
+                    for a in 0..<3 { dc[3 * i + a] += 2 * weight * (d[a] - (1 - beta) * m) }
+                }
+            }
+            for i in 0..<n where penalty != .median {
                 for s in (i * table.k)..<((i + 1) * table.k) {
                     let j = Int(table.indices[s])
                     // β = 1 keeps the plain per-channel sum: the split form gives the same value
@@ -115,6 +131,24 @@ public enum GaussianRegularizers {
         }
         return value
     }
+
+    /// Per Gaussian, the per-channel median of its own base colour (SH DC) and those of its
+    /// neighbours in `table` (the mean of the two middle values for an even count).
+    public static func medianTargets(_ p: SplatParameters<Float>, table: NeighbourTable) -> [SIMD3<Double>] {
+        let n = p.count, stride = p.sh.count / max(1, n)
+        var values = [Float](repeating: 0, count: table.k + 1)
+        return (0..<n).map { i in
+            var target = SIMD3<Double>()
+            for a in 0..<3 {
+                values[0] = p.sh[i * stride + a]
+                for t in 0..<table.k { values[t + 1] = p.sh[Int(table.indices[i * table.k + t]) * stride + a] }
+                values.sort()
+                let middle = values.count / 2
+                target[a] = values.count % 2 == 1 ? Double(values[middle]) : (Double(values[middle - 1]) + Double(values[middle])) / 2
+            }
+            return target
+        }
+    }
 }
 
 /// How the colour smoothness weighs a squared colour difference q between neighbours
@@ -124,4 +158,9 @@ public enum ColorPenalty: String, SettingChoice {
     case l2
     /// 2ε(√(q + ε²) − ε): like q below the edge ε, like 2ε‖d‖ above it (edge-preserving).
     case charbonnier
+    /// q of the difference to the median of the Gaussian's own and its neighbours' colours, the
+    /// median held fixed (one step of a median filter over the cloud): a lone colour among its
+    /// neighbours is pulled to theirs; at a border each side keeps its colour where it has the
+    /// majority of a Gaussian's neighbours (edge-preserving).
+    case median
 }

@@ -88,7 +88,7 @@ struct GaussianDistillationTests {
                                          source: "config.json").value
         #expect(read.colorSmoothnessPenalty == .charbonnier && read.colorSmoothnessEdge == 0.2)
         #expect { try SettingsFile.read(GaussianSettings(), from: Data(#"{"color_smoothness_penalty": "tv"}"#.utf8), source: "config.json") } throws: {
-            "\($0)".contains("color_smoothness_penalty") && "\($0)".contains("not one of l2, charbonnier")
+            "\($0)".contains("color_smoothness_penalty") && "\($0)".contains("not one of l2, charbonnier, median")
         }
         let run = try Self.run(shDegree: 1)
         #expect(run.scene.parameters.shDegree == 1)
@@ -121,6 +121,70 @@ struct GaussianDistillationTests {
         defer { try? FileManager.default.removeItem(at: vsdFolder) }
         try straight.saveCheckpoint(to: vsdFolder)
         #expect(throws: DistillError.self) { try Self.run().restore(from: vsdFolder) }
+    }
+
+    @Test("the median colour smoothness: its gradient is that of the sum with the medians held fixed; it pulls a lone colour to its neighbours' and leaves a border alone, where l2 pulls across it")
+    func medianSmoothness() {
+        var rng = RNG(seed: 12)
+        let n = 60, k = 4
+        var p = SplatFit.initialCloud(count: n, center: .zero, radius: 0.5, rng: &rng)
+        p.sh = (0..<(3 * n)).map { _ in Float(rng.normal()) * 0.5 }
+        let color: Float = 2
+        for brightness: Float in [1, 0.3] {
+            let (value, g) = GaussianRegularizers.loss(p, opacity: 0, scale: 0, color: color, brightness: brightness, penalty: .median,
+                                                       neighbours: k, radius: 1, threads: 1)
+            // The medians by a plain sort of each neighbourhood from the brute-force neighbours.
+            let table = NearestNeighbours.table(p.positions, k: k, threads: 1)
+            let brute = NearestNeighboursReference.search(p.positions, k: k)
+            #expect((0..<n).allSatisfy { Array(table.indices[($0 * k)..<($0 * k + k)].map(Int.init)) == brute[$0] })
+            func fixedSum(_ q: SplatParameters<Float>) -> Double {
+                var sum = 0.0
+                for i in 0..<n {
+                    var d = SIMD3<Double>()
+                    for a in 0..<3 {
+                        let values = ([i] + brute[i]).map { Double(p.sh[3 * $0 + a]) }.sorted()
+                        d[a] = Double(q.sh[3 * i + a]) - values[values.count / 2]  // five values: the middle one
+                    }
+                    let m = d.sum() / 3, hue = d - SIMD3(repeating: m)
+                    sum += Double(color) / Double(n) * ((hue * hue).sum() + 3 * Double(brightness) * m * m)
+                }
+                return sum
+            }
+            #expect(abs(value - fixedSum(p)) < 1e-9 * (1 + value), "\(value) against \(fixedSum(p))")
+            let h: Float = 1e-2
+            for i in Swift.stride(from: 0, to: 3 * n, by: 5) {
+                var plus = p, minus = p
+                plus.sh[i] += h; minus.sh[i] -= h
+                let numeric = (fixedSum(plus) - fixedSum(minus)) / (2 * Double(h))
+                #expect(abs(Double(g.sh[i]) - numeric) < 1e-4 * (1 + abs(numeric)), "β \(brightness), sh \(i): \(g.sh[i]) against \(numeric)")
+            }
+            #expect(g.means.allSatisfy { $0 == 0 } && g.opacityLogits.allSatisfy { $0 == 0 } && g.logScales.allSatisfy { $0 == 0 })
+        }
+        // Two halves, red and blue, with one red Gaussian deep inside the blue half.
+        var border = p
+        let lone = (0..<n).filter { border.means[3 * $0] < -0.15 }.min { border.means[3 * $0] < border.means[3 * $1] }!
+        for i in 0..<n {
+            let red = border.means[3 * i] > 0 || i == lone
+            for a in 0..<3 { border.sh[3 * i + a] = red ? (a == 0 ? 2 : -2) : (a == 2 ? 2 : -2) }
+        }
+        let median = GaussianRegularizers.loss(border, opacity: 0, scale: 0, color: color, penalty: .median, neighbours: k, radius: 1, threads: 1).gradient
+        let l2 = GaussianRegularizers.loss(border, opacity: 0, scale: 0, color: color, penalty: .l2, neighbours: k, radius: 1, threads: 1).gradient
+        let pull = { (g: SplatParameters<Float>, i: Int) in (0..<3).map { abs(g.sh[3 * i + $0]) }.max()! }
+        #expect(pull(median, lone) > 0, "the lone red Gaussian is pulled")
+        #expect(median.sh[3 * lone] > 0 && median.sh[3 * lone + 2] < 0, "toward blue (descent lowers red, raises blue)")
+        // Away from the lone one, the Gaussians whose own side holds the majority of their
+        // neighbourhood are not pulled by the median; l2 pulls some of them across the border.
+        let table = NearestNeighbours.table(border.positions, k: k, threads: 1)
+        var kept = 0, l2Pulled = 0
+        for i in 0..<n where i != lone && !table.indices[(i * k)..<(i * k + k)].contains(Int32(lone)) {
+            let side = border.means[3 * i] > 0
+            let same = table.indices[(i * k)..<(i * k + k)].filter { (border.means[3 * Int($0)] > 0) == side && Int($0) != lone }.count
+            guard same >= 2 else { continue }  // with itself, three of five
+            #expect(pull(median, i) == 0, "Gaussian \(i), \(same) of \(k) neighbours on its side, pulled by \(pull(median, i))")
+            kept += 1
+            if pull(l2, i) > 0 { l2Pulled += 1 }
+        }
+        #expect(kept > n / 2 && l2Pulled > 0, "\(kept) kept, \(l2Pulled) pulled by l2")
     }
 
     @Test("the regularisers' gradient is the float64 central difference of their loss")

@@ -137,7 +137,16 @@ enum IsolatedProcess {
         }
         let envp = (inherited + environment).map { strdup($0) } + [nil]
         defer { envp.forEach { free($0) } }
-        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        var spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        // An executable written just before (a freshly installed binary, a test's stand-in) can be
+        // briefly "busy": a fork by another thread while it was open for writing keeps a write
+        // descriptor in that child until it execs. Retry for up to a second, as Go's os/exec does.
+        var retries = 0
+        while spawned == ETXTBSY && retries < 50 {
+            usleep(20_000)
+            retries += 1
+            spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        }
         guard spawned == 0 else {
             throw FileIOError.posix(spawned, path: path, doing: "start the isolated mesh import")
         }

@@ -151,11 +151,13 @@ public enum SplatProjection {
         return out
     }
 
-    /// Accumulates into `grad` (parameter gradients of Gaussian `i`) the gradient of the loss
-    /// with respect to its projection outputs `g`. Returns nothing for invisible Gaussians.
+    /// Accumulates into `grad` (parameter gradients of Gaussian `i`, at index `slot` if given:
+    /// a gradient of a range of Gaussians) the gradient of the loss with respect to its projection
+    /// outputs `g`. Returns nothing for invisible Gaussians.
     @inlinable
     public static func backward<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, settings: SplatRenderSettings,
-                                   degree: Int, g: ProjectedGradient<R>, grad: inout SplatParameters<R>, basis: inout [R]) {
+                                   degree: Int, g: ProjectedGradient<R>, grad: inout SplatParameters<R>, basis: inout [R], slot: Int? = nil) {
+        let o = slot ?? i
         guard let f = Footprint(i, p, camera: c, near: R(settings.nearPlane)) else { return }
         let a0 = f.a0, b0 = f.b0, c0 = f.c0, x = f.x, y = f.y, z = f.z
         let lowPass = R(settings.lowPass)
@@ -191,7 +193,7 @@ public enum SplatProjection {
                 compensation = 0
             }
         }
-        grad.opacityLogits[i] += g.opacity * compensation * s * (1 - s)
+        grad.opacityLogits[o] += g.opacity * compensation * s * (1 - s)
 
         // Conic = B⁻¹ → dL/dB = −Q G Q, with G symmetric (off-diagonal ½ dL/dconicB).
         let qa = cc * inverseDet, qb = -b * inverseDet, qc = a * inverseDet
@@ -207,9 +209,9 @@ public enum SplatProjection {
         let du00 = 2 * (gA0 * u00 + gB0 * u10), du01 = 2 * (gA0 * u01 + gB0 * u11), du02 = 2 * (gA0 * u02 + gB0 * u12)
         let du10 = 2 * (gB0 * u00 + gC0 * u10), du11 = 2 * (gB0 * u01 + gC0 * u11), du12 = 2 * (gB0 * u02 + gC0 * u12)
         // Scales: dL/ds_b = Σ_r dU[r][b]·V[r][b]; log-scale: × s_b.
-        grad.logScales[3 * i] += (du00 * f.v00 + du10 * f.v10) * s0
-        grad.logScales[3 * i + 1] += (du01 * f.v01 + du11 * f.v11) * s1
-        grad.logScales[3 * i + 2] += (du02 * f.v02 + du12 * f.v12) * s2
+        grad.logScales[3 * o] += (du00 * f.v00 + du10 * f.v10) * s0
+        grad.logScales[3 * o + 1] += (du01 * f.v01 + du11 * f.v11) * s1
+        grad.logScales[3 * o + 2] += (du02 * f.v02 + du12 * f.v12) * s2
         // V = T·R: dV = dU·S; dL/dR = Tᵀ·dV; dL/dT = dV·Rᵀ.
         let dv00 = du00 * s0, dv01 = du01 * s1, dv02 = du02 * s2
         let dv10 = du10 * s0, dv11 = du11 * s1, dv12 = du12 * s2
@@ -236,21 +238,21 @@ public enum SplatProjection {
         let gr0 = f.t00 * dv00 + f.t10 * dv10, gr1 = f.t00 * dv01 + f.t10 * dv11, gr2 = f.t00 * dv02 + f.t10 * dv12
         let gr3 = f.t01 * dv00 + f.t11 * dv10, gr4 = f.t01 * dv01 + f.t11 * dv11, gr5 = f.t01 * dv02 + f.t11 * dv12
         let gr6 = f.t02 * dv00 + f.t12 * dv10, gr7 = f.t02 * dv01 + f.t12 * dv11, gr8 = f.t02 * dv02 + f.t12 * dv12
-        rotationBackward(i, r, gr: (gr0, gr1, gr2, gr3, gr4, gr5, gr6, gr7, gr8), grad: &grad)
+        rotationBackward(o, r, gr: (gr0, gr1, gr2, gr3, gr4, gr5, gr6, gr7, gr8), grad: &grad)
 
         // Colour (SH), view direction d = (mean − camera) / |mean − camera|.
-        let (dmx, dmy, dmz) = colorBackward(i, p, camera: c, degree: degree, g: (g.red, g.green, g.blue), grad: &grad, basis: &basis)
+        let (dmx, dmy, dmz) = colorBackward(i, p, camera: c, degree: degree, g: (g.red, g.green, g.blue), grad: &grad, slot: o, basis: &basis)
 
         // Camera-space centre → world mean: p = W m + t → dL/dm = Wᵀ dL/dp.
         let wx: R = w[0] * gx + w[3] * gy + w[6] * gz
         let wy: R = w[1] * gx + w[4] * gy + w[7] * gz
         let wz: R = w[2] * gx + w[5] * gy + w[8] * gz
-        grad.means[3 * i] += wx + dmx
-        grad.means[3 * i + 1] += wy + dmy
-        grad.means[3 * i + 2] += wz + dmz
+        grad.means[3 * o] += wx + dmx
+        grad.means[3 * o + 1] += wy + dmy
+        grad.means[3 * o + 2] += wz + dmz
     }
 
-    /// dL/dR (row-major, `gr`) → the raw quaternion of Gaussian `i`.
+    /// dL/dR (row-major, `gr`) → the raw quaternion, written at index `i` of `grad`.
     @inlinable
     static func rotationBackward<R: Real & BinaryFloatingPoint & SIMDScalar & Sendable>(_ i: Int, _ r: Rotation<R>, gr: (R, R, R, R, R, R, R, R, R), grad: inout SplatParameters<R>) {
         guard r.norm > 0 else { return }
@@ -384,13 +386,13 @@ public enum SplatProjection {
     /// SH coefficient gradients; returns the gradient reaching the mean through the view direction.
     @inlinable
     static func colorBackward<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, degree: Int, g: (R, R, R),
-                                 grad: inout SplatParameters<R>, basis: inout [R]) -> (R, R, R) {
-        let k = p.coefficientsPerChannel
+                                 grad: inout SplatParameters<R>, slot o: Int, basis: inout [R]) -> (R, R, R) {
+        let k = p.coefficientsPerChannel, gradBase = 3 * k * o
         if degree == 0 {  // the constant band alone: no direction, nothing reaches the mean
             let base = 3 * k * i, c0 = R(SphericalHarmonics.c0)
-            if 0.5 + c0 * p.sh[base] >= 0 { grad.sh[base] += c0 * g.0 }
-            if 0.5 + c0 * p.sh[base + 1] >= 0 { grad.sh[base + 1] += c0 * g.1 }
-            if 0.5 + c0 * p.sh[base + 2] >= 0 { grad.sh[base + 2] += c0 * g.2 }
+            if 0.5 + c0 * p.sh[base] >= 0 { grad.sh[gradBase] += c0 * g.0 }
+            if 0.5 + c0 * p.sh[base + 1] >= 0 { grad.sh[gradBase + 1] += c0 * g.1 }
+            if 0.5 + c0 * p.sh[base + 2] >= 0 { grad.sh[gradBase + 2] += c0 * g.2 }
             return (0, 0, 0)
         }
         let vx = p.means[3 * i] - c.position.0, vy = p.means[3 * i + 1] - c.position.1, vz = p.means[3 * i + 2] - c.position.2
@@ -406,9 +408,9 @@ public enum SplatProjection {
         // The clamp at 0 stops the gradient of a channel.
         let gr = raw.0 < 0 ? 0 : g.0, gg = raw.1 < 0 ? 0 : g.1, gb = raw.2 < 0 ? 0 : g.2
         for j in 0..<used {
-            grad.sh[base + 3 * j] += basis[j] * gr
-            grad.sh[base + 3 * j + 1] += basis[j] * gg
-            grad.sh[base + 3 * j + 2] += basis[j] * gb
+            grad.sh[gradBase + 3 * j] += basis[j] * gr
+            grad.sh[gradBase + 3 * j + 1] += basis[j] * gg
+            grad.sh[gradBase + 3 * j + 2] += basis[j] * gb
         }
         guard degree >= 1, l > 0 else { return (0, 0, 0) }
         // dL/dd = Σ_j (Σ_ch g_ch sh_j,ch) ∇Y_j(d); then through d = v/|v|: (I − d dᵀ)/|v|.

@@ -137,7 +137,7 @@ public enum SplatProjectionReference {
         covariance3DBackward(i, p, gSigma: gSigma, grad: &grad)
 
         // Colour (SH), view direction d = (mean − camera) / |mean − camera|.
-        let (dmx, dmy, dmz) = SplatProjection.colorBackward(i, p, camera: c, degree: degree, g: (g.red, g.green, g.blue), grad: &grad, basis: &basis)
+        let (dmx, dmy, dmz) = SplatProjection.colorBackward(i, p, camera: c, degree: degree, g: (g.red, g.green, g.blue), grad: &grad, slot: i, basis: &basis)
 
         // Camera-space centre → world mean: p = W m + t → dL/dm = Wᵀ dL/dp.
         let wx: R = w[0] * gx + w[3] * gy + w[6] * gz

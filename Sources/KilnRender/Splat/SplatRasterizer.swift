@@ -241,40 +241,38 @@ public enum SplatRasterizer {
         let offsets = entryOffsets, slotsByGaussian = byGaussian, slotGrad = entryGrad
         var grad = SplatParameters<Float>(zerosLike: n, shDegree: p.shDegree)
         var meanPixels = [Float](repeating: 0, count: 2 * n)
-        let chunks = Parallel.chunks(count: n, threads: frame.threads)
-        var partial = [SplatParameters<Float>](repeating: SplatParameters(zerosLike: 0, shDegree: p.shDegree), count: chunks.count)
-        partial.withUnsafeMutableBufferPointer { part in meanPixels.withUnsafeMutableBufferPointer { mp in
-            let part = UnsafeMutableSendableBuffer(part), mp = UnsafeMutableSendableBuffer(mp)
-            parallelForChunks(n, threads: frame.threads) { chunk, range in
-                // Each chunk writes only its own Gaussians' slots in a full-size gradient.
-                var local = SplatParameters<Float>(zerosLike: n, shDegree: p.shDegree)
+        let k = p.coefficientsPerChannel
+        grad.means.withUnsafeMutableBufferPointer { gm in grad.logScales.withUnsafeMutableBufferPointer { gs in
+        grad.rotations.withUnsafeMutableBufferPointer { gq in grad.opacityLogits.withUnsafeMutableBufferPointer { go in
+        grad.sh.withUnsafeMutableBufferPointer { gh in meanPixels.withUnsafeMutableBufferPointer { mp in
+            let gm = UnsafeMutableSendableBuffer(gm), gs = UnsafeMutableSendableBuffer(gs), gq = UnsafeMutableSendableBuffer(gq)
+            let go = UnsafeMutableSendableBuffer(go), gh = UnsafeMutableSendableBuffer(gh), mp = UnsafeMutableSendableBuffer(mp)
+            parallelForChunks(n, threads: frame.threads) { _, range in
+                // Each chunk's Gaussians in a gradient of the chunk's size, then copied into their
+                // own slots of the result (chunks own disjoint Gaussians).
+                var local = SplatParameters<Float>(zerosLike: range.count, shDegree: p.shDegree)
                 var basis = [Float](repeating: 0, count: 16)
                 for i in range where frame.projected[i].visible {
                     var g = ProjectedGradient<Float>()
-                    for k in Int(offsets[i])..<Int(offsets[i + 1]) {
-                        let s = fields * Int(slotsByGaussian[k])
+                    for e in Int(offsets[i])..<Int(offsets[i + 1]) {
+                        let s = fields * Int(slotsByGaussian[e])
                         g.meanX += slotGrad[s]; g.meanY += slotGrad[s + 1]
                         g.conicA += slotGrad[s + 2]; g.conicB += slotGrad[s + 3]; g.conicC += slotGrad[s + 4]
                         g.opacity += slotGrad[s + 5]
                         g.red += slotGrad[s + 6]; g.green += slotGrad[s + 7]; g.blue += slotGrad[s + 8]; g.depth += slotGrad[s + 9]
                     }
                     mp[2 * i] = g.meanX; mp[2 * i + 1] = g.meanY
-                    SplatProjection.backward(i, p, camera: cam, settings: frame.settings, degree: degree, g: g, grad: &local, basis: &basis)
+                    SplatProjection.backward(i, p, camera: cam, settings: frame.settings, degree: degree, g: g, grad: &local, basis: &basis,
+                                             slot: i - range.lowerBound)
                 }
-                part[chunk] = local
+                let first = range.lowerBound
+                for (o, v) in local.means.enumerated() { gm[3 * first + o] = v }
+                for (o, v) in local.logScales.enumerated() { gs[3 * first + o] = v }
+                for (o, v) in local.rotations.enumerated() { gq[4 * first + o] = v }
+                for (o, v) in local.opacityLogits.enumerated() { go[first + o] = v }
+                for (o, v) in local.sh.enumerated() { gh[3 * k * first + o] = v }
             }
-        } }
-        // Chunks own disjoint Gaussians: copy their slots into the result.
-        let k = p.coefficientsPerChannel
-        for (chunk, range) in chunks.enumerated() {
-            let local = partial[chunk]
-            for i in range {
-                for a in 0..<3 { grad.means[3 * i + a] = local.means[3 * i + a]; grad.logScales[3 * i + a] = local.logScales[3 * i + a] }
-                for a in 0..<4 { grad.rotations[4 * i + a] = local.rotations[4 * i + a] }
-                grad.opacityLogits[i] = local.opacityLogits[i]
-                for a in 0..<(3 * k) { grad.sh[3 * k * i + a] = local.sh[3 * k * i + a] }
-            }
-        }
+        } } } } } }
         var background = SIMD3<Double>.zero
         for t in tileBackground { background += SIMD3<Double>(Double(t.x), Double(t.y), Double(t.z)) }
         return SplatGradients(parameters: grad, background: background, meanPixels: meanPixels)

@@ -140,7 +140,7 @@ enum IsolatedProcess {
         var spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
         // An executable written just before (a freshly installed binary, a test's stand-in) can be
         // briefly "busy": a fork by another thread while it was open for writing keeps a write
-        // descriptor in that child until it execs. Retry for up to a second, as Go's os/exec does.
+        // descriptor in that child until it execs. Retry for up to a second.
         var retries = 0
         while spawned == ETXTBSY && retries < 50 {
             usleep(20_000)

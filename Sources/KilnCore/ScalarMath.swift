@@ -6,11 +6,12 @@ import Foundation
 /// caller-saved, so the loop spills and reloads its live values around each call (the splat
 /// rasteriser's pixel loops did). These use only adds, multiplies and bit operations.
 public enum ScalarMath {
-    /// eˣ with relative error below 3·10⁻⁷ on [−87, 0.5]; 0 below −87 (float32's normal range
-    /// ends at e⁻⁸⁷·³³⁶⁵). The scheme and coefficients are Cephes' `expf`, as in KilnNN's
-    /// vectorised `VectorMath.exp`: n = round(x·log₂e), r = x − n·ln 2 with ln 2 split in two
-    /// parts so that r is exact, eʳ by a polynomial on |r| ≤ ½ ln 2, 2ⁿ built in the exponent
-    /// bits. Above 0.5 it is not meant to be used (the splat rasteriser's powers are ≤ 0).
+    /// eˣ with relative error below 3·10⁻⁷ on [−87, 88) (tested on [−87, 0.5] here and up to 88
+    /// through `expAnywhere`); 0 below −87 (float32's normal range ends at e⁻⁸⁷·³³⁶⁵); not for 88
+    /// and above, where 2ⁿ overflows. The scheme and coefficients are Cephes' `expf`, as in
+    /// KilnNN's vectorised `VectorMath.exp`: n = round(x·log₂e), r = x − n·ln 2 with ln 2 split in
+    /// two parts so that r is exact, eʳ by a polynomial on |r| ≤ ½ ln 2, 2ⁿ built in the exponent
+    /// bits.
     @inlinable @inline(__always)
     public static func exp(_ x: Float) -> Float {
         guard x >= -87 else { return 0 }
@@ -30,8 +31,9 @@ public enum ScalarMath {
         return p * Float(bitPattern: UInt32(bitPattern: (bits &+ 127) &<< 23))
     }
 
-    /// eˣ on the whole float32 range: `exp`'s scheme below 88 (2ⁿ stays a normal float up to
-    /// n = 127), libm's above it and for NaN; +∞ past float32's largest exponential as libm gives.
+    /// eˣ from −87 up: `exp`'s scheme below 88 (2ⁿ stays a normal float up to n = 127), libm's
+    /// above it and for NaN, +∞ past float32's largest exponential as libm gives; 0 below −87 (as
+    /// `exp`: float32's subnormal results there are flushed).
     @inlinable @inline(__always)
     public static func expAnywhere(_ x: Float) -> Float {
         x < 88 ? exp(x) : Float(Foundation.exp(Double(x)))

@@ -133,7 +133,9 @@ public enum GaussianRegularizers {
     }
 
     /// Per Gaussian, the per-channel median of its own base colour (SH DC) and those of its
-    /// neighbours in `table` (the mean of the two middle values for an even count).
+    /// neighbours in `table` (the mean of the two middle values for an even count, which an odd
+    /// `color_neighbours` gives: a border split evenly is then pulled to its middle, so the
+    /// edge-preserving behaviour needs an even neighbour count, as the default 4).
     public static func medianTargets(_ p: SplatParameters<Float>, table: NeighbourTable) -> [SIMD3<Double>] {
         let n = p.count, stride = p.sh.count / max(1, n)
         var values = [Float](repeating: 0, count: table.k + 1)

@@ -102,16 +102,17 @@ struct SplatRasterizerTests {
 }
 
 extension SplatRasterizerTests {
-    @Test("The forward pass composites exactly as a per-pixel loop over each tile's list would (same bits), at sizes around the tile size")
+    @Test("The forward pass composites exactly as a per-pixel loop over each tile's list would (same bits: colour on a background, alpha, depth, final transmittance), at sizes around the tile size")
     func perPixelOrder() {
         for (seed, size) in [(UInt64(31), (16, 16)), (32, (33, 20)), (33, (47, 35))] {
             var (p64, camera) = randomSplatScene(count: 120, shDegree: 1, seed: seed, width: size.0, height: size.1, opacityLogitRange: -1...4)
             // Ten small Gaussians, whose bounding squares cover a few pixels each.
             for i in 0..<10 { p64.logScales[3 * i] = -3; p64.logScales[3 * i + 1] = -3 }
             let p: SplatParameters<Float> = p64.converted()
-            let frame = SplatRasterizer.forward(p, camera: camera, threads: 2)
+            let frame = SplatRasterizer.forward(p, camera: camera, settings: SplatRenderSettings(background: SIMD3(0.2, 0.5, 0.9)), threads: 2)
             let w = camera.width, h = camera.height, bg = frame.settings.background
             var color = [Float](repeating: 0, count: 3 * w * h), processed = [Int32](repeating: 0, count: w * h)
+            var alpha = [Float](repeating: 0, count: w * h), depth = alpha, finalT = alpha
             frame.tileData.withUnsafeBufferPointer { data in
                 for tile in 0..<(frame.tilesX * frame.tilesY) {
                     let list = TileList(data: data.baseAddress, start: Int(frame.tileStart[tile]), end: Int(frame.tileStart[tile + 1]))
@@ -119,25 +120,117 @@ extension SplatRasterizerTests {
                     for y in y0..<min(y0 + SplatRasterizer.tileSize, h) {
                         for x in x0..<min(x0 + SplatRasterizer.tileSize, w) {
                             let px = Float(x) + 0.5, py = Float(y) + 0.5
-                            var T: Float = 1, r: Float = 0, g: Float = 0, b: Float = 0, count = 0
+                            var T: Float = 1, r: Float = 0, g: Float = 0, b: Float = 0, z: Float = 0, count = 0
                             for j in 0..<list.count where abs(list.meanY[j] - py) <= list.radius[j] {
                                 guard let alpha = list.alpha(j, px: px, py: py)?.alpha else { continue }
                                 let next = T * (1 - alpha)
                                 if next < Float(SplatRenderSettings.transmittanceMin) { break }
                                 let weight = alpha * T
                                 r += list.red[j] * weight; g += list.green[j] * weight; b += list.blue[j] * weight
+                                z += list.depth[j] * weight
                                 T = next
                                 count = j + 1
                             }
                             let o = y * w + x
                             color[3 * o] = r + T * bg.x; color[3 * o + 1] = g + T * bg.y; color[3 * o + 2] = b + T * bg.z
+                            alpha[o] = 1 - T; depth[o] = z; finalT[o] = T
                             processed[o] = Int32(count)
                         }
                     }
                 }
             }
             #expect(frame.images.color == color, "seed \(seed)")
+            #expect(frame.images.alpha == alpha && frame.images.depth == depth && frame.finalTransmittance == finalT, "seed \(seed)")
             #expect(frame.processed == processed && processed.contains { $0 > 1 }, "seed \(seed)")
+        }
+    }
+
+    @Test("The backward pass equals a per-pixel back-to-front loop over each tile's list, summed in float64, to 1e-5 of each gradient's scale, with NaN loss gradients at pixels no entry reaches")
+    func perPixelBackward() {
+        for (seed, size) in [(UInt64(41), (16, 16)), (42, (33, 20)), (43, (47, 35))] {
+            var (p64, camera) = randomSplatScene(count: 120, shDegree: 1, seed: seed, width: size.0, height: size.1, opacityLogitRange: -1...4)
+            for i in 0..<10 { p64.logScales[3 * i] = -3; p64.logScales[3 * i + 1] = -3 }
+            let p: SplatParameters<Float> = p64.converted()
+            let settings = SplatRenderSettings(background: SIMD3(0.2, 0.5, 0.9))
+            let frame = SplatRasterizer.forward(p, camera: camera, settings: settings, threads: 2)
+            let w = camera.width, h = camera.height, bg = settings.background
+            let loss = WeightedLoss(pixels: w * h, seed: seed)
+            var dColor = loss.color.map { Float($0) }, dAlpha = loss.alpha.map { Float($0) }, dDepth = loss.depth.map { Float($0) }
+            // Pixels that no entry reaches get NaN gradients: they must not reach any Gaussian.
+            var untouched = 0
+            for o in 0..<(w * h) where frame.processed[o] == 0 {
+                dColor[3 * o] = .nan; dColor[3 * o + 1] = .infinity; dAlpha[o] = .nan; dDepth[o] = -.infinity
+                untouched += 1
+            }
+            let fast = SplatRasterizer.backward(frame, p, gradients: SplatImageGradients(color: dColor, alpha: dAlpha, depth: dDepth))
+            // Per entry: meanX, meanY, conicA, conicB, conicC, opacity, r, g, b, depth, in float64.
+            var perGaussian = [[Double]](repeating: [Double](repeating: 0, count: 10), count: p.count)
+            frame.tileData.withUnsafeBufferPointer { data in
+                for tile in 0..<(frame.tilesX * frame.tilesY) {
+                    let start = Int(frame.tileStart[tile])
+                    let list = TileList(data: data.baseAddress, start: start, end: Int(frame.tileStart[tile + 1]))
+                    let x0 = (tile % frame.tilesX) * SplatRasterizer.tileSize, y0 = (tile / frame.tilesX) * SplatRasterizer.tileSize
+                    for y in y0..<min(y0 + SplatRasterizer.tileSize, h) {
+                        for x in x0..<min(x0 + SplatRasterizer.tileSize, w) {
+                            let o = y * w + x, px = Float(x) + 0.5, py = Float(y) + 0.5
+                            let d = (Double(dColor[3 * o]), Double(dColor[3 * o + 1]), Double(dColor[3 * o + 2]))
+                            let dA = Double(dAlpha[o]), dZ = Double(dDepth[o]), tFinal = Double(frame.finalTransmittance[o])
+                            let bgDot = Double(bg.x) * d.0 + Double(bg.y) * d.1 + Double(bg.z) * d.2
+                            var T = tFinal, acc = (0.0, 0.0, 0.0, 0.0), last = (0.0, 0.0, 0.0, 0.0), lastAlpha = 0.0
+                            for j in stride(from: Int(frame.processed[o]) - 1, through: 0, by: -1) where abs(list.meanY[j] - py) <= list.radius[j] {
+                                guard let (a32, gauss32, dx32, dy32) = list.alpha(j, px: px, py: py) else { continue }
+                                let a = Double(a32), gauss = Double(gauss32), dx = Double(dx32), dy = Double(dy32)
+                                let e = Int(frame.tileEntries[start + j])
+                                let (red, green, blue, z) = (Double(list.red[j]), Double(list.green[j]), Double(list.blue[j]), Double(list.depth[j]))
+                                T /= 1 - a
+                                let weight = a * T
+                                perGaussian[e][6] += weight * d.0; perGaussian[e][7] += weight * d.1; perGaussian[e][8] += weight * d.2
+                                perGaussian[e][9] += weight * dZ
+                                acc = (lastAlpha * last.0 + (1 - lastAlpha) * acc.0, lastAlpha * last.1 + (1 - lastAlpha) * acc.1,
+                                       lastAlpha * last.2 + (1 - lastAlpha) * acc.2, lastAlpha * last.3 + (1 - lastAlpha) * acc.3)
+                                last = (red, green, blue, z)
+                                lastAlpha = a
+                                var gAlpha = (red - acc.0) * d.0 + (green - acc.1) * d.1 + (blue - acc.2) * d.2 + (z - acc.3) * dZ
+                                gAlpha *= T
+                                gAlpha += (dA - bgDot) * tFinal / (1 - a)
+                                let opacity = Double(list.opacity[j])
+                                guard list.opacity[j] * gauss32 < Float(SplatRenderSettings.alphaMax) else { continue }
+                                let gPower = gAlpha * opacity * gauss
+                                let (ca, cb, cc) = (Double(list.conicA[j]), Double(list.conicB[j]), Double(list.conicC[j]))
+                                perGaussian[e][5] += gAlpha * gauss
+                                perGaussian[e][0] += gPower * (-ca * dx - cb * dy)
+                                perGaussian[e][1] += gPower * (-cc * dy - cb * dx)
+                                perGaussian[e][2] += gPower * (-dx * dx / 2)
+                                perGaussian[e][3] += gPower * (-dx * dy)
+                                perGaussian[e][4] += gPower * (-dy * dy / 2)
+                            }
+                        }
+                    }
+                }
+            }
+            #expect(untouched > 0, "seed \(seed): every pixel is reached, so the NaN check means nothing")
+            // The projection's backward pass from the float64 sums, in float32 as the rasteriser runs it.
+            let cam = SplatCamera<Float>(camera)
+            var reference = SplatParameters<Float>(zerosLike: p.count, shDegree: p.shDegree)
+            var basis = [Float](repeating: 0, count: 16)
+            for i in 0..<p.count where frame.projected[i].visible {
+                let s = perGaussian[i]
+                var g = ProjectedGradient<Float>()
+                (g.meanX, g.meanY, g.conicA, g.conicB, g.conicC) = (Float(s[0]), Float(s[1]), Float(s[2]), Float(s[3]), Float(s[4]))
+                (g.opacity, g.red, g.green, g.blue, g.depth) = (Float(s[5]), Float(s[6]), Float(s[7]), Float(s[8]), Float(s[9]))
+                SplatProjection.backward(i, p, camera: cam, settings: settings, degree: frame.settings.colorDegree(parameterDegree: p.shDegree),
+                                         g: g, grad: &reference, basis: &basis)
+            }
+            let meanPixels = perGaussian.flatMap { [Float($0[0]), Float($0[1])] }
+            for (name, a, b) in [("means", fast.parameters.means, reference.means), ("logScales", fast.parameters.logScales, reference.logScales),
+                                 ("rotations", fast.parameters.rotations, reference.rotations),
+                                 ("opacityLogits", fast.parameters.opacityLogits, reference.opacityLogits), ("sh", fast.parameters.sh, reference.sh),
+                                 ("meanPixels", fast.meanPixels, meanPixels)] {
+                #expect(a.allSatisfy { $0.isFinite }, "seed \(seed), \(name): a non-finite gradient")
+                let scale = max(1e-6, b.map { abs(Double($0)) }.max() ?? 0)
+                let worst = zip(a, b).map { abs(Double($0) - Double($1)) }.max() ?? 0
+                #expect(worst <= 1e-5 * scale, "seed \(seed), \(name): worst \(worst) of scale \(scale)")
+            }
         }
     }
 }

@@ -153,7 +153,8 @@ public enum SplatProjection {
 
     /// Accumulates into `grad` (parameter gradients of Gaussian `i`, at index `slot` if given:
     /// a gradient of a range of Gaussians) the gradient of the loss with respect to its projection
-    /// outputs `g`. Returns nothing for invisible Gaussians.
+    /// outputs `g`. Adds nothing for a Gaussian the forward pass culls for its depth or its
+    /// covariance (callers pass only visible ones).
     @inlinable
     public static func backward<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, settings: SplatRenderSettings,
                                    degree: Int, g: ProjectedGradient<R>, grad: inout SplatParameters<R>, basis: inout [R], slot: Int? = nil) {
@@ -163,6 +164,7 @@ public enum SplatProjection {
         let lowPass = R(settings.lowPass)
         let a = a0 + lowPass, b = b0, cc = c0 + lowPass
         let det = a * cc - b * b
+        guard det > 0 else { return }  // culled by the forward pass
         let inverseDet = 1 / det
 
         // Camera-space centre gradient.
@@ -181,7 +183,7 @@ public enum SplatProjection {
         if settings.antialiased {
             let det0 = a0 * c0 - b0 * b0
             if det0 > 0 {
-                compensation = (det0 * inverseDet).squareRoot()
+                compensation = (det0 / det).squareRoot()  // as the forward pass computes it
                 // d comp = ½ comp (tr(A⁻¹ dA) − tr(B⁻¹ dB)), dB = dA.
                 let k = g.opacity * s * compensation / 2
                 let inverseDet0 = 1 / det0
@@ -390,9 +392,10 @@ public enum SplatProjection {
         let k = p.coefficientsPerChannel, gradBase = 3 * k * o
         if degree == 0 {  // the constant band alone: no direction, nothing reaches the mean
             let base = 3 * k * i, c0 = R(SphericalHarmonics.c0)
-            if 0.5 + c0 * p.sh[base] >= 0 { grad.sh[gradBase] += c0 * g.0 }
-            if 0.5 + c0 * p.sh[base + 1] >= 0 { grad.sh[gradBase + 1] += c0 * g.1 }
-            if 0.5 + c0 * p.sh[base + 2] >= 0 { grad.sh[gradBase + 2] += c0 * g.2 }
+            // The clamp at 0 stops a channel's gradient (as below: a NaN colour passes it on).
+            if !(0.5 + c0 * p.sh[base] < 0) { grad.sh[gradBase] += c0 * g.0 }
+            if !(0.5 + c0 * p.sh[base + 1] < 0) { grad.sh[gradBase + 1] += c0 * g.1 }
+            if !(0.5 + c0 * p.sh[base + 2] < 0) { grad.sh[gradBase + 2] += c0 * g.2 }
             return (0, 0, 0)
         }
         let vx = p.means[3 * i] - c.position.0, vy = p.means[3 * i + 1] - c.position.1, vz = p.means[3 * i + 2] - c.position.2

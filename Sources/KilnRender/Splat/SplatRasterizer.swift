@@ -81,12 +81,12 @@ public enum SplatRasterizer {
                 for j in 0..<list.count where active > 0 {
                     guard let (xs, ys) = list.pixels(j, x0: x0, y0: y0, width: tw, height: th) else { continue }
                     let entry = list.entry(j)
-                    for h in 0..<2 {
-                        guard let lanes = entry.lanes(xs, firstX: x0 + 8 * h) else { continue }
+                    for half in 0..<2 {
+                        guard let lanes = entry.lanes(xs, firstX: x0 + 8 * half) else { continue }
                         for y in ys {
                             let py = Float(y) + 0.5
                             guard abs(entry.meanY - py) <= entry.radius else { continue }
-                            let row = 2 * (y - y0) + h
+                            let row = 2 * (y - y0) + half
                             var m = lanes.inside & state.live[row]
                             guard Lanes8.any(m), let (alpha, _) = entry.alpha(lanes, py: py, mask: &m) else { continue }
                             let t = state.T[row]
@@ -175,13 +175,13 @@ public enum SplatRasterizer {
                     var gmx = SIMD8<Float>(), gmy = SIMD8<Float>(), gca = SIMD8<Float>(), gcb = SIMD8<Float>(), gcc = SIMD8<Float>()
                     var gop = SIMD8<Float>(), gr = SIMD8<Float>(), gg = SIMD8<Float>(), gb = SIMD8<Float>(), gz = SIMD8<Float>()
                     let index = SIMD8<Int32>(repeating: Int32(j))
-                    for h in 0..<2 {
-                        guard let lanes = entry.lanes(xs, firstX: x0 + 8 * h) else { continue }
+                    for half in 0..<2 {
+                        guard let lanes = entry.lanes(xs, firstX: x0 + 8 * half) else { continue }
                         let dx = lanes.dx
                         for y in ys {
                             let py = Float(y) + 0.5
                             guard abs(entry.meanY - py) <= entry.radius else { continue }
-                            let row = 2 * (y - y0) + h
+                            let row = 2 * (y - y0) + half
                             var m = lanes.inside & Lanes8.less(index, state.processed[row])
                             guard Lanes8.any(m), let (alpha, gauss) = entry.alpha(lanes, py: py, mask: &m) else { continue }
                             let dy = entry.meanY - py
@@ -191,7 +191,9 @@ public enum SplatRasterizer {
                             let zero = SIMD8<Float>()
                             let weight = Lanes8.select(m, alpha * t, zero)
                             let dR = state.dR[row], dG = state.dG[row], dB = state.dB[row], dZ = state.dZ[row]
-                            gr += weight * dR; gg += weight * dG; gb += weight * dB; gz += weight * dZ
+                            // Masked lanes add exact zeros, whatever the loss's gradient is at those pixels.
+                            gr += Lanes8.select(m, weight * dR, zero); gg += Lanes8.select(m, weight * dG, zero)
+                            gb += Lanes8.select(m, weight * dB, zero); gz += Lanes8.select(m, weight * dZ, zero)
                             let la = state.lastAlpha[row]
                             let accR = Lanes8.select(m, la * state.lastR[row] + (1 - la) * state.accR[row], state.accR[row])
                             let accG = Lanes8.select(m, la * state.lastG[row] + (1 - la) * state.accG[row], state.accG[row])
@@ -208,13 +210,13 @@ public enum SplatRasterizer {
                             gAlpha += (state.dA[row] - state.bgDot[row]) * state.tFinal[row] / keep
                             // α = min(0.99, o·G): no gradient where the clamp holds.
                             let open = m & Lanes8.less(entry.opacity * gauss, SIMD8(repeating: Float(SplatRenderSettings.alphaMax)))
-                            let gPower = Lanes8.select(open, gAlpha * entry.opacity * gauss, zero)
+                            let gPower = gAlpha * entry.opacity * gauss
                             gop += Lanes8.select(open, gAlpha * gauss, zero)
-                            gmx += gPower * (-entry.conicA * dx - entry.conicB * dy)
-                            gmy += gPower * (-entry.conicC * dy - entry.conicB * dx)
-                            gca += gPower * (-dx * dx / 2)
-                            gcb += gPower * (-dx * dy)
-                            gcc += gPower * (-dy * dy / 2)
+                            gmx += Lanes8.select(open, gPower * (-entry.conicA * dx - entry.conicB * dy), zero)
+                            gmy += Lanes8.select(open, gPower * (-entry.conicC * dy - entry.conicB * dx), zero)
+                            gca += Lanes8.select(open, gPower * (-dx * dx / 2), zero)
+                            gcb += Lanes8.select(open, gPower * (-dx * dy), zero)
+                            gcc += Lanes8.select(open, gPower * (-dy * dy / 2), zero)
                         }
                     }
                     let slot = fields * (start + j)
@@ -358,7 +360,7 @@ struct FrontState {
         let lane = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
         for row in 0..<rows {
             let first = Int32(8 * (row % 2))
-            live[row] = Lanes8.less(lane &+ SIMD8(repeating: first), SIMD8(repeating: Int32(width)))
+            (live + row).initialize(to: Lanes8.less(lane &+ SIMD8(repeating: first), SIMD8(repeating: Int32(width))))
         }
     }
 

@@ -121,9 +121,19 @@ public enum SplatProjection {
     @inlinable
     public static func project<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, settings: SplatRenderSettings,
                                   degree: Int, basis: inout [R]) -> ProjectedGaussian<R> {
+        guard let f = Footprint(i, p, camera: c, near: R(settings.nearPlane)) else { return ProjectedGaussian() }
+        return finish(i, p, camera: c, settings: settings, degree: degree, basis: &basis, centre: (f.x, f.y, f.z), covariance: (f.a0, f.b0, f.c0))
+    }
+
+    /// The projection of Gaussian `i` from its camera-space centre and its 2D covariance before
+    /// the low-pass, [[a0, b0], [b0, c0]]: the low-pass, the culling, the antialiasing
+    /// compensation, the conic, the radius and bounding square, the opacity and the colour
+    /// (shared with `SplatProjectionReference`, which finds the covariance its own way).
+    @inlinable
+    static func finish<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, settings: SplatRenderSettings, degree: Int,
+                          basis: inout [R], centre: (R, R, R), covariance: (R, R, R)) -> ProjectedGaussian<R> {
         var out = ProjectedGaussian<R>()
-        guard let f = Footprint(i, p, camera: c, near: R(settings.nearPlane)) else { return out }
-        let a0 = f.a0, b0 = f.b0, c0 = f.c0, x = f.x, y = f.y, z = f.z
+        let (x, y, z) = centre, (a0, b0, c0) = covariance
         let lowPass = R(settings.lowPass)
         let a = a0 + lowPass, b = b0, cc = c0 + lowPass
         let det = a * cc - b * b

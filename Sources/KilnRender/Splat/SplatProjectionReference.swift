@@ -4,7 +4,8 @@ import RealModule
 /// The plain reference for `SplatProjection`: the same EWA projection through the textbook's full
 /// 3×3 matrices (Σ = R S Sᵀ Rᵀ, Σc = W Σ Wᵀ, Σ2D = J Σc Jᵀ) and their backward passes written
 /// entry by entry, with libm's exponential. The fast path takes Σ2D as U Uᵀ with U = J W R S and
-/// an inline exponential; the tests compare the two on random Gaussians and cameras.
+/// an inline exponential; the tests compare the two on random Gaussians and cameras. From the
+/// covariance on (the culling, conic, radius, opacity, colour) both run `SplatProjection.finish`.
 ///
 /// Σ = R(q)·S·Sᵀ·R(q)ᵀ with S = diag(exp(logScale)); camera-space Σc = W·Σ·Wᵀ; with
 /// (x, y, z) the camera-space centre, J = [[fx/z, 0, −fx·x'/z²], [0, fy/z, −fy·y'/z²]] where
@@ -16,43 +17,19 @@ public enum SplatProjectionReference {
     /// Projects Gaussian `i`. `basis` is scratch of at least 16 values.
     public static func project<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, settings: SplatRenderSettings,
                                   degree: Int, basis: inout [R]) -> ProjectedGaussian<R> {
-        var out = ProjectedGaussian<R>()
         let mx = p.means[3 * i], my = p.means[3 * i + 1], mz = p.means[3 * i + 2]
         let w = c.rotation
         let x = w[0] * mx + w[1] * my + w[2] * mz + c.translation.0
         let y = w[3] * mx + w[4] * my + w[5] * mz + c.translation.1
         let z = w[6] * mx + w[7] * my + w[8] * mz + c.translation.2
-        guard z >= R(settings.nearPlane) else { return out }
+        guard z >= R(settings.nearPlane) else { return ProjectedGaussian() }
 
         let sigma = covariance3D(i, p)
         let sc = rotateCovariance(sigma, w)
         let (j00, j02, j11, j12) = SplatProjection.jacobian(x: x, y: y, z: z, camera: c).values
         // Σ2D = J Σc Jᵀ, J = [[j00, 0, j02], [0, j11, j12]].
         let (a0, b0, c0) = projectCovariance(sc, j00: j00, j02: j02, j11: j11, j12: j12)
-        let lowPass = R(settings.lowPass)
-        let a = a0 + lowPass, b = b0, cc = c0 + lowPass
-        let det = a * cc - b * b
-        guard det > 0 else { return out }
-        var compensation: R = 1
-        if settings.antialiased {
-            let det0 = a0 * c0 - b0 * b0
-            compensation = det0 > 0 ? (det0 / det).squareRoot() : 0
-        }
-        let mid = (a + cc) / 2
-        let lambda = mid + max(R(0.1), mid * mid - det).squareRoot()
-        let radius = Int((R(SplatRenderSettings.extentSigmas) * lambda.squareRoot()).rounded(.up))
-        let u = c.fx * x / z + c.cx, v = c.fy * y / z + c.cy
-        // Bounding square against the image (pixel centres at +0.5).
-        guard radius > 0, u + R(radius) > 0, u - R(radius) < R(c.width), v + R(radius) > 0, v - R(radius) < R(c.height) else { return out }
-
-        out.visible = true
-        out.meanX = u; out.meanY = v
-        out.conicA = cc / det; out.conicB = -b / det; out.conicC = a / det
-        out.depth = z
-        out.radius = radius
-        out.opacity = sigmoid(p.opacityLogits[i]) * compensation
-        (out.red, out.green, out.blue) = SplatProjection.color(i, p, camera: c, degree: degree, basis: &basis)
-        return out
+        return SplatProjection.finish(i, p, camera: c, settings: settings, degree: degree, basis: &basis, centre: (x, y, z), covariance: (a0, b0, c0))
     }
 
     /// Accumulates into `grad` (parameter gradients of Gaussian `i`) the gradient of the loss

@@ -86,38 +86,39 @@ public enum GaussianRegularizers {
                     value += weight * ((hue * hue).sum() + 3 * beta * m * m)
                     for a in 0..<3 { dc[3 * i + a] += 2 * weight * (d[a] - (1 - beta) * m) }
                 }
-            }
-            for i in 0..<n where penalty != .median {
-                for s in (i * table.k)..<((i + 1) * table.k) {
-                    let j = Int(table.indices[s])
-                    // β = 1 keeps the plain per-channel sum: the split form gives the same value
-                    // rounded differently, and runs that never set β must resume bit-identically.
-                    if brightness == 1 && !robust {
-                        for a in 0..<3 {
-                            let d = Double(p.sh[i * stride + a]) - Double(p.sh[j * stride + a])
-                            value += c * d * d
-                            dc[3 * i + a] += 2 * c * d
-                            dc[3 * j + a] -= 2 * c * d
-                        }
-                    } else {
-                        let d = SIMD3<Double>(Double(p.sh[i * stride]) - Double(p.sh[j * stride]),
-                                              Double(p.sh[i * stride + 1]) - Double(p.sh[j * stride + 1]),
-                                              Double(p.sh[i * stride + 2]) - Double(p.sh[j * stride + 2]))
-                        let m = d.sum() / 3, hue = d - SIMD3(repeating: m)
-                        let q = (hue * hue).sum() + 3 * beta * m * m
-                        // ∂q/∂cᵢ = 2(d − (1 − β)·m·𝟙); ρ'(q) = 1 for l2, ε/√(q + ε²) for Charbonnier.
-                        var slope = 1.0
-                        if robust {
-                            let root = (q + epsilon * epsilon).squareRoot()
-                            value += c * 2 * epsilon * (root - epsilon)
-                            slope = epsilon / root
+            } else {
+                for i in 0..<n {
+                    for s in (i * table.k)..<((i + 1) * table.k) {
+                        let j = Int(table.indices[s])
+                        // β = 1 keeps the plain per-channel sum: the split form gives the same value
+                        // rounded differently, and runs that never set β must resume bit-identically.
+                        if brightness == 1 && !robust {
+                            for a in 0..<3 {
+                                let d = Double(p.sh[i * stride + a]) - Double(p.sh[j * stride + a])
+                                value += c * d * d
+                                dc[3 * i + a] += 2 * c * d
+                                dc[3 * j + a] -= 2 * c * d
+                            }
                         } else {
-                            value += c * q
-                        }
-                        for a in 0..<3 {
-                            let gradient = 2 * c * slope * (d[a] - (1 - beta) * m)
-                            dc[3 * i + a] += gradient
-                            dc[3 * j + a] -= gradient
+                            let d = SIMD3<Double>(Double(p.sh[i * stride]) - Double(p.sh[j * stride]),
+                                                  Double(p.sh[i * stride + 1]) - Double(p.sh[j * stride + 1]),
+                                                  Double(p.sh[i * stride + 2]) - Double(p.sh[j * stride + 2]))
+                            let m = d.sum() / 3, hue = d - SIMD3(repeating: m)
+                            let q = (hue * hue).sum() + 3 * beta * m * m
+                            // ∂q/∂cᵢ = 2(d − (1 − β)·m·𝟙); ρ'(q) = 1 for l2, ε/√(q + ε²) for Charbonnier.
+                            var slope = 1.0
+                            if robust {
+                                let root = (q + epsilon * epsilon).squareRoot()
+                                value += c * 2 * epsilon * (root - epsilon)
+                                slope = epsilon / root
+                            } else {
+                                value += c * q
+                            }
+                            for a in 0..<3 {
+                                let gradient = 2 * c * slope * (d[a] - (1 - beta) * m)
+                                dc[3 * i + a] += gradient
+                                dc[3 * j + a] -= gradient
+                            }
                         }
                     }
                 }

@@ -161,35 +161,30 @@ public enum SplatProjection {
         return out
     }
 
-    /// Accumulates into `grad` (parameter gradients of Gaussian `i`, at index `slot` if given:
-    /// a gradient of a range of Gaussians) the gradient of the loss with respect to its projection
-    /// outputs `g`. Adds nothing for a Gaussian the forward pass culls for its depth or its
-    /// covariance (callers pass only visible ones).
+    /// The backward pass of `finish`: from the gradient `g` of the projection's outputs to the
+    /// camera-space centre (through the pixel mean and the depth; the covariance's own dependence
+    /// on the centre is the caller's), the opacity logit (through the sigmoid and the
+    /// compensation), and the 2D covariance before the low-pass (b0 as a full-matrix entry pair,
+    /// through the conic and the compensation). Nil for a covariance `finish` culls (det ≤ 0).
     @inlinable
-    public static func backward<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, settings: SplatRenderSettings,
-                                   degree: Int, g: ProjectedGradient<R>, grad: inout SplatParameters<R>, basis: inout [R], slot: Int? = nil) {
-        let o = slot ?? i
-        guard let f = Footprint(i, p, camera: c, near: R(settings.nearPlane)) else { return }
-        let a0 = f.a0, b0 = f.b0, c0 = f.c0, x = f.x, y = f.y, z = f.z
+    static func finishBackward<R>(_ g: ProjectedGradient<R>, opacityLogit: R, camera c: SplatCamera<R>, settings: SplatRenderSettings,
+                                  centre: (R, R, R), covariance: (R, R, R)) -> (centre: (R, R, R), covariance: (R, R, R), opacityLogit: R)? {
+        let (x, y, z) = centre, (a0, b0, c0) = covariance
         let lowPass = R(settings.lowPass)
         let a = a0 + lowPass, b = b0, cc = c0 + lowPass
         let det = a * cc - b * b
-        guard det > 0 else { return }  // culled by the forward pass
+        guard det > 0 else { return nil }
         let inverseDet = 1 / det
 
-        // Camera-space centre gradient.
-        var gx: R = 0, gy: R = 0, gz: R = 0
-        // Mean in pixels: u = fx·x/z + cx, v = fy·y/z + cy.
+        // Mean in pixels: u = fx·x/z + cx, v = fy·y/z + cy; and the depth z.
         let inverseZ = 1 / z
-        gx += g.meanX * c.fx * inverseZ
-        gy += g.meanY * c.fy * inverseZ
-        gz += (-g.meanX * c.fx * x - g.meanY * c.fy * y) * (inverseZ * inverseZ)
-        gz += g.depth
+        let gx = g.meanX * c.fx * inverseZ, gy = g.meanY * c.fy * inverseZ
+        let gz = (-g.meanX * c.fx * x - g.meanY * c.fy * y) * (inverseZ * inverseZ) + g.depth
 
         // Opacity = sigmoid(logit) · compensation.
-        let s = sigmoid(p.opacityLogits[i])
+        let s = sigmoid(opacityLogit)
         var compensation: R = 1
-        var gA0: R = 0, gB0: R = 0, gC0: R = 0  // gradient w.r.t. Σ2D before the low-pass (a0, b0, c0), b0 as a full-matrix entry pair
+        var gA0: R = 0, gB0: R = 0, gC0: R = 0
         if settings.antialiased {
             let det0 = a0 * c0 - b0 * b0
             if det0 > 0 {
@@ -205,7 +200,6 @@ public enum SplatProjection {
                 compensation = 0
             }
         }
-        grad.opacityLogits[o] += g.opacity * compensation * s * (1 - s)
 
         // Conic = B⁻¹ → dL/dB = −Q G Q, with G symmetric (off-diagonal ½ dL/dconicB).
         let qa = cc * inverseDet, qb = -b * inverseDet, qc = a * inverseDet
@@ -213,6 +207,24 @@ public enum SplatProjection {
         let m00 = qa * ga + qb * gb, m01 = qa * gb + qb * gc
         let m10 = qb * ga + qc * gb, m11 = qb * gb + qc * gc
         gA0 -= m00 * qa + m01 * qb; gB0 -= m00 * qb + m01 * qc; gC0 -= m10 * qb + m11 * qc
+        return ((gx, gy, gz), (gA0, gB0, gC0), g.opacity * compensation * s * (1 - s))
+    }
+
+    /// Accumulates into `grad` (parameter gradients of Gaussian `i`, at index `slot` if given:
+    /// a gradient of a range of Gaussians) the gradient of the loss with respect to its projection
+    /// outputs `g`. Adds nothing for a Gaussian the forward pass culls for its depth or its
+    /// covariance (callers pass only visible ones).
+    @inlinable
+    public static func backward<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, settings: SplatRenderSettings,
+                                   degree: Int, g: ProjectedGradient<R>, grad: inout SplatParameters<R>, basis: inout [R], slot: Int? = nil) {
+        let o = slot ?? i
+        guard let f = Footprint(i, p, camera: c, near: R(settings.nearPlane)) else { return }
+        guard let back = finishBackward(g, opacityLogit: p.opacityLogits[i], camera: c, settings: settings, centre: (f.x, f.y, f.z),
+                                        covariance: (f.a0, f.b0, f.c0)) else { return }
+        grad.opacityLogits[o] += back.opacityLogit
+        var (gx, gy, gz) = back.centre
+        let (gA0, gB0, gC0) = back.covariance
+        let inverseZ = 1 / f.z
 
         // Σ2D = U Uᵀ with G2 = [[gA0, gB0], [gB0, gC0]] → dL/dU = 2·G2·U; U = V·S.
         let s0 = f.s0, s1 = f.s1, s2 = f.s2

@@ -3,16 +3,10 @@ import RealModule
 
 /// The plain reference for `SplatProjection`: the same EWA projection through the textbook's full
 /// 3×3 matrices (Σ = R S Sᵀ Rᵀ, Σc = W Σ Wᵀ, Σ2D = J Σc Jᵀ) and their backward passes written
-/// entry by entry, with libm's exponential. The fast path takes Σ2D as U Uᵀ with U = J W R S and
-/// an inline exponential; the tests compare the two on random Gaussians and cameras. From the
-/// covariance on (the culling, conic, radius, opacity, colour) both run `SplatProjection.finish`.
-///
-/// Σ = R(q)·S·Sᵀ·R(q)ᵀ with S = diag(exp(logScale)); camera-space Σc = W·Σ·Wᵀ; with
-/// (x, y, z) the camera-space centre, J = [[fx/z, 0, −fx·x'/z²], [0, fy/z, −fy·y'/z²]] where
-/// x' = z·clamp(x/z, −(cx/fx + 0.3·tanX), (width−cx)/fx + 0.3·tanX) (and y' alike) keeps J
-/// finite for centres far outside the view; Σ2D = J·Σc·Jᵀ + lowPass·I; conic = Σ2D⁻¹;
-/// radius = ⌈3·√λmax⌉ with λmax = mid + √max(0.1, mid² − det). Culled when z < near, det ≤ 0,
-/// or the bounding square misses the image.
+/// entry by entry, the scales by libm's exponential. The fast path takes Σ2D as U Uᵀ with
+/// U = J W R S and an inline exponential; the tests compare the two on random Gaussians and
+/// cameras. From the covariance on (the culling, conic, radius, opacity, colour) both run
+/// `SplatProjection.finish`, and back to it `SplatProjection.finishBackward`.
 public enum SplatProjectionReference {
     /// Projects Gaussian `i`. `basis` is scratch of at least 16 values.
     public static func project<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, settings: SplatRenderSettings,
@@ -33,7 +27,7 @@ public enum SplatProjectionReference {
     }
 
     /// Accumulates into `grad` (parameter gradients of Gaussian `i`) the gradient of the loss
-    /// with respect to its projection outputs `g`. Returns nothing for invisible Gaussians.
+    /// with respect to its projection outputs `g`. Adds nothing for a Gaussian the forward pass culls.
     public static func backward<R>(_ i: Int, _ p: SplatParameters<R>, camera c: SplatCamera<R>, settings: SplatRenderSettings,
                                    degree: Int, g: ProjectedGradient<R>, grad: inout SplatParameters<R>, basis: inout [R]) {
         let mx = p.means[3 * i], my = p.means[3 * i + 1], mz = p.means[3 * i + 2]
@@ -46,47 +40,11 @@ public enum SplatProjectionReference {
         let jac = SplatProjection.jacobian(x: x, y: y, z: z, camera: c)
         let (j00, j02, j11, j12) = jac.values
         let (a0, b0, c0) = projectCovariance(sc, j00: j00, j02: j02, j11: j11, j12: j12)
-        let lowPass = R(settings.lowPass)
-        let a = a0 + lowPass, b = b0, cc = c0 + lowPass
-        let det = a * cc - b * b
-
-        // Camera-space centre gradient.
-        var gx: R = 0, gy: R = 0, gz: R = 0
-        // Mean in pixels: u = fx·x/z + cx, v = fy·y/z + cy.
-        gx += g.meanX * c.fx / z
-        gy += g.meanY * c.fy / z
-        gz += -g.meanX * c.fx * x / (z * z) - g.meanY * c.fy * y / (z * z)
-        gz += g.depth
-
-        // Opacity = sigmoid(logit) · compensation.
-        let s = sigmoid(p.opacityLogits[i])
-        var compensation: R = 1
-        var gA0: R = 0, gB0: R = 0, gC0: R = 0  // gradient w.r.t. Σ2D before the low-pass (a0, b0, c0), b0 as a full-matrix entry pair
-        if settings.antialiased {
-            let det0 = a0 * c0 - b0 * b0
-            if det0 > 0 {
-                compensation = (det0 / det).squareRoot()
-                // d comp = ½ comp (tr(A⁻¹ dA) − tr(B⁻¹ dB)), dB = dA.
-                let k = g.opacity * s * compensation / 2
-                // A⁻¹ = [[c0, −b0], [−b0, a0]]/det0;  B⁻¹ = [[cc, −b], [−b, a]]/det.
-                gA0 += k * (c0 / det0 - cc / det)
-                gC0 += k * (a0 / det0 - a / det)
-                gB0 += k * (-b0 / det0 + b / det)  // per off-diagonal entry
-            } else {
-                compensation = 0
-            }
-        }
-        grad.opacityLogits[i] += g.opacity * compensation * s * (1 - s)
-
-        // Conic = B⁻¹ → dL/dB = −Q G Q, with G symmetric (off-diagonal ½ dL/dconicB).
-        let qa = cc / det, qb = -b / det, qc = a / det
-        let ga = g.conicA, gb = g.conicB / 2, gc = g.conicC
-        // (Q G)
-        let m00 = qa * ga + qb * gb, m01 = qa * gb + qb * gc
-        let m10 = qb * ga + qc * gb, m11 = qb * gb + qc * gc
-        // (Q G) Q
-        let n00 = m00 * qa + m01 * qb, n01 = m00 * qb + m01 * qc, n11 = m10 * qb + m11 * qc
-        gA0 += -n00; gB0 += -n01; gC0 += -n11
+        guard let back = SplatProjection.finishBackward(g, opacityLogit: p.opacityLogits[i], camera: c, settings: settings,
+                                                        centre: (x, y, z), covariance: (a0, b0, c0)) else { return }
+        grad.opacityLogits[i] += back.opacityLogit
+        var (gx, gy, gz) = back.centre
+        let (gA0, gB0, gC0) = back.covariance
 
         // Σ2D = J Σc Jᵀ: dL/dΣc = Jᵀ G2 J, dL/dJ = 2 G2 J Σc, with G2 = [[gA0, gB0], [gB0, gC0]].
         // J rows: r0 = (j00, 0, j02), r1 = (0, j11, j12).
@@ -126,8 +84,6 @@ public enum SplatProjectionReference {
     }
 
     // MARK: - Pieces
-
-    static func sigmoid<R: Real>(_ x: R) -> R { 1 / (1 + R.exp(-x)) }
 
     /// A row-major 3×3 matrix in the first nine lanes of a SIMD16 (a stack value, no allocation:
     /// heap arrays here cost about half of the projection's time).

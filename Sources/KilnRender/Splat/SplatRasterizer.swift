@@ -495,6 +495,8 @@ struct TileList {
 
     /// α of entry `j` at a pixel centre and the Gaussian value e^power, or nil when the entry is
     /// skipped there (the reference's tests: outside the bounding square, power > 0, α < 1/255).
+    /// The one-pixel form of `TileEntry.alpha`, which the pixel loops run: the tests' per-pixel
+    /// loops use it to check those loops lane by lane.
     @inline(__always)
     func alpha(_ j: Int, px: Float, py: Float) -> (alpha: Float, gauss: Float, dx: Float, dy: Float)? {
         let dx = meanX[j] - px, dy = meanY[j] - py
